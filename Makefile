@@ -1,0 +1,50 @@
+# creditline: `make run` runs the whole thing locally, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run up down status worker test test-unit lint schemas clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(STAMP)  ## Python deps (pinned), redis-server, Java and Maven when missing
+	@bash scripts/install-system-deps.sh
+
+up: install  ## local Kafka + Redis on loopback, topics created
+	$(BIN)/creditline up
+
+down:
+	$(BIN)/creditline down
+
+status:
+	$(BIN)/creditline status
+
+run: up  ## stack + worker + simulator, decisions printed as they arrive (Ctrl-C stops)
+	$(BIN)/creditline demo
+
+worker: up
+	$(BIN)/creditline worker
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: up lint  ## unit, integration (real Kafka + Redis) and e2e tests
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+schemas: install
+	$(BIN)/creditline schemas export
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

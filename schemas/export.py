@@ -1,0 +1,35 @@
+"""Generate the JSON Schema file of every wire model (``schemas/json/<Model>.schema.json``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from schemas.models import CONTRACT_MODELS
+
+SCHEMA_DIR = Path(__file__).parent / "json"
+
+
+def render_schema(name: str) -> str:
+    """The JSON Schema text of one contract model, stable byte for byte."""
+    schema = CONTRACT_MODELS[name].model_json_schema(mode="validation")
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:creditline:schema:{name}",
+        **schema,
+    }
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def export_schemas(directory: Path = SCHEMA_DIR, *, check: bool = False) -> list[str]:
+    """Write every schema file (or, with ``check``, only list the ones that differ)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stale = []
+    for name in CONTRACT_MODELS:
+        path = directory / f"{name}.schema.json"
+        text = render_schema(name)
+        if not path.exists() or path.read_text() != text:
+            stale.append(path.name)
+            if not check:
+                path.write_text(text)
+    return stale

@@ -1,0 +1,289 @@
+"""Pydantic v2 models of every record on creditline's topics.
+
+Money is :class:`~decimal.Decimal` end to end: accepted as a JSON number or a decimal string
+with at most two decimal places in ``[0, 10_000_000_000]``, emitted as a string with exactly
+two places. Timestamps must be RFC 3339 strings with an offset and are normalised to UTC.
+Unknown fields are ignored so that producers can add fields without breaking us.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+MONEY_MAX = Decimal("10000000000")
+CENT = Decimal("0.01")
+_DECIMAL_STRING = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+#: Error types raised by our own validators; the decoder maps them to dead-letter codes.
+ERR_MONEY_NOT_FINITE = "money_not_finite"
+ERR_MONEY_RANGE = "money_out_of_range"
+ERR_MONEY_DECIMALS = "money_too_many_decimals"
+ERR_MONEY_TYPE = "money_type"
+ERR_TIMESTAMP_TYPE = "timestamp_type"
+
+
+def _parse_money(value: Any) -> Decimal:
+    """Turn a JSON number (int or Decimal) or decimal string into an exact Decimal amount."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(ERR_MONEY_TYPE, "amount must be a number or decimal string")
+    if isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, float):
+        # Only reachable from Python callers: JSON is parsed with Decimal for floats.
+        if value != value or value in (float("inf"), float("-inf")):
+            raise PydanticCustomError(ERR_MONEY_NOT_FINITE, "amount must be finite")
+        amount = Decimal(repr(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _DECIMAL_STRING.match(text):
+            raise PydanticCustomError(
+                ERR_MONEY_TYPE, "amount string must be a plain decimal like '1234.50'"
+            )
+        try:
+            amount = Decimal(text)
+        except InvalidOperation as exc:  # pragma: no cover - regex already guards
+            raise PydanticCustomError(ERR_MONEY_TYPE, "amount is not a decimal") from exc
+    else:
+        raise PydanticCustomError(ERR_MONEY_TYPE, "amount must be a number or decimal string")
+    if not amount.is_finite():
+        raise PydanticCustomError(ERR_MONEY_NOT_FINITE, "amount must be finite")
+    if amount < 0 or amount > MONEY_MAX:
+        raise PydanticCustomError(ERR_MONEY_RANGE, "amount must be between 0 and 10,000,000,000")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(CENT):
+        raise PydanticCustomError(ERR_MONEY_DECIMALS, "amount has more than 2 decimal places")
+    return amount.quantize(CENT)
+
+
+def format_money(amount: Decimal) -> str:
+    """The wire form of an amount: a decimal string with exactly two places."""
+    return f"{amount.quantize(CENT):f}"
+
+
+def _positive(amount: Decimal) -> Decimal:
+    if amount <= 0:
+        raise PydanticCustomError(ERR_MONEY_RANGE, "amount must be greater than 0")
+    return amount
+
+
+_MONEY_JSON_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 10_000_000_000, "multipleOf": 0.01},
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$"},
+    ],
+    "description": "Amount: JSON number or decimal string, at most 2 decimal places, "
+    "0 to 10,000,000,000. Emitted as a string with 2 places.",
+}
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_parse_money),
+    PlainSerializer(format_money, return_type=str, when_used="json"),
+    WithJsonSchema(_MONEY_JSON_SCHEMA),
+]
+PositiveMoney = Annotated[
+    Decimal,
+    BeforeValidator(_parse_money),
+    AfterValidator(_positive),
+    PlainSerializer(format_money, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {**_MONEY_JSON_SCHEMA["anyOf"][0], "minimum": 0.01},
+                _MONEY_JSON_SCHEMA["anyOf"][1],
+            ],
+            "description": "Amount greater than zero; otherwise as Money.",
+        }
+    ),
+]
+
+
+def _require_rfc3339_string(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError(ERR_TIMESTAMP_TYPE, "timestamp must be an RFC 3339 string")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    # One zone everywhere: equality and ordering never depend on the producer's offset.
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_require_rfc3339_string),
+    AfterValidator(_to_utc),
+    Field(description="RFC 3339 timestamp with an offset; normalised to UTC."),
+]
+
+EventId = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$"),
+]
+UserId = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+]
+LoanId = EventId
+Category = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+]
+
+
+class AssetType(StrEnum):
+    """What an asset snapshot is about; ``income`` is monthly income."""
+
+    DEPOSIT = "deposit"
+    INVESTMENT = "investment"
+    PROPERTY = "property"
+    INCOME = "income"
+
+
+class DisplayedStatus(StrEnum):
+    """What the app showed the user when they asked for a loan."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    FROZEN = "frozen"
+    UNKNOWN = "unknown"
+
+
+class EffectiveStatus(StrEnum):
+    """The live status of a credit line, derived from the latest score."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    FROZEN = "frozen"
+
+
+class Outcome(StrEnum):
+    """The answer to a loan request."""
+
+    APPROVED = "approved"
+    PARTIALLY_APPROVED = "partially_approved"
+    DECLINED = "declined"
+    REVIEW = "review"
+
+
+class _Inbound(BaseModel):
+    # Unknown fields are ignored for forward compatibility.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _EventBase(_Inbound):
+    event_id: EventId = Field(description="Unique per event; redeliveries carry the same id.")
+    user_id: UserId
+    occurred_at: Timestamp
+
+
+class RepaymentEvent(_EventBase):
+    """A repayment (or missed repayment) on one loan; its balance is a snapshot."""
+
+    loan_id: LoanId
+    amount_due: Money
+    amount_paid: Money
+    days_past_due: StrictInt = Field(ge=0, le=36500, description="0 = on time.")
+    outstanding_balance: Money = Field(
+        description="Principal still owed on this loan after this event."
+    )
+
+
+class SpendingEvent(_EventBase):
+    """A purchase on the user's account."""
+
+    amount: PositiveMoney
+    category: Category
+    merchant_id: EventId | None = None
+
+
+class AssetEvent(_EventBase):
+    """A snapshot of one asset type; the latest by ``occurred_at`` wins."""
+
+    asset_type: AssetType
+    value: Money
+    verified: StrictBool = False
+
+
+InputEvent = RepaymentEvent | SpendingEvent | AssetEvent
+
+
+class LoanRequest(_Inbound):
+    """A user asks for a loan; ``displayed_status`` is what the app showed them."""
+
+    request_id: EventId
+    user_id: UserId
+    requested_at: Timestamp
+    amount: PositiveMoney
+    term_months: StrictInt = Field(ge=1, le=36)
+    displayed_status: DisplayedStatus
+
+
+class Reason(BaseModel):
+    """Why a decision came out as it did: a stable code and a readable text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    text: str
+
+
+class LoanDecision(BaseModel):
+    """The answer to one :class:`LoanRequest`, decided from the live score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: EventId
+    user_id: UserId
+    decided_at: AwareDatetime
+    outcome: Outcome
+    requested_amount: Money
+    approved_amount: Money
+    credit_limit: Money
+    available_limit: Money
+    score: int = Field(ge=350, le=950)
+    score_as_of: AwareDatetime | None = Field(
+        description="Time of the latest event folded into the score; null when no state "
+        "could be read (NO_HISTORY, SCORE_UNAVAILABLE)."
+    )
+    effective_status: EffectiveStatus
+    displayed_status: DisplayedStatus
+    overrides_displayed_status: bool = Field(
+        description="True when the outcome follows an effective status that differs from a "
+        "concrete displayed status (open/closed/frozen)."
+    )
+    reasons: list[Reason] = Field(description="Never empty unless fully approved.")
+    policy_version: str
+    scorer_version: str
+
+
+#: Every model published as a JSON Schema file, by file stem.
+CONTRACT_MODELS: dict[str, type[BaseModel]] = {
+    "RepaymentEvent": RepaymentEvent,
+    "SpendingEvent": SpendingEvent,
+    "AssetEvent": AssetEvent,
+    "LoanRequest": LoanRequest,
+    "LoanDecision": LoanDecision,
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what creditline needs outside Python, when missing: redis-server (Debian package),
+# a JDK 17+ and Maven (to fetch and run Kafka's jars). Idempotent; quiet when all is there.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+if [ "${CREDITLINE_WITH_PROMETHEUS:-0}" = 1 ]; then
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "installing system packages: ${need[*]}"
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "apt-get not found: install ${need[*]} with your package manager" >&2
+  exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian may start its own redis-server service on 6379; creditline starts its own on demand
+# and leaves an already reachable one alone, so either works.

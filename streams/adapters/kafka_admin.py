@@ -1,0 +1,70 @@
+"""Creating and checking creditline's topics with Kafka's admin API."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+from streams.topics import Topics, TopicSpec
+
+
+class TopicError(RuntimeError):
+    """The topics cannot be created or are inconsistent; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """A topic as it exists on the broker."""
+
+    name: str
+    partitions: int
+    created_now: bool
+
+
+def _broker_unreachable(settings: Settings) -> TopicError:
+    return TopicError(
+        f"Kafka is not reachable at {settings.kafka_bootstrap_servers}. Start the local "
+        "stack with `creditline up` (or `make up`), or set CREDITLINE_KAFKA_BOOTSTRAP_SERVERS."
+    )
+
+
+async def ensure_topics(settings: Settings, timeout_ms: int = 30000) -> list[TopicState]:
+    """Create missing topics; fail if the input topics do not share one partition count."""
+    specs: list[TopicSpec] = Topics.from_settings(settings).specs(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=timeout_ms
+    )
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise _broker_unreachable(settings) from exc
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            new = [
+                NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
+                for s in missing
+            ]
+            # Another process may create them in between: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new, timeout_ms=timeout_ms)
+        described = await admin.describe_topics([s.name for s in specs])
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    created = {s.name for s in missing}
+    states = [TopicState(s.name, counts.get(s.name, 0), s.name in created) for s in specs]
+    inputs = Topics.from_settings(settings).inputs
+    input_counts = {counts.get(name, 0) for name in inputs}
+    if len(input_counts) != 1:
+        detail = ", ".join(f"{n}={counts.get(n, 0)}" for n in inputs)
+        raise TopicError(
+            "input topics must share one partition count so that a user's events and "
+            f"requests are co-partitioned; found {detail}"
+        )
+    return states

@@ -1,0 +1,91 @@
+"""Publishing records to Kafka, and the dead-letter record format."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from schemas import dead_letter
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """One consumed Kafka record, independent of the client library that read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None  # seconds since the epoch (producer's CreateTime)
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+class RecordSink(Protocol):
+    """Something that publishes records; ``send`` returns when the record is queued and the
+    awaitable it returns completes when the broker has acknowledged it."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[Any]: ...
+
+
+def dead_letter_headers(
+    record: InboundRecord, code: str, message: str, rejected_at: datetime
+) -> list[tuple[str, bytes]]:
+    """The record's own headers followed by ours naming the error and where it came from."""
+    return [
+        *record.headers,
+        (dead_letter.HEADER_ERROR_CODE, code.encode()),
+        (dead_letter.HEADER_ERROR_MESSAGE, message.encode()),
+        (dead_letter.HEADER_SOURCE_TOPIC, record.topic.encode()),
+        (dead_letter.HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+        (dead_letter.HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+        (dead_letter.HEADER_REJECTED_AT, rejected_at.isoformat().encode()),
+    ]
+
+
+@dataclass
+class AioKafkaSink:
+    """A :class:`RecordSink` over a started ``aiokafka.AIOKafkaProducer`` (CLI, tests)."""
+
+    producer: Any
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[Any]:
+        """Queue a record; await the result for the broker's acknowledgement."""
+        future: Awaitable[Any] = await self.producer.send(
+            topic, value=value, key=key, headers=list(headers)
+        )
+        return future
+
+
+@dataclass
+class FaustSink:
+    """A :class:`RecordSink` over a Faust app's producer (flushed by Faust before commits)."""
+
+    app: Any
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[Any]:
+        """Queue a record; await the result for the broker's acknowledgement."""
+        future: Awaitable[Any] = await self.app.producer.send(
+            topic, key, value, None, None, list(headers)
+        )
+        return future

@@ -1,0 +1,203 @@
+"""Per-user state in Redis: one pipelined read and one pipelined atomic write per batch.
+
+Writes are optimistic: each user's write is a Lua script that applies only if the stored
+version is the one the batch read (a stale-write check, as Feast's online store does). A
+conflict — another worker wrote the same user in between, e.g. during a rebalance or when
+a producer put a user's events on two partitions — is reported back so that the caller can
+re-read and re-fold that user. The state and the fingerprints of the events it contains are
+written together, so "applied" and "recognised as duplicate" can never disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from streams.core.codec import decode_state, encode_state
+from streams.core.state import UserState
+from streams.keys import KeyLayout
+from streams.metrics import Metrics
+
+# KEYS: state hash, seen set. ARGV: expected version, n field/value pairs, the pairs,
+# then event fingerprints. Returns 1 when applied, 0 on a version conflict.
+_APPLY_LUA = """
+local current = redis.call('HGET', KEYS[1], 'ver') or '0'
+if current ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[2])
+local pairs_ = {}
+for i = 3, 2 + 2 * n do pairs_[#pairs_ + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(pairs_))
+local first = 3 + 2 * n
+local chunk = {}
+for i = first, #ARGV do
+  chunk[#chunk + 1] = ARGV[i]
+  if #chunk == 4000 then redis.call('SADD', KEYS[2], unpack(chunk)); chunk = {} end
+end
+if #chunk > 0 then redis.call('SADD', KEYS[2], unpack(chunk)) end
+return 1
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def fingerprint(event_id: str) -> int:
+    """A signed 64-bit digest of an event id: Redis stores sets of these as compact intsets.
+
+    Collisions need ~2**32 events for one user, so they are not a practical concern.
+    """
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """What a batch needs to know about one user before folding."""
+
+    version: int
+    state: UserState | None
+    already_applied: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class UserWrite:
+    """A new state for one user, valid only if the stored version is still ``expected_version``."""
+
+    user_id: str
+    expected_version: int
+    state: UserState
+    summary: Mapping[str, str]
+    fingerprints: Sequence[int]
+
+
+@dataclass
+class RedisStore:
+    """creditline's Redis adapter."""
+
+    client: aioredis.Redis
+    keys: KeyLayout
+    metrics: Metrics
+    _apply: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._apply = self.client.register_script(_APPLY_LUA)
+
+    @classmethod
+    def connect(cls, url: str, keys: KeyLayout, metrics: Metrics) -> RedisStore:
+        """A store on a new connection pool (timeouts short, so outages surface quickly)."""
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+        )
+        return cls(client, keys, metrics)
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await self.client.aclose()
+
+    @contextmanager
+    def _timed(self, operation: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.metrics.redis_seconds.labels(operation).observe(time.perf_counter() - started)
+
+    async def ping(self) -> bool:
+        """True when Redis answers."""
+        with self._timed("ping"):
+            return bool(await self.client.ping())
+
+    async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
+        """Read version, state and which candidate fingerprints are applied, for each user."""
+        users = list(candidates)
+        with self._timed("load"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for user in users:
+                    pipe.hmget(self.keys.state(user), ["ver", "state"])
+                    fps = candidates[user]
+                    if fps:
+                        pipe.smismember(self.keys.seen(user), list(fps))
+                replies = await pipe.execute()
+        result: dict[str, StoredUser] = {}
+        position = 0
+        for user in users:
+            version, raw = replies[position]
+            position += 1
+            fps = candidates[user]
+            applied: frozenset[int] = frozenset()
+            if fps:
+                flags = replies[position]
+                position += 1
+                applied = frozenset(fp for fp, flag in zip(fps, flags, strict=True) if flag)
+            result[user] = StoredUser(
+                version=int(version) if version is not None else 0,
+                state=decode_state(raw) if raw is not None else None,
+                already_applied=applied,
+            )
+        return result
+
+    async def save(self, writes: Sequence[UserWrite]) -> list[str]:
+        """Apply every write atomically per user; return the users whose version conflicted."""
+        if not writes:
+            return []
+        with self._timed("save"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for w in writes:
+                    fields: dict[str, str | bytes] = {
+                        "ver": str(w.expected_version + 1),
+                        "state": encode_state(w.state),
+                        **w.summary,
+                    }
+                    flat: list[str | bytes | int] = []
+                    for name, value in fields.items():
+                        flat.extend((name, value))
+                    await self._apply(
+                        keys=[self.keys.state(w.user_id), self.keys.seen(w.user_id)],
+                        args=[str(w.expected_version), len(fields), *flat, *w.fingerprints],
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
+        return [w.user_id for w, ok in zip(writes, replies, strict=True) if not ok]
+
+    async def read_state(self, user_id: str) -> UserState | None:
+        """The folded state of one user, or None when nothing is known."""
+        with self._timed("read_state"):
+            raw = await self.client.hget(self.keys.state(user_id), "state")
+        return decode_state(raw) if raw is not None else None
+
+    async def read_summary(self, user_id: str) -> dict[str, str]:
+        """The operator-facing fields of a user's state hash (score, limit, status, …)."""
+        with self._timed("read_summary"):
+            raw = await self.client.hgetall(self.keys.state(user_id))
+        return {_text(k): _text(v) for k, v in raw.items() if _text(k) != "state"}
+
+    async def remember_decision(
+        self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int
+    ) -> bytes | None:
+        """Store a decision unless one exists; return the earlier one if it does."""
+        with self._timed("remember_decision"):
+            previous = await self.client.set(
+                self.keys.decision(user_id, request_id),
+                payload,
+                nx=True,
+                get=True,
+                ex=ttl_seconds,
+            )
+        if previous is None:
+            return None
+        return previous if isinstance(previous, bytes) else str(previous).encode()
+
+    async def scan_states(self, count: int = 500) -> AsyncIterator[tuple[str, UserState]]:
+        """Every user's state (SCAN, so safe on a live Redis)."""
+        async for key in self.client.scan_iter(match=self.keys.state_pattern(), count=count):
+            user = self.keys.user_of_state_key(_text(key))
+            state = await self.read_state(user)
+            if state is not None:
+                yield user, state

@@ -1,0 +1,144 @@
+"""The Faust app: two agents that only decode records, call the core and write through adapters.
+
+* ``fold_events`` reads the three event topics (co-partitioned) in batches and folds them
+  into Redis. Batches are taken with ``noack_take`` and acked only after they are stored:
+  ``take()`` would ack a batch even when its body raised.
+* ``answer_loan_requests`` answers requests from the live state, in small batches so that a
+  request never waits behind a large event batch.
+
+Both agents run with ``concurrency=1``: higher values can commit past in-flight records.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from prometheus_client import generate_latest
+
+from streams.adapters.kafka_sink import FaustSink, InboundRecord
+from streams.adapters.redis_store import RedisStore
+from streams.keys import KeyLayout
+from streams.metrics import Metrics
+from streams.processing import EventFolder, LoanDecider, ShuttingDown
+from streams.settings import Settings, get_settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+#: Loan requests are answered as soon as they arrive: at most this long is spent batching.
+LOAN_BATCH_WAIT_SECONDS = 0.005
+LOAN_BATCH_MAX = 50
+
+
+def to_inbound(event: Any) -> InboundRecord:
+    """A Faust event as a library-independent record."""
+    message = event.message
+    headers = message.headers or []
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return InboundRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp=message.timestamp,
+        headers=[(k, bytes(v) if v is not None else b"") for k, v in headers],
+    )
+
+
+def build_app(settings: Settings, metrics: Metrics) -> faust.App:
+    """The Faust app with its agents and the /metrics page."""
+    topics = Topics.from_settings(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        autodiscover=False,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=settings.max_message_bytes + 1024 * 1024,
+        consumer_max_fetch_size=settings.max_message_bytes + 1024 * 1024,
+        # Records are read as raw bytes: decoding is ours, so bad input is dead-lettered
+        # with a reason instead of crashing the stream in a Faust codec.
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    sink = FaustSink(app)
+    keys = KeyLayout(settings.redis_key_prefix)
+    redis_url = settings.redis_url.get_secret_value()
+
+    def stopping() -> bool:
+        return bool(app.should_stop)
+
+    events_channel = app.topic(
+        *topics.events,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+        acks=True,
+    )
+    requests_channel = app.topic(
+        topics.loan_requests,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+        acks=True,
+    )
+
+    async def drain(stream: Any, batches: Any, handler: Any) -> None:
+        async for batch in batches:
+            records: Sequence[InboundRecord] = [to_inbound(e) for e in batch]
+            try:
+                await handler(records)
+            except ShuttingDown:
+                log.info("stopping with %d records unapplied; they will be redelivered", len(batch))
+                return
+            for event in batch:
+                await stream.ack(event)
+
+    @app.agent(events_channel, concurrency=1, name="fold_events")
+    async def fold_events(stream: Any) -> None:
+        store = RedisStore.connect(redis_url, keys, metrics)
+        folder = EventFolder(settings, store, sink, metrics, should_stop=stopping)
+        try:
+            batches = stream.noack_take(
+                settings.batch_max_records, within=settings.batch_max_wait_seconds
+            )
+            await drain(stream, batches, folder.process)
+        finally:
+            await store.close()
+
+    @app.agent(requests_channel, concurrency=1, name="answer_loan_requests")
+    async def answer_loan_requests(stream: Any) -> None:
+        store = RedisStore.connect(redis_url, keys, metrics)
+        decider = LoanDecider(settings, store, sink, metrics, should_stop=stopping)
+        try:
+            batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
+            await drain(stream, batches, decider.process)
+        finally:
+            await store.close()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(
+            generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
+        )
+
+    @app.page("/healthz")
+    async def health_page(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "app_id": settings.app_id})
+
+    return app
+
+
+metrics = Metrics()
+app = build_app(get_settings(), metrics)

@@ -1,0 +1,533 @@
+"""``creditline``: bring the local stack up, run the worker, publish events, ask for loans."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas.models import DisplayedStatus, LoanDecision, LoanRequest
+from streams.settings import Settings, get_settings
+
+app = typer.Typer(
+    name="creditline",
+    help="Real-time credit-line scorer: Kafka events → live scores in Redis → loan decisions.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+schemas_app = typer.Typer(help="The wire contract's JSON Schema files.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _run(coro: Any) -> Any:
+    from streams.adapters.kafka_admin import TopicError
+
+    try:
+        return asyncio.run(coro)
+    except TopicError as exc:
+        _fail(str(exc))
+
+
+# ---- local stack ---------------------------------------------------------------------------
+@app.command()
+def up() -> None:
+    """Start a local Kafka (KRaft) and Redis on loopback unless reachable, and create topics."""
+    from streams.adapters.kafka_admin import ensure_topics
+    from streams.stack import LocalStack, StackError
+
+    settings = get_settings()
+    stack = LocalStack(settings)
+    try:
+        console.print(stack.start_redis())
+        console.print(stack.start_kafka())
+    except StackError as exc:
+        _fail(str(exc))
+    states = _run(ensure_topics(settings))
+    created = [s.name for s in states if s.created_now]
+    console.print(f"topics ready ({len(states)}; created {len(created)})")
+
+
+@app.command()
+def down() -> None:
+    """Stop the Kafka and Redis that `creditline up` started (data is kept)."""
+    from streams.stack import LocalStack
+
+    stack = LocalStack(get_settings())
+    console.print(stack.stop("kafka"))
+    console.print(stack.stop("redis"))
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Report whether Kafka and Redis are reachable and who started them."""
+    from streams.stack import LocalStack
+
+    settings = get_settings()
+    services = LocalStack(settings).status()
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "address": s.address,
+                        "reachable": s.reachable,
+                        "pid": s.pid,
+                        "managed": s.managed,
+                    }
+                    for s in services
+                ]
+            )
+        )
+    else:
+        table = Table("service", "address", "reachable", "started by creditline", "log")
+        for s in services:
+            table.add_row(
+                s.name,
+                s.address,
+                "[green]yes[/]" if s.reachable else "[red]no[/]",
+                f"pid {s.pid}" if s.managed else "no",
+                str(s.log) if s.managed else "",
+            )
+        console.print(table)
+        console.print(f"redis url: {settings.redis_url_redacted}")
+    if not all(s.reachable for s in services):
+        raise typer.Exit(1)
+
+
+@app.command()
+def topics(as_json: JsonOption = False) -> None:
+    """Create missing topics and list them with partition counts."""
+    from streams.adapters.kafka_admin import ensure_topics
+    from streams.topics import Topics
+
+    settings = get_settings()
+    states = _run(ensure_topics(settings))
+    specs = {s.name: s for s in Topics.from_settings(settings).specs(settings)}
+    rows = [
+        {
+            "topic": s.name,
+            "partitions": s.partitions,
+            "created": s.created_now,
+            "retention.ms": specs[s.name].config.get("retention.ms"),
+        }
+        for s in states
+    ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("topic", "partitions", "retention.ms", "created now")
+    for row in rows:
+        table.add_row(
+            row["topic"],
+            str(row["partitions"]),
+            str(row["retention.ms"]),
+            "yes" if row["created"] else "",
+        )
+    console.print(table)
+
+
+# ---- worker --------------------------------------------------------------------------------
+@app.command()
+def worker() -> None:
+    """Run the Faust worker (folds events, answers loan requests, serves /metrics)."""
+    from faust.worker import Worker
+
+    from streams.adapters.kafka_admin import ensure_topics
+
+    settings = get_settings()
+    _run(ensure_topics(settings))
+    from streams.app import app as faust_app
+
+    Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+# ---- publishing ----------------------------------------------------------------------------
+async def _producer(settings: Settings) -> Any:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
+
+    from streams.adapters.kafka_admin import _broker_unreachable
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+    try:
+        await producer.start()
+    except KafkaConnectionError as exc:
+        await producer.stop()
+        raise _broker_unreachable(settings) from exc
+    return producer
+
+
+async def _simulate(
+    settings: Settings, users: int, seed: int, prefix: str, follow: bool, rate: float, quiet: bool
+) -> int:
+    from rich.progress import Progress
+
+    from streams.simulation import population, requests
+    from streams.topics import Topics
+
+    topics = Topics.from_settings(settings)
+    producer = await _producer(settings)
+    now = datetime.now(UTC)
+    sent = 0
+    try:
+        history = list(population(users, seed, now, prefix))
+        with Progress(console=console, disable=quiet) as progress:
+            task = progress.add_task("publishing histories", total=len(history))
+            for record in history:
+                await producer.send(topics.topic_for(record.kind), record.value, key=record.key)
+                sent += 1
+                progress.advance(task)
+            await producer.flush()
+        # Give the worker a moment to fold the histories before the requests arrive.
+        await asyncio.sleep(2.0)
+        sequence = 1
+        for record in requests(users, seed, datetime.now(UTC), prefix, sequence):
+            await producer.send(topics.loan_requests, record.value, key=record.key)
+            sent += 1
+        await producer.flush()
+        while follow:
+            sequence += 1
+            for record in requests(users, seed, datetime.now(UTC), prefix, sequence):
+                await producer.send(topics.loan_requests, record.value, key=record.key)
+                sent += 1
+                await asyncio.sleep(1.0 / rate)
+    finally:
+        await producer.stop()
+    return sent
+
+
+@app.command()
+def simulate(
+    users: Annotated[int, typer.Option(help="Users to simulate (personas in rotation).")] = 200,
+    seed: Annotated[
+        int, typer.Option(help="Seed: the same seed publishes the same population.")
+    ] = 7,
+    prefix: Annotated[str, typer.Option(help="Prefix of the simulated user ids.")] = "user",
+    follow: Annotated[bool, typer.Option(help="Keep publishing loan requests.")] = False,
+    rate: Annotated[float, typer.Option(help="Requests per second with --follow.")] = 5.0,
+) -> None:
+    """Publish a synthetic population's history, then one loan request per user."""
+    sent = _run(_simulate(get_settings(), users, seed, prefix, follow, rate, quiet=False))
+    console.print(f"published {sent} records")
+
+
+async def _await_decision(
+    settings: Settings, request: LoanRequest, wait_seconds: float
+) -> LoanDecision | None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.topics import Topics
+
+    topics = Topics.from_settings(settings)
+    producer = await _producer(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    try:
+        await consumer.start()
+        partitions = await producer.partitions_for(topics.loan_decisions)
+        tps = [TopicPartition(topics.loan_decisions, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        # Positions are fixed before the request is sent, so its decision cannot be missed.
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        await producer.send_and_wait(
+            topics.loan_requests, request.model_dump_json().encode(), key=request.user_id.encode()
+        )
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    decision = LoanDecision.model_validate_json(record.value)
+                    if decision.request_id == request.request_id:
+                        return decision
+        return None
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def _decision_table(decision: LoanDecision) -> Table:
+    colour = {"approved": "green", "partially_approved": "yellow", "declined": "red"}.get(
+        decision.outcome.value, "cyan"
+    )
+    table = Table(show_header=False, title=f"decision for {decision.request_id}")
+    table.add_row("outcome", f"[bold {colour}]{decision.outcome.value}[/]")
+    table.add_row("amount", f"{decision.approved_amount} of {decision.requested_amount}")
+    table.add_row("score", f"{decision.score} (as of {decision.score_as_of})")
+    table.add_row(
+        "status",
+        f"displayed {decision.displayed_status.value} → effective "
+        f"{decision.effective_status.value}"
+        + (" [bold](overridden)[/]" if decision.overrides_displayed_status else ""),
+    )
+    table.add_row("limit", f"{decision.available_limit} available of {decision.credit_limit}")
+    for reason in decision.reasons:
+        table.add_row(reason.code, reason.text)
+    table.add_row("versions", f"policy {decision.policy_version}, scorer {decision.scorer_version}")
+    return table
+
+
+@app.command()
+def request(
+    user: Annotated[str, typer.Argument(help="The user id.")],
+    amount: Annotated[str, typer.Argument(help="Amount, e.g. 2500 or 2500.00.")],
+    displayed: Annotated[
+        DisplayedStatus, typer.Option(help="Status the app displayed.")
+    ] = DisplayedStatus.UNKNOWN,
+    term: Annotated[int, typer.Option(help="Term in months (1–36).")] = 12,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the decision.")] = 30.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish one loan request and print its decision (a worker must be running)."""
+    from pydantic import ValidationError
+
+    try:
+        loan = LoanRequest(
+            request_id=f"cli-{uuid.uuid4().hex[:16]}",
+            user_id=user,
+            requested_at=datetime.now(UTC),
+            amount=Decimal(amount),
+            term_months=term,
+            displayed_status=displayed,
+        )
+    except (ValidationError, InvalidOperation) as exc:
+        _fail(f"invalid request: {exc}")
+        return
+    decision = _run(_await_decision(get_settings(), loan, timeout))
+    if decision is None:
+        _fail(f"no decision within {timeout:.0f}s: is a worker running? (`creditline worker`)")
+        return
+    if as_json:
+        console.print_json(decision.model_dump_json())
+    else:
+        console.print(_decision_table(decision))
+
+
+# ---- demo ----------------------------------------------------------------------------------
+async def _watch_decisions(
+    settings: Settings, duration: float | None, stop_after: int | None
+) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.topics import Topics
+
+    topics = Topics.from_settings(settings)
+    consumer = AIOKafkaConsumer(
+        topics.loan_decisions,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    deadline = time.monotonic() + duration if duration else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    d = LoanDecision.model_validate_json(record.value)
+                    seen += 1
+                    colour = {
+                        "approved": "green",
+                        "partially_approved": "yellow",
+                        "declined": "red",
+                    }.get(d.outcome.value, "cyan")
+                    flag = (
+                        " [bold magenta]OVERRIDES DISPLAYED STATUS[/]"
+                        if d.overrides_displayed_status
+                        else ""
+                    )
+                    codes = ",".join(r.code for r in d.reasons) or "-"
+                    console.print(
+                        f"{d.user_id:<14} displayed {d.displayed_status.value:<8} → live "
+                        f"{d.effective_status.value:<6} score {d.score}  "
+                        f"[{colour}]{d.outcome.value:<18}[/] {d.approved_amount:>9} of "
+                        f"{d.requested_amount:<9} {codes}{flag}"
+                    )
+                    if stop_after and seen >= stop_after:
+                        return seen
+    finally:
+        await consumer.stop()
+    return seen
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(help="Users to simulate.")] = 40,
+    duration: Annotated[float, typer.Option(help="Seconds to run (0 = until Ctrl-C).")] = 0,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
+) -> None:
+    """Start a worker, simulate a population, and show decisions as they arrive."""
+    settings = get_settings()
+    log_path = settings.stack_dir / "logs" / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f"demo{uuid.uuid4().hex[:4]}"
+    with log_path.open("ab") as log:
+        worker_proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
+    console.print(f"worker started (pid {worker_proc.pid}, log {log_path}); waiting for it…")
+
+    async def main() -> None:
+        await asyncio.sleep(8.0)  # consumer group join + partition assignment
+        watcher = asyncio.create_task(_watch_decisions(settings, duration or None, None))
+        await asyncio.sleep(1.0)
+        simulator = asyncio.create_task(
+            _simulate(settings, users, seed, prefix, follow=True, rate=2.0, quiet=True)
+        )
+        try:
+            await watcher
+        finally:
+            simulator.cancel()
+            await asyncio.gather(simulator, return_exceptions=True)
+
+    try:
+        _run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker_proc.send_signal(signal.SIGTERM)
+        try:
+            worker_proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker_proc.kill()
+        console.print("worker stopped")
+
+
+# ---- inspection ----------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+@app.command()
+def inspect(
+    user: Annotated[str, typer.Argument(help="The user id.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="RFC 3339 time (default now).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a user's features, points per attribute, score, limit and status."""
+    from streams.adapters.redis_store import RedisStore
+    from streams.core.scoring import assess
+    from streams.keys import KeyLayout
+    from streams.metrics import Metrics
+
+    settings = get_settings()
+    at = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
+    if at.tzinfo is None:
+        _fail("--as-of needs an offset, e.g. 2026-01-01T00:00:00Z")
+
+    async def load() -> Any:
+        store = RedisStore.connect(
+            settings.redis_url.get_secret_value(), KeyLayout(settings.redis_key_prefix), Metrics()
+        )
+        try:
+            return await store.read_state(user)
+        finally:
+            await store.close()
+
+    state = _run(load())
+    if state is None:
+        _fail(f"no state for user {user}")
+        return
+    a = assess(state, at)
+    doc = {
+        "user_id": user,
+        "evaluated_at": a.features.at.isoformat(),
+        "score": a.score,
+        "status": a.status.value,
+        "credit_limit": str(a.credit_limit),
+        "available_limit": str(a.available_limit),
+        "score_as_of": a.score_as_of.isoformat(),
+        "points": dict(a.points),
+        "features": {
+            f.name: _plain(getattr(a.features, f.name)) for f in dataclasses.fields(a.features)
+        },
+        "events_applied": state.events_applied,
+    }
+    if as_json:
+        console.print_json(json.dumps(doc))
+        return
+    table = Table(
+        "attribute",
+        "points",
+        title=f"{user}: score {a.score}, {a.status.value}, "
+        f"limit {a.credit_limit} ({a.available_limit} available)",
+    )
+    for name, points in a.points.items():
+        table.add_row(name, str(points))
+    console.print(table)
+    features = Table("feature", "value")
+    for name, value in doc["features"].items():
+        features.add_row(name, str(value))
+    console.print(features)
+
+
+# ---- schemas -------------------------------------------------------------------------------
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Option(help="Where to write the files.")] = Path(
+        "schemas/json"
+    ),
+    check: Annotated[bool, typer.Option(help="Only check that the files are up to date.")] = False,
+) -> None:
+    """Write (or check) one JSON Schema file per wire model."""
+    from schemas.export import export_schemas
+
+    stale = export_schemas(directory, check=check)
+    if check and stale:
+        _fail(f"out of date: {', '.join(stale)}; run `creditline schemas export`")
+    console.print("schemas up to date" if check else f"wrote schemas to {directory}")
+
+
+def main() -> None:
+    """Entry point of the ``creditline`` command."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

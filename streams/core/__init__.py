@@ -1,0 +1,1 @@
+"""The functional core: decoding, folding, scoring and deciding. Pure code, no I/O."""

@@ -1,0 +1,83 @@
+"""UserState ↔ compact JSON (what is stored in Redis). Pure and exact.
+
+Times are integer microseconds since the epoch (exact and short), money is a decimal
+string, decayed counters are floats written with ``repr`` (round-trips exactly).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
+
+STATE_FORMAT = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Exact integer microseconds since the epoch of an aware datetime."""
+    delta = moment - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC datetime of :func:`to_micros`."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def encode_state(state: UserState) -> bytes:
+    """Serialise a state to compact JSON bytes."""
+    doc: dict[str, Any] = {
+        "fmt": STATE_FORMAT,
+        "u": state.user_id,
+        "a": to_micros(state.as_of),
+        "f": to_micros(state.first_event_at),
+        "n": [state.repayments, state.spendings, state.asset_updates],
+        "d": [state.on_time, state.late, state.missed],
+        "s": to_micros(state.last_serious_delinquency_at)
+        if state.last_serious_delinquency_at
+        else None,
+        "dm": {str(m): d for m, d in sorted(state.delinquency_by_month.items())},
+        "sm": {str(m): str(v) for m, v in sorted(state.spend_by_month.items())},
+        "l": {
+            k: [to_micros(v.occurred_at), v.event_id, str(v.balance)]
+            for k, v in sorted(state.loans.items())
+        },
+        "x": {
+            k: [to_micros(v.occurred_at), v.event_id, str(v.value), int(v.verified)]
+            for k, v in sorted(state.assets.items())
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode_state(raw: bytes | str) -> UserState:
+    """Parse :func:`encode_state` output back into a state."""
+    doc = json.loads(raw)
+    if doc.get("fmt") != STATE_FORMAT:
+        raise ValueError(f"unknown state format {doc.get('fmt')!r}")
+    serious = doc["s"]
+    return UserState(
+        user_id=doc["u"],
+        as_of=from_micros(doc["a"]),
+        first_event_at=from_micros(doc["f"]),
+        repayments=doc["n"][0],
+        spendings=doc["n"][1],
+        asset_updates=doc["n"][2],
+        on_time=float(doc["d"][0]),
+        late=float(doc["d"][1]),
+        missed=float(doc["d"][2]),
+        last_serious_delinquency_at=from_micros(serious) if serious is not None else None,
+        delinquency_by_month={int(m): int(d) for m, d in doc["dm"].items()},
+        spend_by_month={int(m): Decimal(v) for m, v in doc["sm"].items()},
+        loans={
+            k: LoanSnapshot(from_micros(v[0]), v[1], Decimal(v[2])) for k, v in doc["l"].items()
+        },
+        assets={
+            k: AssetSnapshot(from_micros(v[0]), v[1], Decimal(v[2]), bool(v[3]))
+            for k, v in doc["x"].items()
+        },
+    )

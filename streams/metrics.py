@@ -1,0 +1,139 @@
+"""Every Prometheus metric creditline exports, defined once.
+
+Conventions: one ``creditline_`` prefix, base units (seconds), ``_total`` counters, bounded
+label values (topic names, reason codes, outcomes, statuses) and never a user id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+import streams
+
+#: Millisecond-level latencies: 1 ms … 10 s.
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+#: Event-time lag can be minutes or days when history is replayed.
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400, 604800)
+SCORE_BUCKETS = tuple(float(s) for s in range(400, 951, 50))
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class Metrics:
+    """The metric objects, registered on one registry (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.info = Info("creditline_build", "Versions of this worker.", registry=r)
+        self.info.info({"version": streams.__version__})
+        self.records_consumed = Counter(
+            "creditline_records_consumed_total",
+            "Records read from input topics.",
+            ["topic"],
+            registry=r,
+        )
+        self.records_applied = Counter(
+            "creditline_records_applied_total",
+            "Records folded into user state (events) or answered (loan requests).",
+            ["topic"],
+            registry=r,
+        )
+        self.records_duplicate = Counter(
+            "creditline_records_duplicate_total",
+            "Records recognised as already applied (same event_id or request_id).",
+            ["topic"],
+            registry=r,
+        )
+        self.records_dead_lettered = Counter(
+            "creditline_records_dead_lettered_total",
+            "Records rejected to the dead-letter topic, by reason code.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "creditline_batch_processing_seconds",
+            "Time to decode, fold and store one batch of events.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "creditline_batch_size_records",
+            "Records per processed batch.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.event_time_lag = Histogram(
+            "creditline_event_time_lag_seconds",
+            "Processing time minus the event's occurred_at, when applied.",
+            ["topic"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.store_conflicts = Counter(
+            "creditline_store_conflicts_total",
+            "Optimistic-concurrency conflicts on a user's state (re-read and re-folded).",
+            registry=r,
+        )
+        self.store_retries = Counter(
+            "creditline_store_retries_total",
+            "Redis operations retried after an error (Redis unreachable or failing).",
+            ["operation"],
+            registry=r,
+        )
+        self.redis_seconds = Histogram(
+            "creditline_redis_operation_seconds",
+            "Latency of Redis round trips.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "creditline_decisions_total",
+            "Loan decisions published, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.decisions_by_status = Counter(
+            "creditline_decisions_by_status_total",
+            "Loan decisions by displayed status and effective (live) status.",
+            ["displayed", "effective"],
+            registry=r,
+        )
+        self.decision_overrides = Counter(
+            "creditline_decision_overrides_total",
+            "Decisions whose outcome overrode the status the app displayed.",
+            registry=r,
+        )
+        self.decision_seconds = Histogram(
+            "creditline_decision_latency_seconds",
+            "From the loan request's Kafka timestamp to its decision being sent.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.scores = Histogram(
+            "creditline_score",
+            "Scores of users after each update.",
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.last_batch_timestamp = Gauge(
+            "creditline_last_batch_timestamp_seconds",
+            "Unix time at which the last batch of events was stored.",
+            registry=r,
+        )

@@ -1,0 +1,372 @@
+"""The imperative shell around the core: decode → fold/decide → store → publish.
+
+Independent of Faust: the agents in :mod:`streams.app` hand batches of
+:class:`InboundRecord` here and ack them only after these coroutines return. Every record
+ends as exactly one of applied, duplicate or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import redis.exceptions
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from schemas.models import InputEvent, LoanDecision, LoanRequest
+from streams.adapters.kafka_sink import InboundRecord, RecordSink, dead_letter_headers
+from streams.adapters.redis_store import RedisStore, UserWrite, fingerprint
+from streams.core.decision import decide, decide_score_unavailable, decide_without_history
+from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
+from streams.core.scoring import Assessment, assess
+from streams.core.state import UserState, apply_event
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Errors that mean "Redis is unreachable or failing right now": retried, never skipped.
+REDIS_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+    OSError,
+)
+#: Error code for a record whose processing raised an unexpected error (a bug, not bad input).
+PROCESSING_ERROR = "PROCESSING_ERROR"
+MAX_CONFLICT_ROUNDS = 50
+
+
+class ShuttingDown(Exception):
+    """The worker is stopping while a batch is unapplied: leave it unacked for redelivery."""
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+def decode_limits(settings: Settings) -> DecodeLimits:
+    """Decoding bounds from settings."""
+    return DecodeLimits(
+        max_record_bytes=settings.max_record_bytes,
+        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+        horizon=timedelta(days=settings.event_horizon_days),
+    )
+
+
+def state_summary(assessment: Assessment, events_applied: int) -> dict[str, str]:
+    """The readable fields stored beside a user's state (what operators and the app read)."""
+    return {
+        "score": str(assessment.score),
+        "status": assessment.status.value,
+        "credit_limit": f"{assessment.credit_limit:.2f}",
+        "available_limit": f"{assessment.available_limit:.2f}",
+        "score_as_of": assessment.score_as_of.isoformat(),
+        "events_applied": str(events_applied),
+        "scorer_version": assessment.scorer_version,
+        "policy_version": assessment.policy_version,
+    }
+
+
+@dataclass
+class BatchReport:
+    """What happened to one batch, per topic."""
+
+    applied: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    duplicate: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    dead_lettered: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class _Pending:
+    record: InboundRecord
+    event: InputEvent
+    fingerprint: int
+
+
+class _Shell:
+    """Shared plumbing: dead-lettering and Redis retries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RedisStore,
+        sink: RecordSink,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics.from_settings(settings)
+        self.store = store
+        self.sink = sink
+        self.metrics = metrics
+        self.clock = clock
+        self.should_stop = should_stop
+        self.limits = decode_limits(settings)
+
+    async def _dead_letter(self, record: InboundRecord, code: str, message: str) -> Awaitable[Any]:
+        self.metrics.records_dead_lettered.labels(record.topic, code).inc()
+        headers = dead_letter_headers(record, code, message, self.clock())
+        # The message names the field, never its value; the offset locates the record.
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, code
+        )
+        return await self.sink.send(self.topics.dead_letter, record.key, record.value, headers)
+
+    def _log_retry(self, operation: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            self.metrics.store_retries.labels(operation).inc()
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "redis %s failed (%s); retry %d",
+                operation,
+                type(error).__name__,
+                state.attempt_number,
+            )
+
+        return before_sleep
+
+    async def _until_stopped(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry ``call`` on Redis errors with backoff until it succeeds or the worker stops."""
+
+        def stop(_: RetryCallState) -> bool:
+            return self.should_stop()
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(REDIS_TRANSIENT),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            stop=stop,
+            before_sleep=self._log_retry(operation),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await call()
+        except REDIS_TRANSIENT as exc:
+            raise ShuttingDown(f"stopping while redis {operation} fails") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class EventFolder(_Shell):
+    """Folds batches of repayment, spending and asset records into user state in Redis."""
+
+    async def process(self, records: Sequence[InboundRecord]) -> BatchReport:
+        """Apply a batch; returns once every record is applied, duplicate or dead-lettered."""
+        started = time.perf_counter()
+        report = BatchReport()
+        now = self.clock()
+        deliveries: list[Awaitable[Any]] = []
+        by_user: dict[str, list[_Pending]] = defaultdict(list)
+        for record in records:
+            self.metrics.records_consumed.labels(record.topic).inc()
+            try:
+                kind = self.topics.kind_of(record.topic)
+                event = decode_record(kind, record.key, record.value, now=now, limits=self.limits)
+            except RejectedRecord as rejected:
+                deliveries.append(await self._dead_letter(record, rejected.code, rejected.message))
+                report.dead_lettered[record.topic] += 1
+                continue
+            assert not isinstance(event, LoanRequest)
+            by_user[event.user_id].append(_Pending(record, event, fingerprint(event.event_id)))
+
+        failed = await self._store(by_user, report)
+        for pending in failed:
+            deliveries.append(
+                await self._dead_letter(
+                    pending.record,
+                    PROCESSING_ERROR,
+                    "the event could not be folded (internal error)",
+                )
+            )
+            report.dead_lettered[pending.record.topic] += 1
+        await asyncio.gather(*deliveries)
+
+        applied_at = time.time()
+        for topic, count in report.applied.items():
+            self.metrics.records_applied.labels(topic).inc(count)
+        for topic, count in report.duplicate.items():
+            self.metrics.records_duplicate.labels(topic).inc(count)
+        self.metrics.batch_size.observe(len(records))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.last_batch_timestamp.set(applied_at)
+        return report
+
+    async def _store(
+        self, by_user: dict[str, list[_Pending]], report: BatchReport
+    ) -> list[_Pending]:
+        """Fold and write every user, re-folding users whose write conflicted."""
+        remaining = dict(by_user)
+        failed: list[_Pending] = []
+        for _ in range(MAX_CONFLICT_ROUNDS):
+            if not remaining:
+                return failed
+            candidates = {u: [p.fingerprint for p in ps] for u, ps in remaining.items()}
+            stored = await self._until_stopped("load", partial(self.store.load, candidates))
+            writes: list[UserWrite] = []
+            outcomes: dict[str, tuple[list[_Pending], list[_Pending]]] = {}
+            for user, pendings in remaining.items():
+                current = stored[user]
+                try:
+                    write, fresh, dupes = self._fold_user(
+                        user, current.state, current.version, current.already_applied, pendings
+                    )
+                except Exception:
+                    log.exception("folding a user's events failed; dead-lettering them")
+                    failed.extend(pendings)
+                    continue
+                outcomes[user] = (fresh, dupes)
+                if write is not None:
+                    writes.append(write)
+            conflicts = set(await self._until_stopped("save", partial(self.store.save, writes)))
+            if conflicts:
+                self.metrics.store_conflicts.inc(len(conflicts))
+            for user, (fresh, dupes) in outcomes.items():
+                if user in conflicts:
+                    continue
+                for p in fresh:
+                    report.applied[p.record.topic] += 1
+                    lag = max(0.0, (self.clock() - p.event.occurred_at).total_seconds())
+                    self.metrics.event_time_lag.labels(p.record.topic).observe(lag)
+                for p in dupes:
+                    report.duplicate[p.record.topic] += 1
+            remaining = {u: remaining[u] for u in conflicts}
+        raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
+
+    def _fold_user(
+        self,
+        user: str,
+        state: UserState | None,
+        version: int,
+        already_applied: frozenset[int],
+        pendings: list[_Pending],
+    ) -> tuple[UserWrite | None, list[_Pending], list[_Pending]]:
+        seen = set(already_applied)
+        fresh: list[_Pending] = []
+        dupes: list[_Pending] = []
+        for p in pendings:
+            if p.fingerprint in seen:
+                dupes.append(p)
+                continue
+            seen.add(p.fingerprint)
+            state = apply_event(state, p.event)
+            fresh.append(p)
+        if not fresh or state is None:
+            return None, fresh, dupes
+        assessment = assess(state, state.as_of)
+        self.metrics.scores.observe(assessment.score)
+        write = UserWrite(
+            user_id=user,
+            expected_version=version,
+            state=state,
+            summary=state_summary(assessment, state.events_applied),
+            fingerprints=[p.fingerprint for p in fresh],
+        )
+        return write, fresh, dupes
+
+
+class LoanDecider(_Shell):
+    """Answers loan requests from the live state, idempotently per ``request_id``."""
+
+    async def process(self, records: Sequence[InboundRecord]) -> list[LoanDecision]:
+        """Answer each request (or dead-letter it); returns the decisions published."""
+        decisions: list[LoanDecision] = []
+        deliveries: list[Awaitable[Any]] = []
+        for record in records:
+            self.metrics.records_consumed.labels(record.topic).inc()
+            try:
+                request = decode_record(
+                    self.topics.kind_of(record.topic),
+                    record.key,
+                    record.value,
+                    now=self.clock(),
+                    limits=self.limits,
+                )
+            except RejectedRecord as rejected:
+                deliveries.append(await self._dead_letter(record, rejected.code, rejected.message))
+                continue
+            assert isinstance(request, LoanRequest)
+            decision, payload, repeated = await self._answer(request)
+            deliveries.append(
+                await self.sink.send(self.topics.loan_decisions, request.user_id.encode(), payload)
+            )
+            if repeated:
+                self.metrics.records_duplicate.labels(record.topic).inc()
+            else:
+                self.metrics.records_applied.labels(record.topic).inc()
+                self.metrics.decisions.labels(decision.outcome.value).inc()
+                self.metrics.decisions_by_status.labels(
+                    decision.displayed_status.value, decision.effective_status.value
+                ).inc()
+                if decision.overrides_displayed_status:
+                    self.metrics.decision_overrides.inc()
+            if record.timestamp is not None:
+                self.metrics.decision_seconds.observe(max(0.0, time.time() - record.timestamp))
+            decisions.append(decision)
+        await asyncio.gather(*deliveries)
+        return decisions
+
+    async def _bounded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry a Redis call for at most ``score_unavailable_wait_seconds``."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(REDIS_TRANSIENT),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            stop=stop_after_delay(self.settings.score_unavailable_wait_seconds),
+            before_sleep=self._log_retry(operation),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _answer(self, request: LoanRequest) -> tuple[LoanDecision, bytes, bool]:
+        """The decision for a request, its wire bytes, and whether it was decided before."""
+        try:
+            state = await self._bounded(
+                "read_state", lambda: self.store.read_state(request.user_id)
+            )
+        except REDIS_TRANSIENT:
+            # Never approve blindly: without a successful read a person reviews.
+            decision = decide_score_unavailable(request, self.clock())
+            return decision, decision.model_dump_json().encode(), False
+        if state is None:
+            decision = decide_without_history(request, self.clock())
+        else:
+            decision = decide(request, assess(state, request.requested_at), self.clock())
+        payload = decision.model_dump_json().encode()
+        ttl = self.settings.decision_retention_days * 86400
+        try:
+            earlier = await self._bounded(
+                "remember_decision",
+                lambda: self.store.remember_decision(
+                    request.user_id, request.request_id, payload, ttl
+                ),
+            )
+        except REDIS_TRANSIENT:
+            # Unrecorded decisions could differ on redelivery; only a review is safe.
+            decision = decide_score_unavailable(request, self.clock())
+            return decision, decision.model_dump_json().encode(), False
+        if earlier is not None:
+            return LoanDecision.model_validate_json(earlier), earlier, True
+        return decision, payload, False

@@ -1,0 +1,141 @@
+"""All run-time settings, read from the environment with one prefix: ``CREDITLINE_``.
+
+This is the only module that reads configuration; everything else receives a
+:class:`Settings` instance.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CREDITLINE_"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "creditline"
+
+
+class Settings(BaseSettings):
+    """creditline configuration (environment variables ``CREDITLINE_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # --- connections -------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
+    )
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL (may carry credentials, hence secret).",
+    )
+
+    # --- topics ------------------------------------------------------------------------
+    topic_repayments: str = "credit.repayments"
+    topic_spending: str = "credit.spending"
+    topic_assets: str = "credit.assets"
+    topic_loan_requests: str = "credit.loan-requests"
+    topic_loan_decisions: str = "credit.loan-decisions"
+    topic_dead_letter: str = "credit.dead-letter"
+    topic_partitions: int = Field(
+        12, ge=1, description="Partitions of every topic; input topics must share it."
+    )
+    topic_replication_factor: int = Field(1, ge=1)
+    input_retention_ms: int = Field(
+        -1,
+        description="retention.ms of the input topics; -1 keeps them replayable for ever.",
+    )
+    output_retention_ms: int = Field(
+        30 * 24 * 3600 * 1000, description="retention.ms of decisions and dead letters."
+    )
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024,
+        description="max.message.bytes of our topics: large enough that an oversized "
+        "record reaches the worker and is dead-lettered rather than refused upstream.",
+    )
+
+    # --- worker --------------------------------------------------------------------------
+    app_id: str = Field("creditline", description="Faust app id = Kafka consumer group.")
+    redis_key_prefix: str = Field("cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    batch_max_records: int = Field(1000, ge=1)
+    batch_max_wait_seconds: float = Field(0.05, gt=0)
+    max_record_bytes: int = Field(
+        64 * 1024, ge=1024, description="Larger values are dead-lettered."
+    )
+    event_horizon_days: int = Field(
+        1826, ge=1, description="Events older than this (5 years by default) are rejected."
+    )
+    future_tolerance_seconds: int = Field(
+        300, ge=0, description="Timestamps further in the future are rejected."
+    )
+    score_unavailable_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a loan request waits for Redis before it is answered "
+        "`review` with SCORE_UNAVAILABLE.",
+    )
+    decision_retention_days: int = Field(
+        30, ge=1, description="How long a decision is remembered for idempotent redelivery."
+    )
+    log_level: str = "info"
+
+    # --- local stack ---------------------------------------------------------------------
+    stack_dir: Path = Field(
+        Path(".creditline"), description="Data, logs and pid files of the local Kafka and Redis."
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir, description="Where Kafka's jars are cached."
+    )
+    kafka_version: str = "4.1.1"
+    kafka_heap: str = "512m"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _non_empty_servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("at least one host:port is required")
+        return ",".join(servers)
+
+    @property
+    def input_topics(self) -> tuple[str, str, str]:
+        """The event topics folded into user state."""
+        return (self.topic_repayments, self.topic_spending, self.topic_assets)
+
+    @property
+    def redis_endpoint(self) -> tuple[str, int]:
+        """Host and port of the Redis URL, for the local stack and error messages."""
+        parts = urlsplit(self.redis_url.get_secret_value())
+        return parts.hostname or "127.0.0.1", parts.port or 6379
+
+    @property
+    def redis_url_redacted(self) -> str:
+        """The Redis URL with any password replaced, safe to print."""
+        parts = urlsplit(self.redis_url.get_secret_value())
+        if parts.password is None:
+            return parts.geturl()
+        netloc = f"{parts.username or ''}:***@{parts.hostname}:{parts.port or 6379}"
+        return parts._replace(netloc=netloc).geturl()
+
+    @property
+    def kafka_endpoints(self) -> list[tuple[str, int]]:
+        """Each bootstrap server as (host, port)."""
+        endpoints = []
+        for server in self.kafka_bootstrap_servers.split(","):
+            host, _, port = server.rpartition(":")
+            endpoints.append((host or "127.0.0.1", int(port or 9092)))
+        return endpoints
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

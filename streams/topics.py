@@ -1,0 +1,92 @@
+"""Topic names and how each topic is created: the only module that knows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.core.decoding import RecordKind
+from streams.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How one topic is created."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topic names in use, from settings."""
+
+    repayments: str
+    spending: str
+    assets: str
+    loan_requests: str
+    loan_decisions: str
+    dead_letter: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        """The configured names."""
+        return cls(
+            repayments=settings.topic_repayments,
+            spending=settings.topic_spending,
+            assets=settings.topic_assets,
+            loan_requests=settings.topic_loan_requests,
+            loan_decisions=settings.topic_loan_decisions,
+            dead_letter=settings.topic_dead_letter,
+        )
+
+    @property
+    def events(self) -> tuple[str, str, str]:
+        """The input topics folded into user state."""
+        return (self.repayments, self.spending, self.assets)
+
+    @property
+    def inputs(self) -> tuple[str, str, str, str]:
+        """Every topic creditline consumes."""
+        return (*self.events, self.loan_requests)
+
+    def kind_of(self, topic: str) -> RecordKind:
+        """What a consumed topic carries."""
+        kinds = {
+            self.repayments: RecordKind.REPAYMENT,
+            self.spending: RecordKind.SPENDING,
+            self.assets: RecordKind.ASSET,
+            self.loan_requests: RecordKind.LOAN_REQUEST,
+        }
+        return kinds[topic]
+
+    def topic_for(self, kind: RecordKind) -> str:
+        """The topic a record of ``kind`` is published to."""
+        return {
+            RecordKind.REPAYMENT: self.repayments,
+            RecordKind.SPENDING: self.spending,
+            RecordKind.ASSET: self.assets,
+            RecordKind.LOAN_REQUEST: self.loan_requests,
+        }[kind]
+
+    def specs(self, settings: Settings) -> list[TopicSpec]:
+        """Every topic with its partition count and configuration.
+
+        All inputs share one partition count so that Faust co-partitions them. Inputs keep
+        their records (``input_retention_ms``, default for ever) so state can be replayed.
+        """
+        base = {"max.message.bytes": str(settings.max_message_bytes)}
+        keep_inputs = {**base, "retention.ms": str(settings.input_retention_ms)}
+        outputs = {**base, "retention.ms": str(settings.output_retention_ms)}
+
+        def spec(name: str, config: dict[str, str]) -> TopicSpec:
+            return TopicSpec(
+                name, settings.topic_partitions, settings.topic_replication_factor, config
+            )
+
+        return [
+            *(spec(name, keep_inputs) for name in self.inputs),
+            spec(self.loan_decisions, outputs),
+            spec(self.dead_letter, outputs),
+        ]

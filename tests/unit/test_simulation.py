@@ -1,0 +1,36 @@
+"""The simulated personas decide as documented (the seed cases of the demo)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from schemas.models import Outcome
+from streams.core.decision import decide
+from streams.core.scoring import assess
+from streams.core.state import reference_fold
+from streams.simulation import Persona, persona_of, population, requests
+from tests.builders import NOW
+
+
+def test_population_is_reproducible_from_its_seed() -> None:
+    a = [r.value for r in population(12, seed=3, now=NOW)]
+    b = [r.value for r in population(12, seed=3, now=NOW)]
+    c = [r.value for r in population(12, seed=4, now=NOW)]
+    assert a == b
+    assert a != c
+
+
+def test_personas_decide_as_documented() -> None:
+    users = 40
+    states = reference_fold(r.model for r in population(users, seed=11, now=NOW))  # type: ignore[misc]
+    seen: Counter[tuple[Persona, Outcome, bool]] = Counter()
+    for record in requests(users, seed=11, now=NOW):
+        request = record.model
+        decision = decide(request, assess(states[request.user_id], request.requested_at), NOW)  # type: ignore[arg-type]
+        index = int(request.user_id.rsplit("-", 1)[1])
+        seen[(persona_of(index), decision.outcome, decision.overrides_displayed_status)] += 1
+    per = users // len(Persona)
+    assert seen[(Persona.STEADY, Outcome.APPROVED, False)] == per
+    assert seen[(Persona.RECOVERING, Outcome.APPROVED, True)] == per
+    assert seen[(Persona.SLIPPING, Outcome.DECLINED, True)] == per
+    assert seen[(Persona.THIN_HIGH_EARNER, Outcome.APPROVED, False)] == per
