@@ -1,0 +1,127 @@
+"""The worker as a real process (``creditline worker``) on isolated topics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.adapters.kafka_admin import ensure_topics
+from streams.settings import ENV_PREFIX, Settings
+from tests.conftest import cleanup, isolated
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a worker process these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """A running ``creditline worker``: its log, its /metrics, and ways to stop it."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=settings_env(self.settings),
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            if "Worker: Ready" in text or "[^Worker]: Ready" in text:
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited:\n{text[-4000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Graceful stop (SIGTERM); returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to commit or clean up."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def metrics_text(self) -> str:
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+    def samples(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        """Every sample of /metrics: name → sorted labels → value."""
+        result: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for sample in family.samples:
+                result[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
+        return result
+
+    def counter(self, name: str, **labels: str) -> float:
+        """Sum of a counter's samples whose labels include ``labels``."""
+        total = 0.0
+        for key, value in self.samples().get(name, {}).items():
+            if set(labels.items()) <= set(key):
+                total += value
+        return total
+
+
+@pytest.fixture
+def worker_settings(base_settings: Settings) -> Settings:
+    """Isolated settings with 12 partitions (the default) and a free web port."""
+    return isolated(base_settings, partitions=12, web_port=free_port(), log_level="info")
+
+
+@pytest.fixture
+async def worker(worker_settings: Settings, tmp_path: Path) -> AsyncIterator[WorkerProcess]:
+    """A started worker on its own topics; stopped and cleaned up afterwards."""
+    await ensure_topics(worker_settings)
+    process = WorkerProcess(worker_settings, tmp_path / "worker.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        code = process.stop()
+        await cleanup(worker_settings)
+        assert "Traceback" not in process.log() or code == 0, process.log()[-4000:]

@@ -1,0 +1,137 @@
+"""The worker process end to end: events → Redis, requests → decisions, bad input → DLQ,
+redelivery → duplicates, and /metrics consistent with what was sent."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from schemas.models import LoanDecision, Outcome
+from streams.core.state import reference_fold
+from streams.simulation import Persona, persona_of, population, requests
+from streams.topics import Topics
+from tests.builders import encode, repayment_doc, spending_doc
+from tests.e2e.conftest import WorkerProcess
+from tests.integration.test_event_folder import assert_states_equal
+from tests.support import headers_of, produce, read_topic, redis_states, wait_for
+
+USERS = 40
+SEED = 17
+
+
+def bad_records(topics: Topics) -> list[tuple[str, bytes | None, bytes | None, str]]:
+    """(topic, key, value, expected code) — one of each kind of bad input."""
+    now = datetime.now(UTC).isoformat()
+    return [
+        (topics.spending, b"user-000001", b"\xff\xfe not utf8", "NOT_UTF8"),
+        (topics.spending, b"user-000001", b"{oops", "NOT_JSON"),
+        (topics.repayments, b"user-000002", b"[1, 2, 3]", "NOT_OBJECT"),
+        (
+            topics.repayments,
+            b"user-000002",
+            encode(
+                repayment_doc(user_id="user-000002", occurred_at=now, amount_paid="NaN")
+            ).replace(b'"NaN"', b"NaN"),
+            "NON_FINITE_NUMBER",
+        ),
+        (topics.assets, b"user-000003", b'{"event_id": "x"}', "MISSING_FIELD"),
+        (
+            topics.spending,
+            b"user-000004",
+            encode(spending_doc(user_id="user-000004", occurred_at="2026-01-01T00:00:00")),
+            "NAIVE_TIMESTAMP",
+        ),
+        (
+            topics.spending,
+            b"someone-else",
+            encode(spending_doc(user_id="user-000004", occurred_at=now)),
+            "KEY_MISMATCH",
+        ),
+        (topics.spending, b"user-000005", b'{"pad": "' + b"x" * 70_000 + b'"}', "OVERSIZED"),
+        (topics.loan_requests, b"user-000006", b'{"request_id": null}', "NULL_FIELD"),
+    ]
+
+
+async def test_worker_end_to_end(worker: WorkerProcess) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    now = datetime.now(UTC)
+    history = list(population(USERS, SEED, now))
+    bad = bad_records(topics)
+    mixed: list[tuple[str, bytes | None, bytes | None]] = [
+        (topics.topic_for(r.kind), r.key, r.value) for r in history
+    ]
+    for index, (topic, key, value, _) in enumerate(bad):
+        mixed.insert(index * 37 % len(mixed), (topic, key, value))
+    await produce(settings, mixed)
+
+    # 1. Every user's state in Redis equals the reference fold.
+    expected = reference_fold(r.model for r in history)  # type: ignore[misc]
+    total = sum(s.events_applied for s in expected.values())
+
+    async def all_applied() -> bool:
+        states = await redis_states(settings)
+        return sum(s.events_applied for s in states.values()) == total
+
+    await wait_for(all_applied, timeout=60, message="all events applied")
+    assert_states_equal(await redis_states(settings), expected)
+
+    # 2. Loan requests are answered from the live score, not the displayed status.
+    asks = list(requests(USERS, SEED, datetime.now(UTC)))
+    await produce(settings, [(topics.loan_requests, r.key, r.value) for r in asks])
+    published = await read_topic(settings, topics.loan_decisions, expect=USERS, timeout=60)
+    decisions = [LoanDecision.model_validate_json(r.value) for r in published]
+    assert len(decisions) == USERS
+    outcome = Counter(
+        (persona_of(int(d.user_id.rsplit("-", 1)[1])), d.outcome, d.overrides_displayed_status)
+        for d in decisions
+    )
+    per = USERS // len(Persona)
+    assert outcome[(Persona.RECOVERING, Outcome.APPROVED, True)] == per
+    assert outcome[(Persona.SLIPPING, Outcome.DECLINED, True)] == per
+    assert outcome[(Persona.STEADY, Outcome.APPROVED, False)] == per
+
+    # 3. Every bad record is in the dead-letter topic with its specific code and origin.
+    letters = await read_topic(settings, topics.dead_letter, expect=len(bad), timeout=30)
+    codes = Counter(headers_of(r)["error.code"] for r in letters)
+    assert codes == Counter(code for *_, code in bad)
+    for letter in letters:
+        h = headers_of(letter)
+        assert h["source.topic"] in topics.inputs
+        assert int(h["source.offset"]) >= 0
+
+    # 4. Redelivery, some of it to other partitions (another partitioner): all duplicates.
+    before = await redis_states(settings)
+    again = [(topics.topic_for(r.kind), r.key, r.value) for r in history]
+    await produce(settings, again, partition_of=lambda i: i % 12 if i % 3 == 0 else None)
+
+    async def all_duplicates() -> bool:
+        return worker.counter("creditline_records_duplicate_total") >= len(again)
+
+    await wait_for(all_duplicates, timeout=60, message="redelivered events recognised")
+    assert await redis_states(settings) == before
+
+    # 5. /metrics adds up: every consumed record is applied, duplicate or dead-lettered.
+    expected_dead = Counter(topic for topic, *_ in bad)
+    for topic in topics.inputs:
+        consumed = worker.counter("creditline_records_consumed_total", topic=topic)
+        applied = worker.counter("creditline_records_applied_total", topic=topic)
+        duplicate = worker.counter("creditline_records_duplicate_total", topic=topic)
+        dead = worker.counter("creditline_records_dead_lettered_total", topic=topic)
+        assert consumed == applied + duplicate + dead, topic
+        assert dead == expected_dead[topic], topic
+    sent_events = Counter(topics.topic_for(r.kind) for r in history)
+    for topic in topics.events:
+        applied = worker.counter("creditline_records_applied_total", topic=topic)
+        duplicate = worker.counter("creditline_records_duplicate_total", topic=topic)
+        assert (applied, duplicate) == (sent_events[topic], sent_events[topic]), topic
+    assert worker.counter("creditline_decisions_total") == USERS
+    assert worker.counter("creditline_decisions_total", outcome="declined") >= per
+    assert (
+        worker.counter("creditline_decisions_by_status_total", displayed="closed", effective="open")
+        == per
+    )
+    assert worker.counter("creditline_decision_overrides_total") == 2 * per
+    assert worker.counter("creditline_score_count") >= USERS
+    text = worker.metrics_text()
+    assert "user-0000" not in text  # no user ids in labels

@@ -1,0 +1,193 @@
+"""Events published to the real Kafka, read back and folded into the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+from aiokafka import AIOKafkaProducer
+
+from schemas import dead_letter
+from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
+from streams.core.scoring import assess
+from streams.core.state import UserState, reference_fold
+from streams.metrics import Metrics
+from streams.processing import EventFolder
+from streams.settings import Settings
+from streams.simulation import population
+from streams.topics import Topics
+from tests.builders import NOW, encode, repayment_doc, spending_doc
+from tests.support import (
+    as_inbound,
+    headers_of,
+    produce,
+    read_topic,
+    redis_states,
+    store_for,
+)
+from tests.unit.test_state import assert_same_state
+
+
+async def publish_population(settings: Settings, users: int, seed: int) -> list[InboundRecord]:
+    """Publish a simulated population and read it back as consumed records."""
+    topics = Topics.from_settings(settings)
+    records = list(population(users, seed, NOW))
+    await produce(settings, [(topics.topic_for(r.kind), r.key, r.value) for r in records])
+    consumed: list[InboundRecord] = []
+    for topic in topics.events:
+        consumed.extend(as_inbound(await read_topic(settings, topic, expect=1, timeout=10)))
+    assert len(consumed) == len(records)
+    return consumed
+
+
+async def run_folder(
+    settings: Settings, batches: list[list[InboundRecord]], metrics: Metrics | None = None
+) -> list[Counter[str]]:
+    metrics = metrics or Metrics()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    store = store_for(settings, metrics)
+    reports: list[Counter[str]] = []
+    try:
+        folder = EventFolder(settings, store, AioKafkaSink(producer), metrics)
+        for batch in batches:
+            report = await folder.process(batch)
+            reports.append(
+                Counter(
+                    {
+                        "applied": sum(report.applied.values()),
+                        "duplicate": sum(report.duplicate.values()),
+                        "dead_lettered": sum(report.dead_lettered.values()),
+                    }
+                )
+            )
+    finally:
+        await store.close()
+        await producer.stop()
+    return reports
+
+
+def chunks(records: list[InboundRecord], size: int) -> list[list[InboundRecord]]:
+    return [records[i : i + size] for i in range(0, len(records), size)]
+
+
+def assert_states_equal(actual: dict[str, UserState], expected: dict[str, UserState]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for user, state in expected.items():
+        assert_same_state(actual[user], state)
+
+
+async def test_published_events_fold_into_the_reference_state(settings: Settings) -> None:
+    consumed = await publish_population(settings, users=24, seed=5)
+    reports = await run_folder(settings, chunks(consumed, 97))
+    assert sum(r["applied"] for r in reports) == len(consumed)
+    expected = reference_fold(r.model for r in population(24, 5, NOW))  # type: ignore[misc]
+    assert_states_equal(await redis_states(settings), expected)
+    # The readable summary beside the state is the scorecard's view at the latest event.
+    store = store_for(settings)
+    try:
+        for user, state in list(expected.items())[:6]:
+            summary = await store.read_summary(user)
+            assessment = assess(state, state.as_of)
+            assert summary["score"] == str(assessment.score)
+            assert summary["status"] == assessment.status.value
+            assert summary["credit_limit"] == f"{assessment.credit_limit:.2f}"
+            assert summary["events_applied"] == str(state.events_applied)
+    finally:
+        await store.close()
+
+
+async def test_redelivered_records_are_recognised_and_change_nothing(settings: Settings) -> None:
+    consumed = await publish_population(settings, users=12, seed=9)
+    await run_folder(settings, chunks(consumed, 50))
+    before = await redis_states(settings)
+    # Redelivery: the same records again, partly inside one batch twice.
+    replay = consumed + consumed[:30]
+    reports = await run_folder(settings, chunks(replay, 64))
+    assert sum(r["applied"] for r in reports) == 0
+    assert sum(r["duplicate"] for r in reports) == len(replay)
+    assert await redis_states(settings) == before
+
+
+async def test_shuffled_order_gives_the_same_state(
+    settings: Settings, base_settings: Settings
+) -> None:
+    from tests.conftest import cleanup, isolated
+
+    consumed = await publish_population(settings, users=16, seed=13)
+    await run_folder(settings, chunks(consumed, 40))
+    in_order = await redis_states(settings)
+
+    other = isolated(
+        base_settings,
+        topic_repayments=settings.topic_repayments,
+        topic_spending=settings.topic_spending,
+        topic_assets=settings.topic_assets,
+        topic_dead_letter=settings.topic_dead_letter,
+    )
+    try:
+        shuffled = list(reversed(consumed))
+        random.Random(1).shuffle(shuffled)
+        await run_folder(other, chunks(shuffled, 33))
+        reordered = await redis_states(other)
+    finally:
+        await cleanup(other)
+    assert_states_equal(reordered, in_order)
+
+
+async def test_concurrent_workers_on_one_user_never_lose_an_update(settings: Settings) -> None:
+    # As when a producer put one user's events on two partitions owned by two workers.
+    consumed = await publish_population(settings, users=2, seed=21)
+    metrics = Metrics()
+    halves = [consumed[0::2], consumed[1::2]]
+    await asyncio.gather(*(run_folder(settings, chunks(h, 3), metrics) for h in halves))
+    expected = reference_fold(r.model for r in population(2, 21, NOW))  # type: ignore[misc]
+    assert_states_equal(await redis_states(settings), expected)
+
+
+async def test_bad_records_are_dead_lettered_with_reasons_while_good_ones_apply(
+    settings: Settings,
+) -> None:
+    topics = Topics.from_settings(settings)
+    good = [(topics.spending, b"u-1", encode(spending_doc(event_id=f"s{i}"))) for i in range(5)]
+    bad = [
+        (topics.spending, b"u-1", b"not json"),
+        (topics.repayments, b"u-1", encode(repayment_doc(amount_paid="1.001"))),
+        (topics.repayments, b"u-9", encode(repayment_doc())),
+        (topics.assets, b"", b"{}"),
+    ]
+    mixed = [good[0], bad[0], good[1], bad[1], good[2], bad[2], good[3], bad[3], good[4]]
+    await produce(settings, mixed, partition_of=lambda i: 0)
+    consumed: list[InboundRecord] = []
+    for topic in topics.events:
+        consumed.extend(as_inbound(await read_topic(settings, topic, expect=1, timeout=10)))
+    consumed.sort(key=lambda r: (r.timestamp or 0, r.topic, r.offset))
+    metrics = Metrics()
+    reports = await run_folder(settings, [consumed], metrics)
+    assert reports[0] == Counter(applied=5, duplicate=0, dead_lettered=4)
+    states = await redis_states(settings)
+    assert states["u-1"].spendings == 5
+
+    letters = await read_topic(settings, topics.dead_letter, expect=4)
+    assert len(letters) == 4
+    by_code = {headers_of(r)[dead_letter.HEADER_ERROR_CODE]: r for r in letters}
+    assert set(by_code) == {"NOT_JSON", "TOO_MANY_DECIMALS", "KEY_MISMATCH", "EMPTY_KEY"}
+    originals = {(r.topic, r.partition, r.offset): r for r in consumed}
+    for code, letter in by_code.items():
+        h = headers_of(letter)
+        source = originals[
+            (
+                h[dead_letter.HEADER_SOURCE_TOPIC],
+                int(h[dead_letter.HEADER_SOURCE_PARTITION]),
+                int(h[dead_letter.HEADER_SOURCE_OFFSET]),
+            )
+        ]
+        assert letter.value == source.value, code
+        assert (letter.key or b"") == (source.key or b""), code
+        assert h[dead_letter.HEADER_ERROR_MESSAGE]
+    dead = metrics.registry.get_sample_value(
+        "creditline_records_dead_lettered_total",
+        {"topic": topics.repayments, "reason": "KEY_MISMATCH"},
+    )
+    assert dead == 1.0

@@ -1,0 +1,167 @@
+"""Loan requests answered from the live state in the real Redis, onto the real Kafka."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from schemas.models import LoanDecision, Outcome
+from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
+from streams.metrics import Metrics
+from streams.processing import LoanDecider
+from streams.settings import Settings
+from streams.simulation import Persona, persona_history, to_record
+from streams.topics import Topics
+from tests.builders import encode, repayment_doc, request_doc
+from tests.integration.test_event_folder import chunks, run_folder
+from tests.support import as_inbound, produce, read_topic, store_for
+
+
+async def fold_persona(settings: Settings, persona: Persona, user: str) -> None:
+    import random
+
+    topics = Topics.from_settings(settings)
+    now = datetime.now(UTC)
+    records = [to_record(e) for e in persona_history(persona, user, now, random.Random(3))]
+    await produce(settings, [(topics.topic_for(r.kind), r.key, r.value) for r in records])
+    consumed: list[InboundRecord] = []
+    for topic in topics.events:
+        consumed.extend(as_inbound(await read_topic(settings, topic, expect=1, timeout=10)))
+    await run_folder(settings, chunks([c for c in consumed if c.key == user.encode()], 100))
+
+
+async def answer(
+    settings: Settings, docs: list[dict[str, object]], metrics: Metrics | None = None
+) -> list[LoanDecision]:
+    topics = Topics.from_settings(settings)
+    already = len(await read_topic(settings, topics.loan_requests, expect=0, timeout=1))
+    await produce(
+        settings, [(topics.loan_requests, str(d["user_id"]).encode(), encode(d)) for d in docs]
+    )
+    consumed = as_inbound(
+        await read_topic(settings, topics.loan_requests, expect=already + len(docs))
+    )
+    consumed.sort(key=lambda r: (r.timestamp or 0, r.partition, r.offset))
+    metrics = metrics or Metrics()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    store = store_for(settings, metrics)
+    try:
+        decider = LoanDecider(settings, store, AioKafkaSink(producer), metrics)
+        return await decider.process(consumed[already:])
+    finally:
+        await store.close()
+        await producer.stop()
+
+
+def now_doc(**overrides: object) -> dict[str, object]:
+    return request_doc(requested_at=datetime.now(UTC).isoformat(), **overrides)
+
+
+async def test_stale_closed_display_is_approved_from_the_live_score(settings: Settings) -> None:
+    await fold_persona(settings, Persona.RECOVERING, "u-rec")
+    [decision] = await answer(
+        settings,
+        [now_doc(user_id="u-rec", request_id="q-rec", amount="2000.00", displayed_status="closed")],
+    )
+    assert decision.outcome is Outcome.APPROVED
+    assert decision.effective_status.value == "open"
+    assert decision.overrides_displayed_status
+    decisions = await read_topic(settings, Topics.from_settings(settings).loan_decisions, expect=1)
+    assert [LoanDecision.model_validate_json(r.value) for r in decisions] == [decision]
+    assert decisions[0].key == b"u-rec"
+
+
+async def test_open_display_is_declined_after_a_missed_payment(settings: Settings) -> None:
+    await fold_persona(settings, Persona.SLIPPING, "u-slip")
+    [decision] = await answer(
+        settings, [now_doc(user_id="u-slip", request_id="q-slip", displayed_status="open")]
+    )
+    assert decision.outcome is Outcome.DECLINED
+    assert decision.effective_status.value == "frozen"
+    assert decision.overrides_displayed_status
+    assert decision.reasons[0].code == "FROZEN_PAST_DUE"
+
+
+async def test_unknown_user_gets_review_with_no_history(settings: Settings) -> None:
+    [decision] = await answer(settings, [now_doc(user_id="u-new", request_id="q-new")])
+    assert decision.outcome is Outcome.REVIEW
+    assert [r.code for r in decision.reasons] == ["NO_HISTORY"]
+
+
+async def test_a_redelivered_request_gets_the_same_decision(settings: Settings) -> None:
+    await fold_persona(settings, Persona.STEADY, "u-st")
+    doc = now_doc(user_id="u-st", request_id="q-same", displayed_status="open")
+    metrics = Metrics()
+    [first] = await answer(settings, [doc], metrics)
+    assert first.outcome is Outcome.APPROVED
+    # Meanwhile the user misses a payment: new requests are declined, but the redelivered
+    # one keeps the decision it already had.
+    topics = Topics.from_settings(settings)
+    missed = repayment_doc(
+        event_id="u-st:late",
+        user_id="u-st",
+        days_past_due=40,
+        amount_paid="0",
+        occurred_at=datetime.now(UTC).isoformat(),
+    )
+    await produce(settings, [(topics.repayments, b"u-st", encode(missed))])
+    late = [
+        r
+        for r in as_inbound(await read_topic(settings, topics.repayments, expect=1))
+        if r.value == encode(missed)
+    ]
+    await run_folder(settings, [late])
+    fresh = now_doc(user_id="u-st", request_id="q-fresh", displayed_status="open")
+    again = await answer(settings, [doc, fresh, doc], metrics)
+    assert again[0] == first
+    assert again[2] == first
+    assert again[1].outcome is Outcome.DECLINED
+    assert (
+        metrics.registry.get_sample_value(
+            "creditline_records_duplicate_total", {"topic": topics.loan_requests}
+        )
+        == 2.0
+    )
+    published = await read_topic(settings, topics.loan_decisions, expect=4)
+    same = {r.value for r in published if b'"q-same"' in r.value}
+    assert len(same) == 1
+
+
+async def test_unreachable_redis_gives_a_bounded_review_never_an_approval(
+    base_settings: Settings,
+) -> None:
+    from streams.adapters.kafka_admin import ensure_topics
+    from streams.stack.local import port_open
+    from tests.conftest import cleanup, isolated
+
+    dead_port = 6390
+    assert not port_open("127.0.0.1", dead_port)
+    s = isolated(
+        base_settings,
+        redis_url=f"redis://127.0.0.1:{dead_port}/0",
+        score_unavailable_wait_seconds=1.0,
+    )
+    await ensure_topics(s)
+    try:
+        started = time.monotonic()
+        [decision] = await answer(s, [now_doc(user_id="u-x", request_id="q-x")])
+        elapsed = time.monotonic() - started
+    finally:
+        await cleanup(s.model_copy(update={"redis_url": base_settings.redis_url}))
+    assert decision.outcome is Outcome.REVIEW
+    assert [r.code for r in decision.reasons] == ["SCORE_UNAVAILABLE"]
+    assert elapsed < 15
+
+
+async def test_malformed_requests_are_dead_lettered(settings: Settings) -> None:
+    topics = Topics.from_settings(settings)
+    good = now_doc(user_id="u-g", request_id="q-g")
+    bad = now_doc(user_id="u-g", request_id="q-b", displayed_status="sideways")
+    decisions = await answer(settings, [good, bad])
+    assert [d.request_id for d in decisions] == ["q-g"]
+    letters = await read_topic(settings, topics.dead_letter, expect=1)
+    assert len(letters) == 1
+    assert dict(letters[0].headers)["error.code"] == b"INVALID_ENUM"

@@ -1,0 +1,64 @@
+"""The Redis adapter on a real Redis: versioned writes, dedup fingerprints, decisions."""
+
+from __future__ import annotations
+
+from streams.adapters.redis_store import UserWrite, fingerprint
+from streams.core.state import apply_event
+from streams.settings import Settings
+from tests.builders import spending
+from tests.support import store_for
+
+
+async def test_write_applies_only_at_the_expected_version(settings: Settings) -> None:
+    store = store_for(settings)
+    try:
+        state = apply_event(None, spending(user_id="u-1"))
+        fp = fingerprint("s-1")
+        loaded = await store.load({"u-1": [fp]})
+        assert loaded["u-1"].version == 0
+        assert loaded["u-1"].state is None
+        write = UserWrite("u-1", 0, state, {"score": "700"}, [fp])
+        assert await store.save([write]) == []
+        # The same write again is stale: version 1 is stored now.
+        assert await store.save([write]) == ["u-1"]
+        again = await store.load({"u-1": [fp, fingerprint("other")]})
+        assert again["u-1"].version == 1
+        assert again["u-1"].state == state
+        assert again["u-1"].already_applied == frozenset({fp})
+        assert (await store.read_summary("u-1"))["score"] == "700"
+        assert await store.read_state("nobody") is None
+    finally:
+        await store.close()
+
+
+async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None:
+    store = store_for(settings)
+    try:
+        state = apply_event(None, spending(user_id="u-7"))
+        await store.save([UserWrite("u-7", 0, state, {}, [fingerprint("s-1")])])
+        keys = sorted(
+            [
+                k.decode()
+                async for k in store.client.scan_iter(match=f"{settings.redis_key_prefix}:*")
+            ]
+        )
+        assert keys == [
+            f"{settings.redis_key_prefix}:{{u-7}}:seen",
+            f"{settings.redis_key_prefix}:{{u-7}}:state",
+        ]
+        # Fingerprints are 64-bit integers, so Redis keeps the set in its compact encoding.
+        encoding = await store.client.object("ENCODING", keys[0])
+        assert encoding in (b"intset", "intset")
+    finally:
+        await store.close()
+
+
+async def test_a_decision_is_remembered_once(settings: Settings) -> None:
+    store = store_for(settings)
+    try:
+        assert await store.remember_decision("u-1", "q-1", b"first", 60) is None
+        assert await store.remember_decision("u-1", "q-1", b"second", 60) == b"first"
+        ttl = await store.client.ttl(store.keys.decision("u-1", "q-1"))
+        assert 0 < ttl <= 60
+    finally:
+        await store.close()

@@ -1,0 +1,135 @@
+"""Helpers for tests that talk to the real Kafka and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from streams.adapters.kafka_sink import InboundRecord
+from streams.adapters.redis_store import RedisStore
+from streams.core.state import UserState
+from streams.keys import KeyLayout
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+
+async def produce(
+    settings: Settings,
+    records: Iterable[tuple[str, bytes | None, bytes | None]],
+    *,
+    partition_of: Callable[[int], int | None] | None = None,
+) -> int:
+    """Publish (topic, key, value) records and wait until all are acknowledged."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        max_request_size=settings.max_message_bytes,
+    )
+    await producer.start()
+    futures = []
+    try:
+        for index, (topic, key, value) in enumerate(records):
+            partition = partition_of(index) if partition_of else None
+            futures.append(await producer.send(topic, value, key=key, partition=partition))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(futures)
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, expect: int, timeout: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from the beginning until ``expect`` records arrived (or time out)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
+        fetch_max_bytes=settings.max_message_bytes * 4,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=250)
+            for batch in batches.values():
+                records.extend(batch)
+        if len(records) >= expect:
+            # Anything beyond what was expected must show up too: read a little longer.
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def as_inbound(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[InboundRecord]:
+    """Consumed aiokafka records as the processors' input."""
+    return [
+        InboundRecord(
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            key=r.key,
+            value=r.value,
+            timestamp=r.timestamp / 1000 if r.timestamp else None,
+            headers=[(k, bytes(v)) for k, v in (r.headers or ())],
+        )
+        for r in records
+    ]
+
+
+def store_for(settings: Settings, metrics: Metrics | None = None) -> RedisStore:
+    """A Redis store on the test's key prefix."""
+    return RedisStore.connect(
+        settings.redis_url.get_secret_value(),
+        KeyLayout(settings.redis_key_prefix),
+        metrics or Metrics(),
+    )
+
+
+async def redis_states(settings: Settings) -> dict[str, UserState]:
+    """Every user's state stored under the test's key prefix."""
+    store = store_for(settings)
+    try:
+        return {user: state async for user, state in store.scan_states()}
+    finally:
+        await store.close()
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.25,
+    message: str = "condition",
+) -> Any:
+    """Poll an async condition until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await condition()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message} (last: {last!r})")
+
+
+def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    """A consumed record's headers as text."""
+    return {k: bytes(v).decode() for k, v in (record.headers or ())}
