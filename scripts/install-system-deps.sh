@@ -7,6 +7,10 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+# To validate docker-compose.yml where a docker CLI exists but no compose plugin does.
+if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+fi
 if [ "${CREDITLINE_WITH_PROMETHEUS:-0}" = 1 ]; then
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi

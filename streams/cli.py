@@ -336,6 +336,22 @@ def request(
 
 
 # ---- demo ----------------------------------------------------------------------------------
+_COLOURS = {"approved": "green", "partially_approved": "yellow", "declined": "red"}
+
+
+def decision_line(d: LoanDecision) -> str:
+    """One decision as a line of the live view (rich markup)."""
+    colour = _COLOURS.get(d.outcome.value, "cyan")
+    first = d.reasons[0].code if d.reasons else "-"
+    more = f" +{len(d.reasons) - 1}" if len(d.reasons) > 1 else ""
+    flag = " [bold magenta]overrides displayed[/]" if d.overrides_displayed_status else ""
+    return (
+        f"{d.user_id:<15} shown {d.displayed_status.value:<7} live {d.effective_status.value:<6} "
+        f"{d.score} [{colour}]{d.outcome.value:<18}[/]{d.approved_amount:>9}/"
+        f"{d.requested_amount:<9} {first}{more}{flag}"
+    )
+
+
 async def _watch_decisions(
     settings: Settings, duration: float | None, stop_after: int | None
 ) -> int:
@@ -361,23 +377,7 @@ async def _watch_decisions(
                 for record in records:
                     d = LoanDecision.model_validate_json(record.value)
                     seen += 1
-                    colour = {
-                        "approved": "green",
-                        "partially_approved": "yellow",
-                        "declined": "red",
-                    }.get(d.outcome.value, "cyan")
-                    flag = (
-                        " [bold magenta]OVERRIDES DISPLAYED STATUS[/]"
-                        if d.overrides_displayed_status
-                        else ""
-                    )
-                    codes = ",".join(r.code for r in d.reasons) or "-"
-                    console.print(
-                        f"{d.user_id:<14} displayed {d.displayed_status.value:<8} → live "
-                        f"{d.effective_status.value:<6} score {d.score}  "
-                        f"[{colour}]{d.outcome.value:<18}[/] {d.approved_amount:>9} of "
-                        f"{d.requested_amount:<9} {codes}{flag}"
-                    )
+                    console.print(decision_line(d), soft_wrap=True)
                     if stop_after and seen >= stop_after:
                         return seen
     finally:

@@ -37,16 +37,20 @@ class Settings(BaseSettings):
     )
 
     # --- topics ------------------------------------------------------------------------
-    topic_repayments: str = "credit.repayments"
-    topic_spending: str = "credit.spending"
-    topic_assets: str = "credit.assets"
-    topic_loan_requests: str = "credit.loan-requests"
-    topic_loan_decisions: str = "credit.loan-decisions"
-    topic_dead_letter: str = "credit.dead-letter"
+    topic_repayments: str = Field("credit.repayments", description="RepaymentEvent input topic.")
+    topic_spending: str = Field("credit.spending", description="SpendingEvent input topic.")
+    topic_assets: str = Field("credit.assets", description="AssetEvent input topic.")
+    topic_loan_requests: str = Field("credit.loan-requests", description="LoanRequest input topic.")
+    topic_loan_decisions: str = Field(
+        "credit.loan-decisions", description="LoanDecision output topic."
+    )
+    topic_dead_letter: str = Field(
+        "credit.dead-letter", description="Rejected records with error headers."
+    )
     topic_partitions: int = Field(
         12, ge=1, description="Partitions of every topic; input topics must share it."
     )
-    topic_replication_factor: int = Field(1, ge=1)
+    topic_replication_factor: int = Field(1, ge=1, description="Replicas of every topic.")
     input_retention_ms: int = Field(
         -1,
         description="retention.ms of the input topics; -1 keeps them replayable for ever.",
@@ -62,11 +66,15 @@ class Settings(BaseSettings):
 
     # --- worker --------------------------------------------------------------------------
     app_id: str = Field("creditline", description="Faust app id = Kafka consumer group.")
-    redis_key_prefix: str = Field("cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=1, le=65535)
-    batch_max_records: int = Field(1000, ge=1)
-    batch_max_wait_seconds: float = Field(0.05, gt=0)
+    redis_key_prefix: str = Field(
+        "cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Prefix of every Redis key."
+    )
+    web_host: str = Field("127.0.0.1", description="Address of /metrics and /healthz.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of /metrics and /healthz.")
+    batch_max_records: int = Field(1000, ge=1, description="Most events folded per batch.")
+    batch_max_wait_seconds: float = Field(
+        0.05, gt=0, description="Longest wait to fill an event batch."
+    )
     max_record_bytes: int = Field(
         64 * 1024, ge=1024, description="Larger values are dead-lettered."
     )
@@ -85,7 +93,7 @@ class Settings(BaseSettings):
     decision_retention_days: int = Field(
         30, ge=1, description="How long a decision is remembered for idempotent redelivery."
     )
-    log_level: str = "info"
+    log_level: str = Field("info", description="Worker log level.")
 
     # --- local stack ---------------------------------------------------------------------
     stack_dir: Path = Field(
@@ -94,8 +102,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default_factory=_default_cache_dir, description="Where Kafka's jars are cached."
     )
-    kafka_version: str = "4.1.1"
-    kafka_heap: str = "512m"
+    kafka_version: str = Field("4.1.1", description="Kafka release the local stack runs.")
+    kafka_heap: str = Field("512m", description="JVM heap of the local broker.")
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -102,6 +102,7 @@ class Attribute:
     """One scorecard characteristic: a feature, its bins and a short adverse-factor text."""
 
     name: str
+    measure: str
     adverse_text: str
     value: Callable[[Features], float | None]
     bins: tuple[Bin, ...]
@@ -156,30 +157,35 @@ DEFAULT_SCORECARD = Scorecard(
     attributes=(
         Attribute(
             "on_time_repayments",
+            "decayed count (half-life 180 days)",
             "Few on-time repayments recently",
             lambda f: f.on_time_repayments,
             (Bin(1, 0), Bin(3, 25), Bin(6, 50), Bin(10, 80), Bin(None, 110)),
         ),
         Attribute(
             "late_repayments",
+            "decayed count of paid-late repayments",
             "Repayments made late",
             lambda f: f.late_repayments,
             (Bin(0.5, 0), Bin(1.5, -30), Bin(3, -60), Bin(None, -100)),
         ),
         Attribute(
             "missed_repayments",
+            "decayed count of missed or short repayments",
             "Repayments missed or short",
             lambda f: f.missed_repayments,
             (Bin(0.5, 0), Bin(1.5, -60), Bin(3, -120), Bin(None, -180)),
         ),
         Attribute(
             "worst_days_past_due_12m",
+            "worst days past due, last 12 calendar months",
             "Days past due in the last 12 months",
             lambda f: f.worst_days_past_due_12m,
             (Bin(1, 0), Bin(30, -30), Bin(60, -120), Bin(90, -170), Bin(None, -220)),
         ),
         Attribute(
             "debt_to_income",
+            "outstanding debt / (12 × monthly income)",
             "Debt high relative to income",
             lambda f: f.debt_to_income,
             (Bin(0.2, 60), Bin(0.4, 35), Bin(0.6, 10), Bin(1.0, -30), Bin(None, -80)),
@@ -187,30 +193,35 @@ DEFAULT_SCORECARD = Scorecard(
         ),
         Attribute(
             "verified_assets",
+            "verified deposit + investment + property",
             "Few verified assets",
             lambda f: float(f.verified_assets),
             (Bin(5_000, 0), Bin(20_000, 20), Bin(100_000, 40), Bin(500_000, 70), Bin(None, 90)),
         ),
         Attribute(
             "income_verification",
+            "0 no income · 1 declared · 2 verified",
             "Income not verified",
             _income_level,
             (Bin(1, 0), Bin(2, 5), Bin(None, 25)),
         ),
         Attribute(
             "unverified_assets",
+            "declared, unverified assets",
             "Few declared assets",
             lambda f: float(f.unverified_assets),
             (Bin(20_000, 0), Bin(100_000, 10), Bin(None, 20)),
         ),
         Attribute(
             "spending_regularity",
+            "months with spending among the last 6",
             "Irregular account use",
             lambda f: f.active_spend_months_6m,
             (Bin(2, 0), Bin(4, 10), Bin(6, 20), Bin(None, 30)),
         ),
         Attribute(
             "history_length",
+            "months since the first event",
             "Short credit history",
             lambda f: f.history_months,
             (Bin(3, 0), Bin(6, 10), Bin(12, 25), Bin(24, 40), Bin(None, 55)),
