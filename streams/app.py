@@ -64,6 +64,9 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        broker_rebalance_timeout=max(20.0, settings.session_timeout_seconds * 2),
         producer_acks=-1,
         producer_max_request_size=settings.max_message_bytes + 1024 * 1024,
         consumer_max_fetch_size=settings.max_message_bytes + 1024 * 1024,
@@ -101,6 +104,14 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
                 await handler(records)
             except ShuttingDown:
                 log.info("stopping with %d records unapplied; they will be redelivered", len(batch))
+                return
+            except Exception as exc:
+                # An unapplied batch must never be skipped: a restarted agent would ack later
+                # records around it. Crash the worker so it restarts from the last commit.
+                log.critical(
+                    "batch failed unexpectedly (%s); stopping the worker", type(exc).__name__
+                )
+                await app.crash(exc)
                 return
             for event in batch:
                 await stream.ack(event)

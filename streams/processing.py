@@ -41,12 +41,17 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Errors that mean "Redis is unreachable or failing right now": retried, never skipped.
+#: Errors that mean "Redis is unreachable or cannot write right now": retried, never skipped.
+#: (Out of memory and read-only replicas heal when an operator acts; crashing would not help.)
 REDIS_TRANSIENT = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError,
     OSError,
 )
 #: Error code for a record whose processing raised an unexpected error (a bug, not bad input).

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     decision_retention_days: int = Field(
         30, ge=1, description="How long a decision is remembered for idempotent redelivery."
     )
+    session_timeout_seconds: float = Field(
+        10.0,
+        ge=6,
+        description="Consumer-group session timeout: how soon the partitions of a worker "
+        "that died without leaving are handed to another.",
+    )
     log_level: str = Field("info", description="Worker log level.")
 
     # --- local stack ---------------------------------------------------------------------

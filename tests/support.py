@@ -133,3 +133,29 @@ async def wait_for(
 def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
     """A consumed record's headers as text."""
     return {k: bytes(v).decode() for k, v in (record.headers or ())}
+
+
+async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
+    """Records of ``topics`` beyond the consumer group's committed offsets (0 = all committed)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        tps = []
+        for topic in topics:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps.extend(TopicPartition(topic, p) for p in partitions)
+        ends = await consumer.end_offsets(tps)
+        lag = 0
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            lag += ends[tp] - (committed or 0)
+        return lag
+    finally:
+        await consumer.stop()

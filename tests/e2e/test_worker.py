@@ -3,6 +3,7 @@ redelivery → duplicates, and /metrics consistent with what was sent."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -135,3 +136,26 @@ async def test_worker_end_to_end(worker: WorkerProcess) -> None:
     assert worker.counter("creditline_score_count") >= USERS
     text = worker.metrics_text()
     assert "user-0000" not in text  # no user ids in labels
+
+
+async def test_an_event_is_visible_in_redis_within_a_fraction_of_a_second(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    delays = []
+    for i in range(5):
+        doc = spending_doc(
+            user_id="u-fresh", event_id=f"fresh-{i}", occurred_at=datetime.now(UTC).isoformat()
+        )
+        started = time.monotonic()
+        await produce(settings, [(topics.spending, b"u-fresh", encode(doc))])
+
+        async def visible(expected: int = i + 1) -> bool:
+            states = await redis_states(settings)
+            return "u-fresh" in states and states["u-fresh"].spendings == expected
+
+        await wait_for(visible, timeout=10, interval=0.01, message="the event in Redis")
+        delays.append(time.monotonic() - started)
+    print(f"freshness: {[round(d * 1000) for d in delays]} ms")
+    assert max(delays) < 1.0, delays
