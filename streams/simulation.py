@@ -209,25 +209,41 @@ def user_id_for(index: int, prefix: str = "user") -> str:
     return f"{prefix}-{index:06d}"
 
 
+def population_events(
+    users: int, seed: int, now: datetime, prefix: str = "user"
+) -> list[InputEvent]:
+    """Histories of ``users`` users (personas in rotation), in a seeded shuffled order."""
+    rng = random.Random(seed)
+    events: list[InputEvent] = []
+    for index in range(users):
+        user = user_id_for(index, prefix)
+        events.extend(persona_history(persona_of(index), user, now, rng))
+    rng.shuffle(events)
+    return events
+
+
 def population(
     users: int, seed: int, now: datetime, prefix: str = "user"
 ) -> Iterator[SimulatedRecord]:
-    """Histories of ``users`` users (personas in rotation), in a seeded shuffled order."""
-    rng = random.Random(seed)
-    records: list[SimulatedRecord] = []
-    for index in range(users):
-        user = user_id_for(index, prefix)
-        records.extend(to_record(e) for e in persona_history(persona_of(index), user, now, rng))
-    rng.shuffle(records)
-    yield from records
+    """:func:`population_events` as records to publish."""
+    for event in population_events(users, seed, now, prefix):
+        yield to_record(event)
+
+
+def loan_requests(
+    users: int, seed: int, now: datetime, prefix: str = "user", sequence: int = 1
+) -> list[LoanRequest]:
+    """One loan request per user, personas as in :func:`population_events`."""
+    rng = random.Random(seed * 7919 + sequence)
+    return [
+        loan_request(persona_of(index), user_id_for(index, prefix), now, rng, sequence)
+        for index in range(users)
+    ]
 
 
 def requests(
     users: int, seed: int, now: datetime, prefix: str = "user", sequence: int = 1
 ) -> Iterator[SimulatedRecord]:
-    """One loan request per user, personas as in :func:`population`."""
-    rng = random.Random(seed * 7919 + sequence)
-    for index in range(users):
-        yield to_record(
-            loan_request(persona_of(index), user_id_for(index, prefix), now, rng, sequence)
-        )
+    """:func:`loan_requests` as records to publish."""
+    for request in loan_requests(users, seed, now, prefix, sequence):
+        yield to_record(request)

@@ -144,7 +144,7 @@ async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
     )
     await consumer.start()
     try:
-        tps = []
+        tps: list[TopicPartition] = []
         for topic in topics:
             partitions = consumer.partitions_for_topic(topic)
             if partitions is None:

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from streams.core.state import reference_fold
 from streams.keys import KeyLayout
-from streams.simulation import population
+from streams.simulation import population_events, to_record
 from streams.topics import Topics
 from tests.builders import encode, spending_doc
 from tests.e2e.conftest import WorkerProcess
@@ -21,7 +21,8 @@ from tests.support import committed_lag, produce, redis_states, wait_for
 async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProcess) -> None:
     settings = worker.settings
     topics = Topics.from_settings(settings)
-    history = list(population(300, seed=23, now=datetime.now(UTC)))
+    events = population_events(300, seed=23, now=datetime.now(UTC))
+    history = [to_record(e) for e in events]
     records = [(topics.topic_for(r.kind), r.key, r.value) for r in history]
     chunks = [records[i : i + 250] for i in range(0, len(records), 250)]
 
@@ -38,7 +39,7 @@ async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProce
         worker.start()
     await producing
 
-    expected = reference_fold(r.model for r in history)  # type: ignore[misc]
+    expected = reference_fold(events)
     total = sum(s.events_applied for s in expected.values())
 
     async def all_applied() -> bool:

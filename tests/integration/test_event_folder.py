@@ -15,7 +15,7 @@ from streams.core.state import UserState, reference_fold
 from streams.metrics import Metrics
 from streams.processing import EventFolder
 from streams.settings import Settings
-from streams.simulation import population
+from streams.simulation import population, population_events
 from streams.topics import Topics
 from tests.builders import NOW, encode, repayment_doc, spending_doc
 from tests.support import (
@@ -82,7 +82,7 @@ async def test_published_events_fold_into_the_reference_state(settings: Settings
     consumed = await publish_population(settings, users=24, seed=5)
     reports = await run_folder(settings, chunks(consumed, 97))
     assert sum(r["applied"] for r in reports) == len(consumed)
-    expected = reference_fold(r.model for r in population(24, 5, NOW))  # type: ignore[misc]
+    expected = reference_fold(population_events(24, 5, NOW))
     assert_states_equal(await redis_states(settings), expected)
     # The readable summary beside the state is the scorecard's view at the latest event.
     store = store_for(settings)
@@ -142,7 +142,7 @@ async def test_concurrent_workers_on_one_user_never_lose_an_update(settings: Set
     metrics = Metrics()
     halves = [consumed[0::2], consumed[1::2]]
     await asyncio.gather(*(run_folder(settings, chunks(h, 3), metrics) for h in halves))
-    expected = reference_fold(r.model for r in population(2, 21, NOW))  # type: ignore[misc]
+    expected = reference_fold(population_events(2, 21, NOW))
     assert_states_equal(await redis_states(settings), expected)
 
 

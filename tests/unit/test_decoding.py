@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.models import MONEY_MAX, AssetEvent, LoanRequest, RepaymentEvent
+from schemas.models import MONEY_MAX, AssetEvent, LoanRequest, RepaymentEvent, SpendingEvent
 from streams.core.decoding import (
     DecodeLimits,
     RecordKind,
@@ -278,6 +278,7 @@ def test_future_tolerance_is_configurable() -> None:
     lenient = DecodeLimits(future_tolerance=timedelta(days=1))
     doc = spending_doc(occurred_at=ts(-0.5))
     event = decode_record(RecordKind.SPENDING, b"u-1", encode(doc), now=NOW, limits=lenient)
+    assert isinstance(event, SpendingEvent)
     assert event.occurred_at > NOW
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.models import EffectiveStatus
+from schemas.models import EffectiveStatus, InputEvent
 from streams.core.scoring import (
     DEFAULT_SCORECARD,
     SCORE_MAX,
@@ -119,12 +119,16 @@ def test_higher_debt_to_income_never_raises_the_score(f: Features, dti: float, m
 @settings(max_examples=200, deadline=None)
 @given(n_on_time=st.integers(0, 12), n_missed=st.integers(0, 4))
 def test_folded_on_time_repayments_never_lower_the_score(n_on_time: int, n_missed: int) -> None:
-    missed = [
+    missed: list[InputEvent] = [
         repayment(event_id=f"m{i}", occurred_at=ts(300 + i), amount_paid=0, days_past_due=10)
         for i in range(n_missed)
     ]
-    on_time = [repayment(event_id=f"o{i}", occurred_at=ts(30 * i + 1)) for i in range(n_on_time)]
-    income = [asset(event_id="inc", asset_type="income", value=5000, occurred_at=ts(400))]
+    on_time: list[InputEvent] = [
+        repayment(event_id=f"o{i}", occurred_at=ts(30 * i + 1)) for i in range(n_on_time)
+    ]
+    income: list[InputEvent] = [
+        asset(event_id="inc", asset_type="income", value=5000, occurred_at=ts(400))
+    ]
     without = fold_events(None, missed + income)
     with_more = fold_events(None, missed + income + on_time)
     assert without is not None and with_more is not None

@@ -8,7 +8,7 @@ from schemas.models import Outcome
 from streams.core.decision import decide
 from streams.core.scoring import assess
 from streams.core.state import reference_fold
-from streams.simulation import Persona, persona_of, population, requests
+from streams.simulation import Persona, loan_requests, persona_of, population, population_events
 from tests.builders import NOW
 
 
@@ -22,11 +22,10 @@ def test_population_is_reproducible_from_its_seed() -> None:
 
 def test_personas_decide_as_documented() -> None:
     users = 40
-    states = reference_fold(r.model for r in population(users, seed=11, now=NOW))  # type: ignore[misc]
+    states = reference_fold(population_events(users, seed=11, now=NOW))
     seen: Counter[tuple[Persona, Outcome, bool]] = Counter()
-    for record in requests(users, seed=11, now=NOW):
-        request = record.model
-        decision = decide(request, assess(states[request.user_id], request.requested_at), NOW)  # type: ignore[arg-type]
+    for request in loan_requests(users, seed=11, now=NOW):
+        decision = decide(request, assess(states[request.user_id], request.requested_at), NOW)
         index = int(request.user_id.rsplit("-", 1)[1])
         seen[(persona_of(index), decision.outcome, decision.overrides_displayed_status)] += 1
     per = users // len(Persona)

@@ -73,10 +73,11 @@ def test_loan_balance_and_assets_are_last_writer_wins_by_event_time() -> None:
     early_balance = repayment(event_id="x1", occurred_at=ts(30), outstanding_balance="900.00")
     old_proof = asset(event_id="p1", occurred_at=ts(2), value="1.00", verified=False)
     new_proof = asset(event_id="p2", occurred_at=ts(1), value="20000.00", verified=True)
-    for order in (
+    orders: list[list[InputEvent]] = [
         [late_balance, early_balance, new_proof, old_proof],
         [early_balance, late_balance, old_proof, new_proof],
-    ):
+    ]
+    for order in orders:
         state = fold_events(None, order)
         assert state is not None
         assert state.loans["loan-1"].balance == Decimal("100.00")
