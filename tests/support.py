@@ -10,12 +10,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from schemas.models import InputEvent
 from streams.adapters.kafka_sink import InboundRecord
 from streams.adapters.redis_store import RedisStore
-from streams.core.state import UserState
+from streams.core.state import UserState, reference_fold
 from streams.keys import KeyLayout
 from streams.metrics import Metrics
 from streams.settings import Settings
+from tests.states import assert_states_equal
 
 
 async def produce(
@@ -159,3 +161,19 @@ async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
         return lag
     finally:
         await consumer.stop()
+
+
+async def assert_redis_matches_reference(
+    settings: Settings, events: Sequence[InputEvent], *, timeout: float = 60.0
+) -> None:
+    """Wait until Redis holds as many applied events as the reference fold of ``events``,
+    then require every user's state to equal the reference (exactly, decay to 1e-9)."""
+    expected = reference_fold(events)
+    total = sum(s.events_applied for s in expected.values())
+
+    async def all_applied() -> bool:
+        states = await redis_states(settings)
+        return sum(s.events_applied for s in states.values()) == total
+
+    await wait_for(all_applied, timeout=timeout, message=f"{total} events applied")
+    assert_states_equal(await redis_states(settings), expected)

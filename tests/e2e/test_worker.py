@@ -8,13 +8,18 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from schemas.models import LoanDecision, Outcome
-from streams.core.state import reference_fold
 from streams.simulation import Persona, persona_of, population_events, requests, to_record
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, spending_doc
 from tests.e2e.conftest import WorkerProcess
-from tests.integration.test_event_folder import assert_states_equal
-from tests.support import headers_of, produce, read_topic, redis_states, wait_for
+from tests.support import (
+    assert_redis_matches_reference,
+    headers_of,
+    produce,
+    read_topic,
+    redis_states,
+    wait_for,
+)
 
 USERS = 40
 SEED = 17
@@ -68,15 +73,7 @@ async def test_worker_end_to_end(worker: WorkerProcess) -> None:
     await produce(settings, mixed)
 
     # 1. Every user's state in Redis equals the reference fold.
-    expected = reference_fold(events)
-    total = sum(s.events_applied for s in expected.values())
-
-    async def all_applied() -> bool:
-        states = await redis_states(settings)
-        return sum(s.events_applied for s in states.values()) == total
-
-    await wait_for(all_applied, timeout=60, message="all events applied")
-    assert_states_equal(await redis_states(settings), expected)
+    await assert_redis_matches_reference(settings, events)
 
     # 2. Loan requests are answered from the live score, not the displayed status.
     asks = list(requests(USERS, SEED, datetime.now(UTC)))

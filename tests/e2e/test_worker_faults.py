@@ -8,14 +8,18 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from streams.core.state import reference_fold
 from streams.keys import KeyLayout
 from streams.simulation import population_events, to_record
 from streams.topics import Topics
 from tests.builders import encode, spending_doc
 from tests.e2e.conftest import WorkerProcess
-from tests.integration.test_event_folder import assert_states_equal
-from tests.support import committed_lag, produce, redis_states, wait_for
+from tests.support import (
+    assert_redis_matches_reference,
+    committed_lag,
+    produce,
+    redis_states,
+    wait_for,
+)
 
 
 async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProcess) -> None:
@@ -39,15 +43,7 @@ async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProce
         worker.start()
     await producing
 
-    expected = reference_fold(events)
-    total = sum(s.events_applied for s in expected.values())
-
-    async def all_applied() -> bool:
-        states = await redis_states(settings)
-        return sum(s.events_applied for s in states.values()) == total
-
-    await wait_for(all_applied, timeout=120, message="every event applied after the kills")
-    assert_states_equal(await redis_states(settings), expected)
+    await assert_redis_matches_reference(settings, events, timeout=120)
 
     async def committed() -> bool:
         return await committed_lag(settings, topics.events) == 0

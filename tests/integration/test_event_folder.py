@@ -11,13 +11,14 @@ from aiokafka import AIOKafkaProducer
 from schemas import dead_letter
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
 from streams.core.scoring import assess
-from streams.core.state import UserState, reference_fold
+from streams.core.state import reference_fold
 from streams.metrics import Metrics
 from streams.processing import EventFolder
 from streams.settings import Settings
 from streams.simulation import population, population_events
 from streams.topics import Topics
 from tests.builders import NOW, encode, repayment_doc, spending_doc
+from tests.states import assert_states_equal
 from tests.support import (
     as_inbound,
     headers_of,
@@ -26,7 +27,6 @@ from tests.support import (
     redis_states,
     store_for,
 )
-from tests.unit.test_state import assert_same_state
 
 
 async def publish_population(settings: Settings, users: int, seed: int) -> list[InboundRecord]:
@@ -70,12 +70,6 @@ async def run_folder(
 
 def chunks(records: list[InboundRecord], size: int) -> list[list[InboundRecord]]:
     return [records[i : i + size] for i in range(0, len(records), size)]
-
-
-def assert_states_equal(actual: dict[str, UserState], expected: dict[str, UserState]) -> None:
-    assert sorted(actual) == sorted(expected)
-    for user, state in expected.items():
-        assert_same_state(actual[user], state)
 
 
 async def test_published_events_fold_into_the_reference_state(settings: Settings) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import random
-from dataclasses import fields
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,25 +15,13 @@ from streams.core.codec import decode_state, encode_state
 from streams.core.state import (
     MONTHS_KEPT,
     REPAYMENT_HALF_LIFE,
-    UserState,
     apply_event,
     decay_factor,
     fold_events,
     reference_fold,
 )
 from tests.builders import asset, repayment, spending, ts
-
-DECAYED = ("on_time", "late", "missed")
-
-
-def assert_same_state(a: UserState, b: UserState) -> None:
-    """Equal exactly, except decayed counters (floating point) within 1e-9 relative."""
-    for f in fields(UserState):
-        left, right = getattr(a, f.name), getattr(b, f.name)
-        if f.name in DECAYED:
-            assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12), f.name
-        else:
-            assert left == right, f.name
+from tests.states import assert_same_state
 
 
 def test_decay_halves_after_one_half_life() -> None:
