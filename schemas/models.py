@@ -242,12 +242,16 @@ class LoanRequest(_Inbound):
 
 
 class Reason(BaseModel):
-    """Why a decision came out as it did: a stable code and a readable text."""
+    """Why a decision came out as it did: a stable code and readable texts."""
 
     model_config = ConfigDict(frozen=True)
 
     code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
-    text: str
+    text: str = Field(description="The text in the configured language (English by default).")
+    texts: dict[str, str] = Field(
+        default_factory=dict,
+        description="The text in every language: 'en' (English) and 'zh' (Simplified Chinese).",
+    )
 
 
 class LoanDecision(BaseModel):
@@ -279,6 +283,21 @@ class LoanDecision(BaseModel):
     scorer_version: str
 
 
+class LineStatusChanged(BaseModel):
+    """The effective status of a user's line changed (published on ``credit.line-status``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: UserId
+    changed_at: AwareDatetime = Field(description="Event time at which the status changed.")
+    previous_status: EffectiveStatus | None = Field(description="Null for a user's first status.")
+    status: EffectiveStatus
+    credit_limit: Money
+    score: int = Field(ge=350, le=950)
+    reasons: list[Reason]
+    policy_version: str
+
+
 #: Every model published as a JSON Schema file, by file stem.
 CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "RepaymentEvent": RepaymentEvent,
@@ -286,4 +305,5 @@ CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "AssetEvent": AssetEvent,
     "LoanRequest": LoanRequest,
     "LoanDecision": LoanDecision,
+    "LineStatusChanged": LineStatusChanged,
 }

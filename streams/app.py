@@ -19,7 +19,9 @@ import faust
 from prometheus_client import generate_latest
 
 from streams.adapters.kafka_sink import FaustSink, InboundRecord
+from streams.adapters.policy_source import PolicyWatcher
 from streams.adapters.redis_store import RedisStore
+from streams.core.policy import Policy, load_default_policy
 from streams.keys import KeyLayout
 from streams.metrics import Metrics
 from streams.processing import EventFolder, LoanDecider, ShuttingDown
@@ -78,6 +80,20 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     sink = FaustSink(app)
     keys = KeyLayout(settings.redis_key_prefix)
     redis_url = settings.redis_url.get_secret_value()
+    policies = PolicyWatcher(settings, metrics, fallback=load_default_policy())
+
+    def current_policy() -> Policy:
+        return policies.current
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_policies() -> None:
+        """Load the latest policy before any record is processed, then follow changes."""
+        try:
+            await policies.start()
+            while not app.should_stop:
+                await policies.poll(timeout_ms=500)
+        finally:
+            await policies.stop()
 
     def stopping() -> bool:
         return bool(app.should_stop)
@@ -118,8 +134,9 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
 
     @app.agent(events_channel, concurrency=1, name="fold_events")
     async def fold_events(stream: Any) -> None:
+        await policies.ready.wait()
         store = RedisStore.connect(redis_url, keys, metrics)
-        folder = EventFolder(settings, store, sink, metrics, should_stop=stopping)
+        folder = EventFolder(settings, store, sink, metrics, current_policy, should_stop=stopping)
         try:
             batches = stream.noack_take(
                 settings.batch_max_records, within=settings.batch_max_wait_seconds
@@ -130,8 +147,9 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
 
     @app.agent(requests_channel, concurrency=1, name="answer_loan_requests")
     async def answer_loan_requests(stream: Any) -> None:
+        await policies.ready.wait()
         store = RedisStore.connect(redis_url, keys, metrics)
-        decider = LoanDecider(settings, store, sink, metrics, should_stop=stopping)
+        decider = LoanDecider(settings, store, sink, metrics, current_policy, should_stop=stopping)
         try:
             batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
             await drain(stream, batches, decider.process)
@@ -146,7 +164,9 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
 
     @app.page("/healthz")
     async def health_page(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "app_id": settings.app_id})
+        return web.json(
+            {"status": "ok", "app_id": settings.app_id, "policy": policies.current.version}
+        )
 
     return app
 

@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 schemas_app = typer.Typer(help="The wire contract's JSON Schema files.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+policy_app = typer.Typer(help="The run-time credit policy.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 console = Console()
 err = Console(stderr=True)
 
@@ -452,6 +454,7 @@ def inspect(
 ) -> None:
     """Print a user's features, points per attribute, score, limit and status."""
     from streams.adapters.redis_store import RedisStore
+    from streams.core.decision import status_reasons
     from streams.core.scoring import assess
     from streams.keys import KeyLayout
     from streams.metrics import Metrics
@@ -466,20 +469,31 @@ def inspect(
             settings.redis_url.get_secret_value(), KeyLayout(settings.redis_key_prefix), Metrics()
         )
         try:
-            return await store.read_state(user)
+            return await store.read_user(user), await _active_policy(settings)
         finally:
             await store.close()
 
-    state = _run(load())
+    (state, line), policy = _run(load())
     if state is None:
         _fail(f"no state for user {user}")
         return
-    a = assess(state, at)
+    a = assess(state, at, policy, line)
     doc = {
         "user_id": user,
         "evaluated_at": a.features.at.isoformat(),
+        "policy_version": a.policy_version,
         "score": a.score,
         "status": a.status.value,
+        "status_since": a.line.since.isoformat(),
+        "stored_status": line.status.value if line else None,
+        "segment": a.segment,
+        "exception": a.exception.code if a.exception else None,
+        "promotion": a.promotion.name if a.promotion else None,
+        "thresholds": {
+            "close_below": a.thresholds.close_below,
+            "reopen_at": a.thresholds.reopen_at,
+        },
+        "reasons": [r.model_dump() for r in status_reasons(a, policy, settings.reason_language)],
         "credit_limit": str(a.credit_limit),
         "available_limit": str(a.available_limit),
         "score_as_of": a.score_as_of.isoformat(),
@@ -495,8 +509,9 @@ def inspect(
     table = Table(
         "attribute",
         "points",
-        title=f"{user}: score {a.score}, {a.status.value}, "
-        f"limit {a.credit_limit} ({a.available_limit} available)",
+        title=f"{user}: score {a.score}, {a.status.value} since {a.line.since:%Y-%m-%d}, "
+        f"segment {a.segment}, limit {a.credit_limit} ({a.available_limit} available), "
+        f"policy {a.policy_version}",
     )
     for name, points in a.points.items():
         table.add_row(name, str(points))
@@ -505,6 +520,106 @@ def inspect(
     for name, value in doc["features"].items():
         features.add_row(name, str(value))
     console.print(features)
+    for r in doc["reasons"]:
+        console.print(f"[bold]{r['code']}[/] {r['text']}")
+
+
+# ---- policy --------------------------------------------------------------------------------
+async def _active_policy(settings: Settings) -> Any:
+    """The latest valid policy on the policy topic, else the shipped default."""
+    from streams.adapters.policy_source import read_policy_history
+    from streams.core.policy import load_default_policy
+
+    valid = [r.policy for r in await read_policy_history(settings) if r.policy is not None]
+    return valid[-1] if valid else load_default_policy()
+
+
+def _read_policy_file(path: Path) -> Any:
+    from streams.core.policy import InvalidPolicy, parse_policy
+
+    try:
+        return parse_policy(path.read_text())
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    except InvalidPolicy as exc:
+        _fail(f"{path} is not a valid policy; nothing was applied:\n{exc}")
+
+
+@policy_app.command("validate")
+def policy_validate(file: Annotated[Path, typer.Argument(help="YAML or JSON policy.")]) -> None:
+    """Check a policy document without applying it."""
+    policy = _read_policy_file(file)
+    console.print(f"{file}: valid policy {policy.version}")
+
+
+@policy_app.command("apply")
+def policy_apply(
+    file: Annotated[Path, typer.Argument(help="YAML or JSON policy.")],
+    by: Annotated[str | None, typer.Option("--by", help="Who applies it (audit).")] = None,
+    comment: Annotated[str | None, typer.Option(help="Why (audit).")] = None,
+) -> None:
+    """Validate a policy and publish it; running workers switch to it without a restart."""
+    from streams.adapters.policy_source import publish_policy
+    from streams.core.policy import InvalidPolicy
+
+    policy = _read_policy_file(file)
+    try:
+        offset = _run(publish_policy(get_settings(), policy, by, comment))
+    except InvalidPolicy as exc:
+        _fail(str(exc))
+    console.print(f"applied policy {policy.version} (offset {offset})")
+
+
+@policy_app.command("show")
+def policy_show(as_json: JsonOption = False) -> None:
+    """Print the active policy (the latest valid version applied, else the default)."""
+    from streams.core.policy import policy_json
+
+    policy = _run(_active_policy(get_settings()))
+    if as_json:
+        console.print_json(policy_json(policy))
+        return
+    import yaml
+
+    console.print(f"# active policy {policy.version}")
+    console.print(
+        yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
+        markup=False,
+    )
+
+
+@policy_app.command("history")
+def policy_history(as_json: JsonOption = False) -> None:
+    """Every policy version applied, oldest first, with who and when; rejected ones too."""
+    from streams.adapters.policy_source import read_policy_history
+
+    records = _run(read_policy_history(get_settings()))
+    rows = [
+        {
+            "offset": r.offset,
+            "version": r.version,
+            "applied_at": r.applied_at.isoformat() if r.applied_at else None,
+            "applied_by": r.applied_by,
+            "comment": r.comment,
+            "valid": r.policy is not None,
+            "problems": list(r.problems),
+        }
+        for r in records
+    ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("offset", "version", "applied at", "by", "comment", "valid")
+    for row in rows:
+        table.add_row(
+            str(row["offset"]),
+            str(row["version"]),
+            str(row["applied_at"] or ""),
+            str(row["applied_by"] or ""),
+            str(row["comment"] or ""),
+            "yes" if row["valid"] else "[red]no[/]",
+        )
+    console.print(table if rows else "no policy applied yet: the default policy is active")
 
 
 # ---- schemas -------------------------------------------------------------------------------

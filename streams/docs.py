@@ -2,41 +2,44 @@
 
 from __future__ import annotations
 
-from streams.core.scoring import DEFAULT_SCORECARD, SCORE_MAX, SCORE_MIN, Attribute, Scorecard
+from streams.core.policy import Attribute, Policy, load_default_policy
+from streams.core.scoring import SCORE_MAX, SCORE_MIN
 
 
 def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
-def _bins(card_attr: Attribute) -> str:
+def _bins(attribute: Attribute) -> str:
     parts = []
     lower: float | None = None
-    for b in card_attr.bins:
-        if b.upper is None:
+    for b in attribute.bins:
+        if b.below is None:
             span = f"≥ {_number(lower)}" if lower is not None else "any"
         elif lower is None:
-            span = f"< {_number(b.upper)}"
+            span = f"< {_number(b.below)}"
         else:
-            span = f"{_number(lower)}–<{_number(b.upper)}"
+            span = f"{_number(lower)}–<{_number(b.below)}"
         parts.append(f"{span}: {b.points:+d}")
-        lower = b.upper
-    if card_attr.missing_points:
-        parts.append(f"unknown: {card_attr.missing_points:+d}")
+        lower = b.below
+    if attribute.missing_points:
+        parts.append(f"unknown: {attribute.missing_points:+d}")
     return " · ".join(parts)
 
 
-def scorecard_markdown(card: Scorecard = DEFAULT_SCORECARD) -> str:
-    """The scorecard as a Markdown table (embedded in the README; a test keeps it in sync)."""
+def scorecard_markdown(policy: Policy | None = None) -> str:
+    """The default policy's scorecard as a Markdown table (kept in sync by a test)."""
+    policy = policy or load_default_policy()
+    card = policy.scorecard
     lines = [
-        f"Scorecard `{card.version}`: score = clamp({card.base_points} + Σ points, "
+        f"Policy `{policy.version}`: score = clamp({card.base_points} + Σ points, "
         f"{SCORE_MIN}, {SCORE_MAX}).",
         "",
         "| attribute | measures | bins → points | adverse-factor text |",
         "|---|---|---|---|",
     ]
-    for a in card.attributes:
-        lines.append(f"| `{a.name}` | {a.measure} | {_bins(a)} | {a.adverse_text} |")
+    for name, a in card.attributes.items():
+        lines.append(f"| `{name}` | {a.measure} | {_bins(a)} | {a.adverse.en} / {a.adverse.zh} |")
     return "\n".join(lines) + "\n"
 
 

@@ -132,6 +132,23 @@ class Metrics:
             buckets=SCORE_BUCKETS,
             registry=r,
         )
+        self.policy_info = Gauge(
+            "creditline_policy_info",
+            "The active policy version (value 1 on the active version's series).",
+            ["version"],
+            registry=r,
+        )
+        self.policy_rejected = Counter(
+            "creditline_policy_rejected_total",
+            "Policy documents read from the policy topic and rejected as invalid.",
+            registry=r,
+        )
+        self.line_status_changes = Counter(
+            "creditline_line_status_changes_total",
+            "Effective line-status changes published, by new status.",
+            ["status"],
+            registry=r,
+        )
         self.last_batch_timestamp = Gauge(
             "creditline_last_batch_timestamp_seconds",
             "Unix time at which the last batch of events was stored.",

@@ -26,12 +26,18 @@ from tenacity import (
     wait_exponential,
 )
 
-from schemas.models import InputEvent, LoanDecision, LoanRequest
+from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
 from streams.adapters.kafka_sink import InboundRecord, RecordSink, dead_letter_headers
-from streams.adapters.redis_store import RedisStore, UserWrite, fingerprint
-from streams.core.decision import decide, decide_score_unavailable, decide_without_history
+from streams.adapters.redis_store import RedisStore, StoredUser, UserWrite, fingerprint
+from streams.core.decision import (
+    decide,
+    decide_score_unavailable,
+    decide_without_history,
+    status_reasons,
+)
 from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
-from streams.core.scoring import Assessment, assess
+from streams.core.policy import Policy
+from streams.core.scoring import Assessment, LineStatus, assess
 from streams.core.state import UserState, apply_event
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -78,10 +84,16 @@ def decode_limits(settings: Settings) -> DecodeLimits:
 
 
 def state_summary(assessment: Assessment, events_applied: int) -> dict[str, str]:
-    """The readable fields stored beside a user's state (what operators and the app read)."""
+    """The readable fields stored beside a user's state (what operators and the app read).
+
+    ``status`` and ``status_since`` are the stored line status that hysteresis continues from.
+    """
     return {
         "score": str(assessment.score),
         "status": assessment.status.value,
+        "status_since": assessment.line.since.isoformat(),
+        "status_settled": "1" if assessment.line.settled else "0",
+        "segment": assessment.segment,
         "credit_limit": f"{assessment.credit_limit:.2f}",
         "available_limit": f"{assessment.available_limit:.2f}",
         "score_as_of": assessment.score_as_of.isoformat(),
@@ -116,11 +128,13 @@ class _Shell:
         store: RedisStore,
         sink: RecordSink,
         metrics: Metrics,
+        policy: Callable[[], Policy],
         *,
         clock: Callable[[], datetime] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        self.policy = policy
         self.topics = Topics.from_settings(settings)
         self.store = store
         self.sink = sink
@@ -181,6 +195,7 @@ class EventFolder(_Shell):
         started = time.perf_counter()
         report = BatchReport()
         now = self.clock()
+        policy = self.policy()  # one version for the whole batch
         deliveries: list[Awaitable[Any]] = []
         by_user: dict[str, list[_Pending]] = defaultdict(list)
         for record in records:
@@ -195,7 +210,11 @@ class EventFolder(_Shell):
             assert not isinstance(event, LoanRequest)
             by_user[event.user_id].append(_Pending(record, event, fingerprint(event.event_id)))
 
-        failed = await self._store(by_user, report)
+        failed, outbox = await self._store(by_user, report, policy)
+        status_deliveries = [
+            await self.sink.send(self.topics.line_status, user.encode(), payload)
+            for user, payload in outbox.items()
+        ]
         for pending in failed:
             deliveries.append(
                 await self._dead_letter(
@@ -205,7 +224,9 @@ class EventFolder(_Shell):
                 )
             )
             report.dead_lettered[pending.record.topic] += 1
-        await asyncio.gather(*deliveries)
+        await asyncio.gather(*deliveries, *status_deliveries)
+        # Published: the outbox can be emptied (a crash before this republishes, never loses).
+        await self._until_stopped("clear_outbox", partial(self.store.clear_status_events, outbox))
 
         applied_at = time.time()
         for topic, count in report.applied.items():
@@ -218,24 +239,26 @@ class EventFolder(_Shell):
         return report
 
     async def _store(
-        self, by_user: dict[str, list[_Pending]], report: BatchReport
-    ) -> list[_Pending]:
-        """Fold and write every user, re-folding users whose write conflicted."""
+        self, by_user: dict[str, list[_Pending]], report: BatchReport, policy: Policy
+    ) -> tuple[list[_Pending], dict[str, bytes]]:
+        """Fold and write every user, re-folding users whose write conflicted. Returns the
+        records that could not be folded and the status-change events to publish."""
         remaining = dict(by_user)
         failed: list[_Pending] = []
+        outbox: dict[str, bytes] = {}
         for _ in range(MAX_CONFLICT_ROUNDS):
             if not remaining:
-                return failed
+                return failed, outbox
             candidates = {u: [p.fingerprint for p in ps] for u, ps in remaining.items()}
             stored = await self._until_stopped("load", partial(self.store.load, candidates))
             writes: list[UserWrite] = []
             outcomes: dict[str, tuple[list[_Pending], list[_Pending]]] = {}
             for user, pendings in remaining.items():
                 current = stored[user]
+                if current.pending_status_event is not None:
+                    outbox[user] = current.pending_status_event
                 try:
-                    write, fresh, dupes = self._fold_user(
-                        user, current.state, current.version, current.already_applied, pendings
-                    )
+                    write, fresh, dupes = self._fold_user(user, current, pendings, policy)
                 except Exception:
                     log.exception("folding a user's events failed; dead-lettering them")
                     failed.extend(pendings)
@@ -243,12 +266,15 @@ class EventFolder(_Shell):
                 outcomes[user] = (fresh, dupes)
                 if write is not None:
                     writes.append(write)
+            events_of = {w.user_id: w.status_event for w in writes if w.status_event}
             conflicts = set(await self._until_stopped("save", partial(self.store.save, writes)))
             if conflicts:
                 self.metrics.store_conflicts.inc(len(conflicts))
             for user, (fresh, dupes) in outcomes.items():
                 if user in conflicts:
                     continue
+                if user in events_of:
+                    outbox[user] = events_of[user]
                 for p in fresh:
                     report.applied[p.record.topic] += 1
                     lag = max(0.0, (self.clock() - p.event.occurred_at).total_seconds())
@@ -259,14 +285,10 @@ class EventFolder(_Shell):
         raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
 
     def _fold_user(
-        self,
-        user: str,
-        state: UserState | None,
-        version: int,
-        already_applied: frozenset[int],
-        pendings: list[_Pending],
+        self, user: str, current: StoredUser, pendings: list[_Pending], policy: Policy
     ) -> tuple[UserWrite | None, list[_Pending], list[_Pending]]:
-        seen = set(already_applied)
+        state: UserState | None = current.state
+        seen = set(current.already_applied)
         fresh: list[_Pending] = []
         dupes: list[_Pending] = []
         for p in pendings:
@@ -278,16 +300,37 @@ class EventFolder(_Shell):
             fresh.append(p)
         if not fresh or state is None:
             return None, fresh, dupes
-        assessment = assess(state, state.as_of)
+        # The stored line status ignores promotions: campaigns never flip it back and forth.
+        assessment = assess(state, state.as_of, policy, current.line, with_promotions=False)
         self.metrics.scores.observe(assessment.score)
+        status_event = None
+        if current.line is None or assessment.line.status is not current.line.status:
+            status_event = self._status_event(current.line, assessment, policy)
         write = UserWrite(
             user_id=user,
-            expected_version=version,
+            expected_version=current.version,
             state=state,
             summary=state_summary(assessment, state.events_applied),
             fingerprints=[p.fingerprint for p in fresh],
+            status_event=status_event,
         )
         return write, fresh, dupes
+
+    def _status_event(
+        self, previous: LineStatus | None, assessment: Assessment, policy: Policy
+    ) -> bytes:
+        self.metrics.line_status_changes.labels(assessment.status.value).inc()
+        event = LineStatusChanged(
+            user_id=assessment.user_id,
+            changed_at=assessment.line.since,
+            previous_status=previous.status if previous else None,
+            status=assessment.status,
+            credit_limit=assessment.credit_limit,
+            score=assessment.score,
+            reasons=status_reasons(assessment, policy, self.settings.reason_language),
+            policy_version=assessment.policy_version,
+        )
+        return event.model_dump_json().encode()
 
 
 class LoanDecider(_Shell):
@@ -347,18 +390,32 @@ class LoanDecider(_Shell):
 
     async def _answer(self, request: LoanRequest) -> tuple[LoanDecision, bytes, bool]:
         """The decision for a request, its wire bytes, and whether it was decided before."""
+        policy = self.policy()  # exactly one version per decision
+        language = self.settings.reason_language
         try:
-            state = await self._bounded(
-                "read_state", lambda: self.store.read_state(request.user_id)
+            state, line = await self._bounded(
+                "read_state", partial(self.store.read_user, request.user_id)
             )
         except REDIS_TRANSIENT:
             # Never approve blindly: without a successful read a person reviews.
-            decision = decide_score_unavailable(request, self.clock())
+            decision = decide_score_unavailable(request, self.clock(), policy, language)
             return decision, decision.model_dump_json().encode(), False
         if state is None:
-            decision = decide_without_history(request, self.clock())
+            decision = decide_without_history(request, self.clock(), policy, language)
         else:
-            decision = decide(request, assess(state, request.requested_at), self.clock())
+            at = request.requested_at
+            assessment = assess(state, at, policy, line)
+            baseline = None
+            if assessment.promotion is not None:
+                baseline = assess(state, at, policy, line, with_promotions=False)
+            decision = decide(
+                request,
+                assessment,
+                self.clock(),
+                policy,
+                without_promotion=baseline,
+                language=language,
+            )
         payload = decision.model_dump_json().encode()
         ttl = self.settings.decision_retention_days * 86400
         try:
@@ -370,7 +427,7 @@ class LoanDecider(_Shell):
             )
         except REDIS_TRANSIENT:
             # Unrecorded decisions could differ on redelivery; only a review is safe.
-            decision = decide_score_unavailable(request, self.clock())
+            decision = decide_score_unavailable(request, self.clock(), policy, language)
             return decision, decision.model_dump_json().encode(), False
         if earlier is not None:
             return LoanDecision.model_validate_json(earlier), earlier, True

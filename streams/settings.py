@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     )
     topic_dead_letter: str = Field(
         "credit.dead-letter", description="Rejected records with error headers."
+    )
+    topic_line_status: str = Field(
+        "credit.line-status", description="LineStatusChanged output topic."
+    )
+    topic_policy: str = Field(
+        "credit.policy", description="Compacted topic of policy versions (1 partition)."
     )
     topic_partitions: int = Field(
         12, ge=1, description="Partitions of every topic; input topics must share it."
@@ -98,6 +105,9 @@ class Settings(BaseSettings):
         ge=6,
         description="Consumer-group session timeout: how soon the partitions of a worker "
         "that died without leaving are handed to another.",
+    )
+    reason_language: Literal["en", "zh"] = Field(
+        "en", description="Language of each reason's `text` (both are always in `texts`)."
     )
     log_level: str = Field("info", description="Worker log level.")
 

@@ -28,6 +28,8 @@ class Topics:
     loan_requests: str
     loan_decisions: str
     dead_letter: str
+    line_status: str
+    policy: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -39,6 +41,8 @@ class Topics:
             loan_requests=settings.topic_loan_requests,
             loan_decisions=settings.topic_loan_decisions,
             dead_letter=settings.topic_dead_letter,
+            line_status=settings.topic_line_status,
+            policy=settings.topic_policy,
         )
 
     @property
@@ -85,8 +89,17 @@ class Topics:
                 name, settings.topic_partitions, settings.topic_replication_factor, config
             )
 
+        # Every version ever applied stays readable (key = version), for `policy history`.
+        policy = TopicSpec(
+            self.policy,
+            1,
+            settings.topic_replication_factor,
+            {**base, "cleanup.policy": "compact", "retention.ms": "-1"},
+        )
         return [
             *(spec(name, keep_inputs) for name in self.inputs),
             spec(self.loan_decisions, outputs),
             spec(self.dead_letter, outputs),
+            spec(self.line_status, outputs),
+            policy,
         ]

@@ -57,6 +57,8 @@ def isolated(base: Settings, partitions: int = 4, **overrides: object) -> Settin
             "loan_requests",
             "loan_decisions",
             "dead_letter",
+            "line_status",
+            "policy",
         )
     }
     values: dict[str, object] = {

@@ -15,11 +15,14 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from schemas.models import EffectiveStatus
 from streams.core.codec import decode_state, encode_state
+from streams.core.scoring import LineStatus
 from streams.core.state import UserState
 from streams.keys import KeyLayout
 from streams.metrics import Metrics
@@ -44,6 +47,20 @@ return 1
 """
 
 
+# KEYS: state hash. ARGV: field, expected value. Deletes the field only if unchanged.
+_CLEAR_IF_EQUAL_LUA = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+#: Hash field holding a status-change record not yet confirmed as published (an outbox).
+OUTBOX_FIELD = "status_event"
+#: Hash fields of the stored line status (written by ``state_summary``).
+LINE_FIELDS = ("status", "status_since", "status_settled")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -64,6 +81,20 @@ class StoredUser:
     version: int
     state: UserState | None
     already_applied: frozenset[int]
+    line: LineStatus | None = None
+    pending_status_event: bytes | None = None
+
+
+def _line(
+    status: bytes | str | None, since: bytes | str | None, settled: bytes | str | None
+) -> LineStatus | None:
+    if status is None or since is None:
+        return None
+    return LineStatus(
+        EffectiveStatus(_text(status)),
+        datetime.fromisoformat(_text(since)),
+        settled=settled is None or _text(settled) == "1",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +106,7 @@ class UserWrite:
     state: UserState
     summary: Mapping[str, str]
     fingerprints: Sequence[int]
+    status_event: bytes | None = None
 
 
 @dataclass
@@ -85,9 +117,11 @@ class RedisStore:
     keys: KeyLayout
     metrics: Metrics
     _apply: Any = field(init=False)
+    _clear_if_equal: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self._apply = self.client.register_script(_APPLY_LUA)
+        self._clear_if_equal = self.client.register_script(_CLEAR_IF_EQUAL_LUA)
 
     @classmethod
     def connect(cls, url: str, keys: KeyLayout, metrics: Metrics) -> RedisStore:
@@ -120,7 +154,10 @@ class RedisStore:
         with self._timed("load"):
             async with self.client.pipeline(transaction=False) as pipe:
                 for user in users:
-                    pipe.hmget(self.keys.state(user), ["ver", "state"])
+                    pipe.hmget(
+                        self.keys.state(user),
+                        ["ver", "state", *LINE_FIELDS, OUTBOX_FIELD],
+                    )
                     fps = candidates[user]
                     if fps:
                         pipe.smismember(self.keys.seen(user), list(fps))
@@ -128,7 +165,7 @@ class RedisStore:
         result: dict[str, StoredUser] = {}
         position = 0
         for user in users:
-            version, raw = replies[position]
+            version, raw, status, since, settled, pending = replies[position]
             position += 1
             fps = candidates[user]
             applied: frozenset[int] = frozenset()
@@ -140,6 +177,8 @@ class RedisStore:
                 version=int(version) if version is not None else 0,
                 state=decode_state(raw) if raw is not None else None,
                 already_applied=applied,
+                line=_line(status, since, settled),
+                pending_status_event=bytes(pending) if pending is not None else None,
             )
         return result
 
@@ -155,6 +194,8 @@ class RedisStore:
                         "state": encode_state(w.state),
                         **w.summary,
                     }
+                    if w.status_event is not None:
+                        fields[OUTBOX_FIELD] = w.status_event
                     flat: list[str | bytes | int] = []
                     for name, value in fields.items():
                         flat.extend((name, value))
@@ -166,17 +207,38 @@ class RedisStore:
                 replies = await pipe.execute()
         return [w.user_id for w, ok in zip(writes, replies, strict=True) if not ok]
 
+    async def clear_status_events(self, published: Mapping[str, bytes]) -> None:
+        """Empty the outbox of users whose status event was published (if still the same)."""
+        if not published:
+            return
+        with self._timed("clear_outbox"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for user, payload in published.items():
+                    await self._clear_if_equal(
+                        keys=[self.keys.state(user)], args=[OUTBOX_FIELD, payload], client=pipe
+                    )
+                await pipe.execute()
+
     async def read_state(self, user_id: str) -> UserState | None:
         """The folded state of one user, or None when nothing is known."""
+        state, _ = await self.read_user(user_id)
+        return state
+
+    async def read_user(self, user_id: str) -> tuple[UserState | None, LineStatus | None]:
+        """The folded state and stored line status of one user (one round trip)."""
         with self._timed("read_state"):
-            raw = await self.client.hget(self.keys.state(user_id), "state")
-        return decode_state(raw) if raw is not None else None
+            raw, status, since, settled = await self.client.hmget(
+                self.keys.state(user_id), ["state", *LINE_FIELDS]
+            )
+        state = decode_state(raw) if raw is not None else None
+        return state, _line(status, since, settled)
 
     async def read_summary(self, user_id: str) -> dict[str, str]:
         """The operator-facing fields of a user's state hash (score, limit, status, …)."""
         with self._timed("read_summary"):
             raw = await self.client.hgetall(self.keys.state(user_id))
-        return {_text(k): _text(v) for k, v in raw.items() if _text(k) != "state"}
+        hidden = {"state", OUTBOX_FIELD}
+        return {_text(k): _text(v) for k, v in raw.items() if _text(k) not in hidden}
 
     async def remember_decision(
         self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int

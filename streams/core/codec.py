@@ -37,9 +37,7 @@ def encode_state(state: UserState) -> bytes:
         "f": to_micros(state.first_event_at),
         "n": [state.repayments, state.spendings, state.asset_updates],
         "d": [state.on_time, state.late, state.missed],
-        "s": to_micros(state.last_serious_delinquency_at)
-        if state.last_serious_delinquency_at
-        else None,
+        "s": {str(k): to_micros(v) for k, v in sorted(state.last_delinquency_at.items())},
         "dm": {str(m): d for m, d in sorted(state.delinquency_by_month.items())},
         "sm": {str(m): str(v) for m, v in sorted(state.spend_by_month.items())},
         "l": {
@@ -59,7 +57,6 @@ def decode_state(raw: bytes | str) -> UserState:
     doc = json.loads(raw)
     if doc.get("fmt") != STATE_FORMAT:
         raise ValueError(f"unknown state format {doc.get('fmt')!r}")
-    serious = doc["s"]
     return UserState(
         user_id=doc["u"],
         as_of=from_micros(doc["a"]),
@@ -70,7 +67,7 @@ def decode_state(raw: bytes | str) -> UserState:
         on_time=float(doc["d"][0]),
         late=float(doc["d"][1]),
         missed=float(doc["d"][2]),
-        last_serious_delinquency_at=from_micros(serious) if serious is not None else None,
+        last_delinquency_at={int(k): from_micros(v) for k, v in doc["s"].items()},
         delinquency_by_month={int(m): int(d) for m, d in doc["dm"].items()},
         spend_by_month={int(m): Decimal(v) for m, v in doc["sm"].items()},
         loans={

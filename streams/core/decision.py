@@ -5,7 +5,7 @@ The displayed status is echoed and compared, never used to decide.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from schemas.models import (
@@ -16,17 +16,17 @@ from schemas.models import (
     Outcome,
     Reason,
 )
-from streams.core.reasons import ReasonCode, adverse_reason, reason
+from streams.core.policy import Policy
+from streams.core.reasons import Language, ReasonCode, make_reason, reason
 from streams.core.scoring import (
-    DEFAULT_SCORECARD,
     SCORE_MIN,
     SCORER_VERSION,
     Assessment,
-    Scorecard,
     adverse_factors,
 )
 
 _ZERO = Decimal("0.00")
+_APPROVALS = (Outcome.APPROVED, Outcome.PARTIALLY_APPROVED)
 
 
 def _overrides(displayed: DisplayedStatus, effective: EffectiveStatus) -> bool:
@@ -35,7 +35,11 @@ def _overrides(displayed: DisplayedStatus, effective: EffectiveStatus) -> bool:
 
 
 def _without_state(
-    request: LoanRequest, decided_at: datetime, code: ReasonCode, card: Scorecard
+    request: LoanRequest,
+    decided_at: datetime,
+    code: ReasonCode,
+    policy: Policy,
+    language: Language,
 ) -> LoanDecision:
     return LoanDecision(
         request_id=request.request_id,
@@ -51,65 +55,82 @@ def _without_state(
         effective_status=EffectiveStatus.CLOSED,
         displayed_status=request.displayed_status,
         overrides_displayed_status=False,
-        reasons=[reason(code)],
-        policy_version=card.version,
+        reasons=[reason(code, language)],
+        policy_version=policy.version,
         scorer_version=SCORER_VERSION,
     )
 
 
 def decide_without_history(
-    request: LoanRequest, decided_at: datetime, card: Scorecard = DEFAULT_SCORECARD
+    request: LoanRequest, decided_at: datetime, policy: Policy, language: Language = "en"
 ) -> LoanDecision:
     """No state is known for the user: a person reviews (never an approval)."""
-    return _without_state(request, decided_at, ReasonCode.NO_HISTORY, card)
+    return _without_state(request, decided_at, ReasonCode.NO_HISTORY, policy, language)
 
 
 def decide_score_unavailable(
-    request: LoanRequest, decided_at: datetime, card: Scorecard = DEFAULT_SCORECARD
+    request: LoanRequest, decided_at: datetime, policy: Policy, language: Language = "en"
 ) -> LoanDecision:
     """The state could not be read in time: a person reviews (never a blind approval)."""
-    return _without_state(request, decided_at, ReasonCode.SCORE_UNAVAILABLE, card)
+    return _without_state(request, decided_at, ReasonCode.SCORE_UNAVAILABLE, policy, language)
+
+
+def _outcome(
+    request: LoanRequest, a: Assessment, policy: Policy, language: Language
+) -> tuple[Outcome, Decimal, list[Reason], bool]:
+    """Outcome, approved amount, rule reasons, and whether the outcome follows the status."""
+    stale = request.requested_at - a.score_as_of > timedelta(days=policy.status.stale_after_days)
+    if a.status is EffectiveStatus.FROZEN:
+        return Outcome.DECLINED, _ZERO, [reason(ReasonCode.FROZEN_PAST_DUE, language)], True
+    if a.status is EffectiveStatus.CLOSED:
+        code = ReasonCode.STATUS_DWELL if a.dwell_blocked else ReasonCode.SCORE_BELOW_THRESHOLD
+        reasons = [reason(code, language)]
+        segment = next((s for s in policy.segments if s.name == a.segment), None)
+        if segment is not None:
+            reasons.append(
+                make_reason(f"SEGMENT_{segment.name.upper()}", segment.description, language)
+            )
+        return Outcome.DECLINED, _ZERO, reasons, True
+    if stale:
+        return Outcome.REVIEW, _ZERO, [reason(ReasonCode.STALE_SCORE, language)], False
+    if request.amount <= a.available_limit:
+        return Outcome.APPROVED, request.amount, [], True
+    if a.available_limit >= policy.limits.min_partial_amount:
+        limited = [reason(ReasonCode.LIMIT_EXCEEDED, language)]
+        return Outcome.PARTIALLY_APPROVED, a.available_limit, limited, True
+    short = [reason(ReasonCode.INSUFFICIENT_AVAILABLE_LIMIT, language)]
+    return Outcome.DECLINED, _ZERO, short, True
 
 
 def decide(
     request: LoanRequest,
     assessment: Assessment,
     decided_at: datetime,
-    card: Scorecard = DEFAULT_SCORECARD,
+    policy: Policy,
+    *,
+    without_promotion: Assessment | None = None,
+    language: Language = "en",
 ) -> LoanDecision:
-    """Answer ``request`` from ``assessment`` (the user's state evaluated at ``requested_at``)."""
-    status = assessment.status
-    available = assessment.available_limit
-    reasons: list[Reason] = []
-    approved = _ZERO
-    follows_status = True
-    if status is EffectiveStatus.FROZEN:
-        outcome = Outcome.DECLINED
-        reasons.append(reason(ReasonCode.FROZEN_PAST_DUE))
-    elif status is EffectiveStatus.CLOSED:
-        outcome = Outcome.DECLINED
-        reasons.append(reason(ReasonCode.SCORE_BELOW_THRESHOLD))
-    elif request.requested_at - assessment.score_as_of > card.stale_after:
-        outcome = Outcome.REVIEW
-        follows_status = False
-        reasons.append(reason(ReasonCode.STALE_SCORE))
-    elif request.amount <= available:
-        outcome = Outcome.APPROVED
-        approved = request.amount
-    elif available >= card.min_partial_amount:
-        outcome = Outcome.PARTIALLY_APPROVED
-        approved = available
-        reasons.append(reason(ReasonCode.LIMIT_EXCEEDED))
+    """Answer ``request`` from ``assessment`` (the user's state evaluated at ``requested_at``).
+
+    ``without_promotion`` is the same assessment with promotions switched off; when a
+    promotion is active it tells whether the approval depended on it.
+    """
+    a = assessment
+    outcome, approved, reasons, follows_status = _outcome(request, a, policy, language)
+    overrides = follows_status and _overrides(request.displayed_status, a.status)
+    if outcome not in _APPROVALS:
+        reasons.extend(_adverse(a, policy, language))
     else:
-        outcome = Outcome.DECLINED
-        reasons.append(reason(ReasonCode.INSUFFICIENT_AVAILABLE_LIMIT))
-    overrides = follows_status and _overrides(request.displayed_status, status)
-    if outcome is not Outcome.APPROVED:
-        reasons.extend(
-            adverse_reason(a.name, a.adverse_text) for a in adverse_factors(assessment, card)
-        )
-    elif overrides:
-        reasons.append(reason(ReasonCode.LIVE_STATUS_OPEN))
+        if a.exception is not None:
+            reasons.append(make_reason(a.exception.code, a.exception.text, language))
+        if a.promotion is not None and without_promotion is not None:
+            baseline = _outcome(request, without_promotion, policy, language)
+            if (baseline[0], baseline[1]) != (outcome, approved):
+                promo = make_reason(ReasonCode.PROMOTION_APPLIED.value, a.promotion.text, language)
+                reasons.append(promo)
+        if overrides and outcome is Outcome.APPROVED:
+            reasons.append(reason(ReasonCode.LIVE_STATUS_OPEN, language))
     return LoanDecision(
         request_id=request.request_id,
         user_id=request.user_id,
@@ -117,14 +138,39 @@ def decide(
         outcome=outcome,
         requested_amount=request.amount,
         approved_amount=approved,
-        credit_limit=assessment.credit_limit,
-        available_limit=available,
-        score=assessment.score,
-        score_as_of=assessment.score_as_of,
-        effective_status=status,
+        credit_limit=a.credit_limit,
+        available_limit=a.available_limit,
+        score=a.score,
+        score_as_of=a.score_as_of,
+        effective_status=a.status,
         displayed_status=request.displayed_status,
         overrides_displayed_status=overrides,
         reasons=reasons,
-        policy_version=assessment.policy_version,
-        scorer_version=assessment.scorer_version,
+        policy_version=a.policy_version,
+        scorer_version=a.scorer_version,
     )
+
+
+def _adverse(a: Assessment, policy: Policy, language: Language) -> list[Reason]:
+    attributes = policy.scorecard.attributes
+    return [
+        make_reason(f"ADVERSE_{name.upper()}", attributes[name].adverse, language)
+        for name in adverse_factors(a, policy)
+    ]
+
+
+def status_reasons(a: Assessment, policy: Policy, language: Language = "en") -> list[Reason]:
+    """Why a line has its status: for a status-change event."""
+    if a.status is EffectiveStatus.FROZEN:
+        return [reason(ReasonCode.FROZEN_PAST_DUE, language), *_adverse(a, policy, language)]
+    if a.status is EffectiveStatus.CLOSED:
+        reasons = [reason(ReasonCode.SCORE_BELOW_THRESHOLD, language)]
+        segment = next((s for s in policy.segments if s.name == a.segment), None)
+        if segment is not None:
+            code = f"SEGMENT_{segment.name.upper()}"
+            reasons.append(make_reason(code, segment.description, language))
+        return [*reasons, *_adverse(a, policy, language)]
+    reasons = [reason(ReasonCode.SCORE_QUALIFIES, language)]
+    if a.exception is not None:
+        reasons.append(make_reason(a.exception.code, a.exception.text, language))
+    return reasons

@@ -1,42 +1,86 @@
-"""Reason codes: stable identifiers with the texts shown to users and operators."""
+"""Reason codes: stable identifiers with texts in English and Simplified Chinese."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from schemas.models import Reason
+from streams.core.policy import Text
+
+Language = Literal["en", "zh"]
 
 
 class ReasonCode(StrEnum):
-    """Rule-level reasons. Adverse scorecard factors use ``ADVERSE_<ATTRIBUTE>``."""
+    """Rule-level reasons. Policy-defined ones are ``ADVERSE_<ATTRIBUTE>`` (scorecard factors),
+    ``SEGMENT_<NAME>`` and each exception's own code."""
 
     NO_HISTORY = "NO_HISTORY"
     SCORE_UNAVAILABLE = "SCORE_UNAVAILABLE"
     STALE_SCORE = "STALE_SCORE"
     FROZEN_PAST_DUE = "FROZEN_PAST_DUE"
     SCORE_BELOW_THRESHOLD = "SCORE_BELOW_THRESHOLD"
+    STATUS_DWELL = "STATUS_DWELL"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     INSUFFICIENT_AVAILABLE_LIMIT = "INSUFFICIENT_AVAILABLE_LIMIT"
     LIVE_STATUS_OPEN = "LIVE_STATUS_OPEN"
+    PROMOTION_APPLIED = "PROMOTION_APPLIED"
+    SCORE_QUALIFIES = "SCORE_QUALIFIES"
 
 
-TEXTS: dict[ReasonCode, str] = {
-    ReasonCode.NO_HISTORY: "No repayment, spending or asset history is known yet.",
-    ReasonCode.SCORE_UNAVAILABLE: "The live score could not be read in time; a person reviews.",
-    ReasonCode.STALE_SCORE: "No recent enough activity to rely on the score; a person reviews.",
-    ReasonCode.FROZEN_PAST_DUE: "A repayment was 30+ days past due recently; the line is frozen.",
-    ReasonCode.SCORE_BELOW_THRESHOLD: "The live score is below the level needed for an open line.",
-    ReasonCode.LIMIT_EXCEEDED: "The amount exceeds the available limit; that part is approved.",
-    ReasonCode.INSUFFICIENT_AVAILABLE_LIMIT: "Too little of the credit limit is available.",
-    ReasonCode.LIVE_STATUS_OPEN: "The live score qualifies: the line is open, whatever was shown.",
+TEXTS: dict[ReasonCode, Text] = {
+    ReasonCode.NO_HISTORY: Text(
+        en="No repayment, spending or asset history is known yet.",
+        zh="尚无还款、消费或资产记录。",
+    ),
+    ReasonCode.SCORE_UNAVAILABLE: Text(
+        en="The live score could not be read in time; a person reviews.",
+        zh="未能及时读取实时评分，转人工审核。",
+    ),
+    ReasonCode.STALE_SCORE: Text(
+        en="No recent enough activity to rely on the score; a person reviews.",
+        zh="近期无足够活动记录，评分不可依赖，转人工审核。",
+    ),
+    ReasonCode.FROZEN_PAST_DUE: Text(
+        en="A repayment was seriously past due recently; the line is frozen.",
+        zh="近期存在严重逾期还款，额度已冻结。",
+    ),
+    ReasonCode.SCORE_BELOW_THRESHOLD: Text(
+        en="The live score is below the level needed for an open line.",
+        zh="实时评分低于开通额度所需水平。",
+    ),
+    ReasonCode.STATUS_DWELL: Text(
+        en="The score qualifies, but the line changed status too recently to reopen yet.",
+        zh="评分已达标，但额度状态变更过于频繁，暂不能重新开通。",
+    ),
+    ReasonCode.LIMIT_EXCEEDED: Text(
+        en="The amount exceeds the available limit; that part is approved.",
+        zh="申请金额超过可用额度，按可用额度批准。",
+    ),
+    ReasonCode.INSUFFICIENT_AVAILABLE_LIMIT: Text(
+        en="Too little of the credit limit is available.",
+        zh="可用额度不足。",
+    ),
+    ReasonCode.LIVE_STATUS_OPEN: Text(
+        en="The live score qualifies: the line is open, whatever was shown.",
+        zh="实时评分达标：额度为开通状态，与页面显示无关。",
+    ),
+    ReasonCode.PROMOTION_APPLIED: Text(
+        en="Approved thanks to a current promotion.",
+        zh="因当前活动获得批准。",
+    ),
+    ReasonCode.SCORE_QUALIFIES: Text(
+        en="The live score meets the threshold for an open line.",
+        zh="实时评分达到开通额度的门槛。",
+    ),
 }
 
 
-def reason(code: ReasonCode) -> Reason:
+def make_reason(code: str, text: Text, language: Language = "en") -> Reason:
+    """A reason with both texts and ``text`` in ``language``."""
+    return Reason(code=code, text=getattr(text, language), texts={"en": text.en, "zh": text.zh})
+
+
+def reason(code: ReasonCode, language: Language = "en") -> Reason:
     """The wire form of a rule-level reason."""
-    return Reason(code=code.value, text=TEXTS[code])
-
-
-def adverse_reason(attribute_name: str, text: str) -> Reason:
-    """The wire form of an adverse scorecard factor."""
-    return Reason(code=f"ADVERSE_{attribute_name.upper()}", text=text)
+    return make_reason(code.value, TEXTS[code], language)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from schemas.models import AssetEvent, InputEvent, RepaymentEvent, SpendingEvent
@@ -26,10 +26,12 @@ from schemas.models import AssetEvent, InputEvent, RepaymentEvent, SpendingEvent
 REPAYMENT_HALF_LIFE = timedelta(days=180)
 #: How many calendar months of delinquency and spending buckets are kept.
 MONTHS_KEPT = 24
-#: Days past due from which a repayment is a serious delinquency.
-SERIOUS_DPD = 30
+#: Days-past-due levels whose latest occurrence is tracked; hard rules (e.g. "freeze after a
+#: repayment 30+ days past due within 90 days") can name any of these levels.
+DELINQUENCY_LEVELS = (1, 30, 60, 90)
 
 _HALF_LIFE_SECONDS = REPAYMENT_HALF_LIFE.total_seconds()
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def decay_factor(elapsed: timedelta) -> float:
@@ -77,7 +79,8 @@ class UserState:
     on_time: float = 0.0
     late: float = 0.0
     missed: float = 0.0
-    last_serious_delinquency_at: datetime | None = None
+    #: level (days past due) → latest occurred_at of a repayment at least that late.
+    last_delinquency_at: Mapping[int, datetime] = field(default_factory=dict)
     #: month index → worst days past due seen that month.
     delinquency_by_month: Mapping[int, int] = field(default_factory=dict)
     #: month index → total spending that month.
@@ -134,11 +137,10 @@ def _apply_repayment(state: UserState, event: RepaymentEvent) -> UserState:
         month = month_index(event.occurred_at)
         if event.days_past_due > delinquency.get(month, 0):
             delinquency = {**delinquency, month: event.days_past_due}
-    last_serious = state.last_serious_delinquency_at
-    if event.days_past_due >= SERIOUS_DPD and (
-        last_serious is None or event.occurred_at > last_serious
-    ):
-        last_serious = event.occurred_at
+    latest = state.last_delinquency_at
+    for level in DELINQUENCY_LEVELS:
+        if event.days_past_due >= level and event.occurred_at > latest.get(level, _NEVER):
+            latest = {**latest, level: event.occurred_at}
     loans = state.loans
     if _newer(event.occurred_at, event.event_id, loans.get(event.loan_id)):
         snapshot = LoanSnapshot(event.occurred_at, event.event_id, event.outstanding_balance)
@@ -149,7 +151,7 @@ def _apply_repayment(state: UserState, event: RepaymentEvent) -> UserState:
         on_time=on_time,
         late=late,
         missed=missed,
-        last_serious_delinquency_at=last_serious,
+        last_delinquency_at=latest,
         delinquency_by_month=delinquency,
         loans=loans,
     )

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
+from streams.core.policy import load_default_policy
 from streams.core.scoring import assess
 from streams.core.state import reference_fold
 from streams.metrics import Metrics
@@ -50,7 +51,7 @@ async def run_folder(
     store = store_for(settings, metrics)
     reports: list[Counter[str]] = []
     try:
-        folder = EventFolder(settings, store, AioKafkaSink(producer), metrics)
+        folder = EventFolder(settings, store, AioKafkaSink(producer), metrics, load_default_policy)
         for batch in batches:
             report = await folder.process(batch)
             reports.append(
@@ -83,7 +84,7 @@ async def test_published_events_fold_into_the_reference_state(settings: Settings
     try:
         for user, state in list(expected.items())[:6]:
             summary = await store.read_summary(user)
-            assessment = assess(state, state.as_of)
+            assessment = assess(state, state.as_of, load_default_policy(), with_promotions=False)
             assert summary["score"] == str(assessment.score)
             assert summary["status"] == assessment.status.value
             assert summary["credit_limit"] == f"{assessment.credit_limit:.2f}"
@@ -119,6 +120,7 @@ async def test_shuffled_order_gives_the_same_state(
         topic_spending=settings.topic_spending,
         topic_assets=settings.topic_assets,
         topic_dead_letter=settings.topic_dead_letter,
+        topic_line_status=settings.topic_line_status,
     )
     try:
         shuffled = list(reversed(consumed))

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.models import LoanDecision, Outcome
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
+from streams.core.policy import load_default_policy
 from streams.metrics import Metrics
 from streams.processing import LoanDecider
 from streams.settings import Settings
@@ -49,7 +50,7 @@ async def answer(
     await producer.start()
     store = store_for(settings, metrics)
     try:
-        decider = LoanDecider(settings, store, AioKafkaSink(producer), metrics)
+        decider = LoanDecider(settings, store, AioKafkaSink(producer), metrics, load_default_policy)
         return await decider.process(consumed[already:])
     finally:
         await store.close()

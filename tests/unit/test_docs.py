@@ -15,10 +15,10 @@ def test_readme_generated_sections_are_current() -> None:
 
 
 def test_generated_sections_name_every_attribute_and_setting() -> None:
-    from streams.core.scoring import DEFAULT_SCORECARD
+    from streams.core.policy import load_default_policy
     from streams.settings import Settings
 
     card = scorecard_markdown()
-    assert all(f"`{a.name}`" in card for a in DEFAULT_SCORECARD.attributes)
+    assert all(f"`{name}`" in card for name in load_default_policy().scorecard.attributes)
     table = settings_markdown()
     assert all(f"CREDITLINE_{name.upper()}" in table for name in Settings.model_fields)

@@ -1,7 +1,8 @@
-"""Scorecard, limits and status: bins, bounds and monotonicity."""
+"""Scorecard, limits, segments, status hysteresis under the default policy."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -11,21 +12,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.models import EffectiveStatus, InputEvent
+from streams.core.policy import Thresholds, load_default_policy
 from streams.core.scoring import (
-    DEFAULT_SCORECARD,
     SCORE_MAX,
     SCORE_MIN,
     Features,
+    LineStatus,
     adverse_factors,
     assess,
     credit_limit,
-    effective_status,
+    next_line_status,
     score_features,
+    segment_of,
 )
 from streams.core.state import fold_events
 from tests.builders import NOW, asset, repayment, ts
 
-CARD = DEFAULT_SCORECARD
+POLICY = load_default_policy()
+STANDARD = POLICY.status.thresholds
 
 
 def features(**overrides: object) -> Features:
@@ -35,22 +39,23 @@ def features(**overrides: object) -> Features:
         late_repayments=0.0,
         missed_repayments=0.0,
         worst_days_past_due_12m=0,
-        days_since_serious_delinquency=None,
         outstanding_debt=Decimal(0),
         monthly_income=None,
-        income_verified=False,
+        verified_monthly_income=Decimal(0),
+        income_verification_level=0,
         debt_to_income=None,
         verified_assets=Decimal(0),
         unverified_assets=Decimal(0),
         average_monthly_spend_6m=Decimal(0),
         active_spend_months_6m=0,
-        history_months=0.0,
+        history_months=12.0,
+        days_since_delinquency={},
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
 def score(f: Features) -> int:
-    return score_features(f, CARD)[0]
+    return score_features(f, POLICY)[0]
 
 
 def test_best_and_worst_profiles_hit_the_bounds() -> None:
@@ -58,7 +63,7 @@ def test_best_and_worst_profiles_hit_the_bounds() -> None:
         on_time_repayments=30.0,
         debt_to_income=0.0,
         monthly_income=Decimal(9000),
-        income_verified=True,
+        income_verification_level=2,
         verified_assets=Decimal(10**6),
         unverified_assets=Decimal(10**6),
         active_spend_months_6m=6,
@@ -71,9 +76,8 @@ def test_best_and_worst_profiles_hit_the_bounds() -> None:
     assert score(worst) == SCORE_MIN
 
 
-def test_every_attribute_has_a_positive_or_zero_maximum() -> None:
-    assert all(a.max_points >= 0 for a in CARD.attributes)
-    assert CARD.base_points + sum(a.max_points for a in CARD.attributes) == SCORE_MAX
+def test_the_default_policy_reaches_exactly_the_maximum_score() -> None:
+    assert POLICY.max_score_points == SCORE_MAX
 
 
 feature_strategy = st.builds(
@@ -85,6 +89,7 @@ feature_strategy = st.builds(
     debt_to_income=st.none() | st.floats(0, 5),
     verified_assets=st.integers(0, 10**6).map(Decimal),
     unverified_assets=st.integers(0, 10**6).map(Decimal),
+    income_verification_level=st.integers(0, 2),
     active_spend_months_6m=st.integers(0, 6),
     history_months=st.floats(0, 100),
 )
@@ -132,48 +137,132 @@ def test_folded_on_time_repayments_never_lower_the_score(n_on_time: int, n_misse
     without = fold_events(None, missed + income)
     with_more = fold_events(None, missed + income + on_time)
     assert without is not None and with_more is not None
-    assert assess(with_more, NOW).score >= assess(without, NOW).score
+    assert assess(with_more, NOW, POLICY).score >= assess(without, NOW, POLICY).score
 
 
-def test_status_thresholds() -> None:
-    f = features()
-    assert effective_status(f, CARD.open_threshold, CARD) is EffectiveStatus.OPEN
-    assert effective_status(f, CARD.open_threshold - 1, CARD) is EffectiveStatus.CLOSED
-    recent = replace(f, days_since_serious_delinquency=10.0)
-    assert effective_status(recent, SCORE_MAX, CARD) is EffectiveStatus.FROZEN
-    days = CARD.freeze_window / timedelta(days=1)
-    old = replace(f, days_since_serious_delinquency=days + 1)
-    assert effective_status(old, SCORE_MAX, CARD) is EffectiveStatus.OPEN
+# ---- line status: hysteresis, dwell, freezing ----------------------------------------------
+BAND = Thresholds(close_below=580, reopen_at=620)
+DWELL = timedelta(days=7)
+T0 = NOW - timedelta(days=60)
+
+
+def step(
+    previous: LineStatus | None, score_value: int, days: float, frozen: bool = False
+) -> LineStatus:
+    return next_line_status(
+        previous,
+        frozen=frozen,
+        score=score_value,
+        thresholds=BAND,
+        at=T0 + timedelta(days=days),
+        min_dwell=DWELL,
+    )
+
+
+def test_a_new_line_opens_only_at_the_reopen_threshold() -> None:
+    assert step(None, 620, 0).status is EffectiveStatus.OPEN
+    assert step(None, 619, 0).status is EffectiveStatus.CLOSED
+
+
+def test_inside_the_band_nothing_changes() -> None:
+    opened = step(None, 700, 0)
+    closed = step(None, 500, 0)
+    for s in (580, 600, 619):
+        assert step(opened, s, 30) == opened
+    for s in (580, 600, 619):
+        assert step(closed, s, 30) == closed
+
+
+def test_the_first_status_is_provisional_so_the_first_change_need_not_wait() -> None:
+    first = step(None, 500, 0)
+    assert not first.settled
+    changed = step(first, 700, 0.5)
+    assert (changed.status, changed.settled) == (EffectiveStatus.OPEN, True)
+
+
+def test_changes_wait_for_the_dwell_time() -> None:
+    opened = step(step(None, 500, 0), 700, 0)
+    assert step(opened, 500, 6.9) == opened
+    closed = step(opened, 500, 7)
+    assert (closed.status, closed.since) == (EffectiveStatus.CLOSED, T0 + timedelta(days=7))
+    assert step(closed, 800, 13) == closed
+    assert step(closed, 800, 14).status is EffectiveStatus.OPEN
+
+
+def test_freezing_is_immediate_and_leaving_it_is_not_dwell_limited() -> None:
+    opened = step(None, 700, 0)
+    frozen = step(opened, 900, 1, frozen=True)
+    assert frozen.status is EffectiveStatus.FROZEN
+    assert step(frozen, 900, 2, frozen=True) == frozen  # stays frozen, since unchanged
+    assert step(frozen, 900, 3).status is EffectiveStatus.OPEN
+    assert step(frozen, 600, 3).status is EffectiveStatus.CLOSED
+
+
+@settings(max_examples=300)
+@given(
+    scores=st.lists(st.integers(350, 950), min_size=2, max_size=60), gap_hours=st.integers(1, 96)
+)
+def test_at_most_one_change_per_dwell_time(scores: list[int], gap_hours: int) -> None:
+    line = None
+    changes = []
+    for i, s in enumerate(scores):
+        new = next_line_status(
+            line,
+            frozen=False,
+            score=s,
+            thresholds=BAND,
+            at=T0 + timedelta(hours=gap_hours * i),
+            min_dwell=DWELL,
+        )
+        if line is not None and new.status is not line.status:
+            changes.append(new.since)
+        line = new
+    assert all(b - a >= DWELL for a, b in itertools.pairwise(changes))
+
+
+# ---- segments, exceptions, promotions, limits ----------------------------------------------
+def test_segments_are_matched_in_order() -> None:
+    assert segment_of(features(worst_days_past_due_12m=75), POLICY) == "high_risk"
+    assert segment_of(features(debt_to_income=0.9), POLICY) == "high_debt_to_income"
+    assert segment_of(features(history_months=1.0), POLICY) == "thin_file"
+    assert segment_of(features(history_months=1.0, on_time_repayments=2.0), POLICY) == "standard"
+    both = features(worst_days_past_due_12m=75, debt_to_income=0.9)
+    assert segment_of(both, POLICY) == "high_risk"
 
 
 def test_limit_is_zero_unless_open_and_within_bounds() -> None:
-    f = features(monthly_income=Decimal(10000), income_verified=True)
-    assert credit_limit(f, 900, EffectiveStatus.CLOSED, CARD) == Decimal("0.00")
-    assert credit_limit(f, 900, EffectiveStatus.FROZEN, CARD) == Decimal("0.00")
-    at_threshold = credit_limit(f, CARD.open_threshold, EffectiveStatus.OPEN, CARD)
-    at_max = credit_limit(f, SCORE_MAX, EffectiveStatus.OPEN, CARD)
-    assert at_threshold == Decimal("10000.00")
+    f = features(monthly_income=Decimal(10000), income_verification_level=2)
+    for status in (EffectiveStatus.CLOSED, EffectiveStatus.FROZEN):
+        assert credit_limit(f, 900, status, STANDARD, POLICY) == Decimal("0.00")
+    at_reopen = credit_limit(f, STANDARD.reopen_at, EffectiveStatus.OPEN, STANDARD, POLICY)
+    at_max = credit_limit(f, SCORE_MAX, EffectiveStatus.OPEN, STANDARD, POLICY)
+    assert at_reopen == Decimal("10000.00")
     assert at_max == Decimal("60000.00")
-    assert credit_limit(features(), 700, EffectiveStatus.OPEN, CARD) == CARD.limit_min
+    assert credit_limit(features(), 700, EffectiveStatus.OPEN, STANDARD, POLICY) == Decimal(
+        "1000.00"
+    )
     rich = features(verified_assets=Decimal(10**9))
-    assert credit_limit(rich, 950, EffectiveStatus.OPEN, CARD) == CARD.limit_max
+    assert credit_limit(rich, 950, EffectiveStatus.OPEN, STANDARD, POLICY) == Decimal("300000.00")
+    capped = credit_limit(rich, 950, EffectiveStatus.OPEN, STANDARD, POLICY, cap=Decimal(20000))
+    assert capped == Decimal("20000.00")
 
 
 def test_unverified_income_counts_half() -> None:
-    verified = features(monthly_income=Decimal(10000), income_verified=True)
-    unverified = replace(verified, income_verified=False)
-    v = credit_limit(verified, 600, EffectiveStatus.OPEN, CARD)
-    u = credit_limit(unverified, 600, EffectiveStatus.OPEN, CARD)
+    verified = features(monthly_income=Decimal(10000), income_verification_level=2)
+    unverified = replace(verified, income_verification_level=1)
+    v = credit_limit(verified, 620, EffectiveStatus.OPEN, STANDARD, POLICY)
+    u = credit_limit(unverified, 620, EffectiveStatus.OPEN, STANDARD, POLICY)
     assert u == v / 2
 
 
-@pytest.mark.parametrize("score_value", [600, 623, 777, 950])
+@pytest.mark.parametrize("score_value", [620, 623, 777, 950])
 def test_limits_are_rounded_down_to_hundreds(score_value: int) -> None:
     f = features(
-        monthly_income=Decimal("12345.67"), income_verified=True, verified_assets=Decimal("333.33")
+        monthly_income=Decimal("12345.67"),
+        income_verification_level=2,
+        verified_assets=Decimal("333.33"),
     )
-    limit = credit_limit(f, score_value, EffectiveStatus.OPEN, CARD)
-    assert limit % 100 == 0
+    assert credit_limit(f, score_value, EffectiveStatus.OPEN, STANDARD, POLICY) % 100 == 0
 
 
 def test_available_limit_subtracts_outstanding_debt_and_is_never_negative() -> None:
@@ -185,13 +274,13 @@ def test_available_limit_subtracts_outstanding_debt_and_is_never_negative() -> N
         ],
     )
     assert state is not None
-    a = assess(state, NOW)
+    a = assess(state, NOW, POLICY)
     assert a.available_limit == max(Decimal(0), a.credit_limit - Decimal("999999.00"))
 
 
 def test_adverse_factors_are_largest_shortfalls_first() -> None:
     state = fold_events(None, [repayment(event_id="m", amount_paid=0, days_past_due=45)])
     assert state is not None
-    names = [a.name for a in adverse_factors(assess(state, NOW), CARD)]
+    names = adverse_factors(assess(state, NOW, POLICY), POLICY)
     assert names[0] == "worst_days_past_due_12m"
     assert len(names) == 3

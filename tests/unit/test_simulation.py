@@ -6,10 +6,13 @@ from collections import Counter
 
 from schemas.models import Outcome
 from streams.core.decision import decide
+from streams.core.policy import load_default_policy
 from streams.core.scoring import assess
 from streams.core.state import reference_fold
 from streams.simulation import Persona, loan_requests, persona_of, population, population_events
 from tests.builders import NOW
+
+POLICY = load_default_policy()
 
 
 def test_population_is_reproducible_from_its_seed() -> None:
@@ -25,7 +28,8 @@ def test_personas_decide_as_documented() -> None:
     states = reference_fold(population_events(users, seed=11, now=NOW))
     seen: Counter[tuple[Persona, Outcome, bool]] = Counter()
     for request in loan_requests(users, seed=11, now=NOW):
-        decision = decide(request, assess(states[request.user_id], request.requested_at), NOW)
+        assessment = assess(states[request.user_id], request.requested_at, POLICY)
+        decision = decide(request, assessment, NOW, POLICY)
         index = int(request.user_id.rsplit("-", 1)[1])
         seen[(persona_of(index), decision.outcome, decision.overrides_displayed_status)] += 1
     per = users // len(Persona)

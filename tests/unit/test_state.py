@@ -41,7 +41,7 @@ def test_repayments_are_classified_on_time_late_and_missed() -> None:
     assert state is not None
     assert (state.on_time, state.late, state.missed) == (1.0, 1.0, 1.0)
     assert state.repayments == 4
-    assert state.last_serious_delinquency_at == events[2].occurred_at
+    assert state.last_delinquency_at == {1: events[1].occurred_at, 30: events[2].occurred_at}
     assert max(state.delinquency_by_month.values()) == 40
 
 
