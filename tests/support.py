@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from schemas.models import InputEvent
+from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
 from streams.adapters.kafka_sink import InboundRecord
 from streams.adapters.redis_store import RedisStore
 from streams.core.state import UserState, reference_fold
@@ -177,3 +177,64 @@ async def assert_redis_matches_reference(
 
     await wait_for(all_applied, timeout=timeout, message=f"{total} events applied")
     assert_states_equal(await redis_states(settings), expected)
+
+
+async def publish(settings: Settings, models: Sequence[InputEvent | LoanRequest]) -> None:
+    """Publish contract models to their topics, keyed by user id."""
+    from streams.simulation import to_record
+    from streams.topics import Topics
+
+    topics = Topics.from_settings(settings)
+    records = [to_record(m) for m in models]
+    await produce(settings, [(topics.topic_for(r.kind), r.key, r.value) for r in records])
+
+
+async def wait_applied(
+    settings: Settings, user: str, events: int, timeout: float = 30
+) -> UserState:
+    """Wait until ``events`` events of ``user`` are folded in Redis; return the state."""
+    store = store_for(settings)
+    try:
+
+        async def applied() -> UserState | None:
+            state = await store.read_state(user)
+            return state if state is not None and state.events_applied >= events else None
+
+        result: UserState = await wait_for(
+            applied, timeout=timeout, interval=0.02, message=f"{events} events of {user}"
+        )
+        return result
+    finally:
+        await store.close()
+
+
+async def decisions_for(
+    settings: Settings, requests: Sequence[LoanRequest], timeout: float = 30
+) -> dict[str, LoanDecision]:
+    """Publish requests and return their decisions by request id."""
+    from streams.topics import Topics
+
+    topic = Topics.from_settings(settings).loan_decisions
+    await publish(settings, requests)
+    wanted = {r.request_id for r in requests}
+    found: dict[str, LoanDecision] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not wanted <= set(found):
+        for record in await read_topic(settings, topic, expect=10**9, timeout=0.5):
+            decision = LoanDecision.model_validate_json(record.value)
+            found[decision.request_id] = decision
+    missing = wanted - set(found)
+    assert not missing, f"no decision for {sorted(missing)}"
+    return {k: v for k, v in found.items() if k in wanted}
+
+
+async def status_changes(settings: Settings, user: str) -> list[LineStatusChanged]:
+    """The LineStatusChanged records of ``user``, in publication order per partition."""
+    from streams.topics import Topics
+
+    topic = Topics.from_settings(settings).line_status
+    records = await read_topic(settings, topic, expect=10**9, timeout=1.0)
+    changes = [
+        LineStatusChanged.model_validate_json(r.value) for r in records if r.key == user.encode()
+    ]
+    return changes

@@ -1,0 +1,403 @@
+"""The policy engine's scenarios, each against the real Kafka, Redis and worker process,
+with the default policy (and, in the last one, policies applied while the worker runs)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from schemas.models import (
+    AssetEvent,
+    DisplayedStatus,
+    InputEvent,
+    LineStatusChanged,
+    LoanDecision,
+    LoanRequest,
+    Outcome,
+)
+from streams.core.policy import load_default_policy
+from streams.settings import Settings
+from streams.simulation import Persona, persona_history
+from streams.topics import Topics
+from tests.builders import asset, repayment, spending
+from tests.e2e.conftest import WorkerProcess, settings_env
+from tests.support import (
+    decisions_for,
+    produce,
+    publish,
+    status_changes,
+    wait_applied,
+    wait_for,
+)
+
+POLICY = load_default_policy()
+PROMO = POLICY.promotions[0]
+
+
+def request(
+    user: str, rid: str, at: datetime, amount: str = "1000.00", displayed: str = "closed"
+) -> LoanRequest:
+    return LoanRequest(
+        request_id=rid,
+        user_id=user,
+        requested_at=at,
+        amount=Decimal(amount),
+        term_months=12,
+        displayed_status=DisplayedStatus(displayed),
+    )
+
+
+def codes(decision: LoanDecision) -> list[str]:
+    return [r.code for r in decision.reasons]
+
+
+async def test_recovery_reopens_the_line_and_overrides_a_stale_closed_display(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    now = datetime.now(UTC)
+    history = persona_history(Persona.RECOVERING, "u-rec", now, random.Random(1))
+    proofs = [e for e in history if isinstance(e, AssetEvent)]
+    before = [e for e in history if not isinstance(e, AssetEvent)]
+    await publish(settings, before)
+    await wait_applied(settings, "u-rec", len(before))
+    [first] = await wait_for(lambda: status_changes(settings, "u-rec"), message="first status")
+    assert first.status.value == "closed"
+    assert first.previous_status is None
+
+    await publish(settings, proofs)  # verified income and deposit
+    await wait_applied(settings, "u-rec", len(history))
+
+    async def reopened() -> bool:
+        return len(await status_changes(settings, "u-rec")) == 2
+
+    await wait_for(reopened, message="the line to reopen")
+    changes = await status_changes(settings, "u-rec")
+    assert [(c.previous_status, c.status) for c in changes][1] == ("closed", "open")
+    assert changes[1].reasons[0].code == "SCORE_QUALIFIES"
+    assert changes[1].reasons[0].texts["zh"]
+    decision = (await decisions_for(settings, [request("u-rec", "q-rec", now, "2000.00")]))["q-rec"]
+    assert decision.outcome is Outcome.APPROVED
+    assert decision.overrides_displayed_status
+    assert decision.policy_version == POLICY.version
+
+
+async def test_a_missed_payment_freezes_an_open_line_even_during_a_promotion(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    missed_at = PROMO.starts_at + timedelta(days=3)
+    good: list[InputEvent] = [
+        repayment(
+            event_id=f"ok{i}",
+            user_id="u-slip",
+            occurred_at=(missed_at - timedelta(days=30 * (i + 1))).isoformat(),
+        )
+        for i in range(10)
+    ]
+    good.append(
+        asset(
+            event_id="inc",
+            user_id="u-slip",
+            asset_type="income",
+            value=20000,
+            occurred_at=(missed_at - timedelta(days=40)).isoformat(),
+        )
+    )
+    await publish(settings, good)
+    await wait_applied(settings, "u-slip", len(good))
+    missed = repayment(
+        event_id="late",
+        user_id="u-slip",
+        occurred_at=missed_at.isoformat(),
+        amount_paid=0,
+        days_past_due=35,
+    )
+    await publish(settings, [missed])
+    await wait_applied(settings, "u-slip", len(good) + 1)
+
+    async def frozen() -> bool:
+        changes = await status_changes(settings, "u-slip")
+        return bool(changes) and changes[-1].status.value == "frozen"
+
+    await wait_for(frozen, message="the frozen status event")
+    changes = await status_changes(settings, "u-slip")
+    assert [c.status.value for c in changes] == ["open", "frozen"]
+    inside = missed_at + timedelta(days=2)
+    assert PROMO.active_at(inside)
+    decision = (
+        await decisions_for(settings, [request("u-slip", "q-slip", inside, displayed="open")])
+    )["q-slip"]
+    assert decision.outcome is Outcome.DECLINED
+    assert codes(decision)[0] == "FROZEN_PAST_DUE"
+    assert decision.overrides_displayed_status
+    assert "PROMOTION_APPLIED" not in codes(decision)
+
+
+async def test_a_promotion_is_decided_by_requested_at(worker: WorkerProcess) -> None:
+    settings = worker.settings
+    as_of = PROMO.starts_at - timedelta(days=20)
+    events: list[InputEvent] = [
+        repayment(
+            event_id=f"r{i}",
+            user_id="u-edge",
+            outstanding_balance="0.00",
+            occurred_at=(as_of - timedelta(days=30 * i)).isoformat(),
+        )
+        for i in range(4)
+    ]
+    events += [
+        spending(
+            event_id="s-old",
+            user_id="u-edge",
+            occurred_at=(as_of - timedelta(days=200)).isoformat(),
+        ),
+        spending(
+            event_id="s-new", user_id="u-edge", occurred_at=(as_of - timedelta(days=3)).isoformat()
+        ),
+    ]
+    await publish(settings, events)
+    await wait_applied(settings, "u-edge", len(events))
+    asks = [
+        request("u-edge", "q-before", PROMO.starts_at - timedelta(days=1)),
+        request("u-edge", "q-inside", PROMO.starts_at + timedelta(days=2)),
+        request("u-edge", "q-after", PROMO.ends_at + timedelta(days=1)),
+    ]
+    decided = await decisions_for(settings, asks)
+    assert decided["q-before"].outcome is Outcome.DECLINED
+    assert decided["q-inside"].outcome is Outcome.APPROVED
+    assert "PROMOTION_APPLIED" in codes(decided["q-inside"])
+    assert decided["q-after"].outcome is Outcome.DECLINED
+    # Replaying the same requests gives the same answers (decided by requested_at).
+    replay = await decisions_for(
+        settings, [request("u-edge", f"{r.request_id}-again", r.requested_at) for r in asks]
+    )
+    assert [replay[f"{r.request_id}-again"].outcome for r in asks] == [
+        decided[r.request_id].outcome for r in asks
+    ]
+
+
+def high_risk_history(user: str, income: int, verified: bool, deposit: int) -> list[InputEvent]:
+    now = datetime.now(UTC)
+
+    def ago(days: float) -> str:
+        return (now - timedelta(days=days)).isoformat()
+
+    events: list[InputEvent] = [
+        repayment(
+            event_id=f"m{i}",
+            user_id=user,
+            occurred_at=ago(20 + 20 * i),
+            amount_paid=0,
+            days_past_due=20,
+            outstanding_balance="3000.00",
+        )
+        for i in range(3)
+    ]
+    events += [
+        repayment(event_id=f"ok{i}", user_id=user, occurred_at=ago(30 * (i + 3))) for i in range(8)
+    ]
+    events += [
+        spending(event_id=f"s{i}", user_id=user, occurred_at=ago(30 * i + 2)) for i in range(6)
+    ]
+    events.append(
+        asset(
+            event_id="inc",
+            user_id=user,
+            asset_type="income",
+            value=income,
+            verified=verified,
+            occurred_at=ago(10),
+        )
+    )
+    if deposit:
+        events.append(
+            asset(event_id="dep", user_id=user, value=deposit, verified=True, occurred_at=ago(10))
+        )
+    return events
+
+
+async def test_a_high_risk_user_with_high_income_and_low_debt_gets_a_capped_exception(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    qualifying = high_risk_history("u-hr-ok", 30000, True, 30000)
+    peer = high_risk_history("u-hr-peer", 6000, False, 0)
+    await publish(settings, qualifying + peer)
+    await wait_applied(settings, "u-hr-ok", len(qualifying))
+    await wait_applied(settings, "u-hr-peer", len(peer))
+    now = datetime.now(UTC)
+    decided = await decisions_for(
+        settings,
+        [
+            request("u-hr-ok", "q-ok", now, "5000.00"),
+            request("u-hr-peer", "q-peer", now, "5000.00"),
+        ],
+    )
+    ok, declined = decided["q-ok"], decided["q-peer"]
+    cap = POLICY.exceptions[0].limit_cap
+    assert ok.outcome is Outcome.APPROVED
+    assert "SEGMENT_EXCEPTION_HIGH_INCOME_LOW_DEBT" in codes(ok)
+    assert 0 < ok.credit_limit <= cap
+    assert declined.outcome is Outcome.DECLINED
+    assert "SEGMENT_HIGH_RISK" in codes(declined)
+
+
+async def test_an_oscillating_score_changes_status_at_most_once_per_dwell_time(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    t0 = datetime.now(UTC) - timedelta(days=25)
+    base: list[InputEvent] = [
+        repayment(
+            event_id=f"r{i}",
+            user_id="u-osc",
+            outstanding_balance="0.00",
+            occurred_at=(t0 - timedelta(days=30 * (i + 1))).isoformat(),
+        )
+        for i in range(2)
+    ]
+    await publish(settings, base)
+    applied = len(base)
+    await wait_applied(settings, "u-osc", applied)
+    days = 21
+    for day in range(days):  # a verified deposit appears and disappears every day
+        toggle = asset(
+            event_id=f"dep{day}",
+            user_id="u-osc",
+            value=200000 if day % 2 == 0 else 0,
+            verified=True,
+            occurred_at=(t0 + timedelta(days=day)).isoformat(),
+        )
+        await publish(settings, [toggle])
+        applied += 1
+        await wait_applied(settings, "u-osc", applied)  # one batch per toggle
+
+    async def settled() -> list[LineStatusChanged]:
+        changes = await status_changes(settings, "u-osc")
+        return changes if len(changes) >= 4 else []
+
+    changes = await wait_for(settled, message="the status changes")
+    assert [c.status.value for c in changes] == ["closed", "open", "closed", "open"]
+    dwell = timedelta(days=POLICY.status.min_dwell_days)
+    real_changes = [c.changed_at for c in changes[1:]]
+    assert all(b - a >= dwell for a, b in itertools.pairwise(real_changes))
+    assert len(changes) - 1 < days // 2  # without hysteresis it would flip every day
+
+
+def creditline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_nothing(
+    worker: WorkerProcess,
+    tmp_path: Path,
+) -> None:
+    settings = worker.settings
+    now = datetime.now(UTC)
+    events: list[InputEvent] = [
+        repayment(
+            event_id=f"r{i}",
+            user_id="u-pol",
+            outstanding_balance="0.00",
+            occurred_at=(now - timedelta(days=30 * i + 1)).isoformat(),
+        )
+        for i in range(4)
+    ]
+    events += [
+        spending(
+            event_id="s-old", user_id="u-pol", occurred_at=(now - timedelta(days=200)).isoformat()
+        ),
+        spending(
+            event_id="s-new", user_id="u-pol", occurred_at=(now - timedelta(days=3)).isoformat()
+        ),
+    ]
+    await publish(settings, events)
+    await wait_applied(settings, "u-pol", len(events))
+    first = (await decisions_for(settings, [request("u-pol", "q-1", now)]))["q-1"]
+    assert first.outcome is Outcome.DECLINED
+    assert first.policy_version == POLICY.version
+
+    # A looser policy, applied while the worker runs.
+    doc = yaml.safe_load(resources.files("streams.policies").joinpath("default.yaml").read_text())
+    doc["version"] = "test-looser-1"
+    doc["status"]["thresholds"] = {"close_below": 560, "reopen_at": 590}
+    looser = tmp_path / "looser.yaml"
+    looser.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    result = creditline(
+        settings,
+        "policy",
+        "apply",
+        str(looser),
+        "--by",
+        "risk-team",
+        "--comment",
+        "loosen thresholds",
+    )
+    assert result.returncode == 0, result.stderr
+
+    async def switched() -> bool:
+        return worker.counter("creditline_policy_info", version="test-looser-1") == 1.0
+
+    await wait_for(switched, message="the worker to switch policy")
+    assert worker.counter("creditline_policy_info", version=POLICY.version) == 0.0
+    second = (await decisions_for(settings, [request("u-pol", "q-2", now)]))["q-2"]
+    assert second.outcome is Outcome.APPROVED
+    assert second.policy_version == "test-looser-1"
+
+    # An invalid document is refused by the CLI and nothing is published...
+    doc["version"] = "test-broken-2"
+    doc["status"]["thresholds"] = {"close_below": 700, "reopen_at": 600}
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    result = creditline(settings, "policy", "apply", str(broken))
+    assert result.returncode == 1
+    assert "reopen_at must be at least close_below" in result.stderr
+    assert "nothing was applied" in result.stderr
+    # ...and one that reaches the topic anyway is rejected by the worker, which keeps its policy.
+    topic = Topics.from_settings(settings).policy
+    await produce(
+        settings,
+        [
+            (
+                topic,
+                b"test-broken-2",
+                b'{"policy": {"version": "x"}, "applied_at": "2026-11-28T00:00:00Z"}',
+            )
+        ],
+    )
+
+    async def rejected() -> bool:
+        return worker.counter("creditline_policy_rejected_total") == 1.0
+
+    await wait_for(rejected, message="the worker to reject the broken policy")
+    third = (await decisions_for(settings, [request("u-pol", "q-3", now)]))["q-3"]
+    assert third.policy_version == "test-looser-1"
+    assert third.outcome is Outcome.APPROVED
+
+    history = creditline(settings, "policy", "history", "--json")
+    assert history.returncode == 0, history.stderr
+    rows = json.loads(history.stdout)
+    assert [(r["version"], r["valid"]) for r in rows] == [
+        ("test-looser-1", True),
+        ("test-broken-2", False),
+    ]
+    assert rows[0]["applied_by"] == "risk-team"
+    shown = creditline(settings, "policy", "show", "--json")
+    assert json.loads(shown.stdout)["version"] == "test-looser-1"
