@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.models import DisplayedStatus, LoanDecision, LoanRequest
+from schemas.models import DisplayedStatus, LineStatusChanged, LoanDecision, LoanRequest
 from streams.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -354,6 +354,16 @@ def decision_line(d: LoanDecision) -> str:
     )
 
 
+def status_line(change: LineStatusChanged) -> str:
+    """One line-status change as a line of the live view (rich markup)."""
+    before = change.previous_status.value if change.previous_status else "new"
+    first = change.reasons[0].code if change.reasons else "-"
+    return (
+        f"{change.user_id:<15} [bold blue]line {before} → {change.status.value}[/] "
+        f"score {change.score} limit {change.credit_limit} ({first})"
+    )
+
+
 async def _watch_decisions(
     settings: Settings, duration: float | None, stop_after: int | None
 ) -> int:
@@ -364,6 +374,7 @@ async def _watch_decisions(
     topics = Topics.from_settings(settings)
     consumer = AIOKafkaConsumer(
         topics.loan_decisions,
+        topics.line_status,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
         auto_offset_reset="latest",
@@ -377,6 +388,10 @@ async def _watch_decisions(
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
+                    if record.topic == topics.line_status:
+                        change = LineStatusChanged.model_validate_json(record.value)
+                        console.print(status_line(change), soft_wrap=True)
+                        continue
                     d = LoanDecision.model_validate_json(record.value)
                     seen += 1
                     console.print(decision_line(d), soft_wrap=True)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core.policy import Attribute, Policy, load_default_policy
-from streams.core.scoring import SCORE_MAX, SCORE_MIN
+from streams.core.scoring import SCORE_MAX, SCORE_MIN, assess
+from streams.core.state import fold_events
 
 
 def _number(value: float) -> str:
@@ -60,25 +66,116 @@ def settings_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = {"scorecard": scorecard_markdown, "settings": settings_markdown}
+def worked_example_events() -> tuple[datetime, list[InputEvent], list[InputEvent]]:
+    """The worked example of docs/policy.md: a user who missed payments a year ago and repaid
+    on time since (``before``), then filed verified income and deposit proofs (``proofs``)."""
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+    def ago(days: int) -> datetime:
+        return now - timedelta(days=days)
+
+    def repay(eid: str, days: int, paid: int, dpd: int, balance: int) -> RepaymentEvent:
+        return RepaymentEvent(
+            event_id=eid,
+            user_id="u-42",
+            occurred_at=ago(days),
+            loan_id="loan-7",
+            amount_due=Decimal(1000),
+            amount_paid=Decimal(paid),
+            days_past_due=dpd,
+            outstanding_balance=Decimal(balance),
+        )
+
+    before: list[InputEvent] = [
+        repay("r-miss-0", 395, 0, 20, 12000),
+        repay("r-miss-1", 365, 0, 20, 12000),
+        repay("r-miss-2", 335, 0, 45, 12000),
+        *(repay(f"r-ok-{k}", 30 * k, 1000, 0, 12000 - 1000 * (10 - k)) for k in range(9, 0, -1)),
+        *(
+            SpendingEvent(
+                event_id=f"s-{m}",
+                user_id="u-42",
+                occurred_at=ago(30 * m + 5),
+                amount=Decimal("420.50"),
+                category="groceries",
+            )
+            for m in range(6)
+        ),
+    ]
+    proofs: list[InputEvent] = [
+        AssetEvent(
+            event_id="a-inc",
+            user_id="u-42",
+            occurred_at=ago(3),
+            asset_type=AssetType.INCOME,
+            value=Decimal(9000),
+            verified=True,
+        ),
+        AssetEvent(
+            event_id="a-dep",
+            user_id="u-42",
+            occurred_at=ago(1),
+            asset_type=AssetType.DEPOSIT,
+            value=Decimal(40000),
+            verified=True,
+        ),
+    ]
+    return now, before, proofs
 
 
-def render_readme(text: str) -> str:
-    """The README with every generated section replaced by its current rendering."""
-    for name, render in SECTIONS.items():
+def worked_example_markdown() -> str:
+    """Points per attribute before and after the proofs, and the resulting line."""
+    policy = load_default_policy()
+    now, before, proofs = worked_example_events()
+    a = assess(fold_events(None, before), now, policy)  # type: ignore[arg-type]
+    b = assess(fold_events(None, before + proofs), now, policy)  # type: ignore[arg-type]
+    lines = [
+        "| attribute | feature value before → after | points before | points after |",
+        "|---|---|---|---|",
+    ]
+    values_a, values_b = a.features.values(), b.features.values()
+    for name, attribute in policy.scorecard.attributes.items():
+        va, vb = values_a[attribute.feature], values_b[attribute.feature]
+        shown = " → ".join("unknown" if v is None else f"{v:,.2f}" for v in (va, vb))
+        lines.append(f"| `{name}` | {shown} | {a.points[name]:+d} | {b.points[name]:+d} |")
+    lines += [
+        f"| **score** (base {policy.scorecard.base_points}) | | **{a.score}** | **{b.score}** |",
+        f"| segment | | {a.segment} | {b.segment} |",
+        f"| thresholds (close below / reopen at) | | {a.thresholds.close_below} / "
+        f"{a.thresholds.reopen_at} | {b.thresholds.close_below} / {b.thresholds.reopen_at} |",
+        f"| status | | {a.status.value} | {b.status.value} |",
+        f"| credit limit / available | | {a.credit_limit} / {a.available_limit} | "
+        f"{b.credit_limit} / {b.available_limit} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+README_SECTIONS = {"scorecard": scorecard_markdown, "settings": settings_markdown}
+POLICY_DOC_SECTIONS = {"example": worked_example_markdown}
+
+
+def render_sections(text: str, sections: dict[str, Callable[[], str]] | None = None) -> str:
+    """``text`` with every generated section replaced by its current rendering."""
+    for name, render in (sections or README_SECTIONS).items():
         start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
         head, found, rest = text.partition(start)
         if not found:
-            raise ValueError(f"README has no {start.strip()} marker")
+            raise ValueError(f"document has no {start.strip()} marker")
         _, found, tail = rest.partition(end)
         if not found:
-            raise ValueError(f"README has no {end} marker")
+            raise ValueError(f"document has no {end} marker")
         text = head + start + render() + end + tail
     return text
+
+
+def render_readme(text: str) -> str:
+    """The README with its generated sections current."""
+    return render_sections(text, README_SECTIONS)
 
 
 if __name__ == "__main__":
     from pathlib import Path
 
-    readme = Path("README.md")
-    readme.write_text(render_readme(readme.read_text()))
+    for path, sections in (("README.md", README_SECTIONS), ("docs/policy.md", POLICY_DOC_SECTIONS)):
+        doc = Path(path)
+        doc.write_text(render_sections(doc.read_text(), sections))
