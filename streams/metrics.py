@@ -132,6 +132,19 @@ class Metrics:
             buckets=SCORE_BUCKETS,
             registry=r,
         )
+        self.dead_letter_storm = Gauge(
+            "creditline_dead_letter_storm",
+            "1 while most recent records of an agent are being dead-lettered (bad input "
+            "upstream), else 0.",
+            ["agent"],
+            registry=r,
+        )
+        self.dead_letter_storms = Counter(
+            "creditline_dead_letter_storms_total",
+            "Dead-letter storms detected.",
+            ["agent"],
+            registry=r,
+        )
         self.policy_info = Gauge(
             "creditline_policy_info",
             "The active policy version (value 1 on the active version's series).",

@@ -39,6 +39,7 @@ from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
 from streams.core.policy import Policy
 from streams.core.scoring import Assessment, LineStatus, assess
 from streams.core.state import UserState, apply_event
+from streams.core.storm import DeadLetterStormGuard
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import Topics
@@ -120,7 +121,9 @@ class _Pending:
 
 
 class _Shell:
-    """Shared plumbing: dead-lettering and Redis retries."""
+    """Shared plumbing: dead-lettering, the storm guard and Redis retries."""
+
+    agent = "shell"
 
     def __init__(
         self,
@@ -135,13 +138,40 @@ class _Shell:
     ) -> None:
         self.settings = settings
         self.policy = policy
+        self.storm = DeadLetterStormGuard(
+            window=settings.storm_window_records,
+            min_records=settings.storm_min_records,
+            ratio=settings.storm_ratio,
+        )
         self.topics = Topics.from_settings(settings)
         self.store = store
         self.sink = sink
         self.metrics = metrics
+        self.metrics.dead_letter_storm.labels(self.agent).set(0)
         self.clock = clock
         self.should_stop = should_stop
         self.limits = decode_limits(settings)
+
+    def _watch_storm(self) -> None:
+        """Report a dead-letter storm loudly, once, when it starts and when it ends."""
+        change = self.storm.update()
+        if change is None:
+            return
+        share = f"{self.storm.rejected_share:.0%}"
+        if change:
+            self.metrics.dead_letter_storm.labels(self.agent).set(1)
+            self.metrics.dead_letter_storms.labels(self.agent).inc()
+            log.error(
+                "DEAD-LETTER STORM in %s: %s of the last %d records rejected (top codes: %s); "
+                "is an upstream producer sending bad data?",
+                self.agent,
+                share,
+                self.storm.window,
+                self.storm.top_codes(),
+            )
+        else:
+            self.metrics.dead_letter_storm.labels(self.agent).set(0)
+            log.warning("dead-letter storm in %s is over (%s rejected)", self.agent, share)
 
     async def _dead_letter(self, record: InboundRecord, code: str, message: str) -> Awaitable[Any]:
         self.metrics.records_dead_lettered.labels(record.topic, code).inc()
@@ -190,6 +220,8 @@ class _Shell:
 class EventFolder(_Shell):
     """Folds batches of repayment, spending and asset records into user state in Redis."""
 
+    agent = "fold_events"
+
     async def process(self, records: Sequence[InboundRecord]) -> BatchReport:
         """Apply a batch; returns once every record is applied, duplicate or dead-lettered."""
         started = time.perf_counter()
@@ -204,9 +236,11 @@ class EventFolder(_Shell):
                 kind = self.topics.kind_of(record.topic)
                 event = decode_record(kind, record.key, record.value, now=now, limits=self.limits)
             except RejectedRecord as rejected:
+                self.storm.observe(rejected.code)
                 deliveries.append(await self._dead_letter(record, rejected.code, rejected.message))
                 report.dead_lettered[record.topic] += 1
                 continue
+            self.storm.observe(None)
             assert not isinstance(event, LoanRequest)
             by_user[event.user_id].append(_Pending(record, event, fingerprint(event.event_id)))
 
@@ -224,6 +258,7 @@ class EventFolder(_Shell):
                 )
             )
             report.dead_lettered[pending.record.topic] += 1
+        self._watch_storm()
         await asyncio.gather(*deliveries, *status_deliveries)
         # Published: the outbox can be emptied (a crash before this republishes, never loses).
         await self._until_stopped("clear_outbox", partial(self.store.clear_status_events, outbox))
@@ -336,6 +371,8 @@ class EventFolder(_Shell):
 class LoanDecider(_Shell):
     """Answers loan requests from the live state, idempotently per ``request_id``."""
 
+    agent = "answer_loan_requests"
+
     async def process(self, records: Sequence[InboundRecord]) -> list[LoanDecision]:
         """Answer each request (or dead-letter it); returns the decisions published."""
         decisions: list[LoanDecision] = []
@@ -351,8 +388,10 @@ class LoanDecider(_Shell):
                     limits=self.limits,
                 )
             except RejectedRecord as rejected:
+                self.storm.observe(rejected.code)
                 deliveries.append(await self._dead_letter(record, rejected.code, rejected.message))
                 continue
+            self.storm.observe(None)
             assert isinstance(request, LoanRequest)
             decision, payload, repeated = await self._answer(request)
             deliveries.append(
@@ -371,6 +410,7 @@ class LoanDecider(_Shell):
             if record.timestamp is not None:
                 self.metrics.decision_seconds.observe(max(0.0, time.time() - record.timestamp))
             decisions.append(decision)
+        self._watch_storm()
         await asyncio.gather(*deliveries)
         return decisions
 

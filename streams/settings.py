@@ -106,6 +106,15 @@ class Settings(BaseSettings):
         description="Consumer-group session timeout: how soon the partitions of a worker "
         "that died without leaving are handed to another.",
     )
+    storm_window_records: int = Field(
+        1000, ge=10, description="Records in the dead-letter storm guard's sliding window."
+    )
+    storm_min_records: int = Field(
+        100, ge=1, description="Records seen before the storm guard may fire."
+    )
+    storm_ratio: float = Field(
+        0.5, gt=0, le=1, description="Rejected share of the window that is a dead-letter storm."
+    )
     reason_language: Literal["en", "zh"] = Field(
         "en", description="Language of each reason's `text` (both are always in `texts`)."
     )

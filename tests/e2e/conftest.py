@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -113,15 +114,22 @@ def worker_settings(base_settings: Settings) -> Settings:
     return isolated(base_settings, partitions=12, web_port=free_port(), log_level="info")
 
 
-@pytest.fixture
-async def worker(worker_settings: Settings, tmp_path: Path) -> AsyncIterator[WorkerProcess]:
-    """A started worker on its own topics; stopped and cleaned up afterwards."""
-    await ensure_topics(worker_settings)
-    process = WorkerProcess(worker_settings, tmp_path / "worker.log")
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, log_path: Path) -> AsyncIterator[WorkerProcess]:
+    """A started worker on the settings' topics (created first); stopped and cleaned up after."""
+    await ensure_topics(settings)
+    process = WorkerProcess(settings, log_path)
     process.start()
     try:
         yield process
     finally:
         code = process.stop()
-        await cleanup(worker_settings)
+        await cleanup(settings)
         assert "Traceback" not in process.log() or code == 0, process.log()[-4000:]
+
+
+@pytest.fixture
+async def worker(worker_settings: Settings, tmp_path: Path) -> AsyncIterator[WorkerProcess]:
+    """A started worker on its own topics; stopped and cleaned up afterwards."""
+    async with running_worker(worker_settings, tmp_path / "worker.log") as process:
+        yield process
