@@ -539,6 +539,67 @@ def inspect(
         console.print(f"[bold]{r['code']}[/] {r['text']}")
 
 
+# ---- replay --------------------------------------------------------------------------------
+@app.command()
+def replay(as_json: JsonOption = False) -> None:
+    """Rebuild every user's state in Redis from the input topics (e.g. after Redis lost its
+    data). Idempotent and safe while workers run; announces nothing again."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from streams.replay import replay as run_replay
+
+    settings = get_settings()
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]} records/s"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task("replay", total=None, rate="-")
+        started = time.monotonic()
+
+        def on_progress(done: int) -> None:
+            rate = done / max(1e-6, time.monotonic() - started)
+            progress.update(task, completed=done, rate=f"{rate:,.0f}")
+
+        async def main() -> Any:
+            policy = await _active_policy(settings)
+            return await run_replay(
+                settings,
+                policy,
+                on_total=lambda total: progress.update(task, total=total),
+                on_progress=on_progress,
+            )
+
+        report = _run(main())
+    summary = {
+        "records": report.records,
+        "applied": report.applied,
+        "duplicate": report.duplicate,
+        "rejected": report.rejected,
+        "per_topic": report.per_topic,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if as_json:
+        console.print_json(json.dumps(summary))
+    else:
+        console.print(
+            f"replayed {report.records} records: {report.applied} applied, "
+            f"{report.duplicate} already present, {report.rejected} rejected"
+        )
+
+
 # ---- policy --------------------------------------------------------------------------------
 async def _active_policy(settings: Settings) -> Any:
     """The latest valid policy on the policy topic, else the shipped default."""

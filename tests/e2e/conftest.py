@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -133,3 +133,70 @@ async def worker(worker_settings: Settings, tmp_path: Path) -> AsyncIterator[Wor
     """A started worker on its own topics; stopped and cleaned up afterwards."""
     async with running_worker(worker_settings, tmp_path / "worker.log") as process:
         yield process
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (free port, data in a temp dir), to stop and restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import shutil
+
+        server = shutil.which("redis-server")
+        assert server is not None, "redis-server is not installed"
+        self.process = subprocess.Popen(
+            [
+                server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    def stop(self) -> None:
+        """Graceful shutdown: the data stays in the append-only file."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A started private Redis; stopped afterwards."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    server = PrivateRedis(redis_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,125 @@
+"""Rebuild every user's state in Redis from the input topics (after Redis lost its data).
+
+The input topics keep their records (``retention.ms=-1`` by default), so reading them from the
+beginning and folding them again through the same :class:`~streams.processing.EventFolder`
+gives exactly the state the worker built. Replay is idempotent — records already in Redis are
+recognised as duplicates — so it is safe while workers run. It does not re-announce dead
+letters or status changes: those were published the first time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.adapters.kafka_sink import InboundRecord
+from streams.adapters.redis_store import RedisStore
+from streams.core.policy import Policy
+from streams.keys import KeyLayout
+from streams.metrics import Metrics
+from streams.processing import EventFolder
+from streams.settings import Settings
+from streams.topics import Topics
+
+
+class _NothingPublished:
+    """A sink that publishes nothing (replay must not repeat dead letters or status events)."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[Any]:
+        async def done() -> None:
+            return None
+
+        return done()
+
+
+@dataclass
+class ReplayReport:
+    """What a replay read and did, per outcome."""
+
+    records: int = 0
+    applied: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    per_topic: dict[str, int] = field(default_factory=dict)
+
+
+async def replay(
+    settings: Settings,
+    policy: Policy,
+    *,
+    on_total: Callable[[int], None] = lambda total: None,
+    on_progress: Callable[[int], None] = lambda done: None,
+    batch_records: int = 2000,
+) -> ReplayReport:
+    """Fold every record of the event topics, from the beginning to the current end."""
+    topics = Topics.from_settings(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
+        fetch_max_bytes=settings.max_message_bytes * 4,
+    )
+    metrics = Metrics()
+    store = RedisStore.connect(
+        settings.redis_url.get_secret_value(), KeyLayout(settings.redis_key_prefix), metrics
+    )
+    report = ReplayReport()
+    await consumer.start()
+    try:
+        tps: list[TopicPartition] = []
+        for topic in topics.events:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        starts = await consumer.beginning_offsets(tps)
+        # The end is fixed now: records arriving meanwhile are the workers' business.
+        ends = await consumer.end_offsets(tps)
+        on_total(sum(ends[tp] - starts[tp] for tp in tps))
+        remaining = {tp for tp in tps if ends[tp] > starts[tp]}
+        folder = EventFolder(settings, store, _NothingPublished(), metrics, lambda: policy)
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_records)
+            records: list[InboundRecord] = []
+            for tp, batch in batches.items():
+                for r in batch:
+                    if r.offset < ends[tp]:
+                        records.append(
+                            InboundRecord(
+                                topic=r.topic,
+                                partition=r.partition,
+                                offset=r.offset,
+                                key=r.key,
+                                value=r.value,
+                                timestamp=r.timestamp / 1000 if r.timestamp else None,
+                                headers=[(k, bytes(v)) for k, v in (r.headers or ())],
+                            )
+                        )
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if not records:
+                continue
+            result = await folder.process(records)
+            report.records += len(records)
+            report.applied += sum(result.applied.values())
+            report.duplicate += sum(result.duplicate.values())
+            report.rejected += sum(result.dead_lettered.values())
+            for record in records:
+                report.per_topic[record.topic] = report.per_topic.get(record.topic, 0) + 1
+            on_progress(report.records)
+    finally:
+        await consumer.stop()
+        await store.close()
+    return report

@@ -1,0 +1,126 @@
+"""Redis faults with the worker process running: an outage mid-stream, and data loss + replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from schemas.models import DisplayedStatus, LoanRequest, Outcome
+from streams.settings import Settings
+from streams.simulation import population_events, to_record
+from streams.topics import Topics
+from tests.conftest import isolated
+from tests.e2e.conftest import PrivateRedis, WorkerProcess, free_port, running_worker, settings_env
+from tests.support import (
+    assert_redis_matches_reference,
+    committed_lag,
+    decisions_for,
+    produce,
+    redis_states,
+    wait_for,
+)
+
+
+async def test_redis_outage_mid_stream_loses_nothing_and_never_approves_blindly(
+    base_settings: Settings, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    settings = isolated(
+        base_settings,
+        partitions=12,
+        web_port=free_port(),
+        redis_url=private_redis.url,
+        score_unavailable_wait_seconds=2.0,
+    )
+    topics = Topics.from_settings(settings)
+    events = population_events(200, seed=41, now=datetime.now(UTC))
+    records = [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+    half = len(records) // 2
+    async with running_worker(settings, tmp_path / "worker.log") as worker:
+        assert worker.process is not None
+        pid = worker.process.pid
+        await produce(settings, records[:half])
+        private_redis.stop()  # Redis goes away mid-stream...
+        outage_started = time.monotonic()
+        await produce(settings, records[half:])
+        # ...a loan request during the outage waits a bounded time, then goes to review.
+        asked = time.monotonic()
+        request = LoanRequest(
+            request_id="q-outage",
+            user_id="user-000001",
+            requested_at=datetime.now(UTC),
+            amount=Decimal("100.00"),
+            term_months=6,
+            displayed_status=DisplayedStatus.OPEN,
+        )
+        decision = (await decisions_for(settings, [request], timeout=30))["q-outage"]
+        assert decision.outcome is Outcome.REVIEW
+        assert [r.code for r in decision.reasons] == ["SCORE_UNAVAILABLE"]
+        assert time.monotonic() - asked < 15
+        # The unapplied events are not committed, and the worker does not crash (same process).
+        await asyncio.sleep(max(0.0, 10.5 - (time.monotonic() - outage_started)))
+        assert await committed_lag(settings, topics.events) > 0
+        assert worker.process.poll() is None
+        assert worker.process.pid == pid
+        # Kill it now: had it committed past unapplied events, they would be lost for good.
+        worker.kill()
+        private_redis.start()  # back, with its data
+        worker.start()
+        await assert_redis_matches_reference(settings, events, timeout=90)
+
+        async def committed() -> bool:
+            return await committed_lag(settings, topics.events) == 0
+
+        await wait_for(committed, timeout=30, message="offsets committed after recovery")
+        assert "redis load failed" in worker.log() or "redis save failed" in worker.log()
+
+
+async def test_replay_rebuilds_redis_after_data_loss(worker: WorkerProcess, tmp_path: Path) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    events = population_events(120, seed=43, now=datetime.now(UTC) - timedelta(minutes=1))
+    await produce(
+        settings, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+    )
+    await assert_redis_matches_reference(settings, events)
+    worker.stop()
+    # Redis loses everything of ours.
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{settings.redis_key_prefix}:*")]
+        await client.delete(*keys)
+    finally:
+        await client.aclose()
+    assert await redis_states(settings) == {}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "replay", "--json"],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["records"] == len(events)
+    assert summary["applied"] == len(events)
+    await assert_redis_matches_reference(settings, events, timeout=5)
+    # Replaying again finds everything present: idempotent.
+    again = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "replay", "--json"],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=300,
+        check=False,
+    )
+    assert json.loads(again.stdout)["duplicate"] == len(events)
+    worker.start()  # the fixture stops it again
