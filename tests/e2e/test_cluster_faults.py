@@ -1,0 +1,101 @@
+"""Kafka-side faults with worker processes: several workers and rebalances, a broker restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings
+from streams.simulation import population_events, to_record
+from streams.stack import LocalStack
+from streams.topics import Topics
+from tests.conftest import cleanup, isolated
+from tests.e2e.conftest import WorkerProcess, free_port
+from tests.support import assert_redis_matches_reference, committed_lag, produce, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+async def stream_in_chunks(
+    settings: Settings,
+    records: Sequence[tuple[str, bytes | None, bytes | None]],
+    chunk: int,
+    pause: float,
+) -> None:
+    for start in range(0, len(records), chunk):
+        await produce(settings, records[start : start + chunk])
+        await asyncio.sleep(pause)
+
+
+async def test_two_workers_with_rebalances_lose_nothing(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    from streams.adapters.kafka_admin import ensure_topics
+
+    settings = isolated(base_settings, partitions=12)
+    await ensure_topics(settings)
+    topics = Topics.from_settings(settings)
+    events = population_events(600, seed=51, now=datetime.now(UTC))
+    records = [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+
+    def worker(name: str) -> WorkerProcess:
+        own = settings.model_copy(update={"web_port": free_port()})
+        return WorkerProcess(own, tmp_path / f"{name}.log")
+
+    a, b, c = worker("a"), worker("b"), worker("c")
+    try:
+        a.start()
+        b.start()
+        producing = asyncio.create_task(stream_in_chunks(settings, records, 1000, 0.4))
+        await asyncio.sleep(1.5)
+        a.kill()  # one dies...
+        await asyncio.sleep(1.0)
+        a.start()  # ...and comes back
+        c.start()  # another joins...
+        await asyncio.sleep(2.0)
+        c.stop()  # ...and leaves gracefully
+        await producing
+        await assert_redis_matches_reference(settings, events, timeout=120)
+
+        async def committed() -> bool:
+            return await committed_lag(settings, topics.events) == 0
+
+        await wait_for(committed, timeout=60, message="committed offsets at the log end")
+        # Both survivors did part of the work.
+        assert a.counter("creditline_records_consumed_total") > 0
+        assert b.counter("creditline_records_consumed_total") > 0
+    finally:
+        for w in (a, b, c):
+            if w.process is not None:
+                w.stop()
+        await cleanup(settings)
+
+
+async def test_a_broker_restart_mid_stream_loses_nothing(
+    worker: WorkerProcess,
+) -> None:
+    stack = LocalStack(Settings())
+    if not stack.status()[0].managed:
+        pytest.skip("the broker was not started by `creditline up`, so it is not ours to restart")
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    events = population_events(300, seed=53, now=datetime.now(UTC))
+    records = [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+    half = len(records) // 2
+    await produce(settings, records[:half])
+    await asyncio.to_thread(stack.stop, "kafka")
+    await asyncio.sleep(3)
+    await asyncio.to_thread(stack.start_kafka)
+    await produce(settings, records[half:])
+    await assert_redis_matches_reference(settings, events, timeout=120)
+    assert worker.process is not None
+    assert worker.process.poll() is None  # recovered by itself, no restart
+
+    async def committed() -> bool:
+        return await committed_lag(settings, topics.events) == 0
+
+    await wait_for(committed, timeout=60, message="committed offsets at the log end")
