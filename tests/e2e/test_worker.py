@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from schemas.models import LoanDecision, Outcome
+from streams.settings import Settings
 from streams.simulation import Persona, persona_of, population_events, requests, to_record
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, spending_doc
@@ -157,3 +158,37 @@ async def test_an_event_is_visible_in_redis_within_a_fraction_of_a_second(
         delays.append(time.monotonic() - started)
     print(f"freshness: {[round(d * 1000) for d in delays]} ms")
     assert max(delays) < 1.0, delays
+
+
+async def test_each_request_redelivered_three_times_gets_one_consistent_decision(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    now = datetime.now(UTC)
+    await produce(
+        settings,
+        [
+            (topics.topic_for(r.kind), r.key, r.value)
+            for r in map(to_record, population_events(20, SEED, now))
+        ],
+    )
+    await wait_for(lambda: _applied_users(settings, 20), timeout=60, message="20 users")
+    asks = list(requests(20, SEED, now))
+    copies = [(topics.loan_requests, r.key, r.value) for r in asks] * 3
+    # The third copy of every request goes to another partition (another partitioner).
+    await produce(settings, copies, partition_of=lambda i: (i % 12) if i >= 40 else None)
+    published = await read_topic(settings, topics.loan_decisions, expect=60, timeout=60)
+    by_request: dict[str, set[bytes]] = {}
+    for record in published:
+        rid = LoanDecision.model_validate_json(record.value).request_id
+        by_request.setdefault(rid, set()).add(record.value)
+    assert len(by_request) == 20
+    assert all(len(payloads) == 1 for payloads in by_request.values())  # identical each time
+    assert len(published) == 60
+    assert worker.counter("creditline_records_duplicate_total", topic=topics.loan_requests) == 40
+    assert worker.counter("creditline_decisions_total") == 20
+
+
+async def _applied_users(settings: Settings, users: int) -> bool:
+    return len(await redis_states(settings)) >= users

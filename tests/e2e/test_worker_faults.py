@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 import redis.asyncio as aioredis
 
 from streams.keys import KeyLayout
@@ -16,39 +19,81 @@ from tests.e2e.conftest import WorkerProcess
 from tests.support import (
     assert_redis_matches_reference,
     committed_lag,
+    headers_of,
     produce,
+    read_topic,
     redis_states,
     wait_for,
 )
 
 
+@pytest.mark.slow
 async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProcess) -> None:
+    """50,000+ events of 2,000 users (and some bad records) stream in while the worker is
+    SIGKILLed five times at random moments and restarted each time."""
     settings = worker.settings
     topics = Topics.from_settings(settings)
-    events = population_events(300, seed=23, now=datetime.now(UTC))
+    started = time.monotonic()
+    events = population_events(2000, seed=23, now=datetime.now(UTC))
+    assert len(events) >= 50_000
     history = [to_record(e) for e in events]
-    records = [(topics.topic_for(r.kind), r.key, r.value) for r in history]
-    chunks = [records[i : i + 250] for i in range(0, len(records), 250)]
+    records: list[tuple[str, bytes | None, bytes | None]] = [
+        (topics.topic_for(r.kind), r.key, r.value) for r in history
+    ]
+    bad = [(topic, b"u-bad", b"{not json") for topic in topics.events for _ in range(10)]
+    for i, record in enumerate(bad):
+        records.insert((i * 1637) % len(records), record)
+    chunks = [records[i : i + 2500] for i in range(0, len(records), 2500)]
 
     async def stream() -> None:
         for chunk in chunks:
             await produce(settings, chunk)
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.5)
 
     producing = asyncio.create_task(stream())
     rng = random.Random(5)
-    for _ in range(3):
-        await asyncio.sleep(rng.uniform(0.5, 1.5))
+    kills = 0
+    for _ in range(5):
+        await asyncio.sleep(rng.uniform(1.0, 3.0))
         worker.kill()  # SIGKILL: no commit, no flush, no goodbye
+        kills += 1
         worker.start()
     await producing
 
-    await assert_redis_matches_reference(settings, events, timeout=120)
+    await assert_redis_matches_reference(settings, events, timeout=300)
+    # Per topic: applied (in Redis) + dead-lettered (distinct source offsets) = produced.
+    states = await redis_states(settings)
+    applied = {
+        topics.repayments: sum(s.repayments for s in states.values()),
+        topics.spending: sum(s.spendings for s in states.values()),
+        topics.assets: sum(s.asset_updates for s in states.values()),
+    }
+    letters = await read_topic(settings, topics.dead_letter, expect=len(bad), timeout=30)
+    origins = {
+        (h["source.topic"], h["source.partition"], h["source.offset"])
+        for h in map(headers_of, letters)
+    }
+    dead = Counter(topic for topic, _, _ in origins)
+    produced = Counter(topic for topic, _, _ in records)
+    for topic in topics.events:
+        assert applied[topic] + dead[topic] == produced[topic], topic
 
     async def committed() -> bool:
         return await committed_lag(settings, topics.events) == 0
 
-    await wait_for(committed, timeout=30, message="offsets committed to the log end")
+    await wait_for(committed, timeout=60, message="offsets committed to the log end")
+    # The last worker's own books balance too.
+    for topic in topics.events:
+        consumed = worker.counter("creditline_records_consumed_total", topic=topic)
+        accounted = sum(
+            worker.counter(f"creditline_records_{kind}_total", topic=topic)
+            for kind in ("applied", "duplicate", "dead_lettered")
+        )
+        assert consumed == accounted, topic
+    print(
+        f"crash test: {len(events)} events + {len(bad)} bad records, {len(states)} users, "
+        f"{kills} SIGKILLs, {time.monotonic() - started:.0f} s"
+    )
 
 
 async def test_a_batch_that_cannot_be_stored_is_never_committed(worker: WorkerProcess) -> None:
