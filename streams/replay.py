@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.adapters.kafka_sink import InboundRecord
+from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
 from streams.core.policy import Policy
 from streams.keys import KeyLayout
@@ -96,17 +96,7 @@ async def replay(
             for tp, batch in batches.items():
                 for r in batch:
                     if r.offset < ends[tp]:
-                        records.append(
-                            InboundRecord(
-                                topic=r.topic,
-                                partition=r.partition,
-                                offset=r.offset,
-                                key=r.key,
-                                value=r.value,
-                                timestamp=r.timestamp / 1000 if r.timestamp else None,
-                                headers=[(k, bytes(v)) for k, v in (r.headers or ())],
-                            )
-                        )
+                        records.append(inbound_from_aiokafka(r))
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
             if not records:

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
-from streams.adapters.kafka_sink import InboundRecord
+from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
 from streams.core.state import UserState, reference_fold
 from streams.keys import KeyLayout
@@ -82,18 +82,7 @@ async def read_topic(
 
 def as_inbound(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[InboundRecord]:
     """Consumed aiokafka records as the processors' input."""
-    return [
-        InboundRecord(
-            topic=r.topic,
-            partition=r.partition,
-            offset=r.offset,
-            key=r.key,
-            value=r.value,
-            timestamp=r.timestamp / 1000 if r.timestamp else None,
-            headers=[(k, bytes(v)) for k, v in (r.headers or ())],
-        )
-        for r in records
-    ]
+    return [inbound_from_aiokafka(r) for r in records]
 
 
 def store_for(settings: Settings, metrics: Metrics | None = None) -> RedisStore:

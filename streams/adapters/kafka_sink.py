@@ -23,6 +23,19 @@ class InboundRecord:
     headers: Sequence[tuple[str, bytes]] = ()
 
 
+def inbound_from_aiokafka(record: Any) -> InboundRecord:
+    """An ``aiokafka`` ConsumerRecord as an :class:`InboundRecord`."""
+    return InboundRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        timestamp=record.timestamp / 1000 if record.timestamp else None,
+        headers=[(k, bytes(v)) for k, v in (record.headers or ())],
+    )
+
+
 class RecordSink(Protocol):
     """Something that publishes records; ``send`` returns when the record is queued and the
     awaitable it returns completes when the broker has acknowledged it."""

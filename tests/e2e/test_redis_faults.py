@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -82,6 +83,21 @@ async def test_redis_outage_mid_stream_loses_nothing_and_never_approves_blindly(
         assert "redis load failed" in worker.log() or "redis save failed" in worker.log()
 
 
+def run_replay(settings: Settings) -> dict[str, Any]:
+    """`creditline replay --json` as a process; its summary."""
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "replay", "--json"],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
 async def test_replay_rebuilds_redis_after_data_loss(worker: WorkerProcess, tmp_path: Path) -> None:
     settings = worker.settings
     topics = Topics.from_settings(settings)
@@ -100,27 +116,10 @@ async def test_replay_rebuilds_redis_after_data_loss(worker: WorkerProcess, tmp_
         await client.aclose()
     assert await redis_states(settings) == {}
 
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", "--json"],
-        capture_output=True,
-        text=True,
-        env=settings_env(settings),
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    summary = run_replay(settings)
     assert summary["records"] == len(events)
     assert summary["applied"] == len(events)
     await assert_redis_matches_reference(settings, events, timeout=5)
     # Replaying again finds everything present: idempotent.
-    again = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", "--json"],
-        capture_output=True,
-        text=True,
-        env=settings_env(settings),
-        timeout=300,
-        check=False,
-    )
-    assert json.loads(again.stdout)["duplicate"] == len(events)
+    assert run_replay(settings)["duplicate"] == len(events)
     worker.start()  # the fixture stops it again
