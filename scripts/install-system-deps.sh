@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Installs what creditline needs outside Python, when missing: redis-server (Debian package),
-# a JDK 17+ and Maven (to fetch and run Kafka's jars). Idempotent; quiet when all is there.
+# a JDK 17+ and Maven (to fetch and run Kafka's jars), Prometheus (promtool and server, for
+# the observability tests) and a compose CLI where a docker CLI has none. Idempotent; quiet when all is there.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# promtool and the Prometheus server, for the metrics and alert-rule tests.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 # To validate docker-compose.yml where a docker CLI exists but no compose plugin does.
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
-fi
-if [ "${CREDITLINE_WITH_PROMETHEUS:-0}" = 1 ]; then
-  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

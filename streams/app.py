@@ -11,6 +11,7 @@ Both agents run with ``concurrency=1``: higher values can commit past in-flight 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ import faust
 from prometheus_client import generate_latest
 
 from streams.adapters.kafka_sink import FaustSink, InboundRecord
+from streams.adapters.lag_monitor import LagMonitor
 from streams.adapters.policy_source import PolicyWatcher
 from streams.adapters.redis_store import RedisStore
 from streams.core.policy import Policy, load_default_policy
@@ -131,6 +133,22 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
                 return
             for event in batch:
                 await stream.ack(event)
+
+    lag = LagMonitor(settings, metrics)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def export_consumer_lag() -> None:
+        """Every few seconds, the group's lag per input topic (for alerts and dashboards)."""
+        await lag.start()
+        try:
+            while not app.should_stop:
+                try:
+                    await lag.measure()
+                except Exception as exc:  # a broker hiccup must not stop the worker
+                    log.warning("measuring consumer lag failed: %s", type(exc).__name__)
+                await asyncio.sleep(settings.lag_interval_seconds)
+        finally:
+            await lag.stop()
 
     @app.agent(events_channel, concurrency=1, name="fold_events")
     async def fold_events(stream: Any) -> None:

@@ -6,9 +6,20 @@ label values (topic names, reason codes, outcomes, statuses) and never a user id
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 import streams
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:  # pragma: no cover - always installed with creditline
+        return "unknown"
+
 
 #: Millisecond-level latencies: 1 ms … 10 s.
 LATENCY_BUCKETS = (
@@ -41,7 +52,15 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.info = Info("creditline_build", "Versions of this worker.", registry=r)
-        self.info.info({"version": streams.__version__})
+        self.info.info(
+            {
+                "version": streams.__version__,
+                "python": platform.python_version(),
+                "faust": _version("faust-streaming"),
+                "aiokafka": _version("aiokafka"),
+                "redis_py": _version("redis"),
+            }
+        )
         self.records_consumed = Counter(
             "creditline_records_consumed_total",
             "Records read from input topics.",
@@ -160,6 +179,13 @@ class Metrics:
             "creditline_line_status_changes_total",
             "Effective line-status changes published, by new status.",
             ["status"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "creditline_consumer_lag_records",
+            "Records of an input topic not yet committed by the consumer group "
+            "(log-end minus committed offsets, summed over partitions).",
+            ["topic"],
             registry=r,
         )
         self.last_batch_timestamp = Gauge(

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
         description="Consumer-group session timeout: how soon the partitions of a worker "
         "that died without leaving are handed to another.",
     )
+    lag_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the consumer-group lag metric is measured."
+    )
     storm_window_records: int = Field(
         1000, ge=10, description="Records in the dead-letter storm guard's sliding window."
     )

@@ -1,0 +1,66 @@
+"""Consumer lag as Kafka sees it: log-end offsets minus the group's committed offsets.
+
+Measured from outside the consumer (an admin client and a metadata-only consumer), so it is
+the same figure whichever worker reports it and it keeps growing when a worker is stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class LagMonitor:
+    """Exports ``creditline_consumer_lag_records{topic}`` for the worker's consumer group."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.topics = Topics.from_settings(settings).inputs
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Connect the admin client and the metadata consumer."""
+        servers = self.settings.kafka_bootstrap_servers
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+        await self._admin.start()
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        await self._consumer.start()
+
+    async def measure(self) -> dict[str, int]:
+        """Lag per input topic (summed over partitions); also sets the gauge."""
+        assert self._admin is not None and self._consumer is not None
+        tps: list[TopicPartition] = []
+        for topic in self.topics:
+            partitions = self._consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await self._consumer._client.force_metadata_update()
+                partitions = self._consumer.partitions_for_topic(topic) or set()
+            tps.extend(TopicPartition(topic, p) for p in partitions)
+        ends = await self._consumer.end_offsets(tps)
+        committed = await self._admin.list_consumer_group_offsets(self.settings.app_id)
+        lag: dict[str, int] = defaultdict(int)
+        for tp in tps:
+            done = committed.get(tp)
+            offset = done.offset if done is not None and done.offset >= 0 else 0
+            lag[tp.topic] += max(0, ends[tp] - offset)
+        for topic in self.topics:
+            self.metrics.consumer_lag.labels(topic).set(lag[topic])
+        return dict(lag)
+
+    async def stop(self) -> None:
+        """Close the clients."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._admin is not None:
+            await self._admin.close()
