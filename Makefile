@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-install: $(STAMP)  ## Python deps (pinned), redis-server, Java and Maven when missing
+ASYNCAPI_CHECK := tools/asyncapi/node_modules/.installed-stamp
+
+$(ASYNCAPI_CHECK): tools/asyncapi/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tools/asyncapi && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the AsyncAPI document will only be checked structurally"; fi
+
+install: $(STAMP) $(ASYNCAPI_CHECK)  ## Python deps (pinned), redis-server, Java, Maven, Prometheus when missing
 	@bash scripts/install-system-deps.sh
 
 up: install  ## local Kafka + Redis on loopback, topics created

@@ -21,13 +21,19 @@ def render_schema(name: str) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+ASYNCAPI_PATH = Path(__file__).parent / "asyncapi.yaml"
+
+
 def export_schemas(directory: Path = SCHEMA_DIR, *, check: bool = False) -> list[str]:
-    """Write every schema file (or, with ``check``, only list the ones that differ)."""
+    """Write every schema file and the AsyncAPI document (or, with ``check``, only list the
+    ones that differ)."""
+    from schemas.asyncapi import render_asyncapi
+
     directory.mkdir(parents=True, exist_ok=True)
+    targets = {directory / f"{name}.schema.json": render_schema(name) for name in CONTRACT_MODELS}
+    targets[directory.parent / ASYNCAPI_PATH.name] = render_asyncapi()
     stale = []
-    for name in CONTRACT_MODELS:
-        path = directory / f"{name}.schema.json"
-        text = render_schema(name)
+    for path, text in targets.items():
         if not path.exists() or path.read_text() != text:
             stale.append(path.name)
             if not check:

@@ -16,7 +16,16 @@ def test_grafana_dashboard_json_is_current() -> None:
 
 def test_dashboard_covers_what_operators_watch() -> None:
     titles = " ".join(title.lower() for title, *_ in PANELS)
-    for topic in ("by topic", "dead letters", "by outcome", "displayed vs live", "latency",
-                  "event-time lag", "score distribution", "line-status", "consumer lag",
-                  "policy version"):
+    for topic in (
+        "by topic",
+        "dead letters",
+        "by outcome",
+        "displayed vs live",
+        "latency",
+        "event-time lag",
+        "score distribution",
+        "line-status",
+        "consumer lag",
+        "policy version",
+    ):
         assert topic in titles, topic
