@@ -33,6 +33,8 @@ schemas_app = typer.Typer(help="The wire contract's JSON Schema files.", no_args
 app.add_typer(schemas_app, name="schemas")
 policy_app = typer.Typer(help="The run-time credit policy.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+dlq_app = typer.Typer(help="Dead-lettered records: inspect and re-drive.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 err = Console(stderr=True)
 
@@ -598,6 +600,155 @@ def replay(as_json: JsonOption = False) -> None:
             f"replayed {report.records} records: {report.applied} applied, "
             f"{report.duplicate} already present, {report.rejected} rejected"
         )
+
+
+# ---- dead letters --------------------------------------------------------------------------
+def _preview(value: bytes | None, width: int = 60) -> str:
+    if value is None:
+        return "(null)"
+    text = value[:width].decode("utf-8", errors="backslashreplace")
+    return text + (f"… ({len(value)} bytes)" if len(value) > width else "")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    code: Annotated[str | None, typer.Option(help="Only this reject code.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Dead-lettered records with their reasons and where they came from."""
+    from collections import Counter
+
+    from schemas import dead_letter
+    from streams.adapters.dead_letters import read_dead_letters
+
+    letters = _run(read_dead_letters(get_settings(), code=code))
+    counts = Counter(letter.code for letter in letters)
+    rows = [
+        {
+            "id": x.id,
+            "code": x.code,
+            "source": x.source,
+            "message": x.header(dead_letter.HEADER_ERROR_MESSAGE),
+            "rejected_at": x.header(dead_letter.HEADER_REJECTED_AT),
+            "bytes": len(x.value or b""),
+        }
+        for x in letters[:limit]
+    ]
+    if as_json:
+        console.print_json(json.dumps({"total": len(letters), "by_code": counts, "records": rows}))
+        return
+    table = Table(
+        "id",
+        "code",
+        "source",
+        "message",
+        "rejected at",
+        "bytes",
+        title=f"{len(letters)} dead letters" + (f" with code {code}" if code else ""),
+    )
+    for row in rows:
+        table.add_row(
+            *(str(row[k]) for k in ("id", "code", "source", "message", "rejected_at", "bytes"))
+        )
+    console.print(table)
+    console.print("by code: " + ", ".join(f"{c} {n}" for c, n in counts.most_common()))
+
+
+@dlq_app.command("show")
+def dlq_show(
+    record_id: Annotated[str, typer.Argument(help="partition:offset in the dead-letter topic.")],
+    as_json: JsonOption = False,
+) -> None:
+    """One dead letter: its headers and value."""
+    from streams.adapters.dead_letters import read_dead_letters
+
+    letters = {x.id: x for x in _run(read_dead_letters(get_settings()))}
+    letter = letters.get(record_id)
+    if letter is None:
+        _fail(f"no dead letter {record_id}; `creditline dlq list` shows the ids")
+        return
+    doc = {
+        "id": letter.id,
+        "key": _preview(letter.key, 200),
+        "value": _preview(letter.value, 2000),
+        "headers": {k: v.decode(errors="backslashreplace") for k, v in letter.headers},
+    }
+    if as_json:
+        console.print_json(json.dumps(doc))
+        return
+    table = Table(show_header=False, title=f"dead letter {letter.id}")
+    for name, value in doc["headers"].items():
+        table.add_row(name, value)
+    table.add_row("key", doc["key"])
+    table.add_row("value", doc["value"])
+    console.print(table)
+
+
+def _read_fixes(path: Path) -> dict[str, bytes]:
+    """Corrected values by dead-letter id, from JSON lines ``{"id": "p:o", "value": {...}}``."""
+    fixes: dict[str, bytes] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+        return fixes
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            fixes[str(entry["id"])] = json.dumps(entry["value"]).encode()
+        except (ValueError, KeyError, TypeError):
+            _fail(f'{path} line {number}: expected {{"id": "p:o", "value": {{...}}}}')
+    return fixes
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    code: Annotated[str | None, typer.Option(help="Re-publish the records with this code.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Re-publish every dead letter.")
+    ] = False,
+    fixed: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON lines {"id": "p:o", "value": {...}}: publish these '
+            "corrected values (only those records)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-publish dead letters to their source topics, as they were or corrected."""
+    from rich.progress import Progress
+
+    from streams.adapters.dead_letters import read_dead_letters, redrive
+
+    if not (code or everything or fixed):
+        _fail("say which records: --code CODE, --all, or --fixed FILE")
+    settings = get_settings()
+    letters = _run(read_dead_letters(settings, code=code))
+    replacements: dict[str, bytes] = {}
+    if fixed is not None:
+        replacements = _read_fixes(fixed)
+        letters = [x for x in letters if x.id in replacements]
+        unknown = set(replacements) - {x.id for x in letters}
+        if unknown:
+            _fail(f"no dead letters with ids {sorted(unknown)}")
+    with Progress(console=err, disable=as_json) as progress:
+        task = progress.add_task("re-driving", total=len(letters))
+        sent = _run(
+            redrive(
+                settings,
+                letters,
+                replacements=replacements,
+                on_progress=lambda done: progress.update(task, completed=done),
+            )
+        )
+    if as_json:
+        console.print_json(json.dumps({"redriven": sent}))
+    else:
+        console.print(f"re-published {sent} records to their source topics")
 
 
 # ---- policy --------------------------------------------------------------------------------

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from schemas.models import LoanDecision, Outcome
 from streams.settings import Settings
+from streams.topics import Topics
+from tests.builders import encode, spending_doc
 from tests.e2e.conftest import WorkerProcess, settings_env
+from tests.support import produce, wait_applied, wait_for
 
 
 def creditline(
@@ -68,3 +74,56 @@ def test_request_with_a_bad_amount_is_refused_before_publishing(base_settings: S
     result = creditline(base_settings, "request", "u-1", "12.345")
     assert result.returncode == 1
     assert "invalid request" in result.stderr
+
+
+async def test_dead_letters_can_be_listed_shown_fixed_and_redriven(
+    worker: WorkerProcess, tmp_path: Path
+) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    now = datetime.now(UTC).isoformat()
+    bad_amount = spending_doc(user_id="u-dlq", event_id="s-fix", occurred_at=now, amount="9.999")
+    await produce(
+        settings,
+        [
+            (topics.spending, b"u-dlq", encode(bad_amount)),
+            (topics.spending, b"u-dlq", b"garbage"),
+            (topics.spending, b"u-dlq", b"more garbage"),
+        ],
+    )
+    listed: dict[str, Any] = {}
+
+    async def three() -> bool:
+        nonlocal listed
+        result = creditline(settings, "dlq", "list", "--json")
+        listed = json.loads(result.stdout) if result.returncode == 0 else {}
+        return listed.get("total") == 3
+
+    await wait_for(three, message="three dead letters listed")
+    assert listed["by_code"] == {"TOO_MANY_DECIMALS": 1, "NOT_JSON": 2}
+    [decimals] = [r for r in listed["records"] if r["code"] == "TOO_MANY_DECIMALS"]
+    assert decimals["source"].startswith(f"{topics.spending}[")
+    shown = creditline(settings, "dlq", "show", decimals["id"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["headers"]["error.code"] == "TOO_MANY_DECIMALS"
+
+    # Fix the amount and re-drive just that record: it is applied.
+    fixes = tmp_path / "fixes.jsonl"
+    fixes.write_text(json.dumps({"id": decimals["id"], "value": {**bad_amount, "amount": "9.99"}}))
+    result = creditline(settings, "dlq", "redrive", "--fixed", str(fixes), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"redriven": 1}
+    state = await wait_applied(settings, "u-dlq", 1)
+    assert state.spendings == 1
+
+    # Re-driving the garbage as it is only dead-letters it again (and nothing else).
+    result = creditline(settings, "dlq", "redrive", "--code", "NOT_JSON", "--json")
+    assert json.loads(result.stdout) == {"redriven": 2}
+
+    async def five() -> bool:
+        result = creditline(settings, "dlq", "list", "--json")
+        return result.returncode == 0 and json.loads(result.stdout)["total"] == 5
+
+    await wait_for(five, message="the re-driven garbage dead-lettered again")
+    assert creditline(settings, "dlq", "show", "9:999999").returncode == 1
+    assert creditline(settings, "dlq", "redrive").returncode == 1

@@ -1,0 +1,141 @@
+"""Reading the dead-letter topic and re-driving records to their source topics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from schemas import dead_letter
+from streams.settings import Settings
+from streams.topics import Topics
+
+#: Header added to a re-driven record: where in the dead-letter topic it came from.
+HEADER_REDRIVEN_FROM = "redriven.from"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of the dead-letter topic."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def id(self) -> str:
+        """``partition:offset`` in the dead-letter topic."""
+        return f"{self.partition}:{self.offset}"
+
+    def header(self, name: str) -> str:
+        """A header as text ('' when absent)."""
+        for key, value in self.headers:
+            if key == name:
+                return value.decode(errors="replace")
+        return ""
+
+    @property
+    def code(self) -> str:
+        """The reject code."""
+        return self.header(dead_letter.HEADER_ERROR_CODE)
+
+    @property
+    def source(self) -> str:
+        """``topic[partition]@offset`` the record was read from."""
+        return (
+            f"{self.header(dead_letter.HEADER_SOURCE_TOPIC)}"
+            f"[{self.header(dead_letter.HEADER_SOURCE_PARTITION)}]"
+            f"@{self.header(dead_letter.HEADER_SOURCE_OFFSET)}"
+        )
+
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        """The record's own headers, without the ones the dead-lettering added."""
+        ours = set(dead_letter.DEAD_LETTER_HEADERS)
+        return [(k, v) for k, v in self.headers if k not in ours]
+
+
+async def read_dead_letters(
+    settings: Settings, *, code: str | None = None, limit: int | None = None
+) -> list[DeadLetter]:
+    """Dead letters from the beginning of the topic (optionally one code, at most ``limit``)."""
+    topic = Topics.from_settings(settings).dead_letter
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
+        fetch_max_bytes=settings.max_message_bytes * 4,
+    )
+    await consumer.start()
+    letters: list[DeadLetter] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, batch in batches.items():
+                for r in batch:
+                    letter = DeadLetter(
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        tuple((k, bytes(v)) for k, v in (r.headers or ())),
+                    )
+                    if code is None or letter.code == code:
+                        letters.append(letter)
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    letters.sort(key=lambda letter: (letter.header(dead_letter.HEADER_REJECTED_AT), letter.id))
+    return letters[:limit] if limit is not None else letters
+
+
+async def redrive(
+    settings: Settings,
+    letters: Sequence[DeadLetter],
+    *,
+    replacements: dict[str, bytes] | None = None,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> int:
+    """Publish each dead letter again to its source topic (with a replacement value if one is
+    given for its id). Safe to repeat: events carry their event_id, so a record that is applied
+    twice is recognised as a duplicate."""
+    replacements = replacements or {}
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=settings.max_message_bytes,
+    )
+    await producer.start()
+    sent = 0
+    try:
+        for letter in letters:
+            topic = letter.header(dead_letter.HEADER_SOURCE_TOPIC)
+            if not topic:
+                continue
+            headers = [
+                *letter.original_headers(),
+                (HEADER_REDRIVEN_FROM, f"{letter.id}@{datetime.now(UTC).isoformat()}".encode()),
+            ]
+            value = replacements.get(letter.id, letter.value)
+            await producer.send_and_wait(topic, value, key=letter.key, headers=headers)
+            sent += 1
+            on_progress(sent)
+    finally:
+        await producer.stop()
+    return sent
