@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -190,43 +191,98 @@ async def _producer(settings: Settings) -> Any:
     return producer
 
 
-async def _simulate(
-    settings: Settings, users: int, seed: int, prefix: str, follow: bool, rate: float, quiet: bool
-) -> int:
-    from rich.progress import Progress
+@dataclasses.dataclass
+class SimulationStats:
+    """What a simulation published and what came back, for the live view."""
 
+    planned: int = 0
+    published: int = 0
+    requests: int = 0
+    decisions: dict[str, int] = dataclasses.field(default_factory=dict)
+    overrides: int = 0
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def table(self) -> Table:
+        """The live view."""
+        elapsed = max(1e-6, time.monotonic() - self.started)
+        rate = self.published / elapsed
+        left = max(0, self.planned - self.published)
+        eta = f"{left / rate:.0f} s" if rate and left else "-"
+        table = Table("simulation", "", title="creditline simulate (Ctrl-C stops)")
+        table.add_row("published", f"{self.published:,} of {self.planned:,} history records")
+        table.add_row("rate", f"{rate:,.0f} records/s, ETA {eta}")
+        table.add_row("loan requests", f"{self.requests:,}")
+        for outcome, count in sorted(self.decisions.items()):
+            table.add_row(f"  {outcome}", f"{count:,}")
+        table.add_row("overrides of displayed status", f"{self.overrides:,}")
+        return table
+
+
+async def _simulate(
+    settings: Settings,
+    users: int,
+    seed: int,
+    prefix: str,
+    follow: bool,
+    rate: float,
+    stats: SimulationStats,
+) -> int:
     from streams.simulation import population, requests
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)
     producer = await _producer(settings)
     now = datetime.now(UTC)
-    sent = 0
     try:
         history = list(population(users, seed, now, prefix))
-        with Progress(console=console, disable=quiet) as progress:
-            task = progress.add_task("publishing histories", total=len(history))
-            for record in history:
-                await producer.send(topics.topic_for(record.kind), record.value, key=record.key)
-                sent += 1
-                progress.advance(task)
-            await producer.flush()
+        stats.planned = len(history)
+        for record in history:
+            await producer.send(topics.topic_for(record.kind), record.value, key=record.key)
+            stats.published += 1
+        await producer.flush()
         # Give the worker a moment to fold the histories before the requests arrive.
         await asyncio.sleep(2.0)
         sequence = 1
-        for record in requests(users, seed, datetime.now(UTC), prefix, sequence):
-            await producer.send(topics.loan_requests, record.value, key=record.key)
-            sent += 1
-        await producer.flush()
-        while follow:
-            sequence += 1
+        while True:
             for record in requests(users, seed, datetime.now(UTC), prefix, sequence):
                 await producer.send(topics.loan_requests, record.value, key=record.key)
-                sent += 1
-                await asyncio.sleep(1.0 / rate)
+                stats.requests += 1
+                if follow:
+                    await asyncio.sleep(1.0 / rate)
+            await producer.flush()
+            if not follow:
+                break
+            sequence += 1
     finally:
         await producer.stop()
-    return sent
+    return stats.published + stats.requests
+
+
+async def _count_decisions(settings: Settings, prefix: str, stats: SimulationStats) -> None:
+    """Count the decisions for the simulated users as they arrive (until cancelled)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.topics import Topics
+
+    consumer = AIOKafkaConsumer(
+        Topics.from_settings(settings).loan_decisions,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    d = LoanDecision.model_validate_json(record.value)
+                    if d.user_id.startswith(prefix):
+                        outcome = d.outcome.value
+                        stats.decisions[outcome] = stats.decisions.get(outcome, 0) + 1
+                        stats.overrides += int(d.overrides_displayed_status)
+    finally:
+        await consumer.stop()
 
 
 @app.command()
@@ -238,10 +294,60 @@ def simulate(
     prefix: Annotated[str, typer.Option(help="Prefix of the simulated user ids.")] = "user",
     follow: Annotated[bool, typer.Option(help="Keep publishing loan requests.")] = False,
     rate: Annotated[float, typer.Option(help="Requests per second with --follow.")] = 5.0,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to keep counting decisions after publishing.")
+    ] = 10.0,
+    as_json: JsonOption = False,
 ) -> None:
-    """Publish a synthetic population's history, then one loan request per user."""
-    sent = _run(_simulate(get_settings(), users, seed, prefix, follow, rate, quiet=False))
-    console.print(f"published {sent} records")
+    """Publish a synthetic population's history, then one loan request per user (personas are
+    documented in the README), with a live view of throughput and decisions."""
+    from rich.live import Live
+
+    settings = get_settings()
+    stats = SimulationStats()
+
+    async def main() -> None:
+        counter = asyncio.create_task(_count_decisions(settings, prefix, stats))
+        await asyncio.sleep(0.5)  # the counter is positioned before the first request
+        try:
+            show = not as_json and console.is_terminal
+            view = Live(stats.table(), console=console, refresh_per_second=4) if show else None
+            with view if view is not None else contextlib.nullcontext():
+                publishing = asyncio.create_task(
+                    _simulate(settings, users, seed, prefix, follow, rate, stats)
+                )
+                deadline: float | None = None
+                while True:
+                    if view is not None:
+                        view.update(stats.table())
+                    if publishing.done():
+                        publishing.result()  # re-raise publishing errors
+                        deadline = deadline or time.monotonic() + wait
+                        done = sum(stats.decisions.values()) >= stats.requests
+                        if done or time.monotonic() > deadline:
+                            break
+                    await asyncio.sleep(0.25)
+                if view is not None:
+                    view.update(stats.table())
+        finally:
+            counter.cancel()
+            await asyncio.gather(counter, return_exceptions=True)
+
+    _run(main())
+    summary = {
+        "published": stats.published,
+        "requests": stats.requests,
+        "decisions": stats.decisions,
+        "overrides": stats.overrides,
+        "seconds": round(time.monotonic() - stats.started, 2),
+    }
+    if as_json:
+        console.print_json(json.dumps(summary))
+    else:
+        console.print(
+            f"published {stats.published} events and {stats.requests} requests; decisions "
+            f"{stats.decisions or '{}'} ({stats.overrides} overrode the displayed status)"
+        )
 
 
 async def _await_decision(
@@ -429,7 +535,7 @@ def demo(
         watcher = asyncio.create_task(_watch_decisions(settings, duration or None, None))
         await asyncio.sleep(1.0)
         simulator = asyncio.create_task(
-            _simulate(settings, users, seed, prefix, follow=True, rate=2.0, quiet=True)
+            _simulate(settings, users, seed, prefix, True, 2.0, SimulationStats())
         )
         try:
             await watcher

@@ -55,8 +55,20 @@ def test_unreachable_broker_is_a_clear_error(base_settings: Settings) -> None:
 
 def test_simulate_then_request_prints_the_live_decision(worker: WorkerProcess) -> None:
     settings = worker.settings
-    result = creditline(settings, "simulate", "--users", "4", "--seed", "3", "--prefix", "cli")
+    result = creditline(
+        settings, "simulate", "--users", "4", "--seed", "3", "--prefix", "cli", "--json"
+    )
     assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["requests"] == 4
+    # steady approved, recovering approved (overriding closed), slipping declined (overriding
+    # open), thin high earner approved.
+    assert summary["decisions"] == {"approved": 3, "declined": 1}
+    assert summary["overrides"] == 2
+    again = creditline(
+        settings, "simulate", "--users", "4", "--seed", "3", "--prefix", "cli", "--json"
+    )
+    assert json.loads(again.stdout)["published"] == summary["published"]  # reproducible
     # cli-000001 is a "recovering" user: the app shows closed, the live score approves.
     result = creditline(
         settings, "request", "cli-000001", "1500", "--displayed", "closed", "--json"
