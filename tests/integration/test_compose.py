@@ -43,7 +43,7 @@ def test_compose_file_is_valid() -> None:
 def test_compose_wires_the_worker_to_kafka_redis_and_prometheus() -> None:
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = doc["services"]
-    assert {"kafka", "redis", "worker", "prometheus"} <= set(services)
+    assert {"kafka", "redis", "worker", "prometheus", "grafana"} <= set(services)
     env = services["worker"]["environment"]
     assert env["CREDITLINE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["CREDITLINE_REDIS_URL"].startswith("redis://redis:")
@@ -54,3 +54,24 @@ def test_compose_wires_the_worker_to_kafka_redis_and_prometheus() -> None:
     scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
     assert targets == [f"worker:{env['CREDITLINE_WEB_PORT']}"]
+
+
+def test_every_mounted_file_exists_and_grafana_is_provisioned() -> None:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in doc["services"].items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source}"
+    prometheus_mounts = " ".join(doc["services"]["prometheus"]["volumes"])
+    assert "alerts.yml" in prometheus_mounts
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    datasource = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/creditline.yml").read_text()
+    )
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
