@@ -47,6 +47,16 @@ return 1
 """
 
 
+# KEYS: state hash, seen set. ARGV: fingerprints. One round trip per user for everything a
+# batch needs: the stored fields and which fingerprints are already applied.
+_LOAD_LUA = """
+local fields = redis.call('HMGET', KEYS[1], 'ver', 'state', 'status', 'status_since',
+                          'status_settled', 'status_event')
+local flags = {}
+if #ARGV > 0 then flags = redis.call('SMISMEMBER', KEYS[2], unpack(ARGV)) end
+return {fields, flags}
+"""
+
 # KEYS: state hash. ARGV: field, expected value. Deletes the field only if unchanged.
 _CLEAR_IF_EQUAL_LUA = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -117,10 +127,12 @@ class RedisStore:
     keys: KeyLayout
     metrics: Metrics
     _apply: Any = field(init=False)
+    _load: Any = field(init=False)
     _clear_if_equal: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self._apply = self.client.register_script(_APPLY_LUA)
+        self._load = self.client.register_script(_LOAD_LUA)
         self._clear_if_equal = self.client.register_script(_CLEAR_IF_EQUAL_LUA)
 
     @classmethod
@@ -154,25 +166,17 @@ class RedisStore:
         with self._timed("load"):
             async with self.client.pipeline(transaction=False) as pipe:
                 for user in users:
-                    pipe.hmget(
-                        self.keys.state(user),
-                        ["ver", "state", *LINE_FIELDS, OUTBOX_FIELD],
+                    await self._load(
+                        keys=[self.keys.state(user), self.keys.seen(user)],
+                        args=list(candidates[user]),
+                        client=pipe,
                     )
-                    fps = candidates[user]
-                    if fps:
-                        pipe.smismember(self.keys.seen(user), list(fps))
                 replies = await pipe.execute()
         result: dict[str, StoredUser] = {}
-        position = 0
-        for user in users:
-            version, raw, status, since, settled, pending = replies[position]
-            position += 1
+        for user, (fields, flags) in zip(users, replies, strict=True):
+            version, raw, status, since, settled, pending = fields
             fps = candidates[user]
-            applied: frozenset[int] = frozenset()
-            if fps:
-                flags = replies[position]
-                position += 1
-                applied = frozenset(fp for fp, flag in zip(fps, flags, strict=True) if flag)
+            applied = frozenset(fp for fp, flag in zip(fps, flags, strict=True) if flag)
             result[user] = StoredUser(
                 version=int(version) if version is not None else 0,
                 state=decode_state(raw) if raw is not None else None,

@@ -97,9 +97,11 @@ def derive_features(state: UserState, at: datetime) -> Features:
     )
 
 
-def score_features(features: Features, policy: Policy) -> tuple[int, dict[str, int]]:
+def score_features(
+    features: Features, policy: Policy, values: dict[str, float | None] | None = None
+) -> tuple[int, dict[str, int]]:
     """The score (clamped to 350–950) and the points of every attribute."""
-    values = features.values()
+    values = values if values is not None else features.values()
     points = {
         name: attribute.points(values[attribute.feature])
         for name, attribute in policy.scorecard.attributes.items()
@@ -190,9 +192,11 @@ class Assessment:
         return self.line.status
 
 
-def segment_of(features: Features, policy: Policy) -> str:
+def segment_of(
+    features: Features, policy: Policy, values: dict[str, float | None] | None = None
+) -> str:
     """The first segment whose rule matches, else ``standard``."""
-    values = features.values()
+    values = values if values is not None else features.values()
     for segment in policy.segments:
         if segment.when.matches(values):
             return segment.name
@@ -246,12 +250,12 @@ def assess(
     stored line status ignores them: campaigns never flip a displayed status back and forth)."""
     features = derive_features(state, at)
     at = features.at
-    score, points = score_features(features, policy)
-    segment_name = segment_of(features, policy)
+    values = features.values()
+    score, points = score_features(features, policy, values)
+    segment_name = segment_of(features, policy, values)
     segment = next((s for s in policy.segments if s.name == segment_name), None)
     thresholds = segment.thresholds if segment else policy.status.thresholds
     multiplier = segment.limit_multiplier if segment else Decimal(1)
-    values = features.values()
     exception = next(
         (e for e in policy.exceptions if segment_name in e.segments and e.when.matches(values)),
         None,
