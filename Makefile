@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run up down status worker test test-unit lint schemas clean
+.PHONY: install run up down status worker test test-unit lint schemas bench bench-quick clean
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ test: up lint  ## unit, integration (real Kafka + Redis) and e2e tests
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+bench: up  ## benchmarks with same-run baselines (not part of make test); results in bench-results/
+	$(BIN)/python -m bench
+
+bench-quick: up  ## the same at a tenth of the sizes
+	$(BIN)/python -m bench --quick
 
 schemas: install
 	$(BIN)/creditline schemas export

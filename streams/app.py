@@ -58,7 +58,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     """The Faust app with its agents and the /metrics page."""
     topics = Topics.from_settings(settings)
     app = faust.App(
-        settings.app_id,
+        settings.group_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
         autodiscover=False,
@@ -150,7 +150,6 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         finally:
             await lag.stop()
 
-    @app.agent(events_channel, concurrency=1, name="fold_events")
     async def fold_events(stream: Any) -> None:
         await policies.ready.wait()
         store = RedisStore.connect(redis_url, keys, metrics)
@@ -163,7 +162,6 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         finally:
             await store.close()
 
-    @app.agent(requests_channel, concurrency=1, name="answer_loan_requests")
     async def answer_loan_requests(stream: Any) -> None:
         await policies.ready.wait()
         store = RedisStore.connect(redis_url, keys, metrics)
@@ -174,6 +172,13 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         finally:
             await store.close()
 
+    if settings.worker_role in ("all", "events"):
+        app.agent(events_channel, concurrency=1, name="fold_events")(fold_events)
+    if settings.worker_role in ("all", "decisions"):
+        app.agent(requests_channel, concurrency=1, name="answer_loan_requests")(
+            answer_loan_requests
+        )
+
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(
@@ -183,11 +188,21 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     @app.page("/healthz")
     async def health_page(web: Any, request: Any) -> Any:
         return web.json(
-            {"status": "ok", "app_id": settings.app_id, "policy": policies.current.version}
+            {
+                "status": "ok",
+                "group": settings.group_id,
+                "role": settings.worker_role,
+                "policy": policies.current.version,
+            }
         )
 
     return app
 
 
-metrics = Metrics()
-app = build_app(get_settings(), metrics)
+def __getattr__(name: str) -> Any:
+    """``streams.app.app``, built on first use from the environment (``faust -A streams.app``)."""
+    if name == "app":
+        built = build_app(get_settings(), Metrics())
+        globals()["app"] = built
+        return built
+    raise AttributeError(name)

@@ -157,16 +157,26 @@ def topics(as_json: JsonOption = False) -> None:
 
 # ---- worker --------------------------------------------------------------------------------
 @app.command()
-def worker() -> None:
+def worker(
+    role: Annotated[
+        str | None,
+        typer.Option(help="all (default), events or decisions; see CREDITLINE_WORKER_ROLE."),
+    ] = None,
+) -> None:
     """Run the Faust worker (folds events, answers loan requests, serves /metrics)."""
     from faust.worker import Worker
 
     from streams.adapters.kafka_admin import ensure_topics
+    from streams.app import build_app
+    from streams.metrics import Metrics
 
     settings = get_settings()
+    if role is not None:
+        if role not in ("all", "events", "decisions"):
+            _fail(f"--role must be all, events or decisions, not {role!r}")
+        settings = settings.model_copy(update={"worker_role": role})
     _run(ensure_topics(settings))
-    from streams.app import app as faust_app
-
+    faust_app = build_app(settings, Metrics())
     Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

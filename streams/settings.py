@@ -73,6 +73,12 @@ class Settings(BaseSettings):
 
     # --- worker --------------------------------------------------------------------------
     app_id: str = Field("creditline", description="Faust app id = Kafka consumer group.")
+    worker_role: Literal["all", "events", "decisions"] = Field(
+        "all",
+        description="What a worker runs: both agents, only the event fold (group `APP_ID`), or "
+        "only loan decisions (group `APP_ID-decisions`, so requests never queue behind event "
+        "batches). Run either `all` workers, or `events` and `decisions` workers.",
+    )
     redis_key_prefix: str = Field(
         "cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Prefix of every Redis key."
     )
@@ -140,6 +146,11 @@ class Settings(BaseSettings):
         if not servers:
             raise ValueError("at least one host:port is required")
         return ",".join(servers)
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group of this worker's role."""
+        return f"{self.app_id}-decisions" if self.worker_role == "decisions" else self.app_id
 
     @property
     def input_topics(self) -> tuple[str, str, str]:

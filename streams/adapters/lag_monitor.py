@@ -25,7 +25,12 @@ class LagMonitor:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.topics = Topics.from_settings(settings).inputs
+        topics = Topics.from_settings(settings)
+        self.topics = {
+            "all": topics.inputs,
+            "events": topics.events,
+            "decisions": (topics.loan_requests,),
+        }[settings.worker_role]
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -48,7 +53,7 @@ class LagMonitor:
                 partitions = self._consumer.partitions_for_topic(topic) or set()
             tps.extend(TopicPartition(topic, p) for p in partitions)
         ends = await self._consumer.end_offsets(tps)
-        committed = await self._admin.list_consumer_group_offsets(self.settings.app_id)
+        committed = await self._admin.list_consumer_group_offsets(self.settings.group_id)
         lag: dict[str, int] = defaultdict(int)
         for tp in tps:
             done = committed.get(tp)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 from schemas.models import LoanDecision, Outcome
 from streams.settings import Settings
@@ -192,3 +193,45 @@ async def test_each_request_redelivered_three_times_gets_one_consistent_decision
 
 async def _applied_users(settings: Settings, users: int) -> bool:
     return len(await redis_states(settings)) >= users
+
+
+async def test_events_and_decisions_can_run_in_separate_workers(
+    worker_settings: Settings, tmp_path: Path
+) -> None:
+    from streams.adapters.kafka_admin import ensure_topics
+    from tests.conftest import cleanup
+    from tests.e2e.conftest import WorkerProcess, free_port
+
+    await ensure_topics(worker_settings)
+    events_worker = WorkerProcess(
+        worker_settings.model_copy(update={"worker_role": "events"}), tmp_path / "events.log"
+    )
+    decisions_worker = WorkerProcess(
+        worker_settings.model_copy(update={"worker_role": "decisions", "web_port": free_port()}),
+        tmp_path / "decisions.log",
+    )
+    try:
+        events_worker.start()
+        decisions_worker.start()
+        topics = Topics.from_settings(worker_settings)
+        now = datetime.now(UTC)
+        events = population_events(8, SEED, now)
+        await produce(
+            worker_settings,
+            [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)],
+        )
+        await assert_redis_matches_reference(worker_settings, events)
+        asks = list(requests(8, SEED, now))
+        await produce(worker_settings, [(topics.loan_requests, r.key, r.value) for r in asks])
+        published = await read_topic(worker_settings, topics.loan_decisions, expect=8)
+        assert len(published) == 8
+        assert events_worker.counter("creditline_decisions_total") == 0
+        assert decisions_worker.counter("creditline_decisions_total") == 8
+        spending_applied = decisions_worker.counter(
+            "creditline_records_applied_total", topic=topics.spending
+        )
+        assert spending_applied == 0
+    finally:
+        events_worker.stop()
+        decisions_worker.stop()
+        await cleanup(worker_settings)

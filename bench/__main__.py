@@ -1,0 +1,101 @@
+"""``python -m bench``: run the scenarios, print a table, write JSON to bench-results/."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.run import ingest, latency, machine
+from streams.settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=500_000, help="ingest: events preloaded")
+    parser.add_argument("--users", type=int, default=50_000, help="ingest: users")
+    parser.add_argument(
+        "--footprint-users",
+        type=int,
+        default=100_000,
+        help="footprint: users (about 3 events each)",
+    )
+    parser.add_argument("--scale-events", type=int, default=200_000, help="scale-out: events")
+    parser.add_argument("--seconds", type=float, default=60, help="latency: duration")
+    parser.add_argument("--event-rate", type=float, default=5000, help="latency: events/s")
+    parser.add_argument("--request-rate", type=float, default=200, help="latency: requests/s")
+    parser.add_argument("--quick", action="store_true", help="a tenth of every size")
+    parser.add_argument(
+        "--only",
+        choices=["ingest", "latency", "footprint", "scale"],
+        action="append",
+        help="run only these scenarios",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.events //= 10
+        args.users //= 10
+        args.footprint_users //= 10
+        args.scale_events //= 10
+        args.seconds = max(10, args.seconds / 6)
+    only = set(args.only or ["ingest", "latency", "footprint", "scale"])
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    console = Console()
+    base = Settings()
+    results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
+
+    async def run() -> None:
+        if "ingest" in only:
+            console.print(f"ingest: {args.events:,} events, {args.users:,} users …")
+            results["ingest"] = await ingest(base, args.events, args.users, 1, logs, True)
+        if "latency" in only:
+            console.print(f"latency: {args.seconds:.0f} s at {args.event_rate:,.0f} events/s …")
+            results["latency"] = await latency(
+                base, args.seconds, args.event_rate, args.request_rate, logs
+            )
+        if "footprint" in only:
+            console.print(f"footprint: {args.footprint_users:,} users …")
+            results["footprint"] = await ingest(
+                base, args.footprint_users * 3, args.footprint_users, 1, logs, False
+            )
+        if "scale" in only:
+            console.print(f"scale-out: {args.scale_events:,} events, 1 then 2 workers …")
+            users = max(1000, args.scale_events // 10)
+            one = await ingest(base, args.scale_events, users, 1, logs, False)
+            two = await ingest(base, args.scale_events, users, 2, logs, False)
+            results["scale_out"] = {
+                "one_worker_per_s": one["scorer_per_s"],
+                "two_workers_per_s": two["scorer_per_s"],
+                "speedup": round(two["scorer_per_s"] / one["scorer_per_s"], 2),
+            }
+
+    asyncio.run(run())
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out / f"bench-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    console.print(render(results))
+    console.print(f"results: {path}")
+
+
+def render(results: dict[str, Any]) -> Table:
+    """The results as a table."""
+    table = Table("scenario", "figure", "value", title="creditline benchmark")
+    for scenario in ("ingest", "latency", "footprint", "scale_out"):
+        for key, value in (results.get(scenario) or {}).items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            table.add_row(scenario, key, str(value))
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""The benchmark scenarios. Run with ``make bench`` (or ``python -m bench --help``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.workload import Record, bench_records
+from schemas.models import DisplayedStatus, LoanRequest
+from streams.adapters.kafka_admin import ensure_topics
+from streams.settings import Settings
+from streams.topics import Topics
+from tests.conftest import cleanup, isolated
+from tests.e2e.conftest import WorkerProcess, free_port
+from tests.support import produce
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) of values, nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(values: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/max of seconds, in milliseconds."""
+    return {
+        "count": len(values),
+        "p50_ms": round(percentile(values, 0.50) * 1000, 1),
+        "p95_ms": round(percentile(values, 0.95) * 1000, 1),
+        "p99_ms": round(percentile(values, 0.99) * 1000, 1),
+        "max_ms": round(max(values) * 1000, 1) if values else float("nan"),
+    }
+
+
+async def _all_partitions(
+    consumer: AIOKafkaConsumer, topics: Sequence[str]
+) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()
+    return [
+        TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+    ]
+
+
+async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -> float:
+    """Records/s of a plain aiokafka consumer over the event topics: (a) read only, or
+    (b) parse each value as JSON and write one pipelined Redis update per batch."""
+    topics = Topics.from_settings(settings).events
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+    )
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    prefix = f"{settings.redis_key_prefix}:baseline"
+    await consumer.start()
+    try:
+        tps = await _all_partitions(consumer, topics)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen = 0
+        started = time.perf_counter()
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            records = [r for batch in batches.values() for r in batch]
+            seen += len(records)
+            if parse_and_store and records:
+                async with client.pipeline(transaction=False) as pipe:
+                    for r in records:
+                        doc = json.loads(r.value)
+                        pipe.hincrby(f"{prefix}:{{{doc['user_id']}}}", "events", 1)
+                    await pipe.execute()
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=2000)]
+        for i in range(0, len(keys), 5000):
+            await client.delete(*keys[i : i + 5000])
+        await client.aclose()
+
+
+async def used_memory(settings: Settings) -> int:
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    try:
+        info = await client.info("memory")
+        return int(info["used_memory"])
+    finally:
+        await client.aclose()
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM of a process, KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def ingest(
+    base: Settings, events: int, users: int, workers: int, logs: Path, with_baselines: bool
+) -> dict[str, Any]:
+    """Preload the topics, then time baselines and the worker(s) over the same records."""
+    settings = isolated(base, partitions=12)
+    await ensure_topics(settings)
+    try:
+        records = list(bench_records(events, users, seed=11, settings=settings))
+        started = time.perf_counter()
+        await produce(settings, records)
+        load_s = time.perf_counter() - started
+        result: dict[str, Any] = {
+            "events": events,
+            "users": users,
+            "workers": workers,
+            "load_seconds": round(load_s, 1),
+        }
+        if with_baselines:
+            result["baseline_a_read_per_s"] = round(await baseline_read(settings, events, False))
+            result["baseline_b_parse_store_per_s"] = round(
+                await baseline_read(settings, events, True)
+            )
+        memory_before = await used_memory(settings)
+        procs = [
+            WorkerProcess(
+                settings.model_copy(update={"web_port": free_port()}),
+                logs / f"ingest-{workers}-{i}.log",
+            )
+            for i in range(workers)
+        ]
+        started = time.perf_counter()
+        for p in procs:
+            p.start()
+        while sum(p.counter("creditline_records_applied_total") for p in procs) < events:  # noqa: ASYNC110 - polling another process
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        result["scorer_per_s"] = round(events / elapsed)
+        result["scorer_seconds"] = round(elapsed, 1)
+        result["worker_peak_rss_mib"] = round(
+            max(peak_rss_kib(p.process.pid) for p in procs if p.process) / 1024, 1
+        )
+        for p in procs:
+            p.stop()
+        memory_after = await used_memory(settings)
+        result["redis_bytes_per_user"] = round((memory_after - memory_before) / users)
+        if with_baselines:
+            result["ratio_vs_a"] = round(
+                result["scorer_per_s"] / result["baseline_a_read_per_s"], 3
+            )
+            result["ratio_vs_b"] = round(
+                result["scorer_per_s"] / result["baseline_b_parse_store_per_s"], 3
+            )
+        return result
+    finally:
+        await cleanup(settings)
+
+
+class _Pacer:
+    """Sends records at a steady rate from a background task."""
+
+    def __init__(self, producer: AIOKafkaProducer, rate: float) -> None:
+        self.producer = producer
+        self.rate = rate
+        self.sent = 0
+
+    async def run(self, make: Any, seconds: float) -> None:
+        tick = 0.01
+        started = time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < seconds:
+            due = int(elapsed * self.rate) - self.sent
+            for _ in range(max(0, due)):
+                topic, key, value = make(self.sent)
+                await self.producer.send(topic, value, key=key)
+                self.sent += 1
+            await asyncio.sleep(tick)
+
+
+async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"echo-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    try:
+        while not stop.is_set():
+            for batch in (await consumer.getmany(timeout_ms=50)).values():
+                for r in batch:
+                    await producer.send(target, r.value, key=r.key)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def latency(
+    base: Settings, seconds: float, event_rate: float, request_rate: float, logs: Path
+) -> dict[str, Any]:
+    """Decision latency and freshness while events stream in, next to a Kafka echo."""
+    settings = isolated(base, partitions=12, web_port=free_port())
+    await ensure_topics(settings)
+    topics = Topics.from_settings(settings)
+    echo_in, echo_out = f"{topics.loan_requests}.echo-in", f"{topics.loan_requests}.echo-out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(echo_in, 12, 1), NewTopic(echo_out, 12, 1)])
+    await admin.close()
+    load = list(bench_records(int(event_rate * seconds * 2.2), 20000, seed=5, settings=settings))
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=2)
+    await producer.start()
+    result: dict[str, Any] = {
+        "seconds": seconds,
+        "event_rate": event_rate,
+        "request_rate": request_rate,
+    }
+    try:
+        # 1. Echo baseline under the same event load.
+        stop = asyncio.Event()
+        echo = asyncio.create_task(_echo(settings, echo_in, echo_out, stop))
+        sent_at: dict[bytes, float] = {}
+        latencies: list[float] = []
+        result["echo"] = summary_ms(
+            await _measure(
+                settings,
+                producer,
+                load,
+                0,
+                event_rate,
+                request_rate,
+                seconds,
+                echo_out,
+                lambda i: (echo_in, b"u", f"echo-{i}".encode()),
+                lambda r: r.value,
+                sent_at,
+                latencies,
+            )
+        )
+        stop.set()
+        await echo
+        # 2. The scorer, same load: an events worker and a decisions worker (own group), so a
+        # request never queues behind an event batch.
+        worker = WorkerProcess(
+            settings.model_copy(update={"worker_role": "events"}), logs / "latency-events.log"
+        )
+        decider = WorkerProcess(
+            settings.model_copy(update={"worker_role": "decisions", "web_port": free_port()}),
+            logs / "latency-decisions.log",
+        )
+        worker.start()
+        decider.start()
+        sent_at, latencies = {}, []
+        now = datetime.now(UTC)
+
+        def request(i: int) -> Record:
+            user = f"b{i % 20000:07d}"
+            req = LoanRequest(
+                request_id=f"lat-{i}",
+                user_id=user,
+                requested_at=now,
+                amount=Decimal("500.00"),
+                term_months=6,
+                displayed_status=DisplayedStatus.CLOSED,
+            )
+            return topics.loan_requests, user.encode(), req.model_dump_json().encode()
+
+        def decision_id(r: Any) -> bytes:
+            return str(json.loads(r.value)["request_id"]).encode()
+
+        start_offset = len(load) // 2
+        fresh: list[float] = []
+        probing = asyncio.create_task(_freshness(settings, producer, seconds, fresh))
+        result["scorer"] = summary_ms(
+            await _measure(
+                settings,
+                producer,
+                load,
+                start_offset,
+                event_rate,
+                request_rate,
+                seconds,
+                topics.loan_decisions,
+                request,
+                decision_id,
+                sent_at,
+                latencies,
+                key_of=lambda i: f"lat-{i}".encode(),
+            )
+        )
+        await probing
+        result["freshness"] = summary_ms(fresh)
+        result["scorer_applied_events"] = worker.counter("creditline_records_applied_total")
+        worker.stop()
+        decider.stop()
+        return result
+    finally:
+        await producer.stop()
+        await cleanup(settings)
+
+
+async def _measure(
+    settings: Settings,
+    producer: AIOKafkaProducer,
+    load: list[Record],
+    offset: int,
+    event_rate: float,
+    request_rate: float,
+    seconds: float,
+    reply_topic: str,
+    make_request: Any,
+    reply_id: Any,
+    sent_at: dict[bytes, float],
+    latencies: list[float],
+    key_of: Any = None,
+) -> list[float]:
+    consumer = AIOKafkaConsumer(
+        reply_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    await asyncio.sleep(1.0)
+    events = _Pacer(producer, event_rate)
+    requests = _Pacer(producer, request_rate)
+
+    def make_event(i: int) -> Record:
+        return load[(offset + i) % len(load)]
+
+    def make_req(i: int) -> Record:
+        record: Record = make_request(i)
+        sent_at[key_of(i) if key_of else record[2]] = time.perf_counter()
+        return record
+
+    async def collect() -> None:
+        deadline = time.perf_counter() + seconds + 10
+        while time.perf_counter() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=50)).values():
+                arrived = time.perf_counter()
+                for r in batch:
+                    started = sent_at.pop(reply_id(r), None)
+                    if started is not None:
+                        latencies.append(arrived - started)
+            if not sent_at and time.perf_counter() > deadline - 10:
+                break
+
+    collector = asyncio.create_task(collect())
+    await asyncio.gather(events.run(make_event, seconds), requests.run(make_req, seconds))
+    await producer.flush()
+    await collector
+    await consumer.stop()
+    return latencies
+
+
+async def _freshness(
+    settings: Settings, producer: AIOKafkaProducer, seconds: float, delays: list[float]
+) -> None:
+    """Every 100 ms a first event for a new probe user; time until its state exists."""
+    topics = Topics.from_settings(settings)
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    pending: dict[str, float] = {}
+    started = time.perf_counter()
+    n = 0
+    try:
+        while time.perf_counter() - started < seconds + 5:
+            if time.perf_counter() - started < seconds and n < (time.perf_counter() - started) * 10:
+                user = f"probe{n:06d}"
+                doc = {
+                    "event_id": f"probe-{n}",
+                    "user_id": user,
+                    "occurred_at": datetime.now(UTC).isoformat(),
+                    "amount": "1.00",
+                    "category": "probe",
+                }
+                pending[user] = time.perf_counter()
+                await producer.send(topics.spending, json.dumps(doc).encode(), key=user.encode())
+                n += 1
+            if pending:
+                users = list(pending)
+                async with client.pipeline(transaction=False) as pipe:
+                    for user in users:
+                        pipe.exists(f"{settings.redis_key_prefix}:{{{user}}}:state")
+                    found = await pipe.execute()
+                now = time.perf_counter()
+                for user, exists in zip(users, found, strict=True):
+                    if exists:
+                        delays.append(now - pending.pop(user))
+            await asyncio.sleep(0.005)
+    finally:
+        await client.aclose()
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured."""
+    from importlib.metadata import version
+
+    return {
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "faust": version("faust-streaming"),
+        "aiokafka": version("aiokafka"),
+        "redis_py": version("redis"),
+        "kafka": Settings().kafka_version,
+        "measured_at": datetime.now(UTC).isoformat(),
+    }
