@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.workload import Record, bench_records
 from schemas.models import DisplayedStatus, LoanRequest
 from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.kafka_read import topic_partitions
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -48,15 +49,6 @@ def summary_ms(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-async def _all_partitions(
-    consumer: AIOKafkaConsumer, topics: Sequence[str]
-) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()
-    return [
-        TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
-    ]
-
-
 async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -> float:
     """Records/s of a plain aiokafka consumer over the event topics: (a) read only, or
     (b) parse each value as JSON and write one pipelined Redis update per batch."""
@@ -70,7 +62,7 @@ async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -
     prefix = f"{settings.redis_key_prefix}:baseline"
     await consumer.start()
     try:
-        tps = await _all_partitions(consumer, topics)
+        tps = await topic_partitions(consumer, topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         seen = 0

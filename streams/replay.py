@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
 from streams.core.policy import Policy
@@ -75,13 +76,7 @@ async def replay(
     report = ReplayReport()
     await consumer.start()
     try:
-        tps: list[TopicPartition] = []
-        for topic in topics.events:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+        tps = await topic_partitions(consumer, topics.events)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         starts = await consumer.beginning_offsets(tps)

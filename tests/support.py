@@ -7,10 +7,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
+from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
 from streams.core.state import UserState, reference_fold
@@ -58,11 +59,7 @@ async def read_topic(
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, [topic])
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout
@@ -135,13 +132,7 @@ async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
     )
     await consumer.start()
     try:
-        tps: list[TopicPartition] = []
-        for topic in topics:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in partitions)
+        tps = await topic_partitions(consumer, topics)
         ends = await consumer.end_offsets(tps)
         lag = 0
         for tp in tps:

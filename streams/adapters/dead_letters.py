@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import dead_letter
+from streams.adapters.kafka_read import topic_partitions
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -72,11 +73,7 @@ async def read_dead_letters(
     await consumer.start()
     letters: list[DeadLetter] = []
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, [topic])
         if not tps:
             return []
         consumer.assign(tps)

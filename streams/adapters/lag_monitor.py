@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.adapters.kafka_read import topic_partitions
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import Topics
@@ -45,13 +46,7 @@ class LagMonitor:
     async def measure(self) -> dict[str, int]:
         """Lag per input topic (summed over partitions); also sets the gauge."""
         assert self._admin is not None and self._consumer is not None
-        tps: list[TopicPartition] = []
-        for topic in self.topics:
-            partitions = self._consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await self._consumer._client.force_metadata_update()
-                partitions = self._consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in partitions)
+        tps = await topic_partitions(self._consumer, self.topics)
         ends = await self._consumer.end_offsets(tps)
         committed = await self._admin.list_consumer_group_offsets(self.settings.group_id)
         lag: dict[str, int] = defaultdict(int)
