@@ -30,6 +30,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="latency: duration")
     parser.add_argument("--event-rate", type=float, default=5000, help="latency: events/s")
     parser.add_argument("--request-rate", type=float, default=200, help="latency: requests/s")
+    parser.add_argument(
+        "--event-workers",
+        type=int,
+        default=1,
+        help="latency: events workers beside the decisions worker",
+    )
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
         "--only",

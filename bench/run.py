@@ -202,7 +202,12 @@ async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Even
 
 
 async def latency(
-    base: Settings, seconds: float, event_rate: float, request_rate: float, logs: Path
+    base: Settings,
+    seconds: float,
+    event_rate: float,
+    request_rate: float,
+    logs: Path,
+    event_workers: int = 1,
 ) -> dict[str, Any]:
     """Decision latency and freshness while events stream in, next to a Kafka echo."""
     settings = isolated(base, partitions=12, web_port=free_port())
@@ -220,6 +225,7 @@ async def latency(
         "seconds": seconds,
         "event_rate": event_rate,
         "request_rate": request_rate,
+        "event_workers": event_workers,
     }
     try:
         # 1. Echo baseline under the same event load.
@@ -245,16 +251,21 @@ async def latency(
         )
         stop.set()
         await echo
-        # 2. The scorer, same load: an events worker and a decisions worker (own group), so a
+        # 2. The scorer, same load: events workers and a decisions worker (own group), so a
         # request never queues behind an event batch.
-        worker = WorkerProcess(
-            settings.model_copy(update={"worker_role": "events"}), logs / "latency-events.log"
-        )
+        folders = [
+            WorkerProcess(
+                settings.model_copy(update={"worker_role": "events", "web_port": free_port()}),
+                logs / f"latency-events-{i}.log",
+            )
+            for i in range(event_workers)
+        ]
         decider = WorkerProcess(
             settings.model_copy(update={"worker_role": "decisions", "web_port": free_port()}),
             logs / "latency-decisions.log",
         )
-        worker.start()
+        for folder in folders:
+            folder.start()
         decider.start()
         sent_at, latencies = {}, []
         now = datetime.now(UTC)
@@ -296,8 +307,11 @@ async def latency(
         )
         await probing
         result["freshness"] = summary_ms(fresh)
-        result["scorer_applied_events"] = worker.counter("creditline_records_applied_total")
-        worker.stop()
+        result["scorer_applied_events"] = sum(
+            f.counter("creditline_records_applied_total") for f in folders
+        )
+        for folder in folders:
+            folder.stop()
         decider.stop()
         return result
     finally:
