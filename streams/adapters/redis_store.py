@@ -11,6 +11,7 @@ written together, so "applied" and "recognised as duplicate" can never disagree.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from schemas.models import EffectiveStatus
 from streams.core.codec import decode_state, encode_state
@@ -27,34 +30,51 @@ from streams.core.state import UserState
 from streams.keys import KeyLayout
 from streams.metrics import Metrics
 
-# KEYS: state hash, seen set. ARGV: expected version, n field/value pairs, the pairs,
-# then event fingerprints. Returns 1 when applied, 0 on a version conflict.
-_APPLY_LUA = """
-local current = redis.call('HGET', KEYS[1], 'ver') or '0'
-if current ~= ARGV[1] then return 0 end
-local n = tonumber(ARGV[2])
-local pairs_ = {}
-for i = 3, 2 + 2 * n do pairs_[#pairs_ + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(pairs_))
-local first = 3 + 2 * n
-local chunk = {}
-for i = first, #ARGV do
-  chunk[#chunk + 1] = ARGV[i]
-  if #chunk == 4000 then redis.call('SADD', KEYS[2], unpack(chunk)); chunk = {} end
+# Both scripts serve many users per call (one round trip and one command for a whole group
+# of users, instead of one per user): KEYS are each user's state hash and seen set, in
+# order; ARGV holds one argument per user. Redis Cluster requires a call's keys to share a
+# hash slot, so there the caller groups users by slot.
+
+# ARGV[i]: user i's candidate fingerprints, space separated. Returns, per user, the stored
+# fields and a flag per fingerprint telling whether it is already applied.
+_LOAD_LUA = """
+local out = {}
+for i = 1, #ARGV do
+  local fields = redis.call('HMGET', KEYS[2 * i - 1], 'ver', 'state', 'status',
+                            'status_since', 'status_settled', 'status_event')
+  local fps = {}
+  for fp in string.gmatch(ARGV[i], '%S+') do fps[#fps + 1] = fp end
+  local flags = {}
+  for first = 1, #fps, 4000 do
+    local last = math.min(first + 3999, #fps)
+    for _, flag in ipairs(redis.call('SMISMEMBER', KEYS[2 * i], unpack(fps, first, last))) do
+      flags[#flags + 1] = flag
+    end
+  end
+  out[i] = {fields, flags}
 end
-if #chunk > 0 then redis.call('SADD', KEYS[2], unpack(chunk)) end
-return 1
+return out
 """
 
-
-# KEYS: state hash, seen set. ARGV: fingerprints. One round trip per user for everything a
-# batch needs: the stored fields and which fingerprints are already applied.
-_LOAD_LUA = """
-local fields = redis.call('HMGET', KEYS[1], 'ver', 'state', 'status', 'status_since',
-                          'status_settled', 'status_event')
-local flags = {}
-if #ARGV > 0 then flags = redis.call('SMISMEMBER', KEYS[2], unpack(ARGV)) end
-return {fields, flags}
+# ARGV[i]: JSON [expected version, [field, value, ...], [fingerprint, ...]] of user i.
+# Returns per user 1 when applied, 0 on a version conflict (that user is left untouched).
+_APPLY_LUA = """
+local results = {}
+for i = 1, #ARGV do
+  local write = cjson.decode(ARGV[i])
+  local current = redis.call('HGET', KEYS[2 * i - 1], 'ver') or '0'
+  if current ~= write[1] then
+    results[i] = 0
+  else
+    redis.call('HSET', KEYS[2 * i - 1], unpack(write[2]))
+    local fps = write[3]
+    for first = 1, #fps, 4000 do
+      redis.call('SADD', KEYS[2 * i], unpack(fps, first, math.min(first + 3999, #fps)))
+    end
+    results[i] = 1
+  end
+end
+return results
 """
 
 # KEYS: state hash. ARGV: field, expected value. Deletes the field only if unchanged.
@@ -64,6 +84,10 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 """
+
+#: Most users one script call serves: bounds how long Redis is busy with one call (a loan
+#: request's read waits behind it) while keeping round trips and commands per batch few.
+USERS_PER_CALL = 100
 
 #: Hash field holding a status-change record not yet confirmed as published (an outbox).
 OUTBOX_FIELD = "status_event"
@@ -129,8 +153,11 @@ class RedisStore:
     _apply: Any = field(init=False)
     _load: Any = field(init=False)
     _clear_if_equal: Any = field(init=False)
+    slot_bound: bool = field(init=False)
 
     def __post_init__(self) -> None:
+        # A cluster refuses a script whose keys span hash slots.
+        self.slot_bound = isinstance(self.client, RedisCluster)
         self._apply = self.client.register_script(_APPLY_LUA)
         self._load = self.client.register_script(_LOAD_LUA)
         self._clear_if_equal = self.client.register_script(_CLEAR_IF_EQUAL_LUA)
@@ -160,56 +187,91 @@ class RedisStore:
         with self._timed("ping"):
             return bool(await self.client.ping())
 
+    def _groups(self, users: Sequence[str]) -> list[list[str]]:
+        """Users in groups that one script call may serve (same hash slot on a cluster)."""
+        if not self.slot_bound:
+            return [
+                list(users[i : i + USERS_PER_CALL]) for i in range(0, len(users), USERS_PER_CALL)
+            ]
+        by_slot: dict[int, list[str]] = {}
+        for user in users:
+            by_slot.setdefault(key_slot(self.keys.state(user).encode()), []).append(user)
+        return [
+            group[i : i + USERS_PER_CALL]
+            for group in by_slot.values()
+            for i in range(0, len(group), USERS_PER_CALL)
+        ]
+
+    def _user_keys(self, users: Sequence[str]) -> list[str]:
+        keys: list[str] = []
+        for user in users:
+            keys.extend((self.keys.state(user), self.keys.seen(user)))
+        return keys
+
     async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
         """Read version, state and which candidate fingerprints are applied, for each user."""
-        users = list(candidates)
+        groups = self._groups(list(candidates))
         with self._timed("load"):
             async with self.client.pipeline(transaction=False) as pipe:
-                for user in users:
+                for group in groups:
                     await self._load(
-                        keys=[self.keys.state(user), self.keys.seen(user)],
-                        args=list(candidates[user]),
+                        keys=self._user_keys(group),
+                        args=[" ".join(map(str, candidates[user])) for user in group],
                         client=pipe,
                     )
                 replies = await pipe.execute()
         result: dict[str, StoredUser] = {}
-        for user, (fields, flags) in zip(users, replies, strict=True):
-            version, raw, status, since, settled, pending = fields
-            fps = candidates[user]
-            applied = frozenset(fp for fp, flag in zip(fps, flags, strict=True) if flag)
-            result[user] = StoredUser(
-                version=int(version) if version is not None else 0,
-                state=decode_state(raw) if raw is not None else None,
-                already_applied=applied,
-                line=_line(status, since, settled),
-                pending_status_event=bytes(pending) if pending is not None else None,
-            )
+        for group, reply in zip(groups, replies, strict=True):
+            for user, (fields, flags) in zip(group, reply, strict=True):
+                version, raw, status, since, settled, pending = fields
+                fps = candidates[user]
+                applied = frozenset(fp for fp, flag in zip(fps, flags, strict=True) if flag)
+                result[user] = StoredUser(
+                    version=int(version) if version is not None else 0,
+                    state=decode_state(raw) if raw is not None else None,
+                    already_applied=applied,
+                    line=_line(status, since, settled),
+                    pending_status_event=bytes(pending) if pending is not None else None,
+                )
         return result
+
+    @staticmethod
+    def _write_argument(write: UserWrite) -> str:
+        fields: list[str] = [
+            "ver",
+            str(write.expected_version + 1),
+            "state",
+            encode_state(write.state).decode(),
+        ]
+        for name, value in write.summary.items():
+            fields.extend((name, value))
+        if write.status_event is not None:
+            fields.extend((OUTBOX_FIELD, write.status_event.decode()))
+        # Fingerprints travel as strings: Lua numbers are doubles and would round them.
+        doc = [str(write.expected_version), fields, [str(fp) for fp in write.fingerprints]]
+        return json.dumps(doc, separators=(",", ":"))
 
     async def save(self, writes: Sequence[UserWrite]) -> list[str]:
         """Apply every write atomically per user; return the users whose version conflicted."""
         if not writes:
             return []
+        by_user = {w.user_id: w for w in writes}
+        groups = self._groups(list(by_user))
         with self._timed("save"):
             async with self.client.pipeline(transaction=False) as pipe:
-                for w in writes:
-                    fields: dict[str, str | bytes] = {
-                        "ver": str(w.expected_version + 1),
-                        "state": encode_state(w.state),
-                        **w.summary,
-                    }
-                    if w.status_event is not None:
-                        fields[OUTBOX_FIELD] = w.status_event
-                    flat: list[str | bytes | int] = []
-                    for name, value in fields.items():
-                        flat.extend((name, value))
+                for group in groups:
                     await self._apply(
-                        keys=[self.keys.state(w.user_id), self.keys.seen(w.user_id)],
-                        args=[str(w.expected_version), len(fields), *flat, *w.fingerprints],
+                        keys=self._user_keys(group),
+                        args=[self._write_argument(by_user[user]) for user in group],
                         client=pipe,
                     )
                 replies = await pipe.execute()
-        return [w.user_id for w, ok in zip(writes, replies, strict=True) if not ok]
+        return [
+            user
+            for group, reply in zip(groups, replies, strict=True)
+            for user, ok in zip(group, reply, strict=True)
+            if not ok
+        ]
 
     async def clear_status_events(self, published: Mapping[str, bytes]) -> None:
         """Empty the outbox of users whose status event was published (if still the same)."""
