@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -22,6 +21,7 @@ from bench.workload import Record, bench_records
 from schemas.models import DisplayedStatus, LoanRequest
 from streams.adapters.kafka_admin import ensure_topics
 from streams.adapters.kafka_read import topic_partitions
+from streams.adapters.redis_client import redis_client
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -58,7 +58,7 @@ async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 << 20,
     )
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis_client(settings)
     prefix = f"{settings.redis_key_prefix}:baseline"
     await consumer.start()
     try:
@@ -87,7 +87,7 @@ async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -
 
 
 async def used_memory(settings: Settings) -> int:
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis_client(settings)
     try:
         info = await client.info("memory")
         return int(info["used_memory"])
@@ -379,7 +379,7 @@ async def _freshness(
 ) -> None:
     """Every 100 ms a first event for a new probe user; time until its state exists."""
     topics = Topics.from_settings(settings)
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis_client(settings)
     pending: dict[str, float] = {}
     started = time.perf_counter()
     n = 0

@@ -24,7 +24,6 @@ from streams.adapters.lag_monitor import LagMonitor
 from streams.adapters.policy_source import PolicyWatcher
 from streams.adapters.redis_store import RedisStore
 from streams.core.policy import Policy, load_default_policy
-from streams.keys import KeyLayout
 from streams.metrics import Metrics
 from streams.processing import EventFolder, LoanDecider, ShuttingDown
 from streams.settings import Settings, get_settings
@@ -80,8 +79,6 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         value_serializer="raw",
     )
     sink = FaustSink(app)
-    keys = KeyLayout(settings.redis_key_prefix)
-    redis_url = settings.redis_url.get_secret_value()
     policies = PolicyWatcher(settings, metrics, fallback=load_default_policy())
 
     def current_policy() -> Policy:
@@ -152,7 +149,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
 
     async def fold_events(stream: Any) -> None:
         await policies.ready.wait()
-        store = RedisStore.connect(redis_url, keys, metrics)
+        store = RedisStore.connect(settings, metrics)
         folder = EventFolder(settings, store, sink, metrics, current_policy, should_stop=stopping)
         try:
             batches = stream.noack_take(
@@ -164,7 +161,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
 
     async def answer_loan_requests(stream: Any) -> None:
         await policies.ready.wait()
-        store = RedisStore.connect(redis_url, keys, metrics)
+        store = RedisStore.connect(settings, metrics)
         decider = LoanDecider(settings, store, sink, metrics, current_policy, should_stop=stopping)
         try:
             batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)

@@ -589,7 +589,6 @@ def inspect(
     from streams.adapters.redis_store import RedisStore
     from streams.core.decision import status_reasons
     from streams.core.scoring import assess
-    from streams.keys import KeyLayout
     from streams.metrics import Metrics
 
     settings = get_settings()
@@ -598,9 +597,7 @@ def inspect(
         _fail("--as-of needs an offset, e.g. 2026-01-01T00:00:00Z")
 
     async def load() -> Any:
-        store = RedisStore.connect(
-            settings.redis_url.get_secret_value(), KeyLayout(settings.redis_key_prefix), Metrics()
-        )
+        store = RedisStore.connect(settings, Metrics())
         try:
             return await store.read_user(user), await _active_policy(settings)
         finally:

@@ -61,7 +61,9 @@ def settings_markdown() -> str:
             value = field.default
             if hasattr(value, "get_secret_value"):
                 value = value.get_secret_value()
-            default = f"`{value}`"
+            if isinstance(value, bool):
+                value = str(value).lower()  # as it is written in the environment
+            default = "unset" if value is None else f"`{value}`"
         lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {field.description or ''} |")
     return "\n".join(lines) + "\n"
 

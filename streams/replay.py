@@ -19,7 +19,6 @@ from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
 from streams.core.policy import Policy
-from streams.keys import KeyLayout
 from streams.metrics import Metrics
 from streams.processing import EventFolder
 from streams.settings import Settings
@@ -70,9 +69,7 @@ async def replay(
         fetch_max_bytes=settings.max_message_bytes * 4,
     )
     metrics = Metrics()
-    store = RedisStore.connect(
-        settings.redis_url.get_secret_value(), KeyLayout(settings.redis_key_prefix), metrics
-    )
+    store = RedisStore.connect(settings, metrics)
     report = ReplayReport()
     await consumer.start()
     try:

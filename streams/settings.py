@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CREDITLINE_"
@@ -26,7 +26,10 @@ def _default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """creditline configuration (environment variables ``CREDITLINE_<FIELD>``)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # Inputs are hidden in validation errors: they may carry the Redis password.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # --- connections -------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
@@ -34,7 +37,23 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"),
-        description="Redis URL (may carry credentials, hence secret).",
+        description="Redis URL (may carry credentials, hence secret); `rediss://` for TLS.",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="The Redis URL names one node of a Redis Cluster (seed node): keys are "
+        "routed by hash slot; every user's keys share one slot.",
+    )
+    redis_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that signs the Redis server's certificate (`rediss://` "
+        "URLs); unset: the system's trust store.",
+    )
+    redis_tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS with Redis (with the key file)."
+    )
+    redis_tls_key_file: Path | None = Field(
+        None, description="PEM private key of the Redis client certificate."
     )
 
     # --- topics ------------------------------------------------------------------------
@@ -146,6 +165,18 @@ class Settings(BaseSettings):
         if not servers:
             raise ValueError("at least one host:port is required")
         return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _tls_needs_rediss(self) -> Settings:
+        scheme = urlsplit(self.redis_url.get_secret_value()).scheme
+        tls_files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        if scheme not in ("redis", "rediss"):
+            raise ValueError("CREDITLINE_REDIS_URL must start with redis:// or rediss://")
+        if any(tls_files) and scheme != "rediss":
+            raise ValueError("Redis TLS files need a rediss:// CREDITLINE_REDIS_URL")
+        if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
+            raise ValueError("a Redis client certificate needs its key file, and vice versa")
+        return self
 
     @property
     def group_id(self) -> str:

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 import redis.exceptions
 
 from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.redis_client import redis_client
 from streams.settings import Settings
 from streams.stack.local import port_open
 from streams.topics import Topics
@@ -82,19 +82,24 @@ async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
     await cleanup(s)
 
 
-async def cleanup(s: Settings) -> None:
-    """Delete a test's Redis keys and topics."""
+async def cleanup(s: Settings, *, topics: bool = True) -> None:
+    """Delete a test's Redis keys and (unless ``topics`` is false) its topics."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    client = aioredis.Redis.from_url(s.redis_url.get_secret_value())
+    client = redis_client(s)
     try:
         keys = [k async for k in client.scan_iter(match=f"{s.redis_key_prefix}:*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
+        # One DEL per key: on a cluster the keys live in many slots (the pipeline routes each).
+        async with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.delete(key)
+            await pipe.execute()
     except redis.exceptions.ConnectionError:
         pass  # best effort: a test may have stopped its Redis; never mask the test's own error
     finally:
         await client.aclose()
+    if not topics:
+        return
     admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
     await admin.start()
     try:

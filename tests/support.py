@@ -15,7 +15,6 @@ from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
 from streams.core.state import UserState, reference_fold
-from streams.keys import KeyLayout
 from streams.metrics import Metrics
 from streams.settings import Settings
 from tests.states import assert_states_equal
@@ -84,11 +83,7 @@ def as_inbound(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[InboundR
 
 def store_for(settings: Settings, metrics: Metrics | None = None) -> RedisStore:
     """A Redis store on the test's key prefix."""
-    return RedisStore.connect(
-        settings.redis_url.get_secret_value(),
-        KeyLayout(settings.redis_key_prefix),
-        metrics or Metrics(),
-    )
+    return RedisStore.connect(settings, metrics or Metrics())
 
 
 async def redis_states(settings: Settings) -> dict[str, UserState]:

@@ -19,16 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from schemas.models import EffectiveStatus
+from streams.adapters.redis_client import RedisClient, redis_client
 from streams.core.codec import decode_state, encode_state
 from streams.core.scoring import LineStatus
 from streams.core.state import UserState
 from streams.keys import KeyLayout
 from streams.metrics import Metrics
+from streams.settings import Settings
 
 # Both scripts serve many users per call (one round trip and one command for a whole group
 # of users, instead of one per user): KEYS are each user's state hash and seen set, in
@@ -143,32 +145,42 @@ class UserWrite:
     status_event: bytes | None = None
 
 
+@dataclass(frozen=True)
+class LuaScript:
+    """A Lua script run by its SHA1 digest (EVALSHA); all its KEYS are in one hash slot."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+#: One script call: the script, its keys (one slot's) and its arguments.
+ScriptCall = tuple[LuaScript, Sequence[str], Sequence[str | bytes | int]]
+
+APPLY = LuaScript(_APPLY_LUA)
+LOAD = LuaScript(_LOAD_LUA)
+CLEAR_IF_EQUAL = LuaScript(_CLEAR_IF_EQUAL_LUA)
+
+
 @dataclass
 class RedisStore:
-    """creditline's Redis adapter."""
+    """creditline's Redis adapter, the same on a single Redis and on a Redis Cluster."""
 
-    client: aioredis.Redis
+    client: RedisClient
     keys: KeyLayout
     metrics: Metrics
-    _apply: Any = field(init=False)
-    _load: Any = field(init=False)
-    _clear_if_equal: Any = field(init=False)
     slot_bound: bool = field(init=False)
 
     def __post_init__(self) -> None:
         # A cluster refuses a script whose keys span hash slots.
         self.slot_bound = isinstance(self.client, RedisCluster)
-        self._apply = self.client.register_script(_APPLY_LUA)
-        self._load = self.client.register_script(_LOAD_LUA)
-        self._clear_if_equal = self.client.register_script(_CLEAR_IF_EQUAL_LUA)
 
     @classmethod
-    def connect(cls, url: str, keys: KeyLayout, metrics: Metrics) -> RedisStore:
-        """A store on a new connection pool (timeouts short, so outages surface quickly)."""
-        client = aioredis.Redis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
-        )
-        return cls(client, keys, metrics)
+    def connect(cls, settings: Settings, metrics: Metrics) -> RedisStore:
+        """A store on a new client for the configured Redis (see :func:`redis_client`)."""
+        return cls(redis_client(settings), KeyLayout(settings.redis_key_prefix), metrics)
 
     async def close(self) -> None:
         """Release the connection pool."""
@@ -179,8 +191,41 @@ class RedisStore:
         started = time.perf_counter()
         try:
             yield
+        except redis.exceptions.RedisClusterException as exc:
+            # A cluster client that reaches no node says so with this generic error; the
+            # cause tells an outage (retried like any connection error) from a bug.
+            if isinstance(exc.__cause__, redis.exceptions.ConnectionError | OSError):
+                raise redis.exceptions.ConnectionError(str(exc)) from exc
+            raise
         finally:
             self.metrics.redis_seconds.labels(operation).observe(time.perf_counter() - started)
+
+    async def _pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        # EVALSHA as a raw command: redis-py 8.1's cluster pipeline blocks its `evalsha`
+        # method (and `register_script` would not load scripts there), while the raw command
+        # is routed by its keys like any other. Errors come back per call.
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _run_scripts(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run script calls in one pipeline (one per cluster node); a server that does not
+        know a script yet (new, restarted, failed over) gets it loaded and the call rerun."""
+        results = await self._pipelined(calls)
+        missing = [
+            i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)
+        ]
+        if missing:
+            for script in {calls[i][0] for i in missing}:
+                await self.client.script_load(script.source)  # on a cluster: every primary
+            rerun = await self._pipelined([calls[i] for i in missing])
+            for i, result in zip(missing, rerun, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
     async def ping(self) -> bool:
         """True when Redis answers."""
@@ -211,15 +256,12 @@ class RedisStore:
     async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
         """Read version, state and which candidate fingerprints are applied, for each user."""
         groups = self._groups(list(candidates))
+        calls: list[ScriptCall] = [
+            (LOAD, self._user_keys(group), [" ".join(map(str, candidates[u])) for u in group])
+            for group in groups
+        ]
         with self._timed("load"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for group in groups:
-                    await self._load(
-                        keys=self._user_keys(group),
-                        args=[" ".join(map(str, candidates[user])) for user in group],
-                        client=pipe,
-                    )
-                replies = await pipe.execute()
+            replies = await self._run_scripts(calls)
         result: dict[str, StoredUser] = {}
         for group, reply in zip(groups, replies, strict=True):
             for user, (fields, flags) in zip(group, reply, strict=True):
@@ -257,15 +299,12 @@ class RedisStore:
             return []
         by_user = {w.user_id: w for w in writes}
         groups = self._groups(list(by_user))
+        calls: list[ScriptCall] = [
+            (APPLY, self._user_keys(group), [self._write_argument(by_user[u]) for u in group])
+            for group in groups
+        ]
         with self._timed("save"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for group in groups:
-                    await self._apply(
-                        keys=self._user_keys(group),
-                        args=[self._write_argument(by_user[user]) for user in group],
-                        client=pipe,
-                    )
-                replies = await pipe.execute()
+            replies = await self._run_scripts(calls)
         return [
             user
             for group, reply in zip(groups, replies, strict=True)
@@ -278,12 +317,12 @@ class RedisStore:
         if not published:
             return
         with self._timed("clear_outbox"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for user, payload in published.items():
-                    await self._clear_if_equal(
-                        keys=[self.keys.state(user)], args=[OUTBOX_FIELD, payload], client=pipe
-                    )
-                await pipe.execute()
+            await self._run_scripts(
+                [
+                    (CLEAR_IF_EQUAL, [self.keys.state(user)], [OUTBOX_FIELD, payload])
+                    for user, payload in published.items()
+                ]
+            )
 
     async def read_state(self, user_id: str) -> UserState | None:
         """The folded state of one user, or None when nothing is known."""
@@ -323,7 +362,7 @@ class RedisStore:
         return previous if isinstance(previous, bytes) else str(previous).encode()
 
     async def scan_states(self, count: int = 500) -> AsyncIterator[tuple[str, UserState]]:
-        """Every user's state (SCAN, so safe on a live Redis)."""
+        """Every user's state (SCAN, so safe on a live Redis; on a cluster, every primary)."""
         async for key in self.client.scan_iter(match=self.keys.state_pattern(), count=count):
             user = self.keys.user_of_state_key(_text(key))
             state = await self.read_state(user)

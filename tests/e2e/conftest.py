@@ -32,6 +32,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a worker process these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     for name, value in settings.model_dump().items():
+        if value is None:
+            continue  # unset stays unset
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         env[f"{ENV_PREFIX}{name.upper()}"] = str(value)

@@ -12,13 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from schemas.models import DisplayedStatus, LoanRequest, Outcome
 from streams.settings import Settings
 from streams.simulation import population_events, to_record
 from streams.topics import Topics
-from tests.conftest import isolated
+from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import PrivateRedis, WorkerProcess, free_port, running_worker, settings_env
 from tests.support import (
     assert_redis_matches_reference,
@@ -123,12 +121,7 @@ async def test_replay_rebuilds_redis_after_data_loss(worker: WorkerProcess, tmp_
     await assert_redis_matches_reference(settings, events)
     worker.stop()
     # Redis loses everything of ours.
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{settings.redis_key_prefix}:*")]
-        await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await cleanup(settings, topics=False)
     assert await redis_states(settings) == {}
 
     summary = run_replay(settings)

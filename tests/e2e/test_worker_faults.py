@@ -9,8 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-import redis.asyncio as aioredis
 
+from streams.adapters.redis_client import redis_client
 from streams.keys import KeyLayout
 from streams.simulation import population_events, to_record
 from streams.topics import Topics
@@ -100,7 +100,7 @@ async def test_a_batch_that_cannot_be_stored_is_never_committed(worker: WorkerPr
     settings = worker.settings
     topics = Topics.from_settings(settings)
     keys = KeyLayout(settings.redis_key_prefix)
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis_client(settings)
     try:
         # Something else wrote a string where the user's state hash belongs: every write for
         # this user fails with WRONGTYPE, which no retry can fix.

@@ -1,0 +1,130 @@
+"""How creditline reaches Redis: the one client factory, and the ACL rule granting what it uses.
+
+Every Redis client in creditline (worker, CLI, replay, benchmarks, tests) comes from
+:func:`redis_client`, so standalone or cluster, TLS and credentials are decided in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from streams.settings import Settings
+
+#: Either kind of client: both offer the commands and pipelines the store uses.
+RedisClient = aioredis.Redis | aioredis.RedisCluster
+
+#: Short timeouts: an outage must surface quickly, so workers retry and requests get `review`.
+SOCKET_TIMEOUT_SECONDS = 2.0
+#: Idle connections are checked (PING) before reuse after this long.
+HEALTH_CHECK_SECONDS = 10
+
+#: The ACL user when the URL names none.
+DEFAULT_ACL_USER = "creditline"
+
+#: Every command creditline sends, by who sends it (the ACL rule grants exactly these).
+#: Commands inside Lua scripts are checked against the caller's ACL too, so they are listed.
+ACL_COMMANDS: tuple[str, ...] = (
+    # the store: scripts by digest, loaded again when a server answers NOSCRIPT
+    "evalsha",
+    "script|load",
+    # the store: plain reads, the decision memory and scan_states
+    "hmget",
+    "hgetall",
+    "set",
+    "scan",
+    # inside the store's Lua scripts
+    "hget",
+    "hset",
+    "hdel",
+    "sadd",
+    "smismember",
+    # health checks of idle connections, `creditline status`
+    "ping",
+    # a cluster client: slot map, key positions, redirection during resharding
+    "cluster|slots",
+    "command",
+    "asking",
+)
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if settings.redis_tls_ca_file is not None:
+        options["ssl_ca_certs"] = str(settings.redis_tls_ca_file)
+    if settings.redis_tls_cert_file is not None:
+        options["ssl_certfile"] = str(settings.redis_tls_cert_file)
+        options["ssl_keyfile"] = str(settings.redis_tls_key_file)
+    return options
+
+
+def redis_client(settings: Settings) -> RedisClient:
+    """A new client (and connection pool) for the configured Redis or Redis Cluster.
+
+    TLS follows the URL scheme (``rediss://``); credentials come from the URL.
+    """
+    url = settings.redis_url.get_secret_value()
+    options: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+        # No CLIENT SETINFO on connect: one command less to grant, no refusals in ACL LOG.
+        "driver_info": None,
+        **_tls_options(settings),
+    }
+    if settings.redis_cluster:
+        return aioredis.RedisCluster.from_url(url, **options)
+    return aioredis.Redis.from_url(url, **options)
+
+
+def acl_user(settings: Settings) -> str:
+    """The ACL user creditline logs in as: the URL's user name, else ``creditline``."""
+    username = urlsplit(settings.redis_url.get_secret_value()).username
+    return unquote(username) if username else DEFAULT_ACL_USER
+
+
+def acl_rule(settings: Settings) -> list[str]:
+    """The ACL rules for creditline's user, without a password (the operator adds one).
+
+    ``reset`` first, so applying it again converges: only creditline's keys, no channels, only
+    the commands in :data:`ACL_COMMANDS`.
+    """
+    return [
+        "reset",
+        "on",
+        f"~{settings.redis_key_prefix}:*",
+        "resetchannels",
+        "-@all",
+        *(f"+{command}" for command in ACL_COMMANDS),
+    ]
+
+
+def acl_setuser_line(settings: Settings) -> str:
+    """``ACL SETUSER`` for creditline's user, to paste into redis-cli (add ``>password``)."""
+    return " ".join(["ACL", "SETUSER", acl_user(settings), *acl_rule(settings)])
+
+
+def describe_redis_error(settings: Settings, error: BaseException) -> str:
+    """One line saying why Redis could not be used; never the password."""
+    where = f"Redis at {settings.redis_url_redacted}"
+    detail = _first_line(error)
+    password = urlsplit(settings.redis_url.get_secret_value()).password
+    if password:
+        detail = detail.replace(password, "***").replace(unquote(password), "***")
+    if isinstance(error, redis.exceptions.AuthenticationError):
+        what = "refused the credentials (wrong user name or password, or user disabled)"
+    elif isinstance(error, redis.exceptions.NoPermissionError):
+        what = "denied a command to this user (NOPERM): compare its ACL with `creditline redis-acl`"
+    elif isinstance(error, redis.exceptions.ConnectionError | OSError):
+        what = f"is not reachable or refused the connection ({detail})"
+    else:
+        what = f"failed: {type(error).__name__}: {detail}"
+    return f"{where} {what}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,85 @@
+"""Connection settings, the client factory and the ACL rule (no server needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+import redis.exceptions
+from pydantic import ValidationError
+
+from streams.adapters import redis_store
+from streams.adapters.redis_client import (
+    ACL_COMMANDS,
+    acl_rule,
+    acl_setuser_line,
+    acl_user,
+    describe_redis_error,
+    redis_client,
+)
+from streams.settings import Settings
+
+SECRET = "s3cr3t-pw"
+
+
+def test_the_factory_builds_a_cluster_client_only_when_asked() -> None:
+    standalone = redis_client(Settings(redis_url="redis://127.0.0.1:1/0"))
+    cluster = redis_client(Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=True))
+    assert type(standalone) is aioredis.Redis
+    assert type(cluster) is aioredis.RedisCluster
+
+
+def test_tls_files_need_a_rediss_url_and_a_certificate_needs_its_key(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    with pytest.raises(ValidationError, match="rediss://"):
+        Settings(redis_url="redis://127.0.0.1:1/0", redis_tls_ca_file=ca)
+    with pytest.raises(ValidationError, match="key file"):
+        Settings(redis_url="rediss://127.0.0.1:1/0", redis_tls_cert_file=ca)
+    with pytest.raises(ValidationError, match="redis:// or rediss://"):
+        Settings(redis_url="http://127.0.0.1:1/0")
+    tls = Settings(redis_url="rediss://127.0.0.1:1/0", redis_tls_ca_file=ca)
+    pool = redis_client(tls).connection_pool  # type: ignore[union-attr]
+    assert pool.connection_kwargs["ssl_ca_certs"] == str(ca)
+
+
+def test_a_password_never_shows_in_validation_errors_or_reprs() -> None:
+    url = f"rediss://creditline:{SECRET}@127.0.0.1:1/0"
+    with pytest.raises(ValidationError) as raised:
+        Settings(redis_url=url, redis_tls_cert_file=Path("c.pem"))
+    assert SECRET not in str(raised.value)
+    settings = Settings(redis_url=url)
+    assert SECRET not in repr(settings)
+    assert SECRET not in settings.redis_url_redacted
+
+
+def test_redis_errors_are_one_line_without_the_password() -> None:
+    settings = Settings(redis_url=f"redis://creditline:{SECRET}@127.0.0.1:1/0")
+    wrong = describe_redis_error(settings, redis.exceptions.AuthenticationError("invalid"))
+    assert "refused the credentials" in wrong
+    leaky = redis.exceptions.ConnectionError(f"Error connecting with {SECRET}\nmore")
+    message = describe_redis_error(settings, leaky)
+    assert SECRET not in message
+    assert "\n" not in message
+    assert "creditline:***@127.0.0.1:1" in message
+
+
+def test_the_acl_rule_confines_the_user_to_its_prefix_and_commands() -> None:
+    settings = Settings(redis_url="redis://app:pw@127.0.0.1:1/0", redis_key_prefix="cl")
+    rule = acl_rule(settings)
+    assert rule[:2] == ["reset", "on"]
+    assert "~cl:*" in rule
+    assert "-@all" in rule
+    assert not any(r.startswith((">", "#", "nopass")) for r in rule)  # no password in it
+    assert acl_user(settings) == "app"
+    assert acl_user(Settings(redis_url="redis://127.0.0.1:1/0")) == "creditline"
+    assert acl_setuser_line(settings).startswith("ACL SETUSER app reset on ~cl:* ")
+    assert "pw" not in acl_setuser_line(settings).split()
+
+
+def test_every_command_of_the_lua_scripts_is_granted() -> None:
+    sources = (redis_store.APPLY.source, redis_store.LOAD.source, redis_store.CLEAR_IF_EQUAL.source)
+    called = {m.lower() for s in sources for m in re.findall(r"redis\.call\('(\w+)'", s)}
+    assert called == {"hget", "hset", "sadd", "hmget", "smismember", "hdel"}
+    assert called <= set(ACL_COMMANDS)
