@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.exceptions
+from pydantic import SecretStr
 
 from streams.adapters.kafka_admin import ensure_topics
 from streams.adapters.redis_client import redis_client
 from streams.settings import Settings
 from streams.stack.local import port_open
+from streams.stack.redis_nodes import LocalRedisCluster
 from streams.topics import Topics
 
 ROOT = Path(__file__).resolve().parent
@@ -44,6 +46,22 @@ def base_settings() -> Settings:
     if not port_open(r_host, r_port):
         pytest.fail(f"Redis is not reachable at {r_host}:{r_port}: run `make up` first")
     return settings
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of 3 masters of the test session's own, started once."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def on_cluster(base: Settings, cluster: LocalRedisCluster) -> Settings:
+    """The same settings with Redis on the local cluster."""
+    return base.model_copy(update={"redis_url": SecretStr(cluster.url), "redis_cluster": True})
 
 
 def isolated(base: Settings, partitions: int = 4, **overrides: object) -> Settings:

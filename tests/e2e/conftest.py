@@ -19,13 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.adapters.kafka_admin import ensure_topics
 from streams.settings import ENV_PREFIX, Settings
+from streams.stack.redis_nodes import free_port as free_port  # re-exported for the tests
 from tests.conftest import cleanup, isolated
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
