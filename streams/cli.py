@@ -43,17 +43,22 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _run(coro: Any) -> Any:
     from streams.adapters.kafka_admin import TopicError
+    from streams.adapters.redis_client import REDIS_ERRORS, describe_redis_error
 
     try:
         return asyncio.run(coro)
     except TopicError as exc:
         _fail(str(exc))
+    except REDIS_ERRORS as exc:
+        # One line, no traceback: redis-py's messages never carry the password, and the
+        # description scrubs it anyway.
+        _fail(describe_redis_error(get_settings(), exc))
 
 
 # ---- local stack ---------------------------------------------------------------------------
@@ -87,11 +92,14 @@ def down() -> None:
 
 @app.command()
 def status(as_json: JsonOption = False) -> None:
-    """Report whether Kafka and Redis are reachable and who started them."""
+    """Report whether Kafka and Redis are reachable and who started them; Redis must also
+    answer PING as the configured user (TLS and credentials included)."""
+    from streams.adapters.redis_client import redis_problem
     from streams.stack import LocalStack
 
     settings = get_settings()
     services = LocalStack(settings).status()
+    redis_error = asyncio.run(redis_problem(settings))
     if as_json:
         console.print_json(
             json.dumps(
@@ -102,6 +110,7 @@ def status(as_json: JsonOption = False) -> None:
                         "reachable": s.reachable,
                         "pid": s.pid,
                         "managed": s.managed,
+                        **({"error": redis_error} if s.name == "redis" else {}),
                     }
                     for s in services
                 ]
@@ -119,8 +128,19 @@ def status(as_json: JsonOption = False) -> None:
             )
         console.print(table)
         console.print(f"redis url: {settings.redis_url_redacted}")
-    if not all(s.reachable for s in services):
+    if redis_error is not None:
+        err.print(f"[bold red]error:[/] {redis_error}", soft_wrap=True)
+    if redis_error is not None or not all(s.reachable for s in services):
         raise typer.Exit(1)
+
+
+@app.command("redis-acl")
+def redis_acl() -> None:
+    """Print the ACL SETUSER line for creditline's Redis user: its key prefix and only the
+    commands it sends. Add a password (`>secret`) before applying it."""
+    from streams.adapters.redis_client import acl_setuser_line
+
+    console.print(acl_setuser_line(get_settings()), markup=False, soft_wrap=True)
 
 
 @app.command()

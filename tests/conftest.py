@@ -21,6 +21,7 @@ from streams.settings import Settings
 from streams.stack.local import port_open
 from streams.stack.redis_nodes import LocalRedisCluster
 from streams.topics import Topics
+from tests.secure_redis import SecureRedis
 
 ROOT = Path(__file__).resolve().parent
 
@@ -57,6 +58,16 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRed
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRedis]:
+    """A TLS-only redis-server with ACL users (default user off), started once."""
+    server = SecureRedis.start(tmp_path_factory.mktemp("secure-redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def on_cluster(base: Settings, cluster: LocalRedisCluster) -> Settings:

@@ -107,8 +107,26 @@ def acl_setuser_line(settings: Settings) -> str:
     return " ".join(["ACL", "SETUSER", acl_user(settings), *acl_rule(settings)])
 
 
+#: What a Redis call may raise when Redis cannot be used (a cluster client wraps causes).
+REDIS_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
+async def redis_problem(settings: Settings) -> str | None:
+    """None when Redis answers PING as the configured user, else why not (one line)."""
+    client = redis_client(settings)
+    try:
+        await client.ping()
+    except REDIS_ERRORS as exc:
+        return describe_redis_error(settings, exc)
+    finally:
+        await client.aclose()
+    return None
+
+
 def describe_redis_error(settings: Settings, error: BaseException) -> str:
     """One line saying why Redis could not be used; never the password."""
+    if isinstance(error, redis.exceptions.RedisClusterException) and error.__cause__:
+        error = error.__cause__  # "cannot be connected" says less than its cause
     where = f"Redis at {settings.redis_url_redacted}"
     detail = _first_line(error)
     password = urlsplit(settings.redis_url.get_secret_value()).password
@@ -119,10 +137,22 @@ def describe_redis_error(settings: Settings, error: BaseException) -> str:
     elif isinstance(error, redis.exceptions.NoPermissionError):
         what = "denied a command to this user (NOPERM): compare its ACL with `creditline redis-acl`"
     elif isinstance(error, redis.exceptions.ConnectionError | OSError):
-        what = f"is not reachable or refused the connection ({detail})"
+        what = f"is not reachable or refused the connection ({detail}){_hint(settings, detail)}"
     else:
         what = f"failed: {type(error).__name__}: {detail}"
     return f"{where} {what}"
+
+
+def _hint(settings: Settings, detail: str) -> str:
+    """What a connection the server dropped (or a TLS alert) most likely means."""
+    dropped = "reset by peer" in detail or "closed by server" in detail
+    tls = urlsplit(settings.redis_url.get_secret_value()).scheme == "rediss"
+    if dropped and not tls:
+        return "; if the server requires TLS, use a rediss:// URL"
+    no_cert = settings.redis_tls_cert_file is None
+    if tls and no_cert and (dropped or "CERTIFICATE_REQUIRED" in detail):
+        return "; if the server requires client certificates, set CREDITLINE_REDIS_TLS_CERT_FILE"
+    return ""
 
 
 def _first_line(error: BaseException) -> str:
