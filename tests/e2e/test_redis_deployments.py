@@ -1,0 +1,141 @@
+"""The worker process on the production shapes of Redis: a Redis Cluster, and a TLS-only
+server where creditline logs in as its ACL user."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from schemas.models import LoanDecision, Outcome
+from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.redis_client import redis_client
+from streams.settings import Settings
+from streams.simulation import Persona, persona_of, population_events, requests, to_record
+from streams.stack.redis_nodes import LocalRedisCluster
+from streams.topics import Topics
+from tests.conftest import cleanup, isolated, on_cluster
+from tests.e2e.conftest import WorkerProcess, free_port, running_worker, settings_env
+from tests.secure_redis import SecureRedis
+from tests.support import assert_redis_matches_reference, produce, read_topic
+
+USERS = 24
+SEED = 29
+
+
+async def fold_and_decide(settings: Settings) -> None:
+    """A population's events reach the reference state; each user's request is answered
+    from the live score (the personas' expected outcomes)."""
+    topics = Topics.from_settings(settings)
+    events = population_events(USERS, SEED, datetime.now(UTC))
+    await produce(
+        settings, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+    )
+    await assert_redis_matches_reference(settings, events)
+    asks = list(requests(USERS, SEED, datetime.now(UTC)))
+    await produce(settings, [(topics.loan_requests, r.key, r.value) for r in asks])
+    published = await read_topic(settings, topics.loan_decisions, expect=USERS, timeout=60)
+    decisions = [LoanDecision.model_validate_json(r.value) for r in published]
+    assert len(decisions) == USERS
+    outcome = Counter(
+        (persona_of(int(d.user_id.rsplit("-", 1)[1])), d.outcome, d.overrides_displayed_status)
+        for d in decisions
+    )
+    per = USERS // len(Persona)
+    assert outcome[(Persona.RECOVERING, Outcome.APPROVED, True)] == per
+    assert outcome[(Persona.SLIPPING, Outcome.DECLINED, True)] == per
+
+
+async def test_a_worker_on_a_redis_cluster(
+    base_settings: Settings, redis_cluster: LocalRedisCluster, tmp_path: Path
+) -> None:
+    settings = isolated(
+        on_cluster(base_settings, redis_cluster), partitions=12, web_port=free_port()
+    )
+    async with running_worker(settings, tmp_path / "worker.log"):
+        await fold_and_decide(settings)
+        # The users' keys are spread over every master, not kept on one.
+        per_master = []
+        for node in redis_cluster.nodes:
+            client = redis_client(Settings(redis_url=f"redis://127.0.0.1:{node.port}/0"))
+            try:
+                pattern = f"{settings.redis_key_prefix}:*"
+                per_master.append(len([k async for k in client.scan_iter(match=pattern)]))
+            finally:
+                await client.aclose()
+    assert len(per_master) == 3
+    assert all(count > 0 for count in per_master), per_master
+
+
+def creditline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_a_worker_over_tls_as_the_acl_user_keeps_its_secret(
+    base_settings: Settings, secure_redis: SecureRedis, tmp_path: Path
+) -> None:
+    password = secrets.token_urlsafe(18)
+    settings = secure_redis.settings(
+        isolated(base_settings, partitions=12, web_port=free_port()), "creditline", password
+    )
+    await secure_redis.grant(settings, password)
+    await ensure_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        worker.start()
+        await fold_and_decide(settings)
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics") as page:
+            metrics = page.read().decode()
+        status = creditline(settings, "status", "--json")
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+        await cleanup(secure_redis.admin(settings))
+    # The rule the code produces covered everything the worker did, inside scripts too.
+    assert await secure_redis.acl_log(settings) == []
+    assert status.returncode == 0, status.stderr
+    for text in (worker.log(), metrics, status.stdout, status.stderr):
+        assert password not in text
+    assert "Traceback" not in worker.log()
+
+
+def test_a_wrong_password_is_one_clear_line_without_the_secret(
+    base_settings: Settings, secure_redis: SecureRedis
+) -> None:
+    wrong = secrets.token_urlsafe(18)
+    settings = secure_redis.settings(isolated(base_settings), "creditline", wrong)
+    for command in (["inspect", "u-1"], ["status"]):
+        result = creditline(settings, *command)
+        assert result.returncode == 1, command
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "refused the credentials" in lines[0]
+        assert "creditline:***@127.0.0.1" in lines[0]
+        assert wrong not in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+    # And a URL without TLS to the TLS port says so.
+    plain = settings.model_copy(
+        update={
+            "redis_url": SecretStr(secure_redis.url("creditline", wrong, scheme="redis")),
+            "redis_tls_ca_file": None,
+            "redis_tls_cert_file": None,
+            "redis_tls_key_file": None,
+        }
+    )
+    result = creditline(plain, "inspect", "u-1")
+    assert result.returncode == 1
+    assert "use a rediss:// URL" in result.stderr
+    assert wrong not in result.stderr
