@@ -58,18 +58,40 @@ def _run(coro: Any) -> Any:
 
 # ---- local stack ---------------------------------------------------------------------------
 @app.command()
-def up() -> None:
+def up(
+    brokers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Kafka nodes (combined broker+controller). 3 gives replication factor 3 "
+            "and min.insync.replicas 2; node i listens on the configured port + 2(i-1).",
+        ),
+    ] = 1,
+) -> None:
     """Start a local Kafka (KRaft) and Redis on loopback unless reachable, and create topics."""
     from streams.adapters.kafka_admin import ensure_topics
     from streams.stack import LocalStack, StackError
+    from streams.stack.kafka import replication_for
 
     settings = get_settings()
     stack = LocalStack(settings)
     try:
         console.print(stack.start_redis())
-        console.print(stack.start_kafka())
+        console.print(stack.start_kafka(brokers))
     except StackError as exc:
         _fail(str(exc))
+    if brokers > 1:
+        # Topics get the cluster's replication unless it was configured explicitly.
+        factor, min_isr = replication_for(brokers)
+        defaults = {"topic_replication_factor": factor, "topic_min_insync_replicas": min_isr}
+        unset = {k: v for k, v in defaults.items() if k not in settings.model_fields_set}
+        settings = settings.model_copy(update=unset)
+        servers = stack.kafka_cluster(brokers).bootstrap_servers
+        console.print(
+            f"workers and clients: CREDITLINE_KAFKA_BOOTSTRAP_SERVERS={servers} "
+            f"CREDITLINE_TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} "
+            f"CREDITLINE_TOPIC_MIN_INSYNC_REPLICAS={settings.topic_min_insync_replicas}"
+        )
     states = _run(ensure_topics(settings))
     created = [s.name for s in states if s.created_now]
     console.print(f"topics ready ({len(states)}; created {len(created)})")
@@ -77,11 +99,12 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the Kafka and Redis that `creditline up` started (data is kept)."""
+    """Stop the Kafka nodes and Redis that `creditline up` started (data is kept)."""
     from streams.stack import LocalStack
 
     stack = LocalStack(get_settings())
-    console.print(stack.stop("kafka"))
+    for line in stack.stop_kafka():
+        console.print(line)
     console.print(stack.stop("redis"))
 
 

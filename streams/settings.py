@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CREDITLINE_"
@@ -31,6 +31,35 @@ class Settings(BaseSettings):
     # --- connections -------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT (local stack), SSL (TLS), or "
+        "SASL_SSL (TLS + SASL login; production).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism with SASL_SSL."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user with SASL_SSL.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password with SASL_SSL (secret: never printed or logged)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the brokers' certificates; unset = "
+        "the system's trust store.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain), when brokers require mutual TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of `KAFKA_SSL_CERTFILE`."
+    )
+    kafka_request_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait for a Kafka request, connecting and logging in included: "
+        "an unreachable or refusing broker is an error after this, never a hang.",
     )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"),
@@ -57,7 +86,15 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(
         12, ge=1, description="Partitions of every topic; input topics must share it."
     )
-    topic_replication_factor: int = Field(1, ge=1, description="Replicas of every topic.")
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replicas of every topic (3 in production)."
+    )
+    topic_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of every topic: replicas that must have a record "
+        "before an acks=all write succeeds (2 with 3 replicas in production).",
+    )
     input_retention_ms: int = Field(
         -1,
         description="retention.ms of the input topics; -1 keeps them replayable for ever.",
@@ -146,6 +183,21 @@ class Settings(BaseSettings):
         if not servers:
             raise ValueError("at least one host:port is required")
         return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "TOPIC_MIN_INSYNC_REPLICAS cannot exceed TOPIC_REPLICATION_FACTOR: "
+                "no acks=all write could succeed"
+            )
+        if self.kafka_security_protocol == "SASL_SSL" and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
+        return self
 
     @property
     def group_id(self) -> str:
