@@ -49,10 +49,11 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _run(coro: Any) -> Any:
     from streams.adapters.kafka_admin import TopicError
+    from streams.adapters.kafka_client import KafkaAccessError
 
     try:
         return asyncio.run(coro)
-    except TopicError as exc:
+    except (TopicError, KafkaAccessError) as exc:
         _fail(str(exc))
 
 
@@ -206,21 +207,11 @@ def worker(
 # ---- publishing ----------------------------------------------------------------------------
 async def _producer(settings: Settings) -> Any:
     from aiokafka import AIOKafkaProducer
-    from aiokafka.errors import KafkaConnectionError
 
-    from streams.adapters.kafka_admin import _broker_unreachable
+    from streams.adapters.kafka_client import producer_options, start_client
 
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-    )
-    try:
-        await producer.start()
-    except KafkaConnectionError as exc:
-        await producer.stop()
-        raise _broker_unreachable(settings) from exc
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=5)
+    await start_client(producer, settings)
     return producer
 
 
@@ -295,16 +286,17 @@ async def _count_decisions(settings: Settings, prefix: str, stats: SimulationSta
     """Count the decisions for the simulated users as they arrive (until cancelled)."""
     from aiokafka import AIOKafkaConsumer
 
+    from streams.adapters.kafka_client import client_options, start_client
     from streams.topics import Topics
 
     consumer = AIOKafkaConsumer(
         Topics.from_settings(settings).loan_decisions,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, settings)
     try:
         while True:
             for records in (await consumer.getmany(timeout_ms=300)).values():
@@ -388,15 +380,14 @@ async def _await_decision(
 ) -> LoanDecision | None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from streams.adapters.kafka_client import client_options, start_client
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)
     producer = await _producer(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     try:
-        await consumer.start()
+        await start_client(consumer, settings)
         partitions = await producer.partitions_for(topics.loan_decisions)
         tps = [TopicPartition(topics.loan_decisions, p) for p in sorted(partitions)]
         consumer.assign(tps)
@@ -510,18 +501,19 @@ async def _watch_decisions(
 ) -> int:
     from aiokafka import AIOKafkaConsumer
 
+    from streams.adapters.kafka_client import client_options, start_client
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)
     consumer = AIOKafkaConsumer(
         topics.loan_decisions,
         topics.line_status,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, settings)
     seen = 0
     deadline = time.monotonic() + duration if duration else None
     try:

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.kafka_client import client_options
 from streams.settings import Settings
 from streams.stack.local import port_open
 from streams.topics import Topics
@@ -95,7 +96,7 @@ async def cleanup(s: Settings) -> None:
         pass  # best effort: a test may have stopped its Redis; never mask the test's own error
     finally:
         await client.aclose()
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(s))
     await admin.start()
     try:
         with contextlib.suppress(Exception):  # best effort: the broker may be going down

@@ -19,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.adapters.kafka_admin import ensure_topics
 from streams.settings import ENV_PREFIX, Settings
+from streams.stack import LocalStack
+from streams.stack.kafka import BrokerTls, KafkaCluster, KafkaNode
 from tests.conftest import cleanup, isolated
 
 
@@ -28,10 +30,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def private_kafka(root: Path, nodes: int, tls: BrokerTls | None = None) -> KafkaCluster:
+    """A Kafka cluster of the test's own: ``nodes`` nodes on free loopback ports, data in
+    ``root``, jars from the local stack's cache. Call ``start()`` and, always, ``stop()``."""
+    libs = LocalStack(Settings()).ensure_kafka_jars()
+    return KafkaCluster(
+        base=root / "kafka",
+        run_dir=root / "run",
+        log_dir=root / "logs",
+        libs=libs,
+        nodes=[KafkaNode(i, free_port(), free_port()) for i in range(1, nodes + 1)],
+        heap="384m",
+        tls=tls,
+    )
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a worker process these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     for name, value in settings.model_dump().items():
+        if value is None:
+            continue  # unset: the default applies
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
