@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -42,8 +43,17 @@ err = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
+@app.callback()
+def _quiet_libraries(ctx: typer.Context) -> None:
+    """Commands other than the worker report Kafka failures themselves, in one line: the
+    client library's own connection errors would only repeat them on stderr."""
+    if ctx.invoked_subcommand != "worker":
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # One line, however long: it is read in logs and terminals alike.
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -143,6 +153,7 @@ def status(as_json: JsonOption = False) -> None:
             )
         console.print(table)
         console.print(f"redis url: {settings.redis_url_redacted}")
+        console.print(f"kafka security: {settings.kafka_security_summary}", soft_wrap=True)
     if not all(s.reachable for s in services):
         raise typer.Exit(1)
 

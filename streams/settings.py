@@ -225,6 +225,18 @@ class Settings(BaseSettings):
         return parts._replace(netloc=netloc).geturl()
 
     @property
+    def kafka_security_summary(self) -> str:
+        """How Kafka clients connect, safe to print (no password)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return "PLAINTEXT"
+        trust = f"CA {self.kafka_ssl_cafile}" if self.kafka_ssl_cafile else "system CAs"
+        if self.kafka_security_protocol == "SSL":
+            return f"SSL, trusting {trust}"
+        return (
+            f"SASL_SSL, {self.kafka_sasl_mechanism} as {self.kafka_sasl_username}, trusting {trust}"
+        )
+
+    @property
     def kafka_endpoints(self) -> list[tuple[str, int]]:
         """Each bootstrap server as (host, port)."""
         endpoints = []
