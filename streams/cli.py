@@ -1010,7 +1010,16 @@ def schemas_export(
 
 def main() -> None:
     """Entry point of the ``creditline`` command."""
-    app()
+    from pydantic import ValidationError
+
+    from streams.settings import settings_problems
+
+    try:
+        app()
+    except ValidationError as exc:
+        # Raised outside any command's context (by get_settings), so not via _fail.
+        err.print(f"[bold red]error:[/] invalid settings: {settings_problems(exc)}", soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CREDITLINE_"
@@ -26,7 +26,10 @@ def _default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """creditline configuration (environment variables ``CREDITLINE_<FIELD>``)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # Errors never echo the input: it holds the passwords.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # --- connections -------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
@@ -244,6 +247,15 @@ class Settings(BaseSettings):
             host, _, port = server.rpartition(":")
             endpoints.append((host or "127.0.0.1", int(port or 9092)))
         return endpoints
+
+
+def settings_problems(error: ValidationError) -> str:
+    """A settings validation error as one line naming the variables (never their values)."""
+    return "; ".join(
+        (f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+        + e["msg"].removeprefix("Value error, ")
+        for e in error.errors(include_input=False, include_url=False)
+    )
 
 
 @lru_cache(maxsize=1)

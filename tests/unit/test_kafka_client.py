@@ -21,7 +21,7 @@ from streams.adapters.kafka_client import (
     faust_broker_options,
     producer_options,
 )
-from streams.settings import Settings
+from streams.settings import Settings, settings_problems
 
 SECRET = "s3cr3t-never-shown"
 
@@ -75,6 +75,19 @@ def test_settings_never_show_the_password() -> None:
     settings = sasl()
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings.model_dump())
+
+
+def test_a_settings_error_never_echoes_the_password() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_password=SecretStr(SECRET))
+    assert SECRET not in str(caught.value)
+    assert settings_problems(caught.value) == (
+        "SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+    )
+    with pytest.raises(ValidationError) as caught:
+        Settings(web_port=SECRET)
+    assert SECRET not in str(caught.value)
+    assert settings_problems(caught.value).startswith("CREDITLINE_WEB_PORT: ")
 
 
 def test_inconsistent_security_settings_are_refused() -> None:
