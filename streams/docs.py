@@ -61,7 +61,7 @@ def settings_markdown() -> str:
             value = field.default
             if hasattr(value, "get_secret_value"):
                 value = value.get_secret_value()
-            default = f"`{value}`"
+            default = "unset" if value is None else f"`{value}`"
         lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {field.description or ''} |")
     return "\n".join(lines) + "\n"
 
