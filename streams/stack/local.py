@@ -44,7 +44,6 @@ class LocalStack:
         self.settings = settings
         self.root = settings.stack_dir.resolve()
         self.kafka_host, self.kafka_port = settings.kafka_endpoints[0]
-        self.controller_port = self.kafka_port + 1
         self.redis_host, self.redis_port = settings.redis_endpoint
 
     # ---- paths ----------------------------------------------------------------------------
