@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.workload import Record, bench_records
 from schemas.models import DisplayedStatus, LoanRequest
 from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.kafka_client import client_options, producer_options
 from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.redis_client import redis_client
 from streams.settings import Settings
@@ -54,7 +55,7 @@ async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -
     (b) parse each value as JSON and write one pipelined Redis update per batch."""
     topics = Topics.from_settings(settings).events
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 << 20,
     )
@@ -183,12 +184,12 @@ class _Pacer:
 async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(
         source,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=f"echo-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="latest",
         fetch_max_wait_ms=5,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=0)
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=0)
     await consumer.start()
     await producer.start()
     try:
@@ -214,12 +215,12 @@ async def latency(
     await ensure_topics(settings)
     topics = Topics.from_settings(settings)
     echo_in, echo_out = f"{topics.loan_requests}.echo-in", f"{topics.loan_requests}.echo-out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     await admin.create_topics([NewTopic(echo_in, 12, 1), NewTopic(echo_out, 12, 1)])
     await admin.close()
     load = list(bench_records(int(event_rate * seconds * 2.2), 20000, seed=5, settings=settings))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=2)
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=2)
     await producer.start()
     result: dict[str, Any] = {
         "seconds": seconds,
@@ -336,7 +337,7 @@ async def _measure(
 ) -> list[float]:
     consumer = AIOKafkaConsumer(
         reply_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         auto_offset_reset="latest",
         fetch_max_wait_ms=5,

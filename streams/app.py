@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from prometheus_client import generate_latest
 
+from streams.adapters.kafka_client import DURABLE_PRODUCER, faust_broker_options
 from streams.adapters.kafka_sink import FaustSink, InboundRecord
 from streams.adapters.lag_monitor import LagMonitor
 from streams.adapters.policy_source import PolicyWatcher
@@ -53,12 +55,31 @@ def to_inbound(event: Any) -> InboundRecord:
     )
 
 
+class DurableProducer(aiokafka_driver.Producer):
+    """Faust's aiokafka producer with ``acks=all`` and idempotence always on.
+
+    Faust turns idempotence on only inside transactions (``processing_guarantee=
+    "exactly_once"``), which creditline does not use: its effects are made idempotent in
+    Redis instead. ``_settings_extra`` is the hook Faust merges into the producer's options
+    for exactly this (it returns the same two settings in a transaction).
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), **DURABLE_PRODUCER}
+
+
+class DurableTransport(aiokafka_driver.Transport):
+    """Faust's aiokafka transport whose producer is a :class:`DurableProducer`."""
+
+    Producer = DurableProducer
+
+
 def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     """The Faust app with its agents and the /metrics page."""
     topics = Topics.from_settings(settings)
     app = faust.App(
         settings.group_id,
-        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        **faust_broker_options(settings),
         store="memory://",
         autodiscover=False,
         web_host=settings.web_host,
@@ -78,6 +99,8 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    # Before anything asks for the producer: our transport makes it idempotent.
+    app.transport = DurableTransport(app.conf.broker_consumer, app)
     sink = FaustSink(app)
     policies = PolicyWatcher(settings, metrics, fallback=load_default_policy())
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -42,18 +43,28 @@ err = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
+@app.callback()
+def _quiet_libraries(ctx: typer.Context) -> None:
+    """Commands other than the worker report Kafka failures themselves, in one line: the
+    client library's own connection errors would only repeat them on stderr."""
+    if ctx.invoked_subcommand != "worker":
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 def _fail(message: str, code: int = 1) -> None:
+    # One line, however long: it is read in logs and terminals alike.
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _run(coro: Any) -> Any:
     from streams.adapters.kafka_admin import TopicError
+    from streams.adapters.kafka_client import KafkaAccessError
     from streams.adapters.redis_client import REDIS_ERRORS, describe_redis_error
 
     try:
         return asyncio.run(coro)
-    except TopicError as exc:
+    except (TopicError, KafkaAccessError) as exc:
         _fail(str(exc))
     except REDIS_ERRORS as exc:
         # One line, no traceback: redis-py's messages never carry the password, and the
@@ -63,18 +74,40 @@ def _run(coro: Any) -> Any:
 
 # ---- local stack ---------------------------------------------------------------------------
 @app.command()
-def up() -> None:
+def up(
+    brokers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Kafka nodes (combined broker+controller). 3 gives replication factor 3 "
+            "and min.insync.replicas 2; node i listens on the configured port + 2(i-1).",
+        ),
+    ] = 1,
+) -> None:
     """Start a local Kafka (KRaft) and Redis on loopback unless reachable, and create topics."""
     from streams.adapters.kafka_admin import ensure_topics
     from streams.stack import LocalStack, StackError
+    from streams.stack.kafka import replication_for
 
     settings = get_settings()
     stack = LocalStack(settings)
     try:
         console.print(stack.start_redis())
-        console.print(stack.start_kafka())
+        console.print(stack.start_kafka(brokers))
     except StackError as exc:
         _fail(str(exc))
+    if brokers > 1:
+        # Topics get the cluster's replication unless it was configured explicitly.
+        factor, min_isr = replication_for(brokers)
+        defaults = {"topic_replication_factor": factor, "topic_min_insync_replicas": min_isr}
+        unset = {k: v for k, v in defaults.items() if k not in settings.model_fields_set}
+        settings = settings.model_copy(update=unset)
+        servers = stack.kafka_cluster(brokers).bootstrap_servers
+        console.print(
+            f"workers and clients: CREDITLINE_KAFKA_BOOTSTRAP_SERVERS={servers} "
+            f"CREDITLINE_TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} "
+            f"CREDITLINE_TOPIC_MIN_INSYNC_REPLICAS={settings.topic_min_insync_replicas}"
+        )
     states = _run(ensure_topics(settings))
     created = [s.name for s in states if s.created_now]
     console.print(f"topics ready ({len(states)}; created {len(created)})")
@@ -82,11 +115,12 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the Kafka and Redis that `creditline up` started (data is kept)."""
+    """Stop the Kafka nodes and Redis that `creditline up` started (data is kept)."""
     from streams.stack import LocalStack
 
     stack = LocalStack(get_settings())
-    console.print(stack.stop("kafka"))
+    for line in stack.stop_kafka():
+        console.print(line)
     console.print(stack.stop("redis"))
 
 
@@ -128,6 +162,7 @@ def status(as_json: JsonOption = False) -> None:
             )
         console.print(table)
         console.print(f"redis url: {settings.redis_url_redacted}")
+        console.print(f"kafka security: {settings.kafka_security_summary}", soft_wrap=True)
     if redis_error is not None:
         err.print(f"[bold red]error:[/] {redis_error}", soft_wrap=True)
     if redis_error is not None or not all(s.reachable for s in services):
@@ -203,21 +238,11 @@ def worker(
 # ---- publishing ----------------------------------------------------------------------------
 async def _producer(settings: Settings) -> Any:
     from aiokafka import AIOKafkaProducer
-    from aiokafka.errors import KafkaConnectionError
 
-    from streams.adapters.kafka_admin import _broker_unreachable
+    from streams.adapters.kafka_client import producer_options, start_client
 
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-    )
-    try:
-        await producer.start()
-    except KafkaConnectionError as exc:
-        await producer.stop()
-        raise _broker_unreachable(settings) from exc
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=5)
+    await start_client(producer, settings)
     return producer
 
 
@@ -292,16 +317,17 @@ async def _count_decisions(settings: Settings, prefix: str, stats: SimulationSta
     """Count the decisions for the simulated users as they arrive (until cancelled)."""
     from aiokafka import AIOKafkaConsumer
 
+    from streams.adapters.kafka_client import client_options, start_client
     from streams.topics import Topics
 
     consumer = AIOKafkaConsumer(
         Topics.from_settings(settings).loan_decisions,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, settings)
     try:
         while True:
             for records in (await consumer.getmany(timeout_ms=300)).values():
@@ -385,15 +411,14 @@ async def _await_decision(
 ) -> LoanDecision | None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from streams.adapters.kafka_client import client_options, start_client
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)
     producer = await _producer(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     try:
-        await consumer.start()
+        await start_client(consumer, settings)
         partitions = await producer.partitions_for(topics.loan_decisions)
         tps = [TopicPartition(topics.loan_decisions, p) for p in sorted(partitions)]
         consumer.assign(tps)
@@ -507,18 +532,19 @@ async def _watch_decisions(
 ) -> int:
     from aiokafka import AIOKafkaConsumer
 
+    from streams.adapters.kafka_client import client_options, start_client
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)
     consumer = AIOKafkaConsumer(
         topics.loan_decisions,
         topics.line_status,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, settings)
     seen = 0
     deadline = time.monotonic() + duration if duration else None
     try:
@@ -1001,7 +1027,16 @@ def schemas_export(
 
 def main() -> None:
     """Entry point of the ``creditline`` command."""
-    app()
+    from pydantic import ValidationError
+
+    from streams.settings import settings_problems
+
+    try:
+        app()
+    except ValidationError as exc:
+        # Raised outside any command's context (by get_settings), so not via _fail.
+        err.print(f"[bold red]error:[/] invalid settings: {settings_problems(exc)}", soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

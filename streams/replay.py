@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from streams.adapters.kafka_client import client_options, start_client
 from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
@@ -63,7 +64,7 @@ async def replay(
     """Fold every record of the event topics, from the beginning to the current end."""
     topics = Topics.from_settings(settings)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
         fetch_max_bytes=settings.max_message_bytes * 4,
@@ -71,7 +72,7 @@ async def replay(
     metrics = Metrics()
     store = RedisStore.connect(settings, metrics)
     report = ReplayReport()
-    await consumer.start()
+    await start_client(consumer, settings)
     try:
         tps = await topic_partitions(consumer, topics.events)
         consumer.assign(tps)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CREDITLINE_"
@@ -26,7 +26,7 @@ def _default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """creditline configuration (environment variables ``CREDITLINE_<FIELD>``)."""
 
-    # Inputs are hidden in validation errors: they may carry the Redis password.
+    # Errors never echo the input: it holds the passwords.
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
     )
@@ -34,6 +34,35 @@ class Settings(BaseSettings):
     # --- connections -------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT (local stack), SSL (TLS), or "
+        "SASL_SSL (TLS + SASL login; production).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism with SASL_SSL."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user with SASL_SSL.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password with SASL_SSL (secret: never printed or logged)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the brokers' certificates; unset = "
+        "the system's trust store.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain), when brokers require mutual TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of `KAFKA_SSL_CERTFILE`."
+    )
+    kafka_request_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait for a Kafka request, connecting and logging in included: "
+        "an unreachable or refusing broker is an error after this, never a hang.",
     )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"),
@@ -76,7 +105,15 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(
         12, ge=1, description="Partitions of every topic; input topics must share it."
     )
-    topic_replication_factor: int = Field(1, ge=1, description="Replicas of every topic.")
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replicas of every topic (3 in production)."
+    )
+    topic_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of every topic: replicas that must have a record "
+        "before an acks=all write succeeds (2 with 3 replicas in production).",
+    )
     input_retention_ms: int = Field(
         -1,
         description="retention.ms of the input topics; -1 keeps them replayable for ever.",
@@ -167,7 +204,7 @@ class Settings(BaseSettings):
         return ",".join(servers)
 
     @model_validator(mode="after")
-    def _tls_needs_rediss(self) -> Settings:
+    def _consistent(self) -> Settings:
         scheme = urlsplit(self.redis_url.get_secret_value()).scheme
         tls_files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
         if scheme not in ("redis", "rediss"):
@@ -176,6 +213,17 @@ class Settings(BaseSettings):
             raise ValueError("Redis TLS files need a rediss:// CREDITLINE_REDIS_URL")
         if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
             raise ValueError("a Redis client certificate needs its key file, and vice versa")
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "TOPIC_MIN_INSYNC_REPLICAS cannot exceed TOPIC_REPLICATION_FACTOR: "
+                "no acks=all write could succeed"
+            )
+        if self.kafka_security_protocol == "SASL_SSL" and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
         return self
 
     @property
@@ -204,6 +252,18 @@ class Settings(BaseSettings):
         return parts._replace(netloc=netloc).geturl()
 
     @property
+    def kafka_security_summary(self) -> str:
+        """How Kafka clients connect, safe to print (no password)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return "PLAINTEXT"
+        trust = f"CA {self.kafka_ssl_cafile}" if self.kafka_ssl_cafile else "system CAs"
+        if self.kafka_security_protocol == "SSL":
+            return f"SSL, trusting {trust}"
+        return (
+            f"SASL_SSL, {self.kafka_sasl_mechanism} as {self.kafka_sasl_username}, trusting {trust}"
+        )
+
+    @property
     def kafka_endpoints(self) -> list[tuple[str, int]]:
         """Each bootstrap server as (host, port)."""
         endpoints = []
@@ -211,6 +271,15 @@ class Settings(BaseSettings):
             host, _, port = server.rpartition(":")
             endpoints.append((host or "127.0.0.1", int(port or 9092)))
         return endpoints
+
+
+def settings_problems(error: ValidationError) -> str:
+    """A settings validation error as one line naming the variables (never their values)."""
+    return "; ".join(
+        (f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+        + e["msg"].removeprefix("Value error, ")
+        for e in error.errors(include_input=False, include_url=False)
+    )
 
 
 @lru_cache(maxsize=1)

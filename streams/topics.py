@@ -80,7 +80,12 @@ class Topics:
         All inputs share one partition count so that Faust co-partitions them. Inputs keep
         their records (``input_retention_ms``, default for ever) so state can be replayed.
         """
-        base = {"max.message.bytes": str(settings.max_message_bytes)}
+        base = {
+            "max.message.bytes": str(settings.max_message_bytes),
+            # With acks=all, a write succeeds only once this many replicas have it.
+            "min.insync.replicas": str(settings.topic_min_insync_replicas),
+            "unclean.leader.election.enable": "false",
+        }
         keep_inputs = {**base, "retention.ms": str(settings.input_retention_ms)}
         outputs = {**base, "retention.ms": str(settings.output_retention_ms)}
 

@@ -16,6 +16,7 @@ import redis.exceptions
 from pydantic import SecretStr
 
 from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.kafka_client import client_options
 from streams.adapters.redis_client import redis_client
 from streams.settings import Settings
 from streams.stack.local import port_open
@@ -129,7 +130,7 @@ async def cleanup(s: Settings, *, topics: bool = True) -> None:
         await client.aclose()
     if not topics:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(s))
     await admin.start()
     try:
         with contextlib.suppress(Exception):  # best effort: the broker may be going down

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
+from streams.adapters.kafka_client import client_options, producer_options
 from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
@@ -28,8 +29,7 @@ async def produce(
 ) -> int:
     """Publish (topic, key, value) records and wait until all are acknowledged."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
+        **producer_options(settings),
         linger_ms=5,
         max_request_size=settings.max_message_bytes,
     )
@@ -50,7 +50,7 @@ async def read_topic(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read a topic from the beginning until ``expect`` records arrived (or time out)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
         fetch_max_bytes=settings.max_message_bytes * 4,
@@ -121,7 +121,7 @@ def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
 async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
     """Records of ``topics`` beyond the consumer group's committed offsets (0 = all committed)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=settings.app_id,
         enable_auto_commit=False,
     )

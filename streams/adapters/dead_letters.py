@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import dead_letter
+from streams.adapters.kafka_client import client_options, producer_options, start_client
 from streams.adapters.kafka_read import topic_partitions
 from streams.settings import Settings
 from streams.topics import Topics
@@ -65,12 +66,12 @@ async def read_dead_letters(
     """Dead letters from the beginning of the topic (optionally one code, at most ``limit``)."""
     topic = Topics.from_settings(settings).dead_letter
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
         fetch_max_bytes=settings.max_message_bytes * 4,
     )
-    await consumer.start()
+    await start_client(consumer, settings)
     letters: list[DeadLetter] = []
     try:
         tps = await topic_partitions(consumer, [topic])
@@ -113,12 +114,10 @@ async def redrive(
     twice is recognised as a duplicate."""
     replacements = replacements or {}
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
+        **producer_options(settings),
         max_request_size=settings.max_message_bytes,
     )
-    await producer.start()
+    await start_client(producer, settings)
     sent = 0
     try:
         for letter in letters:

@@ -6,8 +6,9 @@ import contextlib
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.adapters.kafka_client import client_options, start_client
 from streams.settings import Settings
 from streams.topics import Topics, TopicSpec
 
@@ -25,23 +26,13 @@ class TopicState:
     created_now: bool
 
 
-def _broker_unreachable(settings: Settings) -> TopicError:
-    return TopicError(
-        f"Kafka is not reachable at {settings.kafka_bootstrap_servers}. Start the local "
-        "stack with `creditline up` (or `make up`), or set CREDITLINE_KAFKA_BOOTSTRAP_SERVERS."
-    )
-
-
-async def ensure_topics(settings: Settings, timeout_ms: int = 30000) -> list[TopicState]:
-    """Create missing topics; fail if the input topics do not share one partition count."""
+async def ensure_topics(settings: Settings) -> list[TopicState]:
+    """Create missing topics (with the configured replication factor and
+    min.insync.replicas); fail if the input topics do not share one partition count."""
     specs: list[TopicSpec] = Topics.from_settings(settings).specs(settings)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=timeout_ms
-    )
-    try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        raise _broker_unreachable(settings) from exc
+    timeout_ms = int(settings.kafka_request_timeout_seconds * 1000)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]

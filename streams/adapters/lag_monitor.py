@@ -12,6 +12,7 @@ from collections import defaultdict
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.adapters.kafka_client import client_options, start_client
 from streams.adapters.kafka_read import topic_partitions
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -37,11 +38,10 @@ class LagMonitor:
 
     async def start(self) -> None:
         """Connect the admin client and the metadata consumer."""
-        servers = self.settings.kafka_bootstrap_servers
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=servers)
-        await self._admin.start()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
-        await self._consumer.start()
+        self._admin = AIOKafkaAdminClient(**client_options(self.settings))
+        await start_client(self._admin, self.settings)
+        self._consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
+        await start_client(self._consumer, self.settings)
 
     async def measure(self) -> dict[str, int]:
         """Lag per input topic (summed over partitions); also sets the gauge."""

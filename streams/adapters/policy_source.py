@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaConnectionError
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from streams.adapters.kafka_client import client_options, producer_options, start_client
 from streams.core.policy import InvalidPolicy, Policy, parse_policy, policy_json
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -79,10 +79,8 @@ def decode_policy_record(offset: int, key: bytes | None, value: bytes | None) ->
 async def read_policy_history(settings: Settings) -> list[PolicyRecord]:
     """Every policy record, oldest first."""
     topic = Topics.from_settings(settings).policy
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await start_client(consumer, settings)
     try:
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
@@ -120,14 +118,8 @@ async def publish_policy(
         "applied_by": applied_by,
         "comment": comment,
     }
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
-    try:
-        await producer.start()
-    except KafkaConnectionError:
-        await producer.stop()
-        raise
+    producer = AIOKafkaProducer(**producer_options(settings))
+    await start_client(producer, settings)
     try:
         metadata = await producer.send_and_wait(
             Topics.from_settings(settings).policy,
@@ -182,10 +174,8 @@ class PolicyWatcher:
 
     async def start(self) -> None:
         """Read the topic to its end (the latest valid version wins), then mark ready."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
-        )
-        await consumer.start()
+        consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
+        await start_client(consumer, self.settings)
         self._consumer = consumer
         consumer.assign([self._tp])
         await consumer.seek_to_beginning(self._tp)

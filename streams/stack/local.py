@@ -9,46 +9,20 @@ idempotent and leaves an existing stack alone; ``down`` stops only what ``up`` s
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from streams.settings import Settings
+from streams.stack.kafka import KafkaCluster, KafkaNode
+from streams.stack.process import StackError, port_open, read_pidfile, stop_process_group
+
+__all__ = ["LocalStack", "ServiceStatus", "StackError", "port_open"]
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-KAFKA_READY = "Kafka Server started"
-KAFKA_FATAL = "Exiting Kafka due to fatal exception"
-
-
-class StackError(RuntimeError):
-    """The local stack could not be brought up; the message says what to do."""
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -70,7 +44,6 @@ class LocalStack:
         self.settings = settings
         self.root = settings.stack_dir.resolve()
         self.kafka_host, self.kafka_port = settings.kafka_endpoints[0]
-        self.controller_port = self.kafka_port + 1
         self.redis_host, self.redis_port = settings.redis_endpoint
 
     # ---- paths ----------------------------------------------------------------------------
@@ -95,14 +68,7 @@ class LocalStack:
         return self._dir("logs") / f"{name}.log"
 
     def _managed_pid(self, name: str) -> int | None:
-        pidfile = self.root / "run" / f"{name}.pid"
-        if not pidfile.exists():
-            return None
-        try:
-            pid = int(pidfile.read_text().strip())
-        except ValueError:
-            return None
-        return pid if _pid_alive(pid) else None
+        return read_pidfile(self.root / "run" / f"{name}.pid")
 
     # ---- Kafka ------------------------------------------------------------------------------
     def ensure_kafka_jars(self) -> Path:
@@ -140,94 +106,31 @@ class LocalStack:
         marker.write_text(self.settings.kafka_version)
         return libs
 
-    def _kafka_properties(self) -> Path:
-        data = self._dir("kafka", "data")
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.kafka_host}:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://{self.kafka_host}:{self.kafka_port},"
-                f"CONTROLLER://{self.kafka_host}:{self.controller_port}"
-            ),
-            "advertised.listeners": f"PLAINTEXT://{self.kafka_host}:{self.kafka_port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(data),
-            "num.partitions": str(self.settings.topic_partitions),
-            # A single node cannot hold three replicas of the internal topics.
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "12",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
-            "message.max.bytes": str(self.settings.max_message_bytes + 1024 * 1024),
-            "auto.create.topics.enable": "false",
-        }
-        path = self._dir("kafka") / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        log4j = self._dir("kafka") / "log4j2.properties"
-        log4j.write_text(
-            "status = warn\n"
-            "appender.out.type = Console\n"
-            "appender.out.name = OUT\n"
-            "appender.out.layout.type = PatternLayout\n"
-            "appender.out.layout.pattern = [%d] %p %m (%c)%n\n"
-            "rootLogger.level = INFO\n"
-            "rootLogger.appenderRef.out.ref = OUT\n"
-            "logger.kafka.name = kafka\nlogger.kafka.level = INFO\n"
-            "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
-            "logger.cleaner.name = kafka.log.LogCleaner\nlogger.cleaner.level = WARN\n"
-        )
-        return path
-
-    def _java(self) -> list[str]:
-        java = shutil.which("java")
-        if java is None:
-            raise StackError("Java 17+ is needed to run Kafka: install a JDK (see README).")
-        log4j = self.root / "kafka" / "log4j2.properties"
-        return [
-            java,
-            f"-Xmx{self.settings.kafka_heap}",
-            f"-Xms{self.settings.kafka_heap}",
-            "-XX:+UseG1GC",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={log4j}",
-            f"-Dkafka.logs.dir={self._dir('logs')}",
-            "-cp",
-            f"{self.kafka_libs}/*",
+    def kafka_cluster(self, brokers: int = 1) -> KafkaCluster:
+        """The local cluster of ``brokers`` nodes: node ``i`` serves clients on the configured
+        port + 2(i-1) and its controller on the port after. One node keeps the historical
+        layout (``kafka/``, ``kafka.log``, ``kafka.pid``); more live in ``kafka-<n>nodes/``."""
+        nodes = [
+            KafkaNode(i, self.kafka_port + 2 * (i - 1), self.kafka_port + 2 * (i - 1) + 1)
+            for i in range(1, brokers + 1)
         ]
-
-    def _format_kafka_storage(self, properties: Path) -> None:
-        cluster_file = self._dir("kafka") / "cluster.id"
-        if not cluster_file.exists():
-            # The id is persisted: formatting again with another id would fail.
-            cluster_file.write_text(uuid.uuid4().hex[:22])
-        cluster_id = cluster_file.read_text().strip()
-        result = subprocess.run(
-            [
-                *self._java(),
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(properties),
-                "-g",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        return KafkaCluster(
+            base=self.root / ("kafka" if brokers == 1 else f"kafka-{brokers}nodes"),
+            run_dir=self.root / "run",
+            log_dir=self.root / "logs",
+            libs=self.kafka_libs,
+            nodes=nodes,
+            host=self.kafka_host,
+            heap=self.settings.kafka_heap,
+            partitions=self.settings.topic_partitions,
+            max_message_bytes=self.settings.max_message_bytes,
+            name=(lambda _: "kafka") if brokers == 1 else (lambda i: f"kafka-{i}"),
         )
-        if result.returncode != 0:
-            raise StackError("formatting Kafka's storage failed:\n" + result.stdout + result.stderr)
 
-    def start_kafka(self, timeout: float = 90.0) -> str:
-        """Start the broker unless something already answers; return what was done."""
+    def start_kafka(self, brokers: int = 1, timeout: float = 120.0) -> str:
+        """Start ``brokers`` nodes unless something already answers; return what was done."""
+        if brokers < 1:
+            raise StackError("--brokers must be at least 1")
         if port_open(self.kafka_host, self.kafka_port):
             return f"Kafka already reachable at {self.kafka_host}:{self.kafka_port}"
         if self.kafka_host not in _LOOPBACK:
@@ -236,30 +139,22 @@ class LocalStack:
                 "loopback broker can be started locally."
             )
         self.ensure_kafka_jars()
-        properties = self._kafka_properties()
-        self._format_kafka_storage(properties)
-        logfile = self._logfile("kafka")
-        offset = logfile.stat().st_size if logfile.exists() else 0
-        with logfile.open("ab") as out:
-            process = subprocess.Popen(
-                [*self._java(), "kafka.Kafka", str(properties)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._pidfile("kafka").write_text(str(process.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with logfile.open("rb") as log:
-                log.seek(offset)
-                text = log.read().decode(errors="replace")
-            if KAFKA_FATAL in text or process.poll() is not None:
-                raise StackError(f"Kafka failed to start; see {logfile}:\n{text[-3000:]}")
-            if KAFKA_READY in text and port_open(self.kafka_host, self.kafka_port):
-                return f"Kafka started at {self.kafka_host}:{self.kafka_port} (pid {process.pid})"
-            time.sleep(0.25)
-        raise StackError(f"Kafka did not start within {timeout:.0f}s; see {logfile}")
+        cluster = self.kafka_cluster(brokers)
+        pids = cluster.start(timeout)
+        if brokers == 1:
+            return f"Kafka started at {cluster.bootstrap_servers} (pid {pids[0]})"
+        return (
+            f"Kafka started: {brokers} nodes at {cluster.bootstrap_servers} "
+            f"(pids {', '.join(map(str, pids))})"
+        )
+
+    def kafka_node_names(self) -> list[str]:
+        """Names of the Kafka nodes this stack runs: ``kafka``, or ``kafka-1`` … ``kafka-N``."""
+        nodes = sorted(
+            (p.stem for p in (self.root / "run").glob("kafka-*.pid")),
+            key=lambda name: int(name.rpartition("-")[2]),
+        )
+        return nodes or ["kafka"]
 
     # ---- Redis ------------------------------------------------------------------------------
     def start_redis(self, timeout: float = 20.0) -> str:
@@ -326,30 +221,37 @@ class LocalStack:
         if pid is None:
             pidfile.unlink(missing_ok=True)
             return f"{name}: not started by creditline"
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
-            time.sleep(0.2)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-        if _pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        stop_process_group(pid, timeout)
         pidfile.unlink(missing_ok=True)
         return f"{name}: stopped (pid {pid})"
 
+    def stop_kafka(self, timeout: float = 30.0) -> list[str]:
+        """Stop every Kafka node this stack started."""
+        return [self.stop(name, timeout) for name in self.kafka_node_names()]
+
+    def _kafka_address(self, name: str) -> str:
+        index = int(name.rpartition("-")[2]) if "-" in name else 1
+        return f"{self.kafka_host}:{self.kafka_port + 2 * (index - 1)}"
+
     def status(self) -> list[ServiceStatus]:
-        """Both services: reachable or not, and whether this stack manages them."""
-        kafka_pid = self._managed_pid("kafka")
+        """Every service: reachable or not, and whether this stack manages it."""
+        services = []
+        for name in self.kafka_node_names():
+            address = self._kafka_address(name)
+            host, _, port = address.rpartition(":")
+            pid = self._managed_pid(name)
+            services.append(
+                ServiceStatus(
+                    name,
+                    address,
+                    port_open(host, int(port)),
+                    pid,
+                    pid is not None,
+                    self.root / "logs" / f"{name}.log",
+                )
+            )
         redis_pid = self._managed_pid("redis")
-        return [
-            ServiceStatus(
-                "kafka",
-                f"{self.kafka_host}:{self.kafka_port}",
-                port_open(self.kafka_host, self.kafka_port),
-                kafka_pid,
-                kafka_pid is not None,
-                self.root / "logs" / "kafka.log",
-            ),
+        services.append(
             ServiceStatus(
                 "redis",
                 f"{self.redis_host}:{self.redis_port}",
@@ -357,5 +259,6 @@ class LocalStack:
                 redis_pid,
                 redis_pid is not None,
                 self.root / "logs" / "redis.log",
-            ),
-        ]
+            )
+        )
+        return services

@@ -19,8 +19,25 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.adapters.kafka_admin import ensure_topics
 from streams.settings import ENV_PREFIX, Settings
+from streams.stack import LocalStack
+from streams.stack.kafka import BrokerTls, KafkaCluster, KafkaNode
 from streams.stack.redis_nodes import free_port as free_port  # re-exported for the tests
 from tests.conftest import cleanup, isolated
+
+
+def private_kafka(root: Path, nodes: int, tls: BrokerTls | None = None) -> KafkaCluster:
+    """A Kafka cluster of the test's own: ``nodes`` nodes on free loopback ports, data in
+    ``root``, jars from the local stack's cache. Call ``start()`` and, always, ``stop()``."""
+    libs = LocalStack(Settings()).ensure_kafka_jars()
+    return KafkaCluster(
+        base=root / "kafka",
+        run_dir=root / "run",
+        log_dir=root / "logs",
+        libs=libs,
+        nodes=[KafkaNode(i, free_port(), free_port()) for i in range(1, nodes + 1)],
+        heap="384m",
+        tls=tls,
+    )
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -9,6 +9,7 @@ from collections import Counter
 from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
+from streams.adapters.kafka_client import producer_options
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
 from streams.core.policy import load_default_policy
 from streams.core.scoring import assess
@@ -46,7 +47,7 @@ async def run_folder(
     settings: Settings, batches: list[list[InboundRecord]], metrics: Metrics | None = None
 ) -> list[Counter[str]]:
     metrics = metrics or Metrics()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**producer_options(settings))
     await producer.start()
     store = store_for(settings, metrics)
     reports: list[Counter[str]] = []

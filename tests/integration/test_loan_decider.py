@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 
 from schemas.models import LoanDecision, Outcome
+from streams.adapters.kafka_client import producer_options
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
 from streams.core.policy import load_default_policy
 from streams.metrics import Metrics
@@ -46,7 +47,9 @@ async def answer(
     )
     consumed.sort(key=lambda r: (r.timestamp or 0, r.partition, r.offset))
     metrics = metrics or Metrics()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(
+        **producer_options(settings),
+    )
     await producer.start()
     store = store_for(settings, metrics)
     try:
