@@ -24,10 +24,11 @@ from streams.adapters.kafka_client import DURABLE_PRODUCER, faust_broker_options
 from streams.adapters.kafka_sink import FaustSink, InboundRecord
 from streams.adapters.lag_monitor import LagMonitor
 from streams.adapters.policy_source import PolicyWatcher
+from streams.adapters.redis_client import REDIS_ERRORS, describe_redis_error
 from streams.adapters.redis_store import RedisStore
 from streams.core.policy import Policy, load_default_policy
 from streams.metrics import Metrics
-from streams.processing import EventFolder, LoanDecider, ShuttingDown
+from streams.processing import REDIS_REFUSED, EventFolder, LoanDecider, ShuttingDown
 from streams.settings import Settings, get_settings
 from streams.topics import Topics
 
@@ -135,6 +136,22 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         acks=True,
     )
 
+    async def refused(store: RedisStore) -> bool:
+        """True (and the worker crashing) when Redis refuses our credentials or commands.
+
+        Checked before consuming: with wrong credentials nothing could ever be applied, and
+        an operator must act; an unreachable Redis, by contrast, is waited for batch by batch.
+        """
+        try:
+            await store.ping()
+        except REDIS_REFUSED as exc:
+            log.critical("%s; stopping the worker", describe_redis_error(settings, exc))
+            await app.crash(exc)
+            return True
+        except REDIS_ERRORS as exc:
+            log.warning("%s; waiting for it", describe_redis_error(settings, exc))
+        return False
+
     async def drain(stream: Any, batches: Any, handler: Any) -> None:
         async for batch in batches:
             records: Sequence[InboundRecord] = [to_inbound(e) for e in batch]
@@ -142,6 +159,10 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
                 await handler(records)
             except ShuttingDown:
                 log.info("stopping with %d records unapplied; they will be redelivered", len(batch))
+                return
+            except REDIS_REFUSED as exc:
+                log.critical("%s; stopping the worker", describe_redis_error(settings, exc))
+                await app.crash(exc)
                 return
             except Exception as exc:
                 # An unapplied batch must never be skipped: a restarted agent would ack later
@@ -175,6 +196,8 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         store = RedisStore.connect(settings, metrics)
         folder = EventFolder(settings, store, sink, metrics, current_policy, should_stop=stopping)
         try:
+            if await refused(store):
+                return
             batches = stream.noack_take(
                 settings.batch_max_records, within=settings.batch_max_wait_seconds
             )
@@ -187,6 +210,8 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         store = RedisStore.connect(settings, metrics)
         decider = LoanDecider(settings, store, sink, metrics, current_policy, should_stop=stopping)
         try:
+            if await refused(store):
+                return
             batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
             await drain(stream, batches, decider.process)
         finally:

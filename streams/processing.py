@@ -21,7 +21,7 @@ import redis.exceptions
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
@@ -61,6 +61,21 @@ REDIS_TRANSIENT = (
     redis.exceptions.ClusterDownError,
     OSError,
 )
+#: Redis refusing creditline's credentials or a command: an operator must act, so waiting
+#: (as for an outage) would only hide it. Checked before REDIS_TRANSIENT, whose
+#: ConnectionError includes the first two.
+REDIS_REFUSED = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.NoPermissionError,
+)
+
+
+def redis_outage(error: BaseException) -> bool:
+    """True for Redis errors worth retrying (unreachable, loading, failing over…)."""
+    return isinstance(error, REDIS_TRANSIENT) and not isinstance(error, REDIS_REFUSED)
+
+
 #: Error code for a record whose processing raised an unexpected error (a bug, not bad input).
 PROCESSING_ERROR = "PROCESSING_ERROR"
 MAX_CONFLICT_ROUNDS = 50
@@ -202,7 +217,7 @@ class _Shell:
             return self.should_stop()
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(REDIS_TRANSIENT),
+            retry=retry_if_exception(redis_outage),
             wait=wait_exponential(multiplier=0.05, max=2.0),
             stop=stop,
             before_sleep=self._log_retry(operation),
@@ -212,6 +227,8 @@ class _Shell:
             async for attempt in retrying:
                 with attempt:
                     return await call()
+        except REDIS_REFUSED:
+            raise
         except REDIS_TRANSIENT as exc:
             raise ShuttingDown(f"stopping while redis {operation} fails") from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -417,7 +434,7 @@ class LoanDecider(_Shell):
     async def _bounded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """Retry a Redis call for at most ``score_unavailable_wait_seconds``."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(REDIS_TRANSIENT),
+            retry=retry_if_exception(redis_outage),
             wait=wait_exponential(multiplier=0.05, max=1.0),
             stop=stop_after_delay(self.settings.score_unavailable_wait_seconds),
             before_sleep=self._log_retry(operation),
@@ -436,6 +453,8 @@ class LoanDecider(_Shell):
             state, line = await self._bounded(
                 "read_state", partial(self.store.read_user, request.user_id)
             )
+        except REDIS_REFUSED:
+            raise
         except REDIS_TRANSIENT:
             # Never approve blindly: without a successful read a person reviews.
             decision = decide_score_unavailable(request, self.clock(), policy, language)
@@ -465,6 +484,8 @@ class LoanDecider(_Shell):
                     request.user_id, request.request_id, payload, ttl
                 ),
             )
+        except REDIS_REFUSED:
+            raise
         except REDIS_TRANSIENT:
             # Unrecorded decisions could differ on redelivery; only a review is safe.
             decision = decide_score_unavailable(request, self.clock(), policy, language)

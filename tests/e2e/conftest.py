@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,7 +16,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from streams.adapters.kafka_admin import ensure_topics
 from streams.settings import ENV_PREFIX, Settings
@@ -50,6 +59,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
     return env
+
+
+def worker_until_exit(settings: Settings, timeout: float = 120) -> str:
+    """Run ``creditline worker`` expecting it to stop by itself; its exit code and output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode != 0, "the worker was expected to fail"
+    return result.stdout + result.stderr
 
 
 class WorkerProcess:
@@ -214,3 +237,44 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+#: creditline's SCRAM user on the TLS broker, and its password (a fresh canary per run).
+APP_USER = "creditline"
+APP_PASSWORD = "canary-kafka-" + secrets.token_urlsafe(18)
+
+
+def write_broker_pems(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
+    """The broker's PEM keystore (PKCS#8 key + chain, as Kafka wants) and truststore."""
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    key = load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    keystore = directory / "broker-keystore.pem"
+    keystore.write_bytes(
+        key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        + b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+    )
+    truststore = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(truststore))
+    return keystore, truststore
+
+
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KafkaCluster, Path]]:
+    """One node with a SASL_SSL listener only; yields it and the CA file clients trust."""
+    root = tmp_path_factory.mktemp("tls")
+    keystore, truststore = write_broker_pems(trustme.CA(), root)
+    tls = BrokerTls(
+        keystore=keystore,
+        truststore=truststore,
+        users={
+            "broker": SecretStr(secrets.token_urlsafe(24)),
+            APP_USER: SecretStr(APP_PASSWORD),
+        },
+        inter_broker_user="broker",
+    )
+    kafka = private_kafka(root, nodes=1, tls=tls)
+    try:
+        kafka.start()
+        yield kafka, truststore
+    finally:
+        kafka.stop()

@@ -5,68 +5,26 @@ one clear line; the password never shows."""
 
 from __future__ import annotations
 
-import secrets
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trustme
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    load_pem_private_key,
-)
 from pydantic import SecretStr
 
 from schemas.models import LoanDecision
 from streams.settings import Settings
-from streams.stack.kafka import BrokerTls, KafkaCluster
+from streams.stack.kafka import KafkaCluster
 from tests.conftest import cleanup, isolated
-from tests.e2e.conftest import free_port, private_kafka, running_worker, settings_env
+from tests.e2e.conftest import (
+    APP_PASSWORD,
+    APP_USER,
+    free_port,
+    running_worker,
+    worker_until_exit,
+)
 from tests.e2e.test_cli import creditline
-
-APP_USER = "creditline"
-APP_PASSWORD = secrets.token_urlsafe(24)
-
-
-def write_broker_pems(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
-    """The broker's PEM keystore (PKCS#8 key + chain, as Kafka wants) and truststore."""
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    key = load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
-    keystore = directory / "broker-keystore.pem"
-    keystore.write_bytes(
-        key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        + b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
-    )
-    truststore = directory / "ca.pem"
-    ca.cert_pem.write_to_path(str(truststore))
-    return keystore, truststore
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KafkaCluster, Path]]:
-    """One node with a SASL_SSL listener only; yields it and the CA file clients trust."""
-    root = tmp_path_factory.mktemp("tls")
-    keystore, truststore = write_broker_pems(trustme.CA(), root)
-    tls = BrokerTls(
-        keystore=keystore,
-        truststore=truststore,
-        users={
-            "broker": SecretStr(secrets.token_urlsafe(24)),
-            APP_USER: SecretStr(APP_PASSWORD),
-        },
-        inter_broker_user="broker",
-    )
-    kafka = private_kafka(root, nodes=1, tls=tls)
-    try:
-        kafka.start()
-        yield kafka, truststore
-    finally:
-        kafka.stop()
 
 
 @pytest.fixture
@@ -151,16 +109,7 @@ def test_a_worker_with_a_wrong_password_exits_with_a_clear_error(
     secure_settings: Settings, tmp_path: Path
 ) -> None:
     wrong = refused(secure_settings, "wrong password", tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        capture_output=True,
-        text=True,
-        env=settings_env(wrong),
-        timeout=90,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
+    output = worker_until_exit(wrong, timeout=90)
     assert "wrong username or password" in output
     assert "Traceback" not in output
     assert_no_secret(output)
