@@ -178,6 +178,25 @@ def redis_acl() -> None:
     console.print(acl_setuser_line(get_settings()), markup=False, soft_wrap=True)
 
 
+@app.command("kafka-acls")
+def kafka_acls(
+    operator: Annotated[
+        str, typer.Option(help="The operators' principal (the worker's is the SASL user's).")
+    ] = "User:creditline-ops",
+    config: Annotated[
+        str, typer.Option(help="--command-config file of a super user for kafka-acls.")
+    ] = "admin.properties",
+) -> None:
+    """Print the `kafka-acls` commands granting the worker's principal, and the operators',
+    exactly what creditline needs on the configured topics and groups."""
+    from streams.kafka_acls import acl_rules, kafka_acls_commands
+
+    settings = get_settings()
+    rules = acl_rules(settings, operator)
+    for line in kafka_acls_commands(rules, settings.kafka_bootstrap_servers, config):
+        console.print(line, markup=False, soft_wrap=True)
+
+
 @app.command()
 def topics(as_json: JsonOption = False) -> None:
     """Create missing topics and list them with partition counts."""
@@ -221,6 +240,7 @@ def worker(
     """Run the Faust worker (folds events, answers loan requests, serves /metrics)."""
     from faust.worker import Worker
 
+    from streams.adapters.kafka_access import check_worker_access
     from streams.adapters.kafka_admin import ensure_topics
     from streams.app import build_app
     from streams.metrics import Metrics
@@ -231,6 +251,8 @@ def worker(
             _fail(f"--role must be all, events or decisions, not {role!r}")
         settings = settings.model_copy(update={"worker_role": role})
     _run(ensure_topics(settings))
+    # A missing ACL is one line now, not a worker waiting for ever to join its group.
+    _run(check_worker_access(settings))
     faust_app = build_app(settings, Metrics())
     Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

@@ -152,7 +152,18 @@ def worked_example_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-README_SECTIONS = {"scorecard": scorecard_markdown, "settings": settings_markdown}
+def kafka_acls_markdown() -> str:
+    """The Kafka ACL table and commands (``streams.kafka_acls``)."""
+    from streams.kafka_acls import acl_markdown
+
+    return acl_markdown()
+
+
+README_SECTIONS = {
+    "scorecard": scorecard_markdown,
+    "settings": settings_markdown,
+    "kafka-acls": kafka_acls_markdown,
+}
 POLICY_DOC_SECTIONS = {"example": worked_example_markdown}
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.adapters.kafka_access import assert_authorized
 from streams.adapters.kafka_client import client_options, start_client
 from streams.settings import Settings
 from streams.topics import Topics, TopicSpec
@@ -43,10 +44,17 @@ async def ensure_topics(settings: Settings) -> list[TopicState]:
             ]
             # Another process may create them in between: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new, timeout_ms=timeout_ms)
+                answer = (await admin.create_topics(new, timeout_ms=timeout_ms)).to_object()
+                # A topic we may not see looks missing: its creation is refused too.
+                assert_authorized(
+                    settings,
+                    "Create (or Describe, if it exists)",
+                    {t["topic"]: t["error_code"] for t in answer["topic_errors"]},
+                )
         described = await admin.describe_topics([s.name for s in specs])
     finally:
         await admin.close()
+    assert_authorized(settings, "Describe", {d["topic"]: d["error_code"] for d in described})
     counts = {d["topic"]: len(d["partitions"]) for d in described}
     created = {s.name for s in missing}
     states = [TopicState(s.name, counts.get(s.name, 0), s.name in created) for s in specs]

@@ -9,6 +9,8 @@ SCRAM-SHA-512 users created at format time) and nothing else: brokers talk to ea
 that listener too, authenticated as their own SCRAM user, so no unauthenticated port serves
 data. Only the KRaft controller listener stays PLAINTEXT, bound to loopback: SCRAM
 credentials live in the metadata log the controllers serve, so they cannot protect it.
+``BrokerTls(authorize=True)`` also turns Kafka's ACL authorizer on (nothing is allowed
+without an ACL, except to super users).
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ from streams.stack.process import StackError, port_open, read_pidfile, stop_proc
 KAFKA_READY = "Kafka Server started"
 KAFKA_FATAL = "Exiting Kafka due to fatal exception"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+#: Who connects to the PLAINTEXT controller listener: brokers registering and heartbeating
+#: (and voters fetching the metadata log) arrive there unauthenticated, and the controller
+#: checks ClusterAction on the cluster for each such request. Without this super user a
+#: combined node never registers its own broker and never reports itself started; ACLs
+#: cannot grant it either, since they live in the metadata log that needs the quorum first.
+#: Safe here because that listener is bound to loopback and serves only controller APIs.
+CONTROLLER_PRINCIPAL = "User:ANONYMOUS"
 
 LOG4J2 = (
     "status = warn\n"
@@ -66,6 +76,16 @@ class BrokerTls:
     users: Mapping[str, SecretStr]
     #: The user brokers authenticate as to each other (one of ``users``).
     inter_broker_user: str
+    #: Run the StandardAuthorizer: a client may do only what an ACL allows it.
+    authorize: bool = False
+    #: Users allowed everything besides the inter-broker user (e.g. an ACL administrator).
+    super_users: tuple[str, ...] = ()
+
+
+def super_users(tls: BrokerTls) -> list[str]:
+    """The ``super.users`` principals of an authorizing broker."""
+    users = [tls.inter_broker_user, *tls.super_users]
+    return [*(f"User:{name}" for name in users), CONTROLLER_PRINCIPAL]
 
 
 def replication_for(nodes: int) -> tuple[int, int]:
@@ -136,6 +156,12 @@ def node_properties(
             "ssl.truststore.location": str(tls.truststore),
             "ssl.client.auth": "none",
         }
+        if tls.authorize:
+            props |= {
+                "authorizer.class.name": AUTHORIZER,
+                "allow.everyone.if.no.acl.found": "false",
+                "super.users": ";".join(super_users(tls)),
+            }
     return props
 
 

@@ -81,3 +81,20 @@ def test_tls_exposes_only_sasl_ssl_to_clients_and_brokers() -> None:
         "SCRAM-SHA-512=[name=broker,password=b-pass]",
     ]
     assert scram_arguments(None) == []
+    assert "authorizer.class.name" not in p  # the default local stack stays open
+
+
+def test_an_authorizing_broker_denies_what_no_acl_allows() -> None:
+    tls = BrokerTls(
+        keystore=Path("/k.pem"),
+        truststore=Path("/ca.pem"),
+        users={"broker": SecretStr("b"), "admin": SecretStr("a"), "app": SecretStr("c")},
+        inter_broker_user="broker",
+        authorize=True,
+        super_users=("admin",),
+    )
+    p = props(NODES[:1], tls)
+    assert p["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert p["allow.everyone.if.no.acl.found"] == "false"
+    assert p["super.users"] == "User:broker;User:admin;User:ANONYMOUS"
+    assert "authorizer.class.name" not in props(NODES[:1])
