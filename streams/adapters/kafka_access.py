@@ -67,16 +67,20 @@ async def check_worker_access(settings: Settings) -> None:
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await start_client(consumer, settings)
     try:
-        for topic in consumed:
-            # A fetch at the log end reads nothing but is authorized like any other.
-            tps = (await topic_partitions(consumer, [topic]))[:1]
-            if not tps:
-                continue  # a missing topic was reported when the topics were ensured
-            consumer.assign(tps)
-            await consumer.seek_to_end(*tps)
+        # All topics' metadata at once: once a consumer is assigned partitions it only
+        # refreshes the metadata of those, and asking for another topic would wait in vain.
+        known = await topic_partitions(consumer, consumed)
+        first = list({tp.topic: tp for tp in reversed(known)}.values())
+        if first:  # a missing topic was reported when the topics were ensured
+            consumer.assign(first)
+            # A fetch from an explicit offset is authorized like any other. (Seeking to the
+            # end would first ask for the end offset and wait for a new topic's leader.)
+            for tp in first:
+                consumer.seek(tp, 0)
             try:
-                await consumer.getmany(*tps, timeout_ms=100)
-            except TopicAuthorizationFailedError:
+                await consumer.getmany(*first, timeout_ms=200, max_records=1)
+            except TopicAuthorizationFailedError as exc:
+                topic = str(exc.args[0]) if exc.args else ", ".join(consumed)
                 raise refused(settings, "Read", "topic", topic) from None
     finally:
         await consumer.stop()
