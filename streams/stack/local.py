@@ -192,6 +192,10 @@ class LocalStack:
             # Dedup fingerprints are 64-bit integers: keep sets in the compact intset form.
             "--set-max-intset-entries",
             "4096",
+            # A user's state hash holds the ~0.3-2 KB state and, briefly, a status event: above
+            # the default 64-byte value limit Redis stores it as a hashtable, ~700 B per user more.
+            "--hash-max-listpack-value",
+            "4096",
             "--logfile",
             str(logfile),
         ]

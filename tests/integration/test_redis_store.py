@@ -62,3 +62,25 @@ async def test_a_decision_is_remembered_once(settings: Settings) -> None:
         assert 0 < ttl <= 60
     finally:
         await store.close()
+
+
+async def test_a_state_hash_stays_a_compact_listpack(settings: Settings) -> None:
+    """With `hash-max-listpack-value 4096` (set by `creditline up`, the cluster launcher and
+    compose, and documented for production) a user's hash — state, summary and a passing
+    status event — stays a listpack: ~40 % less memory per user than a hashtable."""
+    store = store_for(settings)
+    try:
+        state = apply_event(None, spending(user_id="u-9"))
+        summary = {name: "x" * 32 for name in ("status_since", "score_as_of", "segment")}
+        status_event = b'{"reasons": "' + b"r" * 1500 + b'"}'
+        write = UserWrite("u-9", 0, state, summary, [fingerprint("s-9")], status_event)
+        assert await store.save([write]) == []
+        await store.clear_status_events({"u-9": status_event})
+        key = f"{settings.redis_key_prefix}:{{u-9}}:state"
+        encoding = await store.client.object("ENCODING", key)
+        assert encoding in (b"listpack", "listpack"), (
+            "Redis stores state hashes as hashtables: start it with "
+            "`--hash-max-listpack-value 4096` (as `creditline up` does)"
+        )
+    finally:
+        await store.close()
