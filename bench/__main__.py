@@ -36,6 +36,12 @@ def main() -> None:
         default=1,
         help="latency: events workers beside the decisions worker",
     )
+    parser.add_argument(
+        "--events-nice",
+        type=int,
+        default=0,
+        help="latency: CREDITLINE_WORKER_NICE of the events workers (0 = same as decisions)",
+    )
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
         "--only",
@@ -66,7 +72,13 @@ def main() -> None:
         if "latency" in only:
             console.print(f"latency: {args.seconds:.0f} s at {args.event_rate:,.0f} events/s …")
             results["latency"] = await latency(
-                base, args.seconds, args.event_rate, args.request_rate, logs
+                base,
+                args.seconds,
+                args.event_rate,
+                args.request_rate,
+                logs,
+                args.event_workers,
+                args.events_nice,
             )
         if "footprint" in only:
             console.print(f"footprint: {args.footprint_users:,} users …")

@@ -209,6 +209,7 @@ async def latency(
     request_rate: float,
     logs: Path,
     event_workers: int = 1,
+    events_nice: int = 0,
 ) -> dict[str, Any]:
     """Decision latency and freshness while events stream in, next to a Kafka echo."""
     settings = isolated(base, partitions=12, web_port=free_port())
@@ -227,6 +228,7 @@ async def latency(
         "event_rate": event_rate,
         "request_rate": request_rate,
         "event_workers": event_workers,
+        "events_nice": events_nice,
     }
     try:
         # 1. Echo baseline under the same event load.
@@ -256,7 +258,13 @@ async def latency(
         # request never queues behind an event batch.
         folders = [
             WorkerProcess(
-                settings.model_copy(update={"worker_role": "events", "web_port": free_port()}),
+                settings.model_copy(
+                    update={
+                        "worker_role": "events",
+                        "web_port": free_port(),
+                        "worker_nice": events_nice,
+                    }
+                ),
                 logs / f"latency-events-{i}.log",
             )
             for i in range(event_workers)

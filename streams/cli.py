@@ -250,6 +250,8 @@ def worker(
         if role not in ("all", "events", "decisions"):
             _fail(f"--role must be all, events or decisions, not {role!r}")
         settings = settings.model_copy(update={"worker_role": role})
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)  # bulk folding yields the CPU to latency-bound work
     _run(ensure_topics(settings))
     # A missing ACL is one line now, not a worker waiting for ever to join its group.
     _run(check_worker_access(settings))

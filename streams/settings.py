@@ -135,6 +135,14 @@ class Settings(BaseSettings):
         "only loan decisions (group `APP_ID-decisions`, so requests never queue behind event "
         "batches). Run either `all` workers, or `events` and `decisions` workers.",
     )
+    worker_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="CPU niceness the worker process adds to itself. Where `events` workers "
+        "share cores with `decisions` workers (or with Kafka and Redis), 10 for the `events` "
+        "workers lets loan requests and the services go first when the cores are busy.",
+    )
     redis_key_prefix: str = Field(
         "cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Prefix of every Redis key."
     )

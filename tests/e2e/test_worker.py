@@ -195,6 +195,13 @@ async def _applied_users(settings: Settings, users: int) -> bool:
     return len(await redis_states(settings)) >= users
 
 
+def niceness(worker: WorkerProcess) -> int:
+    """The process's nice value (field 19 of /proc/<pid>/stat)."""
+    assert worker.process is not None
+    stat = Path(f"/proc/{worker.process.pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 async def test_events_and_decisions_can_run_in_separate_workers(
     worker_settings: Settings, tmp_path: Path
 ) -> None:
@@ -204,7 +211,8 @@ async def test_events_and_decisions_can_run_in_separate_workers(
 
     await ensure_topics(worker_settings)
     events_worker = WorkerProcess(
-        worker_settings.model_copy(update={"worker_role": "events"}), tmp_path / "events.log"
+        worker_settings.model_copy(update={"worker_role": "events", "worker_nice": 10}),
+        tmp_path / "events.log",
     )
     decisions_worker = WorkerProcess(
         worker_settings.model_copy(update={"worker_role": "decisions", "web_port": free_port()}),
@@ -231,6 +239,8 @@ async def test_events_and_decisions_can_run_in_separate_workers(
             "creditline_records_applied_total", topic=topics.spending
         )
         assert spending_applied == 0
+        # The events worker yields the CPU (niceness 10), the decisions worker does not.
+        assert niceness(events_worker) == niceness(decisions_worker) + 10
     finally:
         events_worker.stop()
         decisions_worker.stop()
