@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
+from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest, Outcome
 from streams.adapters.kafka_client import client_options, producer_options
 from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
@@ -18,6 +20,8 @@ from streams.adapters.redis_store import RedisStore
 from streams.core.state import UserState, reference_fold
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.simulation import Persona, persona_of, requests
+from streams.topics import Topics
 from tests.states import assert_states_equal
 
 
@@ -213,3 +217,20 @@ async def status_changes(settings: Settings, user: str) -> list[LineStatusChange
         LineStatusChanged.model_validate_json(r.value) for r in records if r.key == user.encode()
     ]
     return changes
+
+
+async def persona_outcomes(
+    settings: Settings, users: int, seed: int
+) -> Counter[tuple[Persona, Outcome, bool]]:
+    """Publish one loan request per simulated user and count the decisions by (persona,
+    outcome, overrides the displayed status)."""
+    topics = Topics.from_settings(settings)
+    asks = list(requests(users, seed, datetime.now(UTC)))
+    await produce(settings, [(topics.loan_requests, r.key, r.value) for r in asks])
+    published = await read_topic(settings, topics.loan_decisions, expect=users, timeout=60)
+    decisions = [LoanDecision.model_validate_json(r.value) for r in published]
+    assert len(decisions) == users
+    return Counter(
+        (persona_of(int(d.user_id.rsplit("-", 1)[1])), d.outcome, d.overrides_displayed_status)
+        for d in decisions
+    )

@@ -61,6 +61,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def creditline(
+    settings: Settings, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run a ``creditline`` command with these settings; its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=timeout,
+        check=False,
+    )
+
+
 def worker_until_exit(settings: Settings, timeout: float = 120) -> str:
     """Run ``creditline worker`` expecting it to stop by itself; its exit code and output."""
     result = subprocess.run(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,21 +11,8 @@ from schemas.models import LoanDecision, Outcome
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import encode, spending_doc
-from tests.e2e.conftest import WorkerProcess, settings_env
+from tests.e2e.conftest import WorkerProcess, creditline
 from tests.support import produce, wait_applied, wait_for
-
-
-def creditline(
-    settings: Settings, *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True,
-        text=True,
-        env=settings_env(settings),
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_status_reports_both_services(base_settings: Settings) -> None:

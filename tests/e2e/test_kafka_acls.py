@@ -34,12 +34,12 @@ from tests.builders import encode, spending_doc
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import (
     WorkerProcess,
+    creditline,
     free_port,
     private_kafka,
     worker_until_exit,
     write_broker_pems,
 )
-from tests.e2e.test_cli import creditline
 from tests.support import produce, wait_applied, wait_for
 
 ADMIN, WORKER, OPERATOR, PARTIAL = (

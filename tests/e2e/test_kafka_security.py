@@ -20,11 +20,11 @@ from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import (
     APP_PASSWORD,
     APP_USER,
+    creditline,
     free_port,
     running_worker,
     worker_until_exit,
 )
-from tests.e2e.test_cli import creditline
 
 
 @pytest.fixture

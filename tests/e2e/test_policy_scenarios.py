@@ -3,11 +3,10 @@ with the default policy (and, in the last one, policies applied while the worker
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -25,11 +24,10 @@ from schemas.models import (
     Outcome,
 )
 from streams.core.policy import load_default_policy
-from streams.settings import Settings
 from streams.simulation import Persona, persona_history
 from streams.topics import Topics
 from tests.builders import asset, repayment, spending
-from tests.e2e.conftest import WorkerProcess, settings_env
+from tests.e2e.conftest import WorkerProcess, creditline
 from tests.support import (
     decisions_for,
     produce,
@@ -294,15 +292,8 @@ async def test_an_oscillating_score_changes_status_at_most_once_per_dwell_time(
     assert len(changes) - 1 < days // 2  # without hysteresis it would flip every day
 
 
-def creditline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True,
-        text=True,
-        env=settings_env(settings),
-        timeout=120,
-        check=False,
-    )
+#: Policy commands wait for the worker to follow: give them longer than the default.
+creditline_slow = functools.partial(creditline, timeout=120)
 
 
 async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_nothing(
@@ -340,7 +331,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     doc["status"]["thresholds"] = {"close_below": 560, "reopen_at": 590}
     looser = tmp_path / "looser.yaml"
     looser.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    result = creditline(
+    result = creditline_slow(
         settings,
         "policy",
         "apply",
@@ -366,7 +357,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     doc["status"]["thresholds"] = {"close_below": 700, "reopen_at": 600}
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    result = creditline(settings, "policy", "apply", str(broken))
+    result = creditline_slow(settings, "policy", "apply", str(broken))
     assert result.returncode == 1
     assert "reopen_at must be at least close_below" in result.stderr
     assert "nothing was applied" in result.stderr
@@ -391,7 +382,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     assert third.policy_version == "test-looser-1"
     assert third.outcome is Outcome.APPROVED
 
-    history = creditline(settings, "policy", "history", "--json")
+    history = creditline_slow(settings, "policy", "history", "--json")
     assert history.returncode == 0, history.stderr
     rows = json.loads(history.stdout)
     assert [(r["version"], r["valid"]) for r in rows] == [
@@ -399,5 +390,5 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
         ("test-broken-2", False),
     ]
     assert rows[0]["applied_by"] == "risk-team"
-    shown = creditline(settings, "policy", "show", "--json")
+    shown = creditline_slow(settings, "policy", "show", "--json")
     assert json.loads(shown.stdout)["version"] == "test-looser-1"

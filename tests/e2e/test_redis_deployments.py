@@ -4,26 +4,23 @@ server where creditline logs in as its ACL user."""
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 import urllib.request
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from schemas.models import LoanDecision, Outcome
+from schemas.models import Outcome
 from streams.adapters.kafka_admin import ensure_topics
 from streams.adapters.redis_client import redis_client
 from streams.settings import Settings
-from streams.simulation import Persona, persona_of, population_events, requests, to_record
+from streams.simulation import Persona, population_events, to_record
 from streams.stack.redis_nodes import LocalRedisCluster
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated, on_cluster
-from tests.e2e.conftest import WorkerProcess, free_port, running_worker, settings_env
+from tests.e2e.conftest import WorkerProcess, creditline, free_port, running_worker
 from tests.secure_redis import SecureRedis
-from tests.support import assert_redis_matches_reference, produce, read_topic
+from tests.support import assert_redis_matches_reference, persona_outcomes, produce
 
 USERS = 24
 SEED = 29
@@ -38,15 +35,7 @@ async def fold_and_decide(settings: Settings) -> None:
         settings, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
     )
     await assert_redis_matches_reference(settings, events)
-    asks = list(requests(USERS, SEED, datetime.now(UTC)))
-    await produce(settings, [(topics.loan_requests, r.key, r.value) for r in asks])
-    published = await read_topic(settings, topics.loan_decisions, expect=USERS, timeout=60)
-    decisions = [LoanDecision.model_validate_json(r.value) for r in published]
-    assert len(decisions) == USERS
-    outcome = Counter(
-        (persona_of(int(d.user_id.rsplit("-", 1)[1])), d.outcome, d.overrides_displayed_status)
-        for d in decisions
-    )
+    outcome = await persona_outcomes(settings, USERS, SEED)
     per = USERS // len(Persona)
     assert outcome[(Persona.RECOVERING, Outcome.APPROVED, True)] == per
     assert outcome[(Persona.SLIPPING, Outcome.DECLINED, True)] == per
@@ -71,17 +60,6 @@ async def test_a_worker_on_a_redis_cluster(
                 await client.aclose()
     assert len(per_master) == 3
     assert all(count > 0 for count in per_master), per_master
-
-
-def creditline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True,
-        text=True,
-        env=settings_env(settings),
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_a_worker_over_tls_as_the_acl_user_keeps_its_secret(

@@ -22,10 +22,10 @@ from tests.e2e.conftest import (
     APP_PASSWORD,
     APP_USER,
     WorkerProcess,
+    creditline,
     free_port,
     worker_until_exit,
 )
-from tests.e2e.test_cli import creditline
 from tests.secure_redis import SecureRedis
 from tests.support import produce, read_topic, wait_for
 

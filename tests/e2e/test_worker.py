@@ -10,13 +10,14 @@ from pathlib import Path
 
 from schemas.models import LoanDecision, Outcome
 from streams.settings import Settings
-from streams.simulation import Persona, persona_of, population_events, requests, to_record
+from streams.simulation import Persona, population_events, requests, to_record
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, spending_doc
 from tests.e2e.conftest import WorkerProcess
 from tests.support import (
     assert_redis_matches_reference,
     headers_of,
+    persona_outcomes,
     produce,
     read_topic,
     redis_states,
@@ -78,15 +79,7 @@ async def test_worker_end_to_end(worker: WorkerProcess) -> None:
     await assert_redis_matches_reference(settings, events)
 
     # 2. Loan requests are answered from the live score, not the displayed status.
-    asks = list(requests(USERS, SEED, datetime.now(UTC)))
-    await produce(settings, [(topics.loan_requests, r.key, r.value) for r in asks])
-    published = await read_topic(settings, topics.loan_decisions, expect=USERS, timeout=60)
-    decisions = [LoanDecision.model_validate_json(r.value) for r in published]
-    assert len(decisions) == USERS
-    outcome = Counter(
-        (persona_of(int(d.user_id.rsplit("-", 1)[1])), d.outcome, d.overrides_displayed_status)
-        for d in decisions
-    )
+    outcome = await persona_outcomes(settings, USERS, SEED)
     per = USERS // len(Persona)
     assert outcome[(Persona.RECOVERING, Outcome.APPROVED, True)] == per
     assert outcome[(Persona.SLIPPING, Outcome.DECLINED, True)] == per
