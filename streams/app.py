@@ -1,12 +1,12 @@
 """The Faust app: two agents that only decode records, call the core and write through adapters.
 
-* ``fold_events`` reads the three event topics (co-partitioned) in batches and folds them
-  into Redis. Batches are taken with ``noack_take`` and acked only after they are stored:
-  ``take()`` would ack a batch even when its body raised.
-* ``answer_loan_requests`` answers requests from the live state, in small batches so that a
-  request never waits behind a large event batch.
-
-Both agents run with ``concurrency=1``: higher values can commit past in-flight records.
+* ``fold_events`` (a task) reads the three event topics in batches with
+  :class:`~streams.adapters.event_consumer.EventConsumer` — plain aiokafka, its own consumer
+  group, offsets committed only after a batch is stored — and folds them into Redis.
+* ``answer_loan_requests`` (a Faust agent, ``concurrency=1``: higher values can commit past
+  in-flight records) answers requests from the live state, in small batches so that a
+  request never waits behind a large event batch. Batches are taken with ``noack_take`` and
+  acked only after they are answered: ``take()`` would ack a batch even when its body raised.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from prometheus_client import generate_latest
 
+from streams.adapters.event_consumer import EventConsumer
 from streams.adapters.kafka_client import DURABLE_PRODUCER, faust_broker_options
 from streams.adapters.kafka_sink import FaustSink, InboundRecord
 from streams.adapters.lag_monitor import LagMonitor
@@ -79,7 +80,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     """The Faust app with its agents and the /metrics page."""
     topics = Topics.from_settings(settings)
     app = faust.App(
-        settings.group_id,
+        settings.faust_group,
         **faust_broker_options(settings),
         store="memory://",
         autodiscover=False,
@@ -121,13 +122,6 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     def stopping() -> bool:
         return bool(app.should_stop)
 
-    events_channel = app.topic(
-        *topics.events,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-        acks=True,
-    )
     requests_channel = app.topic(
         topics.loan_requests,
         key_type=bytes,
@@ -152,25 +146,26 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
             log.warning("%s; waiting for it", describe_redis_error(settings, exc))
         return False
 
+    async def unapplied(exc: Exception, batch: str) -> None:
+        """Stop on a batch that could not be applied: an unapplied batch must never be
+        skipped (later records would be committed around it), so the worker stops and
+        restarts from the last commit."""
+        if isinstance(exc, ShuttingDown):
+            log.info("stopping with %s unapplied; it will be redelivered", batch)
+        elif isinstance(exc, REDIS_REFUSED):
+            log.critical("%s; stopping the worker", describe_redis_error(settings, exc))
+            await app.crash(exc)
+        else:
+            log.critical("batch failed unexpectedly (%s); stopping the worker", type(exc).__name__)
+            await app.crash(exc)
+
     async def drain(stream: Any, batches: Any, handler: Any) -> None:
         async for batch in batches:
             records: Sequence[InboundRecord] = [to_inbound(e) for e in batch]
             try:
                 await handler(records)
-            except ShuttingDown:
-                log.info("stopping with %d records unapplied; they will be redelivered", len(batch))
-                return
-            except REDIS_REFUSED as exc:
-                log.critical("%s; stopping the worker", describe_redis_error(settings, exc))
-                await app.crash(exc)
-                return
             except Exception as exc:
-                # An unapplied batch must never be skipped: a restarted agent would ack later
-                # records around it. Crash the worker so it restarts from the last commit.
-                log.critical(
-                    "batch failed unexpectedly (%s); stopping the worker", type(exc).__name__
-                )
-                await app.crash(exc)
+                await unapplied(exc, f"a batch of {len(batch)} records")
                 return
             for event in batch:
                 await stream.ack(event)
@@ -191,18 +186,22 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         finally:
             await lag.stop()
 
-    async def fold_events(stream: Any) -> None:
+    async def fold_events() -> None:
         await policies.ready.wait()
         store = RedisStore.connect(settings, metrics)
         folder = EventFolder(settings, store, sink, metrics, current_policy, should_stop=stopping)
+        consumer = EventConsumer(settings, topics.events, folder.process)
         try:
             if await refused(store):
                 return
-            batches = stream.noack_take(
-                settings.batch_max_records, within=settings.batch_max_wait_seconds
-            )
-            await drain(stream, batches, folder.process)
+            await consumer.start()
+            await consumer.run(stopping)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await unapplied(exc, "the batch in flight")
         finally:
+            await consumer.stop()
             await store.close()
 
     async def answer_loan_requests(stream: Any) -> None:
@@ -218,7 +217,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
             await store.close()
 
     if settings.worker_role in ("all", "events"):
-        app.agent(events_channel, concurrency=1, name="fold_events")(fold_events)
+        app.task(fold_events)
     if settings.worker_role in ("all", "decisions"):
         app.agent(requests_channel, concurrency=1, name="answer_loan_requests")(
             answer_loan_requests
@@ -235,7 +234,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         return web.json(
             {
                 "status": "ok",
-                "group": settings.group_id,
+                "groups": list(settings.consumer_groups),
                 "role": settings.worker_role,
                 "policy": policies.current.version,
             }

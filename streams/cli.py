@@ -241,7 +241,7 @@ def worker(
     from faust.worker import Worker
 
     from streams.adapters.kafka_access import check_worker_access
-    from streams.adapters.kafka_admin import ensure_topics
+    from streams.adapters.kafka_admin import adopt_loan_request_offsets, ensure_topics
     from streams.app import build_app
     from streams.metrics import Metrics
 
@@ -255,6 +255,7 @@ def worker(
     _run(ensure_topics(settings))
     # A missing ACL is one line now, not a worker waiting for ever to join its group.
     _run(check_worker_access(settings))
+    _run(adopt_loan_request_offsets(settings))
     faust_app = build_app(settings, Metrics())
     Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

@@ -47,9 +47,19 @@ class AclRule:
         ]
 
 
-def worker_groups(settings: Settings) -> tuple[str, str]:
-    """The consumer groups of every worker role: ``all``/``events`` and ``decisions``."""
-    return (settings.app_id, f"{settings.app_id}-decisions")
+def worker_groups(settings: Settings) -> tuple[str, ...]:
+    """The consumer groups of every worker role (events, decisions, and the Faust group of
+    events-only workers)."""
+    roles = ("all", "events", "decisions")
+    groups = (settings.model_copy(update={"worker_role": r}).consumer_groups for r in roles)
+    return tuple(dict.fromkeys(g for role_groups in groups for g in role_groups))
+
+
+def faust_groups(settings: Settings) -> tuple[str, ...]:
+    """The groups Faust joins (each with its group-leader topic)."""
+    roles = ("all", "events", "decisions")
+    groups = (settings.model_copy(update={"worker_role": r}).faust_group for r in roles)
+    return tuple(dict.fromkeys(groups))
 
 
 def worker_principal(settings: Settings) -> str:
@@ -82,7 +92,7 @@ def worker_rules(settings: Settings, principal: str | None = None) -> list[AclRu
         AclRule(
             user,
             "topic",
-            tuple(group + FAUST_LEADER_SUFFIX for group in groups),
+            tuple(group + FAUST_LEADER_SUFFIX for group in faust_groups(settings)),
             ("Create", "Read"),
             "Faust's group-leader topic of each group, created on first start",
         ),

@@ -128,12 +128,17 @@ class Settings(BaseSettings):
     )
 
     # --- worker --------------------------------------------------------------------------
-    app_id: str = Field("creditline", description="Faust app id = Kafka consumer group.")
+    app_id: str = Field(
+        "creditline",
+        description="Names the consumer groups: events are folded by this group, loan requests "
+        "answered by `<app_id>-decisions`.",
+    )
     worker_role: Literal["all", "events", "decisions"] = Field(
         "all",
-        description="What a worker runs: both agents, only the event fold (group `APP_ID`), or "
-        "only loan decisions (group `APP_ID-decisions`, so requests never queue behind event "
-        "batches). Run either `all` workers, or `events` and `decisions` workers.",
+        description="What a worker runs: the event fold (group `APP_ID`) and loan decisions "
+        "(group `APP_ID-decisions`), or only one of them (`events`, `decisions`: requests "
+        "never queue behind event batches). Roles can be mixed: a group is shared by every "
+        "worker doing its work.",
     )
     worker_nice: int = Field(
         0,
@@ -235,9 +240,29 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def group_id(self) -> str:
-        """The consumer group of this worker's role."""
-        return f"{self.app_id}-decisions" if self.worker_role == "decisions" else self.app_id
+    def events_group(self) -> str:
+        """The consumer group that folds the event topics (every role that folds events)."""
+        return self.app_id
+
+    @property
+    def decisions_group(self) -> str:
+        """The consumer group that answers loan requests (Faust's group in those roles)."""
+        return f"{self.app_id}-decisions"
+
+    @property
+    def faust_group(self) -> str:
+        """The Faust app id, which is also a consumer group: Faust always joins one, so an
+        events-only worker has its own (it consumes nothing through Faust)."""
+        return f"{self.app_id}-events" if self.worker_role == "events" else self.decisions_group
+
+    @property
+    def consumer_groups(self) -> tuple[str, ...]:
+        """Every consumer group this worker's role joins."""
+        return {
+            "all": (self.events_group, self.decisions_group),
+            "events": (self.events_group, self.faust_group),
+            "decisions": (self.decisions_group,),
+        }[self.worker_role]
 
     @property
     def input_topics(self) -> tuple[str, str, str]:

@@ -37,8 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
-def base_settings() -> Settings:
+def stack_settings() -> Settings:
     """Settings from the environment; fails fast when the stack is not running."""
     settings = Settings()
     host, port = settings.kafka_endpoints[0]
@@ -48,6 +47,12 @@ def base_settings() -> Settings:
     if not port_open(r_host, r_port):
         pytest.fail(f"Redis is not reachable at {r_host}:{r_port}: run `make up` first")
     return settings
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings from the environment; fails fast when the stack is not running."""
+    return stack_settings()
 
 
 @pytest.fixture(scope="session")

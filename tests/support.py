@@ -123,10 +123,11 @@ def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
 
 
 async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
-    """Records of ``topics`` beyond the consumer group's committed offsets (0 = all committed)."""
+    """Records of event ``topics`` beyond the events group's committed offsets (0 = all
+    committed)."""
     consumer = AIOKafkaConsumer(
         **client_options(settings),
-        group_id=settings.app_id,
+        group_id=settings.events_group,
         enable_auto_commit=False,
     )
     await consumer.start()

@@ -50,18 +50,19 @@ async def check_worker_access(settings: Settings) -> None:
     await start_client(admin, settings)
     deadline = time.monotonic() + settings.kafka_request_timeout_seconds
     try:
-        while True:
-            try:
-                # FindCoordinator and OffsetFetch: a group we may not use is refused here.
-                await admin.list_consumer_group_offsets(settings.group_id)
-                break
-            except GroupAuthorizationFailedError:
-                raise refused(settings, "Read", "group", settings.group_id) from None
-            except KafkaError as exc:
-                # A new cluster has no offsets topic (no group coordinator) for a moment.
-                if not exc.retriable or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        for group in settings.consumer_groups:
+            while True:
+                try:
+                    # FindCoordinator and OffsetFetch: a group we may not use is refused here.
+                    await admin.list_consumer_group_offsets(group)
+                    break
+                except GroupAuthorizationFailedError:
+                    raise refused(settings, "Read", "group", group) from None
+                except KafkaError as exc:
+                    # A new cluster has no offsets topic (no group coordinator) for a moment.
+                    if not exc.retriable or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)

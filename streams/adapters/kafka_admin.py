@@ -1,17 +1,22 @@
-"""Creating and checking creditline's topics with Kafka's admin API."""
+"""Creating and checking creditline's topics, and its consumer groups' offsets."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
 
 from streams.adapters.kafka_access import assert_authorized
 from streams.adapters.kafka_client import client_options, start_client
 from streams.settings import Settings
 from streams.topics import Topics, TopicSpec
+
+log = logging.getLogger(__name__)
 
 
 class TopicError(RuntimeError):
@@ -67,3 +72,49 @@ async def ensure_topics(settings: Settings) -> list[TopicState]:
             f"requests are co-partitioned; found {detail}"
         )
     return states
+
+
+async def adopt_loan_request_offsets(settings: Settings) -> int:
+    """Carry loan-request offsets over from the events group to the decisions group, once.
+
+    ``all`` workers used to answer loan requests in the events group (``APP_ID``); they now
+    answer them in ``APP_ID-decisions``. Without this, the first upgraded worker would answer
+    every retained request again (the same decisions, republished). Does nothing once the
+    decisions group has loan-request offsets of its own. Returns the partitions carried over.
+    """
+    if settings.worker_role == "events":
+        return 0
+    requests = Topics.from_settings(settings).loan_requests
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
+    try:
+        old = await admin.list_consumer_group_offsets(settings.events_group)
+        new = await admin.list_consumer_group_offsets(settings.decisions_group)
+    finally:
+        await admin.close()
+    if any(tp.topic == requests and o.offset >= 0 for tp, o in new.items()):
+        return 0
+    carried = {
+        tp: OffsetAndMetadata(o.offset, "")
+        for tp, o in old.items()
+        if tp.topic == requests and o.offset >= 0
+    }
+    if not carried:
+        return 0
+    # A consumer that only assigns partitions commits for the group without joining it.
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), group_id=settings.decisions_group, enable_auto_commit=False
+    )
+    await start_client(consumer, settings)
+    try:
+        consumer.assign(list(carried))
+        await consumer.commit(carried)
+    finally:
+        await consumer.stop()
+    log.info(
+        "carried loan-request offsets of %d partitions from group %s to %s",
+        len(carried),
+        settings.events_group,
+        settings.decisions_group,
+    )
+    return len(carried)

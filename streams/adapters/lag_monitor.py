@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
 
 from streams.adapters.kafka_client import client_options, start_client
 from streams.adapters.kafka_read import topic_partitions
@@ -28,11 +29,14 @@ class LagMonitor:
         self.settings = settings
         self.metrics = metrics
         topics = Topics.from_settings(settings)
-        self.topics = {
-            "all": topics.inputs,
-            "events": topics.events,
-            "decisions": (topics.loan_requests,),
+        #: Each consumed topic and the group that commits its offsets.
+        self.group_of = {
+            "all": {t: settings.events_group for t in topics.events}
+            | {topics.loan_requests: settings.decisions_group},
+            "events": {t: settings.events_group for t in topics.events},
+            "decisions": {topics.loan_requests: settings.decisions_group},
         }[settings.worker_role]
+        self.topics = tuple(self.group_of)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -48,7 +52,11 @@ class LagMonitor:
         assert self._admin is not None and self._consumer is not None
         tps = await topic_partitions(self._consumer, self.topics)
         ends = await self._consumer.end_offsets(tps)
-        committed = await self._admin.list_consumer_group_offsets(self.settings.group_id)
+        committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        for group in set(self.group_of.values()):
+            offsets = await self._admin.list_consumer_group_offsets(group)
+            mine = {tp: o for tp, o in offsets.items() if self.group_of.get(tp.topic) == group}
+            committed |= mine
         lag: dict[str, int] = defaultdict(int)
         for tp in tps:
             done = committed.get(tp)

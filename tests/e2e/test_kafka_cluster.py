@@ -146,11 +146,11 @@ async def test_killing_partition_leaders_mid_stream_loses_nothing_acknowledged(
 
 
 async def group_members(settings: Settings) -> tuple[str, int]:
-    """The consumer group's state and number of members."""
+    """The events consumer group's state and number of members."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        [response] = await admin.describe_consumer_groups([settings.group_id])
+        [response] = await admin.describe_consumer_groups([settings.events_group])
     finally:
         await admin.close()
     group = response.groups[0]

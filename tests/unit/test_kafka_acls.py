@@ -11,15 +11,19 @@ def test_the_worker_gets_its_topics_and_groups_and_nothing_else() -> None:
     settings = Settings.model_construct(app_id="app", kafka_sasl_username="svc")
     rules = worker_rules(settings)
     bindings = {b for rule in rules for b in rule.bindings()}
-    assert len(bindings) == 14
+    assert len(bindings) == 15
     assert {b[0] for b in bindings} == {"User:svc"}
     topics = Topics.from_settings(settings)
     read = {b[2] for b in bindings if b[1] == "topic" and b[3] == "Read"}
     assert set(topics.inputs) | {topics.policy} <= read
     assert topics.dead_letter not in read  # dead letters are the operators' to read
-    assert {b[2] for b in bindings if b[1] == "group"} == {"app", "app-decisions"}
-    # Faust's leader topic is named after the app id (= the group) of each role.
-    assert ("User:svc", "topic", "app-__assignor-__leader", "Create") in bindings
+    # Events are folded by "app"; Faust answers loan requests in "app-decisions" and joins
+    # "app-events" on events-only workers.
+    assert {b[2] for b in bindings if b[1] == "group"} == {"app", "app-decisions", "app-events"}
+    # Faust's leader topic is named after the Faust group.
+    assert ("User:svc", "topic", "app-decisions-__assignor-__leader", "Create") in bindings
+    assert ("User:svc", "topic", "app-events-__assignor-__leader", "Read") in bindings
+    assert not any(b[2] == "app-__assignor-__leader" for b in bindings)
     assert not any(b[3] == "Write" and b[2] in topics.inputs for b in bindings)
 
 

@@ -1,0 +1,167 @@
+"""The events consumer and the consumer groups on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.adapters.event_consumer import EventConsumer
+from streams.adapters.kafka_admin import adopt_loan_request_offsets, ensure_topics
+from streams.adapters.kafka_client import client_options
+from streams.adapters.kafka_sink import InboundRecord
+from streams.settings import Settings
+from streams.topics import Topics
+from tests.conftest import cleanup, isolated, stack_settings
+from tests.support import committed_lag, produce
+
+Seen = tuple[str, int, int]
+
+
+@pytest.fixture
+async def kafka_settings() -> AsyncIterator[Settings]:
+    """Isolated topics on the real broker (Kafka only: runs once, not per Redis kind)."""
+    s = isolated(stack_settings(), partitions=4, batch_max_records=40)
+    await ensure_topics(s)
+    yield s
+    await cleanup(s)
+
+
+def events(settings: Settings, count: int, first: int = 0) -> list[tuple[str, bytes, bytes]]:
+    topics = Topics.from_settings(settings).events
+    return [
+        (topics[i % 3], f"u{i % 17}".encode(), f'{{"n":{i}}}'.encode())
+        for i in range(first, first + count)
+    ]
+
+
+def identity(record: InboundRecord) -> Seen:
+    return (record.topic, record.partition, record.offset)
+
+
+async def run_until(consumer: EventConsumer, done: asyncio.Event, timeout: float = 60) -> None:
+    await consumer.start()
+    try:
+        await asyncio.wait_for(consumer.run(done.is_set), timeout)
+    finally:
+        await consumer.stop()
+
+
+async def test_nothing_is_committed_when_the_handler_fails(kafka_settings: Settings) -> None:
+    settings = kafka_settings
+    topics = Topics.from_settings(settings).events
+    await produce(settings, events(settings, 60))
+
+    async def failing(records: Sequence[InboundRecord]) -> None:
+        raise RuntimeError("store down")
+
+    with pytest.raises(RuntimeError, match="store down"):
+        await run_until(EventConsumer(settings, topics, failing), asyncio.Event())
+    assert await committed_lag(settings, topics) == 60
+
+    seen: list[Seen] = []
+    done = asyncio.Event()
+
+    async def applying(records: Sequence[InboundRecord]) -> None:
+        seen.extend(identity(r) for r in records)
+        if len(seen) >= 60:
+            done.set()
+
+    await run_until(EventConsumer(settings, topics, applying), done)
+    assert len(seen) == len(set(seen)) == 60  # every record, including the failed batch
+    assert await committed_lag(settings, topics) == 0
+
+
+async def test_a_rebalance_waits_for_the_batch_in_flight(kafka_settings: Settings) -> None:
+    """A second worker joins while the first is inside a slow batch: the partitions move
+    only after that batch is committed, so no record is handled twice and none is lost."""
+    settings = kafka_settings
+    topics = Topics.from_settings(settings).events
+    total = 400
+    await produce(settings, events(settings, 200))
+    handled: dict[str, list[Seen]] = {"first": [], "second": []}
+    later: dict[str, set[int]] = {"first": set(), "second": set()}  # partitions after joining
+    in_slow_batch = asyncio.Event()
+    slow_batch_done = asyncio.Event()
+    done = asyncio.Event()
+
+    def handler(name: str) -> object:
+        async def handle(records: Sequence[InboundRecord]) -> None:
+            if name == "first" and not in_slow_batch.is_set():
+                in_slow_batch.set()
+                await asyncio.sleep(4)  # the second worker joins meanwhile
+                slow_batch_done.set()
+            if name == "second":
+                assert slow_batch_done.is_set(), "partitions moved during the batch in flight"
+            handled[name].extend(identity(r) for r in records)
+            later[name] |= {r.partition for r in records if json.loads(r.value or b"")["n"] >= 200}
+            if sum(len(h) for h in handled.values()) >= total:
+                done.set()
+
+        return handle
+
+    first = asyncio.create_task(
+        run_until(EventConsumer(settings, topics, handler("first")), done)  # type: ignore[arg-type]
+    )
+    await asyncio.wait_for(in_slow_batch.wait(), 30)
+    second = asyncio.create_task(
+        run_until(EventConsumer(settings, topics, handler("second")), done)  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(1)
+    await produce(settings, events(settings, 200, first=200))
+    await asyncio.gather(first, second)
+
+    everything = handled["first"] + handled["second"]
+    assert len(everything) == total
+    assert len(set(everything)) == total  # no record handled twice
+    assert handled["second"], "the second worker got partitions"
+    # Co-partitioned: after the rebalance, partition p of all three topics has one owner.
+    assert later["first"] and later["second"]
+    assert not later["first"] & later["second"]
+    assert await committed_lag(settings, topics) == 0
+
+
+async def committed_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: o.offset for tp, o in offsets.items() if o.offset >= 0}
+
+
+async def test_an_upgrade_carries_loan_request_offsets_to_the_decisions_group(
+    kafka_settings: Settings,
+) -> None:
+    """`all` workers used to commit loan requests in the events group: the first upgraded
+    worker starts the decisions group there instead of answering every request again."""
+    settings = kafka_settings
+    requests = Topics.from_settings(settings).loan_requests
+    old = {TopicPartition(requests, p): 10 + p for p in range(4)}
+    old_events = {TopicPartition(settings.topic_spending, 0): 99}
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), group_id=settings.events_group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([*old, *old_events])
+        await consumer.commit({**old, **old_events})
+    finally:
+        await consumer.stop()
+
+    events_only = settings.model_copy(update={"worker_role": "events"})
+    assert await adopt_loan_request_offsets(events_only) == 0
+    assert await adopt_loan_request_offsets(settings) == 4
+    assert await committed_offsets(settings, settings.decisions_group) == old
+    # Once the decisions group has its own offsets, they are never overwritten.
+    assert await adopt_loan_request_offsets(settings) == 0
+
+
+async def test_a_new_deployment_has_nothing_to_carry_over(kafka_settings: Settings) -> None:
+    assert await adopt_loan_request_offsets(kafka_settings) == 0
+    assert await committed_offsets(kafka_settings, kafka_settings.decisions_group) == {}
