@@ -38,7 +38,7 @@ from streams.core.decision import (
 from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
 from streams.core.policy import Policy
 from streams.core.scoring import Assessment, LineStatus, assess
-from streams.core.state import UserState, apply_event
+from streams.core.state import fold_events
 from streams.core.storm import DeadLetterStormGuard
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -339,7 +339,6 @@ class EventFolder(_Shell):
     def _fold_user(
         self, user: str, current: StoredUser, pendings: list[_Pending], policy: Policy
     ) -> tuple[UserWrite | None, list[_Pending], list[_Pending]]:
-        state: UserState | None = current.state
         seen = set(current.already_applied)
         fresh: list[_Pending] = []
         dupes: list[_Pending] = []
@@ -348,8 +347,8 @@ class EventFolder(_Shell):
                 dupes.append(p)
                 continue
             seen.add(p.fingerprint)
-            state = apply_event(state, p.event)
             fresh.append(p)
+        state = fold_events(current.state, [p.event for p in fresh])
         if not fresh or state is None:
             return None, fresh, dupes
         # The stored line status ignores promotions: campaigns never flip it back and forth.

@@ -15,6 +15,7 @@ from streams.core.codec import decode_state, encode_state
 from streams.core.state import (
     MONTHS_KEPT,
     REPAYMENT_HALF_LIFE,
+    UserState,
     apply_event,
     decay_factor,
     fold_events,
@@ -163,3 +164,35 @@ def test_codec_round_trips_exactly(events: list[InputEvent]) -> None:
 def test_codec_refuses_unknown_formats() -> None:
     with pytest.raises(ValueError, match="format"):
         decode_state(b'{"fmt": 99}')
+
+
+# ---- the one-pass fold equals apply_event event by event ----------------------------------
+def _one_by_one(state: UserState | None, events: list[InputEvent]) -> UserState | None:
+    for event in events:
+        state = apply_event(state, event)
+    return state
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events_strategy, split=st.integers(0, 40))
+def test_one_pass_fold_equals_applying_event_by_event(events: list[InputEvent], split: int) -> None:
+    # Exactly equal (floats too): the same operations in the same order.
+    start = _one_by_one(None, events[:split])
+    expected = _one_by_one(start, events[split:])
+    actual = fold_events(start, events[split:])
+    assert actual == expected
+    if expected is not None and actual is not None:
+        assert encode_state(actual) == encode_state(expected)
+        assert list(actual.spend_by_month) == list(expected.spend_by_month)
+        assert list(actual.delinquency_by_month) == list(expected.delinquency_by_month)
+
+
+def test_one_pass_fold_of_nothing_returns_the_state_itself() -> None:
+    state = apply_event(None, spending())
+    assert fold_events(state, []) is state
+    assert fold_events(None, []) is None
+
+
+def test_one_pass_fold_refuses_events_of_another_user() -> None:
+    with pytest.raises(ValueError, match="another user"):
+        fold_events(None, [spending(user_id="u-1"), spending(user_id="u-2", event_id="s-2")])
