@@ -11,7 +11,6 @@ written together, so "applied" and "recognised as duplicate" can never disagree.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
@@ -278,7 +278,7 @@ class RedisStore:
         return result
 
     @staticmethod
-    def _write_argument(write: UserWrite) -> str:
+    def _write_argument(write: UserWrite) -> bytes:
         fields: list[str] = [
             "ver",
             str(write.expected_version + 1),
@@ -291,7 +291,9 @@ class RedisStore:
             fields.extend((OUTBOX_FIELD, write.status_event.decode()))
         # Fingerprints travel as strings: Lua numbers are doubles and would round them.
         doc = [str(write.expected_version), fields, [str(fp) for fp in write.fingerprints]]
-        return json.dumps(doc, separators=(",", ":"))
+        # Non-ASCII text (reasons in Chinese) goes as UTF-8 rather than \u escapes: the
+        # script's cjson.decode gives the same bytes either way.
+        return orjson.dumps(doc)
 
     async def save(self, writes: Sequence[UserWrite]) -> list[str]:
         """Apply every write atomically per user; return the users whose version conflicted."""
