@@ -111,6 +111,11 @@ def _reject_constant(name: str) -> NoReturn:
     raise RejectedRecord(RejectCode.NON_FINITE_NUMBER, f"JSON constant {name} is not allowed")
 
 
+#: json.loads(text, parse_float=Decimal, parse_constant=_reject_constant) without building a
+#: decoder per record.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def _code_for(error: Any) -> RejectCode:
     error_type: str = error["type"]
     field = str(error["loc"][0]) if error["loc"] else ""
@@ -139,7 +144,7 @@ def parse_json_object(value: bytes) -> dict[str, Any]:
             RejectCode.NOT_UTF8, f"value is not valid UTF-8 (byte {exc.start})"
         ) from None
     try:
-        parsed = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        parsed = _DECODER.decode(text)
     except RejectedRecord:
         raise
     except (ValueError, RecursionError) as exc:
