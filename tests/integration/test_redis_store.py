@@ -102,3 +102,23 @@ async def test_a_state_hash_stays_a_compact_listpack(settings: Settings) -> None
         )
     finally:
         await store.close()
+
+
+async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> None:
+    store = store_for(settings)
+    users = [f"u-{i}" for i in range(150)]  # more than one script call serves
+    try:
+        writes = [
+            UserWrite(u, 0, apply_event(None, spending(user_id=u)), {}, [1], f"ev-{u}".encode())
+            for u in users
+        ]
+        assert await store.save(writes) == []
+        published = {u: f"ev-{u}".encode() for u in users}
+        published["u-7"] = b"an older event"  # replaced since: must stay
+        await store.clear_status_events(published)
+        loaded = await store.load({u: [] for u in users})
+        assert loaded["u-7"].pending_status_event == b"ev-u-7"
+        assert all(loaded[u].pending_status_event is None for u in users if u != "u-7")
+        await store.clear_status_events({})
+    finally:
+        await store.close()
