@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import redis.exceptions
+from prometheus_client import Histogram
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -38,7 +39,7 @@ from streams.core.decision import (
 from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
 from streams.core.policy import Policy
 from streams.core.scoring import Assessment, LineStatus, assess
-from streams.core.state import UserState, apply_event
+from streams.core.state import fold_events
 from streams.core.storm import DeadLetterStormGuard
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -247,8 +248,12 @@ class EventFolder(_Shell):
         policy = self.policy()  # one version for the whole batch
         deliveries: list[Awaitable[Any]] = []
         by_user: dict[str, list[_Pending]] = defaultdict(list)
+        consumed: dict[str, int] = defaultdict(int)
         for record in records:
-            self.metrics.records_consumed.labels(record.topic).inc()
+            consumed[record.topic] += 1
+        for topic, count in consumed.items():
+            self.metrics.records_consumed.labels(topic).inc(count)
+        for record in records:
             try:
                 kind = self.topics.kind_of(record.topic)
                 event = decode_record(kind, record.key, record.value, now=now, limits=self.limits)
@@ -322,15 +327,20 @@ class EventFolder(_Shell):
             conflicts = set(await self._until_stopped("save", partial(self.store.save, writes)))
             if conflicts:
                 self.metrics.store_conflicts.inc(len(conflicts))
+            applied_at = self.clock()
+            lag_of_topic: dict[str, Histogram] = {}
             for user, (fresh, dupes) in outcomes.items():
                 if user in conflicts:
                     continue
                 if user in events_of:
                     outbox[user] = events_of[user]
                 for p in fresh:
-                    report.applied[p.record.topic] += 1
-                    lag = max(0.0, (self.clock() - p.event.occurred_at).total_seconds())
-                    self.metrics.event_time_lag.labels(p.record.topic).observe(lag)
+                    topic = p.record.topic
+                    report.applied[topic] += 1
+                    if topic not in lag_of_topic:
+                        lag_of_topic[topic] = self.metrics.event_time_lag.labels(topic)
+                    lag = max(0.0, (applied_at - p.event.occurred_at).total_seconds())
+                    lag_of_topic[topic].observe(lag)
                 for p in dupes:
                     report.duplicate[p.record.topic] += 1
             remaining = {u: remaining[u] for u in conflicts}
@@ -339,7 +349,6 @@ class EventFolder(_Shell):
     def _fold_user(
         self, user: str, current: StoredUser, pendings: list[_Pending], policy: Policy
     ) -> tuple[UserWrite | None, list[_Pending], list[_Pending]]:
-        state: UserState | None = current.state
         seen = set(current.already_applied)
         fresh: list[_Pending] = []
         dupes: list[_Pending] = []
@@ -348,8 +357,8 @@ class EventFolder(_Shell):
                 dupes.append(p)
                 continue
             seen.add(p.fingerprint)
-            state = apply_event(state, p.event)
             fresh.append(p)
+        state = fold_events(current.state, [p.event for p in fresh])
         if not fresh or state is None:
             return None, fresh, dupes
         # The stored line status ignores promotions: campaigns never flip it back and forth.

@@ -11,7 +11,6 @@ written together, so "applied" and "recognised as duplicate" can never disagree.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
@@ -79,12 +79,16 @@ end
 return results
 """
 
-# KEYS: state hash. ARGV: field, expected value. Deletes the field only if unchanged.
+# KEYS: users' state hashes. ARGV[1]: a field; ARGV[i + 1]: its expected value in KEYS[i].
+# Deletes each user's field only if unchanged; returns how many were deleted.
 _CLEAR_IF_EQUAL_LUA = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
+local cleared = 0
+for i = 1, #KEYS do
+  if redis.call('HGET', KEYS[i], ARGV[1]) == ARGV[i + 1] then
+    cleared = cleared + redis.call('HDEL', KEYS[i], ARGV[1])
+  end
 end
-return 0
+return cleared
 """
 
 #: Most users one script call serves: bounds how long Redis is busy with one call (a loan
@@ -278,7 +282,7 @@ class RedisStore:
         return result
 
     @staticmethod
-    def _write_argument(write: UserWrite) -> str:
+    def _write_argument(write: UserWrite) -> bytes:
         fields: list[str] = [
             "ver",
             str(write.expected_version + 1),
@@ -291,7 +295,9 @@ class RedisStore:
             fields.extend((OUTBOX_FIELD, write.status_event.decode()))
         # Fingerprints travel as strings: Lua numbers are doubles and would round them.
         doc = [str(write.expected_version), fields, [str(fp) for fp in write.fingerprints]]
-        return json.dumps(doc, separators=(",", ":"))
+        # Non-ASCII text (reasons in Chinese) goes as UTF-8 rather than \u escapes: the
+        # script's cjson.decode gives the same bytes either way.
+        return orjson.dumps(doc)
 
     async def save(self, writes: Sequence[UserWrite]) -> list[str]:
         """Apply every write atomically per user; return the users whose version conflicted."""
@@ -316,13 +322,16 @@ class RedisStore:
         """Empty the outbox of users whose status event was published (if still the same)."""
         if not published:
             return
-        with self._timed("clear_outbox"):
-            await self._run_scripts(
-                [
-                    (CLEAR_IF_EQUAL, [self.keys.state(user)], [OUTBOX_FIELD, payload])
-                    for user, payload in published.items()
-                ]
+        calls: list[ScriptCall] = [
+            (
+                CLEAR_IF_EQUAL,
+                [self.keys.state(user) for user in group],
+                [OUTBOX_FIELD, *(published[user] for user in group)],
             )
+            for group in self._groups(list(published))
+        ]
+        with self._timed("clear_outbox"):
+            await self._run_scripts(calls)
 
     async def read_state(self, user_id: str) -> UserState | None:
         """The folded state of one user, or None when nothing is known."""

@@ -2,14 +2,21 @@
 
 Times are integer microseconds since the epoch (exact and short), money is a decimal
 string, decayed counters are floats written with ``repr`` (round-trips exactly).
+
+orjson writes and reads it (several times faster than :mod:`json`); the bytes are the
+ones ``json.dumps(state_document(state), separators=(",", ":"))`` writes, and anything
+orjson will not read (``NaN``, huge integers) is read by :mod:`json` as before.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
 
@@ -28,9 +35,9 @@ def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def encode_state(state: UserState) -> bytes:
-    """Serialise a state to compact JSON bytes."""
-    doc: dict[str, Any] = {
+def state_document(state: UserState) -> dict[str, Any]:
+    """The JSON document of a state (what :func:`encode_state` writes)."""
+    return {
         "fmt": STATE_FORMAT,
         "u": state.user_id,
         "a": to_micros(state.as_of),
@@ -49,12 +56,27 @@ def encode_state(state: UserState) -> bytes:
             for k, v in sorted(state.assets.items())
         },
     }
-    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _float_json(value: float) -> str:
+    # What json.dumps writes for a float (orjson writes some exponents differently).
+    return repr(value) if math.isfinite(value) else json.dumps(value)
+
+
+def encode_state(state: UserState) -> bytes:
+    """Serialise a state to compact JSON bytes."""
+    doc = state_document(state)
+    counters = ",".join(map(_float_json, doc["d"]))
+    doc["d"] = orjson.Fragment(f"[{counters}]")
+    return orjson.dumps(doc)
 
 
 def decode_state(raw: bytes | str) -> UserState:
     """Parse :func:`encode_state` output back into a state."""
-    doc = json.loads(raw)
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = json.loads(raw)  # NaN and integers beyond 64 bits, or the error json gives
     if doc.get("fmt") != STATE_FORMAT:
         raise ValueError(f"unknown state format {doc.get('fmt')!r}")
     return UserState(

@@ -168,8 +168,9 @@ class Rule(_Strict):
 
     def matches(self, values: dict[str, float | None]) -> bool:
         """Whether the feature ``values`` satisfy the rule."""
-        if not all(c.holds(values[c.feature]) for c in self.all):
-            return False
+        for condition in self.all:
+            if not condition.holds(values[condition.feature]):
+                return False
         return not self.any or any(c.holds(values[c.feature]) for c in self.any)
 
 

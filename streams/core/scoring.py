@@ -50,22 +50,33 @@ class Features:
     def values(self) -> dict[str, float | None]:
         """Numeric features by name (what policy attributes and rules refer to)."""
         result: dict[str, float | None] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None or isinstance(value, int | float | Decimal):
-                result[f.name] = float(value) if value is not None else None
+        for name in _NUMERIC_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                result[name] = None
+            elif isinstance(value, _NUMBER_TYPES):
+                result[name] = float(value)
         return result
+
+
+#: Fields of :class:`Features` that :meth:`Features.values` may report, in field order
+#: (``at`` and ``days_since_delinquency`` are never numbers).
+_NUMERIC_FIELDS = tuple(
+    f.name for f in fields(Features) if f.name not in ("at", "days_since_delinquency")
+)
+_NUMBER_TYPES = (int, float, Decimal)
 
 
 def derive_features(state: UserState, at: datetime) -> Features:
     """Evaluate a user's features at ``at`` (never before the state's own ``as_of``)."""
-    at = max(at, state.as_of)
+    if state.as_of > at:
+        at = state.as_of
     factor = decay_factor(at - state.as_of)
     now_month = month_index(at)
-    worst = max(
-        (dpd for month, dpd in state.delinquency_by_month.items() if month > now_month - 12),
-        default=0,
-    )
+    recent_dpd = [
+        dpd for month, dpd in state.delinquency_by_month.items() if month > now_month - 12
+    ]
+    worst = max(recent_dpd) if recent_dpd else 0
     recent_spend = [
         amount for month, amount in state.spend_by_month.items() if month > now_month - 6
     ]
@@ -73,7 +84,13 @@ def derive_features(state: UserState, at: datetime) -> Features:
     income_snapshot = state.assets.get("income")
     income = income_snapshot.value if income_snapshot is not None else None
     verified_income = bool(income_snapshot and income_snapshot.verified and income)
-    wealth = [a for t, a in state.assets.items() if t in _WEALTH_TYPES]
+    verified_assets = unverified_assets = Decimal(0)
+    for asset_type, asset in state.assets.items():
+        if asset_type in _WEALTH_TYPES:
+            if asset.verified:
+                verified_assets += asset.value
+            else:
+                unverified_assets += asset.value
     return Features(
         at=at,
         on_time_repayments=state.on_time * factor,
@@ -85,8 +102,8 @@ def derive_features(state: UserState, at: datetime) -> Features:
         verified_monthly_income=income if verified_income and income else Decimal(0),
         income_verification_level=(2 if verified_income else 1) if income else 0,
         debt_to_income=float(debt / (income * 12)) if income else None,
-        verified_assets=sum((a.value for a in wealth if a.verified), Decimal(0)),
-        unverified_assets=sum((a.value for a in wealth if not a.verified), Decimal(0)),
+        verified_assets=verified_assets,
+        unverified_assets=unverified_assets,
         average_monthly_spend_6m=(sum(recent_spend, Decimal(0)) / 6).quantize(_CENT),
         active_spend_months_6m=sum(1 for amount in recent_spend if amount > 0),
         history_months=(at - state.first_event_at).total_seconds() / 86400 / _DAYS_PER_MONTH,

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 
 from schemas.models import AssetEvent, InputEvent, RepaymentEvent, SpendingEvent
 
@@ -121,17 +122,24 @@ def _newer(
     return current is None or (occurred_at, event_id) > (current.occurred_at, current.event_id)
 
 
-def _apply_repayment(state: UserState, event: RepaymentEvent) -> UserState:
-    weight = decay_factor(state.as_of - event.occurred_at)
-    on_time, late, missed = state.on_time, state.late, state.missed
-    observed = event.amount_due > 0 or event.amount_paid > 0
-    if observed:
+def _counted(
+    event: RepaymentEvent, weight: float, on_time: float, late: float, missed: float
+) -> tuple[float, float, float]:
+    """The decayed counters after counting a repayment of ``weight`` as on time, late or missed
+    (an event with nothing due and nothing paid counts as none of them)."""
+    if event.amount_due > 0 or event.amount_paid > 0:
         if event.amount_paid < event.amount_due:
             missed += weight
         elif event.days_past_due == 0:
             on_time += weight
         else:
             late += weight
+    return on_time, late, missed
+
+
+def _apply_repayment(state: UserState, event: RepaymentEvent) -> UserState:
+    weight = decay_factor(state.as_of - event.occurred_at)
+    on_time, late, missed = _counted(event, weight, state.on_time, state.late, state.missed)
     delinquency = state.delinquency_by_month
     if event.days_past_due > 0 and _in_kept_months(state, event.occurred_at):
         month = month_index(event.occurred_at)
@@ -193,10 +201,91 @@ def apply_event(state: UserState | None, event: InputEvent) -> UserState:
 
 
 def fold_events(state: UserState | None, events: Iterable[InputEvent]) -> UserState | None:
-    """Fold events (already deduplicated) into ``state``, in the order given."""
-    for event in events:
-        state = apply_event(state, event)
-    return state
+    """Fold events (already deduplicated) into ``state``, in the order given.
+
+    Equal to :func:`apply_event` event by event (the same float operations in the same
+    order, the same dict contents and key order), but in one pass over local accumulators
+    with a single frozen state built at the end.
+    """
+    remaining = iter(events)
+    if state is None:
+        first = next(remaining, None)
+        if first is None:
+            return None
+        remaining = chain((first,), remaining)
+        state = UserState(
+            user_id=first.user_id, as_of=first.occurred_at, first_event_at=first.occurred_at
+        )
+    user_id = state.user_id
+    as_of = state.as_of
+    first_event_at = state.first_event_at
+    repayments, spendings, asset_updates = state.repayments, state.spendings, state.asset_updates
+    on_time, late, missed = state.on_time, state.late, state.missed
+    latest = dict(state.last_delinquency_at)
+    delinquency = dict(state.delinquency_by_month)
+    spend = dict(state.spend_by_month)
+    loans = dict(state.loans)
+    assets = dict(state.assets)
+    kept_from = month_index(as_of) - MONTHS_KEPT + 1
+    folded = False
+    for event in remaining:
+        if event.user_id != user_id:
+            raise ValueError("event belongs to another user")
+        folded = True
+        occurred = event.occurred_at
+        if occurred > as_of:  # _advance
+            factor = decay_factor(occurred - as_of)
+            as_of = occurred
+            kept_from = month_index(as_of) - MONTHS_KEPT + 1
+            on_time, late, missed = on_time * factor, late * factor, missed * factor
+            delinquency = {m: d for m, d in delinquency.items() if m >= kept_from}
+            spend = {m: v for m, v in spend.items() if m >= kept_from}
+        if occurred < first_event_at:
+            first_event_at = occurred
+        if isinstance(event, RepaymentEvent):
+            repayments += 1
+            weight = decay_factor(as_of - occurred)
+            on_time, late, missed = _counted(event, weight, on_time, late, missed)
+            days = event.days_past_due
+            if days > 0 and month_index(occurred) >= kept_from:
+                month = month_index(occurred)
+                if days > delinquency.get(month, 0):
+                    delinquency[month] = days
+            for level in DELINQUENCY_LEVELS:
+                if days >= level and occurred > latest.get(level, _NEVER):
+                    latest[level] = occurred
+            if _newer(occurred, event.event_id, loans.get(event.loan_id)):
+                loans[event.loan_id] = LoanSnapshot(
+                    occurred, event.event_id, event.outstanding_balance
+                )
+        elif isinstance(event, SpendingEvent):
+            spendings += 1
+            month = month_index(occurred)
+            if month >= kept_from:
+                spend[month] = spend.get(month, Decimal(0)) + event.amount
+        else:
+            asset_updates += 1
+            key = event.asset_type.value
+            if _newer(occurred, event.event_id, assets.get(key)):
+                assets[key] = AssetSnapshot(occurred, event.event_id, event.value, event.verified)
+    if not folded:
+        return state
+    return UserState(
+        user_id=user_id,
+        as_of=as_of,
+        first_event_at=first_event_at,
+        repayments=repayments,
+        spendings=spendings,
+        asset_updates=asset_updates,
+        on_time=on_time,
+        late=late,
+        missed=missed,
+        last_delinquency_at=latest,
+        delinquency_by_month=delinquency,
+        spend_by_month=spend,
+        loans=loans,
+        assets=assets,
+    )
 
 
 def reference_fold(events: Iterable[InputEvent]) -> dict[str, UserState]:

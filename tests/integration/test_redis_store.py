@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streams.adapters.redis_store import UserWrite, fingerprint
+from streams.core.codec import encode_state
 from streams.core.state import apply_event
 from streams.settings import Settings
 from tests.builders import spending
@@ -27,6 +28,23 @@ async def test_write_applies_only_at_the_expected_version(settings: Settings) ->
         assert again["u-1"].already_applied == frozenset({fp})
         assert (await store.read_summary("u-1"))["score"] == "700"
         assert await store.read_state("nobody") is None
+    finally:
+        await store.close()
+
+
+async def test_stored_fields_are_the_exact_bytes_written(settings: Settings) -> None:
+    # Non-ASCII text travels to the script as UTF-8 (not \\u escapes): stored unchanged.
+    store = store_for(settings)
+    try:
+        state = apply_event(None, spending(user_id="u-3"))
+        event = '{"reasons":[{"text":"近期按时还款次数较少 \\" \\u2028 \u2028 😀"}]}'.encode()
+        summary = {"segment": "standard", "note": '状态 ok \\ "quoted"'}
+        write = UserWrite("u-3", 0, state, summary, [fingerprint("s-1")], event)
+        assert await store.save([write]) == []
+        stored = await store.client.hgetall(store.keys.state("u-3"))
+        assert stored[b"status_event"] == event
+        assert stored[b"note"] == summary["note"].encode()
+        assert stored[b"state"] == encode_state(state)
     finally:
         await store.close()
 
@@ -82,5 +100,25 @@ async def test_a_state_hash_stays_a_compact_listpack(settings: Settings) -> None
             "Redis stores state hashes as hashtables: start it with "
             "`--hash-max-listpack-value 4096` (as `creditline up` does)"
         )
+    finally:
+        await store.close()
+
+
+async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> None:
+    store = store_for(settings)
+    users = [f"u-{i}" for i in range(150)]  # more than one script call serves
+    try:
+        writes = [
+            UserWrite(u, 0, apply_event(None, spending(user_id=u)), {}, [1], f"ev-{u}".encode())
+            for u in users
+        ]
+        assert await store.save(writes) == []
+        published = {u: f"ev-{u}".encode() for u in users}
+        published["u-7"] = b"an older event"  # replaced since: must stay
+        await store.clear_status_events(published)
+        loaded = await store.load({u: [] for u in users})
+        assert loaded["u-7"].pending_status_event == b"ev-u-7"
+        assert all(loaded[u].pending_status_event is None for u in users if u != "u-7")
+        await store.clear_status_events({})
     finally:
         await store.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -284,3 +284,31 @@ def test_adverse_factors_are_largest_shortfalls_first() -> None:
     names = adverse_factors(assess(state, NOW, POLICY), POLICY)
     assert names[0] == "worst_days_past_due_12m"
     assert len(names) == 3
+
+
+def _values_by_reflection(f: Features) -> dict[str, float | None]:
+    result: dict[str, float | None] = {}
+    for field in fields(f):
+        value = getattr(f, field.name)
+        if value is None or isinstance(value, int | float | Decimal):
+            result[field.name] = float(value) if value is not None else None
+    return result
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    income=st.none() | st.decimals(0, 10**6, places=2),
+    dti=st.none() | st.floats(0, 10),
+    history=st.floats(0, 600),
+    level=st.integers(0, 2),
+)
+def test_feature_values_are_every_numeric_field_in_order(
+    income: Decimal | None, dti: float | None, history: float, level: int
+) -> None:
+    f = features(
+        monthly_income=income,
+        debt_to_income=dti,
+        history_months=history,
+        income_verification_level=level,
+    )
+    assert list(f.values().items()) == list(_values_by_reflection(f).items())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.models import InputEvent
-from streams.core.codec import decode_state, encode_state
+from streams.core.codec import decode_state, encode_state, state_document
 from streams.core.state import (
     MONTHS_KEPT,
     REPAYMENT_HALF_LIFE,
+    UserState,
     apply_event,
     decay_factor,
     fold_events,
@@ -163,3 +167,67 @@ def test_codec_round_trips_exactly(events: list[InputEvent]) -> None:
 def test_codec_refuses_unknown_formats() -> None:
     with pytest.raises(ValueError, match="format"):
         decode_state(b'{"fmt": 99}')
+
+
+# ---- the one-pass fold equals apply_event event by event ----------------------------------
+def _one_by_one(state: UserState | None, events: list[InputEvent]) -> UserState | None:
+    for event in events:
+        state = apply_event(state, event)
+    return state
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events_strategy, split=st.integers(0, 40))
+def test_one_pass_fold_equals_applying_event_by_event(events: list[InputEvent], split: int) -> None:
+    # Exactly equal (floats too): the same operations in the same order.
+    start = _one_by_one(None, events[:split])
+    expected = _one_by_one(start, events[split:])
+    actual = fold_events(start, events[split:])
+    assert actual == expected
+    if expected is not None and actual is not None:
+        assert encode_state(actual) == encode_state(expected)
+        assert list(actual.spend_by_month) == list(expected.spend_by_month)
+        assert list(actual.delinquency_by_month) == list(expected.delinquency_by_month)
+
+
+def test_one_pass_fold_of_nothing_returns_the_state_itself() -> None:
+    state = apply_event(None, spending())
+    assert fold_events(state, []) is state
+    assert fold_events(None, []) is None
+
+
+def test_one_pass_fold_refuses_events_of_another_user() -> None:
+    with pytest.raises(ValueError, match="another user"):
+        fold_events(None, [spending(user_id="u-1"), spending(user_id="u-2", event_id="s-2")])
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=events_strategy)
+def test_codec_writes_the_bytes_the_json_module_writes(events: list[InputEvent]) -> None:
+    state = fold_events(None, events)
+    assert state is not None
+    expected = json.dumps(state_document(state), separators=(",", ":")).encode()
+    assert encode_state(state) == expected
+
+
+@pytest.mark.parametrize(
+    "counters", [(1e-05, 1e16, 0.1), (5e-324, 1.2345678901234568e17, 0.0), (1.23e-8, 2.5, 3.0)]
+)
+def test_codec_writes_counters_as_repr_and_reads_them_exactly(
+    counters: tuple[float, float, float],
+) -> None:
+    state = replace(
+        apply_event(None, spending()), on_time=counters[0], late=counters[1], missed=counters[2]
+    )
+    raw = encode_state(state)
+    assert raw == json.dumps(state_document(state), separators=(",", ":")).encode()
+    assert decode_state(raw) == state
+
+
+def test_codec_still_reads_what_only_the_json_module_reads() -> None:
+    doc = state_document(apply_event(None, spending()))
+    doc["d"] = [float("nan"), 0.0, 0.0]
+    decoded = decode_state(json.dumps(doc))
+    assert math.isnan(decoded.on_time)
+    with pytest.raises(json.JSONDecodeError, match="Expecting property name"):
+        decode_state(b"{not json")
