@@ -244,6 +244,7 @@ def worker(
     from streams.adapters.kafka_admin import adopt_loan_request_offsets, ensure_topics
     from streams.app import build_app
     from streams.metrics import Metrics
+    from streams.processing import tune_garbage_collector
 
     settings = get_settings()
     if role is not None:
@@ -257,6 +258,7 @@ def worker(
     _run(check_worker_access(settings))
     _run(adopt_loan_request_offsets(settings))
     faust_app = build_app(settings, Metrics())
+    tune_garbage_collector()
     Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
@@ -739,8 +741,10 @@ def replay(as_json: JsonOption = False) -> None:
         TimeRemainingColumn,
     )
 
+    from streams.processing import tune_garbage_collector
     from streams.replay import replay as run_replay
 
+    tune_garbage_collector()
     settings = get_settings()
     with Progress(
         TextColumn("replaying"),

@@ -8,6 +8,7 @@ ends as exactly one of applied, duplicate or dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import defaultdict
@@ -84,6 +85,20 @@ MAX_CONFLICT_ROUNDS = 50
 
 class ShuttingDown(Exception):
     """The worker is stopping while a batch is unapplied: leave it unacked for redelivery."""
+
+
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper cyclic-GC passes for a process that folds events.
+
+    A batch allocates hundreds of thousands of short-lived objects; at Python's default
+    thresholds the collector runs every 700 allocations and keeps re-scanning the long-lived
+    objects of Faust, aiokafka and pydantic: ~15-30 % of a busy worker's CPU. Objects built
+    at start-up are frozen out of collection, and young objects are collected less often
+    (cycles are rare on the hot path; their memory is reclaimed a little later).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def utc_now() -> datetime:

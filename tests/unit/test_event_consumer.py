@@ -49,3 +49,18 @@ def test_each_role_joins_its_groups_and_faust_never_joins_the_events_group() -> 
     for role in ("all", "events", "decisions"):
         faust = base.model_copy(update={"worker_role": role}).faust_group
         assert faust != base.events_group  # its protocol would clash with the range assignor
+
+
+def test_a_folding_process_collects_garbage_less_often() -> None:
+    import gc
+
+    from streams.processing import tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold()[0] >= 10_000
+        assert gc.get_freeze_count() > 0  # start-up objects are never re-scanned
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
