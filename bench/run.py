@@ -23,6 +23,7 @@ from streams.adapters.kafka_admin import ensure_topics
 from streams.adapters.kafka_client import client_options, producer_options
 from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.redis_client import redis_client
+from streams.keys import KeyLayout
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -181,6 +182,20 @@ class _Pacer:
             await asyncio.sleep(tick)
 
 
+async def _start_at_end(settings: Settings, group: str, topics: Sequence[str]) -> None:
+    """Commit ``group``'s offsets at the log end of ``topics``: the events produced during
+    the echo baseline are not the scorer's to fold (a backlog would be measured instead)."""
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=group)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topics)
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        await consumer.commit({tp: ends[tp] for tp in tps})
+    finally:
+        await consumer.stop()
+
+
 async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(
         source,
@@ -273,6 +288,7 @@ async def latency(
             settings.model_copy(update={"worker_role": "decisions", "web_port": free_port()}),
             logs / "latency-decisions.log",
         )
+        await _start_at_end(settings, settings.events_group, topics.events)
         for folder in folders:
             folder.start()
         decider.start()
@@ -388,6 +404,7 @@ async def _freshness(
 ) -> None:
     """Every 100 ms a first event for a new probe user; time until its state exists."""
     topics = Topics.from_settings(settings)
+    keys = KeyLayout(settings.redis_key_prefix)
     client = redis_client(settings)
     pending: dict[str, float] = {}
     started = time.perf_counter()
@@ -410,7 +427,7 @@ async def _freshness(
                 users = list(pending)
                 async with client.pipeline(transaction=False) as pipe:
                     for user in users:
-                        pipe.exists(f"{settings.redis_key_prefix}:{{{user}}}:state")
+                        pipe.exists(keys.state(user))
                     found = await pipe.execute()
                 now = time.perf_counter()
                 for user, exists in zip(users, found, strict=True):
