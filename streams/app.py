@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -79,6 +81,17 @@ class DurableTransport(aiokafka_driver.Transport):
     Producer = DurableProducer
 
 
+def faust_data_dir(settings: Settings) -> Path:
+    """Where Faust may create its data directory, outside the working directory.
+
+    Faust creates one even for in-memory tables and writes nothing to it; it is never read
+    back, so it lives under the system's temporary directory (one per group).
+    """
+    root = Path(tempfile.gettempdir()) / "creditline-faust"
+    root.mkdir(exist_ok=True)
+    return root / settings.faust_group
+
+
 def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     """The Faust app with its agents and the /metrics page."""
     topics = Topics.from_settings(settings)
@@ -86,6 +99,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         settings.faust_group,
         **faust_broker_options(settings),
         store="memory://",
+        datadir=faust_data_dir(settings),
         autodiscover=False,
         web_host=settings.web_host,
         web_bind=settings.web_host,
