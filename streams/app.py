@@ -1,4 +1,5 @@
-"""The Faust app: two agents that only decode records, call the core and write through adapters.
+"""The Faust app: a task and an agent that only decode records, call the core and write through
+adapters.
 
 * ``fold_events`` (a task) reads the three event topics in batches with
   :class:`~streams.adapters.event_consumer.EventConsumer` — plain aiokafka, its own consumer
@@ -213,8 +214,6 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
                 return
             await consumer.start()
             await consumer.run(stopping)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             await unapplied(exc, "the batch in flight")
         finally:

@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -263,10 +263,7 @@ class EventFolder(_Shell):
         policy = self.policy()  # one version for the whole batch
         deliveries: list[Awaitable[Any]] = []
         by_user: dict[str, list[_Pending]] = defaultdict(list)
-        consumed: dict[str, int] = defaultdict(int)
-        for record in records:
-            consumed[record.topic] += 1
-        for topic, count in consumed.items():
+        for topic, count in Counter(record.topic for record in records).items():
             self.metrics.records_consumed.labels(topic).inc(count)
         for record in records:
             try:

@@ -16,12 +16,12 @@ That is what makes redelivery and reordering harmless once duplicates are remove
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import chain
 
-from schemas.models import AssetEvent, InputEvent, RepaymentEvent, SpendingEvent
+from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
 
 #: Half-life of the repayment counters, by event time.
 REPAYMENT_HALF_LIFE = timedelta(days=180)
@@ -95,27 +95,6 @@ class UserState:
         return self.repayments + self.spendings + self.asset_updates
 
 
-def _advance(state: UserState, moment: datetime) -> UserState:
-    """Move ``as_of`` forward to ``moment``: decay counters and prune old buckets."""
-    if moment <= state.as_of:
-        return state
-    factor = decay_factor(moment - state.as_of)
-    oldest = month_index(moment) - MONTHS_KEPT + 1
-    return replace(
-        state,
-        as_of=moment,
-        on_time=state.on_time * factor,
-        late=state.late * factor,
-        missed=state.missed * factor,
-        delinquency_by_month={m: d for m, d in state.delinquency_by_month.items() if m >= oldest},
-        spend_by_month={m: s for m, s in state.spend_by_month.items() if m >= oldest},
-    )
-
-
-def _in_kept_months(state: UserState, moment: datetime) -> bool:
-    return month_index(moment) >= month_index(state.as_of) - MONTHS_KEPT + 1
-
-
 def _newer(
     occurred_at: datetime, event_id: str, current: LoanSnapshot | AssetSnapshot | None
 ) -> bool:
@@ -137,75 +116,20 @@ def _counted(
     return on_time, late, missed
 
 
-def _apply_repayment(state: UserState, event: RepaymentEvent) -> UserState:
-    weight = decay_factor(state.as_of - event.occurred_at)
-    on_time, late, missed = _counted(event, weight, state.on_time, state.late, state.missed)
-    delinquency = state.delinquency_by_month
-    if event.days_past_due > 0 and _in_kept_months(state, event.occurred_at):
-        month = month_index(event.occurred_at)
-        if event.days_past_due > delinquency.get(month, 0):
-            delinquency = {**delinquency, month: event.days_past_due}
-    latest = state.last_delinquency_at
-    for level in DELINQUENCY_LEVELS:
-        if event.days_past_due >= level and event.occurred_at > latest.get(level, _NEVER):
-            latest = {**latest, level: event.occurred_at}
-    loans = state.loans
-    if _newer(event.occurred_at, event.event_id, loans.get(event.loan_id)):
-        snapshot = LoanSnapshot(event.occurred_at, event.event_id, event.outstanding_balance)
-        loans = {**loans, event.loan_id: snapshot}
-    return replace(
-        state,
-        repayments=state.repayments + 1,
-        on_time=on_time,
-        late=late,
-        missed=missed,
-        last_delinquency_at=latest,
-        delinquency_by_month=delinquency,
-        loans=loans,
-    )
-
-
-def _apply_spending(state: UserState, event: SpendingEvent) -> UserState:
-    spend = state.spend_by_month
-    if _in_kept_months(state, event.occurred_at):
-        month = month_index(event.occurred_at)
-        spend = {**spend, month: spend.get(month, Decimal(0)) + event.amount}
-    return replace(state, spendings=state.spendings + 1, spend_by_month=spend)
-
-
-def _apply_asset(state: UserState, event: AssetEvent) -> UserState:
-    assets = state.assets
-    key = event.asset_type.value
-    if _newer(event.occurred_at, event.event_id, assets.get(key)):
-        snapshot = AssetSnapshot(event.occurred_at, event.event_id, event.value, event.verified)
-        assets = {**assets, key: snapshot}
-    return replace(state, asset_updates=state.asset_updates + 1, assets=assets)
-
-
 def apply_event(state: UserState | None, event: InputEvent) -> UserState:
     """Fold one (not yet applied) event into a user's state and return the new state."""
-    if state is None:
-        state = UserState(
-            user_id=event.user_id, as_of=event.occurred_at, first_event_at=event.occurred_at
-        )
-    elif event.user_id != state.user_id:
-        raise ValueError("event belongs to another user")
-    state = _advance(state, event.occurred_at)
-    if event.occurred_at < state.first_event_at:
-        state = replace(state, first_event_at=event.occurred_at)
-    if isinstance(event, RepaymentEvent):
-        return _apply_repayment(state, event)
-    if isinstance(event, SpendingEvent):
-        return _apply_spending(state, event)
-    return _apply_asset(state, event)
+    folded = fold_events(state, (event,))
+    assert folded is not None  # one event always makes a state
+    return folded
 
 
 def fold_events(state: UserState | None, events: Iterable[InputEvent]) -> UserState | None:
     """Fold events (already deduplicated) into ``state``, in the order given.
 
-    Equal to :func:`apply_event` event by event (the same float operations in the same
-    order, the same dict contents and key order), but in one pass over local accumulators
-    with a single frozen state built at the end.
+    One pass over local accumulators, with a single frozen state built at the end. The
+    rules: a newer event first decays the counters to its time and prunes old months;
+    repayments count (decayed) as on time, late or missed and record delinquency; spending
+    is summed per kept month; loan and asset snapshots are last-writer-wins.
     """
     remaining = iter(events)
     if state is None:
@@ -233,7 +157,7 @@ def fold_events(state: UserState | None, events: Iterable[InputEvent]) -> UserSt
             raise ValueError("event belongs to another user")
         folded = True
         occurred = event.occurred_at
-        if occurred > as_of:  # _advance
+        if occurred > as_of:  # advance: decay to the newer time, prune old months
             factor = decay_factor(occurred - as_of)
             as_of = occurred
             kept_from = month_index(as_of) - MONTHS_KEPT + 1
