@@ -281,6 +281,18 @@ class LoanDecision(BaseModel):
     reasons: list[Reason] = Field(description="Never empty unless fully approved.")
     policy_version: str
     scorer_version: str
+    evaluated_at: AwareDatetime | None = Field(
+        default=None,
+        description="The instant the request was judged at: its requested_at, or its arrival "
+        "if that was earlier. The answer is a function of the user's events up to this "
+        "instant and the policy in force then. Null when the request was not judged "
+        "(REQUEST_TIME_UNTRUSTED, SCORE_UNAVAILABLE, POLICY_UNAVAILABLE).",
+    )
+    status_since: AwareDatetime | None = Field(
+        default=None,
+        description="Since when (event time) the effective status has held; null when no "
+        "state could be read.",
+    )
 
 
 class LineStatusChanged(BaseModel):

@@ -25,14 +25,21 @@ from prometheus_client import generate_latest
 
 from streams.adapters.event_consumer import EventConsumer
 from streams.adapters.kafka_client import DURABLE_PRODUCER, faust_broker_options
-from streams.adapters.kafka_sink import FaustSink, InboundRecord
+from streams.adapters.kafka_sink import LOG_APPEND_TIME, FaustSink, InboundRecord
 from streams.adapters.lag_monitor import LagMonitor
 from streams.adapters.policy_source import PolicyWatcher
 from streams.adapters.redis_client import REDIS_ERRORS, describe_redis_error
 from streams.adapters.redis_store import RedisStore
-from streams.core.policy import Policy, load_default_policy
+from streams.core.policy import load_default_policy
+from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
-from streams.processing import REDIS_REFUSED, EventFolder, LoanDecider, ShuttingDown
+from streams.processing import (
+    REDIS_REFUSED,
+    EventFolder,
+    LoanDecider,
+    ReviewSweeper,
+    ShuttingDown,
+)
 from streams.settings import Settings, get_settings
 from streams.topics import Topics
 
@@ -60,6 +67,7 @@ def to_inbound(event: Any) -> InboundRecord:
         value=message.value,
         timestamp=message.timestamp,
         headers=[(k, bytes(v) if v is not None else b"") for k, v in headers],
+        log_append_time=getattr(message, "timestamp_type", 0) == LOG_APPEND_TIME,
     )
 
 
@@ -124,8 +132,8 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     sink = FaustSink(app)
     policies = PolicyWatcher(settings, metrics, fallback=load_default_policy())
 
-    def current_policy() -> Policy:
-        return policies.current
+    def timelines() -> PolicyTimeline:
+        return policies.timeline
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_policies() -> None:
@@ -207,13 +215,14 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     async def fold_events() -> None:
         await policies.ready.wait()
         store = RedisStore.connect(settings, metrics)
-        folder = EventFolder(settings, store, sink, metrics, current_policy, should_stop=stopping)
+        folder = EventFolder(settings, store, sink, metrics, timelines, should_stop=stopping)
+        sweeper = ReviewSweeper(folder)
         consumer = EventConsumer(settings, topics.events, folder.process)
         try:
             if await refused(store):
                 return
             await consumer.start()
-            await consumer.run(stopping)
+            await consumer.run(stopping, sweeper.sweep, settings.review_interval_seconds)
         except Exception as exc:
             await unapplied(exc, "the batch in flight")
         finally:
@@ -223,7 +232,15 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     async def answer_loan_requests(stream: Any) -> None:
         await policies.ready.wait()
         store = RedisStore.connect(settings, metrics)
-        decider = LoanDecider(settings, store, sink, metrics, current_policy, should_stop=stopping)
+        decider = LoanDecider(
+            settings,
+            store,
+            sink,
+            metrics,
+            timelines,
+            should_stop=stopping,
+            policy_confirmed=policies.confirmed,
+        )
         try:
             if await refused(store):
                 return

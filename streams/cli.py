@@ -61,10 +61,11 @@ def _run(coro: Any) -> Any:
     from streams.adapters.kafka_admin import TopicError
     from streams.adapters.kafka_client import KafkaAccessError
     from streams.adapters.redis_client import REDIS_ERRORS, describe_redis_error
+    from streams.adapters.redis_store import LayoutMismatch
 
     try:
         return asyncio.run(coro)
-    except (TopicError, KafkaAccessError) as exc:
+    except (TopicError, KafkaAccessError, LayoutMismatch) as exc:
         _fail(str(exc))
     except REDIS_ERRORS as exc:
         # One line, no traceback: redis-py's messages never carry the password, and the
@@ -257,9 +258,21 @@ def worker(
     # A missing ACL is one line now, not a worker waiting for ever to join its group.
     _run(check_worker_access(settings))
     _run(adopt_loan_request_offsets(settings))
+    _run(_ensure_layout(settings))
     faust_app = build_app(settings, Metrics())
     tune_garbage_collector()
     Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+async def _ensure_layout(settings: Settings) -> None:
+    from streams.adapters.redis_store import RedisStore
+    from streams.metrics import Metrics
+
+    store = RedisStore.connect(settings, Metrics())
+    try:
+        await store.ensure_layout()
+    finally:
+        await store.close()
 
 
 # ---- publishing ----------------------------------------------------------------------------
@@ -658,40 +671,57 @@ def inspect(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a user's features, points per attribute, score, limit and status."""
+    """Print a user's standing at a moment: features, points per attribute, score, segment,
+    limit, status (with its history) and reasons — what a decision at that moment would use."""
     from streams.adapters.redis_store import RedisStore
     from streams.core.decision import status_reasons
-    from streams.core.scoring import assess
+    from streams.core.timeline import at_time, needs_ledger_at, standing
     from streams.metrics import Metrics
+    from streams.processing import decode_limits
 
     settings = get_settings()
     at = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
     if at.tzinfo is None:
         _fail("--as-of needs an offset, e.g. 2026-01-01T00:00:00Z")
+    horizon = decode_limits(settings).horizon
 
     async def load() -> Any:
         store = RedisStore.connect(settings, Metrics())
         try:
-            return await store.read_user(user), await _active_policy(settings)
+            stored = await store.read_user(user)
+            ledger = None
+            if needs_ledger_at(stored.checkpoint, stored.latest_event_at, at, horizon):
+                ledger = await store.read_ledger(user)
+            return stored, ledger, await _policy_timeline(settings)
         finally:
             await store.close()
 
-    (state, line), policy = _run(load())
-    if state is None:
-        _fail(f"no state for user {user}")
+    stored, ledger, timelines = _run(load())
+    checkpoint = at_time(stored.checkpoint, ledger, timelines, at, horizon)
+    a = standing(checkpoint, timelines)
+    if a is None or checkpoint.state is None:
+        _fail(f"no state for user {user} at {at.isoformat()}")
         return
-    a = assess(state, at, policy, line)
-    doc = {
+    policy = timelines.at(a.features.at)
+    doc: dict[str, Any] = {
         "user_id": user,
-        "evaluated_at": a.features.at.isoformat(),
+        "as_of": at.isoformat(),
+        "reviewed_at": a.features.at.isoformat(),
+        "next_review": (
+            checkpoint.trajectory.next_review.isoformat()
+            if checkpoint.trajectory.next_review
+            else None
+        ),
         "policy_version": a.policy_version,
         "score": a.score,
         "status": a.status.value,
         "status_since": a.line.since.isoformat(),
-        "stored_status": line.status.value if line else None,
+        "status_history": [
+            {"status": c.status.value, "since": c.since.isoformat(), "settled": c.settled}
+            for c in checkpoint.trajectory.changes
+        ],
         "segment": a.segment,
         "exception": a.exception.code if a.exception else None,
-        "promotion": a.promotion.name if a.promotion else None,
         "thresholds": {
             "close_below": a.thresholds.close_below,
             "reopen_at": a.thresholds.reopen_at,
@@ -702,9 +732,11 @@ def inspect(
         "score_as_of": a.score_as_of.isoformat(),
         "points": dict(a.points),
         "features": {
-            f.name: _plain(getattr(a.features, f.name)) for f in dataclasses.fields(a.features)
+            f.name: _plain(getattr(a.features, f.name))
+            for f in dataclasses.fields(a.features)
+            if f.name not in ("last_delinquency_at",)
         },
-        "events_applied": state.events_applied,
+        "events_applied": checkpoint.state.events_applied,
     }
     if as_json:
         console.print_json(json.dumps(doc))
@@ -714,7 +746,7 @@ def inspect(
         "points",
         title=f"{user}: score {a.score}, {a.status.value} since {a.line.since:%Y-%m-%d}, "
         f"segment {a.segment}, limit {a.credit_limit} ({a.available_limit} available), "
-        f"policy {a.policy_version}",
+        f"policy {a.policy_version}, reviewed {a.features.at:%Y-%m-%d %H:%M}",
     )
     for name, points in a.points.items():
         table.add_row(name, str(points))
@@ -723,13 +755,141 @@ def inspect(
     for name, value in doc["features"].items():
         features.add_row(name, str(value))
     console.print(features)
+    history = Table("status", "since", title="status history (event time)")
+    for change in doc["status_history"]:
+        history.add_row(change["status"], change["since"])
+    console.print(history)
     for r in doc["reasons"]:
         console.print(f"[bold]{r['code']}[/] {r['text']}")
 
 
+@app.command()
+def explain(
+    request_ids: Annotated[
+        list[str] | None, typer.Argument(help="Request ids (none with --all).")
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every decision on the decisions topic.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-derive published decisions from the logs (the user's events and the policy history,
+    as of the instant each was judged at), say whether each equals the published one field
+    by field, and show the review-by-review trajectory that led to it. Exit 1 on a mismatch."""
+    from rich.markup import escape
+
+    from streams.explain import explain as run_explain
+
+    if not request_ids and not everything:
+        _fail("say which decisions: REQUEST_ID ... or --all", 2)
+    settings = get_settings()
+    wanted = None if everything else set(request_ids or ())
+    results = _run(run_explain(settings, wanted))
+    if wanted is not None:
+        missing = wanted - {r.request_id for r in results}
+        if missing:
+            _fail(f"no published decision for {sorted(missing)}")
+    mismatched = [r for r in results if r.rederived is not None and not r.matches]
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "decisions": len(results),
+                    "matching": sum(r.matches for r in results),
+                    "mismatching": len(mismatched),
+                    "not_rederivable": sum(r.rederived is None for r in results),
+                    "explanations": [
+                        {
+                            "request_id": r.request_id,
+                            "matches": r.matches,
+                            "differences": r.differences,
+                            "note": r.note,
+                            "events": r.events,
+                            "late_events": r.late_events,
+                            "published": r.published.model_dump(mode="json"),
+                            "rederived": r.rederived.model_dump(mode="json")
+                            if r.rederived
+                            else None,
+                            "trajectory": [
+                                {
+                                    "at": step.at.isoformat(),
+                                    "score": step.score,
+                                    "segment": step.segment,
+                                    "status": step.status.status.value,
+                                    "status_since": step.status.since.isoformat(),
+                                    "policy_version": step.policy_version,
+                                    "events": step.events,
+                                }
+                                for step in r.trace
+                            ],
+                        }
+                        for r in results
+                    ],
+                }
+            )
+        )
+    else:
+        for r in results if wanted is not None else mismatched:
+            verdict = "[green]matches[/]" if r.matches else "[red]differs[/]"
+            if r.rederived is None:
+                verdict = f"[yellow]not re-derivable[/]: {escape(r.note)}"
+            console.print(
+                f"[bold]{escape(r.request_id)}[/] ({escape(r.published.user_id)}): {verdict}; "
+                f"{r.events} events up to {r.published.evaluated_at}",
+                soft_wrap=True,
+            )
+            if r.rederived is not None:
+                table = Table("field", "published", "re-derived", "")
+                a = r.published.model_dump(mode="json")
+                b = r.rederived.model_dump(mode="json")
+                for name in a:
+                    same = a[name] == b.get(name)
+                    table.add_row(
+                        name,
+                        escape(json.dumps(a[name], ensure_ascii=False)),
+                        escape(json.dumps(b.get(name), ensure_ascii=False)),
+                        "" if same else "[red]≠[/]",
+                    )
+                console.print(table)
+            if r.late_events:
+                console.print(
+                    f"{len(r.late_events)} events up to that instant arrived after the decision "
+                    "(its answer would be restated today)"
+                )
+            if r.trace:
+                steps = Table("review at", "score", "segment", "status", "since", "policy")
+                for step in r.trace[-30:]:
+                    steps.add_row(
+                        step.at.isoformat(),
+                        str(step.score),
+                        step.segment,
+                        step.status.status.value,
+                        step.status.since.isoformat(),
+                        step.policy_version,
+                    )
+                console.print(steps)
+        console.print(
+            f"{len(results)} decisions: {sum(r.matches for r in results)} re-derived exactly, "
+            f"{len(mismatched)} differ, {sum(r.rederived is None for r in results)} not "
+            "re-derivable"
+        )
+    if mismatched:
+        raise typer.Exit(1)
+
+
 # ---- replay --------------------------------------------------------------------------------
 @app.command()
-def replay(as_json: JsonOption = False) -> None:
+def replay(
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Delete every creditline key in Redis first (stop the workers): after an "
+            "upgrade to a new key layout, or to start over.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Rebuild every user's state in Redis from the input topics (e.g. after Redis lost its
     data). Idempotent and safe while workers run; announces nothing again."""
     from rich.progress import (
@@ -764,10 +924,20 @@ def replay(as_json: JsonOption = False) -> None:
             progress.update(task, completed=done, rate=f"{rate:,.0f}")
 
         async def main() -> Any:
-            policy = await _active_policy(settings)
+            from streams.adapters.redis_store import RedisStore
+            from streams.metrics import Metrics
+
+            store = RedisStore.connect(settings, Metrics())
+            try:
+                if rebuild:
+                    await store.delete_everything()
+                await store.ensure_layout()
+            finally:
+                await store.close()
+            timelines = await _policy_timeline(settings)
             return await run_replay(
                 settings,
-                policy,
+                timelines,
                 on_total=lambda total: progress.update(task, total=total),
                 on_progress=on_progress,
             )
@@ -779,6 +949,9 @@ def replay(as_json: JsonOption = False) -> None:
         "duplicate": report.duplicate,
         "rejected": report.rejected,
         "per_topic": report.per_topic,
+        "decisions_restored": report.decisions_restored,
+        "decisions_matching": report.decisions_matching,
+        "decisions_differing": report.decisions_differing,
         "seconds": round(time.monotonic() - started, 3),
     }
     if as_json:
@@ -786,7 +959,10 @@ def replay(as_json: JsonOption = False) -> None:
     else:
         console.print(
             f"replayed {report.records} records: {report.applied} applied, "
-            f"{report.duplicate} already present, {report.rejected} rejected"
+            f"{report.duplicate} already present, {report.rejected} rejected; "
+            f"{report.decisions_restored} published decisions remembered again, "
+            f"{report.decisions_matching} re-derived exactly, {report.decisions_differing} "
+            "differ"
         )
 
 
@@ -940,13 +1116,18 @@ def dlq_redrive(
 
 
 # ---- policy --------------------------------------------------------------------------------
-async def _active_policy(settings: Settings) -> Any:
-    """The latest valid policy on the policy topic, else the shipped default."""
-    from streams.adapters.policy_source import read_policy_history
+async def _policy_timeline(settings: Settings) -> Any:
+    """Every valid policy version on the policy topic with when it takes effect (the shipped
+    default before the first)."""
+    from streams.adapters.policy_source import read_policy_timeline
     from streams.core.policy import load_default_policy
 
-    valid = [r.policy for r in await read_policy_history(settings) if r.policy is not None]
-    return valid[-1] if valid else load_default_policy()
+    return await read_policy_timeline(settings, load_default_policy())
+
+
+async def _active_policy(settings: Settings) -> Any:
+    """The policy in force now."""
+    return (await _policy_timeline(settings)).at(datetime.now(UTC))
 
 
 def _read_policy_file(path: Path) -> Any:
@@ -972,17 +1153,41 @@ def policy_apply(
     file: Annotated[Path, typer.Argument(help="YAML or JSON policy.")],
     by: Annotated[str | None, typer.Option("--by", help="Who applies it (audit).")] = None,
     comment: Annotated[str | None, typer.Option(help="Why (audit).")] = None,
+    effective_from: Annotated[
+        str | None,
+        typer.Option(
+            "--effective-from",
+            help="RFC 3339 time it takes effect (default: CREDITLINE_POLICY_ACTIVATION_SECONDS "
+            "from now). Never in the past: a policy does not rewrite history.",
+        ),
+    ] = None,
 ) -> None:
-    """Validate a policy and publish it; running workers switch to it without a restart."""
+    """Validate a policy and publish it; running workers switch to it, without a restart, at
+    the instant it takes effect (every status and decision from then on follows it)."""
     from streams.adapters.policy_source import publish_policy
     from streams.core.policy import InvalidPolicy
 
     policy = _read_policy_file(file)
+    effective = None
+    if effective_from is not None:
+        try:
+            effective = datetime.fromisoformat(effective_from)
+        except ValueError:
+            _fail(f"--effective-from is not an RFC 3339 time: {effective_from!r}", 2)
+        if effective is not None and effective.tzinfo is None:
+            _fail("--effective-from needs an offset, e.g. 2026-12-01T00:00:00+08:00", 2)
     try:
-        offset = _run(publish_policy(get_settings(), policy, by, comment))
+        published = _run(publish_policy(get_settings(), policy, by, comment, effective))
     except InvalidPolicy as exc:
         _fail(str(exc))
-    console.print(f"applied policy {policy.version} (offset {offset})")
+        return
+    when = published.effective_from.isoformat()
+    if not published.new:
+        console.print(f"policy {policy.version} was already applied (in effect from {when})")
+        return
+    console.print(
+        f"applied policy {policy.version} (offset {published.offset}), in effect from {when}"
+    )
 
 
 @policy_app.command("show")
@@ -1014,6 +1219,7 @@ def policy_history(as_json: JsonOption = False) -> None:
             "offset": r.offset,
             "version": r.version,
             "applied_at": r.applied_at.isoformat() if r.applied_at else None,
+            "effective_from": r.effective_from.isoformat() if r.effective_from else None,
             "applied_by": r.applied_by,
             "comment": r.comment,
             "valid": r.policy is not None,
@@ -1024,12 +1230,13 @@ def policy_history(as_json: JsonOption = False) -> None:
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    table = Table("offset", "version", "applied at", "by", "comment", "valid")
+    table = Table("offset", "version", "applied at", "in effect from", "by", "comment", "valid")
     for row in rows:
         table.add_row(
             str(row["offset"]),
             str(row["version"]),
             str(row["applied_at"] or ""),
+            str(row["effective_from"] or ""),
             str(row["applied_by"] or ""),
             str(row["comment"] or ""),
             "yes" if row["valid"] else "[red]no[/]",

@@ -152,6 +152,115 @@ def worked_example_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def status_example_events() -> tuple[list[tuple[InputEvent, str]], datetime]:
+    """The status worked example's events (with a description each) and its end instant."""
+    user = "u-7"
+
+    def repayment(when: str, paid: int, dpd: int, balance: int) -> RepaymentEvent:
+        return RepaymentEvent(
+            event_id=f"r-{when}",
+            user_id=user,
+            occurred_at=_at(when),
+            loan_id="loan-1",
+            amount_due=Decimal(1000),
+            amount_paid=Decimal(paid),
+            days_past_due=dpd,
+            outstanding_balance=Decimal(balance),
+        )
+
+    def proof(when: str, kind: AssetType, value: int) -> AssetEvent:
+        return AssetEvent(
+            event_id=f"a-{when}",
+            user_id=user,
+            occurred_at=_at(when),
+            asset_type=kind,
+            value=Decimal(value),
+            verified=True,
+        )
+
+    events: list[tuple[InputEvent, str]] = [
+        (proof("2026-03-01T10:00", AssetType.INCOME, 12000), "verified income 12,000"),
+        (repayment("2026-04-01T09:00", 1000, 0, 9000), "repayment on time"),
+        (repayment("2026-05-03T12:00", 1000, 5, 8000), "repayment 5 days late"),
+        (repayment("2026-05-05T08:00", 0, 12, 8000), "repayment missed"),
+        (proof("2026-05-06T10:00", AssetType.DEPOSIT, 150000), "verified deposit 150,000"),
+        (repayment("2026-06-02T09:00", 1000, 0, 7000), "repayment on time"),
+        (repayment("2026-07-20T15:00", 0, 35, 7000), "repayment 35 days past due"),
+    ]
+    return events, _at("2026-11-15T00:00")
+
+
+def status_example_markdown() -> str:
+    """The status machine over the example's events: every review instant, what caused it,
+    the score and the status after it (computed by ``streams.core.timeline``)."""
+    from streams.core.timeline import Review, advance, canonical, constant
+
+    policy = load_default_policy()
+    described, end = status_example_events()
+    what = {event.occurred_at: text for event, text in described}
+    trace: list[Review] = []
+    advance(
+        canonical([e for e, _ in described]),
+        constant(policy),
+        end,
+        timedelta(days=1826),
+        trace=trace,
+    )
+    lines = [
+        "| review instant (UTC) | why | score | segment | status after (since) |",
+        "|---|---|---|---|---|",
+    ]
+    previous = None
+    for step in trace:
+        if step.at in what:
+            why = what[step.at]
+        elif step.at.day == 1 and step.at.hour == 0:
+            why = "month start"
+        elif step.status.status.value != "frozen" and previous == "frozen":
+            why = "freeze runs out"
+        else:
+            why = "daily review (time alone changed an input)"
+        changed = previous != step.status.status.value
+        status = f"`{step.status.status.value}` (since {step.status.since:%b %d %H:%M})"
+        lines.append(
+            f"| {step.at:%Y-%m-%d %H:%M:%S} | {why} | {step.score} | {step.segment} | "
+            + (f"**{status}**" if changed else status)
+            + " |"
+        )
+        previous = step.status.status.value
+    # The same history with the missed repayment arriving late (after a review on May 20).
+    late, _ = described[3]
+    others = canonical([e for e, _ in described if e is not late])
+    arrived = _at("2026-05-20T12:00")
+    before = advance(
+        [e for e in others if e.occurred_at <= arrived],
+        constant(policy),
+        arrived,
+        timedelta(days=1826),
+    )
+    after = advance(
+        canonical([e for e, _ in described if e.occurred_at <= arrived]),
+        constant(policy),
+        arrived,
+        timedelta(days=1826),
+    )
+    old, new = before.trajectory.line, after.trajectory.line
+    assert old is not None and new is not None
+    lines += [
+        "",
+        f"If the missed repayment of {late.occurred_at:%b %d} reaches Kafka only on "
+        f"{arrived:%b %d %H:%M}, the status announced until then is `{old.status.value}` "
+        f"(since {old.since:%b %d %H:%M}); the late event restates it as "
+        f"`{new.status.value}` (since {new.since:%b %d %H:%M}), announced with "
+        "`LATE_EVENT_RESTATED` — the same as if it had arrived on time.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def kafka_acls_markdown() -> str:
     """The Kafka ACL table and commands (``streams.kafka_acls``)."""
     from streams.kafka_acls import acl_markdown
@@ -164,7 +273,10 @@ README_SECTIONS = {
     "settings": settings_markdown,
     "kafka-acls": kafka_acls_markdown,
 }
-POLICY_DOC_SECTIONS = {"example": worked_example_markdown}
+POLICY_DOC_SECTIONS = {
+    "example": worked_example_markdown,
+    "status-example": status_example_markdown,
+}
 
 
 def render_sections(text: str, sections: dict[str, Callable[[], str]] | None = None) -> str:

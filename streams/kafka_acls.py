@@ -131,16 +131,17 @@ def operator_rules(
         AclRule(
             principal,
             "topic",
-            (*topics.events, topics.policy),
+            (*topics.inputs, topics.policy),
             ("Read",),
-            "`replay` folds the events again with the active policy",
+            "`replay` folds the events again with the policy history; `replay` and `explain` "
+            "re-derive decisions from the requests",
         ),
         AclRule(
             principal,
             "topic",
             (topics.loan_decisions,),
             ("Read",),
-            "`request` and `simulate` wait for the decisions",
+            "`request` and `simulate` wait for the decisions; `explain` and `replay` read them",
         ),
         AclRule(
             principal,

@@ -23,9 +23,31 @@ class KeyLayout:
         """Set of 64-bit fingerprints of the event ids already applied (deduplication)."""
         return f"{self.prefix}:{{{user_id}}}:seen"
 
+    def ledger(self, user_id: str) -> str:
+        """List: the user's accepted events in the horizon window, compact (``core.ledger``)."""
+        return f"{self.prefix}:{{{user_id}}}:ledger"
+
+    def reviews(self, partition: int) -> str:
+        """Sorted set: users of an event partition by the instant of their next review (Unix
+        seconds), swept by the worker owning that partition."""
+        return f"{self.prefix}:{{reviews-{partition}}}:due"
+
+    def reviews_policy_mark(self, partition: int) -> str:
+        """String: the latest policy effective instant already scheduled for review in that
+        partition (Unix microseconds)."""
+        return f"{self.prefix}:{{reviews-{partition}}}:policy"
+
+    def layout(self) -> str:
+        """String: the version of this key layout (a worker refuses an older one)."""
+        return f"{self.prefix}:layout"
+
     def decision(self, user_id: str, request_id: str) -> str:
         """String: the decision published for one request (idempotent redelivery), with TTL."""
         return f"{self.prefix}:{{{user_id}}}:decision:{request_id}"
+
+    def user_pattern(self) -> str:
+        """SCAN pattern matching every per-user key."""
+        return f"{self.prefix}:{{*}}:*"
 
     def state_pattern(self) -> str:
         """SCAN pattern matching every user's state hash."""

@@ -181,6 +181,39 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.line_status_restatements = Counter(
+            "creditline_line_status_restatements_total",
+            "Users whose past status trajectory changed because an event arrived late.",
+            registry=r,
+        )
+        self.line_status_change_interval = Histogram(
+            "creditline_line_status_change_interval_seconds",
+            "Event time between a user's consecutive status changes (freezes included): "
+            "outside freezes, never below the policy's dwell time.",
+            buckets=(
+                3600,
+                86400,
+                3 * 86400,
+                7 * 86400,
+                14 * 86400,
+                30 * 86400,
+                90 * 86400,
+                365 * 86400,
+            ),
+            registry=r,
+        )
+        self.review_lag = Histogram(
+            "creditline_status_review_lag_seconds",
+            "How long after a user's review instant (a freeze running out, a dwell time ending, "
+            "a month or a policy starting) the review was done.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.reviews_due = Gauge(
+            "creditline_status_reviews_due",
+            "Reviews due and not yet done in this worker's partitions (at the last sweep).",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "creditline_consumer_lag_records",
             "Records of an input topic not yet committed by the consumer group "

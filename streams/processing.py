@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,20 +29,38 @@ from tenacity import (
     wait_exponential,
 )
 
-from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
+from schemas.models import (
+    EffectiveStatus,
+    InputEvent,
+    LineStatusChanged,
+    LoanDecision,
+    LoanRequest,
+)
 from streams.adapters.kafka_sink import InboundRecord, RecordSink, dead_letter_headers
-from streams.adapters.redis_store import RedisStore, StoredUser, UserWrite, fingerprint
+from streams.adapters.redis_store import RedisStore, StoredUser, UserWrite, trajectory_summary
+from streams.core.answer import answer, judgement_instant
 from streams.core.decision import (
-    decide,
+    decide_policy_unavailable,
     decide_score_unavailable,
-    decide_without_history,
     status_reasons,
 )
 from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
+from streams.core.ledger import content_digest, encode_entry, fingerprint
 from streams.core.policy import Policy
-from streams.core.scoring import Assessment, LineStatus, assess
-from streams.core.state import fold_events
+from streams.core.reasons import ReasonCode, reason
+from streams.core.scoring import Assessment, LineStatus
+from streams.core.state import UserState
 from streams.core.storm import DeadLetterStormGuard
+from streams.core.timeline import (
+    START,
+    Checkpoint,
+    PolicyTimeline,
+    at_time,
+    needs_ledger,
+    needs_ledger_at,
+    standing,
+    update,
+)
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import Topics
@@ -80,6 +99,11 @@ def redis_outage(error: BaseException) -> bool:
 
 #: Error code for a record whose processing raised an unexpected error (a bug, not bad input).
 PROCESSING_ERROR = "PROCESSING_ERROR"
+#: Error code for an event whose ``event_id`` was already applied with other content (or on
+#: another topic): a conflict, not a duplicate — never silently counted as one.
+CONFLICTING_EVENT_ID = "CONFLICTING_EVENT_ID"
+_FAILED_MESSAGE = "the event could not be folded (internal error)"
+_CONFLICT_MESSAGE = "event_id was already applied with other content (or on another topic)"
 MAX_CONFLICT_ROUNDS = 50
 
 
@@ -115,11 +139,9 @@ def decode_limits(settings: Settings) -> DecodeLimits:
     )
 
 
-def state_summary(assessment: Assessment, events_applied: int) -> dict[str, str]:
-    """The readable fields stored beside a user's state (what operators and the app read).
-
-    ``status`` and ``status_since`` are the stored line status that hysteresis continues from.
-    """
+def state_summary(assessment: Assessment, state: UserState | None) -> dict[str, str]:
+    """The readable fields stored beside a user's state (what operators and the app read):
+    the standing at the last review."""
     return {
         "score": str(assessment.score),
         "status": assessment.status.value,
@@ -129,7 +151,7 @@ def state_summary(assessment: Assessment, events_applied: int) -> dict[str, str]
         "credit_limit": f"{assessment.credit_limit:.2f}",
         "available_limit": f"{assessment.available_limit:.2f}",
         "score_as_of": assessment.score_as_of.isoformat(),
-        "events_applied": str(events_applied),
+        "events_applied": str(state.events_applied if state else 0),
         "scorer_version": assessment.scorer_version,
         "policy_version": assessment.policy_version,
     }
@@ -149,6 +171,7 @@ class _Pending:
     record: InboundRecord
     event: InputEvent
     fingerprint: int
+    digest: int
 
 
 class _Shell:
@@ -162,13 +185,13 @@ class _Shell:
         store: RedisStore,
         sink: RecordSink,
         metrics: Metrics,
-        policy: Callable[[], Policy],
+        timelines: Callable[[], PolicyTimeline],
         *,
         clock: Callable[[], datetime] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
-        self.policy = policy
+        self.timelines = timelines
         self.storm = DeadLetterStormGuard(
             window=settings.storm_window_records,
             min_records=settings.storm_min_records,
@@ -251,7 +274,8 @@ class _Shell:
 
 
 class EventFolder(_Shell):
-    """Folds batches of repayment, spending and asset records into user state in Redis."""
+    """Folds batches of repayment, spending and asset records into user state in Redis, and
+    reviews users whose status may change with time alone (:meth:`review`)."""
 
     agent = "fold_events"
 
@@ -260,7 +284,6 @@ class EventFolder(_Shell):
         started = time.perf_counter()
         report = BatchReport()
         now = self.clock()
-        policy = self.policy()  # one version for the whole batch
         deliveries: list[Awaitable[Any]] = []
         by_user: dict[str, list[_Pending]] = defaultdict(list)
         for topic, count in Counter(record.topic for record in records).items():
@@ -276,21 +299,26 @@ class EventFolder(_Shell):
                 continue
             self.storm.observe(None)
             assert not isinstance(event, LoanRequest)
-            by_user[event.user_id].append(_Pending(record, event, fingerprint(event.event_id)))
-
-        failed, outbox = await self._store(by_user, report, policy)
+            by_user[event.user_id].append(
+                _Pending(record, event, fingerprint(event.event_id), content_digest(event))
+            )
+        partitions = {u: {p.record.partition for p in ps} for u, ps in by_user.items()}
+        failed, conflicting, outbox = await self._store(by_user, partitions, report, now)
         status_deliveries = [
             await self.sink.send(self.topics.line_status, user.encode(), payload)
             for user, payload in outbox.items()
         ]
-        for pending in failed:
-            deliveries.append(
-                await self._dead_letter(
-                    pending.record,
-                    PROCESSING_ERROR,
-                    "the event could not be folded (internal error)",
-                )
-            )
+        for pending, code, message in [
+            *(
+                (p, PROCESSING_ERROR, "the event could not be folded (internal error)")
+                for p in failed
+            ),
+            *(
+                (p, CONFLICTING_EVENT_ID, "event_id was already applied with other content")
+                for p in conflicting
+            ),
+        ]:
+            deliveries.append(await self._dead_letter(pending.record, code, message))
             report.dead_lettered[pending.record.topic] += 1
         self._watch_storm()
         await asyncio.gather(*deliveries, *status_deliveries)
@@ -307,92 +335,235 @@ class EventFolder(_Shell):
         self.metrics.last_batch_timestamp.set(applied_at)
         return report
 
+    async def review(self, due: Mapping[str, set[int]]) -> int:
+        """Review users whose next review instant has passed (time alone may change their
+        status: a freeze running out, the dwell time ending, a month starting, a policy
+        taking effect); publishes the changes. ``due`` maps users to the event partitions
+        whose schedule named them. Returns the users whose status changed."""
+        if not due:
+            return 0
+        now = self.clock()
+        report = BatchReport()
+        _, _, outbox = await self._store({u: [] for u in due}, dict(due), report, now)
+        deliveries = [
+            await self.sink.send(self.topics.line_status, user.encode(), payload)
+            for user, payload in outbox.items()
+        ]
+        await asyncio.gather(*deliveries)
+        await self._until_stopped("clear_outbox", partial(self.store.clear_status_events, outbox))
+        return len(outbox)
+
     async def _store(
-        self, by_user: dict[str, list[_Pending]], report: BatchReport, policy: Policy
-    ) -> tuple[list[_Pending], dict[str, bytes]]:
+        self,
+        by_user: dict[str, list[_Pending]],
+        partitions: Mapping[str, set[int]],
+        report: BatchReport,
+        now: datetime,
+    ) -> tuple[list[_Pending], list[_Pending], dict[str, bytes]]:
         """Fold and write every user, re-folding users whose write conflicted. Returns the
-        records that could not be folded and the status-change events to publish."""
+        records that could not be folded, those reusing an event id with other content, and
+        the status-change events to publish."""
         remaining = dict(by_user)
         failed: list[_Pending] = []
+        conflicting: list[_Pending] = []
         outbox: dict[str, bytes] = {}
+        timelines = self.timelines()  # one set of policy versions for the whole batch
         for _ in range(MAX_CONFLICT_ROUNDS):
             if not remaining:
-                return failed, outbox
+                return failed, conflicting, outbox
             candidates = {u: [p.fingerprint for p in ps] for u, ps in remaining.items()}
             stored = await self._until_stopped("load", partial(self.store.load, candidates))
+            wanted = [u for u in remaining if self._needs_ledger(stored[u], remaining[u], now)]
+            ledgers = await self._until_stopped(
+                "load_ledger", partial(self.store.load_ledgers, wanted)
+            )
             writes: list[UserWrite] = []
-            outcomes: dict[str, tuple[list[_Pending], list[_Pending]]] = {}
+            outcomes: dict[str, _UserOutcome] = {}
             for user, pendings in remaining.items():
                 current = stored[user]
                 if current.pending_status_event is not None:
                     outbox[user] = current.pending_status_event
                 try:
-                    write, fresh, dupes = self._fold_user(user, current, pendings, policy)
+                    outcome = self._fold_user(
+                        user, current, pendings, ledgers.get(user), timelines, now
+                    )
                 except Exception:
                     log.exception("folding a user's events failed; dead-lettering them")
                     failed.extend(pendings)
                     continue
-                outcomes[user] = (fresh, dupes)
-                if write is not None:
-                    writes.append(write)
+                outcomes[user] = outcome
+                if outcome.write is not None:
+                    writes.append(outcome.write)
             events_of = {w.user_id: w.status_event for w in writes if w.status_event}
             conflicts = set(await self._until_stopped("save", partial(self.store.save, writes)))
             if conflicts:
                 self.metrics.store_conflicts.inc(len(conflicts))
+            schedule = {
+                (partition, user): (
+                    outcome.write.checkpoint.trajectory.next_review
+                    if outcome.write is not None
+                    else outcome.next_review
+                )
+                for user, outcome in outcomes.items()
+                if user not in conflicts
+                for partition in partitions.get(user, ())
+            }
+            await self._until_stopped("schedule", partial(self.store.schedule, schedule))
             applied_at = self.clock()
             lag_of_topic: dict[str, Histogram] = {}
-            for user, (fresh, dupes) in outcomes.items():
+            for user, outcome in outcomes.items():
                 if user in conflicts:
                     continue
                 if user in events_of:
                     outbox[user] = events_of[user]
-                for p in fresh:
+                if outcome.restated:
+                    self.metrics.line_status_restatements.inc()
+                for p in outcome.fresh:
                     topic = p.record.topic
                     report.applied[topic] += 1
                     if topic not in lag_of_topic:
                         lag_of_topic[topic] = self.metrics.event_time_lag.labels(topic)
                     lag = max(0.0, (applied_at - p.event.occurred_at).total_seconds())
                     lag_of_topic[topic].observe(lag)
-                for p in dupes:
+                for p in outcome.duplicates:
                     report.duplicate[p.record.topic] += 1
+                conflicting.extend(outcome.conflicting)
             remaining = {u: remaining[u] for u in conflicts}
         raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
 
+    def _needs_ledger(self, current: StoredUser, pendings: list[_Pending], now: datetime) -> bool:
+        """Whether a user's earlier events must be read: a re-sent event id (is its content
+        the same?), a late event, events not reviewed yet, or an event leaving the window."""
+        if any(p.fingerprint in current.already_applied for p in pendings):
+            return True
+        fresh = {p.fingerprint: p.event for p in pendings}
+        return needs_ledger(
+            current.checkpoint,
+            list(fresh.values()),
+            current.latest_event_at,
+            now,
+            self.limits.horizon,
+        )
+
     def _fold_user(
-        self, user: str, current: StoredUser, pendings: list[_Pending], policy: Policy
-    ) -> tuple[UserWrite | None, list[_Pending], list[_Pending]]:
-        seen = set(current.already_applied)
+        self,
+        user: str,
+        current: StoredUser,
+        pendings: list[_Pending],
+        ledger: Mapping[int, tuple[InputEvent, int]] | None,
+        timelines: PolicyTimeline,
+        now: datetime,
+    ) -> _UserOutcome:
+        digests: dict[int, int] = {fp: d for fp, (_, d) in (ledger or {}).items()}
         fresh: list[_Pending] = []
         dupes: list[_Pending] = []
+        conflicting: list[_Pending] = []
         for p in pendings:
-            if p.fingerprint in seen:
+            known = digests.get(p.fingerprint)
+            if known is None and p.fingerprint in current.already_applied:
+                known = p.digest  # in the seen set but gone from the ledger: left the window
+            if known is None:
+                digests[p.fingerprint] = p.digest
+                fresh.append(p)
+            elif known == p.digest:
                 dupes.append(p)
-                continue
-            seen.add(p.fingerprint)
-            fresh.append(p)
-        state = fold_events(current.state, [p.event for p in fresh])
-        if not fresh or state is None:
-            return None, fresh, dupes
-        # The stored line status ignores promotions: campaigns never flip it back and forth.
-        assessment = assess(state, state.as_of, policy, current.line, with_promotions=False)
-        self.metrics.scores.observe(assessment.score)
+            else:
+                conflicting.append(p)
+        upcoming = current.checkpoint.trajectory.next_review
+        reviewed = current.checkpoint.at
+        policy_change = timelines.next_change_after(reviewed) if reviewed else None
+        if (
+            not fresh
+            and (upcoming is None or upcoming > now)
+            and (policy_change is None or policy_change > now)
+        ):
+            return _UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
+        horizon = self.limits.horizon
+        earlier = [event for event, _ in ledger.values()] if ledger is not None else None
+        checkpoint = update(
+            current.checkpoint, [p.event for p in fresh], earlier, timelines, now, horizon
+        )
+        if checkpoint == current.checkpoint and not fresh:
+            return _UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
+        # The ledger: the new entries appended, or (events left the window) rewritten.
+        entries = [encode_entry(p.event, p.digest) for p in fresh]
+        removed: list[int] = []
+        rewrite = False
+        size = current.ledger_size + len(fresh)
+        latest = max(
+            [p.event.occurred_at for p in fresh]
+            + ([current.latest_event_at] if current.latest_event_at else []),
+            default=None,
+        )
+        if ledger is not None:
+            limit = now - horizon
+            gone = [fp for fp, (event, _) in ledger.items() if event.occurred_at <= limit]
+            if gone:
+                removed = gone
+                rewrite = True
+                kept = [
+                    encode_entry(event, digest)
+                    for fp, (event, digest) in ledger.items()
+                    if event.occurred_at > limit
+                ]
+                entries = kept + entries
+                size = len(entries)
+        # Late: before the instant the stored status was last announced as of.
+        announced = current.written_at or current.checkpoint.at
+        restated = announced is not None and any(p.event.occurred_at <= announced for p in fresh)
+        assessment = standing(checkpoint, timelines)
+        summary: dict[str, str] = trajectory_summary(checkpoint.trajectory)
         status_event = None
-        if current.line is None or assessment.line.status is not current.line.status:
-            status_event = self._status_event(current.line, assessment, policy)
+        if assessment is not None:
+            self.metrics.scores.observe(assessment.score)
+            summary |= state_summary(assessment, checkpoint.state)
+            before = current.line
+            after = assessment.line
+            if before is None or (before.status, before.since) != (after.status, after.since):
+                policy = timelines.at(assessment.features.at)
+                status_event = self._status_event(before, assessment, policy, restated=restated)
         write = UserWrite(
             user_id=user,
             expected_version=current.version,
-            state=state,
-            summary=state_summary(assessment, state.events_applied),
+            checkpoint=checkpoint,
+            summary=summary,
             fingerprints=[p.fingerprint for p in fresh],
+            entries=entries,
+            rewrite=rewrite,
+            removed=removed,
+            latest_event_at=latest,
+            ledger_size=size,
             status_event=status_event,
+            written_at=now,
         )
-        return write, fresh, dupes
+        self._observe_intervals(current.checkpoint, checkpoint)
+        past_changed = restated and _past_restated(current.checkpoint, checkpoint, announced)
+        return _UserOutcome(write, fresh, dupes, conflicting, restated=past_changed)
+
+    def _observe_intervals(self, old: Checkpoint, new: Checkpoint) -> None:
+        """Event time between each new status change and the one before it (changes into or
+        out of a freeze aside: freezing is immediate by design)."""
+        known = set(old.trajectory.changes)
+        frozen = EffectiveStatus.FROZEN
+        for before, after in itertools.pairwise(new.trajectory.changes):
+            if after in known or frozen in (before.status, after.status) or not after.settled:
+                continue
+            interval = (after.since - before.since).total_seconds()
+            self.metrics.line_status_change_interval.observe(interval)
 
     def _status_event(
-        self, previous: LineStatus | None, assessment: Assessment, policy: Policy
+        self,
+        previous: LineStatus | None,
+        assessment: Assessment,
+        policy: Policy,
+        *,
+        restated: bool,
     ) -> bytes:
         self.metrics.line_status_changes.labels(assessment.status.value).inc()
+        language = self.settings.reason_language
+        reasons = status_reasons(assessment, policy, language)
+        if restated:
+            reasons = [reason(ReasonCode.LATE_EVENT_RESTATED, language), *reasons]
         event = LineStatusChanged(
             user_id=assessment.user_id,
             changed_at=assessment.line.since,
@@ -400,10 +571,29 @@ class EventFolder(_Shell):
             status=assessment.status,
             credit_limit=assessment.credit_limit,
             score=assessment.score,
-            reasons=status_reasons(assessment, policy, self.settings.reason_language),
+            reasons=reasons,
             policy_version=assessment.policy_version,
         )
         return event.model_dump_json().encode()
+
+
+def _past_restated(old: Checkpoint, new: Checkpoint, at: datetime | None) -> bool:
+    """Whether the status history up to ``at`` (when it was last announced) differs."""
+    if at is None:
+        return False
+    before = [c for c in old.trajectory.changes if c.since <= at]
+    return before != [c for c in new.trajectory.changes if c.since <= at]
+
+
+@dataclass
+class _UserOutcome:
+    write: UserWrite | None
+    fresh: list[_Pending]
+    duplicates: list[_Pending]
+    conflicting: list[_Pending]
+    restated: bool = False
+    #: The user's next review when nothing is written (the schedule is kept right anyway).
+    next_review: datetime | None = None
 
 
 class LoanDecider(_Shell):
@@ -411,18 +601,29 @@ class LoanDecider(_Shell):
 
     agent = "answer_loan_requests"
 
+    def __init__(
+        self,
+        *args: Any,
+        policy_confirmed: Callable[[datetime], Awaitable[bool]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        #: Whether every policy version in force at an instant is known (waits a little).
+        self.policy_confirmed = policy_confirmed
+
     async def process(self, records: Sequence[InboundRecord]) -> list[LoanDecision]:
         """Answer each request (or dead-letter it); returns the decisions published."""
         decisions: list[LoanDecision] = []
         deliveries: list[Awaitable[Any]] = []
         for record in records:
             self.metrics.records_consumed.labels(record.topic).inc()
+            received = self.clock()
             try:
                 request = decode_record(
                     self.topics.kind_of(record.topic),
                     record.key,
                     record.value,
-                    now=self.clock(),
+                    now=received,
                     limits=self.limits,
                 )
             except RejectedRecord as rejected:
@@ -431,7 +632,10 @@ class LoanDecider(_Shell):
                 continue
             self.storm.observe(None)
             assert isinstance(request, LoanRequest)
-            decision, payload, repeated = await self._answer(request)
+            arrival = received
+            if record.log_append_time and record.timestamp is not None:
+                arrival = datetime.fromtimestamp(record.timestamp, UTC)
+            decision, payload, repeated = await self._answer(request, arrival, received)
             deliveries.append(
                 await self.sink.send(self.topics.loan_decisions, request.user_id.encode(), payload)
             )
@@ -466,36 +670,41 @@ class LoanDecider(_Shell):
                 return await call()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _answer(self, request: LoanRequest) -> tuple[LoanDecision, bytes, bool]:
+    async def _standing_at(self, request: LoanRequest, at: datetime) -> Checkpoint:
+        """The user's checkpoint at the last review instant ≤ ``at`` (reads the ledger only
+        when the stored checkpoint does not reach ``at`` by time alone)."""
+        stored = await self._bounded("read_state", partial(self.store.read_user, request.user_id))
+        ledger = None
+        if needs_ledger_at(stored.checkpoint, stored.latest_event_at, at, self.limits.horizon):
+            ledger = await self._bounded(
+                "read_ledger", partial(self.store.read_ledger, request.user_id)
+            )
+        return at_time(stored.checkpoint, ledger, self.timelines(), at, self.limits.horizon)
+
+    async def _answer(
+        self, request: LoanRequest, arrival: datetime, received: datetime
+    ) -> tuple[LoanDecision, bytes, bool]:
         """The decision for a request, its wire bytes, and whether it was decided before."""
-        policy = self.policy()  # exactly one version per decision
+        timelines = self.timelines()
         language = self.settings.reason_language
-        try:
-            state, line = await self._bounded(
-                "read_state", partial(self.store.read_user, request.user_id)
-            )
-        except REDIS_REFUSED:
-            raise
-        except REDIS_TRANSIENT:
-            # Never approve blindly: without a successful read a person reviews.
-            decision = decide_score_unavailable(request, self.clock(), policy, language)
-            return decision, decision.model_dump_json().encode(), False
-        if state is None:
-            decision = decide_without_history(request, self.clock(), policy, language)
+        tolerance = timedelta(seconds=self.settings.request_time_tolerance_seconds)
+        at = judgement_instant(request, arrival, tolerance)
+        if at is None:
+            decision = answer(request, START, timelines, None, received, language)
+        elif self.policy_confirmed is not None and not await self.policy_confirmed(at):
+            decision = decide_policy_unavailable(request, received, timelines.at(at), language)
         else:
-            at = request.requested_at
-            assessment = assess(state, at, policy, line)
-            baseline = None
-            if assessment.promotion is not None:
-                baseline = assess(state, at, policy, line, with_promotions=False)
-            decision = decide(
-                request,
-                assessment,
-                self.clock(),
-                policy,
-                without_promotion=baseline,
-                language=language,
-            )
+            timelines = self.timelines()  # the view confirmed to cover ``at``
+            try:
+                checkpoint = await self._standing_at(request, at)
+            except REDIS_REFUSED:
+                raise
+            except REDIS_TRANSIENT:
+                # Never approve blindly: without a successful read a person reviews.
+                policy = timelines.at(at)
+                decision = decide_score_unavailable(request, received, policy, language)
+                return decision, decision.model_dump_json().encode(), False
+            decision = answer(request, checkpoint, timelines, at, received, language)
         payload = decision.model_dump_json().encode()
         ttl = self.settings.decision_retention_days * 86400
         try:
@@ -509,8 +718,62 @@ class LoanDecider(_Shell):
             raise
         except REDIS_TRANSIENT:
             # Unrecorded decisions could differ on redelivery; only a review is safe.
-            decision = decide_score_unavailable(request, self.clock(), policy, language)
+            decision = decide_score_unavailable(request, received, timelines.at(received), language)
             return decision, decision.model_dump_json().encode(), False
         if earlier is not None:
             return LoanDecision.model_validate_json(earlier), earlier, True
         return decision, payload, False
+
+
+class ReviewSweeper:
+    """Reviews users whose status may change with time alone, on time.
+
+    Each user's next review instant is kept in a sorted set per event partition (written
+    with every state); the worker owning a partition sweeps it every few seconds: due users
+    are reviewed through the same :meth:`EventFolder.review` path as events (versioned
+    writes, the outbox), so several workers, crashes and repeats change nothing but the
+    timing. A policy taking effect brings every user of the partition's review forward to it.
+    """
+
+    def __init__(
+        self,
+        folder: EventFolder,
+        *,
+        batch_users: int = 500,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.folder = folder
+        self.store = folder.store
+        self.metrics = folder.metrics
+        self.batch_users = batch_users
+        self.clock = clock
+
+    async def sweep(self, partitions: set[int]) -> int:
+        """Review every due user of ``partitions``; returns how many were reviewed."""
+        now = self.clock()
+        in_force = [t for t in self.folder.timelines().effective_instants() if t <= now]
+        reviewed = 0
+        overdue = 0
+        for partition in sorted(partitions):
+            if in_force:
+                await self.folder._until_stopped(
+                    "schedule_policy", partial(self.store.schedule_policy, partition, in_force[-1])
+                )
+            while True:
+                due = await self.folder._until_stopped(
+                    "due_reviews",
+                    partial(self.store.due_reviews, partition, now, self.batch_users),
+                )
+                if not due:
+                    break
+                for _, at in due:
+                    self.metrics.review_lag.observe(max(0.0, now.timestamp() - at))
+                await self.folder.review({user: {partition} for user, _ in due})
+                reviewed += len(due)
+                if len(due) < self.batch_users:
+                    break
+            overdue += len(
+                await self.store.due_reviews(partition, now - timedelta(seconds=60), 1000)
+            )
+        self.metrics.reviews_due.set(overdue)
+        return reviewed

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
 
+from schemas.models import LoanDecision
 from streams.adapters.kafka_client import client_options, start_client
-from streams.adapters.kafka_read import topic_partitions
+from streams.adapters.kafka_read import read_to_end, topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
-from streams.core.policy import Policy
+from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
 from streams.processing import EventFolder
 from streams.settings import Settings
@@ -51,17 +54,54 @@ class ReplayReport:
     duplicate: int = 0
     rejected: int = 0
     per_topic: dict[str, int] = field(default_factory=dict)
+    #: Published decisions remembered again (so a redelivered request gets the same bytes).
+    decisions_restored: int = 0
+    #: Published decisions re-derived from the logs: equal, different.
+    decisions_matching: int = 0
+    decisions_differing: int = 0
+
+
+async def restore_decisions(settings: Settings, store: RedisStore, report: ReplayReport) -> None:
+    """Remember every published decision still within its retention again, byte for byte,
+    and re-derive each from the logs (counted as matching or differing)."""
+    from streams.explain import explain
+
+    topic = Topics.from_settings(settings).loan_decisions
+    retention = timedelta(days=settings.decision_retention_days)
+    now = datetime.now(UTC)
+    async for batch in read_to_end(settings, [topic]):
+        for record in batch:
+            try:
+                decision = LoanDecision.model_validate_json(record.value or b"")
+            except ValidationError:
+                continue
+            left = int((decision.decided_at + retention - now).total_seconds())
+            if left <= 0 or record.value is None:
+                continue
+            earlier = await store.remember_decision(
+                decision.user_id, decision.request_id, record.value, left
+            )
+            report.decisions_restored += earlier is None
+    for explanation in await explain(settings):
+        if explanation.rederived is None:
+            continue
+        if explanation.matches:
+            report.decisions_matching += 1
+        else:
+            report.decisions_differing += 1
 
 
 async def replay(
     settings: Settings,
-    policy: Policy,
+    timelines: PolicyTimeline,
     *,
     on_total: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[int], None] = lambda done: None,
     batch_records: int = 2000,
+    decisions: bool = True,
 ) -> ReplayReport:
-    """Fold every record of the event topics, from the beginning to the current end."""
+    """Fold every record of the event topics, from the beginning to the current end; then
+    remember the published decisions again (see :func:`restore_decisions`)."""
     topics = Topics.from_settings(settings)
     consumer = AIOKafkaConsumer(
         **client_options(settings),
@@ -82,7 +122,7 @@ async def replay(
         ends = await consumer.end_offsets(tps)
         on_total(sum(ends[tp] - starts[tp] for tp in tps))
         remaining = {tp for tp in tps if ends[tp] > starts[tp]}
-        folder = EventFolder(settings, store, _NothingPublished(), metrics, lambda: policy)
+        folder = EventFolder(settings, store, _NothingPublished(), metrics, lambda: timelines)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_records)
             records: list[InboundRecord] = []
@@ -102,6 +142,8 @@ async def replay(
             for record in records:
                 report.per_topic[record.topic] = report.per_topic.get(record.topic, 0) + 1
             on_progress(report.records)
+        if decisions:
+            await restore_decisions(settings, store, report)
     finally:
         await consumer.stop()
         await store.close()

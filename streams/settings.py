@@ -166,6 +166,20 @@ class Settings(BaseSettings):
     future_tolerance_seconds: int = Field(
         300, ge=0, description="Timestamps further in the future are rejected."
     )
+    request_time_tolerance_seconds: float = Field(
+        300,
+        ge=0,
+        description="A loan request is judged at its `requested_at` if that is at most this "
+        "long before it reached Kafka (the broker's append time); an older one is answered "
+        "`review` with REQUEST_TIME_UNTRUSTED, so a backdated request cannot claim an ended "
+        "promotion.",
+    )
+    policy_activation_seconds: float = Field(
+        10,
+        ge=0,
+        description="A policy applied now takes effect this much later (every worker has read "
+        "it by then), unless `policy apply --effective-from` says when.",
+    )
     score_unavailable_wait_seconds: float = Field(
         5.0,
         ge=0,
@@ -180,6 +194,13 @@ class Settings(BaseSettings):
         ge=6,
         description="Consumer-group session timeout: how soon the partitions of a worker "
         "that died without leaving are handed to another.",
+    )
+    review_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a worker reviews the users of its partitions whose status may "
+        "change with time alone (a freeze running out, a dwell time ending, a month or a "
+        "policy starting).",
     )
     lag_interval_seconds: float = Field(
         5.0, gt=0, description="How often the consumer-group lag metric is measured."

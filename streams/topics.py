@@ -101,8 +101,12 @@ class Topics:
             settings.topic_replication_factor,
             {**base, "cleanup.policy": "compact", "retention.ms": "-1"},
         )
+        # Loan requests are stamped by the broker when appended: the trusted arrival time a
+        # request is judged against (a producer's own timestamp could be backdated).
+        requests = {**keep_inputs, "message.timestamp.type": "LogAppendTime"}
         return [
-            *(spec(name, keep_inputs) for name in self.inputs),
+            *(spec(name, keep_inputs) for name in self.events),
+            spec(self.loan_requests, requests),
             spec(self.loan_decisions, outputs),
             spec(self.dead_letter, outputs),
             spec(self.line_status, outputs),

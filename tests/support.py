@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -17,7 +17,9 @@ from streams.adapters.kafka_client import client_options, producer_options
 from streams.adapters.kafka_read import topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
+from streams.core.policy import load_default_policy
 from streams.core.state import UserState, reference_fold
+from streams.core.timeline import PolicyTimeline, advance, canonical, constant
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.simulation import Persona, persona_of, requests
@@ -157,6 +159,32 @@ async def assert_redis_matches_reference(
 
     await wait_for(all_applied, timeout=timeout, message=f"{total} events applied")
     assert_states_equal(await redis_states(settings), expected)
+
+
+async def assert_trajectories_match_reference(
+    settings: Settings,
+    events: Sequence[InputEvent],
+    timelines: PolicyTimeline | None = None,
+) -> None:
+    """Every user's stored status history, last review and fold are exactly the reference
+    ones: the status machine run over all of the user's events at once, in canonical order,
+    up to the stored last review instant."""
+    timelines = timelines or constant(load_default_policy())
+    horizon = timedelta(days=settings.event_horizon_days)
+    by_user: dict[str, dict[str, InputEvent]] = defaultdict(dict)
+    for event in events:
+        by_user[event.user_id][event.event_id] = event
+    store = store_for(settings)
+    try:
+        for user, unique in by_user.items():
+            stored = await store.read_user(user)
+            at = stored.checkpoint.at
+            assert at is not None, f"{user} was never reviewed"
+            expected = advance(canonical(list(unique.values())), timelines, at, horizon)
+            assert stored.checkpoint.trajectory == expected.trajectory, user
+            assert stored.checkpoint.state == expected.state, user
+    finally:
+        await store.close()
 
 
 async def publish(settings: Settings, models: Sequence[InputEvent | LoanRequest]) -> None:

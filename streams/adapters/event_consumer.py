@@ -36,6 +36,8 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[Any]]
+#: Called between batches with the partition numbers this consumer owns.
+TickHandler = Callable[[set[int]], Awaitable[Any]]
 
 
 def consumer_options(settings: Settings) -> dict[str, Any]:
@@ -103,20 +105,33 @@ class EventConsumer:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
 
-    async def run(self, should_stop: Callable[[], bool]) -> None:
+    async def run(
+        self,
+        should_stop: Callable[[], bool],
+        on_tick: TickHandler | None = None,
+        tick_seconds: float = 5.0,
+    ) -> None:
         """Fetch, apply and commit batches until ``should_stop``; the handler's errors
-        propagate with their batch uncommitted."""
+        propagate with their batch uncommitted. Every ``tick_seconds``, between batches,
+        ``on_tick`` gets the partitions owned (under the batch lock: a rebalance waits)."""
         assert self._consumer is not None, "start() first"
         consumer = self._consumer
         wait_ms = max(1, int(self.settings.batch_max_wait_seconds * 1000))
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         while not should_stop():
             fetched = await consumer.getmany(
                 timeout_ms=wait_ms, max_records=self.settings.batch_max_records
             )
-            if not fetched:
-                continue
-            async with self._lock:
-                await self._apply(consumer, fetched)
+            if fetched:
+                async with self._lock:
+                    await self._apply(consumer, fetched)
+            if on_tick is not None and loop.time() >= next_tick:
+                next_tick = loop.time() + tick_seconds
+                async with self._lock:
+                    owned = {tp.partition for tp in consumer.assignment()}
+                    if owned:
+                        await on_tick(owned)
 
     async def _apply(
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]

@@ -9,6 +9,9 @@ from typing import Any, Protocol
 
 from schemas import dead_letter
 
+#: Kafka's timestamp type of a record stamped by the broker when appended.
+LOG_APPEND_TIME = 1
+
 
 @dataclass(frozen=True, slots=True)
 class InboundRecord:
@@ -19,8 +22,10 @@ class InboundRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-    timestamp: float | None = None  # seconds since the epoch (producer's CreateTime)
+    timestamp: float | None = None  # seconds since the epoch
     headers: Sequence[tuple[str, bytes]] = ()
+    #: The timestamp is the broker's append time (trusted), not the producer's create time.
+    log_append_time: bool = False
 
 
 def inbound_from_aiokafka(record: Any) -> InboundRecord:
@@ -33,6 +38,7 @@ def inbound_from_aiokafka(record: Any) -> InboundRecord:
         value=record.value,
         timestamp=record.timestamp / 1000 if record.timestamp else None,
         headers=[(k, bytes(v)) for k, v in (record.headers or ())],
+        log_append_time=record.timestamp_type == LOG_APPEND_TIME,
     )
 
 

@@ -31,17 +31,26 @@ ACL_COMMANDS: tuple[str, ...] = (
     # the store: scripts by digest, loaded again when a server answers NOSCRIPT
     "evalsha",
     "script|load",
-    # the store: plain reads, the decision memory and scan_states
+    # the store: plain reads, the decision memory, ledgers and scan_states
     "hmget",
     "hgetall",
     "set",
     "scan",
+    "lrange",
+    "get",
+    # the store: review schedule of each partition (sorted sets)
+    "zadd",
+    "zrem",
+    "zrange",
     # inside the store's Lua scripts
     "hget",
     "hset",
     "hdel",
     "sadd",
+    "srem",
     "smismember",
+    "rpush",
+    "del",
     # health checks of idle connections, `creditline status`
     "ping",
     # a cluster client: slot map, key positions, redirection during resharding

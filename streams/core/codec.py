@@ -18,7 +18,10 @@ from typing import Any
 
 import orjson
 
+from schemas.models import EffectiveStatus
+from streams.core.scoring import LineStatus
 from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
+from streams.core.timeline import Trajectory
 
 STATE_FORMAT = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -99,4 +102,30 @@ def decode_state(raw: bytes | str) -> UserState:
             k: AssetSnapshot(from_micros(v[0]), v[1], Decimal(v[2]), bool(v[3]))
             for k, v in doc["x"].items()
         },
+    )
+
+
+# ---- the status trajectory ------------------------------------------------------------------
+def encode_trajectory(trajectory: Trajectory) -> bytes:
+    """A trajectory as compact JSON: ``{"c": [[since, status, settled], ...], "r": reviewed,
+    "n": next review}``, instants in integer microseconds (null when absent)."""
+    return orjson.dumps(
+        {
+            "c": [[to_micros(c.since), c.status.value, int(c.settled)] for c in trajectory.changes],
+            "r": to_micros(trajectory.reviewed_at) if trajectory.reviewed_at else None,
+            "n": to_micros(trajectory.next_review) if trajectory.next_review else None,
+        }
+    )
+
+
+def decode_trajectory(raw: bytes | str) -> Trajectory:
+    """Parse :func:`encode_trajectory` output."""
+    doc = orjson.loads(raw)
+    return Trajectory(
+        changes=tuple(
+            LineStatus(EffectiveStatus(status), from_micros(since), settled=bool(settled))
+            for since, status, settled in doc["c"]
+        ),
+        reviewed_at=from_micros(doc["r"]) if doc["r"] is not None else None,
+        next_review=from_micros(doc["n"]) if doc["n"] is not None else None,
     )

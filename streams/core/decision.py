@@ -34,12 +34,24 @@ def _overrides(displayed: DisplayedStatus, effective: EffectiveStatus) -> bool:
     return displayed is not DisplayedStatus.UNKNOWN and displayed.value != effective.value
 
 
+def judged_at(requested_at: datetime, arrival: datetime, tolerance: timedelta) -> datetime | None:
+    """The instant a request is judged at: its ``requested_at``, but never after it reached
+    us (``arrival``: the broker's append time, or the receipt time) — a request dated in the
+    future cannot see the future. None when ``requested_at`` is more than ``tolerance``
+    before its arrival: a backdated request is not trusted (it could claim an ended
+    promotion or a past status)."""
+    if requested_at < arrival - tolerance:
+        return None
+    return min(requested_at, arrival)
+
+
 def _without_state(
     request: LoanRequest,
     decided_at: datetime,
     code: ReasonCode,
     policy: Policy,
     language: Language,
+    evaluated_at: datetime | None = None,
 ) -> LoanDecision:
     return LoanDecision(
         request_id=request.request_id,
@@ -58,14 +70,37 @@ def _without_state(
         reasons=[reason(code, language)],
         policy_version=policy.version,
         scorer_version=SCORER_VERSION,
+        evaluated_at=evaluated_at,
     )
 
 
 def decide_without_history(
+    request: LoanRequest,
+    decided_at: datetime,
+    policy: Policy,
+    language: Language = "en",
+    *,
+    evaluated_at: datetime | None = None,
+) -> LoanDecision:
+    """No state is known for the user at the request's time: a person reviews (never an
+    approval)."""
+    return _without_state(
+        request, decided_at, ReasonCode.NO_HISTORY, policy, language, evaluated_at
+    )
+
+
+def decide_untrusted_time(
     request: LoanRequest, decided_at: datetime, policy: Policy, language: Language = "en"
 ) -> LoanDecision:
-    """No state is known for the user: a person reviews (never an approval)."""
-    return _without_state(request, decided_at, ReasonCode.NO_HISTORY, policy, language)
+    """The request claims a time too long before it reached us: a person reviews."""
+    return _without_state(request, decided_at, ReasonCode.REQUEST_TIME_UNTRUSTED, policy, language)
+
+
+def decide_policy_unavailable(
+    request: LoanRequest, decided_at: datetime, policy: Policy, language: Language = "en"
+) -> LoanDecision:
+    """The policy in force at the request's time could not be confirmed: a person reviews."""
+    return _without_state(request, decided_at, ReasonCode.POLICY_UNAVAILABLE, policy, language)
 
 
 def decide_score_unavailable(
@@ -76,10 +111,10 @@ def decide_score_unavailable(
 
 
 def _outcome(
-    request: LoanRequest, a: Assessment, policy: Policy, language: Language
+    request: LoanRequest, a: Assessment, policy: Policy, language: Language, at: datetime
 ) -> tuple[Outcome, Decimal, list[Reason], bool]:
     """Outcome, approved amount, rule reasons, and whether the outcome follows the status."""
-    stale = request.requested_at - a.score_as_of > timedelta(days=policy.status.stale_after_days)
+    stale = at - a.score_as_of > timedelta(days=policy.status.stale_after_days)
     if a.status is EffectiveStatus.FROZEN:
         return Outcome.DECLINED, _ZERO, [reason(ReasonCode.FROZEN_PAST_DUE, language)], True
     if a.status is EffectiveStatus.CLOSED:
@@ -110,14 +145,17 @@ def decide(
     *,
     without_promotion: Assessment | None = None,
     language: Language = "en",
+    evaluated_at: datetime | None = None,
 ) -> LoanDecision:
-    """Answer ``request`` from ``assessment`` (the user's state evaluated at ``requested_at``).
+    """Answer ``request`` from ``assessment`` (the user's standing at the last review before
+    the instant the request is judged at, ``evaluated_at``, default ``requested_at``).
 
     ``without_promotion`` is the same assessment with promotions switched off; when a
     promotion is active it tells whether the approval depended on it.
     """
     a = assessment
-    outcome, approved, reasons, follows_status = _outcome(request, a, policy, language)
+    at = evaluated_at or request.requested_at
+    outcome, approved, reasons, follows_status = _outcome(request, a, policy, language, at)
     overrides = follows_status and _overrides(request.displayed_status, a.status)
     if outcome not in _APPROVALS:
         reasons.extend(_adverse(a, policy, language))
@@ -125,7 +163,7 @@ def decide(
         if a.exception is not None:
             reasons.append(make_reason(a.exception.code, a.exception.text, language))
         if a.promotion is not None and without_promotion is not None:
-            baseline = _outcome(request, without_promotion, policy, language)
+            baseline = _outcome(request, without_promotion, policy, language, at)
             if (baseline[0], baseline[1]) != (outcome, approved):
                 promo = make_reason(ReasonCode.PROMOTION_APPLIED.value, a.promotion.text, language)
                 reasons.append(promo)
@@ -148,6 +186,8 @@ def decide(
         reasons=reasons,
         policy_version=a.policy_version,
         scorer_version=a.scorer_version,
+        evaluated_at=evaluated_at,
+        status_since=a.line.since,
     )
 
 

@@ -255,6 +255,11 @@ class FreezeRule(_Strict):
             raise ValueError(f"must be one of the tracked levels {DELINQUENCY_LEVELS}")
         return level
 
+    @property
+    def window(self) -> timedelta:
+        """How long after the late repayment the line stays frozen (inclusive)."""
+        return timedelta(days=self.within_days)
+
 
 class StatusRules(_Strict):
     """How the effective status is derived from the score."""
@@ -317,6 +322,24 @@ class Policy(_Strict):
             if missing:
                 raise ValueError(f"promotion {p.name} names unknown segments {sorted(missing)}")
         return self
+
+    @cached_property
+    def feature_edges(self) -> dict[str, tuple[float, ...]]:
+        """Every value at which some bin or rule of this policy changes its answer, per
+        feature: where a feature that moves with time alone (decay, history length) can
+        change a score, a segment or an exception."""
+        edges: dict[str, set[float]] = {}
+        for attribute in self.scorecard.attributes.values():
+            for b in attribute.bins:
+                if b.below is not None:
+                    edges.setdefault(attribute.feature, set()).add(b.below)
+        rules = [s.when for s in self.segments] + [e.when for e in self.exceptions]
+        for rule in rules:
+            for condition in (*rule.all, *rule.any):
+                for bound in (condition.at_least, condition.below):
+                    if bound is not None:
+                        edges.setdefault(condition.feature, set()).add(bound)
+        return {feature: tuple(sorted(values)) for feature, values in edges.items()}
 
     @cached_property
     def max_score_points(self) -> int:

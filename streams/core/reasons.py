@@ -26,6 +26,9 @@ class ReasonCode(StrEnum):
     LIVE_STATUS_OPEN = "LIVE_STATUS_OPEN"
     PROMOTION_APPLIED = "PROMOTION_APPLIED"
     SCORE_QUALIFIES = "SCORE_QUALIFIES"
+    LATE_EVENT_RESTATED = "LATE_EVENT_RESTATED"
+    REQUEST_TIME_UNTRUSTED = "REQUEST_TIME_UNTRUSTED"
+    POLICY_UNAVAILABLE = "POLICY_UNAVAILABLE"
 
 
 TEXTS: dict[ReasonCode, Text] = {
@@ -72,6 +75,18 @@ TEXTS: dict[ReasonCode, Text] = {
     ReasonCode.SCORE_QUALIFIES: Text(
         en="The live score meets the threshold for an open line.",
         zh="实时评分达到开通额度的门槛。",
+    ),
+    ReasonCode.LATE_EVENT_RESTATED: Text(
+        en="An event that arrived late changed the line's past; its status is restated.",
+        zh="迟到的事件改变了额度的历史状态，现予以更正。",
+    ),
+    ReasonCode.REQUEST_TIME_UNTRUSTED: Text(
+        en="The request's time is too far from when it reached us; a person reviews.",
+        zh="申请时间与实际到达时间相差过大，转人工审核。",
+    ),
+    ReasonCode.POLICY_UNAVAILABLE: Text(
+        en="The policy in force could not be confirmed in time; a person reviews.",
+        zh="未能及时确认当前生效的策略，转人工审核。",
     ),
 }
 

@@ -23,6 +23,7 @@ STANDARD_SEGMENT = "standard"
 _DAYS_PER_MONTH = 30.4375
 _WEALTH_TYPES = ("deposit", "investment", "property")
 _CENT = Decimal("0.01")
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class Features:
     history_months: float
     #: days past due level → days since the latest repayment at least that late.
     days_since_delinquency: Mapping[int, float]
+    #: days past due level → when the latest repayment at least that late occurred (exact,
+    #: so that a freeze ends at one instant, whoever computes it).
+    last_delinquency_at: Mapping[int, datetime]
 
     def values(self) -> dict[str, float | None]:
         """Numeric features by name (what policy attributes and rules refer to)."""
@@ -60,9 +64,11 @@ class Features:
 
 
 #: Fields of :class:`Features` that :meth:`Features.values` may report, in field order
-#: (``at`` and ``days_since_delinquency`` are never numbers).
+#: (``at`` and the delinquency mappings are never numbers).
 _NUMERIC_FIELDS = tuple(
-    f.name for f in fields(Features) if f.name not in ("at", "days_since_delinquency")
+    f.name
+    for f in fields(Features)
+    if f.name not in ("at", "days_since_delinquency", "last_delinquency_at")
 )
 _NUMBER_TYPES = (int, float, Decimal)
 
@@ -111,6 +117,7 @@ def derive_features(state: UserState, at: datetime) -> Features:
             level: (at - moment).total_seconds() / 86400
             for level, moment in state.last_delinquency_at.items()
         },
+        last_delinquency_at=state.last_delinquency_at,
     )
 
 
@@ -143,10 +150,24 @@ class LineStatus:
 
 
 def is_frozen(features: Features, policy: Policy) -> bool:
-    """The hard rule: a repayment late enough, recently enough, freezes the line."""
+    """The hard rule: a repayment late enough, recently enough, freezes the line.
+
+    Compared as exact durations (not float days), so a freeze ends at one instant:
+    :func:`freeze_ends_at`.
+    """
     rule = policy.status.freeze
-    since = features.days_since_delinquency.get(rule.days_past_due_at_least)
-    return since is not None and since <= rule.within_days
+    latest = features.last_delinquency_at.get(rule.days_past_due_at_least)
+    return latest is not None and features.at - latest <= rule.window
+
+
+def freeze_ends_at(state: UserState, policy: Policy) -> datetime | None:
+    """The first instant at which the freeze rule no longer holds for ``state`` (None when no
+    repayment was ever late enough). Without newer events, the line thaws exactly then."""
+    rule = policy.status.freeze
+    latest = state.last_delinquency_at.get(rule.days_past_due_at_least)
+    if latest is None:
+        return None
+    return latest + rule.window + _MICROSECOND
 
 
 def next_line_status(
@@ -261,10 +282,13 @@ def assess(
     previous: LineStatus | None = None,
     *,
     with_promotions: bool = True,
+    promotions_at: datetime | None = None,
 ) -> Assessment:
     """Score a user's state as of ``at`` under ``policy``, continuing from the ``previous``
-    line status. Promotions active at ``at`` apply unless ``with_promotions`` is false (the
-    stored line status ignores them: campaigns never flip a displayed status back and forth)."""
+    line status (one step of the status machine). Promotions active at ``promotions_at``
+    (default ``at``) apply unless ``with_promotions`` is false (the line status itself ignores
+    them: campaigns never flip a displayed status back and forth; a decision applies the
+    campaign of its own request time to the standing of the last review)."""
     features = derive_features(state, at)
     at = features.at
     values = features.values()
@@ -285,7 +309,8 @@ def assess(
             (
                 p
                 for p in policy.promotions
-                if p.active_at(at) and (not p.segments or segment_name in p.segments)
+                if p.active_at(promotions_at or at)
+                and (not p.segments or segment_name in p.segments)
             ),
             None,
         )

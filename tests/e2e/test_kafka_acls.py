@@ -196,7 +196,11 @@ async def test_worker_and_operator_commands_work_with_exactly_the_documented_acl
             return len(lag) == len(topics.inputs) and sum(lag.values()) == 0
 
         await wait_for(lag_measured, timeout=30, message="the lag metric at 0 on every input")
-        assert worker.counter("creditline_policy_info", version="acl-test-1") == 1.0
+
+        async def in_force() -> bool:  # a policy takes effect a moment after it is applied
+            return worker.counter("creditline_policy_info", version="acl-test-1") == 1.0
+
+        await wait_for(in_force, timeout=60, message="the applied policy in force")
         assert worker.counter("creditline_records_dead_lettered_total") == 1.0
 
         dead = creditline(operator, "dlq", "list", "--json")

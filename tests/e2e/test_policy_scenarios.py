@@ -11,23 +11,26 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from schemas.models import (
     AssetEvent,
     DisplayedStatus,
     InputEvent,
-    LineStatusChanged,
     LoanDecision,
     LoanRequest,
     Outcome,
 )
 from streams.core.policy import load_default_policy
+from streams.settings import Settings
 from streams.simulation import Persona, persona_history
 from streams.topics import Topics
 from tests.builders import asset, repayment, spending
-from tests.e2e.conftest import WorkerProcess, creditline
+from tests.conftest import isolated
+from tests.e2e.conftest import WorkerProcess, creditline, free_port
 from tests.support import (
     decisions_for,
     produce,
@@ -38,7 +41,8 @@ from tests.support import (
 )
 
 POLICY = load_default_policy()
-PROMO = POLICY.promotions[0]
+#: Policy commands wait for the worker to follow: give them longer than the default.
+creditline_slow = functools.partial(creditline, timeout=120)
 
 
 def request(
@@ -89,11 +93,53 @@ async def test_recovery_reopens_the_line_and_overrides_a_stale_closed_display(
     assert decision.policy_version == POLICY.version
 
 
+def current_promotion_policy(version: str, ends_at: datetime) -> dict[str, Any]:
+    """The default policy with its promotion moved to run from an hour ago to ``ends_at``."""
+    doc: dict[str, Any] = yaml.safe_load(
+        resources.files("streams.policies").joinpath("default.yaml").read_text()
+    )
+    doc["version"] = version
+    doc["promotions"][0]["starts_at"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    doc["promotions"][0]["ends_at"] = ends_at.isoformat()
+    return doc
+
+
+async def apply_policy(worker: WorkerProcess, tmp_path: Path, doc: dict[str, Any]) -> None:
+    """`creditline policy apply` a document and wait until the worker has it in force."""
+    path = tmp_path / f"{doc['version']}.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    result = creditline_slow(worker.settings, "policy", "apply", str(path))
+    assert result.returncode == 0, result.stderr
+
+    async def in_force() -> bool:
+        return worker.counter("creditline_policy_info", version=doc["version"]) == 1.0
+
+    await wait_for(in_force, message=f"policy {doc['version']} in force")
+
+
+@pytest.fixture
+def worker_settings(base_settings: Settings) -> Settings:
+    """Policies take effect a second after they are applied; requests more than 5 s older
+    than their arrival are not trusted."""
+    return isolated(
+        base_settings,
+        partitions=12,
+        web_port=free_port(),
+        policy_activation_seconds=1,
+        request_time_tolerance_seconds=5,
+    )
+
+
 async def test_a_missed_payment_freezes_an_open_line_even_during_a_promotion(
-    worker: WorkerProcess,
+    worker: WorkerProcess, tmp_path: Path
 ) -> None:
     settings = worker.settings
-    missed_at = PROMO.starts_at + timedelta(days=3)
+    await apply_policy(
+        worker,
+        tmp_path,
+        current_promotion_policy("test-promo-freeze", datetime.now(UTC) + timedelta(days=1)),
+    )
+    missed_at = datetime.now(UTC) - timedelta(days=2)
     good: list[InputEvent] = [
         repayment(
             event_id=f"ok{i}",
@@ -129,59 +175,77 @@ async def test_a_missed_payment_freezes_an_open_line_even_during_a_promotion(
 
     await wait_for(frozen, message="the frozen status event")
     changes = await status_changes(settings, "u-slip")
-    assert [c.status.value for c in changes] == ["open", "frozen"]
-    inside = missed_at + timedelta(days=2)
-    assert PROMO.active_at(inside)
+    # Open (restated while the history arrived in several batches), then frozen at the late
+    # repayment itself, by event time.
+    assert {c.status.value for c in changes[:-1]} == {"open"}
+    assert changes[-1].status.value == "frozen"
+    assert changes[-1].changed_at == missed_at
     decision = (
-        await decisions_for(settings, [request("u-slip", "q-slip", inside, displayed="open")])
+        await decisions_for(
+            settings, [request("u-slip", "q-slip", datetime.now(UTC), displayed="open")]
+        )
     )["q-slip"]
     assert decision.outcome is Outcome.DECLINED
     assert codes(decision)[0] == "FROZEN_PAST_DUE"
     assert decision.overrides_displayed_status
     assert "PROMOTION_APPLIED" not in codes(decision)
+    assert decision.policy_version == "test-promo-freeze"
 
 
-async def test_a_promotion_is_decided_by_requested_at(worker: WorkerProcess) -> None:
+async def test_a_promotion_is_judged_at_the_trusted_request_time_and_ends_on_time(
+    worker: WorkerProcess, tmp_path: Path
+) -> None:
     settings = worker.settings
-    as_of = PROMO.starts_at - timedelta(days=20)
+    now = datetime.now(UTC)
     events: list[InputEvent] = [
         repayment(
             event_id=f"r{i}",
             user_id="u-edge",
             outstanding_balance="0.00",
-            occurred_at=(as_of - timedelta(days=30 * i)).isoformat(),
+            occurred_at=(now - timedelta(days=1 + 30 * i)).isoformat(),
         )
         for i in range(4)
     ]
     events += [
         spending(
-            event_id="s-old",
-            user_id="u-edge",
-            occurred_at=(as_of - timedelta(days=200)).isoformat(),
+            event_id="s-old", user_id="u-edge", occurred_at=(now - timedelta(days=200)).isoformat()
         ),
         spending(
-            event_id="s-new", user_id="u-edge", occurred_at=(as_of - timedelta(days=3)).isoformat()
+            event_id="s-new", user_id="u-edge", occurred_at=(now - timedelta(days=3)).isoformat()
         ),
     ]
     await publish(settings, events)
     await wait_applied(settings, "u-edge", len(events))
-    asks = [
-        request("u-edge", "q-before", PROMO.starts_at - timedelta(days=1)),
-        request("u-edge", "q-inside", PROMO.starts_at + timedelta(days=2)),
-        request("u-edge", "q-after", PROMO.ends_at + timedelta(days=1)),
-    ]
-    decided = await decisions_for(settings, asks)
-    assert decided["q-before"].outcome is Outcome.DECLINED
-    assert decided["q-inside"].outcome is Outcome.APPROVED
-    assert "PROMOTION_APPLIED" in codes(decided["q-inside"])
-    assert decided["q-after"].outcome is Outcome.DECLINED
-    # Replaying the same requests gives the same answers (decided by requested_at).
-    replay = await decisions_for(
-        settings, [request("u-edge", f"{r.request_id}-again", r.requested_at) for r in asks]
+    before = await decisions_for(settings, [request("u-edge", "q-before", datetime.now(UTC))])
+    assert before["q-before"].outcome is Outcome.DECLINED  # below the standard threshold
+
+    ends = datetime.now(UTC) + timedelta(seconds=20)
+    await apply_policy(worker, tmp_path, current_promotion_policy("test-promo-end", ends))
+    inside = await decisions_for(settings, [request("u-edge", "q-inside", datetime.now(UTC))])
+    assert inside["q-inside"].outcome is Outcome.APPROVED
+    assert "PROMOTION_APPLIED" in codes(inside["q-inside"])
+
+    async def ended() -> bool:
+        return datetime.now(UTC) > ends + timedelta(seconds=1)
+
+    await wait_for(ended, timeout=60, message="the promotion to end")
+    after = await decisions_for(
+        settings,
+        [
+            request("u-edge", "q-after", datetime.now(UTC)),
+            # Backdated into the promotion: not trusted, never the ended promotion.
+            request("u-edge", "q-backdated", ends - timedelta(seconds=10)),
+        ],
     )
-    assert [replay[f"{r.request_id}-again"].outcome for r in asks] == [
-        decided[r.request_id].outcome for r in asks
-    ]
+    assert after["q-after"].outcome is Outcome.DECLINED
+    assert "PROMOTION_APPLIED" not in codes(after["q-after"])
+    assert after["q-backdated"].outcome is Outcome.REVIEW
+    assert codes(after["q-backdated"]) == ["REQUEST_TIME_UNTRUSTED"]
+    # The same requests again (redelivered or re-sent) get the same answers.
+    again = await decisions_for(
+        settings, [request("u-edge", "q-inside", inside["q-inside"].evaluated_at or now)]
+    )
+    assert again["q-inside"] == inside["q-inside"]
 
 
 def high_risk_history(user: str, income: int, verified: bool, deposit: int) -> list[InputEvent]:
@@ -280,20 +344,28 @@ async def test_an_oscillating_score_changes_status_at_most_once_per_dwell_time(
         applied += 1
         await wait_applied(settings, "u-osc", applied)  # one batch per toggle
 
-    async def settled() -> list[LineStatusChanged]:
-        changes = await status_changes(settings, "u-osc")
-        return changes if len(changes) >= 4 else []
-
-    changes = await wait_for(settled, message="the status changes")
-    assert [c.status.value for c in changes] == ["closed", "open", "closed", "open"]
+    # The status history, by event time: the dwell time holds each change.
+    shown = creditline(settings, "inspect", "u-osc", "--json")
+    assert shown.returncode == 0, shown.stderr
+    history = json.loads(shown.stdout)["status_history"]
+    settled = [datetime.fromisoformat(c["since"]) for c in history if c["settled"]]
+    statuses = [c["status"] for c in history]
+    assert statuses[:4] == ["closed", "open", "closed", "open"], statuses
     dwell = timedelta(days=POLICY.status.min_dwell_days)
-    real_changes = [c.changed_at for c in changes[1:]]
-    assert all(b - a >= dwell for a, b in itertools.pairwise(real_changes))
-    assert len(changes) - 1 < days // 2  # without hysteresis it would flip every day
-
-
-#: Policy commands wait for the worker to follow: give them longer than the default.
-creditline_slow = functools.partial(creditline, timeout=120)
+    assert all(b - a >= dwell for a, b in itertools.pairwise(settled))
+    assert len(settled) < days // 2  # without hysteresis it would flip every day
+    # Each toggle arrived after the reviews up to now: the present was restated when it
+    # changed, and the last announcement is the present status.
+    changes = await status_changes(settings, "u-osc")
+    assert changes[-1].status.value == statuses[-1]
+    assert changes[-1].changed_at == datetime.fromisoformat(history[-1]["since"])
+    assert any(c.reasons[0].code == "LATE_EVENT_RESTATED" for c in changes[1:])
+    # The stability metric: no two changes closer than the dwell time.
+    intervals = worker.samples()["creditline_line_status_change_interval_seconds_bucket"]
+    below_dwell = [
+        v for labels, v in intervals.items() if float(dict(labels)["le"]) < dwell.total_seconds()
+    ]
+    assert set(below_dwell) == {0.0}
 
 
 async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_nothing(
@@ -321,7 +393,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     ]
     await publish(settings, events)
     await wait_applied(settings, "u-pol", len(events))
-    first = (await decisions_for(settings, [request("u-pol", "q-1", now)]))["q-1"]
+    first = (await decisions_for(settings, [request("u-pol", "q-1", datetime.now(UTC))]))["q-1"]
     assert first.outcome is Outcome.DECLINED
     assert first.policy_version == POLICY.version
 
@@ -348,7 +420,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
 
     await wait_for(switched, message="the worker to switch policy")
     assert worker.counter("creditline_policy_info", version=POLICY.version) == 0.0
-    second = (await decisions_for(settings, [request("u-pol", "q-2", now)]))["q-2"]
+    second = (await decisions_for(settings, [request("u-pol", "q-2", datetime.now(UTC))]))["q-2"]
     assert second.outcome is Outcome.APPROVED
     assert second.policy_version == "test-looser-1"
 
@@ -378,7 +450,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
         return worker.counter("creditline_policy_rejected_total") == 1.0
 
     await wait_for(rejected, message="the worker to reject the broken policy")
-    third = (await decisions_for(settings, [request("u-pol", "q-3", now)]))["q-3"]
+    third = (await decisions_for(settings, [request("u-pol", "q-3", datetime.now(UTC))]))["q-3"]
     assert third.policy_version == "test-looser-1"
     assert third.outcome is Outcome.APPROVED
 

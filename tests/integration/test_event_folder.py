@@ -12,8 +12,8 @@ from schemas import dead_letter
 from streams.adapters.kafka_client import producer_options
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
 from streams.core.policy import load_default_policy
-from streams.core.scoring import assess
 from streams.core.state import reference_fold
+from streams.core.timeline import constant, standing
 from streams.metrics import Metrics
 from streams.processing import EventFolder
 from streams.settings import Settings
@@ -23,6 +23,7 @@ from tests.builders import NOW, encode, repayment_doc, spending_doc
 from tests.states import assert_states_equal
 from tests.support import (
     as_inbound,
+    assert_trajectories_match_reference,
     headers_of,
     produce,
     read_topic,
@@ -52,7 +53,8 @@ async def run_folder(
     store = store_for(settings, metrics)
     reports: list[Counter[str]] = []
     try:
-        folder = EventFolder(settings, store, AioKafkaSink(producer), metrics, load_default_policy)
+        timelines = constant(load_default_policy())
+        folder = EventFolder(settings, store, AioKafkaSink(producer), metrics, lambda: timelines)
         for batch in batches:
             report = await folder.process(batch)
             reports.append(
@@ -78,14 +80,19 @@ async def test_published_events_fold_into_the_reference_state(settings: Settings
     consumed = await publish_population(settings, users=24, seed=5)
     reports = await run_folder(settings, chunks(consumed, 97))
     assert sum(r["applied"] for r in reports) == len(consumed)
-    expected = reference_fold(population_events(24, 5, NOW))
+    events = population_events(24, 5, NOW)
+    expected = reference_fold(events)
     assert_states_equal(await redis_states(settings), expected)
-    # The readable summary beside the state is the scorecard's view at the latest event.
+    # Each user's status history is the reference one, and the readable summary beside it
+    # is the standing at the last review.
+    await assert_trajectories_match_reference(settings, events)
     store = store_for(settings)
     try:
         for user, state in list(expected.items())[:6]:
             summary = await store.read_summary(user)
-            assessment = assess(state, state.as_of, load_default_policy(), with_promotions=False)
+            stored = await store.read_user(user)
+            assessment = standing(stored.checkpoint, constant(load_default_policy()))
+            assert assessment is not None
             assert summary["score"] == str(assessment.score)
             assert summary["status"] == assessment.status.value
             assert summary["credit_limit"] == f"{assessment.credit_limit:.2f}"
@@ -131,6 +138,7 @@ async def test_shuffled_order_gives_the_same_state(
     finally:
         await cleanup(other)
     assert_states_equal(reordered, in_order)
+    await assert_trajectories_match_reference(settings, population_events(16, 13, NOW))
 
 
 async def test_concurrent_workers_on_one_user_never_lose_an_update(settings: Settings) -> None:
@@ -141,6 +149,7 @@ async def test_concurrent_workers_on_one_user_never_lose_an_update(settings: Set
     await asyncio.gather(*(run_folder(settings, chunks(h, 3), metrics) for h in halves))
     expected = reference_fold(population_events(2, 21, NOW))
     assert_states_equal(await redis_states(settings), expected)
+    await assert_trajectories_match_reference(settings, population_events(2, 21, NOW))
 
 
 async def test_bad_records_are_dead_lettered_with_reasons_while_good_ones_apply(
@@ -188,3 +197,40 @@ async def test_bad_records_are_dead_lettered_with_reasons_while_good_ones_apply(
         {"topic": topics.repayments, "reason": "KEY_MISMATCH"},
     )
     assert dead == 1.0
+
+
+async def test_a_reused_event_id_with_other_content_is_a_conflict_not_a_duplicate(
+    settings: Settings,
+) -> None:
+    topics = Topics.from_settings(settings)
+    original = spending_doc(event_id="e-1", amount="25.50")
+    records = [
+        (topics.spending, b"u-1", encode(original)),
+        (topics.spending, b"u-1", encode({**original, "note": "unknown fields are ignored"})),
+        (topics.spending, b"u-1", encode({**original, "amount": "99.00"})),
+        (topics.repayments, b"u-1", encode(repayment_doc(event_id="e-1"))),
+    ]
+    await produce(settings, records[:1], partition_of=lambda i: 0)
+    first = [
+        r
+        for topic in topics.events
+        for r in as_inbound(await read_topic(settings, topic, expect=0, timeout=3))
+    ]
+    await produce(settings, records[1:], partition_of=lambda i: 0)
+    consumed = [
+        r
+        for topic in topics.events
+        for r in as_inbound(await read_topic(settings, topic, expect=0, timeout=3))
+    ]
+    later = [r for r in consumed if (r.topic, r.offset) not in {(f.topic, f.offset) for f in first}]
+    reports = await run_folder(settings, [first, later])
+    assert reports == [
+        Counter(applied=1, duplicate=0, dead_lettered=0),
+        Counter(applied=0, duplicate=1, dead_lettered=2),
+    ]
+    letters = await read_topic(settings, topics.dead_letter, expect=2)
+    assert [headers_of(r)[dead_letter.HEADER_ERROR_CODE] for r in letters] == [
+        "CONFLICTING_EVENT_ID"
+    ] * 2
+    states = await redis_states(settings)
+    assert states["u-1"].spendings == 1 and states["u-1"].repayments == 0

@@ -11,6 +11,7 @@ from schemas.models import LoanDecision, Outcome
 from streams.adapters.kafka_client import producer_options
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
 from streams.core.policy import load_default_policy
+from streams.core.timeline import constant
 from streams.metrics import Metrics
 from streams.processing import LoanDecider
 from streams.settings import Settings
@@ -53,7 +54,8 @@ async def answer(
     await producer.start()
     store = store_for(settings, metrics)
     try:
-        decider = LoanDecider(settings, store, AioKafkaSink(producer), metrics, load_default_policy)
+        timelines = constant(load_default_policy())
+        decider = LoanDecider(settings, store, AioKafkaSink(producer), metrics, lambda: timelines)
         return await decider.process(consumed[already:])
     finally:
         await store.close()

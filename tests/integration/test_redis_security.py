@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import secrets
 import socket
+from datetime import UTC, datetime
 
 import pytest
 import redis.exceptions
 
 from streams.adapters.redis_client import redis_client, redis_problem
-from streams.adapters.redis_store import RedisStore, UserWrite, fingerprint
-from streams.core.state import apply_event
+from streams.adapters.redis_store import RedisStore, UserWrite
+from streams.core.ledger import encode_entry, fingerprint
 from streams.metrics import Metrics
 from streams.settings import Settings
 from tests.builders import spending
+from tests.checkpoints import checkpoint_of
 from tests.conftest import isolated
 from tests.secure_redis import SecureRedis
 
@@ -35,11 +37,29 @@ async def test_every_store_operation_works_as_the_acl_user(
         assert await store.ping()
         fp = fingerprint("s-1")
         assert (await store.load({"u-1": [fp]}))["u-1"].version == 0  # scripts loaded here
-        state = apply_event(None, spending(user_id="u-1"))
-        write = UserWrite("u-1", 0, state, {"score": "700"}, [fp], status_event=b"{}")
+        event = spending(user_id="u-1")
+        checkpoint = checkpoint_of([event])
+        write = UserWrite(
+            "u-1",
+            0,
+            checkpoint,
+            {"score": "700"},
+            [fp],
+            [encode_entry(event)],
+            status_event=b"{}",
+        )
         assert await store.save([write]) == []
+        rewrite = UserWrite("u-1", 1, checkpoint, {}, [], [encode_entry(event)], rewrite=True)
+        assert await store.save([rewrite]) == []
         await store.clear_status_events({"u-1": b"{}"})
-        assert (await store.read_user("u-1"))[0] == state
+        assert (await store.read_user("u-1")).checkpoint == checkpoint
+        assert len(await store.read_ledger("u-1")) == 1
+        await store.ensure_layout()
+        due = datetime(2026, 1, 1, tzinfo=UTC)
+        await store.schedule({(0, "u-1"): due})
+        assert await store.schedule_policy(0, due) == 0
+        assert [u for u, _ in await store.due_reviews(0, datetime.now(UTC), 10)] == ["u-1"]
+        await store.schedule({(0, "u-1"): None})
         assert (await store.read_summary("u-1"))["score"] == "700"
         assert await store.remember_decision("u-1", "q-1", b"d", 60) is None
         assert [u async for u, _ in store.scan_states()] == ["u-1"]

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
-from streams.adapters.redis_store import UserWrite, fingerprint
-from streams.core.codec import encode_state
-from streams.core.state import apply_event
+from datetime import UTC, datetime
+
+from streams.adapters.redis_store import UserWrite
+from streams.core.codec import encode_state, encode_trajectory
+from streams.core.ledger import decode_entry, encode_entry, fingerprint
 from streams.settings import Settings
 from tests.builders import spending
+from tests.checkpoints import checkpoint_of
 from tests.support import store_for
 
 
 async def test_write_applies_only_at_the_expected_version(settings: Settings) -> None:
     store = store_for(settings)
     try:
-        state = apply_event(None, spending(user_id="u-1"))
+        event = spending(user_id="u-1")
+        checkpoint = checkpoint_of([event])
         fp = fingerprint("s-1")
         loaded = await store.load({"u-1": [fp]})
         assert loaded["u-1"].version == 0
         assert loaded["u-1"].state is None
-        write = UserWrite("u-1", 0, state, {"score": "700"}, [fp])
+        entry = encode_entry(event)
+        write = UserWrite("u-1", 0, checkpoint, {"score": "700"}, [fp], [entry], ledger_size=1)
         assert await store.save([write]) == []
         # The same write again is stale: version 1 is stored now.
         assert await store.save([write]) == ["u-1"]
         again = await store.load({"u-1": [fp, fingerprint("other")]})
         assert again["u-1"].version == 1
-        assert again["u-1"].state == state
+        assert again["u-1"].checkpoint == checkpoint
+        assert again["u-1"].ledger_size == 1
         assert again["u-1"].already_applied == frozenset({fp})
+        ledgers = await store.load_ledgers(["u-1"])
+        assert ledgers["u-1"][fp] == decode_entry(entry, "u-1")
         assert (await store.read_summary("u-1"))["score"] == "700"
         assert await store.read_state("nobody") is None
     finally:
@@ -36,15 +44,17 @@ async def test_stored_fields_are_the_exact_bytes_written(settings: Settings) -> 
     # Non-ASCII text travels to the script as UTF-8 (not \\u escapes): stored unchanged.
     store = store_for(settings)
     try:
-        state = apply_event(None, spending(user_id="u-3"))
+        checkpoint = checkpoint_of([spending(user_id="u-3")])
         event = '{"reasons":[{"text":"近期按时还款次数较少 \\" \\u2028 \u2028 😀"}]}'.encode()
         summary = {"segment": "standard", "note": '状态 ok \\ "quoted"'}
-        write = UserWrite("u-3", 0, state, summary, [fingerprint("s-1")], event)
+        write = UserWrite("u-3", 0, checkpoint, summary, [fingerprint("s-1")], status_event=event)
         assert await store.save([write]) == []
         stored = await store.client.hgetall(store.keys.state("u-3"))
         assert stored[b"status_event"] == event
         assert stored[b"note"] == summary["note"].encode()
-        assert stored[b"state"] == encode_state(state)
+        assert checkpoint.state is not None
+        assert stored[b"state"] == encode_state(checkpoint.state)
+        assert stored[b"trajectory"] == encode_trajectory(checkpoint.trajectory)
     finally:
         await store.close()
 
@@ -52,8 +62,12 @@ async def test_stored_fields_are_the_exact_bytes_written(settings: Settings) -> 
 async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None:
     store = store_for(settings)
     try:
-        state = apply_event(None, spending(user_id="u-7"))
-        await store.save([UserWrite("u-7", 0, state, {}, [fingerprint("s-1")])])
+        event = spending(user_id="u-7")
+        write = UserWrite(
+            "u-7", 0, checkpoint_of([event]), {}, [fingerprint("s-1")], [encode_entry(event)]
+        )
+        await store.save([write])
+        await store.schedule({(3, "u-7"): datetime(2026, 12, 1, tzinfo=UTC)})
         keys = sorted(
             [
                 k.decode()
@@ -61,11 +75,13 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
             ]
         )
         assert keys == [
+            f"{settings.redis_key_prefix}:{{reviews-3}}:due",
+            f"{settings.redis_key_prefix}:{{u-7}}:ledger",
             f"{settings.redis_key_prefix}:{{u-7}}:seen",
             f"{settings.redis_key_prefix}:{{u-7}}:state",
         ]
         # Fingerprints are 64-bit integers, so Redis keeps the set in its compact encoding.
-        encoding = await store.client.object("ENCODING", keys[0])
+        encoding = await store.client.object("ENCODING", keys[2])
         assert encoding in (b"intset", "intset")
     finally:
         await store.close()
@@ -88,10 +104,12 @@ async def test_a_state_hash_stays_a_compact_listpack(settings: Settings) -> None
     status event — stays a listpack: ~40 % less memory per user than a hashtable."""
     store = store_for(settings)
     try:
-        state = apply_event(None, spending(user_id="u-9"))
+        checkpoint = checkpoint_of([spending(user_id="u-9")])
         summary = {name: "x" * 32 for name in ("status_since", "score_as_of", "segment")}
         status_event = b'{"reasons": "' + b"r" * 1500 + b'"}'
-        write = UserWrite("u-9", 0, state, summary, [fingerprint("s-9")], status_event)
+        write = UserWrite(
+            "u-9", 0, checkpoint, summary, [fingerprint("s-9")], status_event=status_event
+        )
         assert await store.save([write]) == []
         await store.clear_status_events({"u-9": status_event})
         key = f"{settings.redis_key_prefix}:{{u-9}}:state"
@@ -109,7 +127,14 @@ async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> 
     users = [f"u-{i}" for i in range(150)]  # more than one script call serves
     try:
         writes = [
-            UserWrite(u, 0, apply_event(None, spending(user_id=u)), {}, [1], f"ev-{u}".encode())
+            UserWrite(
+                u,
+                0,
+                checkpoint_of([spending(user_id=u)]),
+                {},
+                [1],
+                status_event=f"ev-{u}".encode(),
+            )
             for u in users
         ]
         assert await store.save(writes) == []

@@ -30,7 +30,7 @@ def test_the_worker_gets_its_topics_and_groups_and_nothing_else() -> None:
 def test_operators_create_every_topic_and_commands_group_each_rule() -> None:
     settings = Settings.model_construct()
     ops = operator_rules(settings)
-    assert sum(len(rule.bindings()) for rule in ops) == 27
+    assert sum(len(rule.bindings()) for rule in ops) == 28
     created = {b[2] for rule in ops for b in rule.bindings() if b[3] == "Create"}
     assert created == {spec.name for spec in Topics.from_settings(settings).specs(settings)}
     commands = kafka_acls_commands(acl_rules(settings, "User:ops"), "k:9093", "a.properties")

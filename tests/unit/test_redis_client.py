@@ -79,7 +79,26 @@ def test_the_acl_rule_confines_the_user_to_its_prefix_and_commands() -> None:
 
 
 def test_every_command_of_the_lua_scripts_is_granted() -> None:
-    sources = (redis_store.APPLY.source, redis_store.LOAD.source, redis_store.CLEAR_IF_EQUAL.source)
+    sources = (
+        redis_store.APPLY.source,
+        redis_store.LOAD.source,
+        redis_store.CLEAR_IF_EQUAL.source,
+        redis_store.SCHEDULE_POLICY.source,
+    )
     called = {m.lower() for s in sources for m in re.findall(r"redis\.call\('(\w+)'", s)}
-    assert called == {"hget", "hset", "sadd", "hmget", "smismember", "hdel"}
+    assert called == {
+        "hget",
+        "hset",
+        "sadd",
+        "srem",
+        "hmget",
+        "smismember",
+        "hdel",
+        "rpush",
+        "del",
+        "get",
+        "set",
+        "zrange",
+        "zadd",
+    }
     assert called <= set(ACL_COMMANDS)

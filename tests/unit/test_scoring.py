@@ -50,6 +50,7 @@ def features(**overrides: object) -> Features:
         active_spend_months_6m=0,
         history_months=12.0,
         days_since_delinquency={},
+        last_delinquency_at={},
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

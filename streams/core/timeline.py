@@ -1,0 +1,475 @@
+"""The line status as a pure function of event time: a status machine run over review instants.
+
+Hysteresis and dwell make a line's status depend on its path, not only on the latest score.
+To make that path the same whatever the arrival order, batching, crashes or replays, the
+machine is defined on **event time only**. It is stepped (``assess(..., with_promotions=
+False)``, one step of hysteresis, dwell and freezing) at the user's **review instants**:
+
+* every instant at which one of the user's events occurred (all events of that instant are
+  folded first) — so every event counts at once, and a late repayment freezes at once;
+* the exact instant a freeze runs out (``freeze_ends_at``);
+* the instant a policy version takes effect (:class:`PolicyTimeline`);
+* the start of every calendar month (UTC), where the monthly features move;
+* the daily review (00:00 UTC) at or after any instant where time alone changes an input of
+  the step: a decayed counter or the history length crossing a bin or rule edge, the dwell
+  time since the last change running out, an event leaving the horizon window.
+
+Between two review instants nothing the step reads can change, so the status is constant;
+``status(T)`` is the machine's state after every review instant ≤ T. Events are folded in
+canonical order ``(occurred_at, event_id)`` over the window ``(t - horizon, t]``, so the
+floating-point counters are bit-for-bit the same however the events arrived.
+
+Everything here is pure: the worker, the sweep of due reviews, ``replay``, ``inspect`` and
+``explain`` all call :func:`advance`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from schemas.models import InputEvent
+from streams.core.policy import Policy
+from streams.core.scoring import (
+    Assessment,
+    LineStatus,
+    assess,
+    derive_features,
+    freeze_ends_at,
+)
+from streams.core.state import REPAYMENT_HALF_LIFE, UserState, decay_factor, fold_events
+
+DAY = timedelta(days=1)
+#: How far before an estimated crossing the daily review may fall: floating-point estimates
+#: of a crossing instant are off by nanoseconds; a review one day early is harmless, a skipped
+#: review day would not be.
+_MARGIN = timedelta(milliseconds=1)
+_MONTH_DAYS = 30.4375
+_HALF_LIFE_SECONDS = REPAYMENT_HALF_LIFE.total_seconds()
+#: Features that move with time alone, and how to read their value from a state.
+_DECAYED = {
+    "on_time_repayments": "on_time",
+    "late_repayments": "late",
+    "missed_repayments": "missed",
+}
+
+
+def sort_key(event: InputEvent) -> tuple[datetime, str]:
+    """The canonical order of a user's events."""
+    return (event.occurred_at, event.event_id)
+
+
+def canonical(events: Sequence[InputEvent]) -> list[InputEvent]:
+    """Events in canonical order (``occurred_at``, then ``event_id``)."""
+    return sorted(events, key=sort_key)
+
+
+# ---- calendar --------------------------------------------------------------------------------
+def day_start(moment: datetime) -> datetime:
+    """00:00 UTC of the day of ``moment``."""
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
+
+
+def next_day_start(moment: datetime) -> datetime:
+    """The first 00:00 UTC strictly after ``moment``."""
+    return day_start(moment) + DAY
+
+
+def daily_review_at_or_after(moment: datetime) -> datetime:
+    """The first 00:00 UTC at or after ``moment``."""
+    start = day_start(moment)
+    return start if start == moment else start + DAY
+
+
+def next_month_start(moment: datetime) -> datetime:
+    """00:00 UTC on the first day of the month after ``moment``'s month."""
+    utc = moment.astimezone(UTC)
+    year, month = (utc.year + 1, 1) if utc.month == 12 else (utc.year, utc.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def month_start(moment: datetime) -> datetime:
+    """00:00 UTC on the first day of ``moment``'s month."""
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, 1, tzinfo=UTC)
+
+
+# ---- policies over time ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PolicyTimeline:
+    """Policy versions with the instants they take effect; ``base`` holds before the first."""
+
+    base: Policy
+    #: (effective from, policy), in ascending order of the instant.
+    versions: tuple[tuple[datetime, Policy], ...] = ()
+    _instants: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_instants", tuple(v[0] for v in self.versions))
+
+    @classmethod
+    def of(cls, base: Policy, versions: Sequence[tuple[datetime, Policy]]) -> PolicyTimeline:
+        """A timeline from versions in any order (a stable sort keeps publication order for
+        versions taking effect at the same instant: the later published wins)."""
+        return cls(base, tuple(sorted(versions, key=lambda v: v[0])))
+
+    def at(self, moment: datetime) -> Policy:
+        """The policy in effect at ``moment``."""
+        index = bisect.bisect_right(self._instants, moment)
+        return self.versions[index - 1][1] if index else self.base
+
+    def next_change_after(self, moment: datetime) -> datetime | None:
+        """The first instant after ``moment`` at which another version takes effect."""
+        index = bisect.bisect_right(self._instants, moment)
+        return self._instants[index] if index < len(self._instants) else None
+
+    @property
+    def latest(self) -> Policy:
+        """The version with the latest effective instant (the base when there is none)."""
+        return self.versions[-1][1] if self.versions else self.base
+
+    def effective_instants(self) -> tuple[datetime, ...]:
+        """Every instant a version takes effect, ascending."""
+        return self._instants
+
+
+def constant(policy: Policy) -> PolicyTimeline:
+    """A timeline with one policy for all time (tests, docs, what-if of one version)."""
+    return PolicyTimeline(policy)
+
+
+# ---- the trajectory --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Trajectory:
+    """A user's status machine after its last review instant.
+
+    ``changes`` are the successive line statuses, oldest first (each new status with the
+    instant it began; the first is the user's provisional first status). ``reviewed_at`` is
+    the last review instant processed; ``next_review`` the next instant at which the status
+    could change without a new event (None: never, e.g. no events in the window).
+    """
+
+    changes: tuple[LineStatus, ...]
+    reviewed_at: datetime | None
+    next_review: datetime | None
+
+    @property
+    def line(self) -> LineStatus | None:
+        """The status after the last review."""
+        return self.changes[-1] if self.changes else None
+
+    def line_at(self, moment: datetime) -> LineStatus | None:
+        """The status at ``moment`` (which must not be after ``reviewed_at``)."""
+        found = None
+        for change in self.changes:
+            if change.since > moment:
+                break
+            found = change
+        return found
+
+
+EMPTY = Trajectory((), None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A point the machine can resume from: a review instant, the fold of the events in the
+    window at that instant, and the trajectory up to it."""
+
+    trajectory: Trajectory
+    state: UserState | None
+
+    @property
+    def at(self) -> datetime | None:
+        """The review instant."""
+        return self.trajectory.reviewed_at
+
+
+START = Checkpoint(EMPTY, None)
+
+
+def _decay_crossings(state: UserState, at: datetime, policy: Policy) -> datetime | None:
+    """The earliest instant after ``at`` at which a decayed counter falls below an edge."""
+    edges = policy.feature_edges
+    factor = decay_factor(at - state.as_of)
+    earliest: datetime | None = None
+    for feature, field_name in _DECAYED.items():
+        stored = float(getattr(state, field_name))
+        value = stored * factor  # exactly as derive_features computes it at ``at``
+        for edge in edges.get(feature, ()):
+            if edge <= 0 or value < edge:
+                continue  # already below (or can never fall below a non-positive edge)
+            seconds = _HALF_LIFE_SECONDS * math.log2(stored / edge)
+            crossing = state.as_of + timedelta(seconds=seconds)
+            if earliest is None or crossing < earliest:
+                earliest = crossing
+    return earliest
+
+
+def _history_crossings(state: UserState, at: datetime, policy: Policy) -> datetime | None:
+    """The earliest instant after ``at`` at which the history length reaches an edge."""
+    months = (at - state.first_event_at).total_seconds() / 86400 / _MONTH_DAYS
+    for edge in policy.feature_edges.get("history_months", ()):
+        if edge > months:
+            return state.first_event_at + timedelta(days=edge * _MONTH_DAYS)
+    return None
+
+
+def next_time_review(
+    state: UserState,
+    line: LineStatus | None,
+    at: datetime,
+    policy: Policy,
+    horizon: timedelta,
+) -> datetime:
+    """The next review instant after ``at`` caused by time alone (no new event), given the
+    state and status after the review at ``at`` under ``policy``."""
+    following_day = next_day_start(at)
+    candidates = [next_month_start(at)]
+    for estimate in (
+        _decay_crossings(state, at, policy),
+        _history_crossings(state, at, policy),
+        state.first_event_at + horizon,  # the oldest event leaves the window
+    ):
+        if estimate is not None:
+            candidates.append(max(following_day, daily_review_at_or_after(estimate - _MARGIN)))
+    if line is not None and line.settled:
+        dwell_over = line.since + policy.status.min_dwell
+        if dwell_over > at:
+            candidates.append(daily_review_at_or_after(dwell_over))
+    thaw = freeze_ends_at(state, policy)
+    if thaw is not None and thaw > at:
+        candidates.append(thaw)
+    return min(candidates)
+
+
+def _window_start(events: Sequence[InputEvent], at: datetime, horizon: timedelta, lo: int) -> int:
+    """Index of the first event still in the window ``(at - horizon, at]``."""
+    limit = at - horizon
+    while lo < len(events) and events[lo].occurred_at <= limit:
+        lo += 1
+    return lo
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One step of the status machine, for explanations: when, what it saw, what it gave."""
+
+    at: datetime
+    score: int
+    segment: str
+    status: LineStatus
+    policy_version: str
+    events: int  # events folded at this instant
+
+
+def advance(
+    events: Sequence[InputEvent],
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+    start: Checkpoint = START,
+    trace: list[Review] | None = None,
+) -> Checkpoint:
+    """Run the status machine from ``start`` through every review instant ≤ ``until``.
+
+    ``events`` are the user's events in canonical order; when ``start`` has a state, they
+    must include every event after ``start.at`` and, if an event could leave the window
+    before ``until``, every event in the window too (the fold is then redone from them).
+    Returns the checkpoint at the last review instant ≤ ``until`` (``next_review`` set);
+    each review is appended to ``trace`` when one is given.
+    """
+    trajectory = start.trajectory
+    state = start.state
+    at = trajectory.reviewed_at
+    changes = list(trajectory.changes)
+    line = changes[-1] if changes else None
+    # Events after the start instant, and the first one still inside the window.
+    index = 0 if at is None else bisect.bisect_right([e.occurred_at for e in events], at)
+    lo = 0
+    while True:
+        candidates: list[datetime] = []
+        if index < len(events):
+            candidates.append(events[index].occurred_at)
+        if at is not None and state is not None:
+            policy = timelines.at(at)
+            candidates.append(next_time_review(state, line, at, policy, horizon))
+            change = timelines.next_change_after(at)
+            if change is not None:
+                candidates.append(change)
+        if not candidates:
+            return Checkpoint(Trajectory(tuple(changes), at, None), state)
+        moment = min(candidates)
+        if moment > until:
+            return Checkpoint(Trajectory(tuple(changes), at, moment), state)
+        batch_end = index
+        while batch_end < len(events) and events[batch_end].occurred_at <= moment:
+            batch_end += 1
+        fresh = events[index:batch_end]
+        index = batch_end
+        window_lo = _window_start(events, moment, horizon, lo)
+        if state is not None and state.first_event_at <= moment - horizon:
+            # An event left the window: fold the window again, in canonical order.
+            state = fold_events(None, events[window_lo:index])
+        elif fresh:
+            state = fold_events(state, fresh)
+        lo = window_lo
+        at = moment
+        if state is None:
+            continue  # nothing in the window: no status to review
+        step = assess(state, moment, timelines.at(moment), line, with_promotions=False)
+        if line is None or step.line != line:
+            changes.append(step.line)
+            line = step.line
+        if trace is not None:
+            trace.append(
+                Review(moment, step.score, step.segment, step.line, step.policy_version, len(fresh))
+            )
+
+
+def checkpoint_before(
+    trajectory: Trajectory, first_event_at: datetime, moment: datetime
+) -> datetime | None:
+    """The latest review instant strictly before ``moment`` from which the machine can be
+    resumed with nothing before it recomputed: the later of the last status change and the
+    last month start (every month start after the first event is a review instant)."""
+    if moment <= first_event_at:
+        return None
+    best: datetime | None = None
+    for change in trajectory.changes:
+        if change.since < moment:
+            best = change.since
+    month = month_start(moment)
+    if month == moment:
+        month = month_start(month - DAY)
+    if month > first_event_at and (best is None or month > best):
+        best = month
+    return best
+
+
+def resume_from(
+    events: Sequence[InputEvent],
+    trajectory: Trajectory,
+    moment: datetime,
+    horizon: timedelta,
+) -> Checkpoint:
+    """The checkpoint to recompute from when events at or after ``moment`` changed: the
+    trajectory cut at the latest review instant before ``moment``, with the fold of the
+    window there (``events`` in canonical order, including the new ones)."""
+    if not events:
+        return START
+    first = events[0].occurred_at
+    if trajectory.reviewed_at is None or not trajectory.changes:
+        return START
+    at = checkpoint_before(trajectory, min(first, trajectory.changes[0].since), moment)
+    if at is None or at < trajectory.changes[0].since:
+        return START
+    kept = tuple(c for c in trajectory.changes if c.since <= at)
+    hi = bisect.bisect_right([e.occurred_at for e in events], at)
+    lo = _window_start(events, at, horizon, 0)
+    state = fold_events(None, events[lo:hi])
+    return Checkpoint(Trajectory(kept, at, None), state)
+
+
+def standing(
+    checkpoint: Checkpoint, timelines: PolicyTimeline, promotions_at: datetime | None = None
+) -> Assessment | None:
+    """The assessment at the checkpoint's review instant, under the policy in effect there,
+    with its status; promotions active at ``promotions_at`` apply when given (a decision)."""
+    state, at, line = checkpoint.state, checkpoint.at, checkpoint.trajectory.line
+    if state is None or at is None:
+        return None
+    policy = timelines.at(at)
+    if promotions_at is None:
+        return assess(state, at, policy, line, with_promotions=False)
+    return assess(state, at, policy, line, promotions_at=promotions_at)
+
+
+def update(
+    stored: Checkpoint,
+    fresh: Sequence[InputEvent],
+    ledger: Sequence[InputEvent] | None,
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+) -> Checkpoint:
+    """The checkpoint after adding ``fresh`` events (deduplicated) to a user, reviewed up to
+    ``until``: the same, whatever batches and order the events came in.
+
+    ``ledger`` holds the user's earlier events; it may be None only when
+    :func:`needs_ledger` says the stored checkpoint suffices (every fresh event is after the
+    last review, no stored event is, and no event leaves the window before ``until``).
+    """
+    ordered = canonical(fresh)
+    if ledger is None:
+        return advance(ordered, timelines, until, horizon, stored)
+    events = canonical([*ledger, *ordered])
+    if stored.at is None:
+        return advance(events, timelines, until, horizon, START)
+    start = stored
+    if ordered and ordered[0].occurred_at <= stored.at:
+        # A late event: the review instants from the one before it are recomputed.
+        start = resume_from(events, stored.trajectory, ordered[0].occurred_at, horizon)
+    return advance(events, timelines, until, horizon, start)
+
+
+def needs_ledger(
+    stored: Checkpoint,
+    fresh: Sequence[InputEvent],
+    latest_event_at: datetime | None,
+    until: datetime,
+    horizon: timedelta,
+) -> bool:
+    """Whether :func:`update` needs the user's earlier events (a second read)."""
+    if stored.at is None or stored.state is None:
+        return latest_event_at is not None  # a user with only stored future events
+    if latest_event_at is not None and latest_event_at > stored.at:
+        return True  # stored events not reviewed yet (dated after the last review)
+    if any(e.occurred_at <= stored.at for e in fresh):
+        return True  # late events land before the last review
+    return stored.state.first_event_at + horizon <= until  # an event leaves the window
+
+
+def needs_ledger_at(
+    stored: Checkpoint, latest_event_at: datetime | None, moment: datetime, horizon: timedelta
+) -> bool:
+    """Whether :func:`at_time` needs the user's events for ``moment``."""
+    if stored.at is None or stored.state is None:
+        return latest_event_at is not None
+    if moment < stored.at:
+        return True
+    if latest_event_at is not None and stored.at < latest_event_at:
+        return True
+    return stored.state.first_event_at + horizon <= moment
+
+
+def at_time(
+    stored: Checkpoint,
+    ledger: Sequence[InputEvent] | None,
+    timelines: PolicyTimeline,
+    moment: datetime,
+    horizon: timedelta,
+) -> Checkpoint:
+    """The checkpoint at the last review instant ≤ ``moment`` (for a decision at
+    ``moment``): the stored one advanced, or recomputed from the ledger for a past moment.
+    ``ledger`` may be None only when ``needs_ledger(stored, [], ...)`` is false and
+    ``moment`` is not before the last review."""
+    if stored.at is not None and moment >= stored.at and ledger is None:
+        return advance([], timelines, moment, horizon, stored)
+    events = canonical(list(ledger or ()))
+    if stored.at is None:
+        return advance(events, timelines, moment, horizon, START)
+    if moment >= stored.at:
+        return advance(events, timelines, moment, horizon, stored)
+    start = resume_from(events, stored.trajectory, moment + timedelta(microseconds=1), horizon)
+    return advance(events, timelines, moment, horizon, start)
+
+
+def features_at(checkpoint: Checkpoint) -> object:
+    """The features at the checkpoint (for inspection)."""
+    assert checkpoint.state is not None and checkpoint.at is not None
+    return derive_features(checkpoint.state, checkpoint.at)

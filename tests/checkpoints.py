@@ -1,0 +1,19 @@
+"""Checkpoints for tests: the status machine run over a few events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from schemas.models import InputEvent
+from streams.core.policy import load_default_policy
+from streams.core.timeline import Checkpoint, advance, canonical, constant
+
+HORIZON = timedelta(days=1826)
+
+
+def checkpoint_of(events: Sequence[InputEvent], until: datetime | None = None) -> Checkpoint:
+    """The reference checkpoint of one user's events under the default policy."""
+    ordered = canonical(events)
+    moment = until or max(e.occurred_at for e in ordered)
+    return advance(ordered, constant(load_default_policy()), moment, HORIZON)
