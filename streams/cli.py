@@ -911,6 +911,7 @@ def dlq_redrive(
     from rich.progress import Progress
 
     from streams.adapters.dead_letters import read_dead_letters, redrive
+    from streams.topics import Topics
 
     if not (code or everything or fixed):
         _fail("say which records: --code CODE, --all, or --fixed FILE")
@@ -925,7 +926,7 @@ def dlq_redrive(
             _fail(f"no dead letters with ids {sorted(unknown)}")
     with Progress(console=err, disable=as_json) as progress:
         task = progress.add_task("re-driving", total=len(letters))
-        sent = _run(
+        report = _run(
             redrive(
                 settings,
                 letters,
@@ -934,9 +935,24 @@ def dlq_redrive(
             )
         )
     if as_json:
-        console.print_json(json.dumps({"redriven": sent}))
-    else:
-        console.print(f"re-published {sent} records to their source topics")
+        doc = {
+            "redriven": report.total,
+            "topics": dict(report.sent),
+            "skipped": len(report.skipped),
+            "skipped_ids": report.skipped,
+        }
+        console.print_json(json.dumps(doc))
+        return
+    where = ", ".join(f"{topic} {n}" for topic, n in sorted(report.sent.items()))
+    console.print(f"re-published {report.total} records" + (f": {where}" if where else ""))
+    if report.skipped:
+        err.print(
+            f"skipped {len(report.skipped)} dead letters whose source is not an input topic of "
+            f"this application (only {', '.join(Topics.from_settings(settings).inputs)} are "
+            f"written): {', '.join(report.skipped)}",
+            markup=False,
+            highlight=False,
+        )
 
 
 # ---- policy --------------------------------------------------------------------------------

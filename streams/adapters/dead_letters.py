@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import dead_letter
 from streams.adapters.kafka_client import client_options, producer_options, start_client
 from streams.adapters.kafka_read import topic_partitions
+from streams.core.dead_letters import ParsedHeaders, parse_headers
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -33,12 +36,14 @@ class DeadLetter:
         """``partition:offset`` in the dead-letter topic."""
         return f"{self.partition}:{self.offset}"
 
+    @cached_property
+    def parsed(self) -> ParsedHeaders:
+        """The worker's headers and the producer's, told apart by position."""
+        return parse_headers(self.headers)
+
     def header(self, name: str) -> str:
-        """A header as text ('' when absent)."""
-        for key, value in self.headers:
-            if key == name:
-                return value.decode(errors="replace")
-        return ""
+        """One of the worker's headers as text ('' when absent): never a producer's."""
+        return self.parsed.ours.get(name, "")
 
     @property
     def code(self) -> str:
@@ -46,18 +51,36 @@ class DeadLetter:
         return self.header(dead_letter.HEADER_ERROR_CODE)
 
     @property
+    def source_topic(self) -> str:
+        """The topic the record was read from ('' when the letter is not a worker's)."""
+        return self.header(dead_letter.HEADER_SOURCE_TOPIC)
+
+    @property
     def source(self) -> str:
         """``topic[partition]@offset`` the record was read from."""
         return (
-            f"{self.header(dead_letter.HEADER_SOURCE_TOPIC)}"
+            f"{self.source_topic}"
             f"[{self.header(dead_letter.HEADER_SOURCE_PARTITION)}]"
             f"@{self.header(dead_letter.HEADER_SOURCE_OFFSET)}"
         )
 
     def original_headers(self) -> list[tuple[str, bytes]]:
-        """The record's own headers, without the ones the dead-lettering added."""
-        ours = set(dead_letter.DEAD_LETTER_HEADERS)
-        return [(k, v) for k, v in self.headers if k not in ours]
+        """The rejected record's own headers, exactly as its producer sent them."""
+        return list(self.parsed.theirs)
+
+
+@dataclass
+class RedriveReport:
+    """What ``redrive`` published, per topic, and which letters it would not publish."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+    #: Ids of letters whose source is not one of this application's input topics.
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Records published."""
+        return sum(self.sent.values())
 
 
 async def read_dead_letters(
@@ -108,30 +131,43 @@ async def redrive(
     *,
     replacements: dict[str, bytes] | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
-) -> int:
+) -> RedriveReport:
     """Publish each dead letter again to its source topic (with a replacement value if one is
-    given for its id). Safe to repeat: events carry their event_id, so a record that is applied
-    twice is recognised as a duplicate."""
+    given for its id), with its producer's headers and ``redriven.from``. Safe to repeat:
+    events carry their event_id, so a record that is applied twice is recognised.
+
+    Only this application's input topics are ever written: a letter whose source is anything
+    else (the policy topic, an output, another application's topic, or no worker source at
+    all) is skipped and reported, never published.
+    """
     replacements = replacements or {}
+    inputs = set(Topics.from_settings(settings).inputs)
+    report = RedriveReport()
+    targets = []
+    for letter in letters:
+        if letter.source_topic in inputs:
+            targets.append(letter)
+        else:
+            report.skipped.append(letter.id)
+    if not targets:
+        return report
     producer = AIOKafkaProducer(
         **producer_options(settings),
         max_request_size=settings.max_message_bytes,
     )
     await start_client(producer, settings)
-    sent = 0
     try:
-        for letter in letters:
-            topic = letter.header(dead_letter.HEADER_SOURCE_TOPIC)
-            if not topic:
-                continue
+        for letter in targets:
             headers = [
                 *letter.original_headers(),
                 (HEADER_REDRIVEN_FROM, f"{letter.id}@{datetime.now(UTC).isoformat()}".encode()),
             ]
             value = replacements.get(letter.id, letter.value)
-            await producer.send_and_wait(topic, value, key=letter.key, headers=headers)
-            sent += 1
-            on_progress(sent)
+            await producer.send_and_wait(
+                letter.source_topic, value, key=letter.key, headers=headers
+            )
+            report.sent[letter.source_topic] += 1
+            on_progress(report.total)
     finally:
         await producer.stop()
-    return sent
+    return report

@@ -1,0 +1,188 @@
+"""Hostile producers against the dead-letter tools: whoever can write an input topic cannot
+choose a dead letter's code or source, and `dlq redrive` writes only to input topics.
+
+The attack this reproduces: a record on an input topic carrying forged `error.code` and
+`source.topic` headers (pointing at the policy topic) and a permissive policy as its value;
+a routine `dlq redrive --code …` used to publish it to the policy topic, where it went live.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from schemas import dead_letter
+from schemas.models import Outcome
+from streams.adapters.dead_letters import HEADER_REDRIVEN_FROM
+from streams.adapters.kafka_client import producer_options
+from streams.core.policy import load_default_policy
+from streams.settings import Settings
+from streams.topics import Topics
+from tests.builders import loan_request, repayment
+from tests.e2e.conftest import WorkerProcess, creditline
+from tests.support import decisions_for, headers_of, publish, read_topic, wait_applied, wait_for
+
+Headers = list[tuple[str, bytes]]
+
+
+async def send(settings: Settings, topic: str, key: bytes, value: bytes, headers: Headers) -> str:
+    """Publish one record with headers; its ``partition:offset``."""
+    producer = AIOKafkaProducer(**producer_options(settings))
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(topic, value, key=key, headers=headers)
+        return f"{meta.partition}:{meta.offset}"
+    finally:
+        await producer.stop()
+
+
+def worker_headers(code: str, topic: str) -> Headers:
+    """The six headers a worker writes, with these values."""
+    values = {
+        dead_letter.HEADER_ERROR_CODE: code,
+        dead_letter.HEADER_ERROR_MESSAGE: "a message",
+        dead_letter.HEADER_SOURCE_TOPIC: topic,
+        dead_letter.HEADER_SOURCE_PARTITION: "0",
+        dead_letter.HEADER_SOURCE_OFFSET: "0",
+        dead_letter.HEADER_REJECTED_AT: datetime.now(UTC).isoformat(),
+    }
+    return [(name, values[name].encode()) for name in dead_letter.DEAD_LETTER_HEADERS]
+
+
+def cli_json(settings: Settings, *args: str) -> Any:
+    result = creditline(settings, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+async def test_forged_dead_letter_provenance_cannot_redirect_a_redrive(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    now = datetime.now(UTC)
+    default = load_default_policy().version
+
+    # A user the default policy declines (score 540).
+    history = [
+        repayment(
+            event_id=f"r{i}",
+            user_id="u-540",
+            outstanding_balance="0.00",
+            occurred_at=(now - timedelta(days=30 * i + 1)).isoformat(),
+        )
+        for i in range(4)
+    ]
+    history.append(
+        repayment(
+            event_id="r-late",
+            user_id="u-540",
+            days_past_due=10,
+            outstanding_balance="0.00",
+            occurred_at=(now - timedelta(days=150)).isoformat(),
+        )
+    )
+    await publish(settings, history)
+    await wait_applied(settings, "u-540", len(history))
+    ask = loan_request(user_id="u-540", requested_at=now.isoformat(), amount="1000.00")
+    before = (await decisions_for(settings, [ask.model_copy(update={"request_id": "q-1"})]))["q-1"]
+    assert before.outcome is Outcome.DECLINED
+    assert before.score == 540
+
+    # The attacker writes the spending topic: a permissive policy, dressed as a dead letter
+    # of the policy topic with the code an operator routinely re-drives.
+    doc = yaml.safe_load(resources.files("streams.policies").joinpath("default.yaml").read_text())
+    doc["version"] = "forged-1"
+    doc["status"]["thresholds"] = {"close_below": 350, "reopen_at": 360}
+    envelope = {"policy": doc, "applied_at": now.isoformat(), "applied_by": "risk-team"}
+    forged: Headers = [
+        *worker_headers("NOT_JSON", topics.policy),
+        ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    ]
+    await send(settings, topics.spending, b"forged-1", json.dumps(envelope).encode(), forged)
+    await send(settings, topics.spending, b"u-540", b"garbage", [])  # a real NOT_JSON
+
+    letters = await read_topic(settings, topics.dead_letter, expect=2, timeout=60)
+    [attack] = [x for x in letters if x.key == b"forged-1"]
+    names = [name for name, _ in attack.headers]
+    assert names[:6] == list(dead_letter.DEAD_LETTER_HEADERS)
+    assert names[6:] == [f"original.{name}" for name, _ in forged]
+    real = headers_of(attack)
+    assert real[dead_letter.HEADER_ERROR_CODE] == "MISSING_FIELD"
+    assert real[dead_letter.HEADER_SOURCE_TOPIC] == topics.spending
+    attack_id = f"{attack.partition}:{attack.offset}"
+
+    # Letters no worker of this version wrote, put on the topic directly: one in the layout
+    # of older workers (forged headers first, the worker's last), one whose worker headers
+    # name the policy topic, one with forged headers only.
+    legacy_head = worker_headers("NOT_JSON", topics.policy)
+    legacy_id = await send(
+        settings,
+        topics.dead_letter,
+        b"u-540",
+        b"legacy garbage",
+        [*legacy_head, *worker_headers("NOT_UTF8", topics.spending)],
+    )
+    elsewhere_id = await send(
+        settings, topics.dead_letter, b"forged-2", b"{}", worker_headers("NOT_JSON", topics.policy)
+    )
+    unknown_id = await send(settings, topics.dead_letter, b"forged-3", b"{}", forged[:3])
+
+    listed = cli_json(settings, "dlq", "list")
+    rows = {r["id"]: r for r in listed["records"]}
+    assert listed["total"] == 5
+    assert rows[attack_id]["code"] == "MISSING_FIELD"
+    assert rows[attack_id]["source"].startswith(f"{topics.spending}[")
+    assert rows[legacy_id]["code"] == "NOT_UTF8"
+    assert rows[legacy_id]["source"].startswith(f"{topics.spending}[")
+    assert rows[unknown_id]["code"] == ""
+    assert listed["by_code"] == {"MISSING_FIELD": 1, "NOT_JSON": 2, "NOT_UTF8": 1, "": 1}
+
+    # The routine re-drive of the forged code: the real NOT_JSON goes back to spending, the
+    # letter naming the policy topic is skipped and reported, nothing reaches the policy.
+    redriven = cli_json(settings, "dlq", "redrive", "--code", "NOT_JSON")
+    assert redriven == {
+        "redriven": 1,
+        "topics": {topics.spending: 1},
+        "skipped": 1,
+        "skipped_ids": [elsewhere_id],
+    }
+    text = creditline(settings, "dlq", "redrive", "--code", "MISSING_FIELD")
+    assert text.returncode == 0, text.stderr
+    assert f"re-published 1 records: {topics.spending} 1" in text.stdout
+
+    async def seven_letters() -> bool:
+        return len(await read_topic(settings, topics.dead_letter, expect=7, timeout=1)) == 7
+
+    await wait_for(seven_letters, message="the re-driven records dead-lettered again")
+    everything = cli_json(settings, "dlq", "redrive", "--all")
+    assert everything["topics"] == {topics.spending: 5}
+    assert sorted(everything["skipped_ids"]) == sorted([elsewhere_id, unknown_id])
+
+    assert await read_topic(settings, topics.policy, expect=1, timeout=3) == []
+    # Re-driven records carry exactly their producer's headers, plus where they came from
+    # (a record re-driven twice also kept the first `redriven.from` as a producer header).
+    spent = await read_topic(settings, topics.spending, expect=9, timeout=30)
+    redriven_records = [r for r in spent if HEADER_REDRIVEN_FROM in headers_of(r)]
+    assert len(redriven_records) == 7
+    for record in redriven_records:
+        headers = [(k, bytes(v)) for k, v in record.headers]
+        assert headers[-1][0] == HEADER_REDRIVEN_FROM
+        producer_headers = [h for h in headers if h[0] != HEADER_REDRIVEN_FROM]
+        if record.key == b"forged-1":
+            assert producer_headers == forged
+        elif record.value == b"legacy garbage":
+            assert producer_headers == legacy_head
+        else:
+            assert producer_headers == []
+
+    after = (await decisions_for(settings, [ask.model_copy(update={"request_id": "q-2"})]))["q-2"]
+    assert after.outcome is Outcome.DECLINED
+    assert after.policy_version == default
+    assert worker.counter("creditline_policy_info", version="forged-1") == 0
+    assert worker.counter("creditline_policy_info", version=default) == 1
