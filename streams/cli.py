@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from schemas.models import DisplayedStatus, LineStatusChanged, LoanDecision, LoanRequest
 from streams.settings import Settings, get_settings
@@ -791,11 +792,25 @@ def replay(as_json: JsonOption = False) -> None:
 
 
 # ---- dead letters --------------------------------------------------------------------------
+# Everything read from the dead-letter topic is a producer's: it is printed through
+# `_inert` (control characters escaped, never interpreted as markup), and JSON output is
+# ASCII (`ensure_ascii`: bidi overrides and C1 controls as \u escapes, not raw).
 def _preview(value: bytes | None, width: int = 60) -> str:
     if value is None:
         return "(null)"
     text = value[:width].decode("utf-8", errors="backslashreplace")
     return text + (f"… ({len(value)} bytes)" if len(value) > width else "")
+
+
+def _inert(text: str) -> Text:
+    """Producer-controlled text, inert: escaped controls, no markup, no emoji codes."""
+    from streams.core.inert import inert
+
+    return Text(inert(text))
+
+
+def _print_json_ascii(doc: Any) -> None:
+    console.print_json(json.dumps(doc), ensure_ascii=True)
 
 
 @dlq_app.command("list")
@@ -824,23 +839,20 @@ def dlq_list(
         for x in letters[:limit]
     ]
     if as_json:
-        console.print_json(json.dumps({"total": len(letters), "by_code": counts, "records": rows}))
+        _print_json_ascii({"total": len(letters), "by_code": counts, "records": rows})
         return
-    table = Table(
-        "id",
-        "code",
-        "source",
-        "message",
-        "rejected at",
-        "bytes",
-        title=f"{len(letters)} dead letters" + (f" with code {code}" if code else ""),
-    )
+    title = f"{len(letters)} dead letters" + (f" with code {code}" if code else "")
+    table = Table("id", "code", "source", "message", "rejected at", "bytes", title=_inert(title))
     for row in rows:
         table.add_row(
-            *(str(row[k]) for k in ("id", "code", "source", "message", "rejected_at", "bytes"))
+            *(_inert(str(row[k])) for k in ("id", "code", "source", "message", "rejected_at")),
+            str(row["bytes"]),
         )
     console.print(table)
-    console.print("by code: " + ", ".join(f"{c} {n}" for c, n in counts.most_common()))
+    console.print(
+        _inert("by code: " + ", ".join(f"{c} {n}" for c, n in counts.most_common())),
+        highlight=False,
+    )
 
 
 @dlq_app.command("show")
@@ -856,20 +868,21 @@ def dlq_show(
     if letter is None:
         _fail(f"no dead letter {record_id}; `creditline dlq list` shows the ids")
         return
+    headers = [(k, v.decode(errors="backslashreplace")) for k, v in letter.headers]
     doc = {
         "id": letter.id,
         "key": _preview(letter.key, 200),
         "value": _preview(letter.value, 2000),
-        "headers": {k: v.decode(errors="backslashreplace") for k, v in letter.headers},
+        "headers": dict(headers),
     }
     if as_json:
-        console.print_json(json.dumps(doc))
+        _print_json_ascii(doc)
         return
-    table = Table(show_header=False, title=f"dead letter {letter.id}")
-    for name, value in doc["headers"].items():
-        table.add_row(name, value)
-    table.add_row("key", doc["key"])
-    table.add_row("value", doc["value"])
+    table = Table(show_header=False, title=_inert(f"dead letter {letter.id}"))
+    for name, value in headers:  # every one, also repeated names
+        table.add_row(_inert(name), _inert(value))
+    table.add_row("key", _inert(doc["key"]))
+    table.add_row("value", _inert(doc["value"]))
     console.print(table)
 
 

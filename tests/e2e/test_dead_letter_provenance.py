@@ -9,6 +9,9 @@ a routine `dlq redrive --code …` used to publish it to the policy topic, where
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -20,11 +23,12 @@ from schemas import dead_letter
 from schemas.models import Outcome
 from streams.adapters.dead_letters import HEADER_REDRIVEN_FROM
 from streams.adapters.kafka_client import producer_options
+from streams.core.inert import inert
 from streams.core.policy import load_default_policy
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import loan_request, repayment
-from tests.e2e.conftest import WorkerProcess, creditline
+from tests.e2e.conftest import WorkerProcess, creditline, settings_env
 from tests.support import decisions_for, headers_of, publish, read_topic, wait_applied, wait_for
 
 Headers = list[tuple[str, bytes]]
@@ -186,3 +190,53 @@ async def test_forged_dead_letter_provenance_cannot_redirect_a_redrive(
     assert after.policy_version == default
     assert worker.counter("creditline_policy_info", version="forged-1") == 0
     assert worker.counter("creditline_policy_info", version=default) == 1
+
+
+def wide(settings: Settings, *args: str) -> str:
+    """A ``creditline`` command's output, 300 columns wide (table cells are not wrapped)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**settings_env(settings), "COLUMNS": "300"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def assert_inert(out: str) -> None:
+    """No character a terminal would act on (newlines between lines aside)."""
+    unsafe = [c for c in out.replace("\n", "") if unicodedata.category(c) in INERT_UNSAFE]
+    assert not unsafe, unsafe
+
+
+INERT_UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+async def test_dlq_prints_producer_data_inertly(worker: WorkerProcess) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    value = "\x1b[2J[bold red]x[/]\r\x9b31m\u202eevil\x07"
+    header = "[bold]hdr[/bold]\x1b[5m"
+    await send(
+        settings, topics.spending, b"\x1b]0;pwned\x07u-1", value.encode(), [(header, b"[red]v\x07")]
+    )
+    [letter] = await read_topic(settings, topics.dead_letter, expect=1, timeout=60)
+    letter_id = f"{letter.partition}:{letter.offset}"
+
+    shown = wide(settings, "dlq", "show", letter_id)
+    assert_inert(shown)
+    assert "\\x1b[2J[bold red]x[/]\\r\\x9b31m\\u202eevil\\x07" in shown  # escaped, not run
+    assert f"original.{inert(header)}" in shown  # the header name's markup is text
+    assert "[red]v\\x07" in shown
+    assert "\\x1b]0;pwned\\x07u-1" in shown
+    as_json = wide(settings, "dlq", "show", letter_id, "--json")
+    assert_inert(as_json)
+    doc = json.loads(as_json)
+    assert doc["value"] == value  # the data itself, faithfully, as JSON escapes
+    assert doc["headers"][f"original.{header}"] == "[red]v\x07"
+    for listing in (wide(settings, "dlq", "list"), wide(settings, "dlq", "list", "--json")):
+        assert_inert(listing)
+        assert "NOT_JSON" in listing
