@@ -813,19 +813,72 @@ def _print_json_ascii(doc: Any) -> None:
     console.print_json(json.dumps(doc), ensure_ascii=True)
 
 
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Only dead letters rejected since then: a duration back from now (30m, 2h, 7d) "
+        "or an RFC 3339 time (2026-11-30T08:00:00Z). Default: the whole topic."
+    ),
+]
+LimitOption = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Read only the newest this many dead letters of that window (per call)."
+    ),
+]
+
+
+def _since(text: str | None) -> datetime | None:
+    from rich.markup import escape
+
+    from streams.core.dead_letters import parse_since
+
+    if text is None:
+        return None
+    try:
+        return parse_since(text, datetime.now(UTC))
+    except ValueError as exc:
+        _fail(escape(f"--since: {exc}"))
+        raise AssertionError("unreachable") from exc  # pragma: no cover
+
+
+def _window(page: Any) -> str:
+    """Which dead letters were read, in words."""
+    since = f" since {page.since.isoformat()}" if page.since else ""
+    return f"the newest {page.read} of {page.in_window} dead letters{since}"
+
+
+def _not_read_note(page: Any) -> None:
+    """Say so on stderr when older dead letters of the window were left unread."""
+    if page.not_read:
+        since = f" since {page.since.isoformat()}" if page.since else ""
+        err.print(
+            f"{page.not_read} older dead letters{since} were not read: raise --limit or "
+            "narrow --since",
+            markup=False,
+            highlight=False,
+        )
+
+
 @dlq_app.command("list")
 def dlq_list(
     code: Annotated[str | None, typer.Option(help="Only this reject code.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    since: SinceOption = None,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """Dead-lettered records with their reasons and where they came from."""
+    """Dead-lettered records with their reasons and where they came from (a bounded read: the
+    newest --limit of those rejected since --since)."""
     from collections import Counter
 
     from schemas import dead_letter
     from streams.adapters.dead_letters import read_dead_letters
 
-    letters = _run(read_dead_letters(get_settings(), code=code))
+    settings = get_settings()
+    page = _run(
+        read_dead_letters(settings, since=_since(since), limit=limit, code=code, values=False)
+    )
+    letters = page.letters
     counts = Counter(letter.code for letter in letters)
     rows = [
         {
@@ -834,15 +887,34 @@ def dlq_list(
             "source": x.source,
             "message": x.header(dead_letter.HEADER_ERROR_MESSAGE),
             "rejected_at": x.header(dead_letter.HEADER_REJECTED_AT),
-            "bytes": len(x.value or b""),
+            "bytes": x.size,
         }
-        for x in letters[:limit]
+        for x in letters
     ]
     if as_json:
-        _print_json_ascii({"total": len(letters), "by_code": counts, "records": rows})
+        _print_json_ascii(
+            {
+                "total": len(letters),
+                "by_code": counts,
+                "records": rows,
+                "read": page.read,
+                "in_window": page.in_window,
+                "not_read": page.not_read,
+                "since": page.since.isoformat() if page.since else None,
+                "limit": limit,
+            }
+        )
         return
     title = f"{len(letters)} dead letters" + (f" with code {code}" if code else "")
-    table = Table("id", "code", "source", "message", "rejected at", "bytes", title=_inert(title))
+    table = Table(
+        "id",
+        "code",
+        "source",
+        "message",
+        "rejected at",
+        "bytes",
+        title=_inert(f"{title}, among {_window(page)}"),
+    )
     for row in rows:
         table.add_row(
             *(_inert(str(row[k])) for k in ("id", "code", "source", "message", "rejected_at")),
@@ -853,6 +925,17 @@ def dlq_list(
         _inert("by code: " + ", ".join(f"{c} {n}" for c, n in counts.most_common())),
         highlight=False,
     )
+    _not_read_note(page)
+
+
+def _letter_id(text: str) -> tuple[int, int]:
+    """``partition:offset`` as two integers (or a clear error)."""
+    from rich.markup import escape
+
+    partition, _, offset = text.partition(":")
+    if not (partition.isdigit() and offset.isdigit()):
+        _fail(escape(f"{text!r} is not a dead-letter id (partition:offset, e.g. 3:1207)"))
+    return int(partition), int(offset)
 
 
 @dlq_app.command("show")
@@ -860,11 +943,11 @@ def dlq_show(
     record_id: Annotated[str, typer.Argument(help="partition:offset in the dead-letter topic.")],
     as_json: JsonOption = False,
 ) -> None:
-    """One dead letter: its headers and value."""
-    from streams.adapters.dead_letters import read_dead_letters
+    """One dead letter: its headers and value (read at its offset, nothing else)."""
+    from streams.adapters.dead_letters import read_dead_letters_at
 
-    letters = {x.id: x for x in _run(read_dead_letters(get_settings()))}
-    letter = letters.get(record_id)
+    found = _run(read_dead_letters_at(get_settings(), [_letter_id(record_id)]))
+    letter = next(iter(found.values()), None)
     if letter is None:
         _fail(f"no dead letter {record_id}; `creditline dlq list` shows the ids")
         return
@@ -909,34 +992,46 @@ def _read_fixes(path: Path) -> dict[str, bytes]:
 def dlq_redrive(
     code: Annotated[str | None, typer.Option(help="Re-publish the records with this code.")] = None,
     everything: Annotated[
-        bool, typer.Option("--all", help="Re-publish every dead letter.")
+        bool, typer.Option("--all", help="Re-publish every dead letter read.")
     ] = False,
     fixed: Annotated[
         Path | None,
         typer.Option(
             help='JSON lines {"id": "p:o", "value": {...}}: publish these '
-            "corrected values (only those records)."
+            "corrected values (only those records, read at their offsets)."
         ),
     ] = None,
+    since: SinceOption = None,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-publish dead letters to their source topics, as they were or corrected."""
+    """Re-publish dead letters to their source topics, as they were or corrected. Only this
+    application's input topics are written; other sources are skipped and reported."""
     from rich.progress import Progress
 
-    from streams.adapters.dead_letters import read_dead_letters, redrive
+    from streams.adapters.dead_letters import (
+        DeadLetterPage,
+        read_dead_letters,
+        read_dead_letters_at,
+        redrive,
+    )
     from streams.topics import Topics
 
     if not (code or everything or fixed):
         _fail("say which records: --code CODE, --all, or --fixed FILE")
     settings = get_settings()
-    letters = _run(read_dead_letters(settings, code=code))
     replacements: dict[str, bytes] = {}
+    page: DeadLetterPage | None = None
     if fixed is not None:
         replacements = _read_fixes(fixed)
-        letters = [x for x in letters if x.id in replacements]
-        unknown = set(replacements) - {x.id for x in letters}
+        found = _run(read_dead_letters_at(settings, [_letter_id(i) for i in replacements]))
+        letters = [found[i] for i in replacements if i in found]
+        unknown = set(replacements) - set(found)
         if unknown:
             _fail(f"no dead letters with ids {sorted(unknown)}")
+    else:
+        page = _run(read_dead_letters(settings, since=_since(since), limit=limit, code=code))
+        letters = page.letters
     with Progress(console=err, disable=as_json) as progress:
         task = progress.add_task("re-driving", total=len(letters))
         report = _run(
@@ -948,16 +1043,22 @@ def dlq_redrive(
             )
         )
     if as_json:
-        doc = {
+        doc: dict[str, Any] = {
             "redriven": report.total,
             "topics": dict(report.sent),
             "skipped": len(report.skipped),
             "skipped_ids": report.skipped,
         }
-        console.print_json(json.dumps(doc))
+        if page is not None:
+            doc.update(read=page.read, in_window=page.in_window, not_read=page.not_read)
+        console.print_json(json.dumps(doc), ensure_ascii=True)
         return
     where = ", ".join(f"{topic} {n}" for topic, n in sorted(report.sent.items()))
-    console.print(f"re-published {report.total} records" + (f": {where}" if where else ""))
+    console.print(
+        f"re-published {report.total} records" + (f": {where}" if where else ""),
+        markup=False,
+        highlight=False,
+    )
     if report.skipped:
         err.print(
             f"skipped {len(report.skipped)} dead letters whose source is not an input topic of "
@@ -966,6 +1067,8 @@ def dlq_redrive(
             markup=False,
             highlight=False,
         )
+    if page is not None:
+        _not_read_note(page)
 
 
 # ---- policy --------------------------------------------------------------------------------

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import heapq
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import dead_letter
 from streams.adapters.kafka_client import client_options, producer_options, start_client
 from streams.adapters.kafka_read import topic_partitions
-from streams.core.dead_letters import ParsedHeaders, parse_headers
+from streams.core.dead_letters import ParsedHeaders, parse_headers, read_ranges
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -28,8 +31,11 @@ class DeadLetter:
     partition: int
     offset: int
     key: bytes | None
+    #: None for a null record, or when read without values (``dlq list`` needs only ``size``).
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    timestamp: int = 0  # Kafka timestamp, ms (when the worker sent it)
+    size: int = 0  # bytes of the value
 
     @property
     def id(self) -> str:
@@ -83,46 +89,139 @@ class RedriveReport:
         return sum(self.sent.values())
 
 
-async def read_dead_letters(
-    settings: Settings, *, code: str | None = None, limit: int | None = None
-) -> list[DeadLetter]:
-    """Dead letters from the beginning of the topic (optionally one code, at most ``limit``)."""
-    topic = Topics.from_settings(settings).dead_letter
-    consumer = AIOKafkaConsumer(
+@dataclass(frozen=True)
+class DeadLetterPage:
+    """The newest ``limit`` dead letters of a window (rejected since ``since``) and those of
+    them with the code asked for."""
+
+    letters: list[DeadLetter]  # oldest first
+    read: int  # dead letters read: the newest ``limit`` of the window, or all of it
+    in_window: int  # dead letters in the window
+    since: datetime | None
+    limit: int
+
+    @property
+    def not_read(self) -> int:
+        """Older dead letters of the window that were not read."""
+        return self.in_window - self.read
+
+
+def _letter(record: Any, keep_value: bool) -> DeadLetter:
+    value = record.value
+    return DeadLetter(
+        record.partition,
+        record.offset,
+        record.key,
+        value if keep_value else None,
+        tuple((k, bytes(v)) for k, v in (record.headers or ())),
+        record.timestamp or 0,
+        len(value or b""),
+    )
+
+
+def _newest_first(letter: DeadLetter) -> tuple[int, int, int]:
+    return (letter.timestamp, letter.partition, letter.offset)
+
+
+def _dead_letter_consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
         **client_options(settings),
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
         fetch_max_bytes=settings.max_message_bytes * 4,
     )
+
+
+async def read_dead_letters(
+    settings: Settings,
+    *,
+    since: datetime | None = None,
+    limit: int = 100,
+    code: str | None = None,
+    values: bool = True,
+) -> DeadLetterPage:
+    """The newest ``limit`` dead letters rejected since ``since`` (the whole topic when None),
+    optionally only those with ``code``; ``values=False`` keeps only their sizes.
+
+    A bounded read whatever the topic holds: the window starts where Kafka's offsets-for-times
+    says, and at most ``limit`` records per partition are read from its end (the newest
+    ``limit`` overall are among them), keeping ``limit`` in memory.
+    """
+    topic = Topics.from_settings(settings).dead_letter
+    consumer = _dead_letter_consumer(settings)
     await start_client(consumer, settings)
-    letters: list[DeadLetter] = []
+    newest: list[tuple[tuple[int, int, int], DeadLetter]] = []  # a min-heap
     try:
         tps = await topic_partitions(consumer, [topic])
         if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+            return DeadLetterPage([], 0, 0, since, limit)
         ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
+        starts = await consumer.beginning_offsets(tps)
+        if since is not None:
+            found = await consumer.offsets_for_times(
+                {tp: int(since.timestamp() * 1000) for tp in tps}
+            )
+            starts = {tp: ends[tp] if at is None else at.offset for tp, at in found.items()}
+        by_partition = {tp.partition: tp for tp in tps}
+        ranges = read_ranges(
+            {tp.partition: starts[tp] for tp in tps}, {tp.partition: ends[tp] for tp in tps}, limit
+        )
+        in_window = sum(ends[tp] - starts[tp] for tp in tps if starts[tp] < ends[tp])
+        remaining = {by_partition[p]: end for p, (_, end) in ranges.items()}
+        consumer.assign(list(remaining))
+        for tp in remaining:
+            consumer.seek(tp, ranges[tp.partition][0])
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, batch in batches.items():
+                end = remaining[tp]
                 for r in batch:
-                    letter = DeadLetter(
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        tuple((k, bytes(v)) for k, v in (r.headers or ())),
-                    )
-                    if code is None or letter.code == code:
-                        letters.append(letter)
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+                    if r.offset >= end:  # written after this read began
+                        break
+                    letter = _letter(r, values)
+                    heapq.heappush(newest, (_newest_first(letter), letter))
+                    if len(newest) > limit:
+                        heapq.heappop(newest)
+                if await consumer.position(tp) >= end:
+                    del remaining[tp]
     finally:
         await consumer.stop()
-    letters.sort(key=lambda letter: (letter.header(dead_letter.HEADER_REJECTED_AT), letter.id))
-    return letters[:limit] if limit is not None else letters
+    read = sorted((letter for _, letter in newest), key=_newest_first)
+    matching = [x for x in read if code is None or x.code == code]
+    return DeadLetterPage(matching, len(read), in_window, since, limit)
+
+
+async def read_dead_letters_at(
+    settings: Settings, ids: Sequence[tuple[int, int]]
+) -> dict[str, DeadLetter]:
+    """The dead letters at these ``(partition, offset)``s, each read by seeking straight to
+    it; ids with no record are absent from the result."""
+    topic = Topics.from_settings(settings).dead_letter
+    consumer = _dead_letter_consumer(settings)
+    await start_client(consumer, settings)
+    found: dict[str, DeadLetter] = {}
+    try:
+        tps = {tp.partition: tp for tp in await topic_partitions(consumer, [topic])}
+        wanted = [(tps[p], o) for p, o in ids if p in tps]
+        if not wanted:
+            return found
+        involved = list({tp for tp, _ in wanted})
+        consumer.assign(involved)
+        starts = await consumer.beginning_offsets(involved)
+        ends = await consumer.end_offsets(involved)
+        for tp, offset in wanted:
+            if not starts[tp] <= offset < ends[tp]:
+                continue
+            consumer.seek(tp, offset)
+            deadline = time.monotonic() + settings.kafka_request_timeout_seconds
+            batch: list[Any] = []
+            while not batch and time.monotonic() < deadline:
+                batch = (await consumer.getmany(tp, timeout_ms=1000, max_records=1)).get(tp, [])
+            if batch and batch[0].offset == offset:
+                found[f"{tp.partition}:{offset}"] = _letter(batch[0], keep_value=True)
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def redrive(

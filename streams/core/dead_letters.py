@@ -1,6 +1,7 @@
-"""The dead-letter header layout: ours first, the producer's under a prefix of their own.
+"""The dead-letter header layout (ours first, the producer's under a prefix of their own) and
+which records ``dlq`` reads. Pure.
 
-Pure. The worker's headers (``error.code``, ``source.topic``…) say why a record was rejected
+The worker's headers (``error.code``, ``source.topic``…) say why a record was rejected
 and where it came from, and ``dlq redrive`` publishes to that source: a producer that could
 set them could make an operator publish its record anywhere (the policy topic included).
 So the producer's headers never keep their names in a dead letter, and readers take the
@@ -9,8 +10,10 @@ worker's headers only from where the worker put them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import Enum
 
 from schemas.dead_letter import DEAD_LETTER_HEADERS, ORIGINAL_HEADER_PREFIX
@@ -73,3 +76,33 @@ def parse_headers(headers: Headers) -> ParsedHeaders:
     if names[-n:] == DEAD_LETTER_HEADERS:
         return ParsedHeaders(Layout.LEGACY, text(headers[-n:]), tuple(headers[:-n]))
     return ParsedHeaders(Layout.UNKNOWN, {}, ())
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d{1,9})([smhdw])")
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``--since``: a duration back from ``now`` (``90s``, ``30m``, ``2h``, ``7d``, ``1w``) or
+    an RFC 3339 time with an offset (``2026-11-30T08:00:00Z``). Raises ValueError."""
+    text = text.strip()
+    if match := _DURATION.fullmatch(text):
+        return now - timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (30m, 2h, 7d) nor an RFC 3339 time"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset (add Z or +hh:mm)")
+    return moment
+
+
+def read_ranges(
+    starts: Mapping[int, int], ends: Mapping[int, int], limit: int
+) -> dict[int, tuple[int, int]]:
+    """Per partition, the offsets ``[first, end)`` to read for the newest ``limit`` records of
+    the window ``[start, end)``: at most ``limit`` per partition, so at most partitions ×
+    ``limit`` in all, whatever the topic holds (the newest ``limit`` overall are among them)."""
+    return {p: (max(starts[p], end - limit), end) for p, end in ends.items() if starts[p] < end}

@@ -120,7 +120,9 @@ async def test_dead_letters_can_be_listed_shown_fixed_and_redriven(
 
     # Re-driving the garbage as it is only dead-letters it again (and nothing else).
     result = creditline(settings, "dlq", "redrive", "--code", "NOT_JSON", "--json")
-    assert json.loads(result.stdout)["topics"] == {topics.spending: 2}
+    redriven = json.loads(result.stdout)
+    assert redriven["topics"] == {topics.spending: 2}
+    assert (redriven["read"], redriven["not_read"]) == (3, 0)
 
     async def five() -> bool:
         result = creditline(settings, "dlq", "list", "--json")

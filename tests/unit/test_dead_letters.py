@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import dead_letter
 from streams.adapters.kafka_sink import InboundRecord, dead_letter_headers
-from streams.core.dead_letters import Layout, parse_headers
+from streams.core.dead_letters import Layout, parse_headers, parse_since, read_ranges
 
 AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 FORGED = [
@@ -109,3 +110,40 @@ def test_whatever_the_producer_sends_the_worker_s_headers_win(
     parsed = parse_headers(legacy(theirs))
     assert parsed.ours[dead_letter.HEADER_SOURCE_TOPIC] == "credit.spending"
     assert list(parsed.theirs) == theirs
+
+
+def test_since_takes_durations_and_rfc3339_times() -> None:
+    assert parse_since("90s", AT) == AT - timedelta(seconds=90)
+    assert parse_since("30m", AT) == AT - timedelta(minutes=30)
+    assert parse_since(" 2h ", AT) == AT - timedelta(hours=2)
+    assert parse_since("7d", AT) == AT - timedelta(days=7)
+    assert parse_since("1w", AT) == AT - timedelta(days=7)
+    assert parse_since("2026-11-30T08:00:00Z", AT) == datetime(2026, 11, 30, 8, tzinfo=UTC)
+    assert parse_since("2026-11-30T16:00:00+08:00", AT) == datetime(2026, 11, 30, 8, tzinfo=UTC)
+    for bad in ("", "7", "d", "-2h", "2 h", "1y", "2026-11-30T08:00:00", "yesterday"):
+        with pytest.raises(ValueError, match=r"RFC 3339|offset"):
+            parse_since(bad, AT)
+
+
+def test_reads_are_bounded_by_the_limit_per_partition() -> None:
+    starts = {0: 0, 1: 500, 2: 40, 3: 7}
+    ends = {0: 10_000, 1: 520, 2: 40, 3: 9}
+    assert read_ranges(starts, ends, 100) == {0: (9_900, 10_000), 1: (500, 520), 3: (7, 9)}
+
+
+@given(
+    st.dictionaries(
+        st.integers(0, 11), st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), max_size=12
+    ),
+    st.integers(1, 1000),
+)
+def test_read_ranges_stay_in_the_window_and_hold_its_newest(
+    windows: dict[int, tuple[int, int]], limit: int
+) -> None:
+    starts = {p: min(a, b) for p, (a, b) in windows.items()}
+    ends = {p: max(a, b) for p, (a, b) in windows.items()}
+    ranges = read_ranges(starts, ends, limit)
+    for p, (first, end) in ranges.items():
+        assert starts[p] <= first < end == ends[p]
+        assert end - first == min(limit, ends[p] - starts[p])
+    assert set(ranges) == {p for p in windows if starts[p] < ends[p]}

@@ -1,5 +1,6 @@
-"""Hostile producers against the dead-letter tools: whoever can write an input topic cannot
-choose a dead letter's code or source, and `dlq redrive` writes only to input topics.
+"""The dead-letter tools against hostile producers and big topics: whoever can write an input
+topic cannot choose a dead letter's code or source, `dlq redrive` writes only to input topics,
+producer data is printed inertly, and every read is a bounded range.
 
 The attack this reproduces: a record on an input topic carrying forged `error.code` and
 `source.topic` headers (pointing at the policy topic) and a permissive policy as its value;
@@ -11,23 +12,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import unicodedata
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
 from schemas.models import Outcome
-from streams.adapters.dead_letters import HEADER_REDRIVEN_FROM
+from streams.adapters.dead_letters import HEADER_REDRIVEN_FROM, read_dead_letters
+from streams.adapters.kafka_admin import ensure_topics
 from streams.adapters.kafka_client import producer_options
 from streams.core.inert import inert
 from streams.core.policy import load_default_policy
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import loan_request, repayment
+from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, creditline, settings_env
 from tests.support import decisions_for, headers_of, publish, read_topic, wait_applied, wait_for
 
@@ -155,6 +161,9 @@ async def test_forged_dead_letter_provenance_cannot_redirect_a_redrive(
         "topics": {topics.spending: 1},
         "skipped": 1,
         "skipped_ids": [elsewhere_id],
+        "read": 5,
+        "in_window": 5,
+        "not_read": 0,
     }
     text = creditline(settings, "dlq", "redrive", "--code", "MISSING_FIELD")
     assert text.returncode == 0, text.stderr
@@ -240,3 +249,97 @@ async def test_dlq_prints_producer_data_inertly(worker: WorkerProcess) -> None:
     for listing in (wide(settings, "dlq", "list"), wide(settings, "dlq", "list", "--json")):
         assert_inert(listing)
         assert "NOT_JSON" in listing
+
+
+@pytest.fixture
+async def dlq_settings(base_settings: Settings) -> AsyncIterator[Settings]:
+    """Isolated topics (12 partitions) and no worker: the dead letters are put there directly."""
+    settings = isolated(base_settings, partitions=12)
+    await ensure_topics(settings)
+    try:
+        yield settings
+    finally:
+        await cleanup(settings)
+
+
+async def test_dlq_reads_are_bounded_ranges(dlq_settings: Settings) -> None:
+    settings = dlq_settings
+    topics = Topics.from_settings(settings)
+    now_ms = int(time.time() * 1000)
+    old, new = 10_000, 2_000
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=20)
+    await producer.start()
+    try:
+        sent = []
+        for i in range(old + new):
+            age, at = ("old", now_ms - 3 * 3600_000 + i) if i < old else ("new", now_ms + i)
+            headers = worker_headers("NOT_JSON" if i % 2 else "KEY_MISMATCH", topics.spending)
+            headers[1] = (dead_letter.HEADER_ERROR_MESSAGE, f"{age} {i}".encode())
+            sent.append(
+                await producer.send(
+                    topics.dead_letter,
+                    b"x" * 1024,
+                    key=f"u-{i}".encode(),
+                    headers=headers,
+                    timestamp_ms=at,
+                )
+            )
+        first_old = await sent[0]
+        for future in sent[1:]:
+            await future
+    finally:
+        await producer.stop()
+
+    # In-process figures: the default read against reading the whole topic.
+    started = time.perf_counter()
+    page = await read_dead_letters(settings, values=False)
+    bounded = time.perf_counter() - started
+    started = time.perf_counter()
+    whole = await read_dead_letters(settings, limit=old + new, values=False)
+    everything = time.perf_counter() - started
+    assert (page.read, page.in_window, page.not_read) == (100, old + new, old + new - 100)
+    assert [x.header(dead_letter.HEADER_ERROR_MESSAGE) for x in page.letters] == [
+        f"new {i}" for i in range(old + new - 100, old + new)
+    ]
+    assert whole.read == old + new
+    print(f"newest 100 of {old + new}: {bounded:.3f} s; whole topic: {everything:.3f} s")
+
+    listed = cli_json(settings, "dlq", "list")
+    assert (listed["read"], listed["in_window"], listed["not_read"]) == (100, 12_000, 11_900)
+    assert listed["total"] == len(listed["records"]) == 100
+    assert listed["limit"] == 100 and listed["since"] is None
+    assert {r["message"].split()[0] for r in listed["records"]} == {"new"}
+    recent = cli_json(settings, "dlq", "list", "--since", "1h", "--limit", "5000")
+    assert (recent["read"], recent["in_window"], recent["not_read"]) == (new, new, 0)
+    four_hours_ago = datetime.fromtimestamp(now_ms / 1000 - 4 * 3600, UTC).isoformat()
+    coded = cli_json(
+        settings, "dlq", "list", "--since", four_hours_ago, "--limit", "20000", "--code", "NOT_JSON"
+    )
+    assert (coded["read"], coded["total"], coded["by_code"]) == (12_000, 6_000, {"NOT_JSON": 6_000})
+    text = creditline(settings, "dlq", "list", "--since", "1h", "--limit", "10")
+    assert "1990 older dead letters since" in text.stderr
+
+    # `show` seeks to the one record, however old.
+    started = time.perf_counter()
+    shown = cli_json(settings, "dlq", "show", f"{first_old.partition}:{first_old.offset}")
+    show_seconds = time.perf_counter() - started
+    assert shown["headers"][dead_letter.HEADER_ERROR_MESSAGE] == "old 0"
+    print(f"dlq show of the oldest record: {show_seconds:.2f} s (process included)")
+    assert creditline(settings, "dlq", "show", f"{first_old.partition}:99999999").returncode == 1
+    assert creditline(settings, "dlq", "show", "nonsense").returncode == 1
+    assert creditline(settings, "dlq", "list", "--since", "yesterday").returncode == 1
+
+    # `redrive` takes the same bounded selection: NOT_JSON among the newest 10 since an hour.
+    redriven = cli_json(
+        settings, "dlq", "redrive", "--code", "NOT_JSON", "--since", "1h", "--limit", "10"
+    )
+    assert redriven == {
+        "redriven": 5,
+        "topics": {topics.spending: 5},
+        "skipped": 0,
+        "skipped_ids": [],
+        "read": 10,
+        "in_window": new,
+        "not_read": new - 10,
+    }
+    assert len(await read_topic(settings, topics.spending, expect=5, timeout=10)) == 5
