@@ -1,4 +1,5 @@
-"""Reading the dead-letter topic and re-driving records to their source topics."""
+"""Reading the dead-letter topic (bounded ranges) and re-driving records to their source
+topics (input topics only)."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ def _letter(record: Any, keep_value: bool) -> DeadLetter:
     )
 
 
-def _newest_first(letter: DeadLetter) -> tuple[int, int, int]:
+def _by_time(letter: DeadLetter) -> tuple[int, int, int]:
+    """Oldest first (by the time the worker sent it); ties in a fixed order."""
     return (letter.timestamp, letter.partition, letter.offset)
 
 
@@ -179,14 +181,14 @@ async def read_dead_letters(
                     if r.offset >= end:  # written after this read began
                         break
                     letter = _letter(r, values)
-                    heapq.heappush(newest, (_newest_first(letter), letter))
+                    heapq.heappush(newest, (_by_time(letter), letter))
                     if len(newest) > limit:
                         heapq.heappop(newest)
                 if await consumer.position(tp) >= end:
                     del remaining[tp]
     finally:
         await consumer.stop()
-    read = sorted((letter for _, letter in newest), key=_newest_first)
+    read = sorted((letter for _, letter in newest), key=_by_time)
     matching = [x for x in read if code is None or x.code == code]
     return DeadLetterPage(matching, len(read), in_window, since, limit)
 
