@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +25,9 @@ from rich.text import Text
 
 from schemas.models import DisplayedStatus, LineStatusChanged, LoanDecision, LoanRequest
 from streams.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from streams.adapters.dead_letters import DeadLetterPage
 
 app = typer.Typer(
     name="creditline",
@@ -842,13 +845,13 @@ def _since(text: str | None) -> datetime | None:
         raise AssertionError("unreachable") from exc  # pragma: no cover
 
 
-def _window(page: Any) -> str:
+def _window(page: DeadLetterPage) -> str:
     """Which dead letters were read, in words."""
     since = f" since {page.since.isoformat()}" if page.since else ""
     return f"the newest {page.read} of {page.in_window} dead letters{since}"
 
 
-def _not_read_note(page: Any) -> None:
+def _not_read_note(page: DeadLetterPage) -> None:
     """Say so on stderr when older dead letters of the window were left unread."""
     if page.not_read:
         since = f" since {page.since.isoformat()}" if page.since else ""
@@ -1009,12 +1012,7 @@ def dlq_redrive(
     application's input topics are written; other sources are skipped and reported."""
     from rich.progress import Progress
 
-    from streams.adapters.dead_letters import (
-        DeadLetterPage,
-        read_dead_letters,
-        read_dead_letters_at,
-        redrive,
-    )
+    from streams.adapters.dead_letters import read_dead_letters, read_dead_letters_at, redrive
     from streams.topics import Topics
 
     if not (code or everything or fixed):
