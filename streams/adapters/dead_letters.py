@@ -114,7 +114,9 @@ def _letter(record: Any, keep_value: bool) -> DeadLetter:
         record.offset,
         record.key,
         value if keep_value else None,
-        tuple((k, bytes(v)) for k, v in (record.headers or ())),
+        # A header value may be null on the wire; one written there directly must not stop
+        # the listing.
+        tuple((k, bytes(v or b"")) for k, v in (record.headers or ())),
         record.timestamp or 0,
         len(value or b""),
     )
