@@ -6,6 +6,7 @@ Channels use the default topic names and partition counts (both are settings).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -66,11 +67,18 @@ def _dead_letter_headers() -> dict[str, Any]:
         dead_letter.HEADER_SOURCE_OFFSET: "Its offset, decimal.",
         dead_letter.HEADER_REJECTED_AT: "When it was rejected, RFC 3339.",
     }
+    prefix = dead_letter.ORIGINAL_HEADER_PREFIX
     return {
         "type": "object",
+        "description": "The worker's headers first, then every header of the rejected record "
+        f"renamed with the prefix {prefix!r} (values unchanged), so none can pass for one of "
+        "the worker's.",
         "required": list(descriptions),
         "properties": {
             name: {"type": "string", "description": text} for name, text in descriptions.items()
+        },
+        "patternProperties": {
+            f"^{re.escape(prefix)}": {"description": "A header of the rejected record, renamed."}
         },
     }
 

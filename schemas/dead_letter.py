@@ -1,4 +1,11 @@
-"""The dead-letter record: original key and value bytes, unchanged, plus these headers."""
+"""The dead-letter record: original key and value bytes, unchanged, plus these headers.
+
+The worker writes its six headers below first, in this order, then every header the producer
+had put on the rejected record, each renamed with :data:`ORIGINAL_HEADER_PREFIX`. No producer
+header can therefore carry one of these names: whoever can write an input topic cannot choose
+a dead letter's code or source. (Dead letters written before this format have the producer's
+headers verbatim *ahead* of the worker's six; readers take the last six there.)
+"""
 
 from __future__ import annotations
 
@@ -21,3 +28,7 @@ DEAD_LETTER_HEADERS = (
     HEADER_SOURCE_OFFSET,
     HEADER_REJECTED_AT,
 )
+
+#: The rejected record's own headers follow ours under this prefix, in their order, values
+#: unchanged (``traceparent`` → ``original.traceparent``); ``dlq redrive`` removes it again.
+ORIGINAL_HEADER_PREFIX = "original."

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 LOAN_BATCH_MAX = 1
 #: Only bounds the take loop's idle wake-ups: a full batch (one request) is yielded at once.
 LOAN_BATCH_WAIT_SECONDS = 0.05
+#: How often the storm guards expire old outcomes and rejection summaries fall due, records
+#: or not (a few microseconds each: a deque or two and a clock reading).
+SHELL_TICK_SECONDS = 1.0
 
 
 def to_inbound(event: Any) -> InboundRecord:
@@ -196,6 +199,16 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
             for event in batch:
                 await stream.ack(event)
 
+    #: The running event folder and loan decider (whichever this worker's role runs).
+    shells: list[EventFolder | LoanDecider] = []
+
+    @app.timer(interval=SHELL_TICK_SECONDS)  # type: ignore[untyped-decorator]
+    async def tick_shells() -> None:
+        """A dead-letter storm ends and a burst's rejections are reported on a quiet topic
+        too: with no records there are no batches to do it."""
+        for shell in shells:
+            shell.tick()
+
     lag = LagMonitor(settings, metrics)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -218,6 +231,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         folder = EventFolder(settings, store, sink, metrics, timelines, should_stop=stopping)
         sweeper = ReviewSweeper(folder)
         consumer = EventConsumer(settings, topics.events, folder.process)
+        shells.append(folder)
         try:
             if await refused(store):
                 return
@@ -226,6 +240,7 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         except Exception as exc:
             await unapplied(exc, "the batch in flight")
         finally:
+            shells.remove(folder)
             await consumer.stop()
             await store.close()
 
@@ -241,12 +256,14 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
             should_stop=stopping,
             policy_confirmed=policies.confirmed,
         )
+        shells.append(decider)
         try:
             if await refused(store):
                 return
             batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
             await drain(stream, batches, decider.process)
         finally:
+            shells.remove(decider)
             await store.close()
 
     if settings.worker_role in ("all", "events"):

@@ -16,14 +16,18 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from schemas.models import DisplayedStatus, LineStatusChanged, LoanDecision, LoanRequest
 from streams.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from streams.adapters.dead_letters import DeadLetterPage
 
 app = typer.Typer(
     name="creditline",
@@ -967,6 +971,9 @@ def replay(
 
 
 # ---- dead letters --------------------------------------------------------------------------
+# Everything read from the dead-letter topic is a producer's: it is printed through
+# `_inert` (control characters escaped, never interpreted as markup), and JSON output is
+# ASCII (`ensure_ascii`: bidi overrides and C1 controls as \u escapes, not raw).
 def _preview(value: bytes | None, width: int = 60) -> str:
     if value is None:
         return "(null)"
@@ -974,19 +981,83 @@ def _preview(value: bytes | None, width: int = 60) -> str:
     return text + (f"… ({len(value)} bytes)" if len(value) > width else "")
 
 
+def _inert(text: str) -> Text:
+    """Producer-controlled text, inert: escaped controls, no markup, no emoji codes."""
+    from streams.core.inert import inert
+
+    return Text(inert(text))
+
+
+def _print_json_ascii(doc: Any) -> None:
+    console.print_json(json.dumps(doc), ensure_ascii=True)
+
+
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Only dead letters rejected since then: a duration back from now (30m, 2h, 7d) "
+        "or an RFC 3339 time (2026-11-30T08:00:00Z). Default: the whole topic."
+    ),
+]
+LimitOption = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Read only the newest this many dead letters of that window (per call)."
+    ),
+]
+
+
+def _since(text: str | None) -> datetime | None:
+    from rich.markup import escape
+
+    from streams.core.dead_letters import parse_since
+
+    if text is None:
+        return None
+    try:
+        return parse_since(text, datetime.now(UTC))
+    except ValueError as exc:
+        _fail(escape(f"--since: {exc}"))
+        raise AssertionError("unreachable") from exc  # pragma: no cover
+
+
+def _window(page: DeadLetterPage) -> str:
+    """Which dead letters were read, in words."""
+    since = f" since {page.since.isoformat()}" if page.since else ""
+    return f"the newest {page.read} of {page.in_window} dead letters{since}"
+
+
+def _not_read_note(page: DeadLetterPage) -> None:
+    """Say so on stderr when older dead letters of the window were left unread."""
+    if page.not_read:
+        since = f" since {page.since.isoformat()}" if page.since else ""
+        err.print(
+            f"{page.not_read} older dead letters{since} were not read: raise --limit or "
+            "narrow --since",
+            markup=False,
+            highlight=False,
+        )
+
+
 @dlq_app.command("list")
 def dlq_list(
     code: Annotated[str | None, typer.Option(help="Only this reject code.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    since: SinceOption = None,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """Dead-lettered records with their reasons and where they came from."""
+    """Dead-lettered records with their reasons and where they came from (a bounded read: the
+    newest --limit of those rejected since --since)."""
     from collections import Counter
 
     from schemas import dead_letter
     from streams.adapters.dead_letters import read_dead_letters
 
-    letters = _run(read_dead_letters(get_settings(), code=code))
+    settings = get_settings()
+    page = _run(
+        read_dead_letters(settings, since=_since(since), limit=limit, code=code, values=False)
+    )
+    letters = page.letters
     counts = Counter(letter.code for letter in letters)
     rows = [
         {
@@ -995,13 +1066,25 @@ def dlq_list(
             "source": x.source,
             "message": x.header(dead_letter.HEADER_ERROR_MESSAGE),
             "rejected_at": x.header(dead_letter.HEADER_REJECTED_AT),
-            "bytes": len(x.value or b""),
+            "bytes": x.size,
         }
-        for x in letters[:limit]
+        for x in letters
     ]
     if as_json:
-        console.print_json(json.dumps({"total": len(letters), "by_code": counts, "records": rows}))
+        _print_json_ascii(
+            {
+                "total": len(letters),
+                "by_code": counts,
+                "records": rows,
+                "read": page.read,
+                "in_window": page.in_window,
+                "not_read": page.not_read,
+                "since": page.since.isoformat() if page.since else None,
+                "limit": limit,
+            }
+        )
         return
+    title = f"{len(letters)} dead letters" + (f" with code {code}" if code else "")
     table = Table(
         "id",
         "code",
@@ -1009,14 +1092,29 @@ def dlq_list(
         "message",
         "rejected at",
         "bytes",
-        title=f"{len(letters)} dead letters" + (f" with code {code}" if code else ""),
+        title=_inert(f"{title}, among {_window(page)}"),
     )
     for row in rows:
         table.add_row(
-            *(str(row[k]) for k in ("id", "code", "source", "message", "rejected_at", "bytes"))
+            *(_inert(str(row[k])) for k in ("id", "code", "source", "message", "rejected_at")),
+            str(row["bytes"]),
         )
     console.print(table)
-    console.print("by code: " + ", ".join(f"{c} {n}" for c, n in counts.most_common()))
+    console.print(
+        _inert("by code: " + ", ".join(f"{c} {n}" for c, n in counts.most_common())),
+        highlight=False,
+    )
+    _not_read_note(page)
+
+
+def _letter_id(text: str) -> tuple[int, int]:
+    """``partition:offset`` as two integers (or a clear error)."""
+    from rich.markup import escape
+
+    partition, _, offset = text.partition(":")
+    if not (partition.isdigit() and offset.isdigit()):
+        _fail(escape(f"{text!r} is not a dead-letter id (partition:offset, e.g. 3:1207)"))
+    return int(partition), int(offset)
 
 
 @dlq_app.command("show")
@@ -1024,28 +1122,29 @@ def dlq_show(
     record_id: Annotated[str, typer.Argument(help="partition:offset in the dead-letter topic.")],
     as_json: JsonOption = False,
 ) -> None:
-    """One dead letter: its headers and value."""
-    from streams.adapters.dead_letters import read_dead_letters
+    """One dead letter: its headers and value (read at its offset, nothing else)."""
+    from streams.adapters.dead_letters import read_dead_letters_at
 
-    letters = {x.id: x for x in _run(read_dead_letters(get_settings()))}
-    letter = letters.get(record_id)
+    found = _run(read_dead_letters_at(get_settings(), [_letter_id(record_id)]))
+    letter = next(iter(found.values()), None)
     if letter is None:
         _fail(f"no dead letter {record_id}; `creditline dlq list` shows the ids")
         return
+    headers = [(k, v.decode(errors="backslashreplace")) for k, v in letter.headers]
     doc = {
         "id": letter.id,
         "key": _preview(letter.key, 200),
         "value": _preview(letter.value, 2000),
-        "headers": {k: v.decode(errors="backslashreplace") for k, v in letter.headers},
+        "headers": dict(headers),
     }
     if as_json:
-        console.print_json(json.dumps(doc))
+        _print_json_ascii(doc)
         return
-    table = Table(show_header=False, title=f"dead letter {letter.id}")
-    for name, value in doc["headers"].items():
-        table.add_row(name, value)
-    table.add_row("key", doc["key"])
-    table.add_row("value", doc["value"])
+    table = Table(show_header=False, title=_inert(f"dead letter {letter.id}"))
+    for name, value in headers:  # every one, also repeated names
+        table.add_row(_inert(name), _inert(value))
+    table.add_row("key", _inert(doc["key"]))
+    table.add_row("value", _inert(doc["value"]))
     console.print(table)
 
 
@@ -1072,36 +1171,44 @@ def _read_fixes(path: Path) -> dict[str, bytes]:
 def dlq_redrive(
     code: Annotated[str | None, typer.Option(help="Re-publish the records with this code.")] = None,
     everything: Annotated[
-        bool, typer.Option("--all", help="Re-publish every dead letter.")
+        bool, typer.Option("--all", help="Re-publish every dead letter read.")
     ] = False,
     fixed: Annotated[
         Path | None,
         typer.Option(
             help='JSON lines {"id": "p:o", "value": {...}}: publish these '
-            "corrected values (only those records)."
+            "corrected values (only those records, read at their offsets)."
         ),
     ] = None,
+    since: SinceOption = None,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-publish dead letters to their source topics, as they were or corrected."""
+    """Re-publish dead letters to their source topics, as they were or corrected. Only this
+    application's input topics are written; other sources are skipped and reported."""
     from rich.progress import Progress
 
-    from streams.adapters.dead_letters import read_dead_letters, redrive
+    from streams.adapters.dead_letters import read_dead_letters, read_dead_letters_at, redrive
+    from streams.topics import Topics
 
     if not (code or everything or fixed):
         _fail("say which records: --code CODE, --all, or --fixed FILE")
     settings = get_settings()
-    letters = _run(read_dead_letters(settings, code=code))
     replacements: dict[str, bytes] = {}
+    page: DeadLetterPage | None = None
     if fixed is not None:
         replacements = _read_fixes(fixed)
-        letters = [x for x in letters if x.id in replacements]
-        unknown = set(replacements) - {x.id for x in letters}
+        found = _run(read_dead_letters_at(settings, [_letter_id(i) for i in replacements]))
+        letters = [found[i] for i in replacements if i in found]
+        unknown = set(replacements) - set(found)
         if unknown:
             _fail(f"no dead letters with ids {sorted(unknown)}")
+    else:
+        page = _run(read_dead_letters(settings, since=_since(since), limit=limit, code=code))
+        letters = page.letters
     with Progress(console=err, disable=as_json) as progress:
         task = progress.add_task("re-driving", total=len(letters))
-        sent = _run(
+        report = _run(
             redrive(
                 settings,
                 letters,
@@ -1110,9 +1217,32 @@ def dlq_redrive(
             )
         )
     if as_json:
-        console.print_json(json.dumps({"redriven": sent}))
-    else:
-        console.print(f"re-published {sent} records to their source topics")
+        doc: dict[str, Any] = {
+            "redriven": report.total,
+            "topics": dict(report.sent),
+            "skipped": len(report.skipped),
+            "skipped_ids": report.skipped,
+        }
+        if page is not None:
+            doc.update(read=page.read, in_window=page.in_window, not_read=page.not_read)
+        console.print_json(json.dumps(doc), ensure_ascii=True)
+        return
+    where = ", ".join(f"{topic} {n}" for topic, n in sorted(report.sent.items()))
+    console.print(
+        f"re-published {report.total} records" + (f": {where}" if where else ""),
+        markup=False,
+        highlight=False,
+    )
+    if report.skipped:
+        err.print(
+            f"skipped {len(report.skipped)} dead letters whose source is not an input topic of "
+            f"this application (only {', '.join(Topics.from_settings(settings).inputs)} are "
+            f"written): {', '.join(report.skipped)}",
+            markup=False,
+            highlight=False,
+        )
+    if page is not None:
+        _not_read_note(page)
 
 
 # ---- policy --------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
 from streams.core.ledger import content_digest, encode_entry, fingerprint
 from streams.core.policy import Policy
 from streams.core.reasons import ReasonCode, reason
+from streams.core.rejections import RejectionSummary
 from streams.core.scoring import Assessment, LineStatus
 from streams.core.state import UserState
 from streams.core.storm import DeadLetterStormGuard
@@ -196,7 +197,9 @@ class _Shell:
             window=settings.storm_window_records,
             min_records=settings.storm_min_records,
             ratio=settings.storm_ratio,
+            window_seconds=settings.storm_window_seconds,
         )
+        self.rejections = RejectionSummary(settings.dead_letter_log_interval_seconds)
         self.topics = Topics.from_settings(settings)
         self.store = store
         self.sink = sink
@@ -206,9 +209,16 @@ class _Shell:
         self.should_stop = should_stop
         self.limits = decode_limits(settings)
 
+    def tick(self) -> None:
+        """Called every second or so, records or not: a storm ends on a quiet topic too, and
+        the last rejections of a burst are reported."""
+        self._watch_storm()
+        if line := self.rejections.due(time.monotonic()):
+            log.warning("%s %s", self.agent, line)
+
     def _watch_storm(self) -> None:
         """Report a dead-letter storm loudly, once, when it starts and when it ends."""
-        change = self.storm.update()
+        change = self.storm.update(time.monotonic())
         if change is None:
             return
         share = f"{self.storm.rejected_share:.0%}"
@@ -220,8 +230,8 @@ class _Shell:
                 "is an upstream producer sending bad data?",
                 self.agent,
                 share,
-                self.storm.window,
-                self.storm.top_codes(),
+                self.storm.records,
+                ", ".join(f"{code} {n:,}" for code, n in self.storm.top_codes()),
             )
         else:
             self.metrics.dead_letter_storm.labels(self.agent).set(0)
@@ -230,10 +240,10 @@ class _Shell:
     async def _dead_letter(self, record: InboundRecord, code: str, message: str) -> Awaitable[Any]:
         self.metrics.records_dead_lettered.labels(record.topic, code).inc()
         headers = dead_letter_headers(record, code, message, self.clock())
-        # The message names the field, never its value; the offset locates the record.
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, code
-        )
+        # A summary now and then, not a line per record (a flood of garbage would flood the
+        # log): codes and counts only, never a key or value; `dlq list` shows the records.
+        if line := self.rejections.add(code, time.monotonic()):
+            log.warning("%s %s", self.agent, line)
         return await self.sink.send(self.topics.dead_letter, record.key, record.value, headers)
 
     def _log_retry(self, operation: str) -> Callable[[RetryCallState], None]:

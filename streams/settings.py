@@ -214,6 +214,18 @@ class Settings(BaseSettings):
     storm_ratio: float = Field(
         0.5, gt=0, le=1, description="Rejected share of the window that is a dead-letter storm."
     )
+    storm_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a record's outcome stays in the storm guard's window: a storm "
+        "ends at the latest this long after its last rejected record, even on a quiet topic.",
+    )
+    dead_letter_log_interval_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Rejected records are logged as one summary line per agent (counts by "
+        "code) at most this often; the first after a quiet interval at once.",
+    )
     reason_language: Literal["en", "zh"] = Field(
         "en", description="Language of each reason's `text` (both are always in `texts`)."
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas import dead_letter
+from streams.core import dead_letters
 
 #: Kafka's timestamp type of a record stamped by the broker when appended.
 LOG_APPEND_TIME = 1
@@ -58,16 +59,17 @@ class RecordSink(Protocol):
 def dead_letter_headers(
     record: InboundRecord, code: str, message: str, rejected_at: datetime
 ) -> list[tuple[str, bytes]]:
-    """The record's own headers followed by ours naming the error and where it came from."""
-    return [
-        *record.headers,
-        (dead_letter.HEADER_ERROR_CODE, code.encode()),
-        (dead_letter.HEADER_ERROR_MESSAGE, message.encode()),
-        (dead_letter.HEADER_SOURCE_TOPIC, record.topic.encode()),
-        (dead_letter.HEADER_SOURCE_PARTITION, str(record.partition).encode()),
-        (dead_letter.HEADER_SOURCE_OFFSET, str(record.offset).encode()),
-        (dead_letter.HEADER_REJECTED_AT, rejected_at.isoformat().encode()),
+    """Ours naming the error and where the record came from, then the record's own headers
+    under ``original.`` (see :mod:`streams.core.dead_letters`: never confusable with ours)."""
+    ours = [
+        (dead_letter.HEADER_ERROR_CODE, code),
+        (dead_letter.HEADER_ERROR_MESSAGE, message),
+        (dead_letter.HEADER_SOURCE_TOPIC, record.topic),
+        (dead_letter.HEADER_SOURCE_PARTITION, str(record.partition)),
+        (dead_letter.HEADER_SOURCE_OFFSET, str(record.offset)),
+        (dead_letter.HEADER_REJECTED_AT, rejected_at.isoformat()),
     ]
+    return dead_letters.dead_letter_headers(ours, record.headers)
 
 
 @dataclass

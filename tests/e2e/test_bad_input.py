@@ -3,6 +3,8 @@ origin, no good record lost, the worker never restarts; a storm of them is repor
 
 from __future__ import annotations
 
+import re
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,26 +79,43 @@ async def test_a_dead_letter_storm_is_reported_loudly(
         web_port=free_port(),
         storm_window_records=200,
         storm_min_records=50,
+        storm_window_seconds=5,
     )
     topics = Topics.from_settings(settings)
     async with running_worker(settings, tmp_path / "worker.log") as worker:
-        garbage = [(topics.spending, b"u-1", b"<html>502 Bad Gateway</html>")] * 150
+        garbage = [(topics.spending, b"u-1", b"<html>502 Bad Gateway</html>")] * 2000
         await produce(settings, garbage)
 
         async def storming() -> bool:
             return worker.counter("creditline_dead_letter_storm", agent="fold_events") == 1
 
         await wait_for(storming, message="the storm gauge")
+        started = time.monotonic()
         assert worker.counter("creditline_dead_letter_storms_total", agent="fold_events") == 1
         assert "DEAD-LETTER STORM in fold_events" in worker.log()
         assert "NOT_JSON" in worker.log()
 
-        good = [to_record(e) for e in population_events(30, seed=2, now=datetime.now(UTC))]
-        await produce(settings, [(topics.topic_for(r.kind), r.key, r.value) for r in good])
-
+        # Nothing follows: the storm ends by time alone (5 s window, 1 s ticks).
         async def calm() -> bool:
             return worker.counter("creditline_dead_letter_storm", agent="fold_events") == 0
 
-        await wait_for(calm, message="the storm to end")
+        await wait_for(calm, timeout=30, message="the storm to end on a quiet topic")
+        quiet_seconds = time.monotonic() - started
         assert worker.counter("creditline_dead_letter_storms_total", agent="fold_events") == 1
-        assert worker.counter("creditline_records_dead_lettered_total", reason="NOT_JSON") == 150
+        assert worker.counter("creditline_records_dead_lettered_total", reason="NOT_JSON") == 2000
+
+        # 2,000 rejections, a handful of lines: one at once, then a summary per 10 s.
+        summary = re.compile(r"fold_events dead-lettered ([\d,]+) records?\b")
+
+        def reported() -> int:
+            return sum(int(n.replace(",", "")) for n in summary.findall(worker.log()))
+
+        async def all_reported() -> bool:
+            return reported() == 2000
+
+        await wait_for(all_reported, timeout=30, message="summaries of all 2,000 rejections")
+        lines = [x for x in worker.log().splitlines() if re.search("dead-letter|NOT_JSON", x, re.I)]
+        print(f"storm over {quiet_seconds:.1f} s after it was seen; {len(lines)} log lines:")
+        print("\n".join(lines))
+        assert len(lines) <= 5, lines  # 2 summaries, the storm and its end
+        assert not any("u-1" in x or "Bad Gateway" in x for x in lines)

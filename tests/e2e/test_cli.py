@@ -109,13 +109,20 @@ async def test_dead_letters_can_be_listed_shown_fixed_and_redriven(
     fixes.write_text(json.dumps({"id": decimals["id"], "value": {**bad_amount, "amount": "9.99"}}))
     result = creditline(settings, "dlq", "redrive", "--fixed", str(fixes), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"redriven": 1}
+    assert json.loads(result.stdout) == {
+        "redriven": 1,
+        "topics": {topics.spending: 1},
+        "skipped": 0,
+        "skipped_ids": [],
+    }
     state = await wait_applied(settings, "u-dlq", 1)
     assert state.spendings == 1
 
     # Re-driving the garbage as it is only dead-letters it again (and nothing else).
     result = creditline(settings, "dlq", "redrive", "--code", "NOT_JSON", "--json")
-    assert json.loads(result.stdout) == {"redriven": 2}
+    redriven = json.loads(result.stdout)
+    assert redriven["topics"] == {topics.spending: 2}
+    assert (redriven["read"], redriven["not_read"]) == (3, 0)
 
     async def five() -> bool:
         result = creditline(settings, "dlq", "list", "--json")
