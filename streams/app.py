@@ -25,7 +25,7 @@ from prometheus_client import generate_latest
 
 from streams.adapters.event_consumer import EventConsumer
 from streams.adapters.kafka_client import DURABLE_PRODUCER, faust_broker_options
-from streams.adapters.kafka_sink import FaustSink, InboundRecord
+from streams.adapters.kafka_sink import FaustSink, InboundRecord, inbound_headers
 from streams.adapters.lag_monitor import LagMonitor
 from streams.adapters.policy_source import PolicyWatcher
 from streams.adapters.redis_client import REDIS_ERRORS, describe_redis_error
@@ -59,7 +59,7 @@ def to_inbound(event: Any) -> InboundRecord:
         key=message.key,
         value=message.value,
         timestamp=message.timestamp,
-        headers=[(k, bytes(v) if v is not None else b"") for k, v in headers],
+        headers=inbound_headers(headers),
     )
 
 

@@ -268,7 +268,14 @@ class EventFolder(_Shell):
         for record in records:
             try:
                 kind = self.topics.kind_of(record.topic)
-                event = decode_record(kind, record.key, record.value, now=now, limits=self.limits)
+                event = decode_record(
+                    kind,
+                    record.key,
+                    record.value,
+                    now=now,
+                    limits=self.limits,
+                    headers=record.headers,
+                )
             except RejectedRecord as rejected:
                 self.storm.observe(rejected.code)
                 deliveries.append(await self._dead_letter(record, rejected.code, rejected.message))
@@ -424,6 +431,7 @@ class LoanDecider(_Shell):
                     record.value,
                     now=self.clock(),
                     limits=self.limits,
+                    headers=record.headers,
                 )
             except RejectedRecord as rejected:
                 self.storm.observe(rejected.code)

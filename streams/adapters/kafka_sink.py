@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,7 +20,29 @@ class InboundRecord:
     key: bytes | None
     value: bytes | None
     timestamp: float | None = None  # seconds since the epoch (producer's CreateTime)
+    #: Names with bytes that are not UTF-8 hold them as lone surrogates (tolerant_records).
     headers: Sequence[tuple[str, bytes]] = ()
+
+
+def inbound_headers(headers: Iterable[tuple[str, Any]] | None) -> list[tuple[str, bytes]]:
+    """A consumed record's headers with every value as bytes, by every reader alike: a header
+    without a value (null, as ``kcat -H name`` writes it) has an empty one."""
+    return [(name, b"" if value is None else bytes(value)) for name, value in headers or ()]
+
+
+def _writable_name(name: str) -> str:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # Read with bytes that are not UTF-8: written with those bytes as \xNN escapes.
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
+def writable_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Headers as aiokafka can write them (it encodes names as UTF-8): a consumed name that
+    was not UTF-8 (only ever in a dead letter) gets its invalid bytes as ``\\xNN`` escapes."""
+    return [(name if name.isascii() else _writable_name(name), value) for name, value in headers]
 
 
 def inbound_from_aiokafka(record: Any) -> InboundRecord:
@@ -32,7 +54,7 @@ def inbound_from_aiokafka(record: Any) -> InboundRecord:
         key=record.key,
         value=record.value,
         timestamp=record.timestamp / 1000 if record.timestamp else None,
-        headers=[(k, bytes(v)) for k, v in (record.headers or ())],
+        headers=inbound_headers(record.headers),
     )
 
 
@@ -79,7 +101,7 @@ class AioKafkaSink:
     ) -> Awaitable[Any]:
         """Queue a record; await the result for the broker's acknowledgement."""
         future: Awaitable[Any] = await self.producer.send(
-            topic, value=value, key=key, headers=list(headers)
+            topic, value=value, key=key, headers=writable_headers(headers)
         )
         return future
 
@@ -99,6 +121,6 @@ class FaustSink:
     ) -> Awaitable[Any]:
         """Queue a record; await the result for the broker's acknowledgement."""
         future: Awaitable[Any] = await self.app.producer.send(
-            topic, key, value, None, None, list(headers)
+            topic, key, value, None, None, writable_headers(headers)
         )
         return future
