@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.web.drivers import aiohttp as aiohttp_web
 from prometheus_client import generate_latest
 
 from streams.adapters.event_consumer import EventConsumer
@@ -82,6 +83,22 @@ class DurableTransport(aiokafka_driver.Transport):
     Producer = DurableProducer
 
 
+class OwnPagesOnly(aiohttp_web.Web):
+    """Faust's aiohttp web server without Faust's own pages: only creditline's answer.
+
+    Faust mounts blueprints on the web port — ``/router`` (``/router/x/`` answers 500 with a
+    traceback) and ``/table`` always, an index at ``/``, statistics and ``/graph`` with debug.
+    Its ``web_*_enabled`` settings leave the index, and environment variables
+    (``APP_WEB_ROUTER_ENABLED``…) override them; the blueprint lists are class attributes for
+    subclasses to change, so here they are empty and anything but our pages is a plain 404.
+    """
+
+    default_blueprints = ()
+    production_blueprints = ()
+    debug_blueprints = ()
+    optional_blueprints = ()
+
+
 def faust_data_dir(settings: Settings) -> Path:
     """Where Faust may create its data directory, outside the working directory.
 
@@ -121,6 +138,8 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     )
     # Before anything asks for the producer: our transport makes it idempotent.
     app.transport = DurableTransport(app.conf.broker_consumer, app)
+    # Before any page is added: a server with only our pages.
+    app.web = OwnPagesOnly(app)
     sink = FaustSink(app)
     policies = PolicyWatcher(settings, metrics, fallback=load_default_policy())
 
