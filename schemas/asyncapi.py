@@ -66,11 +66,17 @@ def _dead_letter_headers() -> dict[str, Any]:
         dead_letter.HEADER_SOURCE_OFFSET: "Its offset, decimal.",
         dead_letter.HEADER_REJECTED_AT: "When it was rejected, RFC 3339.",
     }
+    optional = {
+        dead_letter.HEADER_OMITTED: "Only when the record was too large to publish whole (it "
+        "arrived compressed): what was left out (value, key, headers) and its size, e.g. "
+        "'value:20971530'.",
+    }
     return {
         "type": "object",
         "required": list(descriptions),
         "properties": {
-            name: {"type": "string", "description": text} for name, text in descriptions.items()
+            name: {"type": "string", "description": text}
+            for name, text in (descriptions | optional).items()
         },
     }
 

@@ -12,6 +12,9 @@ HEADER_SOURCE_PARTITION = "source.partition"
 HEADER_SOURCE_OFFSET = "source.offset"
 #: When it was rejected, RFC 3339 UTC.
 HEADER_REJECTED_AT = "rejected.at"
+#: Only when the record was too large to publish whole (it arrived compressed): what was left
+#: out and its size in bytes, e.g. ``value:20971530`` or ``value:20971530,key:9,headers:2``.
+HEADER_OMITTED = "omitted"
 
 DEAD_LETTER_HEADERS = (
     HEADER_ERROR_CODE,
@@ -20,4 +23,5 @@ DEAD_LETTER_HEADERS = (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_OFFSET,
     HEADER_REJECTED_AT,
+    HEADER_OMITTED,
 )

@@ -29,7 +29,12 @@ from tenacity import (
 )
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
-from streams.adapters.kafka_sink import InboundRecord, RecordSink, dead_letter_headers
+from streams.adapters.kafka_sink import (
+    InboundRecord,
+    RecordSink,
+    dead_letter_headers,
+    fit_dead_letter,
+)
 from streams.adapters.redis_store import RedisStore, StoredUser, UserWrite, fingerprint
 from streams.core.decision import (
     decide,
@@ -207,11 +212,13 @@ class _Shell:
     async def _dead_letter(self, record: InboundRecord, code: str, message: str) -> Awaitable[Any]:
         self.metrics.records_dead_lettered.labels(record.topic, code).inc()
         headers = dead_letter_headers(record, code, message, self.clock())
+        # Within what the topic takes (a record may have arrived compressed).
+        key, value, headers = fit_dead_letter(record, headers, self.settings.max_message_bytes)
         # The message names the field, never its value; the offset locates the record.
         log.warning(
             "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, code
         )
-        return await self.sink.send(self.topics.dead_letter, record.key, record.value, headers)
+        return await self.sink.send(self.topics.dead_letter, key, value, headers)
 
     def _log_retry(self, operation: str) -> Callable[[RetryCallState], None]:
         def before_sleep(state: RetryCallState) -> None:

@@ -45,6 +45,46 @@ def writable_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, by
     return [(name if name.isascii() else _writable_name(name), value) for name, value in headers]
 
 
+#: What a record needs beyond its key, value and headers (batch and record framing), and
+#: each header beyond its name and value (generously).
+_RECORD_FRAMING = 512
+_HEADER_FRAMING = 10
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    framing = _RECORD_FRAMING + _HEADER_FRAMING * len(headers)
+    names = sum(len(name.encode("utf-8", "backslashreplace")) for name, _ in headers)
+    return framing + len(key or b"") + len(value or b"") + names + sum(len(v) for _, v in headers)
+
+
+def fit_dead_letter(
+    record: InboundRecord, headers: Sequence[tuple[str, bytes]], max_bytes: int
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """Key, value and headers of ``record``'s dead letter, within ``max_bytes``.
+
+    A record can be larger than any topic accepts when it arrived compressed (20 MiB of zeros
+    fit in a 1 KiB zstd batch), and dead letters are published as they are: publishing it
+    whole would fail and stop the worker. Such a dead letter leaves out its value, then if
+    need be its key and its own headers (``headers`` starts with them), and names what it
+    left out in :data:`~schemas.dead_letter.HEADER_OMITTED`.
+
+    aiokafka sends no record without both a key and a value, which the Java client and
+    librdkafka do send (a keyless tombstone): its dead letter has an empty value.
+    """
+    key, value, kept = record.key, record.value, list(headers)
+    if key is None and value is None:
+        value = b""
+    if _size(key, value, kept) <= max_bytes:
+        return key, value, kept
+    omitted = [f"value:{len(value or b'')}"]
+    value = None
+    if _size(key, value, kept) + _HEADER_FRAMING + 64 > max_bytes:  # room for HEADER_OMITTED
+        omitted += [f"key:{len(key or b'')}", f"headers:{len(record.headers)}"]
+        key, kept = None, kept[len(record.headers) :]
+    value = b"" if key is None else value
+    return key, value, [*kept, (dead_letter.HEADER_OMITTED, ",".join(omitted).encode())]
+
+
 def inbound_from_aiokafka(record: Any) -> InboundRecord:
     """An ``aiokafka`` ConsumerRecord as an :class:`InboundRecord`."""
     return InboundRecord(

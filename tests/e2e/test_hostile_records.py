@@ -151,9 +151,17 @@ def hostile_corpus(settings: Settings, now: datetime) -> tuple[list[Sent], list[
             if not value and headers in HOSTILE_HEADERS:
                 value = b"{}"  # only kcat sends such names, and neither null nor empty values
             key = _garbage_key(rng, record.key)
-            if key is None and value is None:
-                key = record.key  # aiokafka sends no record without both
             sent.append(Sent(topic, key, value, headers, rng.choice(CODECS), None))
+    # Compression bombs: 20 MiB in a batch of a few KiB, more than any topic takes whole.
+    bomb = b'{"pad": "' + b"0" * (20 << 20) + b'"}'
+    user = to_record(events[0]).key
+    sent += [
+        Sent(topics.spending, user, bomb, BENIGN_HEADERS[3], "zstd", None),
+        Sent(topics.loan_requests, user, bomb, HOSTILE_HEADERS[0], "lz4", None),
+        Sent(topics.assets, b"k" * (20 << 20), b"{}", BENIGN_HEADERS[1], "gzip", None),
+    ]
+    # Neither key nor value (the Java client and librdkafka send such tombstones).
+    sent += [Sent(t, None, None, BENIGN_HEADERS[2], "none", None) for t in topics.inputs]
     rng.shuffle(sent)
     applied = {s.ident for s in sent if s.ident is not None}
     return sent, [e for e in events if e.event_id in applied]
@@ -169,15 +177,17 @@ async def publish_with_aiokafka(settings: Settings, records: Sequence[Sent], cod
     )
     await producer.start()
     try:
-        futures = [
-            await producer.send(
-                r.topic,
-                r.value,
-                key=r.key,
-                headers=[(name.decode(), value) for name, value in r.headers],
-            )
-            for r in records
-        ]
+        futures = []
+        for r in records:
+            headers = [(name.decode(), value) for name, value in r.headers]
+            if r.key is None and r.value is None:
+                # send() refuses a record with neither; a batch of its own takes it.
+                batch = producer.create_batch()
+                batch.append(key=None, value=None, timestamp=None, headers=headers)
+                partition = min(await producer.partitions_for(r.topic))
+                futures.append(await producer.send_batch(batch, r.topic, partition=partition))
+            else:
+                futures.append(await producer.send(r.topic, r.value, key=r.key, headers=headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -200,7 +210,7 @@ def publish_with_kcat(settings: Settings, records: Sequence[Sent]) -> None:
         b"-X",
         b"compression.codec=" + first.codec.encode(),
         b"-X",
-        b"message.max.bytes=%d" % settings.max_message_bytes,
+        b"message.max.bytes=100000000",  # the broker limits the compressed batch
     ]
     for name, value in first.headers:
         args += [b"-H", name if value is None else name + b"=" + value]
@@ -220,7 +230,8 @@ async def publish(settings: Settings, corpus: Sequence[Sent]) -> Counter[str]:
     for r in corpus:
         hostile = any(not _utf8(name) for name, _ in r.headers)
         # kcat cannot send a null value among others, aiokafka no name that is not UTF-8.
-        by_kcat = hostile or (bool(r.value) and r.codec in ("lz4", "none"))
+        bomb = len(r.key or b"") + len(r.value or b"") > settings.max_message_bytes
+        by_kcat = hostile or bomb or (bool(r.value) and r.codec in ("lz4", "none"))
         groups[(r.topic, r.codec, r.headers, by_kcat)].append(r)
     ways: Counter[str] = Counter()
     for (_, codec, _, by_kcat), records in groups.items():
@@ -271,6 +282,7 @@ async def test_no_hostile_record_stops_a_worker(hostile_settings: Settings, tmp_
         pids = (events_worker.process.pid, decisions_worker.process.pid)
         now = datetime.now(UTC)
         corpus, applied_events = hostile_corpus(settings, now)
+        bomb = max((r.value or b"" for r in corpus), key=len)
         ways = await publish(settings, corpus)
         print(f"published {len(corpus)} records: {dict(sorted(ways.items()))}")
 
@@ -344,6 +356,13 @@ async def test_no_hostile_record_stops_a_worker(hostile_settings: Settings, tmp_
         ours = set(dead_letter.DEAD_LETTER_HEADERS)
         for letter in letters:
             assert tuple((k, v) for k, v in letter.headers if k not in ours) in writable
+        # The bombs' dead letters leave out what no topic takes whole, and say so.
+        omitted = sorted(
+            dict(letter.headers)[dead_letter.HEADER_OMITTED].decode()
+            for letter in letters
+            if dead_letter.HEADER_OMITTED in dict(letter.headers)
+        )
+        assert omitted == sorted([f"value:{len(bomb)}"] * 2 + [f"value:2,key:{20 << 20},headers:1"])
 
         # Neither worker stopped or restarted.
         assert (events_worker.process.pid, decisions_worker.process.pid) == pids

@@ -11,7 +11,6 @@ from aiokafka.record import default_records, memory_records
 from aiokafka.structs import TopicPartition
 
 import streams.adapters.kafka_client  # noqa: F401  (importing it installs the parser)
-from streams.adapters.kafka_sink import inbound_headers, writable_headers
 from streams.adapters.tolerant_records import TolerantMemoryRecords, installed
 
 BAD_NAME = b"n\xffame"
@@ -117,18 +116,3 @@ def test_every_record_comes_out_with_the_bad_name_kept_as_surrogates(codec: str)
     assert middle[3].headers[1][0].encode("utf-8", "surrogateescape") == BAD_NAME
     assert middle[7].headers == ((b"\xc3\x28".decode("utf-8", "surrogateescape"), None),)
     assert all(r.headers == () for i, r in enumerate(middle) if i not in (0, 3, 7))
-
-
-def test_null_header_values_are_read_as_empty_by_every_reader() -> None:
-    consumed = [("a", None), ("b", b""), ("c", bytearray(b"x"))]
-    assert inbound_headers(consumed) == [("a", b""), ("b", b""), ("c", b"x")]
-    assert inbound_headers(None) == []
-
-
-def test_a_name_that_was_not_utf8_is_written_with_escapes_and_others_unchanged() -> None:
-    name = BAD_NAME.decode("utf-8", "surrogateescape")
-    headers = [("ok", b"1"), ("名前", b""), (name, b"v")]
-    written = writable_headers(headers)
-    assert written == [("ok", b"1"), ("名前", b""), ("n\\xffame", b"v")]
-    for written_name, _ in written:
-        written_name.encode("utf-8")  # what aiokafka's producer does with it
