@@ -446,7 +446,16 @@ class LoanDecider(_Shell):
                 continue
             self.storm.observe(None)
             assert isinstance(request, LoanRequest)
-            decision, payload, repeated = await self._answer(request)
+            try:
+                decision, payload, repeated = await self._answer(request)
+            except REDIS_REFUSED:
+                raise
+            except Exception:
+                # A bug (arithmetic at an extreme…) must not stop the worker: never silent.
+                log.exception("answering a loan request failed; dead-lettering it")
+                message = "the request could not be answered (internal error)"
+                deliveries.append(await self._dead_letter(record, PROCESSING_ERROR, message))
+                continue
             deliveries.append(
                 await self.sink.send(self.topics.loan_decisions, request.user_id.encode(), payload)
             )
