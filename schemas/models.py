@@ -83,7 +83,8 @@ def _parse_money(value: Any) -> Decimal:
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(CENT):
         raise PydanticCustomError(ERR_MONEY_DECIMALS, "amount has more than 2 decimal places")
-    return amount.quantize(CENT)
+    # copy_abs: -0.0 is zero, never written as "-0.00".
+    return amount.quantize(CENT).copy_abs()
 
 
 def format_money(amount: Decimal) -> str:

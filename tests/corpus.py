@@ -135,6 +135,20 @@ def bad_corpus(now: datetime) -> list[BadRecord]:
         BadRecord("unknown asset type", A, u, ast(asset_type="crypto"), C.INVALID_ENUM),
         BadRecord("unknown displayed status", Q, u, req(displayed_status="maybe"), C.INVALID_ENUM),
         BadRecord("bad category", S, u, spend(category="Food!"), C.INVALID_VALUE),
+        BadRecord(
+            "number beyond decimal's exponents",
+            S,
+            u,
+            spend().replace(b'"25.50"', b"1e-1000000000000000000000000"),
+            C.OUT_OF_RANGE,
+        ),
+        BadRecord(
+            "integer of 5,000 digits",
+            R,
+            u,
+            rep(days_past_due=0).replace(b'"days_past_due": 0', b'"days_past_due": ' + b"9" * 5000),
+            C.OUT_OF_RANGE,
+        ),
         # The contract as written, not what a lenient parser would take.
         BadRecord(
             "unix seconds as a string",

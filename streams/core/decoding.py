@@ -188,9 +188,15 @@ def parse_json_object(value: bytes) -> dict[str, Any]:
         parsed = _DECODER.decode(text)
     except RejectedRecord:
         raise
-    except (ValueError, RecursionError) as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise RejectedRecord(
             RejectCode.NOT_JSON, f"value is not JSON ({type(exc).__name__})"
+        ) from None
+    except (ValueError, ArithmeticError):
+        # Valid JSON, but an integer of more than 4,300 digits (Python's limit) or an exponent
+        # beyond the decimal module's (1e-1000000000000000000 raises InvalidOperation).
+        raise RejectedRecord(
+            RejectCode.OUT_OF_RANGE, "a JSON number is too large or too small to represent"
         ) from None
     if not isinstance(parsed, dict):
         raise RejectedRecord(

@@ -71,6 +71,8 @@ class Sent:
     codec: str
     #: event_id / request_id of a record that must be applied (or counted duplicate).
     ident: str | None
+    #: The record's Kafka timestamp when not now (only aiokafka sends one).
+    timestamp_ms: int | None = None
 
 
 def _extreme_values(now: datetime, user: str) -> list[bytes]:
@@ -86,6 +88,11 @@ def _extreme_values(now: datetime, user: str) -> list[bytes]:
     values = [encode(spending_doc(user_id=user, occurred_at=s)) for s in stamps]
     values += [encode(request_doc(user_id=user, requested_at=s)) for s in stamps]
     values.append(encode(spending_doc(user_id=user, occurred_at=now.isoformat(), amount=" 7.5 ")))
+    values.append(
+        encode(spending_doc(user_id=user, occurred_at=now.isoformat())).replace(
+            b'"25.50"', b"1e-1000000000000000000000000"
+        )
+    )
     values.append(
         encode(spending_doc(user_id=user, occurred_at=now.isoformat())).replace(
             b'"amount": "25.50"', b'"amount": "25.50", "amount": "2550.00"'
@@ -151,7 +158,8 @@ def hostile_corpus(settings: Settings, now: datetime) -> tuple[list[Sent], list[
             if not value and headers in HOSTILE_HEADERS:
                 value = b"{}"  # only kcat sends such names, and neither null nor empty values
             key = _garbage_key(rng, record.key)
-            sent.append(Sent(topic, key, value, headers, rng.choice(CODECS), None))
+            stamp = rng.choice([None, None, 0, 1])  # Kafka timestamps at the epoch, too
+            sent.append(Sent(topic, key, value, headers, rng.choice(CODECS), None, stamp))
     # Compression bombs: 20 MiB in a batch of a few KiB, more than any topic takes whole.
     bomb = b'{"pad": "' + b"0" * (20 << 20) + b'"}'
     user = to_record(events[0]).key
@@ -187,7 +195,11 @@ async def publish_with_aiokafka(settings: Settings, records: Sequence[Sent], cod
                 partition = min(await producer.partitions_for(r.topic))
                 futures.append(await producer.send_batch(batch, r.topic, partition=partition))
             else:
-                futures.append(await producer.send(r.topic, r.value, key=r.key, headers=headers))
+                futures.append(
+                    await producer.send(
+                        r.topic, r.value, key=r.key, headers=headers, timestamp_ms=r.timestamp_ms
+                    )
+                )
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -144,6 +144,36 @@ def test_arbitrary_json_raises_only_rejected_record(
     _assert_accepted_is_sane(record)
 
 
+@pytest.mark.parametrize(
+    "number",
+    [
+        b"1e999999999999999999",
+        b"1e-999999999999999999",
+        b"1e-1000000000000000000000000",
+        b"1e1000000000000000000000000",
+        b"1" * 5000,
+        b"-" + b"9" * 5000,
+        b"0." + b"0" * 5000 + b"1",
+        b"-0.0",
+        b"-0e5",
+        b"1E+2",
+        b"0.10e1",
+    ],
+)
+@pytest.mark.parametrize("field", ["amount", "unknown_field", "days_past_due"])
+def test_any_json_number_anywhere_raises_only_rejected_record(number: bytes, field: str) -> None:
+    kind = RecordKind.REPAYMENT if field == "days_past_due" else RecordKind.SPENDING
+    doc = repayment_doc() if field == "days_past_due" else spending_doc()
+    value = encode({**doc, field: "N"}).replace(b'"N"', number)
+    try:
+        record = decode(kind, value)
+    except RejectedRecord:
+        return
+    _assert_accepted_is_sane(record)
+    for amount in (getattr(record, "amount", None), getattr(record, "days_past_due", None)):
+        assert amount is None or not str(amount).startswith("-")
+
+
 def test_header_names_must_be_utf8_and_values_are_opaque() -> None:
     value = encode(spending_doc())
     fine = [("traceparent", b"00-ab"), ("名前", None), ("empty", b""), ("bin", b"\xff\x00")]
