@@ -88,7 +88,8 @@ class TolerantMemoryRecords(memory_records._MemoryRecordsPy):  # type: ignore[mi
     """aiokafka's ``MemoryRecords`` with each v2 batch wrapped in a :class:`_FallbackBatch`.
 
     Slicing a fetch response into batches is per batch, not per record: done in Python here
-    (aiokafka's own Python code) at no measurable cost.
+    (aiokafka's own Python code). With the wrapper's generator, reading a record costs ~130 ns
+    instead of ~65 (a worker spends ~90 µs per event).
     """
 
     def next_batch(self) -> Any:
