@@ -52,6 +52,12 @@ def _policy_envelope_schema() -> dict[str, Any]:
         "properties": {
             "policy": {"type": "object", "description": "The whole policy document."},
             "applied_at": {"type": "string", "format": "date-time"},
+            "effective_from": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the version takes effect (absent: applied_at). Every "
+                "status review and decision uses the version in force at its own instant.",
+            },
             "applied_by": {"type": ["string", "null"]},
             "comment": {"type": ["string", "null"]},
         },
@@ -68,6 +74,11 @@ def _dead_letter_headers() -> dict[str, Any]:
         dead_letter.HEADER_REJECTED_AT: "When it was rejected, RFC 3339.",
     }
     prefix = dead_letter.ORIGINAL_HEADER_PREFIX
+    optional = {
+        dead_letter.HEADER_OMITTED: "Only when the record was too large to publish whole (it "
+        "arrived compressed), right after the six above: what was left out (value, key, "
+        "headers) and its size, e.g. 'value:20971530'.",
+    }
     return {
         "type": "object",
         "description": "The worker's headers first, then every header of the rejected record "
@@ -75,7 +86,8 @@ def _dead_letter_headers() -> dict[str, Any]:
         "the worker's.",
         "required": list(descriptions),
         "properties": {
-            name: {"type": "string", "description": text} for name, text in descriptions.items()
+            name: {"type": "string", "description": text}
+            for name, text in (descriptions | optional).items()
         },
         "patternProperties": {
             f"^{re.escape(prefix)}": {"description": "A header of the rejected record, renamed."}

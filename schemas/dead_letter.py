@@ -19,7 +19,12 @@ HEADER_SOURCE_PARTITION = "source.partition"
 HEADER_SOURCE_OFFSET = "source.offset"
 #: When it was rejected, RFC 3339 UTC.
 HEADER_REJECTED_AT = "rejected.at"
+#: Only when the record was too large to publish whole (it arrived compressed): what was left
+#: out and its size in bytes, e.g. ``value:20971530`` or ``value:20971530,key:9,headers:2``;
+#: written by the worker right after its six headers.
+HEADER_OMITTED = "omitted"
 
+#: The worker's six headers, always first and in this order.
 DEAD_LETTER_HEADERS = (
     HEADER_ERROR_CODE,
     HEADER_ERROR_MESSAGE,

@@ -31,7 +31,14 @@ from pydantic_core import PydanticCustomError
 
 MONEY_MAX = Decimal("10000000000")
 CENT = Decimal("0.01")
-_DECIMAL_STRING = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?")
+#: RFC 3339 ``date-time`` (section 5.6): "T" and "Z" in either case (as its note allows), any
+#: fraction of a second. The offset is optional here only so that a missing one is reported
+#: as a naive timestamp; pydantic checks the values (month 13, hour 24, leap seconds).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 #: Error types raised by our own validators; the decoder maps them to dead-letter codes.
 ERR_MONEY_NOT_FINITE = "money_not_finite"
@@ -39,6 +46,9 @@ ERR_MONEY_RANGE = "money_out_of_range"
 ERR_MONEY_DECIMALS = "money_too_many_decimals"
 ERR_MONEY_TYPE = "money_type"
 ERR_TIMESTAMP_TYPE = "timestamp_type"
+ERR_TIMESTAMP_FORMAT = "timestamp_format"
+ERR_TIMESTAMP_BEFORE_UTC_MIN = "timestamp_before_utc_min"
+ERR_TIMESTAMP_AFTER_UTC_MAX = "timestamp_after_utc_max"
 
 
 def _parse_money(value: Any) -> Decimal:
@@ -55,13 +65,13 @@ def _parse_money(value: Any) -> Decimal:
             raise PydanticCustomError(ERR_MONEY_NOT_FINITE, "amount must be finite")
         amount = Decimal(repr(value))
     elif isinstance(value, str):
-        text = value.strip()
-        if not _DECIMAL_STRING.match(text):
+        # The whole string: no spaces, signs, exponents or a trailing newline.
+        if not _DECIMAL_STRING.fullmatch(value):
             raise PydanticCustomError(
                 ERR_MONEY_TYPE, "amount string must be a plain decimal like '1234.50'"
             )
         try:
-            amount = Decimal(text)
+            amount = Decimal(value)
         except InvalidOperation as exc:  # pragma: no cover - regex already guards
             raise PydanticCustomError(ERR_MONEY_TYPE, "amount is not a decimal") from exc
     else:
@@ -73,7 +83,8 @@ def _parse_money(value: Any) -> Decimal:
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(CENT):
         raise PydanticCustomError(ERR_MONEY_DECIMALS, "amount has more than 2 decimal places")
-    return amount.quantize(CENT)
+    # copy_abs: -0.0 is zero, never written as "-0.00".
+    return amount.quantize(CENT).copy_abs()
 
 
 def format_money(amount: Decimal) -> str:
@@ -124,12 +135,29 @@ def _require_rfc3339_string(value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise PydanticCustomError(ERR_TIMESTAMP_TYPE, "timestamp must be an RFC 3339 string")
+    # pydantic alone would also take Unix seconds ("1700000000"), a space for the "T",
+    # minutes without seconds and offsets without a colon: not the contract.
+    if not _RFC3339.fullmatch(value):
+        raise PydanticCustomError(
+            ERR_TIMESTAMP_FORMAT, "timestamp must be RFC 3339, like 2026-11-01T09:30:00+08:00"
+        )
     return value
 
 
 def _to_utc(value: datetime) -> datetime:
     # One zone everywhere: equality and ordering never depend on the producer's offset.
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is before datetime.min in UTC, 9999-12-31T23:59:59-14:00
+        # after datetime.max: not an error of ours but far beyond any horizon.
+        if value.year == 1:
+            raise PydanticCustomError(
+                ERR_TIMESTAMP_BEFORE_UTC_MIN, "timestamp is before year 1 in UTC"
+            ) from None
+        raise PydanticCustomError(
+            ERR_TIMESTAMP_AFTER_UTC_MAX, "timestamp is after year 9999 in UTC"
+        ) from None
 
 
 Timestamp = Annotated[

@@ -21,11 +21,17 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.web.drivers import aiohttp as aiohttp_web
 from prometheus_client import generate_latest
 
 from streams.adapters.event_consumer import EventConsumer
 from streams.adapters.kafka_client import DURABLE_PRODUCER, faust_broker_options
-from streams.adapters.kafka_sink import LOG_APPEND_TIME, FaustSink, InboundRecord
+from streams.adapters.kafka_sink import (
+    LOG_APPEND_TIME,
+    FaustSink,
+    InboundRecord,
+    inbound_headers,
+)
 from streams.adapters.lag_monitor import LagMonitor
 from streams.adapters.policy_source import PolicyWatcher
 from streams.adapters.redis_client import REDIS_ERRORS, describe_redis_error
@@ -69,7 +75,7 @@ def to_inbound(event: Any) -> InboundRecord:
         key=message.key,
         value=message.value,
         timestamp=message.timestamp,
-        headers=[(k, bytes(v) if v is not None else b"") for k, v in headers],
+        headers=inbound_headers(headers),
         log_append_time=getattr(message, "timestamp_type", 0) == LOG_APPEND_TIME,
     )
 
@@ -91,6 +97,22 @@ class DurableTransport(aiokafka_driver.Transport):
     """Faust's aiokafka transport whose producer is a :class:`DurableProducer`."""
 
     Producer = DurableProducer
+
+
+class OwnPagesOnly(aiohttp_web.Web):
+    """Faust's aiohttp web server without Faust's own pages: only creditline's answer.
+
+    Faust mounts blueprints on the web port — ``/router`` (``/router/x/`` answers 500 with a
+    traceback) and ``/table`` always, an index at ``/``, statistics and ``/graph`` with debug.
+    Its ``web_*_enabled`` settings leave the index, and environment variables
+    (``APP_WEB_ROUTER_ENABLED``…) override them; the blueprint lists are class attributes for
+    subclasses to change, so here they are empty and anything but our pages is a plain 404.
+    """
+
+    default_blueprints = ()
+    production_blueprints = ()
+    debug_blueprints = ()
+    optional_blueprints = ()
 
 
 def faust_data_dir(settings: Settings) -> Path:
@@ -132,6 +154,8 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
     )
     # Before anything asks for the producer: our transport makes it idempotent.
     app.transport = DurableTransport(app.conf.broker_consumer, app)
+    # Before any page is added: a server with only our pages.
+    app.web = OwnPagesOnly(app)
     sink = FaustSink(app)
     policies = PolicyWatcher(settings, metrics, fallback=load_default_policy())
 

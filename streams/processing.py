@@ -36,7 +36,12 @@ from schemas.models import (
     LoanDecision,
     LoanRequest,
 )
-from streams.adapters.kafka_sink import InboundRecord, RecordSink, dead_letter_headers
+from streams.adapters.kafka_sink import (
+    InboundRecord,
+    RecordSink,
+    dead_letter_headers,
+    fit_dead_letter,
+)
 from streams.adapters.redis_store import RedisStore, StoredUser, UserWrite, trajectory_summary
 from streams.core.answer import answer, judgement_instant
 from streams.core.decision import (
@@ -244,7 +249,9 @@ class _Shell:
         # log): codes and counts only, never a key or value; `dlq list` shows the records.
         if line := self.rejections.add(code, time.monotonic()):
             log.warning("%s %s", self.agent, line)
-        return await self.sink.send(self.topics.dead_letter, record.key, record.value, headers)
+        # Within what the topic takes (a record may have arrived compressed).
+        key, value, headers = fit_dead_letter(record, headers, self.settings.max_message_bytes)
+        return await self.sink.send(self.topics.dead_letter, key, value, headers)
 
     def _log_retry(self, operation: str) -> Callable[[RetryCallState], None]:
         def before_sleep(state: RetryCallState) -> None:
@@ -301,7 +308,14 @@ class EventFolder(_Shell):
         for record in records:
             try:
                 kind = self.topics.kind_of(record.topic)
-                event = decode_record(kind, record.key, record.value, now=now, limits=self.limits)
+                event = decode_record(
+                    kind,
+                    record.key,
+                    record.value,
+                    now=now,
+                    limits=self.limits,
+                    headers=record.headers,
+                )
             except RejectedRecord as rejected:
                 self.storm.observe(rejected.code)
                 deliveries.append(await self._dead_letter(record, rejected.code, rejected.message))
@@ -635,6 +649,7 @@ class LoanDecider(_Shell):
                     record.value,
                     now=received,
                     limits=self.limits,
+                    headers=record.headers,
                 )
             except RejectedRecord as rejected:
                 self.storm.observe(rejected.code)
@@ -645,7 +660,16 @@ class LoanDecider(_Shell):
             arrival = received
             if record.log_append_time and record.timestamp is not None:
                 arrival = datetime.fromtimestamp(record.timestamp, UTC)
-            decision, payload, repeated = await self._answer(request, arrival, received)
+            try:
+                decision, payload, repeated = await self._answer(request, arrival, received)
+            except (*REDIS_REFUSED, ShuttingDown):
+                raise
+            except Exception:
+                # A bug (arithmetic at an extreme…) must not stop the worker: never silent.
+                log.exception("answering a loan request failed; dead-lettering it")
+                message = "the request could not be answered (internal error)"
+                deliveries.append(await self._dead_letter(record, PROCESSING_ERROR, message))
+                continue
             deliveries.append(
                 await self.sink.send(self.topics.loan_decisions, request.user_id.encode(), payload)
             )

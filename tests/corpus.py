@@ -135,4 +135,72 @@ def bad_corpus(now: datetime) -> list[BadRecord]:
         BadRecord("unknown asset type", A, u, ast(asset_type="crypto"), C.INVALID_ENUM),
         BadRecord("unknown displayed status", Q, u, req(displayed_status="maybe"), C.INVALID_ENUM),
         BadRecord("bad category", S, u, spend(category="Food!"), C.INVALID_VALUE),
+        BadRecord(
+            "number beyond decimal's exponents",
+            S,
+            u,
+            spend().replace(b'"25.50"', b"1e-1000000000000000000000000"),
+            C.OUT_OF_RANGE,
+        ),
+        BadRecord(
+            "integer of 5,000 digits",
+            R,
+            u,
+            rep(days_past_due=0).replace(b'"days_past_due": 0', b'"days_past_due": ' + b"9" * 5000),
+            C.OUT_OF_RANGE,
+        ),
+        # The contract as written, not what a lenient parser would take.
+        BadRecord(
+            "unix seconds as a string",
+            S,
+            u,
+            _json(spending_doc(occurred_at=str(int(now.timestamp()) - 86400))),
+            C.INVALID_TIMESTAMP,
+        ),
+        BadRecord(
+            "space for the T",
+            S,
+            u,
+            _json(spending_doc(occurred_at=at(1).replace("T", " "))),
+            C.INVALID_TIMESTAMP,
+        ),
+        BadRecord(
+            "offset without a colon",
+            Q,
+            u,
+            _json(request_doc(requested_at=at(0)[:-6] + "+0000")),
+            C.INVALID_TIMESTAMP,
+        ),
+        BadRecord(
+            "year 1 at +14:00",
+            R,
+            u,
+            _json(repayment_doc(occurred_at="0001-01-01T00:00:00+14:00")),
+            C.ANCIENT_TIMESTAMP,
+        ),
+        BadRecord(
+            "year 9999 at -14:00",
+            Q,
+            u,
+            _json(request_doc(requested_at="9999-12-31T23:59:59-14:00")),
+            C.FUTURE_TIMESTAMP,
+        ),
+        BadRecord("amount with spaces", S, u, spend(amount=" 7.50 "), C.WRONG_TYPE),
+        BadRecord("amount with a newline", R, u, rep(amount_paid="100.00\n"), C.WRONG_TYPE),
+        BadRecord(
+            "repeated amount key",
+            S,
+            u,
+            spend().replace(b'"amount": "25.50"', b'"amount": "25.50", "amount": "2550.00"'),
+            C.DUPLICATE_KEY,
+        ),
+        BadRecord(
+            "repeated key in an unknown field",
+            A,
+            u,
+            _json({**asset_doc(occurred_at=at(1)), "extra": {}}).replace(
+                b'"extra": {}', b'"extra": {"a": 1, "a": 1}'
+            ),
+            C.DUPLICATE_KEY,
+        ),
     ]

@@ -22,7 +22,11 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
+from streams.adapters import tolerant_records
 from streams.settings import Settings
+
+# Every consumer of this process (ours, Faust's) survives header names that are not UTF-8.
+tolerant_records.install()
 
 #: Every producer we construct: a write is acknowledged only when all in-sync replicas
 #: (at least ``min.insync.replicas``) have it, and retries never duplicate or reorder it.

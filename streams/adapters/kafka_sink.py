@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,9 +24,74 @@ class InboundRecord:
     key: bytes | None
     value: bytes | None
     timestamp: float | None = None  # seconds since the epoch
+    #: Names with bytes that are not UTF-8 hold them as lone surrogates (tolerant_records).
     headers: Sequence[tuple[str, bytes]] = ()
     #: The timestamp is the broker's append time (trusted), not the producer's create time.
     log_append_time: bool = False
+
+
+def inbound_headers(headers: Iterable[tuple[str, Any]] | None) -> list[tuple[str, bytes]]:
+    """A consumed record's headers with every value as bytes, by every reader alike: a header
+    without a value (null, as ``kcat -H name`` writes it) has an empty one."""
+    return [(name, b"" if value is None else bytes(value)) for name, value in headers or ()]
+
+
+def _writable_name(name: str) -> str:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # Read with bytes that are not UTF-8: written with those bytes as \xNN escapes.
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
+def writable_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Headers as aiokafka can write them (it encodes names as UTF-8): a consumed name that
+    was not UTF-8 (only ever in a dead letter) gets its invalid bytes as ``\\xNN`` escapes."""
+    return [(name if name.isascii() else _writable_name(name), value) for name, value in headers]
+
+
+#: What a record needs beyond its key, value and headers (batch and record framing), and
+#: each header beyond its name and value (generously).
+_RECORD_FRAMING = 512
+_HEADER_FRAMING = 10
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    framing = _RECORD_FRAMING + _HEADER_FRAMING * len(headers)
+    names = sum(len(name.encode("utf-8", "backslashreplace")) for name, _ in headers)
+    return framing + len(key or b"") + len(value or b"") + names + sum(len(v) for _, v in headers)
+
+
+def fit_dead_letter(
+    record: InboundRecord, headers: Sequence[tuple[str, bytes]], max_bytes: int
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """Key, value and headers of ``record``'s dead letter, within ``max_bytes``.
+
+    ``headers`` are :func:`dead_letter_headers`: the worker's six, then the record's own. A
+    record can be larger than any topic accepts when it arrived compressed (20 MiB of zeros
+    fit in a 1 KiB zstd batch), and dead letters are published as they are: publishing it
+    whole would fail and stop the worker. Such a dead letter leaves out its value, then if
+    need be its key and its own headers, and names what it left out in
+    :data:`~schemas.dead_letter.HEADER_OMITTED`, right after the worker's six headers.
+
+    aiokafka sends no record without both a key and a value, which the Java client and
+    librdkafka do send (a keyless tombstone): its dead letter has an empty value.
+    """
+    key, value = record.key, record.value
+    cut = len(dead_letter.DEAD_LETTER_HEADERS)
+    ours, theirs = list(headers[:cut]), list(headers[cut:])
+    if key is None and value is None:
+        value = b""
+    if _size(key, value, headers) <= max_bytes:
+        return key, value, list(headers)
+    omitted = [f"value:{len(value or b'')}"]
+    value = None
+    if _size(key, value, headers) + _HEADER_FRAMING + 64 > max_bytes:  # room for omitted
+        omitted += [f"key:{len(key or b'')}", f"headers:{len(record.headers)}"]
+        key, theirs = None, []
+    value = b"" if key is None else value
+    return key, value, [*ours, (dead_letter.HEADER_OMITTED, ",".join(omitted).encode()), *theirs]
 
 
 def inbound_from_aiokafka(record: Any) -> InboundRecord:
@@ -38,7 +103,7 @@ def inbound_from_aiokafka(record: Any) -> InboundRecord:
         key=record.key,
         value=record.value,
         timestamp=record.timestamp / 1000 if record.timestamp else None,
-        headers=[(k, bytes(v)) for k, v in (record.headers or ())],
+        headers=inbound_headers(record.headers),
         log_append_time=record.timestamp_type == LOG_APPEND_TIME,
     )
 
@@ -87,7 +152,7 @@ class AioKafkaSink:
     ) -> Awaitable[Any]:
         """Queue a record; await the result for the broker's acknowledgement."""
         future: Awaitable[Any] = await self.producer.send(
-            topic, value=value, key=key, headers=list(headers)
+            topic, value=value, key=key, headers=writable_headers(headers)
         )
         return future
 
@@ -107,6 +172,6 @@ class FaustSink:
     ) -> Awaitable[Any]:
         """Queue a record; await the result for the broker's acknowledgement."""
         future: Awaitable[Any] = await self.app.producer.send(
-            topic, key, value, None, None, list(headers)
+            topic, key, value, None, None, writable_headers(headers)
         )
         return future

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-from schemas.dead_letter import DEAD_LETTER_HEADERS, ORIGINAL_HEADER_PREFIX
+from schemas.dead_letter import DEAD_LETTER_HEADERS, HEADER_OMITTED, ORIGINAL_HEADER_PREFIX
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -65,12 +65,15 @@ def parse_headers(headers: Headers) -> ParsedHeaders:
     def text(block: Headers) -> dict[str, str]:
         return {name: value.decode(errors="replace") for name, value in block}
 
-    rest = headers[n:]
+    # The worker may add one header of its own after the six: what it left out of a record
+    # too large to publish whole.
+    m = n + 1 if names[n : n + 1] == (HEADER_OMITTED,) else n
+    rest = headers[m:]
     if names[:n] == DEAD_LETTER_HEADERS and all(
         name.startswith(ORIGINAL_HEADER_PREFIX) for name, _ in rest
     ):
         theirs = tuple((name.removeprefix(ORIGINAL_HEADER_PREFIX), value) for name, value in rest)
-        return ParsedHeaders(Layout.PREFIXED, text(headers[:n]), theirs)
+        return ParsedHeaders(Layout.PREFIXED, text(headers[:m]), theirs)
     # A legacy letter never matches the above (unless it has no producer headers, when both
     # read the same): its last six headers, the worker's, are not prefixed.
     if names[-n:] == DEAD_LETTER_HEADERS:

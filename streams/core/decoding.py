@@ -7,6 +7,7 @@ Pure: the caller passes ``now`` and the limits. Every failure raises :class:`Rej
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -60,6 +61,8 @@ class RejectCode(StrEnum):
     FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
     ANCIENT_TIMESTAMP = "ANCIENT_TIMESTAMP"
     KEY_MISMATCH = "KEY_MISMATCH"
+    INVALID_HEADER = "INVALID_HEADER"
+    DUPLICATE_KEY = "DUPLICATE_KEY"
 
 
 class RejectedRecord(Exception):
@@ -98,6 +101,9 @@ _CODE_OF_ERROR_TYPE: dict[str, RejectCode] = {
     "money_too_many_decimals": RejectCode.TOO_MANY_DECIMALS,
     "money_type": RejectCode.WRONG_TYPE,
     "timestamp_type": RejectCode.WRONG_TYPE,
+    "timestamp_format": RejectCode.INVALID_TIMESTAMP,
+    "timestamp_before_utc_min": RejectCode.ANCIENT_TIMESTAMP,
+    "timestamp_after_utc_max": RejectCode.FUTURE_TIMESTAMP,
     "timezone_aware": RejectCode.NAIVE_TIMESTAMP,
     "datetime_parsing": RejectCode.INVALID_TIMESTAMP,
     "datetime_from_date_parsing": RejectCode.INVALID_TIMESTAMP,
@@ -116,9 +122,20 @@ def _reject_constant(name: str) -> NoReturn:
     raise RejectedRecord(RejectCode.NON_FINITE_NUMBER, f"JSON constant {name} is not allowed")
 
 
-#: json.loads(text, parse_float=Decimal, parse_constant=_reject_constant) without building a
-#: decoder per record.
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The json module keeps the last of repeated keys, other parsers the first: a record
+    # that means different things to different readers is refused.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise RejectedRecord(RejectCode.DUPLICATE_KEY, "a JSON object has the same key twice")
+    return obj
+
+
+#: json.loads(text, parse_float=Decimal, parse_constant=_reject_constant,
+#: object_pairs_hook=_unique_keys) without building a decoder per record.
+_DECODER = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+)
 
 
 def _code_for(error: Any) -> RejectCode:
@@ -140,8 +157,27 @@ def _describe(error: Any) -> str:
     return f"field '{field}': {error['msg']}"
 
 
+def check_header_names(headers: Sequence[tuple[str, object]]) -> None:
+    """Refuse a record with a header name that is not UTF-8.
+
+    Kafka defines header names as UTF-8 strings but brokers do not check them; the consumer
+    reads such a name with its invalid bytes as lone surrogates
+    (:mod:`streams.adapters.tolerant_records`), which no UTF-8 encoder accepts.
+    """
+    for name, _ in headers:
+        if name.isascii():
+            continue
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RejectedRecord(
+                RejectCode.INVALID_HEADER, "a header name is not valid UTF-8"
+            ) from None
+
+
 def parse_json_object(value: bytes) -> dict[str, Any]:
-    """Parse a UTF-8 JSON object; floats become exact Decimals, NaN/Infinity are refused."""
+    """Parse a UTF-8 JSON object; floats become exact Decimals, NaN/Infinity and repeated
+    keys are refused."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -152,9 +188,15 @@ def parse_json_object(value: bytes) -> dict[str, Any]:
         parsed = _DECODER.decode(text)
     except RejectedRecord:
         raise
-    except (ValueError, RecursionError) as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise RejectedRecord(
             RejectCode.NOT_JSON, f"value is not JSON ({type(exc).__name__})"
+        ) from None
+    except (ValueError, ArithmeticError):
+        # Valid JSON, but an integer of more than 4,300 digits (Python's limit) or an exponent
+        # beyond the decimal module's (1e-1000000000000000000 raises InvalidOperation).
+        raise RejectedRecord(
+            RejectCode.OUT_OF_RANGE, "a JSON number is too large or too small to represent"
         ) from None
     if not isinstance(parsed, dict):
         raise RejectedRecord(
@@ -170,8 +212,12 @@ def decode_record(
     *,
     now: datetime,
     limits: DecodeLimits,
+    headers: Sequence[tuple[str, object]] = (),
 ) -> Decoded:
-    """Validate one Kafka record of ``kind`` and return its model, or raise RejectedRecord."""
+    """Validate one Kafka record of ``kind`` and return its model, or raise RejectedRecord.
+
+    Header values are opaque to creditline; header names must be UTF-8.
+    """
     if value is None:
         raise RejectedRecord(RejectCode.NOT_JSON, "value is empty (tombstone)")
     if len(value) > limits.max_record_bytes:
@@ -181,6 +227,7 @@ def decode_record(
         )
     if not key:
         raise RejectedRecord(RejectCode.EMPTY_KEY, "record has no key; it must be the user_id")
+    check_header_names(headers)
     obj = parse_json_object(value)
     model = MODEL_OF_KIND[kind]
     try:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.models import LoanDecision, Outcome
+from schemas import dead_letter
+from schemas.models import LoanDecision, LoanRequest, Outcome
 from streams.adapters.kafka_client import producer_options
 from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
 from streams.core.policy import load_default_policy
@@ -19,7 +22,7 @@ from streams.simulation import Persona, persona_history, to_record
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, request_doc
 from tests.integration.test_event_folder import chunks, run_folder
-from tests.support import as_inbound, produce, read_topic, store_for
+from tests.support import as_inbound, headers_of, produce, read_topic, store_for
 
 
 async def fold_persona(settings: Settings, persona: Persona, user: str) -> None:
@@ -171,3 +174,31 @@ async def test_malformed_requests_are_dead_lettered(settings: Settings) -> None:
     letters = await read_topic(settings, topics.dead_letter, expect=1)
     assert len(letters) == 1
     assert dict(letters[0].headers)["error.code"] == b"INVALID_ENUM"
+
+
+async def test_a_request_that_cannot_be_answered_is_dead_lettered_and_the_rest_answered(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streams.core.answer
+    from streams.core.decision import decide as real_decide
+
+    def decide(request: LoanRequest, *args: Any, **kwargs: Any) -> LoanDecision:
+        if request.request_id == "q-bad":
+            raise OverflowError("date value out of range")  # a bug at an extreme
+        return real_decide(request, *args, **kwargs)
+
+    await fold_persona(settings, Persona.STEADY, "u-1")
+    monkeypatch.setattr(streams.core.answer, "decide", decide)
+    metrics = Metrics()
+    decisions = await answer(
+        settings, [now_doc(request_id="q-bad"), now_doc(request_id="q-good")], metrics
+    )
+    assert [d.request_id for d in decisions] == ["q-good"]
+    topics = Topics.from_settings(settings)
+    [letter] = await read_topic(settings, topics.dead_letter, expect=1)
+    assert headers_of(letter)[dead_letter.HEADER_ERROR_CODE] == "PROCESSING_ERROR"
+    counted = metrics.registry.get_sample_value(
+        "creditline_records_dead_lettered_total",
+        {"topic": topics.loan_requests, "reason": "PROCESSING_ERROR"},
+    )
+    assert counted == 1.0

@@ -24,6 +24,7 @@ from tests.builders import loan_request, repayment, repayment_doc, spending
         (0, "0.00"),
         ("7.10", "7.10"),
         (Decimal("1.500"), "1.50"),
+        (Decimal("-0.0"), "0.00"),
     ],
 )
 def test_money_accepts_numbers_and_decimal_strings(given: object, expected: str) -> None:
