@@ -30,8 +30,13 @@ from streams.settings import Settings
 from streams.topics import Topics
 
 #: Decisions that depended on the environment at the time (Redis or the policy topic not
-#: answering), not on the logs: they cannot be re-derived.
-_ENVIRONMENTAL = {ReasonCode.SCORE_UNAVAILABLE.value, ReasonCode.POLICY_UNAVAILABLE.value}
+#: answering, a user's kept history full), not on the logs alone: not re-derived.
+_ENVIRONMENTAL = {
+    ReasonCode.SCORE_UNAVAILABLE.value,
+    ReasonCode.POLICY_UNAVAILABLE.value,
+    ReasonCode.EVENT_LIMIT_REACHED.value,
+    ReasonCode.LOAN_LIMIT_REACHED.value,
+}
 
 
 @dataclass
@@ -148,8 +153,8 @@ def explain_one(
             decision,
             None,
             [],
-            note="answered review because Redis or the policy topic did not answer in time: "
-            "not a function of the logs",
+            note="answered review because Redis or the policy topic did not answer in time, "
+            "or the user's kept history was full: not a function of the logs alone",
         )
     at = decision.evaluated_at
     logged = list(events)

@@ -35,6 +35,7 @@ from schemas.models import (
     LineStatusChanged,
     LoanDecision,
     LoanRequest,
+    RepaymentEvent,
 )
 from streams.adapters.kafka_sink import (
     InboundRecord,
@@ -43,8 +44,9 @@ from streams.adapters.kafka_sink import (
     fit_dead_letter,
 )
 from streams.adapters.redis_store import RedisStore, StoredUser, UserWrite, trajectory_summary
-from streams.core.answer import answer, judgement_instant
+from streams.core.answer import answer, judgement_instant, request_digest
 from streams.core.decision import (
+    decide_at_capacity,
     decide_policy_unavailable,
     decide_score_unavailable,
     status_reasons,
@@ -108,9 +110,21 @@ PROCESSING_ERROR = "PROCESSING_ERROR"
 #: Error code for an event whose ``event_id`` was already applied with other content (or on
 #: another topic): a conflict, not a duplicate — never silently counted as one.
 CONFLICTING_EVENT_ID = "CONFLICTING_EVENT_ID"
+#: Error codes for events beyond what one user's kept history takes (``max_events_per_user``,
+#: ``max_open_loans_per_user``).
+USER_EVENT_LIMIT = "USER_EVENT_LIMIT"
+#: Error code for a loan request whose ``request_id`` was answered for another body.
+CONFLICTING_REQUEST_ID = "CONFLICTING_REQUEST_ID"
+USER_LOAN_LIMIT = "USER_LOAN_LIMIT"
+_EVENT_LIMIT_MESSAGE = "the user already has as many events as are kept (max_events_per_user)"
+_LOAN_LIMIT_MESSAGE = "the user already has as many open loans as are kept"
 _FAILED_MESSAGE = "the event could not be folded (internal error)"
 _CONFLICT_MESSAGE = "event_id was already applied with other content (or on another topic)"
 MAX_CONFLICT_ROUNDS = 50
+
+
+class RequestConflict(Exception):
+    """A request id already answered for a request with another body."""
 
 
 class ShuttingDown(Exception):
@@ -333,14 +347,8 @@ class EventFolder(_Shell):
             for user, payload in outbox.items()
         ]
         for pending, code, message in [
-            *(
-                (p, PROCESSING_ERROR, "the event could not be folded (internal error)")
-                for p in failed
-            ),
-            *(
-                (p, CONFLICTING_EVENT_ID, "event_id was already applied with other content")
-                for p in conflicting
-            ),
+            *((p, PROCESSING_ERROR, _FAILED_MESSAGE) for p in failed),
+            *conflicting,
         ]:
             deliveries.append(await self._dead_letter(pending.record, code, message))
             report.dead_lettered[pending.record.topic] += 1
@@ -383,13 +391,14 @@ class EventFolder(_Shell):
         partitions: Mapping[str, set[int]],
         report: BatchReport,
         now: datetime,
-    ) -> tuple[list[_Pending], list[_Pending], dict[str, bytes]]:
+    ) -> tuple[list[_Pending], list[tuple[_Pending, str, str]], dict[str, bytes]]:
         """Fold and write every user, re-folding users whose write conflicted. Returns the
-        records that could not be folded, those reusing an event id with other content, and
-        the status-change events to publish."""
+        records that could not be folded, those refused (an event id reused with other
+        content, a user's kept history full: with the code and message to dead-letter them
+        with), and the status-change events to publish."""
         remaining = dict(by_user)
         failed: list[_Pending] = []
-        conflicting: list[_Pending] = []
+        conflicting: list[tuple[_Pending, str, str]] = []
         outbox: dict[str, bytes] = {}
         timelines = self.timelines()  # one set of policy versions for the whole batch
         for _ in range(MAX_CONFLICT_ROUNDS):
@@ -455,6 +464,35 @@ class EventFolder(_Shell):
             remaining = {u: remaining[u] for u in conflicts}
         raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
 
+    def _within_limits(
+        self,
+        current: StoredUser,
+        fresh: list[_Pending],
+        rejected: list[tuple[_Pending, str, str]],
+    ) -> list[_Pending]:
+        """The fresh events a user's kept history has room for (in event-time order); the
+        rest are added to ``rejected``: a flood from one user id cannot grow its state (and
+        every later fold and decision of that user) without bound."""
+        settings = self.settings
+        room = settings.max_events_per_user - current.ledger_size
+        state = current.checkpoint.state
+        open_loans = set(state.loans) if state is not None else set()
+        kept: list[_Pending] = []
+        for p in sorted(fresh, key=lambda p: (p.event.occurred_at, p.event.event_id)):
+            event = p.event
+            if room <= 0:
+                rejected.append((p, USER_EVENT_LIMIT, _EVENT_LIMIT_MESSAGE))
+                continue
+            if isinstance(event, RepaymentEvent) and event.loan_id not in open_loans:
+                if len(open_loans) >= settings.max_open_loans_per_user:
+                    rejected.append((p, USER_LOAN_LIMIT, _LOAN_LIMIT_MESSAGE))
+                    continue
+                if event.outstanding_balance:
+                    open_loans.add(event.loan_id)
+            room -= 1
+            kept.append(p)
+        return kept
+
     def _needs_ledger(self, current: StoredUser, pendings: list[_Pending], now: datetime) -> bool:
         """Whether a user's earlier events must be read: a re-sent event id (is its content
         the same?), a late event, events not reviewed yet, or an event leaving the window."""
@@ -481,7 +519,7 @@ class EventFolder(_Shell):
         digests: dict[int, int] = {fp: d for fp, (_, d) in (ledger or {}).items()}
         fresh: list[_Pending] = []
         dupes: list[_Pending] = []
-        conflicting: list[_Pending] = []
+        conflicting: list[tuple[_Pending, str, str]] = []
         for p in pendings:
             known = digests.get(p.fingerprint)
             if known is None and p.fingerprint in current.already_applied:
@@ -492,7 +530,8 @@ class EventFolder(_Shell):
             elif known == p.digest:
                 dupes.append(p)
             else:
-                conflicting.append(p)
+                conflicting.append((p, CONFLICTING_EVENT_ID, _CONFLICT_MESSAGE))
+        fresh = self._within_limits(current, fresh, conflicting)
         upcoming = current.checkpoint.trajectory.next_review
         reviewed = current.checkpoint.at
         policy_change = timelines.next_change_after(reviewed) if reviewed else None
@@ -537,6 +576,7 @@ class EventFolder(_Shell):
         restated = announced is not None and any(p.event.occurred_at <= announced for p in fresh)
         assessment = standing(checkpoint, timelines)
         summary: dict[str, str] = trajectory_summary(checkpoint.trajectory)
+        summary["at_capacity"] = self._at_capacity(size, checkpoint)
         status_event = None
         if assessment is not None:
             self.metrics.scores.observe(assessment.score)
@@ -563,6 +603,17 @@ class EventFolder(_Shell):
         self._observe_intervals(current.checkpoint, checkpoint)
         past_changed = restated and _past_restated(current.checkpoint, checkpoint, announced)
         return _UserOutcome(write, fresh, dupes, conflicting, restated=past_changed)
+
+    def _at_capacity(self, ledger_size: int, checkpoint: Checkpoint) -> str:
+        """Which of the user's kept histories is full (``events``, ``loans``), comma
+        separated; empty when none: a full one means its requests are reviewed by a person."""
+        full = []
+        if ledger_size >= self.settings.max_events_per_user:
+            full.append("events")
+        state = checkpoint.state
+        if state is not None and len(state.loans) >= self.settings.max_open_loans_per_user:
+            full.append("loans")
+        return ",".join(full)
 
     def _observe_intervals(self, old: Checkpoint, new: Checkpoint) -> None:
         """Event time between each new status change and the one before it (changes into or
@@ -614,7 +665,7 @@ class _UserOutcome:
     write: UserWrite | None
     fresh: list[_Pending]
     duplicates: list[_Pending]
-    conflicting: list[_Pending]
+    conflicting: list[tuple[_Pending, str, str]]
     restated: bool = False
     #: The user's next review when nothing is written (the schedule is kept right anyway).
     next_review: datetime | None = None
@@ -664,6 +715,10 @@ class LoanDecider(_Shell):
                 decision, payload, repeated = await self._answer(request, arrival, received)
             except (*REDIS_REFUSED, ShuttingDown):
                 raise
+            except RequestConflict:
+                message = "request_id was already answered for a request with another body"
+                deliveries.append(await self._dead_letter(record, CONFLICTING_REQUEST_ID, message))
+                continue
             except Exception:
                 # A bug (arithmetic at an extreme…) must not stop the worker: never silent.
                 log.exception("answering a loan request failed; dead-lettering it")
@@ -704,16 +759,19 @@ class LoanDecider(_Shell):
                 return await call()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _standing_at(self, request: LoanRequest, at: datetime) -> Checkpoint:
-        """The user's checkpoint at the last review instant ≤ ``at`` (reads the ledger only
-        when the stored checkpoint does not reach ``at`` by time alone)."""
+    async def _standing_at(
+        self, request: LoanRequest, at: datetime
+    ) -> tuple[StoredUser, Checkpoint]:
+        """The user's stored record and checkpoint at the last review instant ≤ ``at`` (reads
+        the ledger only when the stored checkpoint does not reach ``at`` by time alone)."""
         stored = await self._bounded("read_state", partial(self.store.read_user, request.user_id))
         ledger = None
         if needs_ledger_at(stored.checkpoint, stored.latest_event_at, at, self.limits.horizon):
             ledger = await self._bounded(
                 "read_ledger", partial(self.store.read_ledger, request.user_id)
             )
-        return at_time(stored.checkpoint, ledger, self.timelines(), at, self.limits.horizon)
+        checkpoint = at_time(stored.checkpoint, ledger, self.timelines(), at, self.limits.horizon)
+        return stored, checkpoint
 
     async def _answer(
         self, request: LoanRequest, arrival: datetime, received: datetime
@@ -730,7 +788,7 @@ class LoanDecider(_Shell):
         else:
             timelines = self.timelines()  # the view confirmed to cover ``at``
             try:
-                checkpoint = await self._standing_at(request, at)
+                stored, checkpoint = await self._standing_at(request, at)
             except REDIS_REFUSED:
                 raise
             except REDIS_TRANSIENT:
@@ -738,14 +796,27 @@ class LoanDecider(_Shell):
                 policy = timelines.at(at)
                 decision = decide_score_unavailable(request, received, policy, language)
                 return decision, decision.model_dump_json().encode(), False
-            decision = answer(request, checkpoint, timelines, at, received, language)
+            if stored.at_capacity:
+                # Events or loans beyond what is kept were refused: the history is incomplete.
+                code = (
+                    ReasonCode.EVENT_LIMIT_REACHED
+                    if "events" in stored.at_capacity
+                    else ReasonCode.LOAN_LIMIT_REACHED
+                )
+                policy = timelines.at(at)
+                decision = decide_at_capacity(
+                    request, received, policy, code, language, evaluated_at=at
+                )
+            else:
+                decision = answer(request, checkpoint, timelines, at, received, language)
         payload = decision.model_dump_json().encode()
         ttl = self.settings.decision_retention_days * 86400
+        digest = request_digest(request)
         try:
             earlier = await self._bounded(
                 "remember_decision",
                 lambda: self.store.remember_decision(
-                    request.user_id, request.request_id, payload, ttl
+                    request.user_id, request.request_id, payload, ttl, digest
                 ),
             )
         except REDIS_REFUSED:
@@ -755,7 +826,9 @@ class LoanDecider(_Shell):
             decision = decide_score_unavailable(request, received, timelines.at(received), language)
             return decision, decision.model_dump_json().encode(), False
         if earlier is not None:
-            return LoanDecision.model_validate_json(earlier), earlier, True
+            if earlier.request_digest != digest:
+                raise RequestConflict(request.request_id)
+            return LoanDecision.model_validate_json(earlier.payload), earlier.payload, True
         return decision, payload, False
 
 

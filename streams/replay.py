@@ -17,11 +17,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from schemas.models import LoanDecision
+from schemas.models import LoanDecision, LoanRequest
 from streams.adapters.kafka_client import client_options, start_client
 from streams.adapters.kafka_read import read_to_end, topic_partitions
 from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
 from streams.adapters.redis_store import RedisStore
+from streams.core.answer import request_digest
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
 from streams.processing import EventFolder
@@ -66,10 +67,18 @@ async def restore_decisions(settings: Settings, store: RedisStore, report: Repla
     and re-derive each from the logs (counted as matching or differing)."""
     from streams.explain import explain
 
-    topic = Topics.from_settings(settings).loan_decisions
+    topics = Topics.from_settings(settings)
+    digests: dict[str, str] = {}
+    async for batch in read_to_end(settings, [topics.loan_requests]):
+        for record in batch:
+            try:
+                request = LoanRequest.model_validate_json(record.value or b"")
+            except ValidationError:
+                continue
+            digests.setdefault(request.request_id, request_digest(request))
     retention = timedelta(days=settings.decision_retention_days)
     now = datetime.now(UTC)
-    async for batch in read_to_end(settings, [topic]):
+    async for batch in read_to_end(settings, [topics.loan_decisions]):
         for record in batch:
             try:
                 decision = LoanDecision.model_validate_json(record.value or b"")
@@ -79,7 +88,11 @@ async def restore_decisions(settings: Settings, store: RedisStore, report: Repla
             if left <= 0 or record.value is None:
                 continue
             earlier = await store.remember_decision(
-                decision.user_id, decision.request_id, record.value, left
+                decision.user_id,
+                decision.request_id,
+                record.value,
+                left,
+                digests.get(decision.request_id, ""),
             )
             report.decisions_restored += earlier is None
     for explanation in await explain(settings):

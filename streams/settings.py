@@ -166,6 +166,22 @@ class Settings(BaseSettings):
     future_tolerance_seconds: int = Field(
         300, ge=0, description="Timestamps further in the future are rejected."
     )
+    max_events_per_user: int = Field(
+        10_000,
+        ge=10,
+        description="Most events kept per user in the horizon window (the ledger that late "
+        "events are folded again with). Events beyond it are dead-lettered "
+        "USER_EVENT_LIMIT and the user's requests answered `review` (EVENT_LIMIT_REACHED) "
+        "while the ledger is full: one user's flood cannot grow its state without bound.",
+    )
+    max_open_loans_per_user: int = Field(
+        200,
+        ge=1,
+        description="Most open loans (latest balance above zero) per user; a repayment on a new "
+        "loan beyond it is dead-lettered USER_LOAN_LIMIT and the user's requests answered "
+        "`review` (LOAN_LIMIT_REACHED) while that many are open. Closed and paid loans are "
+        "not kept.",
+    )
     request_time_tolerance_seconds: float = Field(
         300,
         ge=0,

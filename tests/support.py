@@ -24,7 +24,6 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.simulation import Persona, persona_of, requests
 from streams.topics import Topics
-from tests.states import assert_states_equal
 
 
 async def produce(
@@ -149,7 +148,8 @@ async def assert_redis_matches_reference(
     settings: Settings, events: Sequence[InputEvent], *, timeout: float = 60.0
 ) -> None:
     """Wait until Redis holds as many applied events as the reference fold of ``events``,
-    then require every user's state to equal the reference (exactly, decay to 1e-9)."""
+    then require every user's state, status history and last review to be exactly the
+    reference ones (see :func:`assert_trajectories_match_reference`)."""
     expected = reference_fold(events)
     total = sum(s.events_applied for s in expected.values())
 
@@ -158,7 +158,8 @@ async def assert_redis_matches_reference(
         return sum(s.events_applied for s in states.values()) == total
 
     await wait_for(all_applied, timeout=timeout, message=f"{total} events applied")
-    assert_states_equal(await redis_states(settings), expected)
+    assert sorted(await redis_states(settings)) == sorted(expected)
+    await assert_trajectories_match_reference(settings, events)
 
 
 async def assert_trajectories_match_reference(

@@ -180,6 +180,8 @@ class StoredUser:
     pending_status_event: bytes | None = None
     #: Wall-clock time of the last write: the stored status was announced as of then.
     written_at: datetime | None = None
+    #: Which kept history is full (``events``, ``loans``, comma separated), else empty.
+    at_capacity: str = ""
 
     @property
     def state(self) -> UserState | None:
@@ -210,6 +212,14 @@ class UserWrite:
     ledger_size: int = 0
     status_event: bytes | None = None
     written_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedDecision:
+    """A decision already published for a request id, and the digest of that request."""
+
+    request_digest: str
+    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -533,9 +543,9 @@ class RedisStore:
     async def read_user(self, user_id: str) -> StoredUser:
         """A user's stored checkpoint (one round trip; no fingerprints)."""
         with self._timed("read_state"):
-            version, state, trajectory, latest, size = await self.client.hmget(
+            version, state, trajectory, latest, size, full = await self.client.hmget(
                 self.keys.state(user_id),
-                ["ver", "state", "trajectory", "latest_event_at", "ledger_size"],
+                ["ver", "state", "trajectory", "latest_event_at", "ledger_size", "at_capacity"],
             )
         return StoredUser(
             version=int(version) if version is not None else 0,
@@ -543,6 +553,7 @@ class RedisStore:
             already_applied=frozenset(),
             latest_event_at=_micros(latest),
             ledger_size=int(size) if size is not None else 0,
+            at_capacity=_text(full) if full is not None else "",
         )
 
     async def read_ledger_raw(self, user_id: str) -> list[bytes]:
@@ -567,20 +578,23 @@ class RedisStore:
         return {_text(k): _text(v) for k, v in raw.items() if _text(k) not in _INTERNAL_FIELDS}
 
     async def remember_decision(
-        self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int
-    ) -> bytes | None:
-        """Store a decision unless one exists; return the earlier one if it does."""
+        self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int, digest: str = ""
+    ) -> RememberedDecision | None:
+        """Store a decision (with the digest of the request it answers) unless one exists;
+        return the earlier one if it does."""
         with self._timed("remember_decision"):
             previous = await self.client.set(
                 self.keys.decision(user_id, request_id),
-                payload,
+                digest.encode() + b"\n" + payload,
                 nx=True,
                 get=True,
                 ex=ttl_seconds,
             )
         if previous is None:
             return None
-        return previous if isinstance(previous, bytes) else str(previous).encode()
+        raw = previous if isinstance(previous, bytes) else str(previous).encode()
+        head, _, body = raw.partition(b"\n")
+        return RememberedDecision(head.decode(), body)
 
     async def scan_states(self, count: int = 500) -> AsyncIterator[tuple[str, UserState]]:
         """Every user's state (SCAN, so safe on a live Redis; on a cluster, every primary)."""

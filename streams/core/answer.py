@@ -7,6 +7,7 @@ then call :func:`answer`: same instant, same checkpoint, same policy → the sam
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 from schemas.models import LoanDecision, LoanRequest
@@ -18,6 +19,12 @@ from streams.core.decision import (
 )
 from streams.core.reasons import Language
 from streams.core.timeline import Checkpoint, PolicyTimeline, standing
+
+
+def request_digest(request: LoanRequest) -> str:
+    """A digest of everything a request says: the same ``request_id`` with another body is
+    another request, never answered with the first one's decision."""
+    return hashlib.blake2b(request.model_dump_json().encode(), digest_size=8).hexdigest()
 
 
 def judgement_instant(

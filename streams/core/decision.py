@@ -96,6 +96,19 @@ def decide_untrusted_time(
     return _without_state(request, decided_at, ReasonCode.REQUEST_TIME_UNTRUSTED, policy, language)
 
 
+def decide_at_capacity(
+    request: LoanRequest,
+    decided_at: datetime,
+    policy: Policy,
+    code: ReasonCode,
+    language: Language = "en",
+    *,
+    evaluated_at: datetime | None = None,
+) -> LoanDecision:
+    """The user's kept history is full (too many events or open loans): a person reviews."""
+    return _without_state(request, decided_at, code, policy, language, evaluated_at)
+
+
 def decide_policy_unavailable(
     request: LoanRequest, decided_at: datetime, policy: Policy, language: Language = "en"
 ) -> LoanDecision:

@@ -29,6 +29,8 @@ class ReasonCode(StrEnum):
     LATE_EVENT_RESTATED = "LATE_EVENT_RESTATED"
     REQUEST_TIME_UNTRUSTED = "REQUEST_TIME_UNTRUSTED"
     POLICY_UNAVAILABLE = "POLICY_UNAVAILABLE"
+    EVENT_LIMIT_REACHED = "EVENT_LIMIT_REACHED"
+    LOAN_LIMIT_REACHED = "LOAN_LIMIT_REACHED"
 
 
 TEXTS: dict[ReasonCode, Text] = {
@@ -83,6 +85,14 @@ TEXTS: dict[ReasonCode, Text] = {
     ReasonCode.REQUEST_TIME_UNTRUSTED: Text(
         en="The request's time is too far from when it reached us; a person reviews.",
         zh="申请时间与实际到达时间相差过大，转人工审核。",
+    ),
+    ReasonCode.EVENT_LIMIT_REACHED: Text(
+        en="More events were received for this user than are kept; a person reviews.",
+        zh="该用户的事件数量超出保存上限，转人工审核。",
+    ),
+    ReasonCode.LOAN_LIMIT_REACHED: Text(
+        en="The user has more open loans than are tracked; a person reviews.",
+        zh="该用户未结清贷款数量超出跟踪上限，转人工审核。",
     ),
     ReasonCode.POLICY_UNAVAILABLE: Text(
         en="The policy in force could not be confirmed in time; a person reviews.",

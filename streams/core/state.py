@@ -16,7 +16,7 @@ That is what makes redelivery and reordering harmless once duplicates are remove
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import chain
@@ -210,6 +210,17 @@ def fold_events(state: UserState | None, events: Iterable[InputEvent]) -> UserSt
         loans=loans,
         assets=assets,
     )
+
+
+def without_paid_loans(state: UserState) -> UserState:
+    """The state without loans whose latest balance is zero (closed and paid): they add
+    nothing to the debt, and keeping them would let a user's state grow with every loan
+    ever taken. Only for a state folded in event-time order — there no older snapshot of
+    such a loan can come later (one that arrives late is folded again with every event)."""
+    if all(loan.balance for loan in state.loans.values()):
+        return state
+    open_loans = {k: v for k, v in state.loans.items() if v.balance}
+    return replace(state, loans=open_loans)
 
 
 def reference_fold(events: Iterable[InputEvent]) -> dict[str, UserState]:

@@ -40,7 +40,13 @@ from streams.core.scoring import (
     derive_features,
     freeze_ends_at,
 )
-from streams.core.state import REPAYMENT_HALF_LIFE, UserState, decay_factor, fold_events
+from streams.core.state import (
+    REPAYMENT_HALF_LIFE,
+    UserState,
+    decay_factor,
+    fold_events,
+    without_paid_loans,
+)
 
 DAY = timedelta(days=1)
 #: How far before an estimated crossing the daily review may fall: floating-point estimates
@@ -247,6 +253,12 @@ def next_time_review(
     return min(candidates)
 
 
+def _settled(state: UserState | None) -> UserState | None:
+    """A fold at a review instant as it is kept: closed and paid loans dropped (canonical
+    order makes that exact: no older snapshot of such a loan can follow)."""
+    return without_paid_loans(state) if state is not None else None
+
+
 def _window_start(events: Sequence[InputEvent], at: datetime, horizon: timedelta, lo: int) -> int:
     """Index of the first event still in the window ``(at - horizon, at]``."""
     limit = at - horizon
@@ -314,9 +326,9 @@ def advance(
         window_lo = _window_start(events, moment, horizon, lo)
         if state is not None and state.first_event_at <= moment - horizon:
             # An event left the window: fold the window again, in canonical order.
-            state = fold_events(None, events[window_lo:index])
+            state = _settled(fold_events(None, events[window_lo:index]))
         elif fresh:
-            state = fold_events(state, fresh)
+            state = _settled(fold_events(state, fresh))
         lo = window_lo
         at = moment
         if state is None:
@@ -371,7 +383,7 @@ def resume_from(
     kept = tuple(c for c in trajectory.changes if c.since <= at)
     hi = bisect.bisect_right([e.occurred_at for e in events], at)
     lo = _window_start(events, at, horizon, 0)
-    state = fold_events(None, events[lo:hi])
+    state = _settled(fold_events(None, events[lo:hi]))
     return Checkpoint(Trajectory(kept, at, None), state)
 
 

@@ -19,7 +19,7 @@ from streams.processing import EventFolder
 from streams.settings import Settings
 from streams.simulation import population, population_events
 from streams.topics import Topics
-from tests.builders import NOW, encode, repayment_doc, spending_doc
+from tests.builders import NOW, encode, repayment_doc, spending_doc, ts
 from tests.states import assert_states_equal
 from tests.support import (
     as_inbound,
@@ -234,3 +234,66 @@ async def test_a_reused_event_id_with_other_content_is_a_conflict_not_a_duplicat
     ] * 2
     states = await redis_states(settings)
     assert states["u-1"].spendings == 1 and states["u-1"].repayments == 0
+
+
+async def test_a_users_kept_history_is_bounded_and_its_requests_reviewed_when_full(
+    base_settings: Settings,
+) -> None:
+    from tests.conftest import cleanup, isolated
+    from tests.integration.test_loan_decider import answer, now_doc
+
+    s = isolated(base_settings, max_events_per_user=25, max_open_loans_per_user=3)
+    from streams.adapters.kafka_admin import ensure_topics
+
+    await ensure_topics(s)
+    try:
+        topics = Topics.from_settings(s)
+        loans = [
+            (
+                topics.repayments,
+                b"u-loans",
+                encode(repayment_doc(event_id=f"l{i}", user_id="u-loans", loan_id=f"loan-{i}")),
+            )
+            for i in range(5)
+        ]
+        flood = [
+            (
+                topics.spending,
+                b"u-flood",
+                encode(spending_doc(event_id=f"s{i}", user_id="u-flood", occurred_at=ts(i / 100))),
+            )
+            for i in range(40)
+        ]
+        await produce(s, loans + flood, partition_of=lambda i: 0)
+        consumed = [
+            r
+            for topic in topics.events
+            for r in as_inbound(await read_topic(s, topic, expect=0, timeout=3))
+        ]
+        metrics = Metrics()
+        reports = await run_folder(s, chunks(consumed, 7), metrics)
+        assert sum(r["applied"] for r in reports) == 3 + 25
+        assert sum(r["dead_lettered"] for r in reports) == 2 + 15
+        letters = await read_topic(s, topics.dead_letter, expect=17)
+        codes = Counter(headers_of(r)[dead_letter.HEADER_ERROR_CODE] for r in letters)
+        assert codes == Counter(USER_LOAN_LIMIT=2, USER_EVENT_LIMIT=15)
+        store = store_for(s)
+        try:
+            assert (await store.read_user("u-flood")).ledger_size == 25
+            assert (await store.read_summary("u-flood"))["at_capacity"] == "events"
+            assert (await store.read_summary("u-loans"))["at_capacity"] == "loans"
+        finally:
+            await store.close()
+        decided = await answer(
+            s,
+            [
+                now_doc(user_id="u-flood", request_id="q-flood"),
+                now_doc(user_id="u-loans", request_id="q-loans"),
+            ],
+        )
+        assert [(d.outcome.value, d.reasons[0].code) for d in decided] == [
+            ("review", "EVENT_LIMIT_REACHED"),
+            ("review", "LOAN_LIMIT_REACHED"),
+        ]
+    finally:
+        await cleanup(s)

@@ -202,3 +202,20 @@ async def test_a_request_that_cannot_be_answered_is_dead_lettered_and_the_rest_a
         {"topic": topics.loan_requests, "reason": "PROCESSING_ERROR"},
     )
     assert counted == 1.0
+
+
+async def test_a_request_id_reused_with_another_body_is_a_conflict_never_the_old_answer(
+    settings: Settings,
+) -> None:
+    await fold_persona(settings, Persona.STEADY, "u-re")
+    doc = now_doc(user_id="u-re", request_id="q-re", amount="1000.00", displayed_status="open")
+    [first] = await answer(settings, [doc])
+    assert first.outcome is Outcome.APPROVED
+    # The same request again: the same decision. Another amount under that id: a conflict.
+    again = await answer(settings, [doc, {**doc, "amount": "250000.00"}])
+    assert [d.request_id for d in again] == ["q-re"]
+    assert again[0] == first
+    letters = await read_topic(settings, Topics.from_settings(settings).dead_letter, expect=1)
+    assert [headers_of(r)[dead_letter.HEADER_ERROR_CODE] for r in letters] == [
+        "CONFLICTING_REQUEST_ID"
+    ]

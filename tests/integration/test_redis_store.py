@@ -90,8 +90,10 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
 async def test_a_decision_is_remembered_once(settings: Settings) -> None:
     store = store_for(settings)
     try:
-        assert await store.remember_decision("u-1", "q-1", b"first", 60) is None
-        assert await store.remember_decision("u-1", "q-1", b"second", 60) == b"first"
+        assert await store.remember_decision("u-1", "q-1", b"first", 60, "d1") is None
+        earlier = await store.remember_decision("u-1", "q-1", b"second", 60, "d2")
+        assert earlier is not None
+        assert (earlier.request_digest, earlier.payload) == ("d1", b"first")
         ttl = await store.client.ttl(store.keys.decision("u-1", "q-1"))
         assert 0 < ttl <= 60
     finally:

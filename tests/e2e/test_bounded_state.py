@@ -1,0 +1,135 @@
+"""One user's flood cannot grow its state without bound, nor slow anyone's answers."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.models import LoanRequest
+from streams.adapters.redis_client import redis_client
+from streams.keys import KeyLayout
+from streams.topics import Topics
+from tests.builders import encode, repayment_doc, request_doc, spending_doc
+from tests.e2e.conftest import WorkerProcess
+from tests.support import decisions_for, produce, wait_for
+
+FLOOD = 50_000
+LOANS = 20_000
+
+
+async def user_bytes(worker: WorkerProcess, user: str) -> int:
+    """Redis memory of every key of one user (state hash, ledger, seen set)."""
+    layout = KeyLayout(worker.settings.redis_key_prefix)
+    client = redis_client(worker.settings)
+    try:
+        keys = [layout.state(user), layout.ledger(user), layout.seen(user)]
+        return sum([int(await client.memory_usage(k) or 0) for k in keys])
+    finally:
+        await client.aclose()
+
+
+def counted(worker: WorkerProcess) -> float:
+    return sum(
+        worker.counter(name)
+        for name in (
+            "creditline_records_applied_total",
+            "creditline_records_duplicate_total",
+            "creditline_records_dead_lettered_total",
+        )
+    )
+
+
+async def wait_all_handled(worker: WorkerProcess, total: int) -> None:
+    async def handled() -> bool:
+        return counted(worker) >= total
+
+    await wait_for(handled, timeout=600, interval=1.0, message=f"{total} records handled")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_a_flooding_user_stays_bounded_and_is_answered_as_fast_as_anyone(
+    worker: WorkerProcess,
+) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    now = datetime.now(UTC)
+
+    def ago(seconds: float) -> str:
+        return (now - timedelta(days=300) + timedelta(seconds=seconds)).isoformat()
+
+    normal = [
+        (
+            topics.repayments,
+            f"u-{i}".encode(),
+            encode(
+                repayment_doc(event_id=f"n{i}-{j}", user_id=f"u-{i}", occurred_at=ago(86400 * j))
+            ),
+        )
+        for i in range(20)
+        for j in range(5)
+    ]
+    await produce(settings, normal)
+    flood = [
+        (
+            topics.spending,
+            b"u-flood",
+            encode(spending_doc(event_id=f"f{i}", user_id="u-flood", occurred_at=ago(i * 400))),
+        )
+        for i in range(FLOOD)
+    ]
+    cap = settings.max_events_per_user
+    await produce(settings, flood[:cap])
+    await wait_all_handled(worker, len(normal) + cap)
+    at_cap = await user_bytes(worker, "u-flood")
+    started = time.monotonic()
+    await produce(settings, flood[cap:])
+    await wait_all_handled(worker, len(normal) + FLOOD)
+    rest_seconds = time.monotonic() - started
+    after_flood = await user_bytes(worker, "u-flood")
+    loans = [
+        (
+            topics.repayments,
+            b"u-loans",
+            encode(
+                repayment_doc(
+                    event_id=f"l{i}",
+                    user_id="u-loans",
+                    loan_id=f"loan-{i}",
+                    occurred_at=ago(i * 60),
+                )
+            ),
+        )
+        for i in range(LOANS)
+    ]
+    await produce(settings, loans)
+    await wait_all_handled(worker, len(normal) + FLOOD + LOANS)
+    loan_bytes = await user_bytes(worker, "u-loans")
+
+    dead = worker.counter("creditline_records_dead_lettered_total")
+    assert dead == (FLOOD - cap) + (LOANS - settings.max_open_loans_per_user)
+    assert after_flood <= at_cap * 1.05  # flat past the cap
+    assert loan_bytes < 2_000_000
+
+    # Every user is answered as fast: the flooded users' state is as cheap to read.
+    asks = [
+        LoanRequest.model_validate(
+            request_doc(user_id=u, request_id=f"q-{u}", requested_at=datetime.now(UTC).isoformat())
+        )
+        for u in ("u-flood", "u-loans", "u-1", "u-2")
+    ]
+    decided = await decisions_for(settings, asks)
+    latency = {
+        d.user_id: (d.decided_at - (d.evaluated_at or d.decided_at)).total_seconds() * 1000
+        for d in decided.values()
+    }
+    assert decided["q-u-flood"].reasons[0].code == "EVENT_LIMIT_REACHED"
+    assert decided["q-u-loans"].reasons[0].code == "LOAN_LIMIT_REACHED"
+    print(
+        f"\nflood: {cap:,} events kept of {FLOOD:,}, {at_cap / 1e3:,.0f} kB at the cap and "
+        f"{after_flood / 1e3:,.0f} kB after {FLOOD:,} ({FLOOD - cap:,} refused in "
+        f"{rest_seconds:.1f} s); {LOANS:,} loan ids: {loan_bytes / 1e3:,.0f} kB; request to "
+        f"decision ms: {', '.join(f'{u} {ms:.1f}' for u, ms in sorted(latency.items()))}"
+    )
