@@ -94,6 +94,9 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(kafka_settings: Setting
         return state == "PreparingRebalance"
 
     async def both_members() -> bool:
+        for task in (first, second):
+            if task.done():
+                task.result()  # a consumer that stopped early says why (e.g. its assertion)
         return await group_members(settings) == ("Stable", 2)
 
     def handler(name: str) -> object:
