@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 import redis.exceptions
 from pydantic import SecretStr
@@ -25,6 +26,15 @@ from streams.topics import Topics
 from tests.secure_redis import SecureRedis
 
 ROOT = Path(__file__).resolve().parent
+
+# Property tests check properties, not speed: no per-example deadline (200 ms by default) and
+# no health check on slow data generation, either of which fails on a slower or busier machine.
+hypothesis.settings.register_profile(
+    "creditline",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("creditline")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

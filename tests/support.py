@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest, Outcome
@@ -24,6 +24,25 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.simulation import Persona, persona_of, requests
 from streams.topics import Topics
+
+
+class StreamGate:
+    """How far a test's stream may go: ``await gate.admit(n)`` returns once ``n`` records
+    are let through, and the test lets more through with ``open_to``. Faults timed between
+    stages of a stream then land mid-stream however fast or slow the machine is."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._opened = asyncio.Event()
+
+    def open_to(self, limit: int) -> None:
+        self.limit = limit
+        self._opened.set()
+
+    async def admit(self, records: int) -> None:
+        while records > self.limit:
+            self._opened.clear()
+            await self._opened.wait()
 
 
 async def produce(
@@ -50,16 +69,39 @@ async def produce(
     return len(futures)
 
 
-async def read_topic(
-    settings: Settings, topic: str, *, expect: int, timeout: float = 30.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read a topic from the beginning until ``expect`` records arrived (or time out)."""
-    consumer = AIOKafkaConsumer(
+async def _fetch_until_position(
+    consumer: AIOKafkaConsumer,
+    ends: dict[TopicPartition, int],
+    records: list[ConsumerRecord[bytes, bytes]],
+    deadline: float,
+) -> bool:
+    """Fetch into ``records`` until the consumer's position reaches ``ends`` on every
+    partition; False if the deadline passes first."""
+    while True:
+        positions = {tp: await consumer.position(tp) for tp in ends}
+        if all(positions[tp] >= end for tp, end in ends.items()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        batches = await consumer.getmany(timeout_ms=250)
+        for batch in batches.values():
+            records.extend(batch)
+
+
+def _reader(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
         **client_options(settings),
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
         fetch_max_bytes=settings.max_message_bytes * 4,
     )
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, expect: int, timeout: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from the beginning until ``expect`` records arrived (or time out)."""
+    consumer = _reader(settings)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
@@ -72,10 +114,34 @@ async def read_topic(
             for batch in batches.values():
                 records.extend(batch)
         if len(records) >= expect:
-            # Anything beyond what was expected must show up too: read a little longer.
+            # Anything beyond what was expected must show up too: read on to the log end (on
+            # a slow machine a fixed extra read may end before the log does), then a little
+            # longer.
+            ends = await consumer.end_offsets(tps)
+            await _fetch_until_position(consumer, ends, records, time.monotonic() + timeout)
             batches = await consumer.getmany(timeout_ms=500)
             for batch in batches.values():
                 records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_to_end(
+    settings: Settings, topic: str, *, timeout: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of a topic, from the beginning to its end offsets as they were when
+    called: what was acknowledged before, whatever the machine's speed (no time window)."""
+    consumer = _reader(settings)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        tps = await topic_partitions(consumer, [topic])
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        if not await _fetch_until_position(consumer, ends, records, time.monotonic() + timeout):
+            raise AssertionError(f"{topic} not read to its end offsets within {timeout:.0f}s")
     finally:
         await consumer.stop()
     return records
@@ -144,6 +210,21 @@ async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
         await consumer.stop()
 
 
+async def group_members(settings: Settings, group: str | None = None) -> tuple[str, int]:
+    """A consumer group's state (``Stable``, ``PreparingRebalance``, …) and number of
+    members; the events group unless ``group`` is given."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group or settings.events_group])
+    finally:
+        await admin.close()
+    described = response.groups[0]
+    return str(described[2]), len(described[5])
+
+
 async def assert_redis_matches_reference(
     settings: Settings, events: Sequence[InputEvent], *, timeout: float = 60.0
 ) -> None:
@@ -199,7 +280,7 @@ async def publish(settings: Settings, models: Sequence[InputEvent | LoanRequest]
 
 
 async def wait_applied(
-    settings: Settings, user: str, events: int, timeout: float = 30
+    settings: Settings, user: str, events: int, timeout: float = 60
 ) -> UserState:
     """Wait until ``events`` events of ``user`` are folded in Redis; return the state."""
     store = store_for(settings)
@@ -218,7 +299,7 @@ async def wait_applied(
 
 
 async def decisions_for(
-    settings: Settings, requests: Sequence[LoanRequest], timeout: float = 30
+    settings: Settings, requests: Sequence[LoanRequest], timeout: float = 60
 ) -> dict[str, LoanDecision]:
     """Publish requests and return their decisions by request id."""
     from streams.topics import Topics
@@ -229,9 +310,13 @@ async def decisions_for(
     found: dict[str, LoanDecision] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not wanted <= set(found):
-        for record in await read_topic(settings, topic, expect=10**9, timeout=0.5):
+        # The whole topic as far as it is written (not a time window, which a slow machine
+        # may spend starting the consumer), then again after a pause if something is missing.
+        for record in await read_to_end(settings, topic):
             decision = LoanDecision.model_validate_json(record.value)
             found[decision.request_id] = decision
+        if not wanted <= set(found):
+            await asyncio.sleep(0.25)
     missing = wanted - set(found)
     assert not missing, f"no decision for {sorted(missing)}"
     return {k: v for k, v in found.items() if k in wanted}
@@ -242,7 +327,7 @@ async def status_changes(settings: Settings, user: str) -> list[LineStatusChange
     from streams.topics import Topics
 
     topic = Topics.from_settings(settings).line_status
-    records = await read_topic(settings, topic, expect=10**9, timeout=1.0)
+    records = await read_to_end(settings, topic)
     changes = [
         LineStatusChanged.model_validate_json(r.value) for r in records if r.key == user.encode()
     ]

@@ -15,7 +15,13 @@ from streams.stack import LocalStack
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, free_port
-from tests.support import assert_redis_matches_reference, committed_lag, produce, wait_for
+from tests.support import (
+    assert_redis_matches_reference,
+    committed_lag,
+    group_members,
+    produce,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +31,13 @@ async def stream_in_chunks(
     records: Sequence[tuple[str, bytes | None, bytes | None]],
     chunk: int,
     pause: float,
+    release: asyncio.Event | None = None,
 ) -> None:
+    """Publish in chunks with a pause between them; the second half only once ``release``
+    is set (so what happens before that is mid-stream, however slow this machine is)."""
     for start in range(0, len(records), chunk):
+        if release is not None and start >= len(records) // 2:
+            await release.wait()
         await produce(settings, records[start : start + chunk])
         await asyncio.sleep(pause)
 
@@ -47,17 +58,29 @@ async def test_two_workers_with_rebalances_lose_nothing(
         return WorkerProcess(own, tmp_path / f"{name}.log")
 
     a, b, c = worker("a"), worker("b"), worker("c")
+    release = asyncio.Event()
     try:
         a.start()
         b.start()
-        producing = asyncio.create_task(stream_in_chunks(settings, records, 1000, 0.4))
-        await asyncio.sleep(1.5)
-        a.kill()  # one dies...
+        producing = asyncio.create_task(stream_in_chunks(settings, records, 1000, 0.4, release))
+
+        async def a_working() -> bool:
+            return a.counter("creditline_records_consumed_total") > 0
+
+        await wait_for(a_working, message="the first worker consuming")
+        a.kill()  # one dies mid-stream...
         await asyncio.sleep(1.0)
-        a.start()  # ...and comes back
-        c.start()  # another joins...
-        await asyncio.sleep(2.0)
-        c.stop()  # ...and leaves gracefully
+        # Started in threads: the stream's producer keeps running meanwhile (a blocked event
+        # loop would stall its requests for as long as a slow machine takes to start workers).
+        await asyncio.to_thread(a.start)  # ...and comes back
+        await asyncio.to_thread(c.start)  # another joins...
+
+        async def three_members() -> bool:
+            return await group_members(settings) == ("Stable", 3)
+
+        await wait_for(three_members, timeout=120, message="three members in a stable group")
+        await asyncio.to_thread(c.stop)  # ...and leaves gracefully
+        release.set()  # the rest of the stream goes to the two survivors
         await producing
         await assert_redis_matches_reference(settings, events, timeout=120)
 

@@ -23,7 +23,14 @@ from streams.stack.kafka import KafkaCluster
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, free_port, private_kafka
-from tests.support import assert_redis_matches_reference, committed_lag, produce, wait_for
+from tests.support import (
+    StreamGate,
+    assert_redis_matches_reference,
+    committed_lag,
+    group_members,
+    produce,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,11 +81,19 @@ async def describe(settings: Settings, topics: Sequence[str]) -> list[dict[str, 
 
 
 async def stream(
-    settings: Settings, records: Sequence[Record], sent: list[int], paced: asyncio.Event
+    settings: Settings,
+    records: Sequence[Record],
+    sent: list[int],
+    paced: asyncio.Event,
+    gate: StreamGate | None = None,
 ) -> None:
-    """Publish in chunks (acks=all, idempotent), slowly while ``paced`` is set."""
+    """Publish in chunks (acks=all, idempotent), slowly while ``paced`` is set, and only as
+    far as ``gate`` lets through."""
     for start in range(0, len(records), 400):
-        sent[0] += await produce(settings, records[start : start + 400])
+        chunk = records[start : start + 400]
+        if gate is not None:
+            await gate.admit(start + len(chunk))
+        sent[0] += await produce(settings, chunk)
         if paced.is_set():
             await asyncio.sleep(0.4)
 
@@ -101,11 +116,22 @@ async def test_killing_partition_leaders_mid_stream_loses_nothing_acknowledged(
     sent = [0]
     paced = asyncio.Event()
     paced.set()
-    producing = asyncio.create_task(stream(settings, records, sent, paced))
+    # The stream is let through a quarter at a time: each kill comes halfway through its
+    # quarter, the next quarter only once the killed node is back in sync, and the last one
+    # only after the last kill. However long failovers take on this machine, every kill lands
+    # mid-stream, with acknowledged records before it and the stream still flowing.
+    quarter = len(records) // 4
+    gate = StreamGate(quarter)
+    producing = asyncio.create_task(stream(settings, records, sent, paced, gate))
     kills: list[tuple[int, int, int]] = []  # (node, partitions it led, records sent before)
     try:
-        for _ in range(3):
-            await asyncio.sleep(1.0)
+        for kill in range(3):
+            halfway = kill * quarter + quarter // 2
+
+            async def reached(halfway: int = halfway) -> bool:
+                return sent[0] >= halfway
+
+            await wait_for(reached, timeout=120, message=f"{halfway} records acknowledged")
             leaders = Counter(p["leader"] for p in await describe(settings, topics.events))
             assert leaders, "no partition metadata"
             victim, led = leaders.most_common(1)[0]
@@ -124,6 +150,7 @@ async def test_killing_partition_leaders_mid_stream_loses_nothing_acknowledged(
                 return bool(partitions) and all(len(p["isr"]) == 3 for p in partitions)
 
             await wait_for(in_sync, timeout=90, message=f"node {victim} back in sync")
+            gate.open_to(len(records) if kill == 2 else (kill + 2) * quarter)
         paced.clear()
         await producing
         # Every kill landed mid-stream, on a node leading busy partitions.
@@ -143,18 +170,6 @@ async def test_killing_partition_leaders_mid_stream_loses_nothing_acknowledged(
         f"leader kills: {len(events)} events of 500 users, nodes killed (node, partitions led, "
         f"records sent before) {kills}, {time.monotonic() - started:.0f} s"
     )
-
-
-async def group_members(settings: Settings) -> tuple[str, int]:
-    """The events consumer group's state and number of members."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([settings.events_group])
-    finally:
-        await admin.close()
-    group = response.groups[0]
-    return str(group[2]), len(group[5])
 
 
 async def test_three_workers_share_the_partitions_and_the_state_is_exact(

@@ -60,7 +60,6 @@ async def test_redis_outage_mid_stream_loses_nothing_and_never_approves_blindly(
             outage_started = time.monotonic()
             await produce(settings, records[half:])
             # ...a loan request during the outage waits a bounded time, then goes to review.
-            asked = time.monotonic()
             request = LoanRequest(
                 request_id="q-outage",
                 user_id="user-000001",
@@ -69,10 +68,12 @@ async def test_redis_outage_mid_stream_loses_nothing_and_never_approves_blindly(
                 term_months=6,
                 displayed_status=DisplayedStatus.OPEN,
             )
-            decision = (await decisions_for(settings, [request], timeout=30))["q-outage"]
+            decision = (await decisions_for(settings, [request]))["q-outage"]
             assert decision.outcome is Outcome.REVIEW
             assert [r.code for r in decision.reasons] == ["SCORE_UNAVAILABLE"]
-            assert time.monotonic() - asked < 15
+            # Timed by the worker's clock (same machine): from the request being made to its
+            # decision, without the time this test takes to find the decision in the topic.
+            assert decision.decided_at - request.requested_at < timedelta(seconds=15)
             # The unapplied events are not committed, and the worker does not crash (same process).
             await asyncio.sleep(max(0.0, 10.5 - (time.monotonic() - outage_started)))
             assert await committed_lag(settings, topics.events) > 0

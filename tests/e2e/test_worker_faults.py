@@ -17,6 +17,7 @@ from streams.topics import Topics
 from tests.builders import encode, spending_doc
 from tests.e2e.conftest import WorkerProcess
 from tests.support import (
+    StreamGate,
     assert_redis_matches_reference,
     committed_lag,
     headers_of,
@@ -44,21 +45,36 @@ async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProce
     for i, record in enumerate(bad):
         records.insert((i * 1637) % len(records), record)
     chunks = [records[i : i + 2500] for i in range(0, len(records), 2500)]
+    # The stream is let through in six stages, one more after each kill (the last after the
+    # last kill), and each kill waits for records acknowledged since the one before: however
+    # slowly this machine restarts the worker, every kill lands mid-stream.
+    stage = len(records) // 6
+    gate = StreamGate(stage)
+    sent = [0]
 
     async def stream() -> None:
         for chunk in chunks:
-            await produce(settings, chunk)
+            await gate.admit(sent[0] + len(chunk))
+            sent[0] += await produce(settings, chunk)
             await asyncio.sleep(0.5)
 
     producing = asyncio.create_task(stream())
     rng = random.Random(5)
-    kills = 0
-    for _ in range(5):
+    kills: list[int] = []  # records acknowledged before each kill
+    for kill in range(5):
         await asyncio.sleep(rng.uniform(1.0, 3.0))
+
+        async def progressed(previous: int = kills[-1] if kills else 0) -> bool:
+            return sent[0] > previous
+
+        await wait_for(progressed, timeout=120, message="records sent since the last kill")
+        kills.append(sent[0])
         worker.kill()  # SIGKILL: no commit, no flush, no goodbye
-        kills += 1
-        worker.start()
+        # In a thread: the stream's producer keeps running while the worker starts.
+        await asyncio.to_thread(worker.start)
+        gate.open_to(len(records) if kill == 4 else (kill + 2) * stage)
     await producing
+    assert all(0 < before < len(records) for before in kills), kills
 
     await assert_redis_matches_reference(settings, events, timeout=300)
     # Per topic: applied (in Redis) + dead-lettered (distinct source offsets) = produced.
@@ -92,7 +108,8 @@ async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProce
         assert consumed == accounted, topic
     print(
         f"crash test: {len(events)} events + {len(bad)} bad records, {len(states)} users, "
-        f"{kills} SIGKILLs, {time.monotonic() - started:.0f} s"
+        f"{len(kills)} SIGKILLs (records sent before each {kills}), "
+        f"{time.monotonic() - started:.0f} s"
     )
 
 

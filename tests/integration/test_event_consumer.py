@@ -17,7 +17,7 @@ from streams.adapters.kafka_sink import InboundRecord
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated, stack_settings
-from tests.support import committed_lag, produce
+from tests.support import committed_lag, group_members, produce, wait_for
 
 Seen = tuple[str, int, int]
 
@@ -43,7 +43,7 @@ def identity(record: InboundRecord) -> Seen:
     return (record.topic, record.partition, record.offset)
 
 
-async def run_until(consumer: EventConsumer, done: asyncio.Event, timeout: float = 60) -> None:
+async def run_until(consumer: EventConsumer, done: asyncio.Event, timeout: float = 120) -> None:
     await consumer.start()
     try:
         await asyncio.wait_for(consumer.run(done.is_set), timeout)
@@ -89,11 +89,24 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(kafka_settings: Setting
     slow_batch_done = asyncio.Event()
     done = asyncio.Event()
 
+    async def rebalancing() -> bool:
+        state, _ = await group_members(settings)
+        return state == "PreparingRebalance"
+
+    async def both_members() -> bool:
+        for task in (first, second):
+            if task.done():
+                task.result()  # a consumer that stopped early says why (e.g. its assertion)
+        return await group_members(settings) == ("Stable", 2)
+
     def handler(name: str) -> object:
         async def handle(records: Sequence[InboundRecord]) -> None:
             if name == "first" and not in_slow_batch.is_set():
                 in_slow_batch.set()
-                await asyncio.sleep(4)  # the second worker joins meanwhile
+                # The second worker joins meanwhile (however long that takes here); the batch
+                # then goes on for a while, in which a handover without the lock would happen.
+                await wait_for(rebalancing, message="the second worker joining the group")
+                await asyncio.sleep(4)
                 slow_batch_done.set()
             if name == "second":
                 assert slow_batch_done.is_set(), "partitions moved during the batch in flight"
@@ -111,7 +124,8 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(kafka_settings: Setting
     second = asyncio.create_task(
         run_until(EventConsumer(settings, topics, handler("second")), done)  # type: ignore[arg-type]
     )
-    await asyncio.sleep(1)
+    # The rest is produced once both own partitions: each must get a share of it.
+    await wait_for(both_members, message="a stable group of two")
     await produce(settings, events(settings, 200, first=200))
     await asyncio.gather(first, second)
 
