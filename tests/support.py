@@ -13,16 +13,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest, Outcome
-from streams.adapters.kafka_client import client_options, producer_options
-from streams.adapters.kafka_read import topic_partitions
-from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
-from streams.adapters.redis_store import RedisStore
+from streams.adapters.kafka.client import client_options, producer_options
+from streams.adapters.kafka.read import topic_partitions
+from streams.adapters.kafka.sink import inbound_from_aiokafka
+from streams.adapters.redis.store import RedisStore
 from streams.core.policy import load_default_policy
 from streams.core.state import UserState, reference_fold
 from streams.core.timeline import PolicyTimeline, advance, canonical, constant
+from streams.devtools.simulation import Persona, persona_of, requests
 from streams.metrics import Metrics
+from streams.ports import InboundRecord
 from streams.settings import Settings
-from streams.simulation import Persona, persona_of, requests
 from streams.topics import Topics
 
 
@@ -271,7 +272,7 @@ async def assert_trajectories_match_reference(
 
 async def publish(settings: Settings, models: Sequence[InputEvent | LoanRequest]) -> None:
     """Publish contract models to their topics, keyed by user id."""
-    from streams.simulation import to_record
+    from streams.devtools.simulation import to_record
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)

@@ -25,8 +25,8 @@ from schemas.models import (
     Outcome,
 )
 from streams.core.policy import load_default_policy
+from streams.devtools.simulation import Persona, persona_history
 from streams.settings import Settings
-from streams.simulation import Persona, persona_history
 from streams.topics import Topics
 from tests.builders import asset, repayment, spending
 from tests.conftest import isolated

@@ -11,14 +11,14 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from schemas.models import Outcome
-from streams.adapters.kafka_admin import ensure_topics
-from streams.adapters.redis_client import redis_client
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.redis.client import redis_client
+from streams.devtools.simulation import Persona, population_events, to_record
 from streams.settings import Settings
-from streams.simulation import Persona, population_events, to_record
-from streams.stack.redis_nodes import LocalRedisCluster
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated, on_cluster
 from tests.e2e.conftest import WorkerProcess, creditline, free_port, running_worker
+from tests.redis_nodes import LocalRedisCluster
 from tests.secure_redis import SecureRedis
 from tests.support import assert_redis_matches_reference, persona_outcomes, produce
 

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
-from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.kafka.admin import ensure_topics
 from streams.core.answer import answer
 from streams.core.policy import load_default_policy
 from streams.core.timeline import Checkpoint, advance, at_time, canonical, constant
+from streams.devtools.simulation import to_record
 from streams.settings import Settings
-from streams.simulation import to_record
 from streams.topics import Topics
 from tests.builders import repayment
 from tests.conftest import cleanup, isolated

@@ -1,0 +1,67 @@
+"""Reading whole topics outside a consumer group (replay, dead letters, lag, history)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from streams.adapters.kafka.client import client_options, start_client
+from streams.settings import Settings
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topics: Iterable[str], wait: float = 5.0
+) -> list[TopicPartition]:
+    """Every partition of ``topics``, refreshing the consumer's metadata until all are known
+    (for at most ``wait`` seconds; a topic that does not exist has no partitions)."""
+    wanted = list(topics)
+    deadline = time.monotonic() + wait
+    # A consumer without subscriptions has no metadata for these topics yet, and a topic
+    # created a moment ago may not be in the answering broker's metadata yet.
+    while any(consumer.partitions_for_topic(t) is None for t in wanted):
+        await consumer._client.force_metadata_update()
+        if time.monotonic() >= deadline:
+            break
+        if any(consumer.partitions_for_topic(t) is None for t in wanted):
+            await asyncio.sleep(0.1)
+    return [
+        TopicPartition(t, p) for t in wanted for p in sorted(consumer.partitions_for_topic(t) or ())
+    ]
+
+
+async def read_to_end(
+    settings: Settings, topics: Iterable[str], batch_records: int = 2000
+) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+    """Every record of ``topics`` from the beginning to the end they had when reading began
+    (records arriving meanwhile are left out), in batches; no consumer group."""
+    consumer = AIOKafkaConsumer(
+        **client_options(settings),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
+        fetch_max_bytes=max(52_428_800, settings.max_message_bytes * 4),
+    )
+    await start_client(consumer, settings)
+    try:
+        tps = await topic_partitions(consumer, topics)
+        if not tps:
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > starts[tp]}
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_records)
+            batch: list[ConsumerRecord[bytes, bytes]] = []
+            for tp, records in fetched.items():
+                batch.extend(r for r in records if r.offset < ends[tp])
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if batch:
+                yield batch
+    finally:
+        await consumer.stop()
