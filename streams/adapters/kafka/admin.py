@@ -13,13 +13,14 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams.adapters.kafka.access import assert_authorized
 from streams.adapters.kafka.client import client_options, start_client
+from streams.errors import OperatorActionRequired
 from streams.settings import Settings
 from streams.topics import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
 
 
-class TopicError(RuntimeError):
+class TopicError(OperatorActionRequired):
     """The topics cannot be created or are inconsistent; the message says what to do."""
 
 

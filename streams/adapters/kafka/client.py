@@ -23,6 +23,7 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from streams.adapters.kafka import records as tolerant_records
+from streams.errors import CreditlineError
 from streams.settings import Settings
 
 # Every consumer of this process (ours, Faust's) survives header names that are not UTF-8.
@@ -33,7 +34,7 @@ tolerant_records.install()
 DURABLE_PRODUCER = {"acks": "all", "enable_idempotence": True}
 
 
-class KafkaAccessError(RuntimeError):
+class KafkaAccessError(CreditlineError):
     """Kafka cannot be reached or refuses us; the message says why and what to set."""
 
 
