@@ -1,182 +1,68 @@
-"""The Faust app: a task and an agent that only decode records, call the core and write through
-adapters.
+"""The worker: a Faust app whose units only read records, hand them to the services and ack
+them once the services are done (see :mod:`streams.runtime.bootstrap` for the wiring).
 
-* ``fold_events`` (a task) reads the three event topics in batches with
+* ``follow_policies`` (task) reads the policy topic before anything else, then follows it.
+* ``fold_events`` (task) reads the three event topics in batches with
   :class:`~streams.adapters.kafka.events.EventConsumer` — plain aiokafka, its own consumer
-  group, offsets committed only after a batch is stored — and folds them into Redis.
-* ``answer_loan_requests`` (a Faust agent, ``concurrency=1``: higher values can commit past
-  in-flight records) answers each request from the live state as soon as it arrives. Requests
-  are taken with ``noack_take`` and acked only after they are answered: ``take()`` would ack
-  a batch even when its body raised.
+  group, offsets committed only after a batch is stored — folds them, and between batches
+  sweeps the users whose status changes with time alone.
+* ``answer_loan_requests`` (agent, ``concurrency=1``: higher values can commit past
+  in-flight records) answers each request as soon as it arrives; requests are taken with
+  ``noack_take`` and acked only after they are answered (``take()`` would ack a batch even
+  when its body raised).
+* ``tick_shells`` (timer) and ``export_consumer_lag`` (task); ``/metrics`` and ``/healthz``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
-from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.web.drivers import aiohttp as aiohttp_web
 from prometheus_client import generate_latest
 
-from streams.adapters.kafka.client import DURABLE_PRODUCER, faust_broker_options
-from streams.adapters.kafka.events import EventConsumer
 from streams.adapters.kafka.lag import LagMonitor
-from streams.adapters.kafka.policies import PolicyWatcher
-from streams.adapters.kafka.sink import LOG_APPEND_TIME, FaustSink, inbound_headers
+from streams.adapters.kafka.sink import FaustSink
 from streams.adapters.redis.client import describe_redis_error
 from streams.adapters.redis.store import RedisStore
-from streams.core.policy import load_default_policy
-from streams.core.timeline import PolicyTimeline
 from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
 from streams.metrics import Metrics
 from streams.ports import InboundRecord
+from streams.runtime.bootstrap import Components
+from streams.runtime.faust_setup import faust_app, to_inbound
 from streams.service.decide import LoanDecider
 from streams.service.fold import EventFolder
-from streams.service.review import ReviewSweeper
 from streams.settings import Settings, get_settings
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
 #: Loan requests are answered one by one, as soon as each arrives: a bigger batch waits for
-#: Faust's take timer (p50 15.6 → 7.8 ms, p99 58 → 36 ms at 200 requests/s when 50 per batch
-#: became 1), and answering costs two Redis round trips per request whatever the batch.
+#: Faust's take timer (docs/sizing.md has the measured cost), and answering costs two Redis
+#: round trips per request whatever the batch.
 LOAN_BATCH_MAX = 1
 #: Only bounds the take loop's idle wake-ups: a full batch (one request) is yielded at once.
 LOAN_BATCH_WAIT_SECONDS = 0.05
 #: How often the storm guards expire old outcomes and rejection summaries fall due, records
-#: or not (a few microseconds each: a deque or two and a clock reading).
+#: or not (a few microseconds each).
 SHELL_TICK_SECONDS = 1.0
 
 
-def to_inbound(event: Any) -> InboundRecord:
-    """A Faust event as a library-independent record."""
-    message = event.message
-    headers = message.headers or []
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return InboundRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp=message.timestamp,
-        headers=inbound_headers(headers),
-        log_append_time=getattr(message, "timestamp_type", 0) == LOG_APPEND_TIME,
-    )
+class _Worker:
+    """The worker's units, registered on a Faust app; each is small and named."""
 
+    def __init__(self, app: faust.App, parts: Components) -> None:
+        self.app = app
+        self.parts = parts
+        self.settings = parts.settings
+        #: The running event folder and loan decider (whichever this worker's role runs).
+        self.shells: list[EventFolder | LoanDecider] = []
 
-class DurableProducer(aiokafka_driver.Producer):
-    """Faust's aiokafka producer with ``acks=all`` and idempotence always on.
+    def stopping(self) -> bool:
+        return bool(self.app.should_stop)
 
-    Faust turns idempotence on only inside transactions (``processing_guarantee=
-    "exactly_once"``), which creditline does not use: its effects are made idempotent in
-    Redis instead. ``_settings_extra`` is the hook Faust merges into the producer's options
-    for exactly this (it returns the same two settings in a transaction).
-    """
-
-    def _settings_extra(self) -> Mapping[str, Any]:
-        return {**super()._settings_extra(), **DURABLE_PRODUCER}
-
-
-class DurableTransport(aiokafka_driver.Transport):
-    """Faust's aiokafka transport whose producer is a :class:`DurableProducer`."""
-
-    Producer = DurableProducer
-
-
-class OwnPagesOnly(aiohttp_web.Web):
-    """Faust's aiohttp web server without Faust's own pages: only creditline's answer.
-
-    Faust mounts blueprints on the web port — ``/router`` (``/router/x/`` answers 500 with a
-    traceback) and ``/table`` always, an index at ``/``, statistics and ``/graph`` with debug.
-    Its ``web_*_enabled`` settings leave the index, and environment variables
-    (``APP_WEB_ROUTER_ENABLED``…) override them; the blueprint lists are class attributes for
-    subclasses to change, so here they are empty and anything but our pages is a plain 404.
-    """
-
-    default_blueprints = ()
-    production_blueprints = ()
-    debug_blueprints = ()
-    optional_blueprints = ()
-
-
-def faust_data_dir(settings: Settings) -> Path:
-    """Where Faust may create its data directory, outside the working directory.
-
-    Faust creates one even for in-memory tables and writes nothing to it; it is never read
-    back, so it lives under the system's temporary directory (one per group).
-    """
-    root = Path(tempfile.gettempdir()) / "creditline-faust"
-    root.mkdir(exist_ok=True)
-    return root / settings.faust_group
-
-
-def build_app(settings: Settings, metrics: Metrics) -> faust.App:
-    """The Faust app with its agents and the /metrics page."""
-    topics = Topics.from_settings(settings)
-    app = faust.App(
-        settings.faust_group,
-        **faust_broker_options(settings),
-        store="memory://",
-        datadir=faust_data_dir(settings),
-        autodiscover=False,
-        web_host=settings.web_host,
-        web_bind=settings.web_host,
-        web_port=settings.web_port,
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-        broker_rebalance_timeout=max(20.0, settings.session_timeout_seconds * 2),
-        producer_acks=-1,
-        producer_max_request_size=settings.max_message_bytes + 1024 * 1024,
-        consumer_max_fetch_size=settings.max_message_bytes + 1024 * 1024,
-        # Records are read as raw bytes: decoding is ours, so bad input is dead-lettered
-        # with a reason instead of crashing the stream in a Faust codec.
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    # Before anything asks for the producer: our transport makes it idempotent.
-    app.transport = DurableTransport(app.conf.broker_consumer, app)
-    # Before any page is added: a server with only our pages.
-    app.web = OwnPagesOnly(app)
-    sink = FaustSink(app)
-    policies = PolicyWatcher(settings, metrics, fallback=load_default_policy())
-
-    def timelines() -> PolicyTimeline:
-        return policies.timeline
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def follow_policies() -> None:
-        """Load the latest policy before any record is processed, then follow changes."""
-        try:
-            await policies.start()
-            while not app.should_stop:
-                await policies.poll(timeout_ms=500)
-        finally:
-            await policies.stop()
-
-    def stopping() -> bool:
-        return bool(app.should_stop)
-
-    requests_channel = app.topic(
-        topics.loan_requests,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-        acks=True,
-    )
-
-    async def refused(store: RedisStore) -> bool:
+    async def refused(self, store: RedisStore) -> bool:
         """True (and the worker crashing) when Redis refuses our credentials or commands.
 
         Checked before consuming: with wrong credentials nothing could ever be applied, and
@@ -185,128 +71,157 @@ def build_app(settings: Settings, metrics: Metrics) -> faust.App:
         try:
             await store.ping()
         except OperatorActionRequired as exc:
-            log.critical("%s; stopping the worker", describe_redis_error(settings, exc))
-            await app.crash(exc)
+            log.critical("%s; stopping the worker", describe_redis_error(self.settings, exc))
+            await self.app.crash(exc)
             return True
         except Unavailable as exc:
-            log.warning("%s; waiting for it", describe_redis_error(settings, exc))
+            log.warning("%s; waiting for it", describe_redis_error(self.settings, exc))
         return False
 
-    async def unapplied(exc: Exception, batch: str) -> None:
+    async def unapplied(self, exc: Exception, batch: str) -> None:
         """Stop on a batch that could not be applied: an unapplied batch must never be
         skipped (later records would be committed around it), so the worker stops and
         restarts from the last commit."""
         if isinstance(exc, ShuttingDown):
             log.info("stopping with %s unapplied; it will be redelivered", batch)
         elif isinstance(exc, OperatorActionRequired):
-            log.critical("%s; stopping the worker", describe_redis_error(settings, exc))
-            await app.crash(exc)
+            log.critical("%s; stopping the worker", describe_redis_error(self.settings, exc))
+            await self.app.crash(exc)
         else:
             log.critical("batch failed unexpectedly (%s); stopping the worker", type(exc).__name__)
-            await app.crash(exc)
+            await self.app.crash(exc)
 
-    async def drain(stream: Any, batches: Any, handler: Any) -> None:
-        async for batch in batches:
-            records: Sequence[InboundRecord] = [to_inbound(e) for e in batch]
-            try:
-                await handler(records)
-            except Exception as exc:
-                await unapplied(exc, f"a batch of {len(batch)} records")
-                return
-            for event in batch:
-                await stream.ack(event)
+    async def follow_policies(self) -> None:
+        """Load the policy history before any record is processed, then follow changes."""
+        policies = self.parts.policies
+        try:
+            await policies.start()
+            while not self.app.should_stop:
+                await policies.poll(timeout_ms=500)
+        finally:
+            await policies.stop()
 
-    #: The running event folder and loan decider (whichever this worker's role runs).
-    shells: list[EventFolder | LoanDecider] = []
-
-    @app.timer(interval=SHELL_TICK_SECONDS)  # type: ignore[untyped-decorator]
-    async def tick_shells() -> None:
+    async def tick_shells(self) -> None:
         """A dead-letter storm ends and a burst's rejections are reported on a quiet topic
         too: with no records there are no batches to do it."""
-        for shell in shells:
+        for shell in self.shells:
             shell.tick()
 
-    lag = LagMonitor(settings, metrics)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def export_consumer_lag() -> None:
-        """Every few seconds, the group's lag per input topic (for alerts and dashboards)."""
+    async def export_consumer_lag(self) -> None:
+        """Every few seconds, the groups' lag per input topic (for alerts and dashboards)."""
+        lag = LagMonitor(self.settings, self.parts.metrics)
         await lag.start()
         try:
-            while not app.should_stop:
+            while not self.app.should_stop:
                 try:
                     await lag.measure()
                 except Exception as exc:  # a broker hiccup must not stop the worker
                     log.warning("measuring consumer lag failed: %s", type(exc).__name__)
-                await asyncio.sleep(settings.lag_interval_seconds)
+                await asyncio.sleep(self.settings.lag_interval_seconds)
         finally:
             await lag.stop()
 
-    async def fold_events() -> None:
-        await policies.ready.wait()
-        store = RedisStore.connect(settings, metrics)
-        folder = EventFolder(settings, store, sink, metrics, timelines, should_stop=stopping)
-        sweeper = ReviewSweeper(folder)
-        consumer = EventConsumer(settings, topics.events, folder.process)
-        shells.append(folder)
+    async def fold_events(self) -> None:
+        """Fold the event topics batch by batch; review due users between batches."""
+        await self.parts.policies.ready.wait()
+        store = self.parts.store()
+        folder = self.parts.folder(store)
+        sweeper = self.parts.sweeper(folder)
+        consumer = self.parts.event_consumer(folder)
+        self.shells.append(folder)
         try:
-            if await refused(store):
+            if await self.refused(store):
                 return
             await consumer.start()
-            await consumer.run(stopping, sweeper.sweep, settings.review_interval_seconds)
+            await consumer.run(self.stopping, sweeper.sweep, self.settings.review_interval_seconds)
         except Exception as exc:
-            await unapplied(exc, "the batch in flight")
+            await self.unapplied(exc, "the batch in flight")
         finally:
-            shells.remove(folder)
+            self.shells.remove(folder)
             await consumer.stop()
             await store.close()
 
-    async def answer_loan_requests(stream: Any) -> None:
-        await policies.ready.wait()
-        store = RedisStore.connect(settings, metrics)
-        decider = LoanDecider(
-            settings,
-            store,
-            sink,
-            metrics,
-            timelines,
-            should_stop=stopping,
-            policy_confirmed=policies.confirmed,
-        )
-        shells.append(decider)
+    async def answer_loan_requests(self, stream: Any) -> None:
+        """Answer each loan request as it arrives; ack it only once answered."""
+        await self.parts.policies.ready.wait()
+        store = self.parts.store()
+        decider = self.parts.decider(store)
+        self.shells.append(decider)
         try:
-            if await refused(store):
+            if await self.refused(store):
                 return
             batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
-            await drain(stream, batches, decider.process)
+            await self._drain(stream, batches, decider.process)
         finally:
-            shells.remove(decider)
+            self.shells.remove(decider)
             await store.close()
 
-    if settings.worker_role in ("all", "events"):
-        app.task(fold_events)
-    if settings.worker_role in ("all", "decisions"):
-        app.agent(requests_channel, concurrency=1, name="answer_loan_requests")(
-            answer_loan_requests
-        )
+    async def _drain(
+        self,
+        stream: Any,
+        batches: Any,
+        handler: Callable[[Sequence[InboundRecord]], Awaitable[Any]],
+    ) -> None:
+        async for batch in batches:
+            records = [to_inbound(e) for e in batch]
+            try:
+                await handler(records)
+            except Exception as exc:
+                await self.unapplied(exc, f"a batch of {len(batch)} records")
+                return
+            for event in batch:
+                await stream.ack(event)
 
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(
-            generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
-        )
+    async def metrics_page(self, web: Any, request: Any) -> Any:
+        registry = self.parts.metrics.registry
+        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 
-    @app.page("/healthz")
-    async def health_page(web: Any, request: Any) -> Any:
+    async def health_page(self, web: Any, request: Any) -> Any:
         return web.json(
             {
                 "status": "ok",
-                "groups": list(settings.consumer_groups),
-                "role": settings.worker_role,
-                "policy": policies.current.version,
+                "groups": list(self.settings.consumer_groups),
+                "role": self.settings.worker_role,
+                "policy": self.parts.policies.current.version,
             }
         )
 
+    def register(self) -> None:
+        """Put the units this worker's role runs on the app."""
+        app, settings = self.app, self.settings
+        app.task(self.follow_policies)
+        app.timer(interval=SHELL_TICK_SECONDS, name="tick_shells")(self.tick_shells)
+        app.task(self.export_consumer_lag)
+        if settings.worker_role in ("all", "events"):
+            app.task(self.fold_events)
+        if settings.worker_role in ("all", "decisions"):
+            requests = app.topic(
+                self.parts.topics.loan_requests,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=settings.topic_partitions,
+                acks=True,
+            )
+            app.agent(requests, concurrency=1, name="answer_loan_requests")(
+                self.answer_loan_requests
+            )
+        # Faust makes a page's function the method of a view class: plain functions here.
+
+        async def metrics(web: Any, request: Any) -> Any:
+            return await self.metrics_page(web, request)
+
+        async def healthz(web: Any, request: Any) -> Any:
+            return await self.health_page(web, request)
+
+        app.page("/metrics")(metrics)
+        app.page("/healthz")(healthz)
+
+
+def build_app(settings: Settings, metrics: Metrics) -> faust.App:
+    """The worker's Faust app for these settings."""
+    app = faust_app(settings)
+    parts = Components(settings, metrics, FaustSink(app), should_stop=lambda: app.should_stop)
+    _Worker(app, parts).register()
     return app
 
 
