@@ -110,32 +110,23 @@ async def _simulate(
     return stats.published + stats.requests
 
 
-async def _count_decisions(settings: Settings, prefix: str, stats: SimulationStats) -> None:
-    """Count the decisions for the simulated users as they arrive (until cancelled)."""
-    from aiokafka import AIOKafkaConsumer
-
-    from streams.adapters.kafka.client import client_options, start_client
+async def _count_decisions(
+    settings: Settings, prefix: str, stats: SimulationStats, ready: asyncio.Event
+) -> None:
+    """Count the decisions for the simulated users as they arrive (until cancelled);
+    ``ready`` is set once the positions are fixed, before the first request is sent."""
+    from streams.adapters.kafka.read import Tail
     from streams.topics import Topics
 
-    consumer = AIOKafkaConsumer(
-        Topics.from_settings(settings).loan_decisions,
-        **client_options(settings),
-        group_id=None,
-        auto_offset_reset="latest",
-        enable_auto_commit=False,
-    )
-    await start_client(consumer, settings)
-    try:
-        while True:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for record in records:
-                    d = LoanDecision.model_validate_json(record.value)
-                    if d.user_id.startswith(prefix):
-                        outcome = d.outcome.value
-                        stats.decisions[outcome] = stats.decisions.get(outcome, 0) + 1
-                        stats.overrides += int(d.overrides_displayed_status)
-    finally:
-        await consumer.stop()
+    async with Tail(settings, [Topics.from_settings(settings).loan_decisions]) as tail:
+        ready.set()
+        async for batch in tail.batches():
+            for record in batch:
+                d = LoanDecision.model_validate_json(record.value)
+                if d.user_id.startswith(prefix):
+                    outcome = d.outcome.value
+                    stats.decisions[outcome] = stats.decisions.get(outcome, 0) + 1
+                    stats.overrides += int(d.overrides_displayed_status)
 
 
 @app.command()
@@ -160,8 +151,9 @@ def simulate(
     stats = SimulationStats()
 
     async def main() -> None:
-        counter = asyncio.create_task(_count_decisions(settings, prefix, stats))
-        await asyncio.sleep(0.5)  # the counter is positioned before the first request
+        positioned = asyncio.Event()
+        counter = asyncio.create_task(_count_decisions(settings, prefix, stats, positioned))
+        await positioned.wait()  # the counter reads from before the first request
         try:
             show = not as_json and console.is_terminal
             view = Live(stats.table(), console=console, refresh_per_second=4) if show else None
@@ -206,37 +198,29 @@ def simulate(
 async def _await_decision(
     settings: Settings, request: LoanRequest, wait_seconds: float
 ) -> LoanDecision | None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from streams.adapters.kafka.client import client_options, start_client
+    from streams.adapters.kafka.read import Tail
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)
     producer = await _producer(settings)
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     try:
-        await start_client(consumer, settings)
-        partitions = await producer.partitions_for(topics.loan_decisions)
-        tps = [TopicPartition(topics.loan_decisions, p) for p in sorted(partitions)]
-        consumer.assign(tps)
         # Positions are fixed before the request is sent, so its decision cannot be missed.
-        await consumer.seek_to_end(*tps)
-        for tp in tps:
-            await consumer.position(tp)
-        await producer.send_and_wait(
-            topics.loan_requests, request.model_dump_json().encode(), key=request.user_id.encode()
-        )
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
+        async with Tail(settings, [topics.loan_decisions]) as tail:
+            await producer.send_and_wait(
+                topics.loan_requests,
+                request.model_dump_json().encode(),
+                key=request.user_id.encode(),
+            )
+            deadline = time.monotonic() + wait_seconds
+            async for batch in tail.batches(timeout_ms=200):
+                for record in batch:
                     decision = LoanDecision.model_validate_json(record.value)
                     if decision.request_id == request.request_id:
                         return decision
+                if time.monotonic() >= deadline:
+                    return None
         return None
     finally:
-        await consumer.stop()
         await producer.stop()
 
 
@@ -327,39 +311,26 @@ def status_line(change: LineStatusChanged) -> str:
 async def _watch_decisions(
     settings: Settings, duration: float | None, stop_after: int | None
 ) -> int:
-    from aiokafka import AIOKafkaConsumer
-
-    from streams.adapters.kafka.client import client_options, start_client
+    from streams.adapters.kafka.read import Tail
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)
-    consumer = AIOKafkaConsumer(
-        topics.loan_decisions,
-        topics.line_status,
-        **client_options(settings),
-        group_id=None,
-        auto_offset_reset="latest",
-        enable_auto_commit=False,
-    )
-    await start_client(consumer, settings)
     seen = 0
     deadline = time.monotonic() + duration if duration else None
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    if record.topic == topics.line_status:
-                        change = LineStatusChanged.model_validate_json(record.value)
-                        console.print(status_line(change), soft_wrap=True)
-                        continue
-                    d = LoanDecision.model_validate_json(record.value)
-                    seen += 1
-                    console.print(decision_line(d), soft_wrap=True)
-                    if stop_after and seen >= stop_after:
-                        return seen
-    finally:
-        await consumer.stop()
+    async with Tail(settings, [topics.loan_decisions, topics.line_status]) as tail:
+        async for batch in tail.batches(timeout_ms=500):
+            for record in batch:
+                if record.topic == topics.line_status:
+                    change = LineStatusChanged.model_validate_json(record.value)
+                    console.print(status_line(change), soft_wrap=True)
+                    continue
+                d = LoanDecision.model_validate_json(record.value)
+                seen += 1
+                console.print(decision_line(d), soft_wrap=True)
+                if stop_after and seen >= stop_after:
+                    return seen
+            if deadline is not None and time.monotonic() >= deadline:
+                break
     return seen
 
 

@@ -14,18 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from schemas.models import LoanDecision, LoanRequest
-from streams.adapters.kafka.client import client_options, start_client
-from streams.adapters.kafka.read import read_to_end, topic_partitions
+from streams.adapters.kafka.read import read_to_end
 from streams.adapters.kafka.sink import inbound_from_aiokafka
 from streams.adapters.redis.store import RedisStore
 from streams.core.answer import request_digest
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
-from streams.ports import InboundRecord
 from streams.service.fold import EventFolder
 from streams.settings import Settings
 from streams.topics import Topics
@@ -117,37 +114,14 @@ async def replay(
     """Fold every record of the event topics, from the beginning to the current end; then
     remember the published decisions again (see :func:`restore_decisions`)."""
     topics = Topics.from_settings(settings)
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
-        fetch_max_bytes=settings.max_message_bytes * 4,
-    )
     metrics = Metrics()
     store = RedisStore.connect(settings, metrics)
     report = ReplayReport()
-    await start_client(consumer, settings)
     try:
-        tps = await topic_partitions(consumer, topics.events)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        starts = await consumer.beginning_offsets(tps)
-        # The end is fixed now: records arriving meanwhile are the workers' business.
-        ends = await consumer.end_offsets(tps)
-        on_total(sum(ends[tp] - starts[tp] for tp in tps))
-        remaining = {tp for tp in tps if ends[tp] > starts[tp]}
         folder = EventFolder(settings, store, _NothingPublished(), metrics, lambda: timelines)
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_records)
-            records: list[InboundRecord] = []
-            for tp, batch in batches.items():
-                for r in batch:
-                    if r.offset < ends[tp]:
-                        records.append(inbound_from_aiokafka(r))
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-            if not records:
-                continue
+        # The end is fixed when reading begins: records arriving meanwhile are the workers'.
+        async for batch in read_to_end(settings, topics.events, batch_records, on_total):
+            records = [inbound_from_aiokafka(r) for r in batch]
             result = await folder.process(records)
             report.records += len(records)
             report.applied += sum(result.applied.values())
@@ -159,6 +133,5 @@ async def replay(
         if decisions:
             await restore_decisions(settings, store, report)
     finally:
-        await consumer.stop()
         await store.close()
     return report

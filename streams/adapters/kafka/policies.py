@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from streams.adapters.kafka.client import client_options, producer_options, start_client
+from streams.adapters.kafka.read import read_to_end
 from streams.core.policy import InvalidPolicy, Policy, parse_policy, policy_json
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
@@ -103,21 +104,10 @@ def decode_policy_record(offset: int, key: bytes | None, value: bytes | None) ->
 async def read_policy_history(settings: Settings) -> list[PolicyRecord]:
     """Every policy record, oldest first."""
     topic = Topics.from_settings(settings).policy
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
-    await start_client(consumer, settings)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        records: list[PolicyRecord] = []
-        while await consumer.position(tp) < end:
-            batches = await consumer.getmany(tp, timeout_ms=1000)
-            for r in batches.get(tp, []):
-                records.append(decode_policy_record(r.offset, r.key, r.value))
-        return records
-    finally:
-        await consumer.stop()
+    records: list[PolicyRecord] = []
+    async for batch in read_to_end(settings, [topic]):
+        records.extend(decode_policy_record(r.offset, r.key, r.value) for r in batch)
+    return sorted(records, key=lambda r: r.offset)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -34,10 +34,14 @@ async def topic_partitions(
 
 
 async def read_to_end(
-    settings: Settings, topics: Iterable[str], batch_records: int = 2000
+    settings: Settings,
+    topics: Iterable[str],
+    batch_records: int = 2000,
+    on_total: Callable[[int], None] | None = None,
 ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
     """Every record of ``topics`` from the beginning to the end they had when reading began
-    (records arriving meanwhile are left out), in batches; no consumer group."""
+    (records arriving meanwhile are left out), in batches; no consumer group. ``on_total``
+    is told how many records that is, before the first batch."""
     consumer = AIOKafkaConsumer(
         **client_options(settings),
         enable_auto_commit=False,
@@ -53,6 +57,8 @@ async def read_to_end(
         await consumer.seek_to_beginning(*tps)
         starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
+        if on_total is not None:
+            on_total(sum(ends[tp] - starts[tp] for tp in tps))
         remaining = {tp for tp in tps if ends[tp] > starts[tp]}
         while remaining:
             fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_records)
@@ -65,3 +71,46 @@ async def read_to_end(
                 yield batch
     finally:
         await consumer.stop()
+
+
+class Tail:
+    """The records that reach ``topics`` from now on, without a consumer group (commands
+    that watch decisions and status changes, or wait for the answer to their request).
+
+    ``async with Tail(...) as tail`` fixes the positions at the current ends before anything
+    else happens, so a record sent after entering cannot be missed.
+    """
+
+    def __init__(self, settings: Settings, topics: Iterable[str]) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> Tail:
+        consumer = AIOKafkaConsumer(
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=self.settings.max_message_bytes + 1024 * 1024,
+        )
+        await start_client(consumer, self.settings)
+        self._consumer = consumer
+        tps = await topic_partitions(consumer, self.topics)
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)  # resolved now, not at the first fetch
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def batches(
+        self, timeout_ms: int = 300
+    ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+        """Batches of new records, as they arrive (an empty one after each quiet wait)."""
+        assert self._consumer is not None, "enter the Tail first"
+        while True:
+            fetched = await self._consumer.getmany(timeout_ms=timeout_ms)
+            yield [record for records in fetched.values() for record in records]
