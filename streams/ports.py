@@ -7,7 +7,7 @@ fake them (``tests/unit/fakes.py``). Errors cross this boundary as :mod:`streams
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -161,4 +161,18 @@ class StateStore(Protocol):
         self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int, digest: str = ""
     ) -> RememberedDecision | None:
         """Store a decision unless one exists; the earlier one if it does."""
+        ...
+
+
+class TopicReader(Protocol):
+    """Reads whole topics outside any consumer group (replay, explain)."""
+
+    def read_to_end(
+        self,
+        topics: Iterable[str],
+        batch_records: int = 2000,
+        on_total: Callable[[int], None] | None = None,
+    ) -> AsyncIterator[list[InboundRecord]]:
+        """Every record of ``topics`` from the beginning to the end they had when reading
+        began, in batches; ``on_total`` is told how many that is first."""
         ...

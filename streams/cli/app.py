@@ -80,10 +80,9 @@ def plain(value: Any) -> Any:
 async def policy_timeline(settings: Settings) -> Any:
     """Every valid policy version on the policy topic with when it takes effect (the shipped
     default before the first)."""
-    from streams.adapters.kafka.policies import read_policy_timeline
-    from streams.core.policy import load_default_policy
+    from streams.runtime import jobs
 
-    return await read_policy_timeline(settings, load_default_policy())
+    return await jobs.policy_timeline(settings)
 
 
 async def active_policy(settings: Settings) -> Any:

@@ -142,7 +142,7 @@ def explain(
     by field, and show the review-by-review trajectory that led to it. Exit 1 on a mismatch."""
     from rich.markup import escape
 
-    from streams.service.explain import explain as run_explain
+    from streams.runtime.jobs import run_explain
 
     if not request_ids and not everything:
         fail("say which decisions: REQUEST_ID ... or --all", 2)
@@ -265,8 +265,8 @@ def replay(
         TimeRemainingColumn,
     )
 
+    from streams.runtime.jobs import run_replay
     from streams.runtime.tuning import tune_garbage_collector
-    from streams.service.replay import replay as run_replay
 
     tune_garbage_collector()
     settings = get_settings()
@@ -288,20 +288,9 @@ def replay(
             progress.update(task, completed=done, rate=f"{rate:,.0f}")
 
         async def main() -> Any:
-            from streams.adapters.redis.store import RedisStore
-            from streams.metrics import Metrics
-
-            store = RedisStore.connect(settings, Metrics())
-            try:
-                if rebuild:
-                    await store.delete_everything()
-                await store.ensure_layout()
-            finally:
-                await store.close()
-            timelines = await policy_timeline(settings)
             return await run_replay(
                 settings,
-                timelines,
+                rebuild=rebuild,
                 on_total=lambda total: progress.update(task, total=total),
                 on_progress=on_progress,
             )

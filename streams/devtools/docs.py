@@ -261,6 +261,54 @@ def status_example_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def redis_layout_markdown() -> str:
+    """Every Redis key, hash field and script, from the code that uses them."""
+    import inspect
+
+    from streams.adapters.redis import layout
+    from streams.adapters.redis.keys import KeyLayout
+
+    keys = KeyLayout("cl")
+    samples = {
+        "state": keys.state("<user>"),
+        "seen": keys.seen("<user>"),
+        "ledger": keys.ledger("<user>"),
+        "decision": keys.decision("<user>", "<request_id>"),
+        "reviews": keys.reviews(0).replace("-0", "-<partition>"),
+        "reviews_policy_mark": keys.reviews_policy_mark(0).replace("-0", "-<partition>"),
+        "layout": keys.layout(),
+    }
+    lines = [
+        f"Key layout version **{layout.LAYOUT_VERSION}** (a worker refuses another: "
+        "`creditline replay --rebuild`). Prefix `cl` (`CREDITLINE_REDIS_KEY_PREFIX`). Every "
+        "key of one user carries the hash tag `{<user>}`: one Redis Cluster slot, so one "
+        "Lua script may touch them together.",
+        "",
+        "| key | type and content |",
+        "|---|---|",
+    ]
+    for name, key in samples.items():
+        doc = " ".join((inspect.getdoc(getattr(KeyLayout, name)) or "").split())
+        lines.append(f"| `{key}` | {doc} |")
+    lines += [
+        "",
+        "Fields of `cl:{<user>}:state` (*internal*: the worker's; the rest is the readable "
+        "summary):",
+        "",
+        "| field | holds |",
+        "|---|---|",
+    ]
+    for name, text in layout.STATE_FIELDS.items():
+        kind = " *(internal)*" if name in layout._INTERNAL_FIELDS else ""
+        lines.append(f"| `{name}`{kind} | {text} |")
+    lines += ["", "Lua scripts (run by their SHA1, loaded again when a server lacks them):", ""]
+    for name, text in layout.SCRIPTS.items():
+        lines.append(f"* `{name}`: {text}.")
+    invariants = (inspect.getdoc(layout) or "").split("Invariants the scripts keep", 1)[1]
+    lines += ["", "Invariants the scripts keep" + invariants.rstrip()]
+    return "\n".join(lines) + "\n"
+
+
 def kafka_acls_markdown() -> str:
     """The Kafka ACL table and commands (``streams.devtools.kafka_acls``)."""
     from streams.devtools.kafka_acls import acl_markdown
@@ -273,6 +321,7 @@ README_SECTIONS = {
     "settings": settings_markdown,
     "kafka-acls": kafka_acls_markdown,
 }
+REDIS_LAYOUT_SECTIONS = {"layout": redis_layout_markdown}
 POLICY_DOC_SECTIONS = {
     "example": worked_example_markdown,
     "status-example": status_example_markdown,
@@ -301,6 +350,10 @@ def render_readme(text: str) -> str:
 if __name__ == "__main__":
     from pathlib import Path
 
-    for path, sections in (("README.md", README_SECTIONS), ("docs/policy.md", POLICY_DOC_SECTIONS)):
+    for path, sections in (
+        ("README.md", README_SECTIONS),
+        ("docs/policy.md", POLICY_DOC_SECTIONS),
+        ("docs/redis-layout.md", REDIS_LAYOUT_SECTIONS),
+    ):
         doc = Path(path)
         doc.write_text(render_sections(doc.read_text(), sections))

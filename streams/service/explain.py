@@ -14,19 +14,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.models import InputEvent, LoanDecision, LoanRequest
-from streams.adapters.kafka.policies import read_policy_timeline
-from streams.adapters.kafka.read import read_to_end
 from streams.core.answer import answer
 from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
-from streams.core.policy import load_default_policy
-from streams.core.reasons import ReasonCode
+from streams.core.reasons import Language, ReasonCode
 from streams.core.timeline import START, PolicyTimeline, Review, advance, canonical
-from streams.settings import Settings
+from streams.ports import TopicReader
 from streams.topics import Topics
 
 #: Decisions that depended on the environment at the time (Redis or the policy topic not
@@ -76,12 +72,15 @@ def _differences(published: LoanDecision, rederived: LoanDecision) -> list[str]:
 
 
 async def _read_logs(
-    settings: Settings, wanted: set[str] | None, on_progress: Callable[[int], None]
+    reader: TopicReader,
+    topics: Topics,
+    limits: DecodeLimits,
+    wanted: set[str] | None,
+    on_progress: Callable[[int], None],
 ) -> _Logged:
-    topics = Topics.from_settings(settings)
     decisions: dict[str, LoanDecision] = {}
     read = 0
-    async for batch in read_to_end(settings, [topics.loan_decisions]):
+    async for batch in reader.read_to_end([topics.loan_decisions]):
         for record in batch:
             try:
                 decision = LoanDecision.model_validate_json(record.value or b"")
@@ -92,7 +91,7 @@ async def _read_logs(
         read += len(batch)
         on_progress(read)
     requests: dict[str, LoanRequest] = {}
-    async for batch in read_to_end(settings, [topics.loan_requests]):
+    async for batch in reader.read_to_end([topics.loan_requests]):
         for record in batch:
             try:
                 request = LoanRequest.model_validate_json(record.value or b"")
@@ -103,18 +102,13 @@ async def _read_logs(
         read += len(batch)
         on_progress(read)
     users = {d.user_id for d in decisions.values()}
-    limits = DecodeLimits(
-        max_record_bytes=settings.max_record_bytes,
-        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
-        horizon=timedelta(days=settings.event_horizon_days),
-    )
     events: dict[str, dict[str, tuple[InputEvent, float]]] = defaultdict(dict)
     deliveries: list[tuple[float, str, int, int, InputEvent]] = []
-    async for batch in read_to_end(settings, topics.events):
+    async for batch in reader.read_to_end(topics.events):
         for record in batch:
             if record.key is None or record.key.decode(errors="replace") not in users:
                 continue
-            arrival = (record.timestamp or 0) / 1000
+            arrival = record.timestamp or 0.0
             try:
                 event = decode_record(
                     topics.kind_of(record.topic),
@@ -141,7 +135,7 @@ def explain_one(
     events: Iterable[tuple[InputEvent, float]],
     timelines: PolicyTimeline,
     horizon: timedelta,
-    language: Any = "en",
+    language: Language = "en",
 ) -> Explanation:
     """Re-derive one decision from the logged request and events (pure)."""
     if request is None:
@@ -184,23 +178,25 @@ def explain_one(
 
 
 async def explain(
-    settings: Settings,
+    reader: TopicReader,
+    timelines: PolicyTimeline,
+    topics: Topics,
+    limits: DecodeLimits,
     request_ids: set[str] | None = None,
     *,
+    language: Language = "en",
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> list[Explanation]:
     """Re-derive the published decisions of ``request_ids`` (every one when None)."""
-    logged = await _read_logs(settings, request_ids, on_progress)
-    timelines = await read_policy_timeline(settings, load_default_policy())
-    horizon = timedelta(days=settings.event_horizon_days)
+    logged = await _read_logs(reader, topics, limits, request_ids, on_progress)
     return [
         explain_one(
             decision,
             logged.requests.get(request_id),
             logged.events.get(decision.user_id, {}).values(),
             timelines,
-            horizon,
-            settings.reason_language,
+            limits.horizon,
+            language,
         )
         for request_id, decision in sorted(logged.decisions.items())
     ]

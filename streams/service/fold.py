@@ -4,6 +4,9 @@
 :meth:`EventFolder.review`, users whose status may change with time alone) and returns once
 every record is applied, duplicate or dead-lettered. Independent of Faust and of the store's
 technology: it is written against :mod:`streams.ports`.
+
+Longer than most modules: one batch's whole path (decode, dedup, limits, the status
+machine, the write, the announcement), read top to bottom.
 """
 
 from __future__ import annotations

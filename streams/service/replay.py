@@ -17,18 +17,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.models import LoanDecision, LoanRequest
-from streams.adapters.kafka.read import read_to_end
-from streams.adapters.kafka.sink import inbound_from_aiokafka
-from streams.adapters.redis.store import RedisStore
 from streams.core.answer import request_digest
-from streams.core.timeline import PolicyTimeline
-from streams.metrics import Metrics
+from streams.ports import StateStore, TopicReader
 from streams.service.fold import EventFolder
-from streams.settings import Settings
 from streams.topics import Topics
 
 
-class _NothingPublished:
+class NothingPublished:
     """A sink that publishes nothing (replay must not repeat dead letters or status events)."""
 
     async def send(
@@ -60,23 +55,25 @@ class ReplayReport:
     decisions_differing: int = 0
 
 
-async def restore_decisions(settings: Settings, store: RedisStore, report: ReplayReport) -> None:
+async def restore_decisions(
+    reader: TopicReader,
+    store: StateStore,
+    topics: Topics,
+    retention: timedelta,
+    report: ReplayReport,
+) -> None:
     """Remember every published decision still within its retention again, byte for byte,
-    and re-derive each from the logs (counted as matching or differing)."""
-    from streams.service.explain import explain
-
-    topics = Topics.from_settings(settings)
+    with the digest of the request it answered."""
     digests: dict[str, str] = {}
-    async for batch in read_to_end(settings, [topics.loan_requests]):
+    async for batch in reader.read_to_end([topics.loan_requests]):
         for record in batch:
             try:
                 request = LoanRequest.model_validate_json(record.value or b"")
             except ValidationError:
                 continue
             digests.setdefault(request.request_id, request_digest(request))
-    retention = timedelta(days=settings.decision_retention_days)
     now = datetime.now(UTC)
-    async for batch in read_to_end(settings, [topics.loan_decisions]):
+    async for batch in reader.read_to_end([topics.loan_decisions]):
         for record in batch:
             try:
                 decision = LoanDecision.model_validate_json(record.value or b"")
@@ -93,45 +90,25 @@ async def restore_decisions(settings: Settings, store: RedisStore, report: Repla
                 digests.get(decision.request_id, ""),
             )
             report.decisions_restored += earlier is None
-    for explanation in await explain(settings):
-        if explanation.rederived is None:
-            continue
-        if explanation.matches:
-            report.decisions_matching += 1
-        else:
-            report.decisions_differing += 1
 
 
-async def replay(
-    settings: Settings,
-    timelines: PolicyTimeline,
+async def fold_everything(
+    reader: TopicReader,
+    folder: EventFolder,
+    report: ReplayReport,
     *,
-    on_total: Callable[[int], None] = lambda total: None,
+    on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
     batch_records: int = 2000,
-    decisions: bool = True,
-) -> ReplayReport:
-    """Fold every record of the event topics, from the beginning to the current end; then
-    remember the published decisions again (see :func:`restore_decisions`)."""
-    topics = Topics.from_settings(settings)
-    metrics = Metrics()
-    store = RedisStore.connect(settings, metrics)
-    report = ReplayReport()
-    try:
-        folder = EventFolder(settings, store, _NothingPublished(), metrics, lambda: timelines)
-        # The end is fixed when reading begins: records arriving meanwhile are the workers'.
-        async for batch in read_to_end(settings, topics.events, batch_records, on_total):
-            records = [inbound_from_aiokafka(r) for r in batch]
-            result = await folder.process(records)
-            report.records += len(records)
-            report.applied += sum(result.applied.values())
-            report.duplicate += sum(result.duplicate.values())
-            report.rejected += sum(result.dead_lettered.values())
-            for record in records:
-                report.per_topic[record.topic] = report.per_topic.get(record.topic, 0) + 1
-            on_progress(report.records)
-        if decisions:
-            await restore_decisions(settings, store, report)
-    finally:
-        await store.close()
-    return report
+) -> None:
+    """Fold every record of the event topics, from the beginning to the end they have now
+    (records arriving meanwhile are the workers' business)."""
+    async for records in reader.read_to_end(folder.topics.events, batch_records, on_total):
+        result = await folder.process(records)
+        report.records += len(records)
+        report.applied += sum(result.applied.values())
+        report.duplicate += sum(result.duplicate.values())
+        report.rejected += sum(result.dead_lettered.values())
+        for record in records:
+            report.per_topic[record.topic] = report.per_topic.get(record.topic, 0) + 1
+        on_progress(report.records)

@@ -67,3 +67,13 @@ def test_worked_example_figures_quoted_in_the_prose_hold() -> None:
     assert decision.outcome.value == "approved"
     assert [r.code for r in decision.reasons] == ["LIVE_STATUS_OPEN"]
     assert decision.overrides_displayed_status
+
+
+def test_the_redis_layout_document_is_current() -> None:
+    from streams.devtools.docs import REDIS_LAYOUT_SECTIONS
+
+    doc = ROOT / "docs" / "redis-layout.md"
+    text = doc.read_text()
+    assert render_sections(text, REDIS_LAYOUT_SECTIONS) == text, (
+        "run `python -m streams.devtools.docs`"
+    )

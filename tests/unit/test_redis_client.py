@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import ValidationError
 
-from streams.adapters.redis import store as redis_store
+from streams.adapters.redis import layout as redis_store
 from streams.adapters.redis.client import (
     ACL_COMMANDS,
     acl_rule,

@@ -10,6 +10,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from streams.adapters.kafka.client import client_options, start_client
+from streams.adapters.kafka.sink import inbound_from_aiokafka
+from streams.ports import InboundRecord
 from streams.settings import Settings
 
 
@@ -114,3 +116,21 @@ class Tail:
         while True:
             fetched = await self._consumer.getmany(timeout_ms=timeout_ms)
             yield [record for records in fetched.values() for record in records]
+
+
+class KafkaReader:
+    """A :class:`~streams.ports.TopicReader` over Kafka: whole topics as library-independent
+    records."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def read_to_end(
+        self,
+        topics: Iterable[str],
+        batch_records: int = 2000,
+        on_total: Callable[[int], None] | None = None,
+    ) -> AsyncIterator[list[InboundRecord]]:
+        """See :func:`read_to_end`; records as :class:`~streams.ports.InboundRecord`."""
+        async for batch in read_to_end(self.settings, topics, batch_records, on_total):
+            yield [inbound_from_aiokafka(r) for r in batch]

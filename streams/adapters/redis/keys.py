@@ -42,7 +42,8 @@ class KeyLayout:
         return f"{self.prefix}:layout"
 
     def decision(self, user_id: str, request_id: str) -> str:
-        """String: the decision published for one request (idempotent redelivery), with TTL."""
+        """String: the digest of a request and the decision published for it (idempotent
+        redelivery; another body under the same id is a conflict), with a TTL."""
         return f"{self.prefix}:{{{user_id}}}:decision:{request_id}"
 
     def user_pattern(self) -> str:

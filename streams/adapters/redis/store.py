@@ -17,11 +17,14 @@ conflict — another worker wrote the same user in between, e.g. during a rebala
 a producer put a user's events on two partitions — is reported back so that the caller can
 re-read and re-fold that user. The state, the ledger and the fingerprints of the events they
 contain are written together, so "applied" and "recognised as duplicate" can never disagree.
+
+Longer than most modules: one adapter class implementing the ``StateStore`` port; its
+batch reads and writes, review schedule and decision memory share the pipelining, the
+script loading and the error translation.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,10 +37,21 @@ import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from schemas.models import EffectiveStatus
 from streams.adapters.redis.client import RedisClient, redis_client
 from streams.adapters.redis.errors import translated
 from streams.adapters.redis.keys import KeyLayout
+from streams.adapters.redis.layout import (
+    _INTERNAL_FIELDS,
+    APPLY,
+    CLEAR_IF_EQUAL,
+    LAYOUT_VERSION,
+    LOAD,
+    OUTBOX_FIELD,
+    SCHEDULE_POLICY,
+    ScriptCall,
+    standing_summary,
+    trajectory_summary,
+)
 from streams.core.codec import (
     decode_state,
     decode_trajectory,
@@ -47,117 +61,16 @@ from streams.core.codec import (
     to_micros,
 )
 from streams.core.ledger import decode_ledger, fingerprint
-from streams.core.scoring import Assessment, LineStatus
 from streams.core.state import UserState
-from streams.core.timeline import START, Checkpoint, Trajectory
+from streams.core.timeline import START, Checkpoint
 from streams.errors import OperatorActionRequired
 from streams.metrics import Metrics
 from streams.ports import Ledger, RememberedDecision, StoredUser, UserWrite
 from streams.settings import Settings
 
-#: The key layout this code writes; a worker refuses a Redis holding another one.
-LAYOUT_VERSION = "2"
-
-# Both scripts serve many users per call (one round trip and one command for a whole group
-# of users, instead of one per user): KEYS are each user's state hash, seen set and ledger,
-# in order; ARGV holds one argument per user. Redis Cluster requires a call's keys to share
-# a hash slot, so there the caller groups users by slot.
-_KEYS_PER_USER = 3
-
-# ARGV[i]: user i's candidate fingerprints, space separated. Returns, per user, the stored
-# fields and a flag per fingerprint telling whether it is already applied.
-_LOAD_LUA = """
-local out = {}
-for i = 1, #ARGV do
-  local fields = redis.call('HMGET', KEYS[3 * i - 2], 'ver', 'state', 'trajectory',
-                            'latest_event_at', 'ledger_size', 'status_event', 'written_at')
-  local fps = {}
-  for fp in string.gmatch(ARGV[i], '%S+') do fps[#fps + 1] = fp end
-  local flags = {}
-  for first = 1, #fps, 4000 do
-    local last = math.min(first + 3999, #fps)
-    for _, flag in ipairs(redis.call('SMISMEMBER', KEYS[3 * i - 1], unpack(fps, first, last))) do
-      flags[#flags + 1] = flag
-    end
-  end
-  out[i] = {fields, flags}
-end
-return out
-"""
-
-# ARGV[i]: JSON [expected version, [field, value, ...], [fingerprint to add, ...],
-# rewrite (0/1), [ledger entry, ...], [fingerprint to remove, ...]] of user i. With rewrite
-# the ledger is replaced by the entries, otherwise they are appended. Returns per user 1 when
-# applied, 0 on a version conflict (that user is left untouched).
-_APPLY_LUA = """
-local results = {}
-for i = 1, #ARGV do
-  local write = cjson.decode(ARGV[i])
-  local current = redis.call('HGET', KEYS[3 * i - 2], 'ver') or '0'
-  if current ~= write[1] then
-    results[i] = 0
-  else
-    redis.call('HSET', KEYS[3 * i - 2], unpack(write[2]))
-    local fps = write[3]
-    for first = 1, #fps, 4000 do
-      redis.call('SADD', KEYS[3 * i - 1], unpack(fps, first, math.min(first + 3999, #fps)))
-    end
-    local gone = write[6]
-    for first = 1, #gone, 4000 do
-      redis.call('SREM', KEYS[3 * i - 1], unpack(gone, first, math.min(first + 3999, #gone)))
-    end
-    if write[4] == 1 then redis.call('DEL', KEYS[3 * i]) end
-    local entries = write[5]
-    for first = 1, #entries, 4000 do
-      redis.call('RPUSH', KEYS[3 * i], unpack(entries, first, math.min(first + 3999, #entries)))
-    end
-    results[i] = 1
-  end
-end
-return results
-"""
-
-# KEYS: users' state hashes. ARGV[1]: a field; ARGV[i + 1]: its expected value in KEYS[i].
-# Deletes each user's field only if unchanged; returns how many were deleted.
-_CLEAR_IF_EQUAL_LUA = """
-local cleared = 0
-for i = 1, #KEYS do
-  if redis.call('HGET', KEYS[i], ARGV[1]) == ARGV[i + 1] then
-    cleared = cleared + redis.call('HDEL', KEYS[i], ARGV[1])
-  end
-end
-return cleared
-"""
-
-# KEYS[1]: a partition's review schedule, KEYS[2]: its policy mark. ARGV[1]: a policy's
-# effective instant (Unix seconds), ARGV[2]: the same in microseconds (the mark). Brings
-# every user reviewed later than that instant forward to it, once per instant.
-_SCHEDULE_POLICY_LUA = """
-local mark = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if mark >= tonumber(ARGV[2]) then return 0 end
-local moved = 0
-while true do
-  local later = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, 1000)
-  if #later == 0 then break end
-  for _, user in ipairs(later) do
-    redis.call('ZADD', KEYS[1], ARGV[1], user)
-  end
-  moved = moved + #later
-end
-redis.call('SET', KEYS[2], ARGV[2])
-return moved
-"""
-
 #: Most users one script call serves: bounds how long Redis is busy with one call (a loan
 #: request's read waits behind it) while keeping round trips and commands per batch few.
 USERS_PER_CALL = 100
-
-#: Hash field holding a status-change record not yet confirmed as published (an outbox).
-OUTBOX_FIELD = "status_event"
-#: Hash fields that are the worker's, not part of the readable summary.
-_INTERNAL_FIELDS = frozenset(
-    {"state", "trajectory", OUTBOX_FIELD, "latest_event_at", "ledger_size", "written_at"}
-)
 
 
 class LayoutMismatch(OperatorActionRequired):
@@ -169,26 +82,6 @@ def _text(value: bytes | str) -> str:
 
 
 __all__ = ["RedisStore", "StoredUser", "UserWrite", "fingerprint"]
-
-
-@dataclass(frozen=True)
-class LuaScript:
-    """A Lua script run by its SHA1 digest (EVALSHA); all its KEYS are in one hash slot."""
-
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
-
-
-#: One script call: the script, its keys (one slot's) and its arguments.
-ScriptCall = tuple[LuaScript, Sequence[str], Sequence[str | bytes | int]]
-
-APPLY = LuaScript(_APPLY_LUA)
-LOAD = LuaScript(_LOAD_LUA)
-CLEAR_IF_EQUAL = LuaScript(_CLEAR_IF_EQUAL_LUA)
-SCHEDULE_POLICY = LuaScript(_SCHEDULE_POLICY_LUA)
 
 
 def _micros(raw: bytes | str | None) -> datetime | None:
@@ -553,48 +446,3 @@ class RedisStore:
                 state = await self.read_state(user)
                 if state is not None:
                     yield user, state
-
-
-def standing_summary(assessment: Assessment, state: UserState | None) -> dict[str, str]:
-    """The readable fields of a user's standing at the last review (what operators and the
-    app read beside the state)."""
-    return {
-        "score": str(assessment.score),
-        "status": assessment.status.value,
-        "status_since": assessment.line.since.isoformat(),
-        "status_settled": "1" if assessment.line.settled else "0",
-        "segment": assessment.segment,
-        "credit_limit": f"{assessment.credit_limit:.2f}",
-        "available_limit": f"{assessment.available_limit:.2f}",
-        "score_as_of": assessment.score_as_of.isoformat(),
-        "events_applied": str(state.events_applied if state else 0),
-        "scorer_version": assessment.scorer_version,
-        "policy_version": assessment.policy_version,
-    }
-
-
-def trajectory_summary(trajectory: Trajectory) -> dict[str, str]:
-    """The readable fields of a trajectory stored beside it."""
-    line = trajectory.line
-    fields = {
-        "reviewed_at": trajectory.reviewed_at.isoformat() if trajectory.reviewed_at else "",
-        "next_review": trajectory.next_review.isoformat() if trajectory.next_review else "",
-    }
-    if line is not None:
-        fields |= {
-            "status": line.status.value,
-            "status_since": line.since.isoformat(),
-            "status_settled": "1" if line.settled else "0",
-        }
-    return fields
-
-
-def line_of(fields: Mapping[str, str]) -> LineStatus | None:
-    """The line status in a summary (None when absent)."""
-    if "status" not in fields or "status_since" not in fields:
-        return None
-    return LineStatus(
-        EffectiveStatus(fields["status"]),
-        datetime.fromisoformat(fields["status_since"]),
-        settled=fields.get("status_settled", "1") == "1",
-    )
