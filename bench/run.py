@@ -19,11 +19,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.workload import Record, bench_records
 from schemas.models import DisplayedStatus, LoanRequest
-from streams.adapters.kafka_admin import ensure_topics
-from streams.adapters.kafka_client import client_options, producer_options
-from streams.adapters.kafka_read import topic_partitions
-from streams.adapters.redis_client import redis_client
-from streams.keys import KeyLayout
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.client import client_options, producer_options
+from streams.adapters.kafka.read import topic_partitions
+from streams.adapters.redis.client import redis_client
+from streams.adapters.redis.keys import KeyLayout
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated

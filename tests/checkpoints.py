@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 
 from schemas.models import InputEvent
 from streams.core.policy import load_default_policy
-from streams.core.timeline import Checkpoint, advance, canonical, constant
+from streams.core.scoring import Assessment
+from streams.core.timeline import Checkpoint, advance, canonical, constant, standing
 
 HORIZON = timedelta(days=1826)
 
@@ -17,3 +18,8 @@ def checkpoint_of(events: Sequence[InputEvent], until: datetime | None = None) -
     ordered = canonical(events)
     moment = until or max(e.occurred_at for e in ordered)
     return advance(ordered, constant(load_default_policy()), moment, HORIZON)
+
+
+def standing_of(checkpoint: Checkpoint) -> Assessment | None:
+    """The standing at a checkpoint under the default policy (what the store keeps readable)."""
+    return standing(checkpoint, constant(load_default_policy()))

@@ -16,13 +16,13 @@ import pytest
 import redis.exceptions
 from pydantic import SecretStr
 
-from streams.adapters.kafka_admin import ensure_topics
-from streams.adapters.kafka_client import client_options
-from streams.adapters.redis_client import redis_client
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.client import client_options
+from streams.adapters.redis.client import redis_client
+from streams.devtools.stack.local import port_open
 from streams.settings import Settings
-from streams.stack.local import port_open
-from streams.stack.redis_nodes import LocalRedisCluster
 from streams.topics import Topics
+from tests.redis_nodes import LocalRedisCluster
 from tests.secure_redis import SecureRedis
 
 ROOT = Path(__file__).resolve().parent

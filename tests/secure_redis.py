@@ -13,9 +13,9 @@ from pathlib import Path
 import trustme
 from pydantic import SecretStr
 
-from streams.adapters.redis_client import acl_rule, acl_user, redis_client
+from streams.adapters.redis.client import acl_rule, acl_user, redis_client
 from streams.settings import Settings
-from streams.stack.redis_nodes import RedisServer, free_port
+from tests.redis_nodes import RedisServer, free_port
 
 
 @dataclass

@@ -13,16 +13,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest, Outcome
-from streams.adapters.kafka_client import client_options, producer_options
-from streams.adapters.kafka_read import topic_partitions
-from streams.adapters.kafka_sink import InboundRecord, inbound_from_aiokafka
-from streams.adapters.redis_store import RedisStore
+from streams.adapters.kafka.client import client_options, producer_options
+from streams.adapters.kafka.read import read_to_end as kafka_read_to_end
+from streams.adapters.kafka.read import topic_partitions
+from streams.adapters.kafka.sink import inbound_from_aiokafka
+from streams.adapters.redis.store import RedisStore
 from streams.core.policy import load_default_policy
 from streams.core.state import UserState, reference_fold
 from streams.core.timeline import PolicyTimeline, advance, canonical, constant
+from streams.devtools.simulation import Persona, persona_of, requests
 from streams.metrics import Metrics
+from streams.ports import InboundRecord
 from streams.settings import Settings
-from streams.simulation import Persona, persona_of, requests
 from streams.topics import Topics
 
 
@@ -132,19 +134,14 @@ async def read_to_end(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a topic, from the beginning to its end offsets as they were when
     called: what was acknowledged before, whatever the machine's speed (no time window)."""
-    consumer = _reader(settings)
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
+
+    async def read() -> list[ConsumerRecord[bytes, bytes]]:
+        return [r async for batch in kafka_read_to_end(settings, [topic]) for r in batch]
+
     try:
-        tps = await topic_partitions(consumer, [topic])
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        if not await _fetch_until_position(consumer, ends, records, time.monotonic() + timeout):
-            raise AssertionError(f"{topic} not read to its end offsets within {timeout:.0f}s")
-    finally:
-        await consumer.stop()
-    return records
+        return await asyncio.wait_for(read(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{topic} not read to its end offsets within {timeout:.0f}s") from None
 
 
 def as_inbound(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[InboundRecord]:
@@ -271,7 +268,7 @@ async def assert_trajectories_match_reference(
 
 async def publish(settings: Settings, models: Sequence[InputEvent | LoanRequest]) -> None:
     """Publish contract models to their topics, keyed by user id."""
-    from streams.simulation import to_record
+    from streams.devtools.simulation import to_record
     from streams.topics import Topics
 
     topics = Topics.from_settings(settings)

@@ -15,10 +15,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Protocol
 
+from schemas import dead_letter as dl
 from schemas.dead_letter import DEAD_LETTER_HEADERS, HEADER_OMITTED, ORIGINAL_HEADER_PREFIX
 
 Headers = Sequence[tuple[str, bytes]]
+
+
+class Rejected(Protocol):
+    """What dead-lettering needs of a consumed record (an ``InboundRecord``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers: ...
 
 
 class Layout(Enum):
@@ -42,9 +61,7 @@ class ParsedHeaders:
     theirs: tuple[tuple[str, bytes], ...]
 
 
-def dead_letter_headers(
-    ours: Sequence[tuple[str, str]], theirs: Headers
-) -> list[tuple[str, bytes]]:
+def layout_headers(ours: Sequence[tuple[str, str]], theirs: Headers) -> list[tuple[str, bytes]]:
     """The worker's headers, then each producer header renamed with ``original.``."""
     return [
         *((name, value.encode()) for name, value in ours),
@@ -109,3 +126,71 @@ def read_ranges(
     the window ``[start, end)``: at most ``limit`` per partition, so at most partitions ×
     ``limit`` in all, whatever the topic holds (the newest ``limit`` overall are among them)."""
     return {p: (max(starts[p], end - limit), end) for p, end in ends.items() if starts[p] < end}
+
+
+def dead_letter_headers(
+    record: Rejected, code: str, message: str, rejected_at: datetime
+) -> list[tuple[str, bytes]]:
+    """Ours naming the error and where the record came from, then the record's own headers
+    under ``original.`` (see :mod:`streams.core.dead_letters`: never confusable with ours)."""
+    ours = [
+        (dl.HEADER_ERROR_CODE, code),
+        (dl.HEADER_ERROR_MESSAGE, message),
+        (dl.HEADER_SOURCE_TOPIC, record.topic),
+        (dl.HEADER_SOURCE_PARTITION, str(record.partition)),
+        (dl.HEADER_SOURCE_OFFSET, str(record.offset)),
+        (dl.HEADER_REJECTED_AT, rejected_at.isoformat()),
+    ]
+    return layout_headers(ours, record.headers)
+
+
+#: What a record needs beyond its key, value and headers (batch and record framing), and
+#: each header beyond its name and value (generously).
+_RECORD_FRAMING = 512
+_HEADER_FRAMING = 10
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    framing = _RECORD_FRAMING + _HEADER_FRAMING * len(headers)
+    names = sum(len(name.encode("utf-8", "backslashreplace")) for name, _ in headers)
+    return framing + len(key or b"") + len(value or b"") + names + sum(len(v) for _, v in headers)
+
+
+def fit_dead_letter(
+    record: Rejected, headers: Sequence[tuple[str, bytes]], max_bytes: int
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """Key, value and headers of ``record``'s dead letter, within ``max_bytes``.
+
+    ``headers`` are :func:`dead_letter_headers`: the worker's six, then the record's own. A
+    record can be larger than any topic accepts when it arrived compressed (20 MiB of zeros
+    fit in a 1 KiB zstd batch), and dead letters are published as they are: publishing it
+    whole would fail and stop the worker. Such a dead letter leaves out its value, then if
+    need be its key and its own headers, and names what it left out in
+    :data:`~schemas.dead_letter.HEADER_OMITTED`, right after the worker's six headers.
+
+    aiokafka sends no record without both a key and a value, which the Java client and
+    librdkafka do send (a keyless tombstone): its dead letter has an empty value.
+    """
+    key, value = record.key, record.value
+    cut = len(dl.DEAD_LETTER_HEADERS)
+    ours, theirs = list(headers[:cut]), list(headers[cut:])
+    if key is None and value is None:
+        value = b""
+    if _size(key, value, headers) <= max_bytes:
+        return key, value, list(headers)
+    omitted = [f"value:{len(value or b'')}"]
+    value = None
+    if _size(key, value, headers) + _HEADER_FRAMING + 64 > max_bytes:  # room for omitted
+        omitted += [f"key:{len(key or b'')}", f"headers:{len(record.headers)}"]
+        key, theirs = None, []
+    value = b"" if key is None else value
+    return key, value, [*ours, (dl.HEADER_OMITTED, ",".join(omitted).encode()), *theirs]
+
+
+def dead_letter_record(
+    record: Rejected, code: str, message: str, rejected_at: datetime, max_bytes: int
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """Key, value and headers of ``record``'s dead letter (see :func:`fit_dead_letter`)."""
+    return fit_dead_letter(
+        record, dead_letter_headers(record, code, message, rejected_at), max_bytes
+    )

@@ -162,7 +162,7 @@ def check_header_names(headers: Sequence[tuple[str, object]]) -> None:
 
     Kafka defines header names as UTF-8 strings but brokers do not check them; the consumer
     reads such a name with its invalid bytes as lone surrogates
-    (:mod:`streams.adapters.tolerant_records`), which no UTF-8 encoder accepts.
+    (:mod:`streams.adapters.kafka.records`), which no UTF-8 encoder accepts.
     """
     for name, _ in headers:
         if name.isascii():

@@ -21,6 +21,9 @@ floating-point counters are bit-for-bit the same however the events arrived.
 
 Everything here is pure: the worker, the sweep of due reviews, ``replay``, ``inspect`` and
 ``explain`` all call :func:`advance`.
+
+Longer than most modules: the status machine, its review instants and the ways to resume
+it are one algorithm, best read together.
 """
 
 from __future__ import annotations

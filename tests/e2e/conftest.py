@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives.serialization import (
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.kafka.admin import ensure_topics
+from streams.devtools.stack import LocalStack
+from streams.devtools.stack.kafka import BrokerTls, KafkaCluster, KafkaNode
 from streams.settings import ENV_PREFIX, Settings
-from streams.stack import LocalStack
-from streams.stack.kafka import BrokerTls, KafkaCluster, KafkaNode
-from streams.stack.redis_nodes import free_port as free_port  # re-exported for the tests
 from tests.conftest import cleanup, isolated
+from tests.redis_nodes import free_port as free_port  # re-exported for the tests
 
 
 def private_kafka(root: Path, nodes: int, tls: BrokerTls | None = None) -> KafkaCluster:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas import dead_letter
+from streams.devtools.simulation import population_events, to_record
 from streams.settings import Settings
-from streams.simulation import population_events, to_record
 from streams.topics import Topics
 from tests.conftest import isolated
 from tests.corpus import bad_corpus

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.models import LoanRequest
-from streams.adapters.redis_client import redis_client
-from streams.keys import KeyLayout
+from streams.adapters.redis.client import redis_client
+from streams.adapters.redis.keys import KeyLayout
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, request_doc, spending_doc
 from tests.e2e.conftest import WorkerProcess

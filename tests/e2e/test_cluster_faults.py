@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.devtools.simulation import population_events, to_record
+from streams.devtools.stack import LocalStack
 from streams.settings import Settings
-from streams.simulation import population_events, to_record
-from streams.stack import LocalStack
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, free_port
@@ -45,7 +45,7 @@ async def stream_in_chunks(
 async def test_two_workers_with_rebalances_lose_nothing(
     base_settings: Settings, tmp_path: Path
 ) -> None:
-    from streams.adapters.kafka_admin import ensure_topics
+    from streams.adapters.kafka.admin import ensure_topics
 
     settings = isolated(base_settings, partitions=12)
     await ensure_topics(settings)

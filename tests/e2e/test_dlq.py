@@ -25,9 +25,9 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
 from schemas.models import Outcome
-from streams.adapters.dead_letters import HEADER_REDRIVEN_FROM, read_dead_letters
-from streams.adapters.kafka_admin import ensure_topics
-from streams.adapters.kafka_client import producer_options
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.client import producer_options
+from streams.adapters.kafka.dead_letters import HEADER_REDRIVEN_FROM, read_dead_letters
 from streams.core.inert import inert
 from streams.core.policy import load_default_policy
 from streams.settings import Settings

@@ -26,11 +26,11 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
 from schemas.models import InputEvent, LoanDecision, LoanRequest
-from streams.adapters.kafka_admin import ensure_topics
-from streams.adapters.kafka_client import producer_options
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.client import producer_options
 from streams.core.decoding import RejectCode
+from streams.devtools.simulation import population_events, requests, to_record
 from streams.settings import Settings
-from streams.simulation import population_events, requests, to_record
 from streams.topics import Topics
 from tests.builders import encode, request_doc, spending_doc
 from tests.conftest import cleanup, isolated

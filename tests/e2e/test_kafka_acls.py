@@ -1,7 +1,8 @@
 """Kafka ACLs: a broker that runs Kafka's StandardAuthorizer (nothing allowed without an ACL)
-and exactly the ACLs of ``streams.kafka_acls`` — the ones ``creditline kafka-acls`` prints and
-the README lists. The worker and the operator commands work with them; the worker's principal
-is refused everything else; a worker missing one ACL stops with one line naming it."""
+and exactly the ACLs of ``streams.devtools.kafka_acls`` — the ones ``creditline kafka-acls``
+prints and the README lists. The worker and the operator commands work with them; the
+worker's principal is refused everything else; a worker missing one ACL stops with one line
+naming it."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 from pydantic import SecretStr
 
-from streams.adapters.kafka_client import client_options, producer_options
-from streams.kafka_acls import AclRule, operator_rules, worker_rules
+from streams.adapters.kafka.client import client_options, producer_options
+from streams.devtools.kafka_acls import AclRule, operator_rules, worker_rules
+from streams.devtools.stack.kafka import BrokerTls, KafkaCluster
 from streams.settings import Settings
-from streams.stack.kafka import BrokerTls, KafkaCluster
 from streams.topics import Topics
 from tests.builders import encode, spending_doc
 from tests.conftest import cleanup, isolated

@@ -15,11 +15,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from streams.adapters.kafka_admin import ensure_topics
-from streams.adapters.kafka_client import client_options
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.client import client_options
+from streams.devtools.simulation import population_events, to_record
+from streams.devtools.stack.kafka import KafkaCluster
 from streams.settings import Settings
-from streams.simulation import population_events, to_record
-from streams.stack.kafka import KafkaCluster
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, free_port, private_kafka

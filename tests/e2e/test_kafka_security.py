@@ -14,8 +14,8 @@ import trustme
 from pydantic import SecretStr
 
 from schemas.models import LoanDecision
+from streams.devtools.stack.kafka import KafkaCluster
 from streams.settings import Settings
-from streams.stack.kafka import KafkaCluster
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import (
     APP_PASSWORD,

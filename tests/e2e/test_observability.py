@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.dashboards import expressions
+from streams.devtools.dashboards import expressions
+from streams.devtools.simulation import population_events, requests, to_record
 from streams.settings import Settings
-from streams.simulation import population_events, requests, to_record
 from streams.topics import Topics
 from tests.conftest import isolated
 from tests.e2e.conftest import WorkerProcess, free_port, running_worker

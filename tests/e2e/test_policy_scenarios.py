@@ -25,8 +25,8 @@ from schemas.models import (
     Outcome,
 )
 from streams.core.policy import load_default_policy
+from streams.devtools.simulation import Persona, persona_history
 from streams.settings import Settings
-from streams.simulation import Persona, persona_history
 from streams.topics import Topics
 from tests.builders import asset, repayment, spending
 from tests.conftest import isolated
@@ -85,8 +85,9 @@ async def test_recovery_reopens_the_line_and_overrides_a_stale_closed_display(
     await wait_for(reopened, message="the line to reopen")
     changes = await status_changes(settings, "u-rec")
     assert [(c.previous_status, c.status) for c in changes][1] == ("closed", "open")
-    assert changes[1].reasons[0].code == "SCORE_QUALIFIES"
-    assert changes[1].reasons[0].texts["zh"]
+    # The proofs are dated days ago: they restate the status since then, and say why.
+    assert [r.code for r in changes[1].reasons][:2] == ["LATE_EVENT_RESTATED", "SCORE_QUALIFIES"]
+    assert all(r.texts["zh"] for r in changes[1].reasons)
     decision = (await decisions_for(settings, [request("u-rec", "q-rec", now, "2000.00")]))["q-rec"]
     assert decision.outcome is Outcome.APPROVED
     assert decision.overrides_displayed_status

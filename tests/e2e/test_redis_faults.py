@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from schemas.models import DisplayedStatus, LoanRequest, Outcome
+from streams.devtools.simulation import population_events, to_record
 from streams.settings import Settings
-from streams.simulation import population_events, to_record
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import PrivateRedis, WorkerProcess, free_port, running_worker, settings_env

@@ -11,10 +11,10 @@ import pytest
 from pydantic import SecretStr
 
 from schemas.models import LoanDecision
-from streams.adapters.kafka_admin import ensure_topics
-from streams.adapters.redis_client import acl_user, redis_client
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.redis.client import acl_user, redis_client
+from streams.devtools.stack.kafka import KafkaCluster
 from streams.settings import Settings
-from streams.stack.kafka import KafkaCluster
 from streams.topics import Topics
 from tests.builders import asset_doc, encode, repayment_doc, request_doc, spending_doc
 from tests.conftest import cleanup, isolated

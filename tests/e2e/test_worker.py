@@ -11,9 +11,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from schemas.models import LoanDecision, Outcome
-from streams.adapters.kafka_client import producer_options
+from streams.adapters.kafka.client import producer_options
+from streams.devtools.simulation import Persona, population_events, requests, to_record
 from streams.settings import Settings
-from streams.simulation import Persona, population_events, requests, to_record
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, spending_doc
 from tests.e2e.conftest import WorkerProcess
@@ -212,7 +212,7 @@ def niceness(worker: WorkerProcess) -> int:
 async def test_events_and_decisions_can_run_in_separate_workers(
     worker_settings: Settings, tmp_path: Path
 ) -> None:
-    from streams.adapters.kafka_admin import ensure_topics
+    from streams.adapters.kafka.admin import ensure_topics
     from tests.conftest import cleanup
     from tests.e2e.conftest import WorkerProcess, free_port
 

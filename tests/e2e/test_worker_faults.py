@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.adapters.redis_client import redis_client
-from streams.keys import KeyLayout
-from streams.simulation import population_events, to_record
+from streams.adapters.redis.client import redis_client
+from streams.adapters.redis.keys import KeyLayout
+from streams.devtools.simulation import population_events, to_record
 from streams.topics import Topics
 from tests.builders import encode, spending_doc
 from tests.e2e.conftest import WorkerProcess

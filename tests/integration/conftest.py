@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from streams.settings import Settings
-from streams.stack.redis_nodes import LocalRedisCluster
 from tests.conftest import on_cluster
+from tests.redis_nodes import LocalRedisCluster
 
 
 @pytest.fixture(params=["standalone", "cluster"])

@@ -10,10 +10,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.adapters.event_consumer import EventConsumer
-from streams.adapters.kafka_admin import adopt_loan_request_offsets, ensure_topics
-from streams.adapters.kafka_client import client_options
-from streams.adapters.kafka_sink import InboundRecord
+from streams.adapters.kafka.admin import adopt_loan_request_offsets, ensure_topics
+from streams.adapters.kafka.client import client_options
+from streams.adapters.kafka.events import EventConsumer
+from streams.ports import InboundRecord
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated, stack_settings

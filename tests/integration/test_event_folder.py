@@ -9,15 +9,16 @@ from collections import Counter
 from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
-from streams.adapters.kafka_client import producer_options
-from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
+from streams.adapters.kafka.client import producer_options
+from streams.adapters.kafka.sink import AioKafkaSink
 from streams.core.policy import load_default_policy
 from streams.core.state import reference_fold
 from streams.core.timeline import constant, standing
+from streams.devtools.simulation import population, population_events
 from streams.metrics import Metrics
-from streams.processing import EventFolder
+from streams.ports import InboundRecord
+from streams.service.fold import EventFolder
 from streams.settings import Settings
-from streams.simulation import population, population_events
 from streams.topics import Topics
 from tests.builders import NOW, encode, repayment_doc, spending_doc, ts
 from tests.states import assert_states_equal
@@ -244,7 +245,7 @@ async def test_a_users_kept_history_is_bounded_and_its_requests_reviewed_when_fu
     from tests.integration.test_loan_decider import answer, now_doc
 
     s = isolated(base_settings, max_events_per_user=25, max_open_loans_per_user=3)
-    from streams.adapters.kafka_admin import ensure_topics
+    from streams.adapters.kafka.admin import ensure_topics
 
     await ensure_topics(s)
     try:
@@ -277,7 +278,7 @@ async def test_a_users_kept_history_is_bounded_and_its_requests_reviewed_when_fu
         assert sum(r["dead_lettered"] for r in reports) == 2 + 15
         letters = await read_topic(s, topics.dead_letter, expect=17)
         codes = Counter(headers_of(r)[dead_letter.HEADER_ERROR_CODE] for r in letters)
-        assert codes == Counter(USER_LOAN_LIMIT=2, USER_EVENT_LIMIT=15)
+        assert codes == Counter({"USER_LOAN_LIMIT": 2, "USER_EVENT_LIMIT": 15})
         store = store_for(s)
         try:
             assert (await store.read_user("u-flood")).ledger_size == 25

@@ -11,14 +11,15 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
 from schemas.models import LoanDecision, LoanRequest, Outcome
-from streams.adapters.kafka_client import producer_options
-from streams.adapters.kafka_sink import AioKafkaSink, InboundRecord
+from streams.adapters.kafka.client import producer_options
+from streams.adapters.kafka.sink import AioKafkaSink
 from streams.core.policy import load_default_policy
 from streams.core.timeline import constant
+from streams.devtools.simulation import Persona, persona_history, to_record
 from streams.metrics import Metrics
-from streams.processing import LoanDecider
+from streams.ports import InboundRecord
+from streams.service.decide import LoanDecider
 from streams.settings import Settings
-from streams.simulation import Persona, persona_history, to_record
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, request_doc
 from tests.integration.test_event_folder import chunks, run_folder
@@ -151,8 +152,8 @@ async def test_a_redelivered_request_gets_the_same_decision(settings: Settings) 
 async def test_unreachable_redis_gives_a_bounded_review_never_an_approval(
     base_settings: Settings,
 ) -> None:
-    from streams.adapters.kafka_admin import ensure_topics
-    from streams.stack.local import port_open
+    from streams.adapters.kafka.admin import ensure_topics
+    from streams.devtools.stack.local import port_open
     from tests.conftest import cleanup, isolated
 
     dead_port = 6390

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import pytest
 import redis.exceptions
 
-from streams.adapters.redis_client import redis_client, redis_problem
-from streams.adapters.redis_store import RedisStore, UserWrite
+from streams.adapters.redis.client import redis_client, redis_problem
+from streams.adapters.redis.store import RedisStore, UserWrite
 from streams.core.ledger import encode_entry, fingerprint
 from streams.metrics import Metrics
 from streams.settings import Settings
 from tests.builders import spending
-from tests.checkpoints import checkpoint_of
+from tests.checkpoints import checkpoint_of, standing_of
 from tests.conftest import isolated
 from tests.secure_redis import SecureRedis
 
@@ -39,17 +39,19 @@ async def test_every_store_operation_works_as_the_acl_user(
         assert (await store.load({"u-1": [fp]}))["u-1"].version == 0  # scripts loaded here
         event = spending(user_id="u-1")
         checkpoint = checkpoint_of([event])
+        shown = standing_of(checkpoint)
+        assert shown is not None
         write = UserWrite(
             "u-1",
             0,
             checkpoint,
-            {"score": "700"},
+            shown,
             [fp],
             [encode_entry(event)],
             status_event=b"{}",
         )
         assert await store.save([write]) == []
-        rewrite = UserWrite("u-1", 1, checkpoint, {}, [], [encode_entry(event)], rewrite=True)
+        rewrite = UserWrite("u-1", 1, checkpoint, None, [], [encode_entry(event)], rewrite=True)
         assert await store.save([rewrite]) == []
         await store.clear_status_events({"u-1": b"{}"})
         assert (await store.read_user("u-1")).checkpoint == checkpoint
@@ -60,7 +62,7 @@ async def test_every_store_operation_works_as_the_acl_user(
         assert await store.schedule_policy(0, due) == 0
         assert [u for u, _ in await store.due_reviews(0, datetime.now(UTC), 10)] == ["u-1"]
         await store.schedule({(0, "u-1"): None})
-        assert (await store.read_summary("u-1"))["score"] == "700"
+        assert (await store.read_summary("u-1"))["score"] == str(shown.score)
         assert await store.remember_decision("u-1", "q-1", b"d", 60) is None
         assert [u async for u, _ in store.scan_states()] == ["u-1"]
     finally:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams.adapters.redis_store import UserWrite
+from streams.adapters.redis.store import UserWrite
 from streams.core.codec import encode_state, encode_trajectory
 from streams.core.ledger import decode_entry, encode_entry, fingerprint
 from streams.settings import Settings
 from tests.builders import spending
-from tests.checkpoints import checkpoint_of
+from tests.checkpoints import checkpoint_of, standing_of
 from tests.support import store_for
 
 
@@ -23,7 +23,9 @@ async def test_write_applies_only_at_the_expected_version(settings: Settings) ->
         assert loaded["u-1"].version == 0
         assert loaded["u-1"].state is None
         entry = encode_entry(event)
-        write = UserWrite("u-1", 0, checkpoint, {"score": "700"}, [fp], [entry], ledger_size=1)
+        shown = standing_of(checkpoint)
+        assert shown is not None
+        write = UserWrite("u-1", 0, checkpoint, shown, [fp], [entry], ledger_size=1)
         assert await store.save([write]) == []
         # The same write again is stale: version 1 is stored now.
         assert await store.save([write]) == ["u-1"]
@@ -34,7 +36,7 @@ async def test_write_applies_only_at_the_expected_version(settings: Settings) ->
         assert again["u-1"].already_applied == frozenset({fp})
         ledgers = await store.load_ledgers(["u-1"])
         assert ledgers["u-1"][fp] == decode_entry(entry, "u-1")
-        assert (await store.read_summary("u-1"))["score"] == "700"
+        assert (await store.read_summary("u-1"))["score"] == str(shown.score)
         assert await store.read_state("nobody") is None
     finally:
         await store.close()
@@ -46,12 +48,11 @@ async def test_stored_fields_are_the_exact_bytes_written(settings: Settings) -> 
     try:
         checkpoint = checkpoint_of([spending(user_id="u-3")])
         event = '{"reasons":[{"text":"近期按时还款次数较少 \\" \\u2028 \u2028 😀"}]}'.encode()
-        summary = {"segment": "standard", "note": '状态 ok \\ "quoted"'}
-        write = UserWrite("u-3", 0, checkpoint, summary, [fingerprint("s-1")], status_event=event)
+        shown = standing_of(checkpoint)
+        write = UserWrite("u-3", 0, checkpoint, shown, [fingerprint("s-1")], status_event=event)
         assert await store.save([write]) == []
         stored = await store.client.hgetall(store.keys.state("u-3"))
         assert stored[b"status_event"] == event
-        assert stored[b"note"] == summary["note"].encode()
         assert checkpoint.state is not None
         assert stored[b"state"] == encode_state(checkpoint.state)
         assert stored[b"trajectory"] == encode_trajectory(checkpoint.trajectory)
@@ -64,7 +65,7 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
     try:
         event = spending(user_id="u-7")
         write = UserWrite(
-            "u-7", 0, checkpoint_of([event]), {}, [fingerprint("s-1")], [encode_entry(event)]
+            "u-7", 0, checkpoint_of([event]), None, [fingerprint("s-1")], [encode_entry(event)]
         )
         await store.save([write])
         await store.schedule({(3, "u-7"): datetime(2026, 12, 1, tzinfo=UTC)})
@@ -107,10 +108,14 @@ async def test_a_state_hash_stays_a_compact_listpack(settings: Settings) -> None
     store = store_for(settings)
     try:
         checkpoint = checkpoint_of([spending(user_id="u-9")])
-        summary = {name: "x" * 32 for name in ("status_since", "score_as_of", "segment")}
         status_event = b'{"reasons": "' + b"r" * 1500 + b'"}'
         write = UserWrite(
-            "u-9", 0, checkpoint, summary, [fingerprint("s-9")], status_event=status_event
+            "u-9",
+            0,
+            checkpoint,
+            standing_of(checkpoint),
+            [fingerprint("s-9")],
+            status_event=status_event,
         )
         assert await store.save([write]) == []
         await store.clear_status_events({"u-9": status_event})
@@ -133,7 +138,7 @@ async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> 
                 u,
                 0,
                 checkpoint_of([spending(user_id=u)]),
-                {},
+                None,
                 [1],
                 status_event=f"ev-{u}".encode(),
             )

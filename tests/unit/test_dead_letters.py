@@ -9,8 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import dead_letter
-from streams.adapters.kafka_sink import InboundRecord, dead_letter_headers
-from streams.core.dead_letters import Layout, parse_headers, parse_since, read_ranges
+from streams.core.dead_letters import (
+    Layout,
+    dead_letter_headers,
+    parse_headers,
+    parse_since,
+    read_ranges,
+)
+from streams.ports import InboundRecord
 
 AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 FORGED = [

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.dashboards import DASHBOARD_PATH, PANELS, render
+from streams.devtools.dashboards import DASHBOARD_PATH, PANELS, render
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_grafana_dashboard_json_is_current() -> None:
     path = ROOT / DASHBOARD_PATH
-    assert path.read_text() == render(), "run `python -m streams.dashboards`"
+    assert path.read_text() == render(), "run `python -m streams.devtools.dashboards`"
 
 
 def test_dashboard_covers_what_operators_watch() -> None:

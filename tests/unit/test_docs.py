@@ -8,7 +8,7 @@ from streams.core.decision import decide
 from streams.core.policy import load_default_policy
 from streams.core.scoring import assess
 from streams.core.state import fold_events
-from streams.docs import (
+from streams.devtools.docs import (
     POLICY_DOC_SECTIONS,
     render_readme,
     render_sections,
@@ -25,7 +25,9 @@ POLICY_DOC = ROOT / "docs" / "policy.md"
 
 def test_readme_generated_sections_are_current() -> None:
     text = README.read_text()
-    assert render_readme(text) == text, "run `python -m streams.docs` to refresh the README"
+    assert render_readme(text) == text, (
+        "run `python -m streams.devtools.docs` to refresh the README"
+    )
 
 
 def test_generated_sections_name_every_attribute_and_setting() -> None:
@@ -40,7 +42,9 @@ def test_generated_sections_name_every_attribute_and_setting() -> None:
 
 def test_policy_doc_generated_example_is_current() -> None:
     text = POLICY_DOC.read_text()
-    assert render_sections(text, POLICY_DOC_SECTIONS) == text, "run `python -m streams.docs`"
+    assert render_sections(text, POLICY_DOC_SECTIONS) == text, (
+        "run `python -m streams.devtools.docs`"
+    )
 
 
 def test_worked_example_figures_quoted_in_the_prose_hold() -> None:
@@ -63,3 +67,13 @@ def test_worked_example_figures_quoted_in_the_prose_hold() -> None:
     assert decision.outcome.value == "approved"
     assert [r.code for r in decision.reasons] == ["LIVE_STATUS_OPEN"]
     assert decision.overrides_displayed_status
+
+
+def test_the_redis_layout_document_is_current() -> None:
+    from streams.devtools.docs import REDIS_LAYOUT_SECTIONS
+
+    doc = ROOT / "docs" / "redis-layout.md"
+    text = doc.read_text()
+    assert render_sections(text, REDIS_LAYOUT_SECTIONS) == text, (
+        "run `python -m streams.devtools.docs`"
+    )

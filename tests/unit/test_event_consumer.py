@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
-from streams.adapters.event_consumer import consumer_options, next_offsets
-from streams.adapters.kafka_sink import InboundRecord
+from streams.adapters.kafka.events import consumer_options, next_offsets
+from streams.ports import InboundRecord
 from streams.settings import Settings
 
 
@@ -54,7 +54,7 @@ def test_each_role_joins_its_groups_and_faust_never_joins_the_events_group() -> 
 def test_a_folding_process_collects_garbage_less_often() -> None:
     import gc
 
-    from streams.processing import tune_garbage_collector
+    from streams.runtime.tuning import tune_garbage_collector
 
     before = gc.get_threshold()
     try:

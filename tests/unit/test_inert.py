@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
 
-from streams.cli import _inert
+from streams.cli.dlq import _inert
 from streams.core.inert import inert
 
 HOSTILE = "\x1b[2J[bold red]x[/]\r\x07\x9b31m\u202eevil\u2066\u200b\U000e0041\u2028\ud800\x7f"

@@ -1,8 +1,8 @@
-"""The Kafka ACL list (streams/kafka_acls.py) and the commands printed from it."""
+"""The Kafka ACL list (streams/devtools/kafka_acls.py) and the commands printed from it."""
 
 from __future__ import annotations
 
-from streams.kafka_acls import acl_rules, kafka_acls_commands, operator_rules, worker_rules
+from streams.devtools.kafka_acls import acl_rules, kafka_acls_commands, operator_rules, worker_rules
 from streams.settings import Settings
 from streams.topics import Topics
 

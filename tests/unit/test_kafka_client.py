@@ -1,4 +1,4 @@
-"""Kafka client options and connection-failure messages (streams/adapters/kafka_client.py)."""
+"""Kafka client options and connection-failure messages (streams/adapters/kafka/client.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiokafka.errors import (
 )
 from pydantic import SecretStr, ValidationError
 
-from streams.adapters.kafka_client import (
+from streams.adapters.kafka.client import (
     DURABLE_PRODUCER,
     KafkaAccessError,
     client_options,

@@ -6,13 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from schemas import dead_letter
-from streams.adapters.kafka_sink import (
-    InboundRecord,
-    dead_letter_headers,
-    fit_dead_letter,
-    inbound_headers,
-    writable_headers,
-)
+from streams.adapters.kafka.sink import inbound_headers, writable_headers
+from streams.core.dead_letters import dead_letter_headers, fit_dead_letter
+from streams.ports import InboundRecord
 
 LIMIT = 1 << 20
 

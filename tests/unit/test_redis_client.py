@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import ValidationError
 
-from streams.adapters import redis_store
-from streams.adapters.redis_client import (
+from streams.adapters.redis import layout as redis_store
+from streams.adapters.redis.client import (
     ACL_COMMANDS,
     acl_rule,
     acl_setuser_line,

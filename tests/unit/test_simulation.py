@@ -9,7 +9,13 @@ from streams.core.decision import decide
 from streams.core.policy import load_default_policy
 from streams.core.scoring import assess
 from streams.core.state import reference_fold
-from streams.simulation import Persona, loan_requests, persona_of, population, population_events
+from streams.devtools.simulation import (
+    Persona,
+    loan_requests,
+    persona_of,
+    population,
+    population_events,
+)
 from tests.builders import NOW
 
 POLICY = load_default_policy()

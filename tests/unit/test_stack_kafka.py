@@ -1,4 +1,4 @@
-"""How a local Kafka node is configured (streams/stack/kafka.py), without starting one."""
+"""How a local Kafka node is configured (streams/devtools/stack/kafka.py), without starting one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from streams.stack.kafka import (
+from streams.devtools.stack.kafka import (
     BrokerTls,
     KafkaNode,
     node_properties,

@@ -10,8 +10,8 @@ from aiokafka.consumer import fetcher
 from aiokafka.record import default_records, memory_records
 from aiokafka.structs import TopicPartition
 
-import streams.adapters.kafka_client  # noqa: F401  (importing it installs the parser)
-from streams.adapters.tolerant_records import TolerantMemoryRecords, installed
+import streams.adapters.kafka.client  # noqa: F401  (importing it installs the parser)
+from streams.adapters.kafka.records import TolerantMemoryRecords, installed
 
 BAD_NAME = b"n\xffame"
 CODECS = {

@@ -1,0 +1,121 @@
+"""Creating and checking creditline's topics, and its consumer groups' offsets."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
+
+from streams.adapters.kafka.access import assert_authorized
+from streams.adapters.kafka.client import client_options, start_client
+from streams.errors import OperatorActionRequired
+from streams.settings import Settings
+from streams.topics import Topics, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+class TopicError(OperatorActionRequired):
+    """The topics cannot be created or are inconsistent; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """A topic as it exists on the broker."""
+
+    name: str
+    partitions: int
+    created_now: bool
+
+
+async def ensure_topics(settings: Settings) -> list[TopicState]:
+    """Create missing topics (with the configured replication factor and
+    min.insync.replicas); fail if the input topics do not share one partition count."""
+    specs: list[TopicSpec] = Topics.from_settings(settings).specs(settings)
+    timeout_ms = int(settings.kafka_request_timeout_seconds * 1000)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            new = [
+                NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
+                for s in missing
+            ]
+            # Another process may create them in between: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                answer = (await admin.create_topics(new, timeout_ms=timeout_ms)).to_object()
+                # A topic we may not see looks missing: its creation is refused too.
+                assert_authorized(
+                    settings,
+                    "Create (or Describe, if it exists)",
+                    {t["topic"]: t["error_code"] for t in answer["topic_errors"]},
+                )
+        described = await admin.describe_topics([s.name for s in specs])
+    finally:
+        await admin.close()
+    assert_authorized(settings, "Describe", {d["topic"]: d["error_code"] for d in described})
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    created = {s.name for s in missing}
+    states = [TopicState(s.name, counts.get(s.name, 0), s.name in created) for s in specs]
+    inputs = Topics.from_settings(settings).inputs
+    input_counts = {counts.get(name, 0) for name in inputs}
+    if len(input_counts) != 1:
+        detail = ", ".join(f"{n}={counts.get(n, 0)}" for n in inputs)
+        raise TopicError(
+            "input topics must share one partition count so that a user's events and "
+            f"requests are co-partitioned; found {detail}"
+        )
+    return states
+
+
+async def adopt_loan_request_offsets(settings: Settings) -> int:
+    """Carry loan-request offsets over from the events group to the decisions group, once.
+
+    ``all`` workers used to answer loan requests in the events group (``APP_ID``); they now
+    answer them in ``APP_ID-decisions``. Without this, the first upgraded worker would answer
+    every retained request again (the same decisions, republished). Does nothing once the
+    decisions group has loan-request offsets of its own. Returns the partitions carried over.
+    """
+    if settings.worker_role == "events":
+        return 0
+    requests = Topics.from_settings(settings).loan_requests
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
+    try:
+        old = await admin.list_consumer_group_offsets(settings.events_group)
+        new = await admin.list_consumer_group_offsets(settings.decisions_group)
+    finally:
+        await admin.close()
+    if any(tp.topic == requests and o.offset >= 0 for tp, o in new.items()):
+        return 0
+    carried = {
+        tp: OffsetAndMetadata(o.offset, "")
+        for tp, o in old.items()
+        if tp.topic == requests and o.offset >= 0
+    }
+    if not carried:
+        return 0
+    # A consumer that only assigns partitions commits for the group without joining it.
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), group_id=settings.decisions_group, enable_auto_commit=False
+    )
+    await start_client(consumer, settings)
+    try:
+        consumer.assign(list(carried))
+        await consumer.commit(carried)
+    finally:
+        await consumer.stop()
+    log.info(
+        "carried loan-request offsets of %d partitions from group %s to %s",
+        len(carried),
+        settings.events_group,
+        settings.decisions_group,
+    )
+    return len(carried)

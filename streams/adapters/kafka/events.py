@@ -1,0 +1,166 @@
+"""The event topics, read in batches with aiokafka and committed only after they are applied.
+
+Faust delivers records one by one through its stream machinery (an event object, callbacks
+and an ack per record, on a second thread): on a busy worker that cost more than folding the
+events. Event records need none of it — they are folded in batches and made idempotent in
+Redis — so they are read here with ``getmany`` and handed over a batch at a time; Faust
+still answers loan requests.
+
+At least once, never past an unapplied record:
+
+* offsets are committed (to the events consumer group, :attr:`Settings.events_group`) only
+  after the handler returned for the whole batch — applied, duplicate or dead-lettered;
+* a rebalance waits for the batch in flight (the revocation callback takes the same lock),
+  so a partition changes hands only at a batch boundary, with its offsets committed;
+* records of partitions revoked while they were being fetched are left to their new owner;
+* partitions are assigned in ranges per topic, so the same partition of every event topic —
+  the same users — goes to the same worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from streams.adapters.kafka.client import client_options, start_client
+from streams.adapters.kafka.sink import inbound_from_aiokafka
+from streams.ports import InboundRecord
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[Any]]
+#: Called between batches with the partition numbers this consumer owns.
+TickHandler = Callable[[set[int]], Awaitable[Any]]
+
+
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka consumer options of the events group (manual commits, range assignment)."""
+    session_ms = int(settings.session_timeout_seconds * 1000)
+    return client_options(settings) | {
+        "group_id": settings.events_group,
+        "client_id": f"{settings.events_group}-events",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "partition_assignment_strategy": (RangePartitionAssignor,),
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": min(3000, session_ms // 3),
+        "rebalance_timeout_ms": max(20_000, session_ms * 2),
+        "max_poll_records": settings.batch_max_records,
+        "max_partition_fetch_bytes": settings.max_message_bytes + 1024 * 1024,
+        "fetch_max_bytes": max(52_428_800, settings.max_message_bytes + 1024 * 1024),
+    }
+
+
+def next_offsets(records: Iterable[InboundRecord]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the last record: what to commit once all are done."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions are revoked only between batches: the callback waits for the lock."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.lock:
+            if revoked:
+                log.info("events: %d partitions revoked after the batch in flight", len(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("events: %d partitions assigned", len(assigned))
+
+
+class EventConsumer:
+    """Reads the event topics of ``settings`` and hands batches to ``handler``."""
+
+    def __init__(self, settings: Settings, topics: Sequence[str], handler: BatchHandler) -> None:
+        self.settings = settings
+        self.topics = tuple(topics)
+        self.handler = handler
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Connect and subscribe (the group is joined on the first fetch)."""
+        consumer = AIOKafkaConsumer(**consumer_options(self.settings))
+        await start_client(consumer, self.settings)
+        consumer.subscribe(self.topics, listener=_WaitForBatch(self._lock))
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        """Leave the group (uncommitted records go to the next owner) and disconnect."""
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    async def run(
+        self,
+        should_stop: Callable[[], bool],
+        on_tick: TickHandler | None = None,
+        tick_seconds: float = 5.0,
+    ) -> None:
+        """Fetch, apply and commit batches until ``should_stop``; the handler's errors
+        propagate with their batch uncommitted. Every ``tick_seconds``, between batches,
+        ``on_tick`` gets the partitions owned (under the batch lock: a rebalance waits)."""
+        assert self._consumer is not None, "start() first"
+        consumer = self._consumer
+        wait_ms = max(1, int(self.settings.batch_max_wait_seconds * 1000))
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while not should_stop():
+            fetched = await consumer.getmany(
+                timeout_ms=wait_ms, max_records=self.settings.batch_max_records
+            )
+            if fetched:
+                async with self._lock:
+                    await self._apply(consumer, fetched)
+            if on_tick is not None and loop.time() >= next_tick:
+                next_tick = loop.time() + tick_seconds
+                async with self._lock:
+                    owned = {tp.partition for tp in consumer.assignment()}
+                    if owned:
+                        await on_tick(owned)
+
+    async def _apply(
+        self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]
+    ) -> None:
+        owned = consumer.assignment()
+        records = [
+            inbound_from_aiokafka(message)
+            for tp, messages in fetched.items()
+            if tp in owned  # revoked while fetched: the new owner reads them again
+            for message in messages
+        ]
+        if not records:
+            return
+        await self.handler(records)
+        await self._commit(consumer, next_offsets(records))
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit applied offsets; losing the partitions meanwhile is harmless (the next
+        owner re-reads those records and recognises them as duplicates)."""
+        owned = consumer.assignment()
+        mine = {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items() if tp in owned}
+        if not mine:
+            return
+        try:
+            await consumer.commit(mine)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.info("events: commit skipped after a rebalance (%s)", type(exc).__name__)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("events: commit failed (%s); the next batch commits", type(exc).__name__)

@@ -1,0 +1,448 @@
+"""Per-user state in Redis: one pipelined read and one pipelined atomic write per batch.
+
+Per user (all keys share the hash tag ``{user_id}``, so one Lua script may touch them all):
+
+* ``:state`` (hash) — ``ver``, the fold at the last review (``state``), the status
+  trajectory (``trajectory``), ``latest_event_at`` and ``ledger_size`` of the ledger, the
+  readable summary (score, status, limit, …) and the ``status_event`` outbox;
+* ``:ledger`` (list) — every accepted event in the horizon window, compact
+  (:mod:`streams.core.ledger`): what a late event's recomputation folds again;
+* ``:seen`` (set) — 64-bit fingerprints of those events' ids (deduplication).
+
+Per event partition, ``{reviews-<p>}:due`` (sorted set) schedules each user's next review.
+
+Writes are optimistic: each user's write is a Lua script that applies only if the stored
+version is the one the batch read (a stale-write check, as Feast's online store does). A
+conflict — another worker wrote the same user in between, e.g. during a rebalance or when
+a producer put a user's events on two partitions — is reported back so that the caller can
+re-read and re-fold that user. The state, the ledger and the fingerprints of the events they
+contain are written together, so "applied" and "recognised as duplicate" can never disagree.
+
+Longer than most modules: one adapter class implementing the ``StateStore`` port; its
+batch reads and writes, review schedule and decision memory share the pipelining, the
+script loading and the error translation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import redis.exceptions
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+
+from streams.adapters.redis.client import RedisClient, redis_client
+from streams.adapters.redis.errors import translated
+from streams.adapters.redis.keys import KeyLayout
+from streams.adapters.redis.layout import (
+    _INTERNAL_FIELDS,
+    APPLY,
+    CLEAR_IF_EQUAL,
+    LAYOUT_VERSION,
+    LOAD,
+    OUTBOX_FIELD,
+    SCHEDULE_POLICY,
+    ScriptCall,
+    standing_summary,
+    trajectory_summary,
+)
+from streams.core.codec import (
+    decode_state,
+    decode_trajectory,
+    encode_state,
+    encode_trajectory,
+    from_micros,
+    to_micros,
+)
+from streams.core.ledger import decode_ledger, fingerprint
+from streams.core.state import UserState
+from streams.core.timeline import START, Checkpoint
+from streams.errors import OperatorActionRequired
+from streams.metrics import Metrics
+from streams.ports import Ledger, RememberedDecision, StoredUser, UserWrite
+from streams.settings import Settings
+
+#: Most users one script call serves: bounds how long Redis is busy with one call (a loan
+#: request's read waits behind it) while keeping round trips and commands per batch few.
+USERS_PER_CALL = 100
+
+
+class LayoutMismatch(OperatorActionRequired):
+    """Redis holds keys of another creditline key layout; the message says what to do."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+__all__ = ["RedisStore", "StoredUser", "UserWrite", "fingerprint"]
+
+
+def _micros(raw: bytes | str | None) -> datetime | None:
+    return from_micros(int(raw)) if raw is not None else None
+
+
+def _checkpoint(state: bytes | str | None, trajectory: bytes | str | None) -> Checkpoint:
+    if trajectory is None:
+        return START
+    return Checkpoint(
+        decode_trajectory(trajectory), decode_state(state) if state is not None else None
+    )
+
+
+@dataclass
+class RedisStore:
+    """creditline's Redis adapter, the same on a single Redis and on a Redis Cluster."""
+
+    client: RedisClient
+    keys: KeyLayout
+    metrics: Metrics
+    slot_bound: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A cluster refuses a script whose keys span hash slots.
+        self.slot_bound = isinstance(self.client, RedisCluster)
+
+    @classmethod
+    def connect(cls, settings: Settings, metrics: Metrics) -> RedisStore:
+        """A store on a new client for the configured Redis (see :func:`redis_client`)."""
+        return cls(redis_client(settings), KeyLayout(settings.redis_key_prefix), metrics)
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await self.client.aclose()
+
+    @contextmanager
+    def _timed(self, operation: str) -> Iterator[None]:
+        """Time a Redis round trip; its errors leave as creditline's (:mod:`.errors`)."""
+        started = time.perf_counter()
+        try:
+            with translated():
+                yield
+        finally:
+            self.metrics.redis_seconds.labels(operation).observe(time.perf_counter() - started)
+
+    async def _pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        # EVALSHA as a raw command: redis-py 8.1's cluster pipeline blocks its `evalsha`
+        # method (and `register_script` would not load scripts there), while the raw command
+        # is routed by its keys like any other. Errors come back per call.
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _run_scripts(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run script calls in one pipeline (one per cluster node); a server that does not
+        know a script yet (new, restarted, failed over) gets it loaded and the call rerun."""
+        results = await self._pipelined(calls)
+        missing = [
+            i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)
+        ]
+        if missing:
+            for script in {calls[i][0] for i in missing}:
+                await self.client.script_load(script.source)  # on a cluster: every primary
+            rerun = await self._pipelined([calls[i] for i in missing])
+            for i, result in zip(missing, rerun, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def ping(self) -> bool:
+        """True when Redis answers."""
+        with self._timed("ping"):
+            return bool(await self.client.ping())
+
+    async def layout_version(self) -> str | None:
+        """The key layout version stored under this prefix; None on an empty Redis, ``"1"``
+        when user state of the previous layout (a state without a trajectory) is found."""
+        with self._timed("layout"):
+            stored = await self.client.get(self.keys.layout())
+            if stored is not None:
+                return _text(stored)
+            async for key in self.client.scan_iter(match=self.keys.state_pattern(), count=1000):
+                has_trajectory = await self.client.hget(key, "trajectory") is not None
+                return LAYOUT_VERSION if has_trajectory else "1"
+        return None
+
+    async def mark_layout(self) -> None:
+        """Record that this prefix holds the current key layout."""
+        with self._timed("layout"):
+            await self.client.set(self.keys.layout(), LAYOUT_VERSION)
+
+    async def ensure_layout(self) -> None:
+        """Mark an empty Redis with this layout; refuse one holding an older layout."""
+        found = await self.layout_version()
+        if found is None:
+            await self.mark_layout()
+        elif found != LAYOUT_VERSION:
+            raise LayoutMismatch(
+                f"Redis holds creditline's key layout {found} under prefix "
+                f"'{self.keys.prefix}', this version writes layout {LAYOUT_VERSION}: rebuild "
+                "it from the topics with `creditline replay --rebuild` (deletes creditline's "
+                "keys first), with no worker running"
+            )
+
+    async def delete_everything(self) -> int:
+        """Delete every key under this prefix (``replay --rebuild``); returns how many."""
+        deleted = 0
+        batch: list[Any] = []
+        with self._timed("delete"):
+            async for key in self.client.scan_iter(match=f"{self.keys.prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += await self._delete(batch)
+                    batch = []
+            if batch:
+                deleted += await self._delete(batch)
+        return deleted
+
+    async def _delete(self, keys: Sequence[Any]) -> int:
+        # One DEL per key: on a cluster the keys live in many slots (the pipeline routes each).
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.delete(key)
+            return sum(int(n) for n in await pipe.execute())
+
+    def _groups(self, users: Sequence[str]) -> list[list[str]]:
+        """Users in groups that one script call may serve (same hash slot on a cluster)."""
+        if not self.slot_bound:
+            return [
+                list(users[i : i + USERS_PER_CALL]) for i in range(0, len(users), USERS_PER_CALL)
+            ]
+        by_slot: dict[int, list[str]] = {}
+        for user in users:
+            by_slot.setdefault(key_slot(self.keys.state(user).encode()), []).append(user)
+        return [
+            group[i : i + USERS_PER_CALL]
+            for group in by_slot.values()
+            for i in range(0, len(group), USERS_PER_CALL)
+        ]
+
+    def _user_keys(self, users: Sequence[str]) -> list[str]:
+        keys: list[str] = []
+        for user in users:
+            keys.extend((self.keys.state(user), self.keys.seen(user), self.keys.ledger(user)))
+        return keys
+
+    async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
+        """Read version, checkpoint and which candidate fingerprints are applied, per user."""
+        groups = self._groups(list(candidates))
+        calls: list[ScriptCall] = [
+            (LOAD, self._user_keys(group), [" ".join(map(str, candidates[u])) for u in group])
+            for group in groups
+        ]
+        with self._timed("load"):
+            replies = await self._run_scripts(calls)
+        result: dict[str, StoredUser] = {}
+        for group, reply in zip(groups, replies, strict=True):
+            for user, (fields, flags) in zip(group, reply, strict=True):
+                version, state, trajectory, latest, size, pending, written = fields
+                fps = candidates[user]
+                applied = frozenset(fp for fp, flag in zip(fps, flags, strict=True) if flag)
+                result[user] = StoredUser(
+                    version=int(version) if version is not None else 0,
+                    checkpoint=_checkpoint(state, trajectory),
+                    already_applied=applied,
+                    latest_event_at=_micros(latest),
+                    ledger_size=int(size) if size is not None else 0,
+                    pending_status_event=bytes(pending) if pending is not None else None,
+                    written_at=_micros(written),
+                )
+        return result
+
+    async def load_ledgers(self, users: Sequence[str]) -> dict[str, Ledger]:
+        """Each user's ledger by event fingerprint: (event, content digest)."""
+        if not users:
+            return {}
+        with self._timed("load_ledger"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for user in users:
+                    pipe.lrange(self.keys.ledger(user), 0, -1)
+                replies = await pipe.execute()
+        return {user: decode_ledger(raws, user) for user, raws in zip(users, replies, strict=True)}
+
+    @staticmethod
+    def _write_argument(write: UserWrite) -> bytes:
+        checkpoint = write.checkpoint
+        fields: list[str] = [
+            "ver",
+            str(write.expected_version + 1),
+            "trajectory",
+            encode_trajectory(checkpoint.trajectory).decode(),
+            "ledger_size",
+            str(write.ledger_size),
+        ]
+        if checkpoint.state is not None:
+            fields.extend(("state", encode_state(checkpoint.state).decode()))
+        if write.latest_event_at is not None:
+            fields.extend(("latest_event_at", str(to_micros(write.latest_event_at))))
+        if write.written_at is not None:
+            fields.extend(("written_at", str(to_micros(write.written_at))))
+        summary = trajectory_summary(checkpoint.trajectory) | {"at_capacity": write.at_capacity}
+        if write.standing is not None:
+            summary |= standing_summary(write.standing, checkpoint.state)
+        for name, value in summary.items():
+            fields.extend((name, value))
+        if write.status_event is not None:
+            fields.extend((OUTBOX_FIELD, write.status_event.decode()))
+        # Fingerprints travel as strings: Lua numbers are doubles and would round them.
+        doc = [
+            str(write.expected_version),
+            fields,
+            [str(fp) for fp in write.fingerprints],
+            1 if write.rewrite else 0,
+            [entry.decode() for entry in write.entries],
+            [str(fp) for fp in write.removed],
+        ]
+        # Non-ASCII text (reasons in Chinese) goes as UTF-8 rather than \\u escapes: the
+        # script's cjson.decode gives the same bytes either way.
+        return orjson.dumps(doc)
+
+    async def save(self, writes: Sequence[UserWrite]) -> list[str]:
+        """Apply every write atomically per user; return the users whose version conflicted."""
+        if not writes:
+            return []
+        by_user = {w.user_id: w for w in writes}
+        groups = self._groups(list(by_user))
+        calls: list[ScriptCall] = [
+            (APPLY, self._user_keys(group), [self._write_argument(by_user[u]) for u in group])
+            for group in groups
+        ]
+        with self._timed("save"):
+            replies = await self._run_scripts(calls)
+        return [
+            user
+            for group, reply in zip(groups, replies, strict=True)
+            for user, ok in zip(group, reply, strict=True)
+            if not ok
+        ]
+
+    async def clear_status_events(self, published: Mapping[str, bytes]) -> None:
+        """Empty the outbox of users whose status event was published (if still the same)."""
+        if not published:
+            return
+        calls: list[ScriptCall] = [
+            (
+                CLEAR_IF_EQUAL,
+                [self.keys.state(user) for user in group],
+                [OUTBOX_FIELD, *(published[user] for user in group)],
+            )
+            for group in self._groups(list(published))
+        ]
+        with self._timed("clear_outbox"):
+            await self._run_scripts(calls)
+
+    # ---- the review schedule ---------------------------------------------------------------
+    async def schedule(self, reviews: Mapping[tuple[int, str], datetime | None]) -> None:
+        """Set each (partition, user)'s next review instant (None: none due, unscheduled)."""
+        if not reviews:
+            return
+        with self._timed("schedule"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for (partition, user), due in reviews.items():
+                    key = self.keys.reviews(partition)
+                    if due is None:
+                        pipe.zrem(key, user)
+                    else:
+                        pipe.zadd(key, {user: due.timestamp()})
+                await pipe.execute()
+
+    async def due_reviews(
+        self, partition: int, now: datetime, limit: int
+    ) -> list[tuple[str, float]]:
+        """Users of a partition whose review is due at ``now``: (user, due Unix seconds),
+        earliest first."""
+        with self._timed("due_reviews"):
+            rows: list[Any] = await self.client.zrange(
+                self.keys.reviews(partition),
+                "-inf",
+                now.timestamp(),
+                byscore=True,
+                offset=0,
+                num=limit,
+                withscores=True,
+            )
+        return [(_text(user), float(score)) for user, score in rows]
+
+    async def schedule_policy(self, partition: int, effective: datetime) -> int:
+        """Bring every review of a partition later than ``effective`` forward to it (a policy
+        taking effect reviews every user), once per instant; returns how many moved."""
+        keys = [self.keys.reviews(partition), self.keys.reviews_policy_mark(partition)]
+        args = [repr(effective.timestamp()), str(to_micros(effective))]
+        with self._timed("schedule_policy"):
+            (moved,) = await self._run_scripts([(SCHEDULE_POLICY, keys, args)])
+        return int(moved)
+
+    # ---- reads for decisions and operators --------------------------------------------------
+    async def read_user(self, user_id: str) -> StoredUser:
+        """A user's stored checkpoint (one round trip; no fingerprints)."""
+        with self._timed("read_state"):
+            version, state, trajectory, latest, size, full = await self.client.hmget(
+                self.keys.state(user_id),
+                ["ver", "state", "trajectory", "latest_event_at", "ledger_size", "at_capacity"],
+            )
+        return StoredUser(
+            version=int(version) if version is not None else 0,
+            checkpoint=_checkpoint(state, trajectory),
+            already_applied=frozenset(),
+            latest_event_at=_micros(latest),
+            ledger_size=int(size) if size is not None else 0,
+            at_capacity=_text(full) if full is not None else "",
+        )
+
+    async def read_ledger_raw(self, user_id: str) -> list[bytes]:
+        """A user's ledger entries as stored (any order)."""
+        with self._timed("load_ledger"):
+            raws = await self.client.lrange(self.keys.ledger(user_id), 0, -1)
+        return [raw if isinstance(raw, bytes) else str(raw).encode() for raw in raws]
+
+    async def read_ledger(self, user_id: str) -> list[Any]:
+        """A user's ledger events (any order)."""
+        ledgers = await self.load_ledgers([user_id])
+        return [event for event, _ in ledgers[user_id].values()]
+
+    async def read_state(self, user_id: str) -> UserState | None:
+        """The fold at the user's last review, or None when nothing is known."""
+        return (await self.read_user(user_id)).state
+
+    async def read_summary(self, user_id: str) -> dict[str, str]:
+        """The operator-facing fields of a user's state hash (score, limit, status, …)."""
+        with self._timed("read_summary"):
+            raw = await self.client.hgetall(self.keys.state(user_id))
+        return {_text(k): _text(v) for k, v in raw.items() if _text(k) not in _INTERNAL_FIELDS}
+
+    async def remember_decision(
+        self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int, digest: str = ""
+    ) -> RememberedDecision | None:
+        """Store a decision (with the digest of the request it answers) unless one exists;
+        return the earlier one if it does."""
+        with self._timed("remember_decision"):
+            previous = await self.client.set(
+                self.keys.decision(user_id, request_id),
+                digest.encode() + b"\n" + payload,
+                nx=True,
+                get=True,
+                ex=ttl_seconds,
+            )
+        if previous is None:
+            return None
+        raw = previous if isinstance(previous, bytes) else str(previous).encode()
+        head, _, body = raw.partition(b"\n")
+        return RememberedDecision(head.decode(), body)
+
+    async def scan_states(self, count: int = 500) -> AsyncIterator[tuple[str, UserState]]:
+        """Every user's state (SCAN, so safe on a live Redis; on a cluster, every primary)."""
+        with translated():
+            async for key in self.client.scan_iter(match=self.keys.state_pattern(), count=count):
+                user = self.keys.user_of_state_key(_text(key))
+                state = await self.read_state(user)
+                if state is not None:
+                    yield user, state

@@ -1,0 +1,235 @@
+"""The worker: a Faust app whose units only read records, hand them to the services and ack
+them once the services are done (see :mod:`streams.runtime.bootstrap` for the wiring).
+
+* ``follow_policies`` (task) reads the policy topic before anything else, then follows it.
+* ``fold_events`` (task) reads the three event topics in batches with
+  :class:`~streams.adapters.kafka.events.EventConsumer` — plain aiokafka, its own consumer
+  group, offsets committed only after a batch is stored — folds them, and between batches
+  sweeps the users whose status changes with time alone.
+* ``answer_loan_requests`` (agent, ``concurrency=1``: higher values can commit past
+  in-flight records) answers each request as soon as it arrives; requests are taken with
+  ``noack_take`` and acked only after they are answered (``take()`` would ack a batch even
+  when its body raised).
+* ``tick_shells`` (timer) and ``export_consumer_lag`` (task); ``/metrics`` and ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+from prometheus_client import generate_latest
+
+from streams.adapters.kafka.lag import LagMonitor
+from streams.adapters.kafka.sink import FaustSink
+from streams.adapters.redis.client import describe_redis_error
+from streams.adapters.redis.store import RedisStore
+from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
+from streams.metrics import Metrics
+from streams.ports import InboundRecord
+from streams.runtime.bootstrap import Components
+from streams.runtime.faust_setup import faust_app, to_inbound
+from streams.service.decide import LoanDecider
+from streams.service.fold import EventFolder
+from streams.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: Loan requests are answered one by one, as soon as each arrives: a bigger batch waits for
+#: Faust's take timer (docs/sizing.md has the measured cost), and answering costs two Redis
+#: round trips per request whatever the batch.
+LOAN_BATCH_MAX = 1
+#: Only bounds the take loop's idle wake-ups: a full batch (one request) is yielded at once.
+LOAN_BATCH_WAIT_SECONDS = 0.05
+#: How often the storm guards expire old outcomes and rejection summaries fall due, records
+#: or not (a few microseconds each).
+SHELL_TICK_SECONDS = 1.0
+
+
+class _Worker:
+    """The worker's units, registered on a Faust app; each is small and named."""
+
+    def __init__(self, app: faust.App, parts: Components) -> None:
+        self.app = app
+        self.parts = parts
+        self.settings = parts.settings
+        #: The running event folder and loan decider (whichever this worker's role runs).
+        self.shells: list[EventFolder | LoanDecider] = []
+
+    def stopping(self) -> bool:
+        return bool(self.app.should_stop)
+
+    async def refused(self, store: RedisStore) -> bool:
+        """True (and the worker crashing) when Redis refuses our credentials or commands.
+
+        Checked before consuming: with wrong credentials nothing could ever be applied, and
+        an operator must act; an unreachable Redis, by contrast, is waited for batch by batch.
+        """
+        try:
+            await store.ping()
+        except OperatorActionRequired as exc:
+            log.critical("%s; stopping the worker", describe_redis_error(self.settings, exc))
+            await self.app.crash(exc)
+            return True
+        except Unavailable as exc:
+            log.warning("%s; waiting for it", describe_redis_error(self.settings, exc))
+        return False
+
+    async def unapplied(self, exc: Exception, batch: str) -> None:
+        """Stop on a batch that could not be applied: an unapplied batch must never be
+        skipped (later records would be committed around it), so the worker stops and
+        restarts from the last commit."""
+        if isinstance(exc, ShuttingDown):
+            log.info("stopping with %s unapplied; it will be redelivered", batch)
+        elif isinstance(exc, OperatorActionRequired):
+            log.critical("%s; stopping the worker", describe_redis_error(self.settings, exc))
+            await self.app.crash(exc)
+        else:
+            log.critical("batch failed unexpectedly (%s); stopping the worker", type(exc).__name__)
+            await self.app.crash(exc)
+
+    async def follow_policies(self) -> None:
+        """Load the policy history before any record is processed, then follow changes."""
+        policies = self.parts.policies
+        try:
+            await policies.start()
+            while not self.app.should_stop:
+                await policies.poll(timeout_ms=500)
+        finally:
+            await policies.stop()
+
+    async def tick_shells(self) -> None:
+        """A dead-letter storm ends and a burst's rejections are reported on a quiet topic
+        too: with no records there are no batches to do it."""
+        for shell in self.shells:
+            shell.tick()
+
+    async def export_consumer_lag(self) -> None:
+        """Every few seconds, the groups' lag per input topic (for alerts and dashboards)."""
+        lag = LagMonitor(self.settings, self.parts.metrics)
+        await lag.start()
+        try:
+            while not self.app.should_stop:
+                try:
+                    await lag.measure()
+                except Exception as exc:  # a broker hiccup must not stop the worker
+                    log.warning("measuring consumer lag failed: %s", type(exc).__name__)
+                await asyncio.sleep(self.settings.lag_interval_seconds)
+        finally:
+            await lag.stop()
+
+    async def fold_events(self) -> None:
+        """Fold the event topics batch by batch; review due users between batches."""
+        await self.parts.policies.ready.wait()
+        store = self.parts.store()
+        folder = self.parts.folder(store)
+        sweeper = self.parts.sweeper(folder)
+        consumer = self.parts.event_consumer(folder)
+        self.shells.append(folder)
+        try:
+            if await self.refused(store):
+                return
+            await consumer.start()
+            await consumer.run(self.stopping, sweeper.sweep, self.settings.review_interval_seconds)
+        except Exception as exc:
+            await self.unapplied(exc, "the batch in flight")
+        finally:
+            self.shells.remove(folder)
+            await consumer.stop()
+            await store.close()
+
+    async def answer_loan_requests(self, stream: Any) -> None:
+        """Answer each loan request as it arrives; ack it only once answered."""
+        await self.parts.policies.ready.wait()
+        store = self.parts.store()
+        decider = self.parts.decider(store)
+        self.shells.append(decider)
+        try:
+            if await self.refused(store):
+                return
+            batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
+            await self._drain(stream, batches, decider.process)
+        finally:
+            self.shells.remove(decider)
+            await store.close()
+
+    async def _drain(
+        self,
+        stream: Any,
+        batches: Any,
+        handler: Callable[[Sequence[InboundRecord]], Awaitable[Any]],
+    ) -> None:
+        async for batch in batches:
+            records = [to_inbound(e) for e in batch]
+            try:
+                await handler(records)
+            except Exception as exc:
+                await self.unapplied(exc, f"a batch of {len(batch)} records")
+                return
+            for event in batch:
+                await stream.ack(event)
+
+    async def metrics_page(self, web: Any, request: Any) -> Any:
+        registry = self.parts.metrics.registry
+        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+
+    async def health_page(self, web: Any, request: Any) -> Any:
+        return web.json(
+            {
+                "status": "ok",
+                "groups": list(self.settings.consumer_groups),
+                "role": self.settings.worker_role,
+                "policy": self.parts.policies.current.version,
+            }
+        )
+
+    def register(self) -> None:
+        """Put the units this worker's role runs on the app."""
+        app, settings = self.app, self.settings
+        app.task(self.follow_policies)
+        app.timer(interval=SHELL_TICK_SECONDS, name="tick_shells")(self.tick_shells)
+        app.task(self.export_consumer_lag)
+        if settings.worker_role in ("all", "events"):
+            app.task(self.fold_events)
+        if settings.worker_role in ("all", "decisions"):
+            requests = app.topic(
+                self.parts.topics.loan_requests,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=settings.topic_partitions,
+                acks=True,
+            )
+            app.agent(requests, concurrency=1, name="answer_loan_requests")(
+                self.answer_loan_requests
+            )
+        # Faust makes a page's function the method of a view class: plain functions here.
+
+        async def metrics(web: Any, request: Any) -> Any:
+            return await self.metrics_page(web, request)
+
+        async def healthz(web: Any, request: Any) -> Any:
+            return await self.health_page(web, request)
+
+        app.page("/metrics")(metrics)
+        app.page("/healthz")(healthz)
+
+
+def build_app(settings: Settings, metrics: Metrics) -> faust.App:
+    """The worker's Faust app for these settings."""
+    app = faust_app(settings)
+    parts = Components(settings, metrics, FaustSink(app), should_stop=lambda: app.should_stop)
+    _Worker(app, parts).register()
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``streams.runtime.app.app``, built on first use from the environment (for
+    ``faust -A streams.runtime.app``)."""
+    if name == "app":
+        built = build_app(get_settings(), Metrics())
+        globals()["app"] = built
+        return built
+    raise AttributeError(name)

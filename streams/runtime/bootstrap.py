@@ -1,0 +1,82 @@
+"""The composition root: settings → adapters → services, in one place.
+
+Every process that folds events or answers requests (the worker's Faust tasks, ``replay``)
+gets its parts from :class:`Components`, so they are wired the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streams.adapters.kafka.events import EventConsumer
+from streams.adapters.kafka.policies import PolicyWatcher
+from streams.adapters.redis.store import RedisStore
+from streams.core.policy import load_default_policy
+from streams.core.timeline import PolicyTimeline
+from streams.metrics import Metrics
+from streams.ports import RecordSink
+from streams.service.decide import LoanDecider
+from streams.service.fold import EventFolder
+from streams.service.review import ReviewSweeper
+from streams.settings import Settings
+from streams.topics import Topics
+
+
+@dataclass
+class Components:
+    """What a worker is made of, built from its settings on demand."""
+
+    settings: Settings
+    metrics: Metrics
+    sink: RecordSink
+    should_stop: Callable[[], bool] = lambda: False
+    policies: PolicyWatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policies = PolicyWatcher(self.settings, self.metrics, load_default_policy())
+
+    @property
+    def topics(self) -> Topics:
+        """The topic names in use."""
+        return Topics.from_settings(self.settings)
+
+    def timelines(self) -> PolicyTimeline:
+        """The policy versions known now, with the instants they take effect."""
+        return self.policies.timeline
+
+    def store(self) -> RedisStore:
+        """A new connection to the state store."""
+        return RedisStore.connect(self.settings, self.metrics)
+
+    def folder(self, store: RedisStore) -> EventFolder:
+        """The event folder on ``store``."""
+        return EventFolder(
+            self.settings,
+            store,
+            self.sink,
+            self.metrics,
+            self.timelines,
+            should_stop=self.should_stop,
+        )
+
+    def decider(self, store: RedisStore) -> LoanDecider:
+        """The loan decider on ``store`` (it waits for the policy topic to be read up to a
+        request's instant before answering it)."""
+        return LoanDecider(
+            self.settings,
+            store,
+            self.sink,
+            self.metrics,
+            self.timelines,
+            should_stop=self.should_stop,
+            policy_confirmed=self.policies.confirmed,
+        )
+
+    def sweeper(self, folder: EventFolder) -> ReviewSweeper:
+        """The review sweep of ``folder``'s users."""
+        return ReviewSweeper(folder)
+
+    def event_consumer(self, folder: EventFolder) -> EventConsumer:
+        """The batch consumer of the event topics, feeding ``folder``."""
+        return EventConsumer(self.settings, self.topics.events, folder.process)

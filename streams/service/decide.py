@@ -1,0 +1,219 @@
+"""Answering loan requests: decode → the user's standing at the request's instant → decide →
+remember once per ``request_id`` → publish.
+
+:class:`LoanDecider` reads only the user's stored checkpoint (and the ledger when the
+request's instant is before it), so one user's history never slows another's answer. It
+never approves blindly: without a successful read a person reviews.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from schemas.models import LoanDecision, LoanRequest
+from streams.core.answer import answer, judgement_instant, request_digest
+from streams.core.decision import (
+    decide_at_capacity,
+    decide_policy_unavailable,
+    decide_score_unavailable,
+)
+from streams.core.decoding import RejectedRecord, decode_record
+from streams.core.reasons import ReasonCode
+from streams.core.timeline import START, Checkpoint, PolicyTimeline, at_time, needs_ledger_at
+from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
+from streams.metrics import Metrics
+from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser
+from streams.service.shell import (
+    MESSAGES,
+    DeadLetterer,
+    Retrier,
+    ServiceCode,
+    decode_limits,
+    utc_now,
+)
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class RequestConflict(Exception):
+    """A request id already answered for a request with another body."""
+
+
+class LoanDecider:
+    """Answers loan requests from the live state, idempotently per ``request_id``."""
+
+    agent = "answer_loan_requests"
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        sink: RecordSink,
+        metrics: Metrics,
+        timelines: Callable[[], PolicyTimeline],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        should_stop: Callable[[], bool] = lambda: False,
+        policy_confirmed: Callable[[datetime], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sink = sink
+        self.metrics = metrics
+        self.timelines = timelines
+        self.clock = clock
+        self.topics = Topics.from_settings(settings)
+        self.limits = decode_limits(settings)
+        self.retry = Retrier(metrics, should_stop)
+        self.dead_letters = DeadLetterer(
+            self.agent, settings, sink, self.topics.dead_letter, metrics, clock
+        )
+        #: Whether every policy version in force at an instant is known (waits a little).
+        self.policy_confirmed = policy_confirmed
+
+    def tick(self) -> None:
+        """Called every second or so: a storm ends on a quiet topic too."""
+        self.dead_letters.tick()
+
+    async def process(self, records: Sequence[InboundRecord]) -> list[LoanDecision]:
+        """Answer each request (or dead-letter it); returns the decisions published."""
+        decisions: list[LoanDecision] = []
+        deliveries: list[Awaitable[Any]] = []
+        for record in records:
+            self.metrics.records_consumed.labels(record.topic).inc()
+            received = self.clock()
+            try:
+                request = decode_record(
+                    self.topics.kind_of(record.topic),
+                    record.key,
+                    record.value,
+                    now=received,
+                    limits=self.limits,
+                    headers=record.headers,
+                )
+            except RejectedRecord as rejected:
+                deliveries.append(
+                    await self.dead_letters.reject(record, rejected.code, rejected.message)
+                )
+                continue
+            self.dead_letters.accepted()
+            assert isinstance(request, LoanRequest)
+            arrival = received
+            if record.log_append_time and record.timestamp is not None:
+                arrival = datetime.fromtimestamp(record.timestamp, UTC)
+            try:
+                decision, payload, repeated = await self._answer(request, arrival, received)
+            except (OperatorActionRequired, ShuttingDown):
+                raise
+            except RequestConflict:
+                code = ServiceCode.CONFLICTING_REQUEST_ID
+                deliveries.append(await self.dead_letters.reject(record, code, MESSAGES[code]))
+                continue
+            except Exception:
+                # A bug (arithmetic at an extreme…) must not stop the worker: never silent.
+                log.exception("answering a loan request failed; dead-lettering it")
+                code = ServiceCode.PROCESSING_ERROR
+                deliveries.append(await self.dead_letters.reject(record, code, MESSAGES[code]))
+                continue
+            deliveries.append(
+                await self.sink.send(self.topics.loan_decisions, request.user_id.encode(), payload)
+            )
+            if repeated:
+                self.metrics.records_duplicate.labels(record.topic).inc()
+            else:
+                self.metrics.records_applied.labels(record.topic).inc()
+                self.metrics.decisions.labels(decision.outcome.value).inc()
+                self.metrics.decisions_by_status.labels(
+                    decision.displayed_status.value, decision.effective_status.value
+                ).inc()
+                if decision.overrides_displayed_status:
+                    self.metrics.decision_overrides.inc()
+            if record.timestamp is not None:
+                self.metrics.decision_seconds.observe(max(0.0, time.time() - record.timestamp))
+            decisions.append(decision)
+        self.dead_letters.watch_storm()
+        await asyncio.gather(*deliveries)
+        return decisions
+
+    async def _bounded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry a store call for at most ``score_unavailable_wait_seconds``."""
+        wait = self.settings.score_unavailable_wait_seconds
+        return await self.retry.bounded(operation, call, wait)
+
+    async def _standing_at(
+        self, request: LoanRequest, at: datetime
+    ) -> tuple[StoredUser, Checkpoint]:
+        """The user's stored record and checkpoint at the last review instant ≤ ``at`` (reads
+        the ledger only when the stored checkpoint does not reach ``at`` by time alone)."""
+        stored = await self._bounded("read_state", partial(self.store.read_user, request.user_id))
+        ledger = None
+        if needs_ledger_at(stored.checkpoint, stored.latest_event_at, at, self.limits.horizon):
+            ledger = await self._bounded(
+                "read_ledger", partial(self.store.read_ledger, request.user_id)
+            )
+        checkpoint = at_time(stored.checkpoint, ledger, self.timelines(), at, self.limits.horizon)
+        return stored, checkpoint
+
+    async def _answer(
+        self, request: LoanRequest, arrival: datetime, received: datetime
+    ) -> tuple[LoanDecision, bytes, bool]:
+        """The decision for a request, its wire bytes, and whether it was decided before."""
+        timelines = self.timelines()
+        language = self.settings.reason_language
+        tolerance = timedelta(seconds=self.settings.request_time_tolerance_seconds)
+        at = judgement_instant(request, arrival, tolerance)
+        if at is None:
+            decision = answer(request, START, timelines, None, received, language)
+        elif self.policy_confirmed is not None and not await self.policy_confirmed(at):
+            decision = decide_policy_unavailable(request, received, timelines.at(at), language)
+        else:
+            timelines = self.timelines()  # the view confirmed to cover ``at``
+            try:
+                stored, checkpoint = await self._standing_at(request, at)
+            except Unavailable:
+                # Never approve blindly: without a successful read a person reviews.
+                policy = timelines.at(at)
+                decision = decide_score_unavailable(request, received, policy, language)
+                return decision, decision.model_dump_json().encode(), False
+            if stored.at_capacity:
+                # Events or loans beyond what is kept were refused: the history is incomplete.
+                code = (
+                    ReasonCode.EVENT_LIMIT_REACHED
+                    if "events" in stored.at_capacity
+                    else ReasonCode.LOAN_LIMIT_REACHED
+                )
+                policy = timelines.at(at)
+                decision = decide_at_capacity(
+                    request, received, policy, code, language, evaluated_at=at
+                )
+            else:
+                decision = answer(request, checkpoint, timelines, at, received, language)
+        payload = decision.model_dump_json().encode()
+        ttl = self.settings.decision_retention_days * 86400
+        digest = request_digest(request)
+        try:
+            earlier = await self._bounded(
+                "remember_decision",
+                lambda: self.store.remember_decision(
+                    request.user_id, request.request_id, payload, ttl, digest
+                ),
+            )
+        except Unavailable:
+            # Unrecorded decisions could differ on redelivery; only a review is safe.
+            decision = decide_score_unavailable(request, received, timelines.at(received), language)
+            return decision, decision.model_dump_json().encode(), False
+        if earlier is not None:
+            if earlier.request_digest != digest:
+                raise RequestConflict(request.request_id)
+            return LoanDecision.model_validate_json(earlier.payload), earlier.payload, True
+        return decision, payload, False

@@ -1,0 +1,453 @@
+"""Folding events into users' state: decode → dedup → the status machine → one write per user.
+
+:class:`EventFolder` takes a batch of records from the event topics (and, for
+:meth:`EventFolder.review`, users whose status may change with time alone) and returns once
+every record is applied, duplicate or dead-lettered. Independent of Faust and of the store's
+technology: it is written against :mod:`streams.ports`.
+
+Longer than most modules: one batch's whole path (decode, dedup, limits, the status
+machine, the write, the announcement), read top to bottom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from prometheus_client import Histogram
+
+from schemas.models import EffectiveStatus, LineStatusChanged, LoanRequest, RepaymentEvent
+from streams.core.decision import status_reasons
+from streams.core.decoding import RejectedRecord, decode_record
+from streams.core.ledger import content_digest, encode_entry, fingerprint
+from streams.core.policy import Policy
+from streams.core.reasons import ReasonCode, reason
+from streams.core.scoring import Assessment, LineStatus
+from streams.core.timeline import Checkpoint, PolicyTimeline, needs_ledger, standing, update
+from streams.metrics import Metrics
+from streams.ports import InboundRecord, Ledger, RecordSink, StateStore, StoredUser, UserWrite
+from streams.service.shell import (
+    MESSAGES,
+    BatchReport,
+    DeadLetterer,
+    Pending,
+    Retrier,
+    ServiceCode,
+    decode_limits,
+    utc_now,
+)
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+#: How many times a batch re-reads and re-folds users whose write met a concurrent one.
+MAX_CONFLICT_ROUNDS = 50
+
+
+class EventFolder:
+    """Folds batches of repayment, spending and asset records into user state in Redis, and
+    reviews users whose status may change with time alone (:meth:`review`)."""
+
+    agent = "fold_events"
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        sink: RecordSink,
+        metrics: Metrics,
+        timelines: Callable[[], PolicyTimeline],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sink = sink
+        self.metrics = metrics
+        self.timelines = timelines
+        self.clock = clock
+        self.topics = Topics.from_settings(settings)
+        self.limits = decode_limits(settings)
+        self.retry = Retrier(metrics, should_stop)
+        self.dead_letters = DeadLetterer(
+            self.agent, settings, sink, self.topics.dead_letter, metrics, clock
+        )
+
+    def tick(self) -> None:
+        """Called every second or so: a storm ends on a quiet topic too."""
+        self.dead_letters.tick()
+
+    async def process(self, records: Sequence[InboundRecord]) -> BatchReport:
+        """Apply a batch; returns once every record is applied, duplicate or dead-lettered."""
+        started = time.perf_counter()
+        report = BatchReport()
+        now = self.clock()
+        deliveries: list[Awaitable[Any]] = []
+        by_user: dict[str, list[Pending]] = defaultdict(list)
+        for topic, count in Counter(record.topic for record in records).items():
+            self.metrics.records_consumed.labels(topic).inc(count)
+        for record in records:
+            try:
+                kind = self.topics.kind_of(record.topic)
+                event = decode_record(
+                    kind,
+                    record.key,
+                    record.value,
+                    now=now,
+                    limits=self.limits,
+                    headers=record.headers,
+                )
+            except RejectedRecord as rejected:
+                deliveries.append(
+                    await self.dead_letters.reject(record, rejected.code, rejected.message)
+                )
+                report.dead_lettered[record.topic] += 1
+                continue
+            self.dead_letters.accepted()
+            assert not isinstance(event, LoanRequest)
+            by_user[event.user_id].append(
+                Pending(record, event, fingerprint(event.event_id), content_digest(event))
+            )
+        partitions = {u: {p.record.partition for p in ps} for u, ps in by_user.items()}
+        failed, conflicting, outbox = await self._store(by_user, partitions, report, now)
+        status_deliveries = [
+            await self.sink.send(self.topics.line_status, user.encode(), payload)
+            for user, payload in outbox.items()
+        ]
+        for pending, code in [
+            *((p, ServiceCode.PROCESSING_ERROR) for p in failed),
+            *conflicting,
+        ]:
+            deliveries.append(await self.dead_letters.reject(pending.record, code, MESSAGES[code]))
+            report.dead_lettered[pending.record.topic] += 1
+        self.dead_letters.watch_storm()
+        await asyncio.gather(*deliveries, *status_deliveries)
+        # Published: the outbox can be emptied (a crash before this republishes, never loses).
+        await self.retry.until_stopped(
+            "clear_outbox", partial(self.store.clear_status_events, outbox)
+        )
+
+        applied_at = time.time()
+        for topic, count in report.applied.items():
+            self.metrics.records_applied.labels(topic).inc(count)
+        for topic, count in report.duplicate.items():
+            self.metrics.records_duplicate.labels(topic).inc(count)
+        self.metrics.batch_size.observe(len(records))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.last_batch_timestamp.set(applied_at)
+        return report
+
+    async def review(self, due: Mapping[str, set[int]]) -> int:
+        """Review users whose next review instant has passed (time alone may change their
+        status: a freeze running out, the dwell time ending, a month starting, a policy
+        taking effect); publishes the changes. ``due`` maps users to the event partitions
+        whose schedule named them. Returns the users whose status changed."""
+        if not due:
+            return 0
+        now = self.clock()
+        report = BatchReport()
+        _, _, outbox = await self._store({u: [] for u in due}, dict(due), report, now)
+        deliveries = [
+            await self.sink.send(self.topics.line_status, user.encode(), payload)
+            for user, payload in outbox.items()
+        ]
+        await asyncio.gather(*deliveries)
+        await self.retry.until_stopped(
+            "clear_outbox", partial(self.store.clear_status_events, outbox)
+        )
+        return len(outbox)
+
+    async def _store(
+        self,
+        by_user: dict[str, list[Pending]],
+        partitions: Mapping[str, set[int]],
+        report: BatchReport,
+        now: datetime,
+    ) -> tuple[list[Pending], list[tuple[Pending, ServiceCode]], dict[str, bytes]]:
+        """Fold and write every user, re-folding users whose write conflicted. Returns the
+        records that could not be folded, those refused (an event id reused with other
+        content, a user's kept history full: with the code and message to dead-letter them
+        with), and the status-change events to publish."""
+        remaining = dict(by_user)
+        failed: list[Pending] = []
+        conflicting: list[tuple[Pending, ServiceCode]] = []
+        outbox: dict[str, bytes] = {}
+        timelines = self.timelines()  # one set of policy versions for the whole batch
+        for _ in range(MAX_CONFLICT_ROUNDS):
+            if not remaining:
+                return failed, conflicting, outbox
+            candidates = {u: [p.fingerprint for p in ps] for u, ps in remaining.items()}
+            stored = await self.retry.until_stopped("load", partial(self.store.load, candidates))
+            wanted = [u for u in remaining if self._needs_ledger(stored[u], remaining[u], now)]
+            ledgers = await self.retry.until_stopped(
+                "load_ledger", partial(self.store.load_ledgers, wanted)
+            )
+            writes: list[UserWrite] = []
+            outcomes: dict[str, _UserOutcome] = {}
+            for user, pendings in remaining.items():
+                current = stored[user]
+                if current.pending_status_event is not None:
+                    outbox[user] = current.pending_status_event
+                try:
+                    outcome = self._fold_user(
+                        user, current, pendings, ledgers.get(user), timelines, now
+                    )
+                except Exception:
+                    log.exception("folding a user's events failed; dead-lettering them")
+                    failed.extend(pendings)
+                    continue
+                outcomes[user] = outcome
+                if outcome.write is not None:
+                    writes.append(outcome.write)
+            events_of = {w.user_id: w.status_event for w in writes if w.status_event}
+            conflicts = set(
+                await self.retry.until_stopped("save", partial(self.store.save, writes))
+            )
+            if conflicts:
+                self.metrics.store_conflicts.inc(len(conflicts))
+            schedule = {
+                (partition, user): (
+                    outcome.write.checkpoint.trajectory.next_review
+                    if outcome.write is not None
+                    else outcome.next_review
+                )
+                for user, outcome in outcomes.items()
+                if user not in conflicts
+                for partition in partitions.get(user, ())
+            }
+            await self.retry.until_stopped("schedule", partial(self.store.schedule, schedule))
+            applied_at = self.clock()
+            lag_of_topic: dict[str, Histogram] = {}
+            for user, outcome in outcomes.items():
+                if user in conflicts:
+                    continue
+                if user in events_of:
+                    outbox[user] = events_of[user]
+                if outcome.restated:
+                    self.metrics.line_status_restatements.inc()
+                for p in outcome.fresh:
+                    topic = p.record.topic
+                    report.applied[topic] += 1
+                    if topic not in lag_of_topic:
+                        lag_of_topic[topic] = self.metrics.event_time_lag.labels(topic)
+                    lag = max(0.0, (applied_at - p.event.occurred_at).total_seconds())
+                    lag_of_topic[topic].observe(lag)
+                for p in outcome.duplicates:
+                    report.duplicate[p.record.topic] += 1
+                conflicting.extend(outcome.conflicting)
+            remaining = {u: remaining[u] for u in conflicts}
+        raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
+
+    def _within_limits(
+        self,
+        current: StoredUser,
+        fresh: list[Pending],
+        rejected: list[tuple[Pending, ServiceCode]],
+    ) -> list[Pending]:
+        """The fresh events a user's kept history has room for (in event-time order); the
+        rest are added to ``rejected``: a flood from one user id cannot grow its state (and
+        every later fold and decision of that user) without bound."""
+        settings = self.settings
+        room = settings.max_events_per_user - current.ledger_size
+        state = current.checkpoint.state
+        open_loans = set(state.loans) if state is not None else set()
+        kept: list[Pending] = []
+        for p in sorted(fresh, key=lambda p: (p.event.occurred_at, p.event.event_id)):
+            event = p.event
+            if room <= 0:
+                rejected.append((p, ServiceCode.USER_EVENT_LIMIT))
+                continue
+            if isinstance(event, RepaymentEvent) and event.loan_id not in open_loans:
+                if len(open_loans) >= settings.max_open_loans_per_user:
+                    rejected.append((p, ServiceCode.USER_LOAN_LIMIT))
+                    continue
+                if event.outstanding_balance:
+                    open_loans.add(event.loan_id)
+            room -= 1
+            kept.append(p)
+        return kept
+
+    def _needs_ledger(self, current: StoredUser, pendings: list[Pending], now: datetime) -> bool:
+        """Whether a user's earlier events must be read: a re-sent event id (is its content
+        the same?), a late event, events not reviewed yet, or an event leaving the window."""
+        if any(p.fingerprint in current.already_applied for p in pendings):
+            return True
+        fresh = {p.fingerprint: p.event for p in pendings}
+        return needs_ledger(
+            current.checkpoint,
+            list(fresh.values()),
+            current.latest_event_at,
+            now,
+            self.limits.horizon,
+        )
+
+    def _fold_user(
+        self,
+        user: str,
+        current: StoredUser,
+        pendings: list[Pending],
+        ledger: Ledger | None,
+        timelines: PolicyTimeline,
+        now: datetime,
+    ) -> _UserOutcome:
+        digests: dict[int, int] = {fp: d for fp, (_, d) in (ledger or {}).items()}
+        fresh: list[Pending] = []
+        dupes: list[Pending] = []
+        conflicting: list[tuple[Pending, ServiceCode]] = []
+        for p in pendings:
+            known = digests.get(p.fingerprint)
+            if known is None and p.fingerprint in current.already_applied:
+                known = p.digest  # in the seen set but gone from the ledger: left the window
+            if known is None:
+                digests[p.fingerprint] = p.digest
+                fresh.append(p)
+            elif known == p.digest:
+                dupes.append(p)
+            else:
+                conflicting.append((p, ServiceCode.CONFLICTING_EVENT_ID))
+        fresh = self._within_limits(current, fresh, conflicting)
+        upcoming = current.checkpoint.trajectory.next_review
+        reviewed = current.checkpoint.at
+        policy_change = timelines.next_change_after(reviewed) if reviewed else None
+        if (
+            not fresh
+            and (upcoming is None or upcoming > now)
+            and (policy_change is None or policy_change > now)
+        ):
+            return _UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
+        horizon = self.limits.horizon
+        earlier = [event for event, _ in ledger.values()] if ledger is not None else None
+        checkpoint = update(
+            current.checkpoint, [p.event for p in fresh], earlier, timelines, now, horizon
+        )
+        if checkpoint == current.checkpoint and not fresh:
+            return _UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
+        # The ledger: the new entries appended, or (events left the window) rewritten.
+        entries = [encode_entry(p.event, p.digest) for p in fresh]
+        removed: list[int] = []
+        rewrite = False
+        size = current.ledger_size + len(fresh)
+        latest = max(
+            [p.event.occurred_at for p in fresh]
+            + ([current.latest_event_at] if current.latest_event_at else []),
+            default=None,
+        )
+        if ledger is not None:
+            limit = now - horizon
+            gone = [fp for fp, (event, _) in ledger.items() if event.occurred_at <= limit]
+            if gone:
+                removed = gone
+                rewrite = True
+                kept = [
+                    encode_entry(event, digest)
+                    for fp, (event, digest) in ledger.items()
+                    if event.occurred_at > limit
+                ]
+                entries = kept + entries
+                size = len(entries)
+        # Late: before the instant the stored status was last announced as of.
+        announced = current.written_at or current.checkpoint.at
+        restated = announced is not None and any(p.event.occurred_at <= announced for p in fresh)
+        assessment = standing(checkpoint, timelines)
+        status_event = None
+        if assessment is not None:
+            self.metrics.scores.observe(assessment.score)
+            before = current.line
+            after = assessment.line
+            if before is None or (before.status, before.since) != (after.status, after.since):
+                policy = timelines.at(assessment.features.at)
+                status_event = self._status_event(before, assessment, policy, restated=restated)
+        write = UserWrite(
+            user_id=user,
+            expected_version=current.version,
+            checkpoint=checkpoint,
+            standing=assessment,
+            at_capacity=self._at_capacity(size, checkpoint),
+            fingerprints=[p.fingerprint for p in fresh],
+            entries=entries,
+            rewrite=rewrite,
+            removed=removed,
+            latest_event_at=latest,
+            ledger_size=size,
+            status_event=status_event,
+            written_at=now,
+        )
+        self._observe_intervals(current.checkpoint, checkpoint)
+        past_changed = restated and _past_restated(current.checkpoint, checkpoint, announced)
+        return _UserOutcome(write, fresh, dupes, conflicting, restated=past_changed)
+
+    def _at_capacity(self, ledger_size: int, checkpoint: Checkpoint) -> str:
+        """Which of the user's kept histories is full (``events``, ``loans``), comma
+        separated; empty when none: a full one means its requests are reviewed by a person."""
+        full = []
+        if ledger_size >= self.settings.max_events_per_user:
+            full.append("events")
+        state = checkpoint.state
+        if state is not None and len(state.loans) >= self.settings.max_open_loans_per_user:
+            full.append("loans")
+        return ",".join(full)
+
+    def _observe_intervals(self, old: Checkpoint, new: Checkpoint) -> None:
+        """Event time between each new status change and the one before it (changes into or
+        out of a freeze aside: freezing is immediate by design)."""
+        known = set(old.trajectory.changes)
+        frozen = EffectiveStatus.FROZEN
+        for before, after in itertools.pairwise(new.trajectory.changes):
+            if after in known or frozen in (before.status, after.status) or not after.settled:
+                continue
+            interval = (after.since - before.since).total_seconds()
+            self.metrics.line_status_change_interval.observe(interval)
+
+    def _status_event(
+        self,
+        previous: LineStatus | None,
+        assessment: Assessment,
+        policy: Policy,
+        *,
+        restated: bool,
+    ) -> bytes:
+        self.metrics.line_status_changes.labels(assessment.status.value).inc()
+        language = self.settings.reason_language
+        reasons = status_reasons(assessment, policy, language)
+        if restated:
+            reasons = [reason(ReasonCode.LATE_EVENT_RESTATED, language), *reasons]
+        event = LineStatusChanged(
+            user_id=assessment.user_id,
+            changed_at=assessment.line.since,
+            previous_status=previous.status if previous else None,
+            status=assessment.status,
+            credit_limit=assessment.credit_limit,
+            score=assessment.score,
+            reasons=reasons,
+            policy_version=assessment.policy_version,
+        )
+        return event.model_dump_json().encode()
+
+
+def _past_restated(old: Checkpoint, new: Checkpoint, at: datetime | None) -> bool:
+    """Whether the status history up to ``at`` (when it was last announced) differs."""
+    if at is None:
+        return False
+    before = [c for c in old.trajectory.changes if c.since <= at]
+    return before != [c for c in new.trajectory.changes if c.since <= at]
+
+
+@dataclass
+class _UserOutcome:
+    write: UserWrite | None
+    fresh: list[Pending]
+    duplicates: list[Pending]
+    conflicting: list[tuple[Pending, ServiceCode]]
+    restated: bool = False
+    #: The user's next review when nothing is written (the schedule is kept right anyway).
+    next_review: datetime | None = None

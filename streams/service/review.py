@@ -1,0 +1,65 @@
+"""Reviewing users whose status changes with time alone (a freeze running out, a dwell time
+ending, a month or a policy starting), on time, from the per-partition review schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
+
+from streams.service.fold import EventFolder
+from streams.service.shell import utc_now
+
+
+class ReviewSweeper:
+    """Reviews users whose status may change with time alone, on time.
+
+    Each user's next review instant is kept in a sorted set per event partition (written
+    with every state); the worker owning a partition sweeps it every few seconds: due users
+    are reviewed through the same :meth:`EventFolder.review` path as events (versioned
+    writes, the outbox), so several workers, crashes and repeats change nothing but the
+    timing. A policy taking effect brings every user of the partition's review forward to it.
+    """
+
+    def __init__(
+        self,
+        folder: EventFolder,
+        *,
+        batch_users: int = 500,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.folder = folder
+        self.store = folder.store
+        self.metrics = folder.metrics
+        self.batch_users = batch_users
+        self.clock = clock
+
+    async def sweep(self, partitions: set[int]) -> int:
+        """Review every due user of ``partitions``; returns how many were reviewed."""
+        now = self.clock()
+        in_force = [t for t in self.folder.timelines().effective_instants() if t <= now]
+        reviewed = 0
+        overdue = 0
+        for partition in sorted(partitions):
+            if in_force:
+                await self.folder.retry.until_stopped(
+                    "schedule_policy", partial(self.store.schedule_policy, partition, in_force[-1])
+                )
+            while True:
+                due = await self.folder.retry.until_stopped(
+                    "due_reviews",
+                    partial(self.store.due_reviews, partition, now, self.batch_users),
+                )
+                if not due:
+                    break
+                for _, at in due:
+                    self.metrics.review_lag.observe(max(0.0, now.timestamp() - at))
+                await self.folder.review({user: {partition} for user, _ in due})
+                reviewed += len(due)
+                if len(due) < self.batch_users:
+                    break
+            overdue += len(
+                await self.store.due_reviews(partition, now - timedelta(seconds=60), 1000)
+            )
+        self.metrics.reviews_due.set(overdue)
+        return reviewed

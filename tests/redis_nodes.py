@@ -1,0 +1,195 @@
+"""Private ``redis-server`` processes on loopback: single servers and a local Redis Cluster.
+
+Used by the tests (a cluster of 3 masters, a TLS server with ACLs) and usable by hand. Each
+server keeps its data, log and cluster state in its own directory; nothing here touches the
+development stack's Redis.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.devtools.stack.local import StackError, port_open
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise StackError(f"{name} is not installed: run `make install`.")
+    return path
+
+
+@dataclass
+class RedisServer:
+    """One ``redis-server`` of ours: ``args`` choose its listeners (``--port``, ``--tls-port``)
+    and anything else; ``port`` is where it is ready when it accepts connections."""
+
+    directory: Path
+    port: int
+    args: Sequence[str] = ()
+    host: str = LOOPBACK
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def log(self) -> Path:
+        """The server's log file."""
+        return self.directory / "redis.log"
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                _binary("redis-server"),
+                "--bind",
+                self.host,
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.log),
+                # Dedup fingerprints are 64-bit integers: keep sets in the compact intset form.
+                "--set-max-intset-entries",
+                "10000",
+                # A user's hash holds the ~0.3-2 KB state and, briefly, a status event: above the
+                # default 64-byte value limit it becomes a hashtable, ~700 B per user more.
+                "--hash-max-listpack-value",
+                "4096",
+                *self.args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log.read_text()[-2000:] if self.log.exists() else ""
+                raise StackError(f"redis-server exited; see {self.log}:\n{tail}")
+            if port_open(self.host, self.port, timeout=0.2):
+                return
+            time.sleep(0.05)
+        raise StackError(f"redis-server did not start within {timeout:.0f}s; see {self.log}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (Redis saves what it persists), SIGKILL after ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class LocalRedisCluster:
+    """A Redis Cluster of ``masters`` primaries (no replicas) on free loopback ports."""
+
+    directory: Path
+    masters: int = 3
+    host: str = LOOPBACK
+    nodes: list[RedisServer] = field(default_factory=list, repr=False)
+
+    @property
+    def url(self) -> str:
+        """A seed node's URL (the client discovers the others)."""
+        return f"redis://{self.host}:{self.nodes[0].port}/0"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the nodes, join them into one cluster and wait for ``cluster_state:ok``."""
+        if self.masters < 3:
+            raise StackError("a Redis Cluster needs at least 3 masters")
+        for index in range(self.masters):
+            port = free_port(self.host)
+            self.nodes.append(
+                RedisServer(
+                    self.directory / f"node-{index}",
+                    port,
+                    [
+                        "--port",
+                        str(port),
+                        # The bus port is chosen too: port + 10000 may be taken or out of range.
+                        "--cluster-port",
+                        str(free_port(self.host)),
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                        "--appendonly",
+                        "yes",
+                        "--save",
+                        "",
+                    ],
+                    self.host,
+                )
+            )
+        try:
+            for node in self.nodes:
+                node.start()
+            self._create(timeout)
+            self._wait_ok(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _cli(self, *args: str, timeout: float = 30.0) -> str:
+        result = subprocess.run(
+            [_binary("redis-cli"), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"redis-cli {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def _create(self, timeout: float) -> None:
+        addresses = [f"{self.host}:{node.port}" for node in self.nodes]
+        self._cli(
+            "--cluster",
+            "create",
+            *addresses,
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+            timeout=timeout,
+        )
+
+    def _wait_ok(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [
+                self._cli("-h", self.host, "-p", str(node.port), "cluster", "info")
+                for node in self.nodes
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.1)
+        raise StackError(f"the Redis Cluster is not ok after {timeout:.0f}s")
+
+    def stop(self) -> None:
+        """Stop every node (data stays in the directory)."""
+        for node in self.nodes:
+            node.stop()

@@ -1,0 +1,229 @@
+"""The services on fakes of their ports: folding, deciding and reviewing, with conflicts,
+outages and bad input injected — no Kafka, no Redis, milliseconds per test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas import dead_letter
+from schemas.models import InputEvent, LineStatusChanged, LoanDecision
+from streams.core.decoding import RecordKind
+from streams.core.policy import load_default_policy
+from streams.core.timeline import advance, canonical, constant
+from streams.devtools.simulation import to_record
+from streams.errors import ShuttingDown
+from streams.metrics import Metrics
+from streams.ports import InboundRecord
+from streams.service.decide import LoanDecider
+from streams.service.fold import EventFolder
+from streams.service.review import ReviewSweeper
+from streams.settings import Settings
+from streams.topics import Topics
+from tests.builders import encode, repayment, request_doc, spending
+from tests.unit.fakes import FakeSink, FakeStore, record_of
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SETTINGS = Settings.model_construct(**Settings().model_dump())
+TOPICS = Topics.from_settings(SETTINGS)
+TIMELINE = constant(load_default_policy())
+HORIZON = timedelta(days=SETTINGS.event_horizon_days)
+
+
+def folder(store: FakeStore, sink: FakeSink, metrics: Metrics, stop: bool = False) -> EventFolder:
+    return EventFolder(
+        SETTINGS,
+        store,
+        sink,
+        metrics,
+        lambda: TIMELINE,
+        clock=lambda: NOW,
+        should_stop=lambda: stop,
+    )
+
+
+def history(user: str = "u-1") -> list[InputEvent]:
+    events: list[InputEvent] = [
+        repayment(
+            event_id=f"r{i}",
+            user_id=user,
+            occurred_at=(NOW - timedelta(days=30 * (i + 1))).isoformat(),
+        )
+        for i in range(6)
+    ]
+    events.append(
+        spending(event_id="s1", user_id=user, occurred_at=(NOW - timedelta(days=3)).isoformat())
+    )
+    return events
+
+
+def records(events: list[InputEvent], start: int = 0) -> list[InboundRecord]:
+    return [
+        record_of(TOPICS.topic_for(_kind(e)), e, offset) for offset, e in enumerate(events, start)
+    ]
+
+
+def _kind(event: InputEvent) -> RecordKind:
+    return to_record(event).kind
+
+
+async def test_a_batch_is_folded_into_the_reference_checkpoint() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    events = history()
+    report = await folder(store, sink, metrics).process(records(events))
+    assert sum(report.applied.values()) == len(events)
+    expected = advance(canonical(events), TIMELINE, NOW, HORIZON)
+    assert store.user("u-1").checkpoint == expected
+    # The first status is announced, and the outbox emptied once published.
+    [announced] = sink.to(TOPICS.line_status)
+    assert LineStatusChanged.model_validate_json(announced.value or b"").previous_status is None
+    assert store.user("u-1").status_event is None
+
+
+async def test_redeliveries_are_duplicates_and_other_content_under_an_id_a_conflict() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    events = history()
+    fold = folder(store, sink, metrics)
+    await fold.process(records(events))
+    changed = spending(event_id="s1", user_id="u-1", amount="99.00")
+    report = await fold.process(records([*events, changed], 100))
+    assert sum(report.duplicate.values()) == len(events)
+    assert sum(report.dead_lettered.values()) == 1
+    [letter] = sink.to(TOPICS.dead_letter)
+    assert dict(letter.headers)[dead_letter.HEADER_ERROR_CODE] == b"CONFLICTING_EVENT_ID"
+
+
+async def test_a_concurrent_write_makes_the_batch_read_and_fold_the_user_again() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    events = history()
+    bumps = iter([True])
+
+    def concurrent_writer() -> None:
+        if next(bumps, False):
+            store.user("u-1").version += 1  # another worker wrote the user in between
+
+    store.before_save = concurrent_writer
+    report = await folder(store, sink, metrics).process(records(events))
+    assert sum(report.applied.values()) == len(events)
+    assert store.calls.count("load") == 2
+    assert metrics.registry.get_sample_value("creditline_store_conflicts_total") == 1.0
+
+
+async def test_an_unavailable_store_is_waited_for_never_skipped() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    store.unavailable = {"load": 2, "save": 1}
+    report = await folder(store, sink, metrics).process(records(history()))
+    assert sum(report.applied.values()) == 7
+    retries = metrics.registry.get_sample_value
+    assert retries("creditline_store_retries_total", {"operation": "load"}) == 2.0
+
+
+async def test_a_store_still_unavailable_when_stopping_leaves_the_batch_unapplied() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    store.unavailable = {"load": 10**6}
+    with pytest.raises(ShuttingDown):
+        await folder(store, sink, metrics, stop=True).process(records(history()))
+    assert store.user("u-1").version == 0
+
+
+async def test_bad_records_are_dead_lettered_with_their_code_and_a_flood_is_a_storm() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    bad = [InboundRecord(TOPICS.spending, 0, offset, b"u-1", b"not json") for offset in range(150)]
+    report = await folder(store, sink, metrics).process(bad)
+    assert sum(report.dead_lettered.values()) == 150
+    codes = {dict(s.headers)[dead_letter.HEADER_ERROR_CODE] for s in sink.to(TOPICS.dead_letter)}
+    assert codes == {b"NOT_JSON"}
+    storm = metrics.registry.get_sample_value
+    assert storm("creditline_dead_letter_storm", {"agent": "fold_events"}) == 1.0
+
+
+async def test_an_outbox_left_by_a_crash_is_published_again() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, sink, metrics).process(records(history()))
+    store.user("u-1").status_event = b'{"left": "by a crash"}'
+    await folder(store, sink, metrics).process(records(history()))  # all duplicates
+    assert sink.to(TOPICS.line_status)[-1].value == b'{"left": "by a crash"}'
+    assert store.user("u-1").status_event is None
+
+
+def decider(store: FakeStore, sink: FakeSink, metrics: Metrics) -> LoanDecider:
+    return LoanDecider(
+        SETTINGS.model_copy(update={"score_unavailable_wait_seconds": 0.05}),
+        store,
+        sink,
+        metrics,
+        lambda: TIMELINE,
+        clock=lambda: NOW,
+    )
+
+
+def ask(request_id: str = "q-1", **overrides: object) -> InboundRecord:
+    doc = request_doc(request_id=request_id, requested_at=NOW.isoformat(), **overrides)
+    return InboundRecord(TOPICS.loan_requests, 0, 0, b"u-1", encode(doc))
+
+
+async def test_decisions_come_from_the_standing_and_are_remembered_once() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(history()))
+    deciding = decider(store, sink, metrics)
+    [first] = await deciding.process([ask()])
+    assert first.evaluated_at == NOW
+    [again] = await deciding.process([ask()])
+    assert again == first
+    published = [s.value for s in sink.to(TOPICS.loan_decisions)]
+    assert published[0] == published[1]
+    # The same id with another body is a conflict, never the first request's answer.
+    assert await deciding.process([ask(amount="99999.00")]) == []
+    [letter] = sink.to(TOPICS.dead_letter)
+    assert dict(letter.headers)[dead_letter.HEADER_ERROR_CODE] == b"CONFLICTING_REQUEST_ID"
+
+
+@pytest.mark.parametrize("failing", ["read_state", "remember_decision"])
+async def test_a_store_that_cannot_be_read_gives_a_review_never_an_approval(failing: str) -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(history()))
+    store.unavailable = {failing: 10**6}
+    [decision] = await decider(store, sink, metrics).process([ask()])
+    assert (decision.outcome.value, decision.reasons[0].code) == ("review", "SCORE_UNAVAILABLE")
+
+
+async def test_unknown_users_and_untrusted_times_are_reviewed() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    deciding = decider(store, sink, metrics)
+    [unknown] = await deciding.process([ask()])
+    assert unknown.reasons[0].code == "NO_HISTORY"
+    backdated = request_doc(request_id="q-2", requested_at=(NOW - timedelta(days=1)).isoformat())
+    record = InboundRecord(TOPICS.loan_requests, 0, 1, b"u-1", encode(backdated))
+    [untrusted] = await deciding.process([record])
+    assert untrusted.reasons[0].code == "REQUEST_TIME_UNTRUSTED"
+    assert LoanDecision.model_validate_json(sink.sent[-1].value or b"") == untrusted
+
+
+async def test_the_sweep_reviews_due_users_and_announces_a_thaw() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    clock = {"now": NOW}
+    late = repayment(
+        event_id="late",
+        occurred_at=(NOW - timedelta(days=89)).isoformat(),
+        amount_paid="0.00",
+        days_past_due=35,
+    )
+    fold = EventFolder(SETTINGS, store, sink, metrics, lambda: TIMELINE, clock=lambda: clock["now"])
+    await fold.process(records([*history(), late]))
+    assert LineStatusChanged.model_validate_json(sink.sent[-1].value or b"").status == "frozen"
+    clock["now"] = NOW + timedelta(days=2)
+    reviewed = await ReviewSweeper(fold, clock=lambda: clock["now"]).sweep({0})
+    assert reviewed >= 1
+    thaw = LineStatusChanged.model_validate_json(sink.sent[-1].value or b"")
+    assert (thaw.previous_status, thaw.status) == ("frozen", thaw.status)
+    assert thaw.status != "frozen"
+    assert thaw.changed_at == late.occurred_at + timedelta(days=90, microseconds=1)
+
+
+async def test_a_request_reads_nothing_but_its_users_keys() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(history()))
+    store.calls.clear()
+    await decider(store, sink, metrics).process([ask()])
+    assert store.calls == ["read_state", "remember_decision"]
