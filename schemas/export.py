@@ -31,7 +31,11 @@ def export_schemas(directory: Path = SCHEMA_DIR, *, check: bool = False) -> list
 
     directory.mkdir(parents=True, exist_ok=True)
     targets = {directory / f"{name}.schema.json": render_schema(name) for name in CONTRACT_MODELS}
-    targets[directory.parent / ASYNCAPI_PATH.name] = render_asyncapi()
+    # The AsyncAPI document sits beside the schema folder in the repository; exported
+    # anywhere else, it goes into the directory asked for, never beside it.
+    at_home = directory.resolve() == SCHEMA_DIR.resolve()
+    asyncapi = ASYNCAPI_PATH if at_home else directory / ASYNCAPI_PATH.name
+    targets[asyncapi] = render_asyncapi()
     stale = []
     for path, text in targets.items():
         if not path.exists() or path.read_text() != text:

@@ -2,6 +2,8 @@
 
 This is the only module that reads configuration; everything else receives a
 :class:`Settings` instance.
+
+Longer than most modules: every setting, with the description the generated docs show.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 ENV_PREFIX = "CREDITLINE_"
 
@@ -23,13 +30,48 @@ def _default_cache_dir() -> Path:
     return Path(base) / "creditline"
 
 
+#: Environment variable naming an optional TOML settings file (default ``creditline.toml``
+#: in the working directory, if present). The environment wins over the file.
+CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG_FILE"
+DEFAULT_CONFIG_FILE = "creditline.toml"
+
+
+def config_file() -> Path | None:
+    """The TOML settings file in use, if any."""
+    named = os.environ.get(CONFIG_FILE_ENV)
+    if named:
+        return Path(named)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
 class Settings(BaseSettings):
-    """creditline configuration (environment variables ``CREDITLINE_<FIELD>``)."""
+    """creditline configuration: environment variables ``CREDITLINE_<FIELD>``, over an
+    optional TOML file (``CREDITLINE_CONFIG_FILE``, else ``./creditline.toml``) whose keys are
+    the field names in lower case (``kafka_bootstrap_servers = "…"``)."""
 
     # Errors never echo the input: it holds the passwords.
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the TOML file (if any)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            if not path.is_file():
+                raise ValueError(f"{CONFIG_FILE_ENV} names {path}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
 
     # --- connections -------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(

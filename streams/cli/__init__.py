@@ -1,13 +1,13 @@
 """``creditline``: bring the local stack up, run the worker, publish events, ask for loans.
 
 A package of small command modules, each registering its commands on the root app
-(:mod:`streams.cli.app`): parse → call the services and adapters → render.
+(:mod:`streams.cli.root`): parse → call the services and adapters → render.
 """
 
 from __future__ import annotations
 
 from streams.cli import dlq, loans, policy, schemas, stack, state, worker
-from streams.cli.app import app, err
+from streams.cli.root import app, err
 
 __all__ = ["app", "dlq", "loans", "main", "policy", "schemas", "stack", "state", "worker"]
 

@@ -15,7 +15,7 @@ from streams.settings import get_settings
 
 if TYPE_CHECKING:
     from streams.adapters.kafka.dead_letters import DeadLetterPage
-from streams.cli.app import (
+from streams.cli.root import (
     JsonOption,
     console,
     dlq_app,

@@ -13,7 +13,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,11 +23,12 @@ from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     pass
-from streams.cli.app import (
+from streams.cli.root import (
     JsonOption,
     app,
     console,
     fail,
+    invalid,
     run,
 )
 
@@ -129,7 +129,7 @@ async def _count_decisions(
                     stats.overrides += int(d.overrides_displayed_status)
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def simulate(
     users: Annotated[int, typer.Option(help="Users to simulate (personas in rotation).")] = 200,
     seed: Annotated[
@@ -245,7 +245,7 @@ def _decision_table(decision: LoanDecision) -> Table:
     return table
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def request(
     user: Annotated[str, typer.Argument(help="The user id.")],
     amount: Annotated[str, typer.Argument(help="Amount, e.g. 2500 or 2500.00.")],
@@ -260,17 +260,19 @@ def request(
     from pydantic import ValidationError
 
     try:
-        loan = LoanRequest(
-            request_id=f"cli-{uuid.uuid4().hex[:16]}",
-            user_id=user,
-            requested_at=datetime.now(UTC),
-            amount=Decimal(amount),
-            term_months=term,
-            displayed_status=displayed,
+        loan = LoanRequest.model_validate(
+            {
+                "request_id": f"cli-{uuid.uuid4().hex[:16]}",
+                "user_id": user,
+                "requested_at": datetime.now(UTC).isoformat(),
+                # As on the wire: a decimal string (the contract's own rules apply).
+                "amount": amount,
+                "term_months": term,
+                "displayed_status": displayed.value,
+            }
         )
-    except (ValidationError, InvalidOperation) as exc:
-        fail(f"invalid request: {exc}")
-        return
+    except ValidationError as exc:
+        invalid("request", exc)
     decision = run(_await_decision(get_settings(), loan, timeout))
     if decision is None:
         fail(f"no decision within {timeout:.0f}s: is a worker running? (`creditline worker`)")
@@ -334,7 +336,7 @@ async def _watch_decisions(
     return seen
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def demo(
     users: Annotated[int, typer.Option(help="Users to simulate.")] = 40,
     duration: Annotated[float, typer.Option(help="Seconds to run (0 = until Ctrl-C).")] = 0,

@@ -14,7 +14,7 @@ from streams.settings import get_settings
 
 if TYPE_CHECKING:
     pass
-from streams.cli.app import (
+from streams.cli.root import (
     JsonOption,
     active_policy,
     console,

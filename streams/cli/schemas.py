@@ -9,7 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     pass
-from streams.cli.app import (
+from streams.cli.root import (
     console,
     fail,
     schemas_app,

@@ -7,13 +7,14 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from streams.settings import get_settings
 
 if TYPE_CHECKING:
     pass
-from streams.cli.app import (
+from streams.cli.root import (
     JsonOption,
     app,
     console,
@@ -24,7 +25,7 @@ from streams.cli.app import (
 
 
 # ---- local stack ---------------------------------------------------------------------------
-@app.command()
+@app.command(rich_help_panel="Local stack")
 def up(
     brokers: Annotated[
         int,
@@ -44,6 +45,11 @@ def up(
     stack = LocalStack(settings)
     try:
         console.print(stack.start_redis())
+        if not stack.kafka_jars_cached():
+            console.print(
+                f"resolving Kafka {settings.kafka_version}'s jars with Maven into "
+                f"{stack.kafka_libs} (first run only: a minute or two)…"
+            )
         console.print(stack.start_kafka(brokers))
     except StackError as exc:
         fail(str(exc))
@@ -64,7 +70,7 @@ def up(
     console.print(f"topics ready ({len(states)}; created {len(created)})")
 
 
-@app.command()
+@app.command(rich_help_panel="Local stack")
 def down() -> None:
     """Stop the Kafka nodes and Redis that `creditline up` started (data is kept)."""
     from streams.devtools.stack import LocalStack
@@ -75,16 +81,19 @@ def down() -> None:
     console.print(stack.stop("redis"))
 
 
-@app.command()
+@app.command(rich_help_panel="Local stack")
 def status(as_json: JsonOption = False) -> None:
-    """Report whether Kafka and Redis are reachable and who started them; Redis must also
-    answer PING as the configured user (TLS and credentials included)."""
+    """Report whether Kafka and Redis answer and who started them: Kafka must answer a
+    metadata request and Redis PING, each as the configured user with the configured
+    security (TLS, SASL, credentials)."""
+    from streams.adapters.kafka.client import kafka_problem
     from streams.adapters.redis.client import redis_problem
     from streams.devtools.stack import LocalStack
 
     settings = get_settings()
     services = LocalStack(settings).status()
     redis_error = asyncio.run(redis_problem(settings))
+    kafka_error = asyncio.run(kafka_problem(settings))
     if as_json:
         console.print_json(
             json.dumps(
@@ -96,6 +105,7 @@ def status(as_json: JsonOption = False) -> None:
                         "pid": s.pid,
                         "managed": s.managed,
                         **({"error": redis_error} if s.name == "redis" else {}),
+                        **({"error": kafka_error} if s.name.startswith("kafka") else {}),
                     }
                     for s in services
                 ]
@@ -114,13 +124,14 @@ def status(as_json: JsonOption = False) -> None:
         console.print(table)
         console.print(f"redis url: {settings.redis_url_redacted}")
         console.print(f"kafka security: {settings.kafka_security_summary}", soft_wrap=True)
-    if redis_error is not None:
-        err.print(f"[bold red]error:[/] {redis_error}", soft_wrap=True)
-    if redis_error is not None or not all(s.reachable for s in services):
+    for problem in (kafka_error, redis_error):
+        if problem is not None:
+            err.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)
+    if redis_error or kafka_error or not all(s.reachable for s in services):
         raise typer.Exit(1)
 
 
-@app.command("redis-acl")
+@app.command("redis-acl", rich_help_panel="Local stack")
 def redis_acl() -> None:
     """Print the ACL SETUSER line for creditline's Redis user: its key prefix and only the
     commands it sends. Add a password (`>secret`) before applying it."""
@@ -129,7 +140,7 @@ def redis_acl() -> None:
     console.print(acl_setuser_line(get_settings()), markup=False, soft_wrap=True)
 
 
-@app.command("kafka-acls")
+@app.command("kafka-acls", rich_help_panel="Local stack")
 def kafka_acls(
     operator: Annotated[
         str, typer.Option(help="The operators' principal (the worker's is the SASL user's).")
@@ -148,20 +159,30 @@ def kafka_acls(
         console.print(line, markup=False, soft_wrap=True)
 
 
-@app.command()
-def topics(as_json: JsonOption = False) -> None:
-    """Create missing topics and list them with partition counts."""
-    from streams.adapters.kafka.admin import ensure_topics
+@app.command(rich_help_panel="Local stack")
+def topics(
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create", help="Create the missing topics (with the configured replication)."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List creditline's topics with their partition counts and retention (missing ones
+    as such); with --create, create the missing ones first."""
+    from streams.adapters.kafka.admin import describe_topics, ensure_topics
     from streams.topics import Topics
 
     settings = get_settings()
-    states = run(ensure_topics(settings))
+    states = run(ensure_topics(settings) if create else describe_topics(settings))
     specs = {s.name: s for s in Topics.from_settings(settings).specs(settings)}
     rows = [
         {
             "topic": s.name,
             "partitions": s.partitions,
             "created": s.created_now,
+            "exists": s.partitions > 0,
             "retention.ms": specs[s.name].config.get("retention.ms"),
         }
         for s in states
@@ -173,11 +194,13 @@ def topics(as_json: JsonOption = False) -> None:
     for row in rows:
         table.add_row(
             row["topic"],
-            str(row["partitions"]),
+            str(row["partitions"]) if row["exists"] else "[red]missing[/]",
             str(row["retention.ms"]),
             "yes" if row["created"] else "",
         )
     console.print(table)
+    if not all(row["exists"] for row in rows):
+        err.print("some topics are missing: `creditline topics --create` creates them")
 
 
 # ---- worker --------------------------------------------------------------------------------

@@ -15,23 +15,29 @@ from streams.settings import get_settings
 
 if TYPE_CHECKING:
     pass
-from streams.cli.app import (
+from streams.cli.root import (
     JsonOption,
     app,
     console,
     err,
     fail,
+    parse_instant,
     plain,
     policy_timeline,
     run,
 )
 
 
-@app.command()
+@app.command(rich_help_panel="State and decisions")
 def inspect(
     user: Annotated[str, typer.Argument(help="The user id.")],
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="RFC 3339 time (default now).")
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="RFC 3339 time with an offset, now, yesterday, or a duration ago (30m, 2h, "
+            "7d); default now.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -44,9 +50,7 @@ def inspect(
     from streams.service.shell import decode_limits
 
     settings = get_settings()
-    at = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
-    if at.tzinfo is None:
-        fail("--as-of needs an offset, e.g. 2026-01-01T00:00:00Z")
+    at = parse_instant(as_of, "--as-of") if as_of else datetime.now(UTC)
     horizon = decode_limits(settings).horizon
 
     async def load() -> Any:
@@ -127,7 +131,7 @@ def inspect(
         console.print(f"[bold]{r['code']}[/] {r['text']}")
 
 
-@app.command()
+@app.command(rich_help_panel="State and decisions")
 def explain(
     request_ids: Annotated[
         list[str] | None, typer.Argument(help="Request ids (none with --all).")
@@ -242,7 +246,7 @@ def explain(
 
 
 # ---- replay --------------------------------------------------------------------------------
-@app.command()
+@app.command(rich_help_panel="State and decisions")
 def replay(
     rebuild: Annotated[
         bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,18 +12,25 @@ from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     pass
-from streams.cli.app import (
+from streams.cli.root import (
     app,
-    fail,
     run,
 )
 
 
-@app.command()
+class Role(StrEnum):
+    """What a worker runs (CREDITLINE_WORKER_ROLE)."""
+
+    ALL = "all"
+    EVENTS = "events"
+    DECISIONS = "decisions"
+
+
+@app.command(rich_help_panel="Run")
 def worker(
     role: Annotated[
-        str | None,
-        typer.Option(help="all (default), events or decisions; see CREDITLINE_WORKER_ROLE."),
+        Role | None,
+        typer.Option(help="What to run (default CREDITLINE_WORKER_ROLE, else all)."),
     ] = None,
 ) -> None:
     """Run the Faust worker (folds events, answers loan requests, serves /metrics)."""
@@ -36,9 +44,7 @@ def worker(
 
     settings = get_settings()
     if role is not None:
-        if role not in ("all", "events", "decisions"):
-            fail(f"--role must be all, events or decisions, not {role!r}")
-        settings = settings.model_copy(update={"worker_role": role})
+        settings = settings.model_copy(update={"worker_role": role.value})
     if settings.worker_nice:
         os.nice(settings.worker_nice)  # bulk folding yields the CPU to latency-bound work
     run(ensure_topics(settings))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,8 +71,8 @@ def test_simulate_then_request_prints_the_live_decision(worker: WorkerProcess) -
 
 def test_request_with_a_bad_amount_is_refused_before_publishing(base_settings: Settings) -> None:
     result = creditline(base_settings, "request", "u-1", "12.345")
-    assert result.returncode == 1
-    assert "invalid request" in result.stderr
+    assert result.returncode == 2  # a usage error
+    assert "invalid request: amount" in result.stderr
 
 
 async def test_dead_letters_can_be_listed_shown_fixed_and_redriven(
@@ -131,3 +133,69 @@ async def test_dead_letters_can_be_listed_shown_fixed_and_redriven(
     await wait_for(five, message="the re-driven garbage dead-lettered again")
     assert creditline(settings, "dlq", "show", "9:999999").returncode == 1
     assert creditline(settings, "dlq", "redrive").returncode == 1
+
+
+def test_the_command_line_says_what_is_wrong_in_one_line_with_its_exit_code(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """Usage errors exit 2 with the field named, never a traceback or a library's repr."""
+    cases = [
+        (("inspect", "u-1", "--as-of", "last tuesday"), "--as-of"),
+        (("request", "u-1", "abc"), "amount"),
+        (("request", "not a user!", "100"), "user_id"),
+        (("worker", "--role", "foo"), "role"),
+        (("--config", str(tmp_path / "missing.toml"), "redis-acl"), "--config"),
+    ]
+    for args, named in cases:
+        result = creditline(base_settings, *args, timeout=60)
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, (args, output)
+        assert named in output, (args, output)
+        assert "Traceback" not in output and "ConversionSyntax" not in output, (args, output)
+        assert len(result.stderr.strip().splitlines()) <= 12, (args, output)  # typer's box
+
+
+def test_version_config_file_and_json_errors(base_settings: Settings, tmp_path: Path) -> None:
+    from streams import __version__
+
+    version = creditline(base_settings, "--version")
+    assert (version.returncode, version.stdout.strip()) == (0, f"creditline {__version__}")
+    # A TOML file gives settings; the environment wins over it.
+    config = tmp_path / "creditline.toml"
+    config.write_text('redis_key_prefix = "from-file"\nkafka_sasl_username = "file-user"\n')
+    acl = creditline(base_settings, "--config", str(config), "redis-acl")
+    # The test's environment sets CREDITLINE_REDIS_KEY_PREFIX: it wins.
+    assert f"~{base_settings.redis_key_prefix}:*" in acl.stdout
+    dead = base_settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:9"})
+    failed = creditline(dead, "policy", "history", "--json", timeout=120)
+    assert failed.returncode == 1
+    doc = json.loads(failed.stdout)
+    assert doc["exit_code"] == 1 and "127.0.0.1:9" in doc["error"]
+
+
+def test_schemas_export_writes_only_into_the_directory_given(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "schemas", "export", "--directory", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (target / "asyncapi.yaml").is_file()
+    assert (target / "LoanDecision.schema.json").is_file()
+
+
+async def test_topics_lists_without_creating_unless_asked(base_settings: Settings) -> None:
+    from tests.conftest import cleanup, isolated
+
+    fresh = isolated(base_settings)
+    try:
+        listed = creditline(fresh, "topics", "--json", timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert {row["exists"] for row in json.loads(listed.stdout)} == {False}
+        created = creditline(fresh, "topics", "--create", "--json", timeout=120)
+        assert {row["exists"] for row in json.loads(created.stdout)} == {True}
+    finally:
+        await cleanup(fresh)

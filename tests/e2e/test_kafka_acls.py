@@ -152,7 +152,7 @@ def acl_broker(
         )
         # The operator's `Create` ACLs at work; the lacking app's topics come from the admin.
         for settings in (broker.operator, lacking):
-            result = creditline(settings, "topics")
+            result = creditline(settings, "topics", "--create")
             assert result.returncode == 0, result.stderr
         yield broker
     finally:

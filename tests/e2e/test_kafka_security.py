@@ -56,7 +56,7 @@ async def test_worker_and_cli_work_with_the_right_credentials(
     secure_settings: Settings, tmp_path: Path
 ) -> None:
     settings = secure_settings
-    topics = creditline(settings, "topics")
+    topics = creditline(settings, "topics", "--create")
     assert topics.returncode == 0, topics.stderr
     assert settings.topic_repayments in topics.stdout
     status = creditline(settings, "status")

@@ -75,6 +75,22 @@ async def ensure_topics(settings: Settings) -> list[TopicState]:
     return states
 
 
+async def describe_topics(settings: Settings) -> list[TopicState]:
+    """creditline's topics as they exist (0 partitions: missing), creating nothing."""
+    specs = Topics.from_settings(settings).specs(settings)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
+    try:
+        existing = set(await admin.list_topics())
+        present = [s.name for s in specs if s.name in existing]
+        described = await admin.describe_topics(present) if present else []
+    finally:
+        await admin.close()
+    assert_authorized(settings, "Describe", {d["topic"]: d["error_code"] for d in described})
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    return [TopicState(s.name, counts.get(s.name, 0), False) for s in specs]
+
+
 async def adopt_loan_request_offsets(settings: Settings) -> int:
     """Carry loan-request offsets over from the events group to the decisions group, once.
 

@@ -195,3 +195,21 @@ def explain(exc: BaseException, settings: Settings, address: str) -> str:
         f"({type(exc).__name__}: {exc}): check CREDITLINE_KAFKA_SECURITY_PROTOCOL and the "
         "credentials."
     )
+
+
+async def kafka_problem(settings: Settings) -> str | None:
+    """None when Kafka answers a metadata request as the configured client (TLS, SASL),
+    else why not (one line, never a password)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    try:
+        await start_client(admin, settings)
+        await admin.list_topics()
+    except KafkaAccessError as exc:
+        return str(exc)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        return f"Kafka at {settings.kafka_bootstrap_servers}: {type(exc).__name__}"
+    finally:
+        await admin.close()
+    return None

@@ -71,6 +71,10 @@ class LocalStack:
         return read_pidfile(self.root / "run" / f"{name}.pid")
 
     # ---- Kafka ------------------------------------------------------------------------------
+    def kafka_jars_cached(self) -> bool:
+        """Whether Kafka's jars are already resolved (no Maven run needed)."""
+        return (self.kafka_libs.parent / ".complete").exists()
+
     def ensure_kafka_jars(self) -> Path:
         """Resolve the broker's jars with Maven, once per Kafka version."""
         libs = self.kafka_libs
