@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run up down status worker test test-unit lint schemas bench bench-quick clean
+.PHONY: install run up down status worker test test-unit lint schemas bench bench-quick clean \
+	lock check-pythons
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.lock
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
@@ -21,7 +22,7 @@ $(ASYNCAPI_CHECK): tools/asyncapi/package.json
 	  cd tools/asyncapi && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
 	else echo "npm not found: the AsyncAPI document will only be checked structurally"; fi
 
-install: $(STAMP) $(ASYNCAPI_CHECK)  ## Python deps (pinned), redis-server, Java, Maven, Prometheus when missing
+install: $(STAMP) $(ASYNCAPI_CHECK)  ## Python deps (pinned, hashed), redis-server, Java, Maven, Prometheus when missing
 	@bash scripts/install-system-deps.sh
 
 up: install  ## local Kafka + Redis on loopback, topics created
@@ -58,6 +59,12 @@ bench-quick: up  ## the same at a tenth of the sizes
 
 schemas: install
 	$(BIN)/creditline schemas export
+
+lock:  ## regenerate requirements*.lock with hashes from pyproject.toml (pip-tools)
+	scripts/lock.sh
+
+check-pythons: install  ## the unit tests on every newer Python found here (3.12+; skips if none)
+	scripts/check-pythons.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
