@@ -22,7 +22,16 @@ $(ASYNCAPI_CHECK): tools/asyncapi/package.json
 	  cd tools/asyncapi && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
 	else echo "npm not found: the AsyncAPI document will only be checked structurally"; fi
 
-install: $(STAMP) $(ASYNCAPI_CHECK)  ## Python deps (pinned, hashed), redis-server, Java, Maven, Prometheus when missing
+# Ajv (JSON Schema 2020-12) for the contract tests: the published schemas as a JavaScript
+# integrator's validator reads them.
+CONTRACT_CHECK := tools/contract/node_modules/.installed-stamp
+
+$(CONTRACT_CHECK): tools/contract/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tools/contract && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the JSON Schemas will only be checked with python-jsonschema"; fi
+
+install: $(STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), redis-server, Java, Maven, Prometheus when missing
 	@bash scripts/install-system-deps.sh
 
 up: install  ## local Kafka + Redis on loopback, topics created
