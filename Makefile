@@ -54,7 +54,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: up lint  ## unit, integration (real Kafka + Redis) and e2e tests
+test: up lint check-pythons  ## unit, integration (real Kafka + Redis) and e2e tests
 	$(BIN)/pytest
 
 test-unit: install
