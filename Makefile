@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run up down status worker test test-unit lint schemas bench bench-quick clean
+.PHONY: install run up down status worker test test-unit lint schemas bench bench-quick clean \
+	lock check-pythons
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.lock
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
@@ -21,7 +22,16 @@ $(ASYNCAPI_CHECK): tools/asyncapi/package.json
 	  cd tools/asyncapi && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
 	else echo "npm not found: the AsyncAPI document will only be checked structurally"; fi
 
-install: $(STAMP) $(ASYNCAPI_CHECK)  ## Python deps (pinned), redis-server, Java, Maven, Prometheus when missing
+# Ajv (JSON Schema 2020-12) for the contract tests: the published schemas as a JavaScript
+# integrator's validator reads them.
+CONTRACT_CHECK := tools/contract/node_modules/.installed-stamp
+
+$(CONTRACT_CHECK): tools/contract/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tools/contract && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the JSON Schemas will only be checked with python-jsonschema"; fi
+
+install: $(STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), redis-server, Java, Maven, Prometheus when missing
 	@bash scripts/install-system-deps.sh
 
 up: install  ## local Kafka + Redis on loopback, topics created
@@ -44,7 +54,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: up lint  ## unit, integration (real Kafka + Redis) and e2e tests
+test: up lint check-pythons  ## unit, integration (real Kafka + Redis) and e2e tests
 	$(BIN)/pytest
 
 test-unit: install
@@ -58,6 +68,12 @@ bench-quick: up  ## the same at a tenth of the sizes
 
 schemas: install
 	$(BIN)/creditline schemas export
+
+lock:  ## regenerate requirements*.lock with hashes from pyproject.toml (pip-tools)
+	scripts/lock.sh
+
+check-pythons: install  ## the unit tests on every newer Python found here (3.12+; skips if none)
+	scripts/check-pythons.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,12 +14,14 @@ from pydantic import BaseModel
 
 from schemas import dead_letter
 from schemas.models import (
+    CONTRACT_VERSION,
     AssetEvent,
     LineStatusChanged,
     LoanDecision,
     LoanRequest,
     RepaymentEvent,
     SpendingEvent,
+    schema_mode,
 )
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -36,9 +38,10 @@ def _schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
     """JSON Schemas of the models with nested definitions hoisted into components."""
     result: dict[str, Any] = {}
     for model in models:
-        schema = model.model_json_schema(ref_template=_REF)
+        schema = model.model_json_schema(ref_template=_REF, mode=schema_mode(model.__name__))
         for name, definition in schema.pop("$defs", {}).items():
-            result[name] = definition
+            # A definition shared by an input and an output model is the same on both sides.
+            assert result.setdefault(name, definition) == definition, name
         result[model.__name__] = schema
     return dict(sorted(result.items()))
 
@@ -215,10 +218,16 @@ def asyncapi_document() -> dict[str, Any]:
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
             "title": "creditline",
-            "version": "1.0.0",
+            "version": CONTRACT_VERSION,
             "description": "Real-time credit-line scorer. Every value is UTF-8 JSON keyed by "
             "user_id; money is a decimal string with 2 places (numbers accepted on input); "
-            "timestamps are RFC 3339 with an offset. Generated from schemas/models.py.",
+            "timestamps are RFC 3339 with an offset. Generated from schemas/models.py. "
+            "info.version is the wire contract's version: minor versions are additive, a "
+            "major one may break (docs/contract.md).",
+            "license": {
+                "name": "Apache-2.0",
+                "url": "https://www.apache.org/licenses/LICENSE-2.0",
+            },
         },
         "defaultContentType": "application/json",
         "servers": {

@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schemas.models import CONTRACT_MODELS
+from schemas.models import CONTRACT_MODELS, CONTRACT_VERSION, schema_mode
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
 
 def render_schema(name: str) -> str:
     """The JSON Schema text of one contract model, stable byte for byte."""
-    schema = CONTRACT_MODELS[name].model_json_schema(mode="validation")
+    mode = schema_mode(name)
+    schema = CONTRACT_MODELS[name].model_json_schema(mode=mode)
+    side = "what creditline writes" if mode == "serialization" else "what creditline accepts"
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"urn:creditline:schema:{name}",
+        # The version as an annotation every validator accepts (ajv's strict mode refuses
+        # unknown keywords such as x-contract-version).
+        "$comment": f"creditline wire contract {CONTRACT_VERSION} ({side}; docs/contract.md). "
+        "Generated from schemas/models.py by `creditline schemas export`.",
         **schema,
     }
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,15 +29,39 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+#: The version of the wire contract (docs/contract.md): in the AsyncAPI document's
+#: ``info.version`` and every JSON Schema's ``$comment``. Minor: additive; major: breaking.
+CONTRACT_VERSION = "1.1.0"
+
 MONEY_MAX = Decimal("10000000000")
 CENT = Decimal("0.01")
 _DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def whole_string_pattern(body: str) -> str:
+    """A JSON Schema ``pattern`` matching only whole strings, in every regex dialect.
+
+    JSON Schema patterns are ECMA-262, where ``$`` is the end of the string; Python's ``re``
+    (which python-jsonschema uses) also lets ``$`` match before a final newline, so
+    ``"u-1\n"`` would pass ``^[a-z0-9-]+$`` there. ``(?!\n)`` after the ``$`` refuses that
+    newline in both dialects and changes nothing for ECMA-262.
+    """
+    return f"^{body}$(?!\\n)"
+
+
 #: RFC 3339 ``date-time`` (section 5.6): "T" and "Z" in either case (as its note allows), any
 #: fraction of a second. The offset is optional here only so that a missing one is reported
 #: as a naive timestamp; pydantic checks the values (month 13, hour 24, leap seconds).
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+#: The same shape for the JSON Schemas, offset required and each field in its range; the day
+#: of the month (February 30) is left to ``format: date-time``.
+TIMESTAMP_PATTERN = whole_string_pattern(
+    r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3])"
+    r":[0-5][0-9]:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 )
 
 #: Error types raised by our own validators; the decoder maps them to dead-letter codes.
@@ -98,35 +122,56 @@ def _positive(amount: Decimal) -> Decimal:
     return amount
 
 
-_MONEY_JSON_SCHEMA = {
+#: An amount as creditline reads a decimal string: digits, at most 2 places that count (more
+#: trailing zeros are fine: "7.500"), at most 10,000,000,000; leading zeros are harmless.
+_MONEY_TEXT = r"0*([0-9]{1,10}(\.[0-9]{1,2}0*)?|10000000000(\.0+)?)"
+MONEY_IN_STRING_PATTERN = whole_string_pattern(_MONEY_TEXT)
+#: The same, not zero ("0", "0.00" and "000.0" are all made of zeros and dots).
+POSITIVE_MONEY_IN_STRING_PATTERN = "^(?![0.]*$)" + MONEY_IN_STRING_PATTERN[1:]
+#: An amount as creditline writes one: exactly 2 places, no leading zeros.
+MONEY_OUT_PATTERN = whole_string_pattern(r"(([0-9]|[1-9][0-9]{1,9})\.[0-9]{2}|10000000000\.00)")
+_MONEY_RULE = (
+    "0 to 10,000,000,000 with at most 2 decimal places. A decimal string is checked here in "
+    "full (trailing zeros allowed: '7.500'; no sign, exponent or spaces). A JSON number's "
+    "places are checked only by creditline, on the number's exact decimal text: a validator "
+    "reads numbers as binary floats, where 19.99 is not a multiple of 0.01, so this schema "
+    "has no multipleOf and 0.125 passes it (creditline dead-letters it TOO_MANY_DECIMALS)."
+)
+_MONEY_IN_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "number", "minimum": 0, "maximum": 10_000_000_000, "multipleOf": 0.01},
-        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$"},
+        {"type": "number", "minimum": 0, "maximum": 10_000_000_000},
+        {"type": "string", "pattern": MONEY_IN_STRING_PATTERN},
     ],
-    "description": "Amount: JSON number or decimal string, at most 2 decimal places, "
-    "0 to 10,000,000,000. Emitted as a string with 2 places.",
+    "description": f"Amount: a JSON number or a decimal string, {_MONEY_RULE}",
+}
+_POSITIVE_MONEY_IN_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 10_000_000_000},
+        {"type": "string", "pattern": POSITIVE_MONEY_IN_STRING_PATTERN},
+    ],
+    "description": f"Amount greater than 0: a JSON number or a decimal string, {_MONEY_RULE}",
+}
+_MONEY_OUT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": MONEY_OUT_PATTERN,
+    "description": "Amount: a decimal string with exactly 2 places ('3000.00'), never a JSON "
+    "number; read it as a decimal, not a float.",
 }
 
 Money = Annotated[
     Decimal,
     BeforeValidator(_parse_money),
     PlainSerializer(format_money, return_type=str, when_used="json"),
-    WithJsonSchema(_MONEY_JSON_SCHEMA),
+    WithJsonSchema(_MONEY_IN_SCHEMA, mode="validation"),
+    WithJsonSchema(_MONEY_OUT_SCHEMA, mode="serialization"),
 ]
 PositiveMoney = Annotated[
     Decimal,
     BeforeValidator(_parse_money),
     AfterValidator(_positive),
     PlainSerializer(format_money, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {**_MONEY_JSON_SCHEMA["anyOf"][0], "minimum": 0.01},
-                _MONEY_JSON_SCHEMA["anyOf"][1],
-            ],
-            "description": "Amount greater than zero; otherwise as Money.",
-        }
-    ),
+    WithJsonSchema(_POSITIVE_MONEY_IN_SCHEMA, mode="validation"),
+    WithJsonSchema(_MONEY_OUT_SCHEMA, mode="serialization"),
 ]
 
 
@@ -160,24 +205,57 @@ def _to_utc(value: datetime) -> datetime:
         ) from None
 
 
+_TIMESTAMP_IN_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": TIMESTAMP_PATTERN,
+}
+
 Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_require_rfc3339_string),
     AfterValidator(_to_utc),
-    Field(description="RFC 3339 timestamp with an offset; normalised to UTC."),
+    Field(
+        description="RFC 3339 date-time with an offset ('2026-11-01T09:30:00+08:00', '...Z'; "
+        "'t' and 'z' in either case, any fraction of a second); normalised to UTC. Not Unix "
+        "seconds, a space for the 'T', minutes without seconds or '+0800'. creditline also "
+        "refuses one more than 5 minutes in the future or older than its horizon (5 years)."
+    ),
+    WithJsonSchema(_TIMESTAMP_IN_SCHEMA),
 ]
+#: A timestamp creditline writes: RFC 3339 in UTC ("2026-11-28T08:00:00.021000Z").
+UtcTimestamp = Annotated[
+    AwareDatetime,
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}),
+]
+
+
+def _id_schema(characters: str, max_length: int) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": max_length,
+            "pattern": whole_string_pattern(f"[{characters}]+"),
+        }
+    )
+
 
 EventId = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$"),
+    _id_schema("A-Za-z0-9._:-", 64),
 ]
 UserId = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    _id_schema("A-Za-z0-9_-", 64),
 ]
 LoanId = EventId
 Category = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=32, pattern=r"^[a-z_]+$"),
+    _id_schema("a-z_", 32),
 ]
 
 
@@ -269,12 +347,62 @@ class LoanRequest(_Inbound):
     displayed_status: DisplayedStatus
 
 
+#: The reason codes of creditline's own rules (streams.core.reasons.ReasonCode; a test keeps
+#: the two lists equal). The others are the policy's: ADVERSE_<ATTRIBUTE>, SEGMENT_<NAME> and
+#: each exception's own code.
+FIXED_REASON_CODES = (
+    "NO_HISTORY",
+    "SCORE_UNAVAILABLE",
+    "STALE_SCORE",
+    "FROZEN_PAST_DUE",
+    "SCORE_BELOW_THRESHOLD",
+    "STATUS_DWELL",
+    "LIMIT_EXCEEDED",
+    "INSUFFICIENT_AVAILABLE_LIMIT",
+    "LIVE_STATUS_OPEN",
+    "PROMOTION_APPLIED",
+    "SCORE_QUALIFIES",
+    "LATE_EVENT_RESTATED",
+    "REQUEST_TIME_UNTRUSTED",
+    "POLICY_UNAVAILABLE",
+    "EVENT_LIMIT_REACHED",
+    "LOAN_LIMIT_REACHED",
+)
+#: Policy names are ``[a-z][a-z0-9_]{0,47}``; their codes are upper case.
+_POLICY_NAME_CODE = "[A-Z][A-Z0-9_]{0,47}"
+_REASON_CODE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": whole_string_pattern("[A-Z][A-Z0-9_]*"),
+    "anyOf": [
+        {"enum": list(FIXED_REASON_CODES), "description": "creditline's own rules."},
+        {
+            "pattern": whole_string_pattern(f"ADVERSE_{_POLICY_NAME_CODE}"),
+            "description": "A scorecard attribute that cost points (the policy names them).",
+        },
+        {
+            "pattern": whole_string_pattern(f"SEGMENT_{_POLICY_NAME_CODE}"),
+            "description": "The policy segment whose thresholds applied.",
+        },
+        {
+            "pattern": whole_string_pattern("[A-Z][A-Z0-9_]{0,63}"),
+            "description": "A policy exception's own code (docs/policy.md).",
+        },
+    ],
+    "description": "Stable, machine-readable: match on it, never on the texts. New codes may "
+    "be added in a minor contract version (docs/contract.md): treat an unknown one like a "
+    "code you do not act on.",
+}
+ReasonCodeText = Annotated[
+    str, Field(pattern=r"^[A-Z][A-Z0-9_]*$"), WithJsonSchema(_REASON_CODE_SCHEMA)
+]
+
+
 class Reason(BaseModel):
     """Why a decision came out as it did: a stable code and readable texts."""
 
     model_config = ConfigDict(frozen=True)
 
-    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    code: ReasonCodeText
     text: str = Field(description="The text in the configured language (English by default).")
     texts: dict[str, str] = Field(
         default_factory=dict,
@@ -289,14 +417,14 @@ class LoanDecision(BaseModel):
 
     request_id: EventId
     user_id: UserId
-    decided_at: AwareDatetime
+    decided_at: UtcTimestamp
     outcome: Outcome
     requested_amount: Money
     approved_amount: Money
     credit_limit: Money
     available_limit: Money
     score: int = Field(ge=350, le=950)
-    score_as_of: AwareDatetime | None = Field(
+    score_as_of: UtcTimestamp | None = Field(
         description="Time of the latest event folded into the score; null when no state "
         "could be read (NO_HISTORY, SCORE_UNAVAILABLE)."
     )
@@ -309,14 +437,14 @@ class LoanDecision(BaseModel):
     reasons: list[Reason] = Field(description="Never empty unless fully approved.")
     policy_version: str
     scorer_version: str
-    evaluated_at: AwareDatetime | None = Field(
+    evaluated_at: UtcTimestamp | None = Field(
         default=None,
         description="The instant the request was judged at: its requested_at, or its arrival "
         "if that was earlier. The answer is a function of the user's events up to this "
         "instant and the policy in force then. Null when the request was not judged "
         "(REQUEST_TIME_UNTRUSTED, SCORE_UNAVAILABLE, POLICY_UNAVAILABLE).",
     )
-    status_since: AwareDatetime | None = Field(
+    status_since: UtcTimestamp | None = Field(
         default=None,
         description="Since when (event time) the effective status has held; null when no "
         "state could be read.",
@@ -329,13 +457,23 @@ class LineStatusChanged(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     user_id: UserId
-    changed_at: AwareDatetime = Field(description="Event time at which the status changed.")
+    changed_at: UtcTimestamp = Field(description="Event time at which the status changed.")
     previous_status: EffectiveStatus | None = Field(description="Null for a user's first status.")
     status: EffectiveStatus
     credit_limit: Money
     score: int = Field(ge=350, le=950)
     reasons: list[Reason]
     policy_version: str
+
+
+#: Models creditline writes; their schemas describe what it emits (money as strings), the
+#: others' what it accepts (money as numbers or strings).
+OUTPUT_MODELS = frozenset({"LoanDecision", "LineStatusChanged"})
+
+
+def schema_mode(name: str) -> Literal["validation", "serialization"]:
+    """Which side of a contract model its published schema describes."""
+    return "serialization" if name in OUTPUT_MODELS else "validation"
 
 
 #: Every model published as a JSON Schema file, by file stem.
