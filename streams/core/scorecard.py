@@ -198,7 +198,7 @@ class Scaling(_Strict):
     score: float = Field(ge=SCORE_MIN, le=SCORE_MAX)
     odds: float = Field(gt=0)
     horizon_months: int = Field(12, ge=1, le=60)
-    bad_definition: str = "90+ days past due within the horizon"
+    bad_definition: str = "90+ days past due within 12 months"
     calibrated: bool = Field(
         True, description="False when the mapping is nominal (not fitted to outcomes)."
     )
