@@ -27,15 +27,18 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.models import Reason
 from streams.core.policy import FeatureName, Text
+from streams.core.reasons import Language, make_reason
 from streams.core.scoring import SCORE_MAX, SCORE_MIN, Features
 
 Direction = Literal["higher_is_better", "lower_is_better", "none"]
@@ -383,6 +386,10 @@ class AdverseReason:
     shortfall: int
     text: Text
 
+    def as_reason(self, language: Language = "en") -> Reason:
+        """The wire form (``schemas.models.Reason``) for a decision's ``reasons``."""
+        return make_reason(self.code, self.text, language)
+
 
 def _problems(error: ValidationError) -> list[str]:
     problems: list[str] = []
@@ -537,3 +544,51 @@ def expert_from_policy(
             "characteristics": characteristics,
         }
     )
+
+
+# ---- cards over time ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScorecardTimeline:
+    """Card versions with the instants they take effect; ``base`` holds before the first.
+    The same contract as :class:`streams.core.timeline.PolicyTimeline`: every review and
+    decision scores with the card in force at its own instant."""
+
+    base: ScorecardDocument
+    #: (effective from, card), ascending by instant.
+    versions: tuple[tuple[datetime, ScorecardDocument], ...] = ()
+    _instants: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_instants", tuple(v[0] for v in self.versions))
+
+    @classmethod
+    def of(
+        cls, base: ScorecardDocument, versions: Sequence[tuple[datetime, ScorecardDocument]]
+    ) -> ScorecardTimeline:
+        """A timeline from versions in any order (for equal instants the later published
+        wins: a stable sort keeps publication order)."""
+        return cls(base, tuple(sorted(versions, key=lambda v: v[0])))
+
+    def at(self, moment: datetime) -> ScorecardDocument:
+        """The card in force at ``moment``."""
+        index = bisect.bisect_right(self._instants, moment)
+        return self.versions[index - 1][1] if index else self.base
+
+    def next_change_after(self, moment: datetime) -> datetime | None:
+        """The first instant after ``moment`` at which another card takes effect."""
+        index = bisect.bisect_right(self._instants, moment)
+        return self._instants[index] if index < len(self._instants) else None
+
+    def effective_instants(self) -> tuple[datetime, ...]:
+        """Every instant a card takes effect, ascending."""
+        return self._instants
+
+
+def merged_edges(*edge_maps: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
+    """Several ``feature_edges`` maps (a policy's and its card's) as one, per feature: the
+    values where time alone (decay, history length) can change an answer."""
+    merged: dict[str, set[float]] = {}
+    for edges in edge_maps:
+        for feature, values in edges.items():
+            merged.setdefault(feature, set()).update(values)
+    return {feature: tuple(sorted(values)) for feature, values in merged.items()}

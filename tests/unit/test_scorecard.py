@@ -19,9 +19,11 @@ from streams.core.scorecard import (
     EXPERT_MISSING_OVERRIDE,
     InvalidScorecard,
     ScorecardDocument,
+    ScorecardTimeline,
     expert_from_policy,
     load_default_scorecard,
     load_expert_scorecard,
+    merged_edges,
     parse_scorecard,
     scorecard_json,
     scorecard_yaml,
@@ -354,3 +356,25 @@ def test_expert_conversion_keeps_the_legacy_override_only_where_it_matters() -> 
     overridden = [n for n, c in EXPERT.characteristics.items() if c.missing.override]
     assert overridden == ["debt_to_income"]
     assert EXPERT.characteristics["debt_to_income"].missing.points == -20
+
+
+def test_reasons_travel_as_decision_reasons() -> None:
+    reason = FITTED.reasons(dict.fromkeys(FITTED.characteristics, 0), top=1)[0]
+    wire = reason.as_reason("zh")
+    assert wire.code == reason.code and wire.text == reason.text.zh
+    assert wire.texts == {"en": reason.text.en, "zh": reason.text.zh}
+
+
+def test_cards_over_time_and_merged_review_edges() -> None:
+    later = EXPERT.model_copy(update={"version": "expert-later"})
+    timeline = ScorecardTimeline.of(FITTED, [(AT, later), (AT - timedelta(days=10), EXPERT)])
+    assert timeline.at(AT - timedelta(days=11)) is FITTED
+    assert timeline.at(AT - timedelta(days=10)) is EXPERT
+    assert timeline.at(AT) is later
+    assert timeline.next_change_after(AT - timedelta(days=10)) == AT
+    assert timeline.next_change_after(AT) is None
+    policy = load_default_policy()
+    edges = merged_edges(policy.feature_edges, FITTED.feature_edges)
+    for feature, values in FITTED.feature_edges.items():
+        assert set(values) <= set(edges[feature])
+    assert set(policy.feature_edges["history_months"]) <= set(edges["history_months"])
