@@ -37,5 +37,5 @@ compile() {  # output file, then pip-compile arguments
 # Header lines pip-compile writes name the command; keep them stable whatever ran it.
 export CUSTOM_COMPILE_COMMAND="scripts/lock.sh"
 compile requirements.lock
-compile requirements-dev.lock --extra dev --constraint requirements.lock
+compile requirements-dev.lock --extra dev --extra model --constraint requirements.lock
 

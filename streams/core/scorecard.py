@@ -1,0 +1,594 @@
+"""The scorecard as a versioned document: characteristics, bins, points, scaling to a
+probability of default, reason texts and the training distribution monitoring compares with.
+
+Pure, validated by pydantic, immutable, like :mod:`streams.core.policy`.
+:func:`parse_scorecard` either returns a complete, consistent :class:`ScorecardDocument` or
+raises :class:`InvalidScorecard` naming every problem. The rules a document must keep:
+
+* every characteristic scores one :data:`~streams.core.policy.FeatureName` feature; its bins
+  cover the whole line (numeric ``below`` edges strictly increasing, the last bin open) or are
+  disjoint categories, and it has an explicit ``missing`` bin for an unknown value (or a value
+  in no category);
+* **withholding never pays**: the missing bin scores no more than the worst bin, unless an
+  explicit ``missing.override`` documents why (the expert card's legacy debt-to-income);
+* a declared ``direction`` (``higher_is_better`` / ``lower_is_better``) is kept by the points:
+  more of a good thing never scores less;
+* scaling: score = offset + factor · ln(odds), factor = PDO / ln 2,
+  offset = S0 − factor · ln O0 (odds good:bad), so ``pd = 1 / (1 + odds)`` over
+  ``scaling.horizon_months``.
+
+score = clamp(``base_points`` + Σ points, 350, 950).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.models import Reason
+from streams.core.policy import FeatureName, Text
+from streams.core.reasons import Language, make_reason
+from streams.core.scoring import SCORE_MAX, SCORE_MIN, Features
+
+Direction = Literal["higher_is_better", "lower_is_better", "none"]
+Kind = Literal["fitted", "expert"]
+Values = Mapping[str, float | None]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+#: Shares stored in a document are rounded; they must still add up to one within this.
+_SHARE_TOLERANCE = 0.01
+
+
+class InvalidScorecard(ValueError):
+    """A scorecard document that cannot be used; ``problems`` lists why, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid scorecard:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    # Unknown keys are mistakes (a typo would silently change nothing).
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScoreBin(_Strict):
+    """Numeric: values below ``below`` (exclusive; omitted on the last bin). Categorical:
+    the values listed in ``values``. ``share``: the training population's share in it."""
+
+    below: float | None = None
+    values: list[float] | None = Field(None, min_length=1)
+    points: int
+    share: float | None = Field(None, ge=0, le=1)
+
+
+class MissingBin(_Strict):
+    """Points for an unknown value. ``override`` documents why it may score above the worst
+    bin (without one it may not: withholding information must not pay)."""
+
+    points: int
+    share: float | None = Field(None, ge=0, le=1)
+    override: str | None = Field(None, min_length=10)
+
+
+class Characteristic(_Strict):
+    """One characteristic: a feature, its bins and points, and the reason text used when it
+    costs the applicant points."""
+
+    feature: FeatureName
+    measure: str = Field(min_length=1)
+    direction: Direction = "none"
+    reason: Text
+    bins: list[ScoreBin] = Field(min_length=1)
+    missing: MissingBin
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Characteristic:
+        problems = characteristic_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the bins are categories rather than numeric intervals."""
+        return self.bins[0].values is not None
+
+    @cached_property
+    def edges(self) -> tuple[float, ...]:
+        """The numeric ``below`` edges (empty for categories)."""
+        return tuple(b.below for b in self.bins if b.below is not None)
+
+    @cached_property
+    def _category_index(self) -> dict[float, int]:
+        return {v: i for i, b in enumerate(self.bins) for v in b.values or ()}
+
+    def bin_of(self, value: float | None) -> int | None:
+        """Index of the bin ``value`` falls in; None for the missing bin (an unknown value,
+        not a number, or a value in no category)."""
+        if value is None or math.isnan(value):
+            return None
+        if self.categorical:
+            return self._category_index.get(float(value))
+        return bisect.bisect_right(self.edges, value)
+
+    def points_of(self, value: float | None) -> int:
+        """Points for a feature value."""
+        index = self.bin_of(value)
+        return self.missing.points if index is None else self.bins[index].points
+
+    @property
+    def max_points(self) -> int:
+        """The best this characteristic can give; shortfalls from it are adverse reasons."""
+        return max([b.points for b in self.bins] + [self.missing.points])
+
+    @property
+    def worst_points(self) -> int:
+        """The worst bin's points (what the missing bin may score at most)."""
+        return min(b.points for b in self.bins)
+
+
+def characteristic_problems(c: Characteristic) -> list[str]:
+    """Everything wrong with one characteristic (empty when it is usable)."""
+    problems: list[str] = []
+    numeric = [b.values is None for b in c.bins]
+    if any(numeric) and not all(numeric):
+        return ["bins mix numeric 'below' bounds and categorical 'values'"]
+    if all(numeric):
+        bounds = [b.below for b in c.bins]
+        if bounds[-1] is not None:
+            problems.append("the last bin must have no 'below' bound (bins must cover the line)")
+        if any(b is None for b in bounds[:-1]):
+            problems.append("only the last bin may omit 'below'")
+        inner = [b for b in bounds[:-1] if b is not None]
+        if any(not math.isfinite(b) for b in inner):
+            problems.append("'below' bounds must be finite")
+        elif any(a >= b for a, b in itertools.pairwise(inner)):
+            problems.append("'below' bounds must strictly increase")
+    else:
+        if any(b.below is not None for b in c.bins):
+            problems.append("categorical bins take 'values', not 'below'")
+        seen: set[float] = set()
+        for b in c.bins:
+            values = set(b.values or ())
+            if values & seen:
+                problems.append(f"categories {sorted(values & seen)} are in more than one bin")
+            seen |= values
+        if c.direction != "none":
+            ordered = all(
+                max(a.values or ()) < min(b.values or ())
+                for a, b in zip(c.bins, c.bins[1:], strict=False)
+            )
+            if not ordered:
+                problems.append(
+                    "a direction on categories needs bins listed in increasing order of values"
+                )
+    points = [b.points for b in c.bins]
+    if c.direction == "higher_is_better" and points != sorted(points):
+        problems.append(f"points {points} decrease although higher_is_better")
+    if c.direction == "lower_is_better" and points != sorted(points, reverse=True):
+        problems.append(f"points {points} increase although lower_is_better")
+    if c.missing.points > min(points) and c.missing.override is None:
+        problems.append(
+            f"the missing bin scores {c.missing.points}, above the worst bin ({min(points)}): "
+            "withholding information must not pay (document a 'missing.override' to allow it)"
+        )
+    shares = [b.share for b in c.bins] + [c.missing.share]
+    if any(s is not None for s in shares):
+        if any(s is None for s in shares):
+            problems.append("either every bin (and the missing bin) has a 'share' or none")
+        elif abs(sum(s for s in shares if s is not None) - 1) > _SHARE_TOLERANCE:
+            problems.append(f"bin shares add up to {sum(s for s in shares if s):.4f}, not 1")
+    return problems
+
+
+class Scaling(_Strict):
+    """Points to double the odds (``pdo``) and a reference: score ``score`` at good:bad odds
+    ``odds``. Defines score ↔ probability of default over ``horizon_months``."""
+
+    pdo: float = Field(gt=0)
+    score: float = Field(ge=SCORE_MIN, le=SCORE_MAX)
+    odds: float = Field(gt=0)
+    horizon_months: int = Field(12, ge=1, le=60)
+    bad_definition: str = "90+ days past due within 12 months"
+    calibrated: bool = Field(
+        True, description="False when the mapping is nominal (not fitted to outcomes)."
+    )
+
+    @property
+    def factor(self) -> float:
+        """Points per unit of log-odds: PDO / ln 2."""
+        return self.pdo / math.log(2)
+
+    @property
+    def offset(self) -> float:
+        """The score at odds 1:1: S0 − factor · ln O0."""
+        return self.score - self.factor * math.log(self.odds)
+
+    def pd_of(self, score: float) -> float:
+        """Probability of default of a score: 1 / (1 + odds), odds = e^((score−offset)/factor)."""
+        exponent = (score - self.offset) / self.factor
+        if exponent > 700:  # exp overflows; the PD is 0 to double precision anyway
+            return 0.0
+        return 1.0 / (1.0 + math.exp(exponent))
+
+    def score_of(self, pd: float) -> float:
+        """The (unclamped) score at which the probability of default is ``pd`` (0 < pd < 1)."""
+        if not 0 < pd < 1:
+            raise ValueError("pd must be strictly between 0 and 1")
+        return self.offset + self.factor * math.log((1 - pd) / pd)
+
+
+class ScoreBand(_Strict):
+    """A score band of the training distribution: scores below ``below`` (the last band
+    open), and the share of training rows in it."""
+
+    below: float | None = None
+    share: float = Field(ge=0, le=1)
+
+
+class Training(_Strict):
+    """What the card was fitted (or calibrated) on: the reference for stability (PSI)."""
+
+    data: str = Field(min_length=1)
+    rows: int = Field(ge=1)
+    bad_rate: float = Field(ge=0, le=1)
+    score_bands: list[ScoreBand] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _bands(self) -> Training:
+        problems: list[str] = []
+        bounds = [b.below for b in self.score_bands]
+        if bounds[-1] is not None or any(b is None for b in bounds[:-1]):
+            problems.append("only the last score band omits 'below'")
+        inner = [b for b in bounds if b is not None]
+        if any(a >= b for a, b in itertools.pairwise(inner)):
+            problems.append("score band bounds must strictly increase")
+        if abs(sum(b.share for b in self.score_bands) - 1) > _SHARE_TOLERANCE:
+            problems.append("score band shares must add up to 1")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @cached_property
+    def band_edges(self) -> tuple[float, ...]:
+        """The bands' ``below`` bounds."""
+        return tuple(b.below for b in self.score_bands if b.below is not None)
+
+    def band_of(self, score: float) -> int:
+        """Index of the band ``score`` falls in."""
+        return bisect.bisect_right(self.band_edges, score)
+
+
+class ScorecardDocument(_Strict):
+    """A complete, versioned scorecard."""
+
+    version: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    kind: Kind
+    description: str = ""
+    scaling: Scaling
+    base_points: int
+    characteristics: dict[str, Characteristic] = Field(min_length=1)
+    training: Training | None = None
+
+    @model_validator(mode="after")
+    def _document(self) -> ScorecardDocument:
+        problems = _name_problems(
+            {name: {"feature": c.feature} for name, c in self.characteristics.items()}
+        )
+        if self.training is not None:
+            for name, c in self.characteristics.items():
+                if c.missing.share is None:
+                    problems.append(
+                        f"characteristic {name}: a card with training data needs bin shares"
+                    )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    # ---- scoring --------------------------------------------------------------------------
+    def evaluate(self, features: Features | Values) -> Scored:
+        """Score, points and bin of every characteristic, and the probability of default."""
+        values = features.values() if isinstance(features, Features) else features
+        points: dict[str, int] = {}
+        bins: dict[str, int | None] = {}
+        for name, c in self.characteristics.items():
+            index = c.bin_of(values.get(c.feature))
+            bins[name] = index
+            points[name] = c.missing.points if index is None else c.bins[index].points
+        raw = self.base_points + sum(points.values())
+        score = max(SCORE_MIN, min(SCORE_MAX, raw))
+        return Scored(score, points, bins, self.scaling.pd_of(score), self.version)
+
+    def score(self, features: Features | Values) -> tuple[int, dict[str, int]]:
+        """The score (clamped to 350–950) and the points of every characteristic."""
+        scored = self.evaluate(features)
+        return scored.score, dict(scored.points)
+
+    def pd_of(self, score: float) -> float:
+        """The probability of default over the horizon of a score (see :class:`Scaling`)."""
+        return self.scaling.pd_of(score)
+
+    def reasons(self, points: Mapping[str, int], top: int = 4) -> list[AdverseReason]:
+        """The adverse-action reasons: characteristics that cost the most points against their
+        best bin, largest shortfall first, ties in document order; none that cost nothing."""
+        order = {name: i for i, name in enumerate(self.characteristics)}
+        shortfalls = [
+            (self.characteristics[name].max_points - pts, order[name], name)
+            for name, pts in points.items()
+            if name in self.characteristics
+        ]
+        shortfalls.sort(key=lambda item: (-item[0], item[1]))
+        return [
+            AdverseReason(
+                characteristic=name,
+                code=f"ADVERSE_{name.upper()}",
+                shortfall=shortfall,
+                text=self.characteristics[name].reason,
+            )
+            for shortfall, _, name in shortfalls[:top]
+            if shortfall > 0
+        ]
+
+    # ---- facts about the card -------------------------------------------------------------
+    @cached_property
+    def feature_edges(self) -> dict[str, tuple[float, ...]]:
+        """Every value at which a bin of this card changes, per feature (the same shape as
+        ``Policy.feature_edges``: the review schedule must include these for features that
+        move with time alone)."""
+        return {
+            c.feature: tuple(sorted(set(c.edges))) for c in self.characteristics.values() if c.edges
+        }
+
+    @property
+    def max_score_points(self) -> int:
+        """The score a perfect profile would reach before clamping."""
+        return self.base_points + sum(c.max_points for c in self.characteristics.values())
+
+    @property
+    def min_score_points(self) -> int:
+        """The score the worst profile would reach before clamping."""
+        return self.base_points + sum(
+            min(c.worst_points, c.missing.points) for c in self.characteristics.values()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The result of scoring one feature set with one card."""
+
+    score: int
+    points: Mapping[str, int]
+    #: characteristic → bin index (None: the missing bin).
+    bins: Mapping[str, int | None]
+    pd: float
+    scorecard_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdverseReason:
+    """One principal reason: a characteristic, its stable code, the points it cost against
+    its best bin, and its text in English and Chinese."""
+
+    characteristic: str
+    code: str
+    shortfall: int
+    text: Text
+
+    def as_reason(self, language: Language = "en") -> Reason:
+        """The wire form (``schemas.models.Reason``) for a decision's ``reasons``."""
+        return make_reason(self.code, self.text, language)
+
+
+def _problems(error: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for e in error.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "scorecard"
+        message = str(e["msg"]).removeprefix("Value error, ")
+        problems.extend(f"{where}: {line}" for line in message.split("\n"))
+    return problems
+
+
+def validate_scorecard(doc: Any) -> ScorecardDocument:
+    """Validate a parsed document (a mapping), or raise :class:`InvalidScorecard`."""
+    if not isinstance(doc, dict):
+        raise InvalidScorecard(["the document must be a mapping"])
+    try:
+        return ScorecardDocument.model_validate(doc)
+    except ValidationError as exc:
+        problems = _problems(exc)
+        # The document-level rules run only once every characteristic is valid: check them
+        # on the raw mapping too, so that one pass reports every problem.
+        raw = doc.get("characteristics")
+        if isinstance(raw, dict):
+            problems += [
+                f"scorecard: {p}" for p in _name_problems(raw) if f"scorecard: {p}" not in problems
+            ]
+        raise InvalidScorecard(problems) from None
+
+
+def _name_problems(characteristics: Mapping[str, Any]) -> list[str]:
+    problems = [
+        f"characteristic name {name!r} must be snake_case"
+        for name in characteristics
+        if not _NAME.match(str(name))
+    ]
+    features = [c.get("feature") for c in characteristics.values() if isinstance(c, dict)]
+    doubled = sorted({str(f) for f in features if features.count(f) > 1})
+    if doubled:
+        problems.append(f"features scored twice (double counting): {doubled}")
+    return problems
+
+
+def parse_scorecard(text: str | bytes) -> ScorecardDocument:
+    """Parse a YAML or JSON scorecard document, or raise :class:`InvalidScorecard` with every
+    problem found."""
+    try:
+        doc: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidScorecard([f"not YAML or JSON: {exc}"]) from None
+    return validate_scorecard(doc)
+
+
+def scorecard_json(card: ScorecardDocument) -> str:
+    """The canonical JSON form of a card (what would travel on a compacted topic)."""
+    return json.dumps(
+        card.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False
+    )
+
+
+def scorecard_yaml(card: ScorecardDocument, header: str = "") -> str:
+    """The card as YAML, in document order, with an optional comment header."""
+    body = yaml.safe_dump(
+        card.model_dump(mode="json", exclude_none=True),
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+    )
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comment + body
+
+
+def load_scorecard(name: str) -> ScorecardDocument:
+    """A card shipped in ``streams/policies`` (``scorecard-default.yaml``,
+    ``scorecard-expert.yaml``)."""
+    from importlib import resources
+
+    return parse_scorecard(resources.files("streams.policies").joinpath(name).read_text())
+
+
+def load_default_scorecard() -> ScorecardDocument:
+    """The fitted card shipped with creditline."""
+    return load_scorecard("scorecard-default.yaml")
+
+
+def load_expert_scorecard() -> ScorecardDocument:
+    """The hand-set card of the default policy as a document (the comparison baseline)."""
+    return load_scorecard("scorecard-expert.yaml")
+
+
+# ---- the hand-set card of a policy, as a document ---------------------------------------------
+#: Features that can be unknown (``Features.values()`` gives None): only these ever use a
+#: missing bin.
+NULLABLE_FEATURES = frozenset({"monthly_income", "debt_to_income"})
+#: The business direction of each feature where one is known: more days past due never
+#: raises a score; more verified assets, on-time repayments or verified income never lower it.
+BUSINESS_DIRECTIONS: dict[str, Direction] = {
+    "on_time_repayments": "higher_is_better",
+    "late_repayments": "lower_is_better",
+    "missed_repayments": "lower_is_better",
+    "worst_days_past_due_12m": "lower_is_better",
+    "debt_to_income": "lower_is_better",
+    "verified_assets": "higher_is_better",
+    "verified_monthly_income": "higher_is_better",
+    "income_verification_level": "higher_is_better",
+    "history_months": "higher_is_better",
+}
+#: Nominal scaling of a card not (yet) calibrated to outcomes: 600 at 19:1 (5 % PD), 40 PDO.
+NOMINAL_SCALING = Scaling(pdo=40, score=600, odds=19, calibrated=False)
+EXPERT_MISSING_OVERRIDE = (
+    "Legacy hand-set value of the expert card, kept unchanged so that it can be compared: an "
+    "unknown debt-to-income scores above a known high one, so withholding income pays. "
+    "Superseded by the fitted card, whose missing bins never score above their worst bin."
+)
+
+
+def expert_from_policy(
+    policy_card: Any, version: str, scaling: Scaling = NOMINAL_SCALING, description: str = ""
+) -> ScorecardDocument:
+    """The hand-set scorecard of a policy (``Policy.scorecard``) as a document with the same
+    scores: same base, bins and points. A missing bin that can never be used (the feature is
+    never unknown) is set to the worst bin; one that can and scores above the worst bin keeps
+    its points with :data:`EXPERT_MISSING_OVERRIDE`. Directions are the business ones where
+    the points keep them."""
+    characteristics: dict[str, Any] = {}
+    for name, attribute in policy_card.attributes.items():
+        bins = [{"below": b.below, "points": b.points} for b in attribute.bins]
+        points = [b.points for b in attribute.bins]
+        missing: dict[str, Any] = {"points": min(points)}
+        if attribute.feature in NULLABLE_FEATURES:
+            missing = {"points": attribute.missing_points}
+            if attribute.missing_points > min(points):
+                missing["override"] = EXPERT_MISSING_OVERRIDE
+        direction = BUSINESS_DIRECTIONS.get(attribute.feature, "none")
+        if direction == "higher_is_better" and points != sorted(points):
+            direction = "none"
+        if direction == "lower_is_better" and points != sorted(points, reverse=True):
+            direction = "none"
+        characteristics[name] = {
+            "feature": attribute.feature,
+            "measure": attribute.measure,
+            "direction": direction,
+            "reason": attribute.adverse.model_dump(),
+            "bins": [{k: v for k, v in b.items() if v is not None} for b in bins],
+            "missing": missing,
+        }
+    return validate_scorecard(
+        {
+            "version": version,
+            "kind": "expert",
+            "description": description,
+            "scaling": scaling.model_dump(),
+            "base_points": policy_card.base_points,
+            "characteristics": characteristics,
+        }
+    )
+
+
+# ---- cards over time ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScorecardTimeline:
+    """Card versions with the instants they take effect; ``base`` holds before the first.
+    The same contract as :class:`streams.core.timeline.PolicyTimeline`: every review and
+    decision scores with the card in force at its own instant."""
+
+    base: ScorecardDocument
+    #: (effective from, card), ascending by instant.
+    versions: tuple[tuple[datetime, ScorecardDocument], ...] = ()
+    _instants: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_instants", tuple(v[0] for v in self.versions))
+
+    @classmethod
+    def of(
+        cls, base: ScorecardDocument, versions: Sequence[tuple[datetime, ScorecardDocument]]
+    ) -> ScorecardTimeline:
+        """A timeline from versions in any order (for equal instants the later published
+        wins: a stable sort keeps publication order)."""
+        return cls(base, tuple(sorted(versions, key=lambda v: v[0])))
+
+    def at(self, moment: datetime) -> ScorecardDocument:
+        """The card in force at ``moment``."""
+        index = bisect.bisect_right(self._instants, moment)
+        return self.versions[index - 1][1] if index else self.base
+
+    def next_change_after(self, moment: datetime) -> datetime | None:
+        """The first instant after ``moment`` at which another card takes effect."""
+        index = bisect.bisect_right(self._instants, moment)
+        return self._instants[index] if index < len(self._instants) else None
+
+    def effective_instants(self) -> tuple[datetime, ...]:
+        """Every instant a card takes effect, ascending."""
+        return self._instants
+
+
+def merged_edges(*edge_maps: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
+    """Several ``feature_edges`` maps (a policy's and its card's) as one, per feature: the
+    values where time alone (decay, history length) can change an answer."""
+    merged: dict[str, set[float]] = {}
+    for edges in edge_maps:
+        for feature, values in edges.items():
+            merged.setdefault(feature, set()).update(values)
+    return {feature: tuple(sorted(values)) for feature, values in merged.items()}
