@@ -16,7 +16,7 @@ from typing import Any
 from streams.core.path_back import path_back
 from streams.core.scorecard import ScorecardDocument, parse_scorecard
 from streams.core.state import fold_events
-from streams.docs import render_sections, worked_example_events
+from streams.devtools.docs import render_sections, worked_example_events
 
 ROOT = Path(__file__).resolve().parents[2]
 PD_SCORES = (350, 450, 500, 540, 580, 600, 620, 660, 700, 750, 800, 950)

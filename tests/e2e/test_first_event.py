@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from schemas.models import LoanDecision, LoanRequest
-from streams.adapters.kafka_admin import ensure_topics
+from streams.adapters.kafka.admin import ensure_topics
+from streams.devtools.stack import LocalStack
 from streams.settings import Settings
-from streams.stack import LocalStack
 from tests.builders import repayment
 from tests.conftest import cleanup, isolated
 from tests.contract import jsonschema_valid

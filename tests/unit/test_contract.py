@@ -48,8 +48,8 @@ from streams.core.decoding import (
 from streams.core.policy import load_default_policy
 from streams.core.reasons import ReasonCode, reason
 from streams.core.timeline import advance, canonical, constant, standing
+from streams.devtools.simulation import loan_requests, population_events, to_record
 from streams.settings import Settings
-from streams.simulation import loan_requests, population_events, to_record
 from streams.topics import Topics
 from tests.builders import NOW, asset_doc, encode, repayment_doc, request_doc, spending_doc
 from tests.contract import (

@@ -1,40 +1,19 @@
-"""The scorecard as a versioned document: characteristics, bins, points, scaling to a
-probability of default, reason texts and the training distribution monitoring compares with.
-
-Pure, validated by pydantic, immutable, like :mod:`streams.core.policy`.
-:func:`parse_scorecard` either returns a complete, consistent :class:`ScorecardDocument` or
-raises :class:`InvalidScorecard` naming every problem. The rules a document must keep:
-
-* every characteristic scores one :data:`~streams.core.policy.FeatureName` feature; its bins
-  cover the whole line (numeric ``below`` edges strictly increasing, the last bin open) or are
-  disjoint categories, and it has an explicit ``missing`` bin for an unknown value (or a value
-  in no category);
-* **withholding never pays**: the missing bin scores no more than the worst bin, unless an
-  explicit ``missing.override`` documents why (the expert card's legacy debt-to-income);
-* a declared ``direction`` (``higher_is_better`` / ``lower_is_better``) is kept by the points:
-  more of a good thing never scores less;
-* scaling: score = offset + factor · ln(odds), factor = PDO / ln 2,
-  offset = S0 − factor · ln O0 (odds good:bad), so ``pd = 1 / (1 + odds)`` over
-  ``scaling.horizon_months``.
-
-score = clamp(``base_points`` + Σ points, 350, 950).
-"""
+"""The scorecard document: characteristics, bins, points, scaling to a probability of
+default, reason texts and the training distribution; its validation rules are listed in
+:mod:`streams.core.scorecard`."""
 
 from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.models import Reason
 from streams.core.policy import FeatureName, Text
@@ -284,7 +263,7 @@ class ScorecardDocument(_Strict):
 
     @model_validator(mode="after")
     def _document(self) -> ScorecardDocument:
-        problems = _name_problems(
+        problems = name_problems(
             {name: {"feature": c.feature} for name, c in self.characteristics.items()}
         )
         if self.training is not None:
@@ -391,34 +370,7 @@ class AdverseReason:
         return make_reason(self.code, self.text, language)
 
 
-def _problems(error: ValidationError) -> list[str]:
-    problems: list[str] = []
-    for e in error.errors(include_url=False):
-        where = ".".join(str(p) for p in e["loc"]) or "scorecard"
-        message = str(e["msg"]).removeprefix("Value error, ")
-        problems.extend(f"{where}: {line}" for line in message.split("\n"))
-    return problems
-
-
-def validate_scorecard(doc: Any) -> ScorecardDocument:
-    """Validate a parsed document (a mapping), or raise :class:`InvalidScorecard`."""
-    if not isinstance(doc, dict):
-        raise InvalidScorecard(["the document must be a mapping"])
-    try:
-        return ScorecardDocument.model_validate(doc)
-    except ValidationError as exc:
-        problems = _problems(exc)
-        # The document-level rules run only once every characteristic is valid: check them
-        # on the raw mapping too, so that one pass reports every problem.
-        raw = doc.get("characteristics")
-        if isinstance(raw, dict):
-            problems += [
-                f"scorecard: {p}" for p in _name_problems(raw) if f"scorecard: {p}" not in problems
-            ]
-        raise InvalidScorecard(problems) from None
-
-
-def _name_problems(characteristics: Mapping[str, Any]) -> list[str]:
+def name_problems(characteristics: Mapping[str, Any]) -> list[str]:
     problems = [
         f"characteristic name {name!r} must be snake_case"
         for name in characteristics
@@ -429,166 +381,3 @@ def _name_problems(characteristics: Mapping[str, Any]) -> list[str]:
     if doubled:
         problems.append(f"features scored twice (double counting): {doubled}")
     return problems
-
-
-def parse_scorecard(text: str | bytes) -> ScorecardDocument:
-    """Parse a YAML or JSON scorecard document, or raise :class:`InvalidScorecard` with every
-    problem found."""
-    try:
-        doc: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidScorecard([f"not YAML or JSON: {exc}"]) from None
-    return validate_scorecard(doc)
-
-
-def scorecard_json(card: ScorecardDocument) -> str:
-    """The canonical JSON form of a card (what would travel on a compacted topic)."""
-    return json.dumps(
-        card.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False
-    )
-
-
-def scorecard_yaml(card: ScorecardDocument, header: str = "") -> str:
-    """The card as YAML, in document order, with an optional comment header."""
-    body = yaml.safe_dump(
-        card.model_dump(mode="json", exclude_none=True),
-        sort_keys=False,
-        allow_unicode=True,
-        width=100,
-    )
-    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return comment + body
-
-
-def load_scorecard(name: str) -> ScorecardDocument:
-    """A card shipped in ``streams/policies`` (``scorecard-default.yaml``,
-    ``scorecard-expert.yaml``)."""
-    from importlib import resources
-
-    return parse_scorecard(resources.files("streams.policies").joinpath(name).read_text())
-
-
-def load_default_scorecard() -> ScorecardDocument:
-    """The fitted card shipped with creditline."""
-    return load_scorecard("scorecard-default.yaml")
-
-
-def load_expert_scorecard() -> ScorecardDocument:
-    """The hand-set card of the default policy as a document (the comparison baseline)."""
-    return load_scorecard("scorecard-expert.yaml")
-
-
-# ---- the hand-set card of a policy, as a document ---------------------------------------------
-#: Features that can be unknown (``Features.values()`` gives None): only these ever use a
-#: missing bin.
-NULLABLE_FEATURES = frozenset({"monthly_income", "debt_to_income"})
-#: The business direction of each feature where one is known: more days past due never
-#: raises a score; more verified assets, on-time repayments or verified income never lower it.
-BUSINESS_DIRECTIONS: dict[str, Direction] = {
-    "on_time_repayments": "higher_is_better",
-    "late_repayments": "lower_is_better",
-    "missed_repayments": "lower_is_better",
-    "worst_days_past_due_12m": "lower_is_better",
-    "debt_to_income": "lower_is_better",
-    "verified_assets": "higher_is_better",
-    "verified_monthly_income": "higher_is_better",
-    "income_verification_level": "higher_is_better",
-    "history_months": "higher_is_better",
-}
-#: Nominal scaling of a card not (yet) calibrated to outcomes: 600 at 19:1 (5 % PD), 40 PDO.
-NOMINAL_SCALING = Scaling(pdo=40, score=600, odds=19, calibrated=False)
-EXPERT_MISSING_OVERRIDE = (
-    "Legacy hand-set value of the expert card, kept unchanged so that it can be compared: an "
-    "unknown debt-to-income scores above a known high one, so withholding income pays. "
-    "Superseded by the fitted card, whose missing bins never score above their worst bin."
-)
-
-
-def expert_from_policy(
-    policy_card: Any, version: str, scaling: Scaling = NOMINAL_SCALING, description: str = ""
-) -> ScorecardDocument:
-    """The hand-set scorecard of a policy (``Policy.scorecard``) as a document with the same
-    scores: same base, bins and points. A missing bin that can never be used (the feature is
-    never unknown) is set to the worst bin; one that can and scores above the worst bin keeps
-    its points with :data:`EXPERT_MISSING_OVERRIDE`. Directions are the business ones where
-    the points keep them."""
-    characteristics: dict[str, Any] = {}
-    for name, attribute in policy_card.attributes.items():
-        bins = [{"below": b.below, "points": b.points} for b in attribute.bins]
-        points = [b.points for b in attribute.bins]
-        missing: dict[str, Any] = {"points": min(points)}
-        if attribute.feature in NULLABLE_FEATURES:
-            missing = {"points": attribute.missing_points}
-            if attribute.missing_points > min(points):
-                missing["override"] = EXPERT_MISSING_OVERRIDE
-        direction = BUSINESS_DIRECTIONS.get(attribute.feature, "none")
-        if direction == "higher_is_better" and points != sorted(points):
-            direction = "none"
-        if direction == "lower_is_better" and points != sorted(points, reverse=True):
-            direction = "none"
-        characteristics[name] = {
-            "feature": attribute.feature,
-            "measure": attribute.measure,
-            "direction": direction,
-            "reason": attribute.adverse.model_dump(),
-            "bins": [{k: v for k, v in b.items() if v is not None} for b in bins],
-            "missing": missing,
-        }
-    return validate_scorecard(
-        {
-            "version": version,
-            "kind": "expert",
-            "description": description,
-            "scaling": scaling.model_dump(),
-            "base_points": policy_card.base_points,
-            "characteristics": characteristics,
-        }
-    )
-
-
-# ---- cards over time ---------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ScorecardTimeline:
-    """Card versions with the instants they take effect; ``base`` holds before the first.
-    The same contract as :class:`streams.core.timeline.PolicyTimeline`: every review and
-    decision scores with the card in force at its own instant."""
-
-    base: ScorecardDocument
-    #: (effective from, card), ascending by instant.
-    versions: tuple[tuple[datetime, ScorecardDocument], ...] = ()
-    _instants: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_instants", tuple(v[0] for v in self.versions))
-
-    @classmethod
-    def of(
-        cls, base: ScorecardDocument, versions: Sequence[tuple[datetime, ScorecardDocument]]
-    ) -> ScorecardTimeline:
-        """A timeline from versions in any order (for equal instants the later published
-        wins: a stable sort keeps publication order)."""
-        return cls(base, tuple(sorted(versions, key=lambda v: v[0])))
-
-    def at(self, moment: datetime) -> ScorecardDocument:
-        """The card in force at ``moment``."""
-        index = bisect.bisect_right(self._instants, moment)
-        return self.versions[index - 1][1] if index else self.base
-
-    def next_change_after(self, moment: datetime) -> datetime | None:
-        """The first instant after ``moment`` at which another card takes effect."""
-        index = bisect.bisect_right(self._instants, moment)
-        return self._instants[index] if index < len(self._instants) else None
-
-    def effective_instants(self) -> tuple[datetime, ...]:
-        """Every instant a card takes effect, ascending."""
-        return self._instants
-
-
-def merged_edges(*edge_maps: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
-    """Several ``feature_edges`` maps (a policy's and its card's) as one, per feature: the
-    values where time alone (decay, history length) can change an answer."""
-    merged: dict[str, set[float]] = {}
-    for edges in edge_maps:
-        for feature, values in edges.items():
-            merged.setdefault(feature, set()).update(values)
-    return {feature: tuple(sorted(values)) for feature, values in merged.items()}
