@@ -21,8 +21,9 @@ $(ASYNCAPI_CHECK): tools/asyncapi/package.json
 	  cd tools/asyncapi && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
 	else echo "npm not found: the AsyncAPI document will only be checked structurally"; fi
 
-install: $(STAMP) $(ASYNCAPI_CHECK)  ## Python deps (pinned), redis-server, Java, Maven, Prometheus when missing
+install: $(STAMP) $(ASYNCAPI_CHECK)  ## Python deps (pinned), redis-server, Java, Maven, Prometheus, Go, toxiproxy when missing
 	@bash scripts/install-system-deps.sh
+	@bash scripts/install-toxiproxy.sh
 
 up: install  ## local Kafka + Redis on loopback, topics created
 	$(BIN)/creditline up
