@@ -42,6 +42,7 @@ from streams.adapters.kafka_sink import (
     dead_letter_headers,
     fit_dead_letter,
 )
+from streams.adapters.redis_client import NotReplicated
 from streams.adapters.redis_store import RedisStore, StoredUser, UserWrite, trajectory_summary
 from streams.core.answer import answer, judgement_instant
 from streams.core.decision import (
@@ -76,8 +77,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Errors that mean "Redis is unreachable or cannot write right now": retried, never skipped.
-#: (Out of memory and read-only replicas heal when an operator acts; crashing would not help.)
+#: (Out of memory and read-only replicas heal when an operator acts; crashing would not help.
+#: A write too few replicas acknowledged could be lost in a failover: not stored yet.)
 REDIS_TRANSIENT = (
+    NotReplicated,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,

@@ -21,6 +21,19 @@ RedisClient = aioredis.Redis | aioredis.RedisCluster
 SOCKET_TIMEOUT_SECONDS = 2.0
 #: Idle connections are checked (PING) before reuse after this long.
 HEALTH_CHECK_SECONDS = 10
+#: How long a write waits for replicas (``WAIT``'s timeout) with ``REDIS_MIN_REPLICAS``:
+#: within the socket timeout, so a missing replica is told apart from an unreachable server.
+REPLICA_WAIT_MS = 1000
+
+
+class NotReplicated(redis.exceptions.RedisError):
+    """Fewer replicas than ``CREDITLINE_REDIS_MIN_REPLICAS`` acknowledged a write in time.
+
+    The write is on the primary but could be lost in a failover, so it does not count as
+    stored: like an outage, the batch is retried and stays uncommitted, a decision is not
+    published from it (classified in :data:`streams.processing.REDIS_TRANSIENT`).
+    """
+
 
 #: The ACL user when the URL names none.
 DEFAULT_ACL_USER = "creditline"
@@ -51,6 +64,8 @@ ACL_COMMANDS: tuple[str, ...] = (
     "smismember",
     "rpush",
     "del",
+    # with CREDITLINE_REDIS_MIN_REPLICAS: waiting for replicas after writes
+    "wait",
     # health checks of idle connections, `creditline status`
     "ping",
     # a cluster client: slot map, key positions, redirection during resharding
