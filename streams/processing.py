@@ -810,7 +810,10 @@ class ReviewSweeper:
                 if len(due) < self.batch_users:
                     break
             overdue += len(
-                await self.store.due_reviews(partition, now - timedelta(seconds=60), 1000)
+                await self.folder._until_stopped(
+                    "due_reviews",
+                    partial(self.store.due_reviews, partition, now - timedelta(seconds=60), 1000),
+                )
             )
         self.metrics.reviews_due.set(overdue)
         return reviewed
