@@ -17,9 +17,14 @@ from streams.stack.redis_nodes import LOOPBACK, RedisServer, free_port
 
 
 def redis_server(directory: Path, *, replica_of: str | None = None) -> RedisServer:
-    """A started redis-server (AOF on, no RDB), optionally a replica of ``host:port``."""
+    """A started redis-server (nothing persisted: none is restarted from disk), optionally a
+    replica of ``host:port``."""
     port = free_port()
-    args = ["--port", str(port), "--appendonly", "yes", "--save", ""]
+    # No AOF: a replica refuses SIGTERM while it writes its first AOF after a full sync
+    # ("Writing initial AOF, can't exit"). A full sync starts at once (by default a primary
+    # waits 5 s for more replicas).
+    args = ["--port", str(port), "--appendonly", "no", "--save", ""]
+    args += ["--repl-diskless-sync-delay", "0"]
     if replica_of is not None:
         host, _, upstream_port = replica_of.rpartition(":")
         # Reconnect quickly after the link comes back.
