@@ -142,8 +142,8 @@ async def redis_faults(settings: Settings, proxy: Proxy, tmp_path: Path) -> None
     )
     events_only = settings.model_copy(update={"worker_role": "events"})
     async with running_worker(events_only, tmp_path / "worker.log") as worker:
-        decider.start()
         try:
+            decider.start()
             assert worker.process is not None
             pid = worker.process.pid
             await produce(settings, first)
@@ -201,7 +201,8 @@ async def redis_faults(settings: Settings, proxy: Proxy, tmp_path: Path) -> None
             assert "failed (ConnectionError); retry" in log_text, log_text[-3000:]
             print("redis network faults:", figures)
         finally:
-            decider.stop()  # before its topics are deleted
+            if decider.process is not None:
+                decider.stop()  # before its topics are deleted
 
 
 class ProxiedKafka(KafkaCluster):
@@ -239,7 +240,8 @@ async def test_kafka_latency_resets_a_partition_and_a_cut_lose_and_double_count_
     base_settings: Settings, tmp_path: Path
 ) -> None:
     """A worker reaches its broker only through a proxy: 200 ± 50 ms each way, replies lost
-    to resets, a 15 s partition, the link cut for 8 s; the test's clients go direct."""
+    to resets, a 15 s partition, the link cut for 8 s; the test's clients go direct. (Its
+    Redis goes through a proxy too, slowed down while the partition begins.)"""
     with running_toxiproxy(tmp_path / "toxiproxy") as toxiproxy:
         proxy_port = free_port()
         kafka = ProxiedKafka(tmp_path / "kafka", proxy_port)

@@ -100,8 +100,8 @@ async def failover(
     )
     events_only = settings.model_copy(update={"worker_role": "events"})
     async with running_worker(events_only, tmp_path / "worker.log") as worker:
-        decider.start()
         try:
+            decider.start()
             assert worker.process is not None and decider.process is not None
             pids = (worker.process.pid, decider.process.pid)
             await produce(settings, first)
@@ -169,4 +169,5 @@ async def failover(
             assert again.outcome is Outcome.APPROVED, codes(again)
             print("redis failover:", figures)
         finally:
-            decider.stop()  # before its topics are deleted
+            if decider.process is not None:
+                decider.stop()  # before its topics are deleted
