@@ -70,6 +70,7 @@ class Toxiproxy:
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
+        self.stop()
         raise AssertionError(f"toxiproxy-server did not start; see {self.directory}")
 
     def stop(self) -> None:
@@ -216,8 +217,8 @@ class Proxy:
 def running_toxiproxy(directory: Path) -> Iterator[Toxiproxy]:
     """A started toxiproxy-server, stopped afterwards."""
     server = Toxiproxy(directory)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()

@@ -59,10 +59,10 @@ from tests.toxiproxy import Proxy, running_toxiproxy
 def test_the_fault_proxy_injects_what_the_tests_rely_on(tmp_path: Path) -> None:
     """Each toxic does what the fault tests assume, measured through a proxy to a Redis."""
     first, second = PrivateRedis(tmp_path / "a"), PrivateRedis(tmp_path / "b")
-    for server in (first, second):
-        server.directory.mkdir()
-        server.start()
     try:
+        for server in (first, second):
+            server.directory.mkdir()
+            server.start()
         with running_toxiproxy(tmp_path / "toxiproxy") as toxiproxy:
             proxy = toxiproxy.proxy("redis", f"127.0.0.1:{first.port}")
 
