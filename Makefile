@@ -31,8 +31,9 @@ $(CONTRACT_CHECK): tools/contract/package.json
 	  cd tools/contract && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
 	else echo "npm not found: the JSON Schemas will only be checked with python-jsonschema"; fi
 
-install: $(STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), redis-server, Java, Maven, Prometheus when missing
+install: $(STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), redis-server, Java, Maven, Prometheus, Go, toxiproxy when missing
 	@bash scripts/install-system-deps.sh
+	@bash scripts/install-toxiproxy.sh
 
 up: install  ## local Kafka + Redis on loopback, topics created
 	$(BIN)/creditline up

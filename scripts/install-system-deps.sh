@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what creditline needs outside Python, when missing: redis-server (Debian package),
 # a JDK 17+ and Maven (to fetch and run Kafka's jars), Prometheus (promtool and server, for
-# the observability tests), kcat (for the hostile-records test) and a compose CLI where a
-# docker CLI has none. Idempotent; quiet when all is there.
+# the observability tests), kcat (for the hostile-records test), Go (to build toxiproxy for the
+# network-fault tests: scripts/install-toxiproxy.sh) and a compose CLI where a docker CLI has
+# none. Idempotent; quiet when all is there.
 set -euo pipefail
 
 need=()
@@ -14,6 +15,8 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 # kcat (librdkafka): the hostile-records test publishes what a client nobody on the project
 # wrote can send (header names that are not UTF-8, null header values, every codec).
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+# Go builds toxiproxy-server from the Go module proxy (scripts/install-toxiproxy.sh).
+command -v go >/dev/null 2>&1 || need+=(golang-go)
 # To validate docker-compose.yml where a docker CLI exists but no compose plugin does.
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)

@@ -115,6 +115,16 @@ class Settings(BaseSettings):
         description="The Redis URL names one node of a Redis Cluster (seed node): keys are "
         "routed by hash slot; every user's keys share one slot.",
     )
+    redis_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must acknowledge the worker's Redis writes (`WAIT`) before "
+        "its Kafka offsets are committed or a decision is published; fewer within a second "
+        "is retried like an outage. 1 or more: a failover to a replica loses no committed "
+        "event. 0: not waited for (replication is asynchronous: a failover may lose the "
+        "last writes of events already committed; `creditline replay` repairs that). Not "
+        "with `REDIS_CLUSTER`.",
+    )
     redis_tls_ca_file: Path | None = Field(
         None,
         description="PEM CA bundle that signs the Redis server's certificate (`rediss://` "
@@ -317,6 +327,11 @@ class Settings(BaseSettings):
             raise ValueError("Redis TLS files need a rediss:// CREDITLINE_REDIS_URL")
         if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
             raise ValueError("a Redis client certificate needs its key file, and vice versa")
+        if self.redis_min_replicas and self.redis_cluster:
+            raise ValueError(
+                "REDIS_MIN_REPLICAS is not supported with REDIS_CLUSTER (WAIT must follow the "
+                "writes on each node's connection); use the servers' min-replicas-to-write"
+            )
         if self.topic_min_insync_replicas > self.topic_replication_factor:
             raise ValueError(
                 "TOPIC_MIN_INSYNC_REPLICAS cannot exceed TOPIC_REPLICATION_FACTOR: "

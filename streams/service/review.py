@@ -58,8 +58,13 @@ class ReviewSweeper:
                 reviewed += len(due)
                 if len(due) < self.batch_users:
                     break
+            # Through the same retry as every other Redis call: one reset connection must not
+            # stop the worker.
             overdue += len(
-                await self.store.due_reviews(partition, now - timedelta(seconds=60), 1000)
+                await self.folder.retry.until_stopped(
+                    "due_reviews",
+                    partial(self.store.due_reviews, partition, now - timedelta(seconds=60), 1000),
+                )
             )
         self.metrics.reviews_due.set(overdue)
         return reviewed

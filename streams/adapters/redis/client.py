@@ -22,6 +22,11 @@ RedisClient = aioredis.Redis | aioredis.RedisCluster
 SOCKET_TIMEOUT_SECONDS = 2.0
 #: Idle connections are checked (PING) before reuse after this long.
 HEALTH_CHECK_SECONDS = 10
+#: How long a write waits for replicas (``WAIT``'s timeout) with ``REDIS_MIN_REPLICAS``:
+#: within the socket timeout, so a missing replica is told apart from an unreachable server.
+REPLICA_WAIT_MS = 1000
+
+
 
 #: The ACL user when the URL names none.
 DEFAULT_ACL_USER = "creditline"
@@ -52,6 +57,8 @@ ACL_COMMANDS: tuple[str, ...] = (
     "smismember",
     "rpush",
     "del",
+    # with CREDITLINE_REDIS_MIN_REPLICAS: waiting for replicas after writes
+    "wait",
     # health checks of idle connections, `creditline status`
     "ping",
     # a cluster client: slot map, key positions, redirection during resharding

@@ -10,6 +10,16 @@ import redis.exceptions
 
 from streams.errors import OperatorActionRequired, Unavailable
 
+
+class NotReplicated(redis.exceptions.RedisError):
+    """Fewer replicas than ``CREDITLINE_REDIS_MIN_REPLICAS`` acknowledged a write in time.
+
+    The write is on the primary but could be lost in a failover, so it does not count as
+    stored: like an outage, the batch is retried and stays uncommitted, a decision is not
+    published from it (classified in :data:`TRANSIENT`).
+    """
+
+
 #: Redis refusing creditline's credentials or a command: an operator must act, so waiting
 #: (as for an outage) would only hide it. Checked before the transient ones, whose
 #: ConnectionError includes the first two.
@@ -19,8 +29,10 @@ REFUSED = (
     redis.exceptions.NoPermissionError,
 )
 #: Redis unreachable or unable to write right now: retried, never skipped. (Out of memory
-#: and read-only replicas heal when an operator acts; crashing would not help.)
+#: and read-only replicas heal when an operator acts; crashing would not help. A write too
+#: few replicas acknowledged could be lost in a failover: not stored yet.)
 TRANSIENT = (
+    NotReplicated,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,

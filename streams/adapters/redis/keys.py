@@ -41,6 +41,11 @@ class KeyLayout:
         """String: the version of this key layout (a worker refuses an older one)."""
         return f"{self.prefix}:layout"
 
+    def replication_fence(self) -> str:
+        """String: written before a ``WAIT`` that must cover earlier writes whose own wait
+        failed (``CREDITLINE_REDIS_MIN_REPLICAS``); its value means nothing."""
+        return f"{self.prefix}:replication-fence"
+
     def decision(self, user_id: str, request_id: str) -> str:
         """String: the digest of a request and the decision published for it (idempotent
         redelivery; another body under the same id is a conflict), with a TTL."""

@@ -21,6 +21,10 @@ contain are written together, so "applied" and "recognised as duplicate" can nev
 Longer than most modules: one adapter class implementing the ``StateStore`` port; its
 batch reads and writes, review schedule and decision memory share the pipelining, the
 script loading and the error translation.
+
+With ``CREDITLINE_REDIS_MIN_REPLICAS`` = *n* > 0, every write pipeline ends with ``WAIT n``
+on its own connection: a write only counts as done (and its batch may be committed) once *n*
+replicas have it; fewer raises :class:`NotReplicated`, retried like an outage.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from streams.adapters.redis.client import RedisClient, redis_client
-from streams.adapters.redis.errors import translated
+from streams.adapters.redis.client import REPLICA_WAIT_MS, RedisClient, redis_client
+from streams.adapters.redis.errors import NotReplicated, translated
 from streams.adapters.redis.keys import KeyLayout
 from streams.adapters.redis.layout import (
     _INTERNAL_FIELDS,
@@ -103,7 +107,12 @@ class RedisStore:
     client: RedisClient
     keys: KeyLayout
     metrics: Metrics
+    #: Replicas that must acknowledge every write (``WAIT``); 0: none waited for.
+    min_replicas: int = 0
     slot_bound: bool = field(init=False)
+    #: A write went out whose replication was not confirmed (its wait failed, or its reply
+    #: was lost): the next wait must cover it.
+    _unconfirmed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         # A cluster refuses a script whose keys span hash slots.
@@ -112,7 +121,12 @@ class RedisStore:
     @classmethod
     def connect(cls, settings: Settings, metrics: Metrics) -> RedisStore:
         """A store on a new client for the configured Redis (see :func:`redis_client`)."""
-        return cls(redis_client(settings), KeyLayout(settings.redis_key_prefix), metrics)
+        return cls(
+            redis_client(settings),
+            KeyLayout(settings.redis_key_prefix),
+            metrics,
+            min_replicas=settings.redis_min_replicas,
+        )
 
     async def close(self) -> None:
         """Release the connection pool."""
@@ -128,31 +142,68 @@ class RedisStore:
         finally:
             self.metrics.redis_seconds.labels(operation).observe(time.perf_counter() - started)
 
-    async def _pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
+    async def _execute(self, pipe: Any, *, durable: bool) -> list[Any]:
+        """Run a pipeline; errors come back per command. A ``durable`` one (writes) ends, on
+        its own connection, with ``WAIT min_replicas`` when replicas are required — WAIT
+        covers the writes its connection sent — and raises :class:`NotReplicated` when too
+        few acknowledged. After a write whose replication is unconfirmed, a fence write goes
+        before the WAIT: the replication stream is ordered, so a replica that has the fence
+        has that earlier write too, whichever connection it went out on."""
+        if not (durable and self.min_replicas):
+            return list(await pipe.execute(raise_on_error=False))
+        fenced = self._unconfirmed
+        if fenced:
+            pipe.set(self.keys.replication_fence(), "1")
+        pipe.execute_command("WAIT", self.min_replicas, REPLICA_WAIT_MS)
+        self._unconfirmed = True  # until a WAIT says otherwise (the reply may never come)
+        replies = list(await pipe.execute(raise_on_error=False))
+        acknowledged = replies.pop()
+        if fenced:
+            replies.pop()
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        if int(acknowledged) < self.min_replicas:
+            raise NotReplicated(
+                f"{acknowledged} of {self.min_replicas} replicas acknowledged a write "
+                f"within {REPLICA_WAIT_MS} ms"
+            )
+        self._unconfirmed = False
+        return replies
+
+    async def _confirm_replicated(self) -> None:
+        """Wait until the replicas have every write this store sent (a failed wait is owed
+        before a batch decides what is stored: re-read users must not count as stored)."""
+        if self.min_replicas and self._unconfirmed:
+            with self._timed("wait_replicas"):
+                async with self.client.pipeline(transaction=False) as pipe:
+                    _raise_first(await self._execute(pipe, durable=True))
+
+    async def _pipelined(self, calls: Sequence[ScriptCall], *, durable: bool) -> list[Any]:
         # EVALSHA as a raw command: redis-py 8.1's cluster pipeline blocks its `evalsha`
         # method (and `register_script` would not load scripts there), while the raw command
         # is routed by its keys like any other. Errors come back per call.
         async with self.client.pipeline(transaction=False) as pipe:
             for script, keys, args in calls:
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
+            return await self._execute(pipe, durable=durable)
 
-    async def _run_scripts(self, calls: Sequence[ScriptCall]) -> list[Any]:
+    async def _run_scripts(
+        self, calls: Sequence[ScriptCall], *, durable: bool = False
+    ) -> list[Any]:
         """Run script calls in one pipeline (one per cluster node); a server that does not
-        know a script yet (new, restarted, failed over) gets it loaded and the call rerun."""
-        results = await self._pipelined(calls)
+        know a script yet (new, restarted, failed over) gets it loaded and the call rerun.
+        ``durable``: the scripts write (see :meth:`_execute`)."""
+        results = await self._pipelined(calls, durable=durable)
         missing = [
             i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)
         ]
         if missing:
             for script in {calls[i][0] for i in missing}:
                 await self.client.script_load(script.source)  # on a cluster: every primary
-            rerun = await self._pipelined([calls[i] for i in missing])
+            rerun = await self._pipelined([calls[i] for i in missing], durable=durable)
             for i, result in zip(missing, rerun, strict=True):
                 results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+        _raise_first(results)
         return results
 
     async def ping(self) -> bool:
@@ -239,6 +290,7 @@ class RedisStore:
             (LOAD, self._user_keys(group), [" ".join(map(str, candidates[u])) for u in group])
             for group in groups
         ]
+        await self._confirm_replicated()
         with self._timed("load"):
             replies = await self._run_scripts(calls)
         result: dict[str, StoredUser] = {}
@@ -317,7 +369,7 @@ class RedisStore:
             for group in groups
         ]
         with self._timed("save"):
-            replies = await self._run_scripts(calls)
+            replies = await self._run_scripts(calls, durable=True)
         return [
             user
             for group, reply in zip(groups, replies, strict=True)
@@ -338,7 +390,7 @@ class RedisStore:
             for group in self._groups(list(published))
         ]
         with self._timed("clear_outbox"):
-            await self._run_scripts(calls)
+            await self._run_scripts(calls, durable=True)
 
     # ---- the review schedule ---------------------------------------------------------------
     async def schedule(self, reviews: Mapping[tuple[int, str], datetime | None]) -> None:
@@ -353,7 +405,7 @@ class RedisStore:
                         pipe.zrem(key, user)
                     else:
                         pipe.zadd(key, {user: due.timestamp()})
-                await pipe.execute()
+                _raise_first(await self._execute(pipe, durable=True))
 
     async def due_reviews(
         self, partition: int, now: datetime, limit: int
@@ -378,7 +430,7 @@ class RedisStore:
         keys = [self.keys.reviews(partition), self.keys.reviews_policy_mark(partition)]
         args = [repr(effective.timestamp()), str(to_micros(effective))]
         with self._timed("schedule_policy"):
-            (moved,) = await self._run_scripts([(SCHEDULE_POLICY, keys, args)])
+            (moved,) = await self._run_scripts([(SCHEDULE_POLICY, keys, args)], durable=True)
         return int(moved)
 
     # ---- reads for decisions and operators --------------------------------------------------
@@ -425,13 +477,17 @@ class RedisStore:
         """Store a decision (with the digest of the request it answers) unless one exists;
         return the earlier one if it does."""
         with self._timed("remember_decision"):
-            previous = await self.client.set(
-                self.keys.decision(user_id, request_id),
-                digest.encode() + b"\n" + payload,
-                nx=True,
-                get=True,
-                ex=ttl_seconds,
-            )
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(
+                    self.keys.decision(user_id, request_id),
+                    digest.encode() + b"\n" + payload,
+                    nx=True,
+                    get=True,
+                    ex=ttl_seconds,
+                )
+                replies = await self._execute(pipe, durable=True)
+            _raise_first(replies)
+        (previous,) = replies
         if previous is None:
             return None
         raw = previous if isinstance(previous, bytes) else str(previous).encode()
@@ -446,3 +502,11 @@ class RedisStore:
                 state = await self.read_state(user)
                 if state is not None:
                     yield user, state
+
+
+def _raise_first(replies: Sequence[Any]) -> None:
+    """Raise the first error among a pipeline's replies."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+
