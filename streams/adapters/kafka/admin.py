@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -18,6 +21,10 @@ from streams.settings import Settings
 from streams.topics import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
+
+#: Describe errors of a topic created a moment ago (UNKNOWN_TOPIC_OR_PARTITION,
+#: LEADER_NOT_AVAILABLE): its metadata has not reached the broker that answered yet.
+_NOT_YET = frozenset({3, 5})
 
 
 class TopicError(OperatorActionRequired):
@@ -57,13 +64,16 @@ async def ensure_topics(settings: Settings) -> list[TopicState]:
                     "Create (or Describe, if it exists)",
                     {t["topic"]: t["error_code"] for t in answer["topic_errors"]},
                 )
-        described = await admin.describe_topics([s.name for s in specs])
+        described = await _described_once_created(admin, [s.name for s in specs], timeout_ms)
     finally:
         await admin.close()
     assert_authorized(settings, "Describe", {d["topic"]: d["error_code"] for d in described})
     counts = {d["topic"]: len(d["partitions"]) for d in described}
     created = {s.name for s in missing}
     states = [TopicState(s.name, counts.get(s.name, 0), s.name in created) for s in specs]
+    absent = [s.name for s in states if not s.partitions]
+    if absent:
+        raise TopicError(f"topics still not visible after creating them: {', '.join(absent)}")
     inputs = Topics.from_settings(settings).inputs
     input_counts = {counts.get(name, 0) for name in inputs}
     if len(input_counts) != 1:
@@ -73,6 +83,21 @@ async def ensure_topics(settings: Settings) -> list[TopicState]:
             f"requests are co-partitioned; found {detail}"
         )
     return states
+
+
+async def _described_once_created(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_ms: int
+) -> list[dict[str, Any]]:
+    """Describe topics, waiting (bounded) until each just-created one has its partitions: the
+    controller answers CreateTopics before every broker's metadata shows them, and a topic
+    described too early looks missing (0 partitions)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(names)
+        pending = [d for d in described if not d["partitions"] and d["error_code"] in _NOT_YET]
+        if not pending or time.monotonic() >= deadline:
+            return described
+        await asyncio.sleep(0.1)
 
 
 async def describe_topics(settings: Settings) -> list[TopicState]:

@@ -27,7 +27,6 @@ HEALTH_CHECK_SECONDS = 10
 REPLICA_WAIT_MS = 1000
 
 
-
 #: The ACL user when the URL names none.
 DEFAULT_ACL_USER = "creditline"
 
