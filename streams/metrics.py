@@ -21,6 +21,8 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+#: Probabilities of default: 0.5 % … 50 %.
+PD_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5)
 #: Millisecond-level latencies: 1 ms … 10 s.
 LATENCY_BUCKETS = (
     0.001,
@@ -173,6 +175,38 @@ class Metrics:
         self.policy_rejected = Counter(
             "creditline_policy_rejected_total",
             "Policy documents read from the policy topic and rejected as invalid.",
+            registry=r,
+        )
+        self.scorecard_info = Gauge(
+            "creditline_scorecard_info",
+            "The scorecard in force (value 1 on its version's series).",
+            ["version"],
+            registry=r,
+        )
+        self.scorecard_rejected = Counter(
+            "creditline_scorecard_rejected_total",
+            "Scorecard documents read from the policy topic and rejected as invalid.",
+            registry=r,
+        )
+        self.scorecard_psi = Gauge(
+            "creditline_scorecard_psi",
+            'Population stability index of the score (characteristic="score") and of each '
+            "characteristic over the worker's recent scorings, against the card's training "
+            "distribution: < 0.1 stable, 0.1-0.25 watch, > 0.25 a significant shift.",
+            ["version", "characteristic"],
+            registry=r,
+        )
+        self.scorecard_scorings = Gauge(
+            "creditline_scorecard_window_scorings",
+            "Scorings in the stability window the PSI gauges are computed over.",
+            ["version"],
+            registry=r,
+        )
+        self.decision_pd = Histogram(
+            "creditline_decision_pd",
+            "Probability of default of the score behind each decision, by segment and outcome.",
+            ["segment", "outcome"],
+            buckets=PD_BUCKETS,
             registry=r,
         )
         self.line_status_changes = Counter(

@@ -254,6 +254,13 @@ class Settings(BaseSettings):
         description="How long a loan request waits for Redis before it is answered "
         "`review` with SCORE_UNAVAILABLE.",
     )
+    scorecard_psi_window: int = Field(
+        10_000,
+        ge=100,
+        description="Decisions per worker task the scorecard stability gauges "
+        "(`creditline_scorecard_psi`) are computed over, against the card's training "
+        "distribution.",
+    )
     decision_retention_days: int = Field(
         30, ge=1, description="How long a decision is remembered for idempotent redelivery."
     )

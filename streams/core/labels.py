@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from schemas.models import InputEvent, RepaymentEvent
-from streams.core.scoring import Features, derive_features
+from streams.core.features import Features, derive_features
 from streams.core.state import UserState, fold_events, without_paid_loans
 from streams.core.timeline import canonical, month_start, next_month_start
 

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
-from streams.core.policy import Attribute, Policy, load_default_policy
-from streams.core.scoring import SCORE_MAX, SCORE_MIN, assess
+from streams.core.features import SCORE_MAX, SCORE_MIN
+from streams.core.policy import load_default_policy
+from streams.core.scorecard import Characteristic, ScorecardDocument, load_default_scorecard
+from streams.core.scoring import assess
 from streams.core.state import fold_events
 
 
@@ -16,11 +18,13 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
-def _bins(attribute: Attribute) -> str:
+def _bins(c: Characteristic) -> str:
     parts = []
     lower: float | None = None
-    for b in attribute.bins:
-        if b.below is None:
+    for b in c.bins:
+        if b.values is not None:
+            span = "/".join(_number(v) for v in b.values)
+        elif b.below is None:
             span = f"≥ {_number(lower)}" if lower is not None else "any"
         elif lower is None:
             span = f"< {_number(b.below)}"
@@ -28,24 +32,24 @@ def _bins(attribute: Attribute) -> str:
             span = f"{_number(lower)}–<{_number(b.below)}"
         parts.append(f"{span}: {b.points:+d}")
         lower = b.below
-    if attribute.missing_points:
-        parts.append(f"unknown: {attribute.missing_points:+d}")
+    parts.append(f"unknown: {c.missing.points:+d}")
     return " · ".join(parts)
 
 
-def scorecard_markdown(policy: Policy | None = None) -> str:
-    """The default policy's scorecard as a Markdown table (kept in sync by a test)."""
-    policy = policy or load_default_policy()
-    card = policy.scorecard
+def scorecard_markdown(card: ScorecardDocument | None = None) -> str:
+    """The shipped scorecard as a Markdown table (kept in sync by a test)."""
+    card = card or load_default_scorecard()
     lines = [
-        f"Policy `{policy.version}`: score = clamp({card.base_points} + Σ points, "
-        f"{SCORE_MIN}, {SCORE_MAX}).",
+        f"Scorecard `{card.version}` ({card.kind}): score = clamp({card.base_points} + Σ "
+        f"points, {SCORE_MIN}, {SCORE_MAX}); {card.scaling.pdo:g} points double the odds, "
+        f"{card.scaling.score} ↔ PD {card.pd_of(card.scaling.score):.1%} over "
+        f"{card.scaling.horizon_months} months.",
         "",
-        "| attribute | measures | bins → points | adverse-factor text |",
+        "| characteristic | measures | bins → points | reason text |",
         "|---|---|---|---|",
     ]
-    for name, a in card.attributes.items():
-        lines.append(f"| `{name}` | {a.measure} | {_bins(a)} | {a.adverse.en} / {a.adverse.zh} |")
+    for name, c in card.characteristics.items():
+        lines.append(f"| `{name}` | {c.measure} | {_bins(c)} | {c.reason.en} / {c.reason.zh} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +122,7 @@ def worked_example_events() -> tuple[datetime, list[InputEvent], list[InputEvent
             user_id="u-42",
             occurred_at=ago(1),
             asset_type=AssetType.DEPOSIT,
-            value=Decimal(40000),
+            value=Decimal(50000),
             verified=True,
         ),
     ]
@@ -127,21 +131,22 @@ def worked_example_events() -> tuple[datetime, list[InputEvent], list[InputEvent
 
 def worked_example_markdown() -> str:
     """Points per attribute before and after the proofs, and the resulting line."""
-    policy = load_default_policy()
+    policy, card = load_default_policy(), load_default_scorecard()
     now, before, proofs = worked_example_events()
-    a = assess(fold_events(None, before), now, policy)  # type: ignore[arg-type]
-    b = assess(fold_events(None, before + proofs), now, policy)  # type: ignore[arg-type]
+    a = assess(fold_events(None, before), now, policy, card=card)  # type: ignore[arg-type]
+    b = assess(fold_events(None, before + proofs), now, policy, card=card)  # type: ignore[arg-type]
     lines = [
-        "| attribute | feature value before → after | points before | points after |",
+        "| characteristic | feature value before → after | points before | points after |",
         "|---|---|---|---|",
     ]
     values_a, values_b = a.features.values(), b.features.values()
-    for name, attribute in policy.scorecard.attributes.items():
-        va, vb = values_a[attribute.feature], values_b[attribute.feature]
+    for name, c in card.characteristics.items():
+        va, vb = values_a[c.feature], values_b[c.feature]
         shown = " → ".join("unknown" if v is None else f"{v:,.2f}" for v in (va, vb))
         lines.append(f"| `{name}` | {shown} | {a.points[name]:+d} | {b.points[name]:+d} |")
     lines += [
-        f"| **score** (base {policy.scorecard.base_points}) | | **{a.score}** | **{b.score}** |",
+        f"| **score** (base {card.base_points}) | | **{a.score}** | **{b.score}** |",
+        f"| probability of default (12 months) | | {a.pd:.1%} | {b.pd:.1%} |",
         f"| segment | | {a.segment} | {b.segment} |",
         f"| thresholds (close below / reopen at) | | {a.thresholds.close_below} / "
         f"{a.thresholds.reopen_at} | {b.thresholds.close_below} / {b.thresholds.reopen_at} |",

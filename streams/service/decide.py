@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from schemas.models import LoanDecision, LoanRequest
-from streams.core.answer import answer, judgement_instant, request_digest
+from streams.core.answer import answer, answer_in_full, judgement_instant, request_digest
 from streams.core.decision import (
     decide_at_capacity,
     decide_policy_unavailable,
@@ -25,6 +25,7 @@ from streams.core.decision import (
 )
 from streams.core.decoding import RejectedRecord, decode_record
 from streams.core.reasons import ReasonCode
+from streams.core.scoring import Assessment
 from streams.core.timeline import START, Checkpoint, PolicyTimeline, at_time, needs_ledger_at
 from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
 from streams.metrics import Metrics
@@ -37,6 +38,7 @@ from streams.service.shell import (
     decode_limits,
     utc_now,
 )
+from streams.service.stability import ScorecardMonitor
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -80,6 +82,7 @@ class LoanDecider:
         )
         #: Whether every policy version in force at an instant is known (waits a little).
         self.policy_confirmed = policy_confirmed
+        self.monitor = ScorecardMonitor(metrics, settings.scorecard_psi_window)
 
     def tick(self) -> None:
         """Called every second or so: a storm ends on a quiet topic too."""
@@ -112,7 +115,9 @@ class LoanDecider:
             if record.log_append_time and record.timestamp is not None:
                 arrival = datetime.fromtimestamp(record.timestamp, UTC)
             try:
-                decision, payload, repeated = await self._answer(request, arrival, received)
+                decision, payload, repeated, assessment = await self._answer(
+                    request, arrival, received
+                )
             except (OperatorActionRequired, ShuttingDown):
                 raise
             except RequestConflict:
@@ -138,6 +143,7 @@ class LoanDecider:
                 ).inc()
                 if decision.overrides_displayed_status:
                     self.metrics.decision_overrides.inc()
+                self.monitor.observe(decision, assessment)
             if record.timestamp is not None:
                 self.metrics.decision_seconds.observe(max(0.0, time.time() - record.timestamp))
             decisions.append(decision)
@@ -166,12 +172,14 @@ class LoanDecider:
 
     async def _answer(
         self, request: LoanRequest, arrival: datetime, received: datetime
-    ) -> tuple[LoanDecision, bytes, bool]:
-        """The decision for a request, its wire bytes, and whether it was decided before."""
+    ) -> tuple[LoanDecision, bytes, bool, Assessment | None]:
+        """The decision for a request, its wire bytes, whether it was decided before, and the
+        assessment it was decided from (None without one)."""
         timelines = self.timelines()
         language = self.settings.reason_language
         tolerance = timedelta(seconds=self.settings.request_time_tolerance_seconds)
         at = judgement_instant(request, arrival, tolerance)
+        assessment: Assessment | None = None
         if at is None:
             decision = answer(request, START, timelines, None, received, language)
         elif self.policy_confirmed is not None and not await self.policy_confirmed(at):
@@ -184,7 +192,7 @@ class LoanDecider:
                 # Never approve blindly: without a successful read a person reviews.
                 policy = timelines.at(at)
                 decision = decide_score_unavailable(request, received, policy, language)
-                return decision, decision.model_dump_json().encode(), False
+                return decision, decision.model_dump_json().encode(), False, None
             if stored.at_capacity:
                 # Events or loans beyond what is kept were refused: the history is incomplete.
                 code = (
@@ -197,7 +205,9 @@ class LoanDecider:
                     request, received, policy, code, language, evaluated_at=at
                 )
             else:
-                decision = answer(request, checkpoint, timelines, at, received, language)
+                decision, assessment = answer_in_full(
+                    request, checkpoint, timelines, at, received, language
+                )
         payload = decision.model_dump_json().encode()
         ttl = self.settings.decision_retention_days * 86400
         digest = request_digest(request)
@@ -211,9 +221,10 @@ class LoanDecider:
         except Unavailable:
             # Unrecorded decisions could differ on redelivery; only a review is safe.
             decision = decide_score_unavailable(request, received, timelines.at(received), language)
-            return decision, decision.model_dump_json().encode(), False
+            return decision, decision.model_dump_json().encode(), False, None
         if earlier is not None:
             if earlier.request_digest != digest:
                 raise RequestConflict(request.request_id)
-            return LoanDecision.model_validate_json(earlier.payload), earlier.payload, True
-        return decision, payload, False
+            earlier_decision = LoanDecision.model_validate_json(earlier.payload)
+            return earlier_decision, earlier.payload, True, None
+        return decision, payload, False, assessment

@@ -31,11 +31,11 @@ def test_readme_generated_sections_are_current() -> None:
 
 
 def test_generated_sections_name_every_attribute_and_setting() -> None:
-    from streams.core.policy import load_default_policy
+    from streams.core.scorecard import load_default_scorecard
     from streams.settings import Settings
 
     card = scorecard_markdown()
-    assert all(f"`{name}`" in card for name in load_default_policy().scorecard.attributes)
+    assert all(f"`{name}`" in card for name in load_default_scorecard().characteristics)
     table = settings_markdown()
     assert all(f"CREDITLINE_{name.upper()}" in table for name in Settings.model_fields)
 
@@ -54,8 +54,9 @@ def test_worked_example_figures_quoted_in_the_prose_hold() -> None:
     reopened = fold_events(None, before + proofs)
     assert closed is not None and reopened is not None
     a, b = assess(closed, now, policy), assess(reopened, now, policy)
-    assert (a.score, a.status.value, b.score, b.status.value) == (480, "closed", 625, "open")
-    assert (str(b.credit_limit), str(b.available_limit)) == ("17600.00", "14600.00")
+    assert (a.score, a.status.value, b.score, b.status.value) == (496, "closed", 615, "open")
+    assert (f"{a.pd:.1%}", f"{b.pd:.1%}") == ("24.2%", "3.9%")
+    assert (str(b.credit_limit), str(b.available_limit)) == ("30500.00", "27500.00")
     decision = decide(
         loan_request(
             user_id="u-42", amount="5000", requested_at=now.isoformat(), displayed_status="closed"
