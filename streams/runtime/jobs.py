@@ -9,9 +9,11 @@ from datetime import timedelta
 from streams.adapters.kafka.policies import read_policy_timeline
 from streams.adapters.kafka.read import KafkaReader
 from streams.adapters.redis.store import RedisStore
+from streams.core.labels import LabelledSet, Outcome
 from streams.core.policy import load_default_policy
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
+from streams.service.dataset import Points, labelled_from_logs
 from streams.service.explain import Explanation, explain
 from streams.service.fold import EventFolder
 from streams.service.replay import (
@@ -26,8 +28,27 @@ from streams.topics import Topics
 
 
 async def policy_timeline(settings: Settings) -> PolicyTimeline:
-    """The policy versions on the policy topic (the shipped default before the first)."""
+    """The policy and scorecard versions on the policy topic (the shipped ones before the
+    first)."""
     return await read_policy_timeline(settings, load_default_policy())
+
+
+async def run_scorecard_dataset(
+    settings: Settings,
+    outcome: Outcome,
+    points: Points,
+    *,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> LabelledSet:
+    """Labelled histories from the topics (see :mod:`streams.service.dataset`)."""
+    return await labelled_from_logs(
+        KafkaReader(settings),
+        Topics.from_settings(settings),
+        decode_limits(settings),
+        outcome,
+        points,
+        on_progress=on_progress,
+    )
 
 
 async def run_explain(
