@@ -1,10 +1,16 @@
-"""Documentation generated from the code, so the README cannot drift from what runs."""
+"""Documentation generated from the code, so the docs cannot drift from what runs.
+
+Whole pages (:data:`GENERATED_PAGES`) and sections between ``<!-- name:start -->`` and
+``<!-- name:end -->`` markers (:data:`DOC_SECTIONS`); ``python -m streams.devtools.docs``
+writes them, and unit tests fail when a committed one differs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core.features import SCORE_MAX, SCORE_MIN
@@ -12,6 +18,8 @@ from streams.core.policy import load_default_policy
 from streams.core.scorecard import Characteristic, ScorecardDocument, load_default_scorecard
 from streams.core.scoring import assess
 from streams.core.state import fold_events
+from streams.devtools.config_docs import configuration_markdown
+from streams.devtools.wire_docs import wire_contract_markdown
 
 
 def _number(value: float) -> str:
@@ -50,25 +58,6 @@ def scorecard_markdown(card: ScorecardDocument | None = None) -> str:
     ]
     for name, c in card.characteristics.items():
         lines.append(f"| `{name}` | {c.measure} | {_bins(c)} | {c.reason.en} / {c.reason.zh} |")
-    return "\n".join(lines) + "\n"
-
-
-def settings_markdown() -> str:
-    """Every setting with its environment variable, default and description."""
-    from streams.settings import ENV_PREFIX, Settings
-
-    lines = ["| environment variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        if name == "cache_dir":
-            default = "`$XDG_CACHE_HOME/creditline` (`~/.cache/creditline`)"
-        else:
-            value = field.default
-            if hasattr(value, "get_secret_value"):
-                value = value.get_secret_value()
-            if isinstance(value, bool):
-                value = str(value).lower()  # as it is written in the environment
-            default = "unset" if value is None else f"`{value}`"
-        lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {field.description or ''} |")
     return "\n".join(lines) + "\n"
 
 
@@ -321,21 +310,30 @@ def kafka_acls_markdown() -> str:
     return acl_markdown()
 
 
-README_SECTIONS = {
-    "scorecard": scorecard_markdown,
-    "settings": settings_markdown,
-    "kafka-acls": kafka_acls_markdown,
-}
 REDIS_LAYOUT_SECTIONS = {"layout": redis_layout_markdown}
 POLICY_DOC_SECTIONS = {
     "example": worked_example_markdown,
     "status-example": status_example_markdown,
 }
+#: Documents (paths from the repository root) -> their generated sections.
+DOC_SECTIONS: dict[str, dict[str, Callable[[], str]]] = {
+    "docs/concepts.md": {"scorecard": scorecard_markdown},
+    "docs/operations.md": {"kafka-acls": kafka_acls_markdown},
+    "docs/policy.md": POLICY_DOC_SECTIONS,
+    "docs/redis-layout.md": REDIS_LAYOUT_SECTIONS,
+}
 
 
-def render_sections(text: str, sections: dict[str, Callable[[], str]] | None = None) -> str:
+#: Pages written whole by a function (paths from the repository root).
+GENERATED_PAGES: dict[str, Callable[[], str]] = {
+    "docs/configuration.md": configuration_markdown,
+    "docs/wire-contract.md": wire_contract_markdown,
+}
+
+
+def render_sections(text: str, sections: dict[str, Callable[[], str]]) -> str:
     """``text`` with every generated section replaced by its current rendering."""
-    for name, render in (sections or README_SECTIONS).items():
+    for name, render in sections.items():
         start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
         head, found, rest = text.partition(start)
         if not found:
@@ -347,18 +345,18 @@ def render_sections(text: str, sections: dict[str, Callable[[], str]] | None = N
     return text
 
 
-def render_readme(text: str) -> str:
-    """The README with its generated sections current."""
-    return render_sections(text, README_SECTIONS)
+def current_documents(root: Path) -> dict[str, str]:
+    """Every generated document as it should be: path from ``root`` -> text."""
+    documents = {path: render() for path, render in GENERATED_PAGES.items()}
+    for path, sections in DOC_SECTIONS.items():
+        documents[path] = render_sections((root / path).read_text(), sections)
+    return documents
 
 
 if __name__ == "__main__":
-    from pathlib import Path
-
-    for path, sections in (
-        ("README.md", README_SECTIONS),
-        ("docs/policy.md", POLICY_DOC_SECTIONS),
-        ("docs/redis-layout.md", REDIS_LAYOUT_SECTIONS),
-    ):
-        doc = Path(path)
-        doc.write_text(render_sections(doc.read_text(), sections))
+    here = Path.cwd()
+    for name, text in current_documents(here).items():
+        path = here / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {name}")

@@ -1,7 +1,7 @@
 """The Kafka ACLs creditline needs, in one place: the worker's principal and an operator's.
 
 :func:`acl_rules` is the only list: ``creditline kafka-acls`` prints it as ``kafka-acls``
-commands, the README's table is generated from it, and the e2e tests grant exactly it on a
+commands, docs/operations.md's table is generated from it, and the e2e tests grant exactly it on a
 broker that runs Kafka's authorizer. Every resource is a literal name (no prefixes), so a
 principal can reach nothing but creditline's own topics and groups. Kafka lets ``Read`` and
 ``Write`` imply ``Describe``, so ``Describe`` is listed only where nothing else is granted.
@@ -194,7 +194,7 @@ def _names(names: Sequence[str]) -> str:
 
 
 def acl_markdown() -> str:
-    """The README's ACL table and commands, for the default settings."""
+    """docs/operations.md's ACL table and commands, for the default settings."""
     # The defaults, whatever CREDITLINE_* variables this process has.
     settings = Settings.model_construct()
     lines = ["| principal | resource | operations | why |", "|---|---|---|---|"]

@@ -1,6 +1,6 @@
 """Kafka ACLs: a broker that runs Kafka's StandardAuthorizer (nothing allowed without an ACL)
 and exactly the ACLs of ``streams.devtools.kafka_acls`` — the ones ``creditline kafka-acls``
-prints and the README lists. The worker and the operator commands work with them; the
+prints and docs/operations.md lists. The worker and the operator commands work with them; the
 worker's principal is refused everything else; a worker missing one ACL stops with one line
 naming it."""
 
