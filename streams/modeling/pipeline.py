@@ -178,7 +178,7 @@ def ship(root: Path) -> Any:
     sections of ``root/docs/scorecard.md``. Returns the report."""
     from streams.modeling.docs import render_scorecard_doc
     from streams.modeling.fit import FitConfig, baseline_auc, fit_scorecard
-    from streams.modeling.report import Report, write_report
+    from streams.modeling.report import Report, stable_json, write_report
 
     development = population_dataset(DEVELOPMENT)
     validation = population_dataset(VALIDATION)
@@ -231,7 +231,7 @@ def ship(root: Path) -> Any:
             "bad_rate": shift_json["bad_rate"],
         }
     }
-    (report_dir / "stability.json").write_text(json.dumps(stability, indent=2) + "\n")
+    (report_dir / "stability.json").write_text(json.dumps(stable_json(stability), indent=2) + "\n")
     doc = root / "docs" / "scorecard.md"
     doc.write_text(render_scorecard_doc(doc.read_text(encoding="utf-8"), root), encoding="utf-8")
     return report

@@ -258,12 +258,26 @@ def write_plots(directory: Path, evaluations: Mapping[str, Evaluation]) -> list[
     return names
 
 
+def stable_json(value: Any) -> Any:
+    """``value`` with every float to 10 significant digits: the last bits of a float sum or
+    ``exp`` differ between Python and library versions, and the committed report must be
+    what any supported Python reproduces."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, dict):
+        return {k: stable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [stable_json(v) for v in value]
+    return value
+
+
 def write_report(directory: Path, report: Report, plots: bool = True) -> list[Path]:
     """Write ``report.md``, ``report.json`` and (with ``plots``) the PNG plots."""
     directory.mkdir(parents=True, exist_ok=True)
     names = write_plots(directory, report.evaluations) if plots else []
     (directory / "report.json").write_text(
-        json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        json.dumps(stable_json(report.to_json()), indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
     )
     (directory / "report.md").write_text(report_markdown(report, names), encoding="utf-8")
     return [directory / "report.md", directory / "report.json", *(directory / n for n in names)]
