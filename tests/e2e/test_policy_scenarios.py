@@ -401,7 +401,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     # A looser policy, applied while the worker runs.
     doc = yaml.safe_load(resources.files("streams.policies").joinpath("default.yaml").read_text())
     doc["version"] = "test-looser-1"
-    doc["status"]["thresholds"] = {"close_below": 560, "reopen_at": 590}
+    doc["status"]["thresholds"] = {"close_below": 480, "reopen_at": 500}
     looser = tmp_path / "looser.yaml"
     looser.write_text(yaml.safe_dump(doc, allow_unicode=True))
     result = creditline_slow(

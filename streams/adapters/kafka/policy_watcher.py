@@ -146,6 +146,7 @@ class PolicyWatcher:
         while await consumer.position(self._tp) < end:
             await self.poll(timeout_ms=1000)
         self.caught_up_at = datetime.now(UTC) - _READ_MARGIN
+        self.refresh()
         self.ready.set()
         log.info(
             "policy %s and scorecard %s in force at start",
