@@ -82,6 +82,7 @@ class DecisionApi:
                     await self.feed.stop()
                     await asyncio.sleep(RESTART_SECONDS)
                     continue
+                await self.parts.policies.ready.wait()
                 log.info(
                     "decision API ready: POST http://%s:%d%s",
                     self.settings.web_host,
