@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 FETCH_WAIT_MS = 500
 #: Pause after a failed fetch (the client reconnects by itself meanwhile).
 FETCH_RETRY_SECONDS = 0.5
+#: Failed fetches are logged at most this often.
+REPORT_INTERVAL_SECONDS = 60.0
 
 
 def decided_request(value: bytes | None) -> str | None:
@@ -108,10 +111,14 @@ class DecisionTail:
         self.waiters = Waiters()
         self._consumer: AIOKafkaConsumer | None = None
         self._positioned = False
+        #: The last fetch failed (refused, say): requests would wait in vain meanwhile.
+        self._failing = False
+        self._reported = 0.0
 
     def positioned(self) -> bool:
-        """True once every partition has its position at the end it had at start."""
-        return self._positioned
+        """True once every partition has its position at the end it had at start, and while
+        fetching works."""
+        return self._positioned and not self._failing
 
     def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
         """See :meth:`Waiters.expect`."""
@@ -150,13 +157,29 @@ class DecisionTail:
                 fetched = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a broker hiccup: the client reconnects by itself
-                log.warning("reading the decision topic failed: %s", type(exc).__name__)
+            except Exception as exc:  # refused, or a broker hiccup: tried again
+                self._fetch_failed(exc)
                 await asyncio.sleep(FETCH_RETRY_SECONDS)
                 continue
+            if self._failing:
+                log.info("reading the decision topic works again")
+                self._failing = False
             for records in fetched.values():
                 for record in records:
                     self.waiters.deliver(record.key, record.value)
+
+    def _fetch_failed(self, exc: Exception) -> None:
+        """Stop taking requests until a fetch works again; say so at most once a minute."""
+        self._failing = True
+        now = time.monotonic()
+        if now - self._reported >= REPORT_INTERVAL_SECONDS:
+            self._reported = now
+            log.warning(
+                "reading the decision topic %s failed (%s): the decision API answers 503 "
+                "until it works",
+                self.topic,
+                type(exc).__name__,
+            )
 
     async def stop(self) -> None:
         """Stop reading; nobody is handed a decision any more."""
