@@ -14,7 +14,8 @@ def decision(request_id: str, user_id: str = "u-1") -> bytes:
 
 def test_the_request_id_is_read_from_a_decision_and_nothing_else() -> None:
     assert decided_request(decision("q-1")) == "q-1"
-    for value in (None, b"", b"garbage", b"[1]", b'{"request_id": 7}', b"\xff"):
+    deep = b"[" * 100_000
+    for value in (None, b"", b"garbage", b"[1]", b'{"request_id": 7}', b"\xff", deep):
         assert decided_request(value) is None
 
 

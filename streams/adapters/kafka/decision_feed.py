@@ -39,7 +39,7 @@ def decided_request(value: bytes | None) -> str | None:
         return None
     try:
         document = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # anything on the topic: never stop the tail
         return None
     request_id = document.get("request_id") if isinstance(document, dict) else None
     return request_id if isinstance(request_id, str) else None
