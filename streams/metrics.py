@@ -45,6 +45,12 @@ LATENCY_BUCKETS = (
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400, 604800)
 SCORE_BUCKETS = tuple(float(s) for s in range(400, 951, 50))
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+#: An HTTP decision waits up to CREDITLINE_HTTP_DECISION_WAIT_SECONDS (at most 300 s).
+HTTP_WAIT_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 300.0)
+#: Outcomes of ``POST /v1/decisions`` (each series exists from the start, at 0).
+HTTP_DECISION_OUTCOMES = ("answered", "timeout", "invalid", "busy", "unavailable")
+#: Outcomes of ``GET /v1/decisions/{request_id}``.
+HTTP_LOOKUP_OUTCOMES = ("found", "pending", "unknown", "invalid", "unavailable")
 
 
 class Metrics:
@@ -255,6 +261,37 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.http_decisions = Counter(
+            "creditline_http_decision_requests_total",
+            "POST /v1/decisions by outcome: answered (200), timeout (504), invalid (409, 413, "
+            "415, 422), busy (429), unavailable (503).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in HTTP_DECISION_OUTCOMES:
+            self.http_decisions.labels(outcome)
+        self.http_decision_wait = Histogram(
+            "creditline_http_decision_wait_seconds",
+            "POST /v1/decisions answered: from publishing the request to its decision "
+            "arriving on the decision topic.",
+            buckets=HTTP_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.http_decisions_waiting = Gauge(
+            "creditline_http_decisions_waiting",
+            "POST /v1/decisions waiting for their decision now (at most "
+            "CREDITLINE_HTTP_MAX_IN_FLIGHT).",
+            registry=r,
+        )
+        self.http_lookups = Counter(
+            "creditline_http_decision_lookups_total",
+            "GET /v1/decisions/{request_id} by outcome: found (200), pending (202), unknown "
+            "(404), invalid (422), unavailable (503).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in HTTP_LOOKUP_OUTCOMES:
+            self.http_lookups.labels(outcome)
         self.last_batch_timestamp = Gauge(
             "creditline_last_batch_timestamp_seconds",
             "Unix time at which the last batch of events was stored.",

@@ -203,8 +203,33 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(
         "cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Prefix of every Redis key."
     )
-    web_host: str = Field("127.0.0.1", description="Address of /metrics and /healthz.")
-    web_port: int = Field(6066, ge=1, le=65535, description="Port of /metrics and /healthz.")
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Address of /metrics, /healthz and (roles `all`, `decisions`) the HTTP "
+        "decision API.",
+    )
+    web_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="Port of /metrics, /healthz and (roles `all`, `decisions`) the HTTP "
+        "decision API.",
+    )
+    http_decision_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long `POST /v1/decisions` waits for the request's decision to appear "
+        "on the decision topic; then 504 with the request id and the URL to poll "
+        "(docs/http-api.md). Keep it above SCORE_UNAVAILABLE_WAIT_SECONDS, so that a Redis "
+        "outage is answered `review` rather than 504.",
+    )
+    http_max_in_flight: int = Field(
+        500,
+        ge=1,
+        description="Most `POST /v1/decisions` waiting for their decision at once in one "
+        "worker; beyond it 429.",
+    )
     batch_max_records: int = Field(1000, ge=1, description="Most events folded per batch.")
     batch_max_wait_seconds: float = Field(
         0.05, gt=0, description="Longest wait to fill an event batch."

@@ -92,6 +92,22 @@ def worker_rules(settings: Settings, principal: str | None = None) -> list[AclRu
         AclRule(
             user,
             "topic",
+            (topics.loan_requests,),
+            ("Write",),
+            "the HTTP decision API publishes the loan requests it is posted (never the event "
+            "topics: a worker cannot forge an event; a request only gets a decision, which it "
+            "publishes anyway)",
+        ),
+        AclRule(
+            user,
+            "topic",
+            (topics.loan_decisions,),
+            ("Read",),
+            "the HTTP decision API reads the decisions of the requests it waits for",
+        ),
+        AclRule(
+            user,
+            "topic",
             tuple(group + FAUST_LEADER_SUFFIX for group in faust_groups(settings)),
             ("Create", "Read"),
             "Faust's group-leader topic of each group, created on first start",
