@@ -215,6 +215,26 @@ class Metrics:
             buckets=PD_BUCKETS,
             registry=r,
         )
+        self.shadow_info = Gauge(
+            "creditline_shadow_info",
+            "What is in shadow (value 1 on its series; none while nothing is).",
+            ["candidate"],
+            registry=r,
+        )
+        self.shadow_decisions = Counter(
+            "creditline_shadow_decisions_total",
+            "Requests answered by the candidate in shadow, by the live and the candidate's "
+            "outcome (a disagreement when they differ).",
+            ["live", "shadow"],
+            registry=r,
+        )
+        self.shadow_approved_amount = Counter(
+            "creditline_shadow_approved_amount_total",
+            "Amount approved, by the live configuration and by the candidate in shadow, over "
+            "the requests both answered (currency units).",
+            ["side"],
+            registry=r,
+        )
         self.line_status_changes = Counter(
             "creditline_line_status_changes_total",
             "Effective line-status changes published, by new status.",

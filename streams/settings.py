@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     topic_loan_decisions: str = Field(
         "credit.loan-decisions", description="LoanDecision output topic."
     )
+    topic_loan_decisions_shadow: str = Field(
+        "credit.loan-decisions.shadow",
+        description="The candidate's decisions while a policy or scorecard is in shadow "
+        "(same schema; never the answer).",
+    )
     topic_dead_letter: str = Field(
         "credit.dead-letter", description="Rejected records with error headers."
     )

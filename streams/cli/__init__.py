@@ -6,7 +6,17 @@ A package of small command modules, each registering its commands on the root ap
 
 from __future__ import annotations
 
-from streams.cli import dlq, loans, policy, schemas, scorecard, stack, state, worker
+from streams.cli import (
+    dlq,
+    loans,
+    policy,
+    schemas,
+    scorecard,
+    shadow,
+    stack,
+    state,
+    worker,
+)
 from streams.cli.root import app, err
 
 __all__ = [
@@ -17,6 +27,7 @@ __all__ = [
     "policy",
     "schemas",
     "scorecard",
+    "shadow",
     "stack",
     "state",
     "worker",

@@ -105,13 +105,31 @@ def scorecard_apply(
             "from now). Never in the past.",
         ),
     ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Install it in shadow instead: it scores every request beside the live card "
+            "(decisions on the shadow topic), deciding nothing, until `shadow promote`.",
+        ),
+    ] = False,
 ) -> None:
     """Validate a scorecard and publish it on the policy topic; running workers score with it,
     without a restart, from the instant it takes effect."""
-    from streams.adapters.kafka.policies import publish_scorecard
+    from streams.adapters.kafka.policies import publish_scorecard, publish_shadow
     from streams.core.scorecard import InvalidScorecard
 
     card = _read_card(file)
+    if shadow:
+        try:
+            run(publish_shadow(get_settings(), card=card, applied_by=by, comment=comment))
+        except InvalidScorecard as exc:
+            fail(str(exc))
+        console.print(
+            f"scorecard {card.version} in shadow: compare with `creditline shadow status`, "
+            "then `shadow promote` or `shadow stop`"
+        )
+        return
     effective = None
     if effective_from is not None:
         effective = parse_instant(effective_from, "--effective-from")
@@ -148,7 +166,11 @@ def scorecard_history(as_json: JsonOption = False) -> None:
     """Every scorecard version applied, oldest first, with who and when; rejected ones too."""
     from streams.adapters.kafka.policies import read_policy_history
 
-    records = [r for r in run(read_policy_history(get_settings())) if r.kind == "scorecard"]
+    records = [
+        r
+        for r in run(read_policy_history(get_settings()))
+        if r.kind == "scorecard" and not r.shadow
+    ]
     rows = [
         {
             "offset": r.offset,

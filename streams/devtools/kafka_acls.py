@@ -84,10 +84,15 @@ def worker_rules(settings: Settings, principal: str | None = None) -> list[AclRu
         AclRule(
             user,
             "topic",
-            (topics.loan_decisions, topics.line_status, topics.dead_letter),
+            (
+                topics.loan_decisions,
+                topics.loan_decisions_shadow,
+                topics.line_status,
+                topics.dead_letter,
+            ),
             ("Write",),
-            "decisions, status changes and dead letters are published (with idempotence: "
-            "`Write` on a topic is enough, nothing on the cluster)",
+            "decisions (a candidate's in shadow too), status changes and dead letters are "
+            "published (with idempotence: `Write` on a topic is enough, nothing on the cluster)",
         ),
         AclRule(
             user,
@@ -155,9 +160,10 @@ def operator_rules(
         AclRule(
             principal,
             "topic",
-            (topics.loan_decisions,),
+            (topics.loan_decisions, topics.loan_decisions_shadow),
             ("Read",),
-            "`request` and `simulate` wait for the decisions; `explain` and `replay` read them",
+            "`request` and `simulate` wait for the decisions; `explain` and `replay` read them; "
+            "`shadow status` compares the candidate's with them",
         ),
         AclRule(
             principal,

@@ -71,6 +71,7 @@ class Components:
             self.timelines,
             should_stop=self.should_stop,
             policy_confirmed=self.policies.confirmed,
+            candidate=lambda: self.policies.candidate,
         )
 
     def sweeper(self, folder: EventFolder) -> ReviewSweeper:

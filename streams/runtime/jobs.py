@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from streams.adapters.kafka.policies import read_policy_timeline
+from streams.adapters.kafka.policies import (
+    read_policy_history,
+    read_policy_timeline,
+    shadow_candidate,
+)
 from streams.adapters.kafka.read import KafkaReader
 from streams.adapters.redis.store import RedisStore
 from streams.core.labels import LabelledSet, Outcome
 from streams.core.policy import load_default_policy
+from streams.core.shadow import Candidate
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
 from streams.service.dataset import Points, labelled_from_logs
@@ -22,6 +27,7 @@ from streams.service.replay import (
     fold_everything,
     restore_decisions,
 )
+from streams.service.shadow import ShadowComparison, shadow_comparison
 from streams.service.shell import decode_limits
 from streams.settings import Settings
 from streams.topics import Topics
@@ -49,6 +55,17 @@ async def run_scorecard_dataset(
         points,
         on_progress=on_progress,
     )
+
+
+async def run_shadow_status(settings: Settings) -> tuple[Candidate | None, ShadowComparison]:
+    """What is in shadow, and its comparison with the live decisions since it was installed
+    (see :mod:`streams.service.shadow`)."""
+    candidate = shadow_candidate(await read_policy_history(settings))
+    since = candidate.since if candidate is not None else None
+    comparison = await shadow_comparison(
+        KafkaReader(settings), Topics.from_settings(settings), since
+    )
+    return candidate, comparison
 
 
 async def run_explain(

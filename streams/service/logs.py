@@ -39,11 +39,15 @@ async def read_decisions(
     topics: Topics,
     wanted: set[str] | None = None,
     progress: Progress | None = None,
+    *,
+    shadow: bool = False,
 ) -> dict[str, LoanDecision]:
-    """The first published decision of every request id (of ``wanted`` ones when given)."""
+    """The first published decision of every request id (of ``wanted`` ones when given); the
+    candidate's, from the shadow topic, with ``shadow``."""
     progress = progress or Progress()
     decisions: dict[str, LoanDecision] = {}
-    async for batch in reader.read_to_end([topics.loan_decisions]):
+    topic = topics.loan_decisions_shadow if shadow else topics.loan_decisions
+    async for batch in reader.read_to_end([topic]):
         for record in batch:
             try:
                 decision = LoanDecision.model_validate_json(record.value or b"")

@@ -11,9 +11,15 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.adapters.kafka.client import client_options, start_client
-from streams.adapters.kafka.policies import PolicyRecord, decode_policy_record, policy_timeline
+from streams.adapters.kafka.policies import (
+    PolicyRecord,
+    decode_policy_record,
+    policy_timeline,
+    shadow_candidate,
+)
 from streams.core.policy import Policy
 from streams.core.scorecard import ScorecardDocument, load_default_scorecard
+from streams.core.shadow import Candidate
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -43,6 +49,9 @@ class PolicyWatcher:
         self.fallback = fallback
         self.fallback_card = fallback_card or load_default_scorecard()
         self._records: list[PolicyRecord] = []
+        self._shadow_records: list[PolicyRecord] = []
+        #: What is in shadow (None: nothing).
+        self.candidate: Candidate | None = None
         self._timeline = policy_timeline([], fallback, self.fallback_card)
         self._current = fallback
         self._current_card = self.fallback_card
@@ -108,6 +117,9 @@ class PolicyWatcher:
         self._current = policy
 
     def _apply(self, record: PolicyRecord) -> None:
+        if record.shadow and record.valid:
+            self._follow_shadow(record)
+            return
         if not record.valid:
             rejected = (
                 self.metrics.scorecard_rejected
@@ -134,6 +146,19 @@ class PolicyWatcher:
             record.effective_from.isoformat() if record.effective_from else "?",
         )
         self.refresh()
+
+    def _follow_shadow(self, record: PolicyRecord) -> None:
+        before = self.candidate
+        self._shadow_records.append(record)
+        self.candidate = shadow_candidate(self._shadow_records)
+        if before is not None and (self.candidate is None or before.label != self.candidate.label):
+            with contextlib.suppress(KeyError):
+                self.metrics.shadow_info.remove(before.label)
+        if self.candidate is None:
+            log.info("shadow stopped (was %s)", before.label if before else "nothing")
+            return
+        log.info("in shadow: %s", self.candidate.label)
+        self.metrics.shadow_info.labels(self.candidate.label).set(1)
 
     async def start(self) -> None:
         """Read the topic to its end (the latest valid version wins), then mark ready."""
