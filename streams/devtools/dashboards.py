@@ -143,6 +143,17 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Shadow: candidate vs live outcomes (requests per second)",
+        "timeseries",
+        "ops",
+        [
+            (
+                "{{live}} → {{shadow}}",
+                "sum by (live, shadow) (rate(creditline_shadow_decisions_total[5m]))",
+            )
+        ],
+    ),
+    (
         "Redis round trip p99",
         "timeseries",
         "s",

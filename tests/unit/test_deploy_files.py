@@ -31,5 +31,6 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "scorecard stability",
         "approval rate by segment",
         "probability of default by segment",
+        "shadow",
     ):
         assert topic in titles, topic
