@@ -156,9 +156,9 @@ def test_a_snippet_publishes_events_and_a_request_and_reads_the_decision(
     decision = LoanDecision.model_validate_json(line)
     assert decision.request_id == f"{user}.loan.{env['RUN_ID']}"
     assert decision.user_id == user
-    # A verified income of 9,000 and a deposit of 25,000: 685, open, limit 10,200.
+    # A verified income of 12,000 and a deposit of 50,000: 621, open, limit 18,100.
     assert decision.outcome.value == "approved", line
-    assert (decision.score, str(decision.credit_limit)) == (685, "10200.00")
+    assert (decision.score, str(decision.credit_limit)) == (621, "18100.00")
     assert decision.overrides_displayed_status
     assert [r.code for r in decision.reasons] == ["LIVE_STATUS_OPEN"]
     assert jsonschema_valid("LoanDecision", line.encode())
