@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run up down status worker test test-unit lint schemas bench bench-quick clean \
-	lock check-pythons
+.PHONY: install run up down status worker test test-unit lint docs docs-serve schemas bench \
+	bench-quick clean lock check-pythons
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,17 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: up lint check-pythons  ## unit, integration (real Kafka + Redis) and e2e tests
+test: up lint docs check-pythons  ## unit, integration (real Kafka + Redis) and e2e tests
 	$(BIN)/pytest
+
+# MkDocs' strict mode counts the warnings it logs: a broken link or anchor, a page missing from
+# the nav. (Never -q: it would hide them, and strict would count none.) NO_MKDOCS_2_WARNING
+# silences mkdocs-material's banner about its successor, which is not a build warning.
+docs: install  ## the documentation site (mkdocs-material) into site/, --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install  ## the site on http://127.0.0.1:8000, rebuilt on every edit
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 test-unit: install
 	$(BIN)/pytest tests/unit
@@ -77,4 +86,4 @@ check-pythons: install  ## the unit tests on every newer Python found here (3.12
 	scripts/check-pythons.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -1,4 +1,5 @@
-"""Generate the JSON Schema file of every wire model (``schemas/json/<Model>.schema.json``)."""
+"""Generate the JSON Schema file of every wire model (``schemas/json/<Model>.schema.json``),
+the AsyncAPI document of the topics and the OpenAPI document of the HTTP decision API."""
 
 from __future__ import annotations
 
@@ -28,20 +29,22 @@ def render_schema(name: str) -> str:
 
 
 ASYNCAPI_PATH = Path(__file__).parent / "asyncapi.yaml"
+OPENAPI_PATH = Path(__file__).parent / "openapi.yaml"
 
 
 def export_schemas(directory: Path = SCHEMA_DIR, *, check: bool = False) -> list[str]:
-    """Write every schema file and the AsyncAPI document (or, with ``check``, only list the
-    ones that differ)."""
+    """Write every schema file, the AsyncAPI and the OpenAPI document (or, with ``check``,
+    only list the ones that differ)."""
     from schemas.asyncapi import render_asyncapi
+    from schemas.openapi import render_openapi
 
     directory.mkdir(parents=True, exist_ok=True)
     targets = {directory / f"{name}.schema.json": render_schema(name) for name in CONTRACT_MODELS}
-    # The AsyncAPI document sits beside the schema folder in the repository; exported
-    # anywhere else, it goes into the directory asked for, never beside it.
+    # The AsyncAPI and OpenAPI documents sit beside the schema folder in the repository;
+    # exported anywhere else, they go into the directory asked for, never beside it.
     at_home = directory.resolve() == SCHEMA_DIR.resolve()
-    asyncapi = ASYNCAPI_PATH if at_home else directory / ASYNCAPI_PATH.name
-    targets[asyncapi] = render_asyncapi()
+    for path, render in ((ASYNCAPI_PATH, render_asyncapi), (OPENAPI_PATH, render_openapi)):
+        targets[path if at_home else directory / path.name] = render()
     stale = []
     for path, text in targets.items():
         if not path.exists() or path.read_text() != text:

@@ -410,6 +410,46 @@ class Reason(BaseModel):
     )
 
 
+class PathBackOption(BaseModel):
+    """One way back: what to do, and the score it reaches."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(description="What to do, in the configured language.")
+    texts: dict[str, str] = Field(
+        default_factory=dict,
+        description="The text in every language: 'en' (English) and 'zh' (Simplified Chinese).",
+    )
+    months: int = Field(
+        ge=0,
+        description="Months of on-time repayment and account use this way needs (0: actions "
+        "possible now).",
+    )
+    score: int = Field(
+        ge=350,
+        le=950,
+        description="The score this way reaches, counting only its own changes (a lower bound).",
+    )
+
+
+class PathBack(BaseModel):
+    """The smallest behaviour changes that would bring a closed or frozen line's score back
+    to the reopening threshold, under the scorecard and policy that decided."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_score: int = Field(ge=350, le=950, description="The reopening threshold that applied.")
+    options: list[PathBackOption] = Field(
+        description="Up to three ways, fewest changes and months first; empty when the score "
+        "already qualifies (the line is held by a freeze or the dwell time)."
+    )
+    good_behaviour_months: int | None = Field(
+        default=None,
+        description="Months of on-time repayment and account use after which the score alone "
+        "reaches the target; null when not within 24 months.",
+    )
+
+
 class LoanDecision(BaseModel):
     """The answer to one :class:`LoanRequest`, decided from the live score."""
 
@@ -449,6 +489,31 @@ class LoanDecision(BaseModel):
         description="Since when (event time) the effective status has held; null when no "
         "state could be read.",
     )
+    segment: str | None = Field(
+        default=None,
+        description="The policy segment whose thresholds applied ('standard' when none "
+        "matched); null when no state could be read.",
+    )
+    scorecard_version: str | None = Field(
+        default=None,
+        description="The scorecard that scored (docs/scorecard.md); null when no state could "
+        "be read.",
+    )
+    pd: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Probability of default of the score over pd_horizon_months, from the "
+        "scorecard's scaling; null when no state could be read.",
+    )
+    pd_horizon_months: int | None = Field(
+        default=None, ge=1, description="The horizon of pd, in months (12 unless the card says)."
+    )
+    path_back: PathBack | None = Field(
+        default=None,
+        description="For a decline on a closed or frozen line: the smallest behaviour changes "
+        "that would reopen it; null otherwise.",
+    )
 
 
 class LineStatusChanged(BaseModel):
@@ -464,6 +529,9 @@ class LineStatusChanged(BaseModel):
     score: int = Field(ge=350, le=950)
     reasons: list[Reason]
     policy_version: str
+    scorecard_version: str | None = Field(
+        default=None, description="The scorecard that scored (docs/scorecard.md)."
+    )
 
 
 #: Models creditline writes; their schemas describe what it emits (money as strings), the

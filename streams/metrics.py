@@ -21,6 +21,8 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+#: Probabilities of default: 0.5 % … 50 %.
+PD_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5)
 #: Millisecond-level latencies: 1 ms … 10 s.
 LATENCY_BUCKETS = (
     0.001,
@@ -43,6 +45,12 @@ LATENCY_BUCKETS = (
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400, 604800)
 SCORE_BUCKETS = tuple(float(s) for s in range(400, 951, 50))
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+#: An HTTP decision waits up to CREDITLINE_HTTP_DECISION_WAIT_SECONDS (at most 300 s).
+HTTP_WAIT_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 300.0)
+#: Outcomes of ``POST /v1/decisions`` (each series exists from the start, at 0).
+HTTP_DECISION_OUTCOMES = ("answered", "timeout", "invalid", "busy", "unavailable")
+#: Outcomes of ``GET /v1/decisions/{request_id}``.
+HTTP_LOOKUP_OUTCOMES = ("found", "pending", "unknown", "invalid", "unavailable")
 
 
 class Metrics:
@@ -175,6 +183,58 @@ class Metrics:
             "Policy documents read from the policy topic and rejected as invalid.",
             registry=r,
         )
+        self.scorecard_info = Gauge(
+            "creditline_scorecard_info",
+            "The scorecard in force (value 1 on its version's series).",
+            ["version"],
+            registry=r,
+        )
+        self.scorecard_rejected = Counter(
+            "creditline_scorecard_rejected_total",
+            "Scorecard documents read from the policy topic and rejected as invalid.",
+            registry=r,
+        )
+        self.scorecard_psi = Gauge(
+            "creditline_scorecard_psi",
+            'Population stability index of the score (characteristic="score") and of each '
+            "characteristic over the worker's recent scorings, against the card's training "
+            "distribution: < 0.1 stable, 0.1-0.25 watch, > 0.25 a significant shift.",
+            ["version", "characteristic"],
+            registry=r,
+        )
+        self.scorecard_scorings = Gauge(
+            "creditline_scorecard_window_scorings",
+            "Scorings in the stability window the PSI gauges are computed over.",
+            ["version"],
+            registry=r,
+        )
+        self.decision_pd = Histogram(
+            "creditline_decision_pd",
+            "Probability of default of the score behind each decision, by segment and outcome.",
+            ["segment", "outcome"],
+            buckets=PD_BUCKETS,
+            registry=r,
+        )
+        self.shadow_info = Gauge(
+            "creditline_shadow_info",
+            "What is in shadow (value 1 on its series; none while nothing is).",
+            ["candidate"],
+            registry=r,
+        )
+        self.shadow_decisions = Counter(
+            "creditline_shadow_decisions_total",
+            "Requests answered by the candidate in shadow, by the live and the candidate's "
+            "outcome (a disagreement when they differ).",
+            ["live", "shadow"],
+            registry=r,
+        )
+        self.shadow_approved_amount = Counter(
+            "creditline_shadow_approved_amount_total",
+            "Amount approved, by the live configuration and by the candidate in shadow, over "
+            "the requests both answered (currency units).",
+            ["side"],
+            registry=r,
+        )
         self.line_status_changes = Counter(
             "creditline_line_status_changes_total",
             "Effective line-status changes published, by new status.",
@@ -221,6 +281,37 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.http_decisions = Counter(
+            "creditline_http_decision_requests_total",
+            "POST /v1/decisions by outcome: answered (200), timeout (504), invalid (409, 413, "
+            "415, 422), busy (429), unavailable (503).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in HTTP_DECISION_OUTCOMES:
+            self.http_decisions.labels(outcome)
+        self.http_decision_wait = Histogram(
+            "creditline_http_decision_wait_seconds",
+            "POST /v1/decisions answered: from publishing the request to its decision "
+            "arriving on the decision topic.",
+            buckets=HTTP_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.http_decisions_waiting = Gauge(
+            "creditline_http_decisions_waiting",
+            "POST /v1/decisions waiting for their decision now (at most "
+            "CREDITLINE_HTTP_MAX_IN_FLIGHT).",
+            registry=r,
+        )
+        self.http_lookups = Counter(
+            "creditline_http_decision_lookups_total",
+            "GET /v1/decisions/{request_id} by outcome: found (200), pending (202), unknown "
+            "(404), invalid (422), unavailable (503).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in HTTP_LOOKUP_OUTCOMES:
+            self.http_lookups.labels(outcome)
         self.last_batch_timestamp = Gauge(
             "creditline_last_batch_timestamp_seconds",
             "Unix time at which the last batch of events was stored.",

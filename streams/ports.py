@@ -7,6 +7,7 @@ fake them (``tests/unit/fakes.py``). Errors cross this boundary as :mod:`streams
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,6 +164,10 @@ class StateStore(Protocol):
         """Store a decision unless one exists; the earlier one if it does."""
         ...
 
+    async def recall_decision(self, user_id: str, request_id: str) -> RememberedDecision | None:
+        """The decision remembered for a request of a user, if any (it expires)."""
+        ...
+
 
 class TopicReader(Protocol):
     """Reads whole topics outside any consumer group (replay, explain)."""
@@ -175,4 +180,22 @@ class TopicReader(Protocol):
     ) -> AsyncIterator[list[InboundRecord]]:
         """Every record of ``topics`` from the beginning to the end they had when reading
         began, in batches; ``on_total`` is told how many that is first."""
+        ...
+
+
+class DecisionFeed(Protocol):
+    """The decisions published from now on, handed to whoever waits for one (the HTTP
+    decision API): one tail of the decision topic per process, not one per request."""
+
+    def positioned(self) -> bool:
+        """True once every partition's position is fixed: a decision published after a call
+        of :meth:`expect` cannot be missed."""
+        ...
+
+    def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
+        """A future that gets the value of the next decision published for this request."""
+        ...
+
+    def forget(self, user_id: str, request_id: str, future: asyncio.Future[bytes]) -> None:
+        """Stop waiting with ``future`` (done or not)."""
         ...

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     topic_loan_decisions: str = Field(
         "credit.loan-decisions", description="LoanDecision output topic."
     )
+    topic_loan_decisions_shadow: str = Field(
+        "credit.loan-decisions.shadow",
+        description="The candidate's decisions while a policy or scorecard is in shadow "
+        "(same schema; never the answer).",
+    )
     topic_dead_letter: str = Field(
         "credit.dead-letter", description="Rejected records with error headers."
     )
@@ -203,8 +208,33 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(
         "cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Prefix of every Redis key."
     )
-    web_host: str = Field("127.0.0.1", description="Address of /metrics and /healthz.")
-    web_port: int = Field(6066, ge=1, le=65535, description="Port of /metrics and /healthz.")
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Address of /metrics, /healthz and (roles `all`, `decisions`) the HTTP "
+        "decision API.",
+    )
+    web_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="Port of /metrics, /healthz and (roles `all`, `decisions`) the HTTP "
+        "decision API.",
+    )
+    http_decision_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long `POST /v1/decisions` waits for the request's decision to appear "
+        "on the decision topic; then 504 with the request id and the URL to poll "
+        "(docs/http-api.md). Keep it above SCORE_UNAVAILABLE_WAIT_SECONDS, so that a Redis "
+        "outage is answered `review` rather than 504.",
+    )
+    http_max_in_flight: int = Field(
+        500,
+        ge=1,
+        description="Most `POST /v1/decisions` waiting for their decision at once in one "
+        "worker; beyond it 429.",
+    )
     batch_max_records: int = Field(1000, ge=1, description="Most events folded per batch.")
     batch_max_wait_seconds: float = Field(
         0.05, gt=0, description="Longest wait to fill an event batch."
@@ -253,6 +283,13 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a loan request waits for Redis before it is answered "
         "`review` with SCORE_UNAVAILABLE.",
+    )
+    scorecard_psi_window: int = Field(
+        10_000,
+        ge=100,
+        description="Decisions per worker task the scorecard stability gauges "
+        "(`creditline_scorecard_psi`) are computed over, against the card's training "
+        "distribution.",
     )
     decision_retention_days: int = Field(
         30, ge=1, description="How long a decision is remembered for idempotent redelivery."

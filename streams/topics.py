@@ -27,6 +27,7 @@ class Topics:
     assets: str
     loan_requests: str
     loan_decisions: str
+    loan_decisions_shadow: str
     dead_letter: str
     line_status: str
     policy: str
@@ -40,6 +41,7 @@ class Topics:
             assets=settings.topic_assets,
             loan_requests=settings.topic_loan_requests,
             loan_decisions=settings.topic_loan_decisions,
+            loan_decisions_shadow=settings.topic_loan_decisions_shadow,
             dead_letter=settings.topic_dead_letter,
             line_status=settings.topic_line_status,
             policy=settings.topic_policy,
@@ -108,6 +110,7 @@ class Topics:
             *(spec(name, keep_inputs) for name in self.events),
             spec(self.loan_requests, requests),
             spec(self.loan_decisions, outputs),
+            spec(self.loan_decisions_shadow, outputs),
             spec(self.dead_letter, outputs),
             spec(self.line_status, outputs),
             policy,

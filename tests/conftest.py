@@ -102,6 +102,7 @@ def isolated(base: Settings, partitions: int = 4, **overrides: object) -> Settin
             "assets",
             "loan_requests",
             "loan_decisions",
+            "loan_decisions_shadow",
             "dead_letter",
             "line_status",
             "policy",

@@ -42,7 +42,7 @@ public class Quickstart {
         producerConfig.put("key.serializer", StringSerializer.class.getName());
         producerConfig.put("value.serializer", StringSerializer.class.getName());
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(producerConfig)) {
-            String[][] events = {{"income", "9000.00"}, {"deposit", "25000.00"}};
+            String[][] events = {{"income", "12000.00"}, {"deposit", "50000.00"}};
             for (String[] event : events) {
                 String value = String.format(
                     "{\"event_id\": \"%s.%s.%s\", \"user_id\": \"%s\", \"occurred_at\": \"%s\", "

@@ -14,8 +14,8 @@ NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # 1. Events, one "key|value" line each.
 kafka-console-producer.sh --bootstrap-server "$BOOTSTRAP" --topic "$ASSETS" \
   --property parse.key=true --property 'key.separator=|' <<JSON
-$USER_ID|{"event_id": "$USER_ID.income.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "income", "value": "9000.00", "verified": true}
-$USER_ID|{"event_id": "$USER_ID.deposit.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "deposit", "value": "25000.00", "verified": true}
+$USER_ID|{"event_id": "$USER_ID.income.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "income", "value": "12000.00", "verified": true}
+$USER_ID|{"event_id": "$USER_ID.deposit.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "deposit", "value": "50000.00", "verified": true}
 JSON
 
 sleep 2  # events are folded within ~100 ms; a request sent before them is judged without them

@@ -13,8 +13,8 @@ NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # 1. Events: a verified monthly income and a verified deposit. One line, one record.
 kcat -P -b "$BOOTSTRAP" -t "$ASSETS" -k "$USER_ID" -H source=quickstart <<JSON
-{"event_id": "$USER_ID.income.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "income", "value": "9000.00", "verified": true}
-{"event_id": "$USER_ID.deposit.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "deposit", "value": "25000.00", "verified": true}
+{"event_id": "$USER_ID.income.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "income", "value": "12000.00", "verified": true}
+{"event_id": "$USER_ID.deposit.$RUN_ID", "user_id": "$USER_ID", "occurred_at": "$NOW", "asset_type": "deposit", "value": "50000.00", "verified": true}
 JSON
 
 # Events are folded within ~100 ms; a request sent before them is judged without them.

@@ -29,7 +29,7 @@ async def main() -> None:
     await producer.start()
     try:
         key = USER_ID.encode()  # the key IS the user_id
-        for kind, value in (("income", "9000.00"), ("deposit", "25000.00")):
+        for kind, value in (("income", "12000.00"), ("deposit", "50000.00")):
             event = {
                 "event_id": f"{USER_ID}.{kind}.{RUN_ID}",
                 "user_id": USER_ID,

@@ -26,7 +26,7 @@ def now() -> str:
 
 
 producer = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True})
-for kind, value in (("income", "9000.00"), ("deposit", "25000.00")):
+for kind, value in (("income", "12000.00"), ("deposit", "50000.00")):
     event = {
         "event_id": f"{USER_ID}.{kind}.{RUN_ID}",
         "user_id": USER_ID,

@@ -6,10 +6,32 @@ A package of small command modules, each registering its commands on the root ap
 
 from __future__ import annotations
 
-from streams.cli import dlq, loans, policy, schemas, stack, state, worker
+from streams.cli import (
+    dlq,
+    loans,
+    policy,
+    schemas,
+    scorecard,
+    shadow,
+    stack,
+    state,
+    worker,
+)
 from streams.cli.root import app, err
 
-__all__ = ["app", "dlq", "loans", "main", "policy", "schemas", "stack", "state", "worker"]
+__all__ = [
+    "app",
+    "dlq",
+    "loans",
+    "main",
+    "policy",
+    "schemas",
+    "scorecard",
+    "shadow",
+    "stack",
+    "state",
+    "worker",
+]
 
 
 def main() -> None:

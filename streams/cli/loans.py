@@ -144,7 +144,7 @@ def simulate(
     as_json: JsonOption = False,
 ) -> None:
     """Publish a synthetic population's history, then one loan request per user (personas are
-    documented in the README), with a live view of throughput and decisions."""
+    documented in docs/commands.md), with a live view of throughput and decisions."""
     from rich.live import Live
 
     settings = get_settings()

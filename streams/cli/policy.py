@@ -55,13 +55,31 @@ def policy_apply(
             "from now). Never in the past: a policy does not rewrite history.",
         ),
     ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Install it in shadow instead: it answers every request beside the live "
+            "policy (on the shadow topic), deciding nothing, until `shadow promote`.",
+        ),
+    ] = False,
 ) -> None:
     """Validate a policy and publish it; running workers switch to it, without a restart, at
     the instant it takes effect (every status and decision from then on follows it)."""
-    from streams.adapters.kafka.policies import publish_policy
+    from streams.adapters.kafka.policies import publish_policy, publish_shadow
     from streams.core.policy import InvalidPolicy
 
     policy = _read_policy_file(file)
+    if shadow:
+        try:
+            run(publish_shadow(get_settings(), policy=policy, applied_by=by, comment=comment))
+        except InvalidPolicy as exc:
+            fail(str(exc))
+        console.print(
+            f"policy {policy.version} in shadow: compare with `creditline shadow status`, "
+            "then `shadow promote` or `shadow stop`"
+        )
+        return
     effective = None
     if effective_from is not None:
         try:
@@ -107,7 +125,9 @@ def policy_history(as_json: JsonOption = False) -> None:
     """Every policy version applied, oldest first, with who and when; rejected ones too."""
     from streams.adapters.kafka.policies import read_policy_history
 
-    records = run(read_policy_history(get_settings()))
+    records = [
+        r for r in run(read_policy_history(get_settings())) if r.kind == "policy" and not r.shadow
+    ]
     rows = [
         {
             "offset": r.offset,

@@ -52,7 +52,7 @@ JsonOption = Annotated[
 ]
 
 
-#: Exit codes, documented in the README (Commands): 0 ok, 1 failure, and these.
+#: Exit codes, documented in docs/commands.md: 0 ok, 1 failure, and these.
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_OPERATOR = 4

@@ -1,4 +1,4 @@
-"""The wire contract's JSON Schema files and AsyncAPI document."""
+"""The wire contract's JSON Schema files, AsyncAPI and OpenAPI documents."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def schemas_export(
     ),
     check: Annotated[bool, typer.Option(help="Only check that the files are up to date.")] = False,
 ) -> None:
-    """Write (or check) one JSON Schema file per wire model."""
+    """Write (or check) one JSON Schema file per wire model, the AsyncAPI document of the
+    topics and the OpenAPI document of the HTTP decision API (schemas/asyncapi.yaml and
+    schemas/openapi.yaml, or into DIRECTORY when it is not schemas/json)."""
     from schemas.export import export_schemas
 
     stale = export_schemas(directory, check=check)

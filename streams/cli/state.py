@@ -41,9 +41,11 @@ def inspect(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a user's standing at a moment: features, points per attribute, score, segment,
-    limit, status (with its history) and reasons — what a decision at that moment would use."""
+    """Print a user's standing at a moment: features, points per characteristic, score and
+    probability of default, segment, limit, status (with its history), reasons and, for a
+    closed or frozen line, the path back — what a decision at that moment would use."""
     from streams.adapters.redis.store import RedisStore
+    from streams.core.answer import way_back_of
     from streams.core.decision import status_reasons
     from streams.core.timeline import at_time, needs_ledger_at, standing
     from streams.metrics import Metrics
@@ -81,7 +83,10 @@ def inspect(
             else None
         ),
         "policy_version": a.policy_version,
+        "scorecard_version": a.scorecard_version,
         "score": a.score,
+        "pd": round(a.pd, 6),
+        "pd_horizon_months": a.card.scaling.horizon_months,
         "status": a.status.value,
         "status_since": a.line.since.isoformat(),
         "status_history": [
@@ -105,16 +110,21 @@ def inspect(
             if f.name not in ("last_delinquency_at",)
         },
         "events_applied": checkpoint.state.events_applied,
+        "path_back": None,
     }
+    if a.status.value != "open":
+        found = way_back_of(checkpoint, a, settings.reason_language)
+        doc["path_back"] = found.model_dump(mode="json") if found is not None else None
     if as_json:
         console.print_json(json.dumps(doc))
         return
     table = Table(
-        "attribute",
+        "characteristic",
         "points",
-        title=f"{user}: score {a.score}, {a.status.value} since {a.line.since:%Y-%m-%d}, "
-        f"segment {a.segment}, limit {a.credit_limit} ({a.available_limit} available), "
-        f"policy {a.policy_version}, reviewed {a.features.at:%Y-%m-%d %H:%M}",
+        title=f"{user}: score {a.score} (PD {a.pd:.1%}), {a.status.value} since "
+        f"{a.line.since:%Y-%m-%d}, segment {a.segment}, limit {a.credit_limit} "
+        f"({a.available_limit} available), policy {a.policy_version}, scorecard "
+        f"{a.scorecard_version}, reviewed {a.features.at:%Y-%m-%d %H:%M}",
     )
     for name, points in a.points.items():
         table.add_row(name, str(points))
@@ -129,6 +139,15 @@ def inspect(
     console.print(history)
     for r in doc["reasons"]:
         console.print(f"[bold]{r['code']}[/] {r['text']}")
+    way_back = doc["path_back"]
+    if way_back:
+        console.print(f"[bold]Path back[/] to {way_back['target_score']}:")
+        for option in way_back["options"]:
+            console.print(f"  → {option['text']} (score {option['score']})", markup=False)
+        if not way_back["options"]:
+            console.print(
+                "  the score already qualifies: the line is held by a freeze or the dwell"
+            )
 
 
 @app.command(rich_help_panel="State and decisions")

@@ -10,15 +10,27 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from schemas.models import LoanDecision, LoanRequest
+from schemas.models import (
+    EffectiveStatus,
+    LoanDecision,
+    LoanRequest,
+    Outcome,
+    PathBack,
+    PathBackOption,
+)
 from streams.core.decision import (
     decide,
     decide_untrusted_time,
     decide_without_history,
     judged_at,
 )
+from streams.core.path_back import path_back
 from streams.core.reasons import Language
+from streams.core.scoring import Assessment
 from streams.core.timeline import Checkpoint, PolicyTimeline, standing
+
+#: How far ahead a decision's path back looks for good behaviour alone (months).
+PATH_BACK_MONTHS = 24
 
 
 def request_digest(request: LoanRequest) -> str:
@@ -44,14 +56,28 @@ def answer(
 ) -> LoanDecision:
     """The decision for ``request`` judged at ``at`` from ``checkpoint`` (the user's machine
     at the last review instant ≤ ``at``); ``at`` None means the request time is not trusted."""
+    return answer_in_full(request, checkpoint, timelines, at, decided_at, language)[0]
+
+
+def answer_in_full(
+    request: LoanRequest,
+    checkpoint: Checkpoint,
+    timelines: PolicyTimeline,
+    at: datetime | None,
+    decided_at: datetime,
+    language: Language = "en",
+) -> tuple[LoanDecision, Assessment | None]:
+    """:func:`answer`, with the assessment it was decided from (None without one)."""
     if at is None:
-        return decide_untrusted_time(request, decided_at, timelines.at(decided_at), language)
+        untrusted = decide_untrusted_time(request, decided_at, timelines.at(decided_at), language)
+        return untrusted, None
     policy = timelines.at(at)  # exactly one version per decision: the one in force then
     assessment = standing(checkpoint, timelines, promotions_at=at)
     if assessment is None:
-        return decide_without_history(request, decided_at, policy, language, evaluated_at=at)
+        unknown = decide_without_history(request, decided_at, policy, language, evaluated_at=at)
+        return unknown, None
     baseline = standing(checkpoint, timelines) if assessment.promotion is not None else None
-    return decide(
+    decision = decide(
         request,
         assessment,
         decided_at,
@@ -59,4 +85,41 @@ def answer(
         without_promotion=baseline,
         language=language,
         evaluated_at=at,
+    )
+    if decision.outcome is Outcome.DECLINED and decision.effective_status in _HELD:
+        way_back = way_back_of(checkpoint, assessment, language)
+        decision = decision.model_copy(update={"path_back": way_back})
+    return decision, assessment
+
+
+_HELD = (EffectiveStatus.CLOSED, EffectiveStatus.FROZEN)
+
+
+def way_back_of(
+    checkpoint: Checkpoint, assessment: Assessment, language: Language = "en"
+) -> PathBack | None:
+    """The path back to the reopening threshold of ``assessment`` from the checkpoint's state,
+    under the card that scored, in the wire form (None without a state)."""
+    if checkpoint.state is None or checkpoint.at is None:
+        return None
+    found = path_back(
+        assessment.card,
+        checkpoint.state,
+        checkpoint.at,
+        assessment.thresholds.reopen_at,
+        max_months=PATH_BACK_MONTHS,
+    )
+    options = [
+        PathBackOption(
+            text=getattr(p.text, language),
+            texts={"en": p.text.en, "zh": p.text.zh},
+            months=p.months,
+            score=p.score,
+        )
+        for p in found.paths
+    ]
+    return PathBack(
+        target_score=found.target,
+        options=options,
+        good_behaviour_months=found.good_behaviour_months,
     )

@@ -16,16 +16,15 @@ from schemas.models import (
     Outcome,
     Reason,
 )
+from streams.core.features import SCORE_MIN
 from streams.core.policy import Policy
 from streams.core.reasons import Language, ReasonCode, make_reason, reason
-from streams.core.scoring import (
-    SCORE_MIN,
-    SCORER_VERSION,
-    Assessment,
-    adverse_factors,
-)
+from streams.core.scoring import SCORER_VERSION, Assessment
 
 _ZERO = Decimal("0.00")
+#: Decimal places of a published probability of default (more would be noise, and fewer
+#: digits keep a decision's bytes the same across platforms' float formatting).
+PD_DIGITS = 6
 _APPROVALS = (Outcome.APPROVED, Outcome.PARTIALLY_APPROVED)
 
 
@@ -171,7 +170,7 @@ def decide(
     outcome, approved, reasons, follows_status = _outcome(request, a, policy, language, at)
     overrides = follows_status and _overrides(request.displayed_status, a.status)
     if outcome not in _APPROVALS:
-        reasons.extend(_adverse(a, policy, language))
+        reasons.extend(_adverse(a, language))
     else:
         if a.exception is not None:
             reasons.append(make_reason(a.exception.code, a.exception.text, language))
@@ -201,28 +200,29 @@ def decide(
         scorer_version=a.scorer_version,
         evaluated_at=evaluated_at,
         status_since=a.line.since,
+        segment=a.segment,
+        scorecard_version=a.scorecard_version,
+        pd=round(a.pd, PD_DIGITS),
+        pd_horizon_months=a.card.scaling.horizon_months,
     )
 
 
-def _adverse(a: Assessment, policy: Policy, language: Language) -> list[Reason]:
-    attributes = policy.scorecard.attributes
-    return [
-        make_reason(f"ADVERSE_{name.upper()}", attributes[name].adverse, language)
-        for name in adverse_factors(a, policy)
-    ]
+def _adverse(a: Assessment, language: Language) -> list[Reason]:
+    """The scorecard's principal reasons (largest point shortfalls), in the wire form."""
+    return [r.as_reason(language) for r in a.adverse_reasons()]
 
 
 def status_reasons(a: Assessment, policy: Policy, language: Language = "en") -> list[Reason]:
     """Why a line has its status: for a status-change event."""
     if a.status is EffectiveStatus.FROZEN:
-        return [reason(ReasonCode.FROZEN_PAST_DUE, language), *_adverse(a, policy, language)]
+        return [reason(ReasonCode.FROZEN_PAST_DUE, language), *_adverse(a, language)]
     if a.status is EffectiveStatus.CLOSED:
         reasons = [reason(ReasonCode.SCORE_BELOW_THRESHOLD, language)]
         segment = next((s for s in policy.segments if s.name == a.segment), None)
         if segment is not None:
             code = f"SEGMENT_{segment.name.upper()}"
             reasons.append(make_reason(code, segment.description, language))
-        return [*reasons, *_adverse(a, policy, language)]
+        return [*reasons, *_adverse(a, language)]
     reasons = [reason(ReasonCode.SCORE_QUALIFIES, language)]
     if a.exception is not None:
         reasons.append(make_reason(a.exception.code, a.exception.text, language))

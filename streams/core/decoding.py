@@ -65,16 +65,32 @@ class RejectCode(StrEnum):
     DUPLICATE_KEY = "DUPLICATE_KEY"
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a record: the field (dotted path; empty for the record as a
+    whole), its code and a message naming it, never its value."""
+
+    field: str
+    code: RejectCode
+    message: str
+
+
 class RejectedRecord(Exception):
     """A record that cannot be accepted; ``code`` is machine-readable, ``message`` is for people.
 
     Messages name the offending field but never echo its value (it may be personal data).
+    ``problems`` lists each fault found, one by one (the first has ``code``).
     """
 
-    def __init__(self, code: RejectCode, message: str) -> None:
+    def __init__(
+        self, code: RejectCode, message: str, problems: Sequence[Problem] | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.problems: tuple[Problem, ...] = (
+            tuple(problems) if problems is not None else (Problem("", code, message),)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +168,16 @@ def _code_for(error: Any) -> RejectCode:
     return RejectCode.INVALID_VALUE
 
 
+def _field(error: Any) -> str:
+    return ".".join(str(part) for part in error["loc"])
+
+
 def _describe(error: Any) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "record"
-    return f"field '{field}': {error['msg']}"
+    return f"field '{_field(error) or 'record'}': {error['msg']}"
+
+
+#: At most this many problems are listed for one record (a record may have many fields).
+MAX_PROBLEMS = 20
 
 
 def check_header_names(headers: Sequence[tuple[str, object]]) -> None:
@@ -205,6 +228,56 @@ def parse_json_object(value: bytes) -> dict[str, Any]:
     return parsed
 
 
+def decode_value(
+    kind: RecordKind,
+    value: bytes | None,
+    *,
+    now: datetime,
+    limits: DecodeLimits,
+) -> Decoded:
+    """Validate a record's value as ``kind`` (size, JSON, the model, the time window) and
+    return its model, or raise RejectedRecord. The key is :func:`decode_record`'s concern;
+    the HTTP decision API, which has no key, validates a body with this alone."""
+    if value is None:
+        raise RejectedRecord(RejectCode.NOT_JSON, "value is empty (tombstone)")
+    if len(value) > limits.max_record_bytes:
+        raise RejectedRecord(
+            RejectCode.OVERSIZED,
+            f"value has {len(value)} bytes, more than the limit of {limits.max_record_bytes}",
+        )
+    obj = parse_json_object(value)
+    model = MODEL_OF_KIND[kind]
+    try:
+        record = model.model_validate(obj)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        message = "; ".join(_describe(e) for e in errors[:3])
+        problems = [Problem(_field(e), _code_for(e), str(e["msg"])) for e in errors[:MAX_PROBLEMS]]
+        raise RejectedRecord(_code_for(first), message, problems) from None
+    for field in _TIMESTAMP_FIELDS_OF[model]:
+        stamp = getattr(record, field)
+        if stamp is None:
+            continue
+        if stamp > now + limits.future_tolerance:
+            _reject_field(
+                RejectCode.FUTURE_TIMESTAMP,
+                field,
+                f"is more than {limits.future_tolerance} in the future",
+            )
+        if stamp < now - limits.horizon:
+            _reject_field(
+                RejectCode.ANCIENT_TIMESTAMP,
+                field,
+                f"is older than the horizon of {limits.horizon.days} days",
+            )
+    return record  # type: ignore[return-value]
+
+
+def _reject_field(code: RejectCode, field: str, text: str) -> NoReturn:
+    raise RejectedRecord(code, f"field '{field}' {text}", [Problem(field, code, text)])
+
+
 def decode_record(
     kind: RecordKind,
     key: bytes | None,
@@ -228,29 +301,7 @@ def decode_record(
     if not key:
         raise RejectedRecord(RejectCode.EMPTY_KEY, "record has no key; it must be the user_id")
     check_header_names(headers)
-    obj = parse_json_object(value)
-    model = MODEL_OF_KIND[kind]
-    try:
-        record = model.model_validate(obj)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = errors[0]
-        message = "; ".join(_describe(e) for e in errors[:3])
-        raise RejectedRecord(_code_for(first), message) from None
-    for field in _TIMESTAMP_FIELDS_OF[model]:
-        stamp = getattr(record, field)
-        if stamp is None:
-            continue
-        if stamp > now + limits.future_tolerance:
-            raise RejectedRecord(
-                RejectCode.FUTURE_TIMESTAMP,
-                f"field '{field}' is more than {limits.future_tolerance} in the future",
-            )
-        if stamp < now - limits.horizon:
-            raise RejectedRecord(
-                RejectCode.ANCIENT_TIMESTAMP,
-                f"field '{field}' is older than the horizon of {limits.horizon.days} days",
-            )
+    record = decode_value(kind, value, now=now, limits=limits)
     if key != str(getattr(record, "user_id", "")).encode("utf-8"):
         raise RejectedRecord(RejectCode.KEY_MISMATCH, "record key differs from user_id")
-    return record  # type: ignore[return-value]
+    return record

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from schemas.models import InputEvent, RepaymentEvent
-from streams.core.scoring import Features, derive_features
+from streams.core.features import Features, derive_features
 from streams.core.state import UserState, fold_events, without_paid_loans
 from streams.core.timeline import canonical, month_start, next_month_start
 
@@ -182,11 +182,14 @@ def label_points(
     points: Sequence[datetime] | None = None,
     observed_until: datetime | None = None,
     outcome: Outcome = DEFAULT_OUTCOME,
+    user_points: Mapping[str, Sequence[datetime]] | None = None,
 ) -> LabelledSet:
     """Labelled observation points from observed histories.
 
     ``points``: the observation instants (default: every month start from the first event on
     whose performance window has ended by ``observed_until``, the latest event by default).
+    ``user_points``: instead, each user's own instants (e.g. the decisions they were given);
+    users without any get no row.
     A user gets a row at a point when they have an event at or before it and the row is
     neither immature, stale, already defaulted nor indeterminate (see :class:`Outcome`).
     """
@@ -204,6 +207,9 @@ def label_points(
     labels: list[Label] = []
     for user in sorted(histories):
         history = histories[user]
+        if user_points is not None:
+            own = user_points.get(user, ())
+            instants = sorted({p for p in own if add_months(p, outcome.window_months) <= end})
         times = [e.occurred_at for e in history]
         repayments = [e for e in history if isinstance(e, RepaymentEvent)]
         r_times = [e.occurred_at for e in repayments]

@@ -30,10 +30,10 @@ from decimal import Decimal
 from typing import Literal
 
 from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
+from streams.core.features import SCORE_MAX, SCORE_MIN, Features, derive_features
 from streams.core.labels import add_months
 from streams.core.policy import Text
 from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
-from streams.core.scoring import SCORE_MAX, SCORE_MIN, Features, derive_features
 from streams.core.state import UserState, fold_events
 
 MoveKind = Literal["action", "time"]

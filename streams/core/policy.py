@@ -1,5 +1,6 @@
-"""The credit policy as data: scorecard, limits, status thresholds with hysteresis, hard rules,
-segments, individual exceptions and promotions. Validated by pydantic, versioned, immutable.
+"""The credit policy as data: limits, status thresholds with hysteresis, hard rules, segments,
+individual exceptions and promotions. Validated by pydantic, versioned, immutable. (The score
+itself comes from a scorecard document, :mod:`streams.core.scorecard`, versioned on its own.)
 
 A policy never half-applies: :func:`parse_policy` either returns a complete, consistent
 :class:`Policy` or raises :class:`InvalidPolicy` naming every problem.
@@ -114,7 +115,10 @@ class Attribute(_Strict):
 
 
 class Scorecard(_Strict):
-    """score = clamp(base_points + Σ attribute points, 350, 950)."""
+    """A hand-set scorecard inside a policy document, as policies carried before scorecards
+    became documents of their own. Still accepted, so that every policy ever published stays
+    valid, but **not used to score**: the scorecard in effect does
+    (``streams/policies/scorecard-expert.yaml`` is this card as a document)."""
 
     base_points: int
     attributes: dict[str, Attribute] = Field(min_length=1)
@@ -300,7 +304,8 @@ class Policy(_Strict):
 
     version: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     description: str = ""
-    scorecard: Scorecard
+    #: Legacy (see :class:`Scorecard`): accepted, never used to score.
+    scorecard: Scorecard | None = None
     status: StatusRules
     limits: Limits
     segments: list[Segment] = Field(default_factory=list)
@@ -325,14 +330,10 @@ class Policy(_Strict):
 
     @cached_property
     def feature_edges(self) -> dict[str, tuple[float, ...]]:
-        """Every value at which some bin or rule of this policy changes its answer, per
-        feature: where a feature that moves with time alone (decay, history length) can
-        change a score, a segment or an exception."""
+        """Every value at which some rule of this policy changes its answer, per feature:
+        where a feature that moves with time alone (decay, history length) can change a
+        segment or an exception (the scorecard's bin edges come from the card)."""
         edges: dict[str, set[float]] = {}
-        for attribute in self.scorecard.attributes.values():
-            for b in attribute.bins:
-                if b.below is not None:
-                    edges.setdefault(attribute.feature, set()).add(b.below)
         rules = [s.when for s in self.segments] + [e.when for e in self.exceptions]
         for rule in rules:
             for condition in (*rule.all, *rule.any):
@@ -340,13 +341,6 @@ class Policy(_Strict):
                     if bound is not None:
                         edges.setdefault(condition.feature, set()).add(bound)
         return {feature: tuple(sorted(values)) for feature, values in edges.items()}
-
-    @cached_property
-    def max_score_points(self) -> int:
-        """The score a perfect profile would reach before clamping."""
-        return self.scorecard.base_points + sum(
-            a.max_points for a in self.scorecard.attributes.values()
-        )
 
 
 def _problems(error: ValidationError) -> list[str]:

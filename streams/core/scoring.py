@@ -1,137 +1,44 @@
-"""Features → points → score → line status (with hysteresis) → credit limit, under a Policy.
+"""Features → score (a scorecard) → line status (with hysteresis) → credit limit (a policy).
 
-Pure. Every parameter comes from :class:`~streams.core.policy.Policy`; this module only
-interprets it. ``assess`` is the single entry point used by the worker, the decisions and
-``creditline inspect``.
+Pure. The scorecard says *how risky* (score, points, probability of default); the policy
+says *what to do about it* (thresholds, segments, exceptions, promotions, limits). This
+module only interprets them. ``assess`` is the single entry point used by the worker, the
+decisions, ``inspect``, ``explain`` and ``what-if``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
+from functools import cache
 
 from schemas.models import EffectiveStatus
+from streams.core.features import SCORE_MAX, Features, derive_features
 from streams.core.policy import Policy, Promotion, SegmentException, Thresholds
-from streams.core.state import UserState, decay_factor, month_index
+from streams.core.scorecard import (
+    AdverseReason,
+    ScorecardDocument,
+    Scored,
+    load_default_scorecard,
+)
+from streams.core.state import UserState
 
-SCORER_VERSION = "creditline-scorer-2"
-SCORE_MIN = 350
-SCORE_MAX = 950
+#: The version of the feature derivation and the status machine (the scorecard and the
+#: policy carry their own versions).
+SCORER_VERSION = "creditline-scorer-3"
 STANDARD_SEGMENT = "standard"
-_DAYS_PER_MONTH = 30.4375
-_WEALTH_TYPES = ("deposit", "investment", "property")
+#: Reasons a non-approval lists at most (the adverse-action method: largest shortfalls).
+ADVERSE_REASONS = 4
 _CENT = Decimal("0.01")
 _MICROSECOND = timedelta(microseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Features:
-    """What the policy looks at, evaluated at one moment (``at``)."""
-
-    at: datetime
-    on_time_repayments: float
-    late_repayments: float
-    missed_repayments: float
-    worst_days_past_due_12m: int
-    outstanding_debt: Decimal
-    monthly_income: Decimal | None
-    verified_monthly_income: Decimal
-    income_verification_level: int
-    debt_to_income: float | None
-    verified_assets: Decimal
-    unverified_assets: Decimal
-    average_monthly_spend_6m: Decimal
-    active_spend_months_6m: int
-    history_months: float
-    #: days past due level → days since the latest repayment at least that late.
-    days_since_delinquency: Mapping[int, float]
-    #: days past due level → when the latest repayment at least that late occurred (exact,
-    #: so that a freeze ends at one instant, whoever computes it).
-    last_delinquency_at: Mapping[int, datetime]
-
-    def values(self) -> dict[str, float | None]:
-        """Numeric features by name (what policy attributes and rules refer to)."""
-        result: dict[str, float | None] = {}
-        for name in _NUMERIC_FIELDS:
-            value = getattr(self, name)
-            if value is None:
-                result[name] = None
-            elif isinstance(value, _NUMBER_TYPES):
-                result[name] = float(value)
-        return result
-
-
-#: Fields of :class:`Features` that :meth:`Features.values` may report, in field order
-#: (``at`` and the delinquency mappings are never numbers).
-_NUMERIC_FIELDS = tuple(
-    f.name
-    for f in fields(Features)
-    if f.name not in ("at", "days_since_delinquency", "last_delinquency_at")
-)
-_NUMBER_TYPES = (int, float, Decimal)
-
-
-def derive_features(state: UserState, at: datetime) -> Features:
-    """Evaluate a user's features at ``at`` (never before the state's own ``as_of``)."""
-    if state.as_of > at:
-        at = state.as_of
-    factor = decay_factor(at - state.as_of)
-    now_month = month_index(at)
-    recent_dpd = [
-        dpd for month, dpd in state.delinquency_by_month.items() if month > now_month - 12
-    ]
-    worst = max(recent_dpd) if recent_dpd else 0
-    recent_spend = [
-        amount for month, amount in state.spend_by_month.items() if month > now_month - 6
-    ]
-    debt = sum((loan.balance for loan in state.loans.values()), Decimal(0))
-    income_snapshot = state.assets.get("income")
-    income = income_snapshot.value if income_snapshot is not None else None
-    verified_income = bool(income_snapshot and income_snapshot.verified and income)
-    verified_assets = unverified_assets = Decimal(0)
-    for asset_type, asset in state.assets.items():
-        if asset_type in _WEALTH_TYPES:
-            if asset.verified:
-                verified_assets += asset.value
-            else:
-                unverified_assets += asset.value
-    return Features(
-        at=at,
-        on_time_repayments=state.on_time * factor,
-        late_repayments=state.late * factor,
-        missed_repayments=state.missed * factor,
-        worst_days_past_due_12m=worst,
-        outstanding_debt=debt,
-        monthly_income=income,
-        verified_monthly_income=income if verified_income and income else Decimal(0),
-        income_verification_level=(2 if verified_income else 1) if income else 0,
-        debt_to_income=float(debt / (income * 12)) if income else None,
-        verified_assets=verified_assets,
-        unverified_assets=unverified_assets,
-        average_monthly_spend_6m=(sum(recent_spend, Decimal(0)) / 6).quantize(_CENT),
-        active_spend_months_6m=sum(1 for amount in recent_spend if amount > 0),
-        history_months=(at - state.first_event_at).total_seconds() / 86400 / _DAYS_PER_MONTH,
-        days_since_delinquency={
-            level: (at - moment).total_seconds() / 86400
-            for level, moment in state.last_delinquency_at.items()
-        },
-        last_delinquency_at=state.last_delinquency_at,
-    )
-
-
-def score_features(
-    features: Features, policy: Policy, values: dict[str, float | None] | None = None
-) -> tuple[int, dict[str, int]]:
-    """The score (clamped to 350–950) and the points of every attribute."""
-    values = values if values is not None else features.values()
-    points = {
-        name: attribute.points(values[attribute.feature])
-        for name, attribute in policy.scorecard.attributes.items()
-    }
-    raw = policy.scorecard.base_points + sum(points.values())
-    return max(SCORE_MIN, min(SCORE_MAX, raw)), points
+@cache
+def default_scorecard() -> ScorecardDocument:
+    """The scorecard shipped with creditline (the fitted card), parsed once."""
+    return load_default_scorecard()
 
 
 # ---- line status ---------------------------------------------------------------------------
@@ -204,12 +111,16 @@ def next_line_status(
 # ---- the assessment ------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Assessment:
-    """A user's live credit standing at one moment, under one policy version."""
+    """A user's live credit standing at one moment, under one policy and one scorecard."""
 
     user_id: str
     features: Features
     points: Mapping[str, int]
+    #: characteristic → bin index (None: the missing bin), for stability monitoring.
+    bins: Mapping[str, int | None]
     score: int
+    #: Probability of default over the card's horizon (``card.scaling.horizon_months``).
+    pd: float
     segment: str
     exception: SegmentException | None
     promotion: Promotion | None
@@ -223,11 +134,28 @@ class Assessment:
     score_as_of: datetime
     scorer_version: str
     policy_version: str
+    #: The scorecard that scored (its version is ``card.version``).
+    card: ScorecardDocument = field(repr=False, compare=False)
 
     @property
     def status(self) -> EffectiveStatus:
         """The effective status."""
         return self.line.status
+
+    @property
+    def scored(self) -> Scored:
+        """The card's scoring this assessment rests on."""
+        return Scored(self.score, self.points, self.bins, self.pd, self.card.version)
+
+    @property
+    def scorecard_version(self) -> str:
+        """The version of the scorecard that scored."""
+        return self.card.version
+
+    def adverse_reasons(self, top: int = ADVERSE_REASONS) -> list[AdverseReason]:
+        """The characteristics that cost the most points against their best bin, largest
+        shortfall first, ties in the card's order (the standard adverse-action method)."""
+        return self.card.reasons(self.points, top=top)
 
 
 def segment_of(
@@ -283,16 +211,20 @@ def assess(
     *,
     with_promotions: bool = True,
     promotions_at: datetime | None = None,
+    card: ScorecardDocument | None = None,
 ) -> Assessment:
-    """Score a user's state as of ``at`` under ``policy``, continuing from the ``previous``
-    line status (one step of the status machine). Promotions active at ``promotions_at``
-    (default ``at``) apply unless ``with_promotions`` is false (the line status itself ignores
-    them: campaigns never flip a displayed status back and forth; a decision applies the
-    campaign of its own request time to the standing of the last review)."""
+    """Score a user's state as of ``at`` with ``card`` (default: the shipped scorecard)
+    under ``policy``, continuing from the ``previous`` line status (one step of the status
+    machine). Promotions active at ``promotions_at`` (default ``at``) apply unless
+    ``with_promotions`` is false (the line status itself ignores them: campaigns never flip
+    a displayed status back and forth; a decision applies the campaign of its own request
+    time to the standing of the last review)."""
     features = derive_features(state, at)
     at = features.at
     values = features.values()
-    score, points = score_features(features, policy, values)
+    card = card or default_scorecard()
+    scored = card.evaluate(values)
+    score, points = scored.score, scored.points
     segment_name = segment_of(features, policy, values)
     segment = next((s for s in policy.segments if s.name == segment_name), None)
     thresholds = segment.thresholds if segment else policy.status.thresholds
@@ -343,7 +275,9 @@ def assess(
         user_id=state.user_id,
         features=features,
         points=points,
+        bins=scored.bins,
         score=score,
+        pd=scored.pd,
         segment=segment_name,
         exception=exception,
         promotion=promotion,
@@ -356,16 +290,5 @@ def assess(
         score_as_of=state.as_of,
         scorer_version=SCORER_VERSION,
         policy_version=policy.version,
+        card=card,
     )
-
-
-def adverse_factors(assessment: Assessment, policy: Policy, top: int = 3) -> list[str]:
-    """Names of the attributes scoring below their maximum, largest shortfall first."""
-    attributes = policy.scorecard.attributes
-    shortfalls = [
-        (attributes[name].max_points - pts, name)
-        for name, pts in assessment.points.items()
-        if name in attributes and pts < attributes[name].max_points
-    ]
-    shortfalls.sort(key=lambda item: (-item[0], item[1]))
-    return [name for _, name in shortfalls[:top]]

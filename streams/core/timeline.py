@@ -8,7 +8,7 @@ False)``, one step of hysteresis, dwell and freezing) at the user's **review ins
 * every instant at which one of the user's events occurred (all events of that instant are
   folded first) — so every event counts at once, and a late repayment freezes at once;
 * the exact instant a freeze runs out (``freeze_ends_at``);
-* the instant a policy version takes effect (:class:`PolicyTimeline`);
+* the instant a policy or scorecard version takes effect (:class:`PolicyTimeline`);
 * the start of every calendar month (UTC), where the monthly features move;
 * the daily review (00:00 UTC) at or after any instant where time alone changes an input of
   the step: a decayed counter or the history length crossing a bin or rule edge, the dwell
@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from schemas.models import InputEvent
+from streams.core.features import derive_features
 from streams.core.policy import Policy
+from streams.core.scorecard import ScorecardDocument, ScorecardTimeline, merged_edges
 from streams.core.scoring import (
     Assessment,
     LineStatus,
     assess,
-    derive_features,
+    default_scorecard,
     freeze_ends_at,
 )
 from streams.core.state import (
@@ -107,34 +109,67 @@ def month_start(moment: datetime) -> datetime:
     return datetime(utc.year, utc.month, 1, tzinfo=UTC)
 
 
-# ---- policies over time ----------------------------------------------------------------------
+# ---- policies and scorecards over time ------------------------------------------------------
+Edges = dict[str, tuple[float, ...]]
+
+
+def _default_cards() -> ScorecardTimeline:
+    return ScorecardTimeline(default_scorecard())
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyTimeline:
-    """Policy versions with the instants they take effect; ``base`` holds before the first."""
+    """Policy versions and scorecard versions with the instants they take effect: what
+    decides at any instant. ``base`` holds before the first policy version; ``cards`` says
+    which scorecard scores (the shipped card when none was published)."""
 
     base: Policy
     #: (effective from, policy), in ascending order of the instant.
     versions: tuple[tuple[datetime, Policy], ...] = ()
+    cards: ScorecardTimeline = field(default_factory=_default_cards)
     _instants: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
+    _changes: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_instants", tuple(v[0] for v in self.versions))
+        instants = tuple(v[0] for v in self.versions)
+        object.__setattr__(self, "_instants", instants)
+        changes = tuple(sorted({*instants, *self.cards.effective_instants()}))
+        object.__setattr__(self, "_changes", changes)
 
     @classmethod
-    def of(cls, base: Policy, versions: Sequence[tuple[datetime, Policy]]) -> PolicyTimeline:
+    def of(
+        cls,
+        base: Policy,
+        versions: Sequence[tuple[datetime, Policy]],
+        cards: ScorecardTimeline | None = None,
+    ) -> PolicyTimeline:
         """A timeline from versions in any order (a stable sort keeps publication order for
         versions taking effect at the same instant: the later published wins)."""
-        return cls(base, tuple(sorted(versions, key=lambda v: v[0])))
+        ordered = tuple(sorted(versions, key=lambda v: v[0]))
+        return cls(base, ordered, cards) if cards is not None else cls(base, ordered)
+
+    def with_cards(self, cards: ScorecardTimeline) -> PolicyTimeline:
+        """The same policy versions with another scorecard history."""
+        return PolicyTimeline(self.base, self.versions, cards)
 
     def at(self, moment: datetime) -> Policy:
         """The policy in effect at ``moment``."""
         index = bisect.bisect_right(self._instants, moment)
         return self.versions[index - 1][1] if index else self.base
 
+    def card_at(self, moment: datetime) -> ScorecardDocument:
+        """The scorecard in effect at ``moment``."""
+        return self.cards.at(moment)
+
+    def edges_at(self, moment: datetime) -> Edges:
+        """The feature values where time alone can change an answer at ``moment``: the
+        bin edges of the card and the rule bounds of the policy in effect."""
+        return _edges(self.at(moment), self.card_at(moment))
+
     def next_change_after(self, moment: datetime) -> datetime | None:
-        """The first instant after ``moment`` at which another version takes effect."""
-        index = bisect.bisect_right(self._instants, moment)
-        return self._instants[index] if index < len(self._instants) else None
+        """The first instant after ``moment`` at which another policy or card takes effect."""
+        index = bisect.bisect_right(self._changes, moment)
+        return self._changes[index] if index < len(self._changes) else None
 
     @property
     def latest(self) -> Policy:
@@ -142,13 +177,35 @@ class PolicyTimeline:
         return self.versions[-1][1] if self.versions else self.base
 
     def effective_instants(self) -> tuple[datetime, ...]:
-        """Every instant a version takes effect, ascending."""
-        return self._instants
+        """Every instant a policy or scorecard version takes effect, ascending."""
+        return self._changes
 
 
-def constant(policy: Policy) -> PolicyTimeline:
-    """A timeline with one policy for all time (tests, docs, what-if of one version)."""
-    return PolicyTimeline(policy)
+_EDGES: dict[tuple[int, int], tuple[Policy, ScorecardDocument, Edges]] = {}
+
+
+def _edges(policy: Policy, card: ScorecardDocument) -> Edges:
+    # Policies and cards are immutable and few: their merged edges are computed once (the
+    # entry keeps both alive, so an id is never reused while it is cached).
+    key = (id(policy), id(card))
+    found = _EDGES.get(key)
+    if found is None or found[0] is not policy or found[1] is not card:
+        if len(_EDGES) > 256:
+            _EDGES.clear()
+        found = _EDGES[key] = (
+            policy,
+            card,
+            merged_edges(policy.feature_edges, card.feature_edges),
+        )
+    return found[2]
+
+
+def constant(policy: Policy, card: ScorecardDocument | None = None) -> PolicyTimeline:
+    """A timeline with one policy (and one card: the shipped one by default) for all time
+    (tests, docs, what-if of one version)."""
+    if card is None:
+        return PolicyTimeline(policy)
+    return PolicyTimeline(policy, cards=ScorecardTimeline(card))
 
 
 # ---- the trajectory --------------------------------------------------------------------------
@@ -201,9 +258,8 @@ class Checkpoint:
 START = Checkpoint(EMPTY, None)
 
 
-def _decay_crossings(state: UserState, at: datetime, policy: Policy) -> datetime | None:
+def _decay_crossings(state: UserState, at: datetime, edges: Edges) -> datetime | None:
     """The earliest instant after ``at`` at which a decayed counter falls below an edge."""
-    edges = policy.feature_edges
     factor = decay_factor(at - state.as_of)
     earliest: datetime | None = None
     for feature, field_name in _DECAYED.items():
@@ -219,10 +275,10 @@ def _decay_crossings(state: UserState, at: datetime, policy: Policy) -> datetime
     return earliest
 
 
-def _history_crossings(state: UserState, at: datetime, policy: Policy) -> datetime | None:
+def _history_crossings(state: UserState, at: datetime, edges: Edges) -> datetime | None:
     """The earliest instant after ``at`` at which the history length reaches an edge."""
     months = (at - state.first_event_at).total_seconds() / 86400 / _MONTH_DAYS
-    for edge in policy.feature_edges.get("history_months", ()):
+    for edge in edges.get("history_months", ()):
         if edge > months:
             return state.first_event_at + timedelta(days=edge * _MONTH_DAYS)
     return None
@@ -234,14 +290,19 @@ def next_time_review(
     at: datetime,
     policy: Policy,
     horizon: timedelta,
+    edges: Edges | None = None,
 ) -> datetime:
     """The next review instant after ``at`` caused by time alone (no new event), given the
-    state and status after the review at ``at`` under ``policy``."""
+    state and status after the review at ``at`` under ``policy`` and a card whose bin
+    edges, merged with the policy's rule bounds, are ``edges`` (default: the shipped card's;
+    see :meth:`PolicyTimeline.edges_at`)."""
+    if edges is None:
+        edges = _edges(policy, default_scorecard())
     following_day = next_day_start(at)
     candidates = [next_month_start(at)]
     for estimate in (
-        _decay_crossings(state, at, policy),
-        _history_crossings(state, at, policy),
+        _decay_crossings(state, at, edges),
+        _history_crossings(state, at, edges),
         state.first_event_at + horizon,  # the oldest event leaves the window
     ):
         if estimate is not None:
@@ -280,6 +341,7 @@ class Review:
     status: LineStatus
     policy_version: str
     events: int  # events folded at this instant
+    scorecard_version: str = ""
 
 
 def advance(
@@ -312,7 +374,8 @@ def advance(
             candidates.append(events[index].occurred_at)
         if at is not None and state is not None:
             policy = timelines.at(at)
-            candidates.append(next_time_review(state, line, at, policy, horizon))
+            edges = timelines.edges_at(at)
+            candidates.append(next_time_review(state, line, at, policy, horizon, edges))
             change = timelines.next_change_after(at)
             if change is not None:
                 candidates.append(change)
@@ -336,13 +399,28 @@ def advance(
         at = moment
         if state is None:
             continue  # nothing in the window: no status to review
-        step = assess(state, moment, timelines.at(moment), line, with_promotions=False)
+        step = assess(
+            state,
+            moment,
+            timelines.at(moment),
+            line,
+            with_promotions=False,
+            card=timelines.card_at(moment),
+        )
         if line is None or step.line != line:
             changes.append(step.line)
             line = step.line
         if trace is not None:
             trace.append(
-                Review(moment, step.score, step.segment, step.line, step.policy_version, len(fresh))
+                Review(
+                    moment,
+                    step.score,
+                    step.segment,
+                    step.line,
+                    step.policy_version,
+                    len(fresh),
+                    step.scorecard_version,
+                )
             )
 
 
@@ -398,10 +476,10 @@ def standing(
     state, at, line = checkpoint.state, checkpoint.at, checkpoint.trajectory.line
     if state is None or at is None:
         return None
-    policy = timelines.at(at)
+    policy, card = timelines.at(at), timelines.card_at(at)
     if promotions_at is None:
-        return assess(state, at, policy, line, with_promotions=False)
-    return assess(state, at, policy, line, promotions_at=promotions_at)
+        return assess(state, at, policy, line, with_promotions=False, card=card)
+    return assess(state, at, policy, line, promotions_at=promotions_at, card=card)
 
 
 def update(

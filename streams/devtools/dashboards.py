@@ -101,6 +101,59 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         [("{{version}}", "max by (version) (creditline_policy_info) == 1")],
     ),
     (
+        "Scorecard in force",
+        "stat",
+        "none",
+        [("{{version}}", "max by (version) (creditline_scorecard_info) == 1")],
+    ),
+    (
+        "Scorecard stability (PSI; > 0.25 a significant shift)",
+        "timeseries",
+        "none",
+        [
+            (
+                "{{version}} {{characteristic}}",
+                "max by (version, characteristic) (creditline_scorecard_psi)",
+            )
+        ],
+    ),
+    (
+        "Approval rate by segment",
+        "timeseries",
+        "percentunit",
+        [
+            (
+                "{{segment}}",
+                'sum by (segment) (rate(creditline_decision_pd_count{outcome=~"approved|'
+                'partially_approved"}[15m])) / sum by (segment) '
+                "(rate(creditline_decision_pd_count[15m]))",
+            )
+        ],
+    ),
+    (
+        "Mean probability of default by segment",
+        "timeseries",
+        "percentunit",
+        [
+            (
+                "{{segment}}",
+                "sum by (segment) (rate(creditline_decision_pd_sum[15m])) / sum by (segment) "
+                "(rate(creditline_decision_pd_count[15m]))",
+            )
+        ],
+    ),
+    (
+        "Shadow: candidate vs live outcomes (requests per second)",
+        "timeseries",
+        "ops",
+        [
+            (
+                "{{live}} → {{shadow}}",
+                "sum by (live, shadow) (rate(creditline_shadow_decisions_total[5m]))",
+            )
+        ],
+    ),
+    (
         "Redis round trip p99",
         "timeseries",
         "s",

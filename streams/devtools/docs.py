@@ -1,26 +1,38 @@
-"""Documentation generated from the code, so the README cannot drift from what runs."""
+"""Documentation generated from the code, so the docs cannot drift from what runs.
+
+Whole pages (:data:`GENERATED_PAGES`) and sections between ``<!-- name:start -->`` and
+``<!-- name:end -->`` markers (:data:`DOC_SECTIONS`); ``python -m streams.devtools.docs``
+writes them, and unit tests fail when a committed one differs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
-from streams.core.policy import Attribute, Policy, load_default_policy
-from streams.core.scoring import SCORE_MAX, SCORE_MIN, assess
+from streams.core.features import SCORE_MAX, SCORE_MIN
+from streams.core.policy import load_default_policy
+from streams.core.scorecard import Characteristic, ScorecardDocument, load_default_scorecard
+from streams.core.scoring import assess
 from streams.core.state import fold_events
+from streams.devtools.config_docs import configuration_markdown
+from streams.devtools.wire_docs import wire_contract_markdown
 
 
 def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
-def _bins(attribute: Attribute) -> str:
+def _bins(c: Characteristic) -> str:
     parts = []
     lower: float | None = None
-    for b in attribute.bins:
-        if b.below is None:
+    for b in c.bins:
+        if b.values is not None:
+            span = "/".join(_number(v) for v in b.values)
+        elif b.below is None:
             span = f"≥ {_number(lower)}" if lower is not None else "any"
         elif lower is None:
             span = f"< {_number(b.below)}"
@@ -28,43 +40,24 @@ def _bins(attribute: Attribute) -> str:
             span = f"{_number(lower)}–<{_number(b.below)}"
         parts.append(f"{span}: {b.points:+d}")
         lower = b.below
-    if attribute.missing_points:
-        parts.append(f"unknown: {attribute.missing_points:+d}")
+    parts.append(f"unknown: {c.missing.points:+d}")
     return " · ".join(parts)
 
 
-def scorecard_markdown(policy: Policy | None = None) -> str:
-    """The default policy's scorecard as a Markdown table (kept in sync by a test)."""
-    policy = policy or load_default_policy()
-    card = policy.scorecard
+def scorecard_markdown(card: ScorecardDocument | None = None) -> str:
+    """The shipped scorecard as a Markdown table (kept in sync by a test)."""
+    card = card or load_default_scorecard()
     lines = [
-        f"Policy `{policy.version}`: score = clamp({card.base_points} + Σ points, "
-        f"{SCORE_MIN}, {SCORE_MAX}).",
+        f"Scorecard `{card.version}` ({card.kind}): score = clamp({card.base_points} + Σ "
+        f"points, {SCORE_MIN}, {SCORE_MAX}); {card.scaling.pdo:g} points double the odds, "
+        f"{card.scaling.score} ↔ PD {card.pd_of(card.scaling.score):.1%} over "
+        f"{card.scaling.horizon_months} months.",
         "",
-        "| attribute | measures | bins → points | adverse-factor text |",
+        "| characteristic | measures | bins → points | reason text |",
         "|---|---|---|---|",
     ]
-    for name, a in card.attributes.items():
-        lines.append(f"| `{name}` | {a.measure} | {_bins(a)} | {a.adverse.en} / {a.adverse.zh} |")
-    return "\n".join(lines) + "\n"
-
-
-def settings_markdown() -> str:
-    """Every setting with its environment variable, default and description."""
-    from streams.settings import ENV_PREFIX, Settings
-
-    lines = ["| environment variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        if name == "cache_dir":
-            default = "`$XDG_CACHE_HOME/creditline` (`~/.cache/creditline`)"
-        else:
-            value = field.default
-            if hasattr(value, "get_secret_value"):
-                value = value.get_secret_value()
-            if isinstance(value, bool):
-                value = str(value).lower()  # as it is written in the environment
-            default = "unset" if value is None else f"`{value}`"
-        lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {field.description or ''} |")
+    for name, c in card.characteristics.items():
+        lines.append(f"| `{name}` | {c.measure} | {_bins(c)} | {c.reason.en} / {c.reason.zh} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +111,7 @@ def worked_example_events() -> tuple[datetime, list[InputEvent], list[InputEvent
             user_id="u-42",
             occurred_at=ago(1),
             asset_type=AssetType.DEPOSIT,
-            value=Decimal(40000),
+            value=Decimal(50000),
             verified=True,
         ),
     ]
@@ -127,21 +120,22 @@ def worked_example_events() -> tuple[datetime, list[InputEvent], list[InputEvent
 
 def worked_example_markdown() -> str:
     """Points per attribute before and after the proofs, and the resulting line."""
-    policy = load_default_policy()
+    policy, card = load_default_policy(), load_default_scorecard()
     now, before, proofs = worked_example_events()
-    a = assess(fold_events(None, before), now, policy)  # type: ignore[arg-type]
-    b = assess(fold_events(None, before + proofs), now, policy)  # type: ignore[arg-type]
+    a = assess(fold_events(None, before), now, policy, card=card)  # type: ignore[arg-type]
+    b = assess(fold_events(None, before + proofs), now, policy, card=card)  # type: ignore[arg-type]
     lines = [
-        "| attribute | feature value before → after | points before | points after |",
+        "| characteristic | feature value before → after | points before | points after |",
         "|---|---|---|---|",
     ]
     values_a, values_b = a.features.values(), b.features.values()
-    for name, attribute in policy.scorecard.attributes.items():
-        va, vb = values_a[attribute.feature], values_b[attribute.feature]
+    for name, c in card.characteristics.items():
+        va, vb = values_a[c.feature], values_b[c.feature]
         shown = " → ".join("unknown" if v is None else f"{v:,.2f}" for v in (va, vb))
         lines.append(f"| `{name}` | {shown} | {a.points[name]:+d} | {b.points[name]:+d} |")
     lines += [
-        f"| **score** (base {policy.scorecard.base_points}) | | **{a.score}** | **{b.score}** |",
+        f"| **score** (base {card.base_points}) | | **{a.score}** | **{b.score}** |",
+        f"| probability of default (12 months) | | {a.pd:.1%} | {b.pd:.1%} |",
         f"| segment | | {a.segment} | {b.segment} |",
         f"| thresholds (close below / reopen at) | | {a.thresholds.close_below} / "
         f"{a.thresholds.reopen_at} | {b.thresholds.close_below} / {b.thresholds.reopen_at} |",
@@ -316,21 +310,30 @@ def kafka_acls_markdown() -> str:
     return acl_markdown()
 
 
-README_SECTIONS = {
-    "scorecard": scorecard_markdown,
-    "settings": settings_markdown,
-    "kafka-acls": kafka_acls_markdown,
-}
 REDIS_LAYOUT_SECTIONS = {"layout": redis_layout_markdown}
 POLICY_DOC_SECTIONS = {
     "example": worked_example_markdown,
     "status-example": status_example_markdown,
 }
+#: Documents (paths from the repository root) -> their generated sections.
+DOC_SECTIONS: dict[str, dict[str, Callable[[], str]]] = {
+    "docs/concepts.md": {"scorecard": scorecard_markdown},
+    "docs/operations.md": {"kafka-acls": kafka_acls_markdown},
+    "docs/policy.md": POLICY_DOC_SECTIONS,
+    "docs/redis-layout.md": REDIS_LAYOUT_SECTIONS,
+}
 
 
-def render_sections(text: str, sections: dict[str, Callable[[], str]] | None = None) -> str:
+#: Pages written whole by a function (paths from the repository root).
+GENERATED_PAGES: dict[str, Callable[[], str]] = {
+    "docs/configuration.md": configuration_markdown,
+    "docs/wire-contract.md": wire_contract_markdown,
+}
+
+
+def render_sections(text: str, sections: dict[str, Callable[[], str]]) -> str:
     """``text`` with every generated section replaced by its current rendering."""
-    for name, render in (sections or README_SECTIONS).items():
+    for name, render in sections.items():
         start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
         head, found, rest = text.partition(start)
         if not found:
@@ -342,18 +345,18 @@ def render_sections(text: str, sections: dict[str, Callable[[], str]] | None = N
     return text
 
 
-def render_readme(text: str) -> str:
-    """The README with its generated sections current."""
-    return render_sections(text, README_SECTIONS)
+def current_documents(root: Path) -> dict[str, str]:
+    """Every generated document as it should be: path from ``root`` -> text."""
+    documents = {path: render() for path, render in GENERATED_PAGES.items()}
+    for path, sections in DOC_SECTIONS.items():
+        documents[path] = render_sections((root / path).read_text(), sections)
+    return documents
 
 
 if __name__ == "__main__":
-    from pathlib import Path
-
-    for path, sections in (
-        ("README.md", README_SECTIONS),
-        ("docs/policy.md", POLICY_DOC_SECTIONS),
-        ("docs/redis-layout.md", REDIS_LAYOUT_SECTIONS),
-    ):
-        doc = Path(path)
-        doc.write_text(render_sections(doc.read_text(), sections))
+    here = Path.cwd()
+    for name, text in current_documents(here).items():
+        path = here / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {name}")

@@ -1,7 +1,7 @@
 """The Kafka ACLs creditline needs, in one place: the worker's principal and an operator's.
 
 :func:`acl_rules` is the only list: ``creditline kafka-acls`` prints it as ``kafka-acls``
-commands, the README's table is generated from it, and the e2e tests grant exactly it on a
+commands, docs/operations.md's table is generated from it, and the e2e tests grant exactly it on a
 broker that runs Kafka's authorizer. Every resource is a literal name (no prefixes), so a
 principal can reach nothing but creditline's own topics and groups. Kafka lets ``Read`` and
 ``Write`` imply ``Describe``, so ``Describe`` is listed only where nothing else is granted.
@@ -84,10 +84,31 @@ def worker_rules(settings: Settings, principal: str | None = None) -> list[AclRu
         AclRule(
             user,
             "topic",
-            (topics.loan_decisions, topics.line_status, topics.dead_letter),
+            (
+                topics.loan_decisions,
+                topics.loan_decisions_shadow,
+                topics.line_status,
+                topics.dead_letter,
+            ),
             ("Write",),
-            "decisions, status changes and dead letters are published (with idempotence: "
-            "`Write` on a topic is enough, nothing on the cluster)",
+            "decisions (a candidate's in shadow too), status changes and dead letters are "
+            "published (with idempotence: `Write` on a topic is enough, nothing on the cluster)",
+        ),
+        AclRule(
+            user,
+            "topic",
+            (topics.loan_requests,),
+            ("Write",),
+            "the HTTP decision API publishes the loan requests it is posted (never the event "
+            "topics: a worker cannot forge an event; a request only gets a decision, which it "
+            "publishes anyway)",
+        ),
+        AclRule(
+            user,
+            "topic",
+            (topics.loan_decisions,),
+            ("Read",),
+            "the HTTP decision API reads the decisions of the requests it waits for",
         ),
         AclRule(
             user,
@@ -139,9 +160,10 @@ def operator_rules(
         AclRule(
             principal,
             "topic",
-            (topics.loan_decisions,),
+            (topics.loan_decisions, topics.loan_decisions_shadow),
             ("Read",),
-            "`request` and `simulate` wait for the decisions; `explain` and `replay` read them",
+            "`request` and `simulate` wait for the decisions; `explain` and `replay` read them; "
+            "`shadow status` compares the candidate's with them",
         ),
         AclRule(
             principal,
@@ -194,7 +216,7 @@ def _names(names: Sequence[str]) -> str:
 
 
 def acl_markdown() -> str:
-    """The README's ACL table and commands, for the default settings."""
+    """docs/operations.md's ACL table and commands, for the default settings."""
     # The defaults, whatever CREDITLINE_* variables this process has.
     settings = Settings.model_construct()
     lines = ["| principal | resource | operations | why |", "|---|---|---|---|"]

@@ -172,7 +172,7 @@ def persona_history(
             balance -= due
             b.repayment(month, due, due, 0, balance)
         b.asset(3, AssetType.INCOME, Decimal(rng.randint(8, 12) * 1000), True)
-        b.asset(1, AssetType.DEPOSIT, Decimal(rng.randint(25, 60) * 1000), True)
+        b.asset(1, AssetType.DEPOSIT, Decimal(rng.randint(45, 90) * 1000), True)
     elif persona is Persona.SLIPPING:
         balance = due * 15
         for month in range(12, 1, -1):

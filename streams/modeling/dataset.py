@@ -22,8 +22,8 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from schemas.models import AssetEvent, InputEvent, RepaymentEvent, SpendingEvent, Timestamp
+from streams.core.features import Features
 from streams.core.labels import DEFAULT_HORIZON, Label, point_in_time_features
-from streams.core.scoring import Features
 
 #: The default topic names (``CREDITLINE_TOPIC_*``) and what each carries.
 TOPIC_MODELS: dict[str, type[InputEvent]] = {

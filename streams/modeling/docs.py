@@ -203,7 +203,7 @@ def path_back_section(root: Path = ROOT) -> str:
     now, before, _ = worked_example_events()
     state = fold_events(None, before)
     assert state is not None
-    from streams.core.scoring import derive_features
+    from streams.core.features import derive_features
 
     scored = fitted.evaluate(derive_features(state, now))
     result = path_back(fitted, state, now, 620)

@@ -11,6 +11,8 @@ them once the services are done (see :mod:`streams.runtime.bootstrap` for the wi
   ``noack_take`` and acked only after they are answered (``take()`` would ack a batch even
   when its body raised).
 * ``tick_shells`` (timer) and ``export_consumer_lag`` (task); ``/metrics`` and ``/healthz``.
+* With ``answer_loan_requests``, the HTTP decision API (:mod:`streams.runtime.http_api`):
+  ``POST /v1/decisions``, ``GET /v1/decisions/{request_id}`` and the decision topic's tail.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from streams.metrics import Metrics
 from streams.ports import InboundRecord
 from streams.runtime.bootstrap import Components
 from streams.runtime.faust_setup import faust_app, to_inbound
+from streams.runtime.http_api import DecisionApi
 from streams.service.decide import LoanDecider
 from streams.service.fold import EventFolder
 from streams.settings import Settings, get_settings
@@ -61,6 +64,10 @@ class _Worker:
 
     def stopping(self) -> bool:
         return bool(self.app.should_stop)
+
+    def answering(self) -> bool:
+        """Loan requests are being answered: the policies are read and the worker runs."""
+        return self.parts.policies.ready.is_set() and not self.stopping()
 
     async def refused(self, store: RedisStore) -> bool:
         """True (and the worker crashing) when Redis refuses our credentials or commands.
@@ -205,6 +212,7 @@ class _Worker:
             app.agent(requests, concurrency=1, name="answer_loan_requests")(
                 self.answer_loan_requests
             )
+            DecisionApi(app, self.parts, ready=self.answering).register()
         # Faust makes a page's function the method of a view class: plain functions here.
 
         async def metrics(web: Any, request: Any) -> Any:

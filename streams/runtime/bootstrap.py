@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.adapters.kafka.events import EventConsumer
-from streams.adapters.kafka.policies import PolicyWatcher
+from streams.adapters.kafka.policy_watcher import PolicyWatcher
 from streams.adapters.redis.store import RedisStore
 from streams.core.policy import load_default_policy
 from streams.core.timeline import PolicyTimeline
@@ -71,6 +71,7 @@ class Components:
             self.timelines,
             should_stop=self.should_stop,
             policy_confirmed=self.policies.confirmed,
+            candidate=lambda: self.policies.candidate,
         )
 
     def sweeper(self, folder: EventFolder) -> ReviewSweeper:

@@ -12,12 +12,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from schemas.models import LoanDecision, LoanRequest
-from streams.core.answer import answer, judgement_instant, request_digest
+from schemas.models import InputEvent, LoanDecision, LoanRequest
+from streams.core.answer import answer, answer_in_full, judgement_instant, request_digest
 from streams.core.decision import (
     decide_at_capacity,
     decide_policy_unavailable,
@@ -25,7 +26,16 @@ from streams.core.decision import (
 )
 from streams.core.decoding import RejectedRecord, decode_record
 from streams.core.reasons import ReasonCode
-from streams.core.timeline import START, Checkpoint, PolicyTimeline, at_time, needs_ledger_at
+from streams.core.scoring import Assessment
+from streams.core.shadow import Candidate, shadow_answer
+from streams.core.timeline import (
+    START,
+    Checkpoint,
+    PolicyTimeline,
+    at_time,
+    canonical,
+    needs_ledger_at,
+)
 from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser
@@ -37,6 +47,7 @@ from streams.service.shell import (
     decode_limits,
     utc_now,
 )
+from streams.service.stability import ScorecardMonitor
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -47,6 +58,27 @@ T = TypeVar("T")
 
 class RequestConflict(Exception):
     """A request id already answered for a request with another body."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A request's decision, its wire bytes, whether it was decided before, the assessment it
+    was decided from (None without one) and the candidate's decision when one is in shadow."""
+
+    decision: LoanDecision
+    payload: bytes
+    repeated: bool = False
+    assessment: Assessment | None = None
+    shadow: LoanDecision | None = None
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """What a fresh decision was made from: the user's checkpoint at the last review ≤ the
+    instant judged, and the user's events when they were read (else empty)."""
+
+    checkpoint: Checkpoint
+    events: Sequence[InputEvent]
 
 
 class LoanDecider:
@@ -65,6 +97,7 @@ class LoanDecider:
         clock: Callable[[], datetime] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
         policy_confirmed: Callable[[datetime], Awaitable[bool]] | None = None,
+        candidate: Callable[[], Candidate | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -80,6 +113,9 @@ class LoanDecider:
         )
         #: Whether every policy version in force at an instant is known (waits a little).
         self.policy_confirmed = policy_confirmed
+        self.monitor = ScorecardMonitor(metrics, settings.scorecard_psi_window)
+        #: What is in shadow now (answers every fresh request beside the live configuration).
+        self.candidate = candidate
 
     def tick(self) -> None:
         """Called every second or so: a storm ends on a quiet topic too."""
@@ -112,7 +148,7 @@ class LoanDecider:
             if record.log_append_time and record.timestamp is not None:
                 arrival = datetime.fromtimestamp(record.timestamp, UTC)
             try:
-                decision, payload, repeated = await self._answer(request, arrival, received)
+                answered = await self._answer(request, arrival, received)
             except (OperatorActionRequired, ShuttingDown):
                 raise
             except RequestConflict:
@@ -125,9 +161,14 @@ class LoanDecider:
                 code = ServiceCode.PROCESSING_ERROR
                 deliveries.append(await self.dead_letters.reject(record, code, MESSAGES[code]))
                 continue
+            decision, repeated = answered.decision, answered.repeated
             deliveries.append(
-                await self.sink.send(self.topics.loan_decisions, request.user_id.encode(), payload)
+                await self.sink.send(
+                    self.topics.loan_decisions, request.user_id.encode(), answered.payload
+                )
             )
+            if answered.shadow is not None:
+                deliveries.append(await self._publish_shadow(decision, answered.shadow))
             if repeated:
                 self.metrics.records_duplicate.labels(record.topic).inc()
             else:
@@ -138,6 +179,7 @@ class LoanDecider:
                 ).inc()
                 if decision.overrides_displayed_status:
                     self.metrics.decision_overrides.inc()
+                self.monitor.observe(decision, answered.assessment)
             if record.timestamp is not None:
                 self.metrics.decision_seconds.observe(max(0.0, time.time() - record.timestamp))
             decisions.append(decision)
@@ -152,7 +194,7 @@ class LoanDecider:
 
     async def _standing_at(
         self, request: LoanRequest, at: datetime
-    ) -> tuple[StoredUser, Checkpoint]:
+    ) -> tuple[StoredUser, _Standing]:
         """The user's stored record and checkpoint at the last review instant ≤ ``at`` (reads
         the ledger only when the stored checkpoint does not reach ``at`` by time alone)."""
         stored = await self._bounded("read_state", partial(self.store.read_user, request.user_id))
@@ -162,16 +204,66 @@ class LoanDecider:
                 "read_ledger", partial(self.store.read_ledger, request.user_id)
             )
         checkpoint = at_time(stored.checkpoint, ledger, self.timelines(), at, self.limits.horizon)
-        return stored, checkpoint
+        return stored, _Standing(checkpoint, canonical(list(ledger or ())))
+
+    def _shadow(
+        self,
+        request: LoanRequest,
+        live: LoanDecision,
+        timelines: PolicyTimeline,
+        at: datetime | None,
+        received: datetime,
+        standing: _Standing | None,
+    ) -> LoanDecision | None:
+        """The candidate's answer to a request the live configuration just answered (None
+        when nothing is in shadow). A request answered without the user's standing (time not
+        trusted, Redis or the policy topic not answering, a full history) gets the same
+        answer under the candidate's name: it depends on none of the candidate's rules."""
+        candidate = self.candidate()
+        if candidate is None:
+            return None
+        try:
+            if standing is None or at is None:
+                policy = candidate.policy or timelines.at(at or received)
+                return live.model_copy(update={"policy_version": policy.version})
+            return shadow_answer(
+                request,
+                standing.checkpoint,
+                standing.events,
+                timelines,
+                candidate,
+                at,
+                received,
+                self.limits.horizon,
+                self.settings.reason_language,
+            )
+        except Exception:
+            # The candidate must never cost the live answer: a bug in it is logged and counted.
+            log.exception("the candidate in shadow (%s) failed to answer", candidate.label)
+            self.metrics.shadow_decisions.labels(live.outcome.value, "failed").inc()
+            return None
+
+    async def _publish_shadow(self, live: LoanDecision, shadow: LoanDecision) -> Any:
+        """Publish the candidate's decision on the shadow topic and count the comparison."""
+        self.metrics.shadow_decisions.labels(live.outcome.value, shadow.outcome.value).inc()
+        self.metrics.shadow_approved_amount.labels("live").inc(float(live.approved_amount))
+        self.metrics.shadow_approved_amount.labels("shadow").inc(float(shadow.approved_amount))
+        return await self.sink.send(
+            self.topics.loan_decisions_shadow,
+            shadow.user_id.encode(),
+            shadow.model_dump_json().encode(),
+        )
 
     async def _answer(
         self, request: LoanRequest, arrival: datetime, received: datetime
-    ) -> tuple[LoanDecision, bytes, bool]:
-        """The decision for a request, its wire bytes, and whether it was decided before."""
+    ) -> Answered:
+        """The decision for a request (see :class:`Answered`)."""
         timelines = self.timelines()
         language = self.settings.reason_language
         tolerance = timedelta(seconds=self.settings.request_time_tolerance_seconds)
         at = judgement_instant(request, arrival, tolerance)
+        assessment: Assessment | None = None
+        standing: _Standing | None = None
         if at is None:
             decision = answer(request, START, timelines, None, received, language)
         elif self.policy_confirmed is not None and not await self.policy_confirmed(at):
@@ -179,12 +271,12 @@ class LoanDecider:
         else:
             timelines = self.timelines()  # the view confirmed to cover ``at``
             try:
-                stored, checkpoint = await self._standing_at(request, at)
+                stored, standing = await self._standing_at(request, at)
             except Unavailable:
                 # Never approve blindly: without a successful read a person reviews.
                 policy = timelines.at(at)
                 decision = decide_score_unavailable(request, received, policy, language)
-                return decision, decision.model_dump_json().encode(), False
+                return Answered(decision, decision.model_dump_json().encode())
             if stored.at_capacity:
                 # Events or loans beyond what is kept were refused: the history is incomplete.
                 code = (
@@ -196,8 +288,11 @@ class LoanDecider:
                 decision = decide_at_capacity(
                     request, received, policy, code, language, evaluated_at=at
                 )
+                standing = None
             else:
-                decision = answer(request, checkpoint, timelines, at, received, language)
+                decision, assessment = answer_in_full(
+                    request, standing.checkpoint, timelines, at, received, language
+                )
         payload = decision.model_dump_json().encode()
         ttl = self.settings.decision_retention_days * 86400
         digest = request_digest(request)
@@ -211,9 +306,11 @@ class LoanDecider:
         except Unavailable:
             # Unrecorded decisions could differ on redelivery; only a review is safe.
             decision = decide_score_unavailable(request, received, timelines.at(received), language)
-            return decision, decision.model_dump_json().encode(), False
+            return Answered(decision, decision.model_dump_json().encode())
         if earlier is not None:
             if earlier.request_digest != digest:
                 raise RequestConflict(request.request_id)
-            return LoanDecision.model_validate_json(earlier.payload), earlier.payload, True
-        return decision, payload, False
+            earlier_decision = LoanDecision.model_validate_json(earlier.payload)
+            return Answered(earlier_decision, earlier.payload, repeated=True)
+        shadow = self._shadow(request, decision, timelines, at, received, standing)
+        return Answered(decision, payload, assessment=assessment, shadow=shadow)

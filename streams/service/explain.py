@@ -10,19 +10,17 @@ published, field by field, with the review-by-review trajectory that led to it.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-
-from pydantic import ValidationError
+from datetime import timedelta
 
 from schemas.models import InputEvent, LoanDecision, LoanRequest
 from streams.core.answer import answer
-from streams.core.decoding import DecodeLimits, RejectedRecord, decode_record
+from streams.core.decoding import DecodeLimits
 from streams.core.reasons import Language, ReasonCode
 from streams.core.timeline import START, PolicyTimeline, Review, advance, canonical
 from streams.ports import TopicReader
+from streams.service.logs import Progress, read_decisions, read_events, read_requests
 from streams.topics import Topics
 
 #: Decisions that depended on the environment at the time (Redis or the policy topic not
@@ -57,76 +55,10 @@ class Explanation:
         return self.rederived is not None and not self.differences
 
 
-@dataclass
-class _Logged:
-    decisions: dict[str, LoanDecision]
-    requests: dict[str, LoanRequest]
-    #: user → event id → (event, arrival time of its first delivery)
-    events: dict[str, dict[str, tuple[InputEvent, float]]]
-
-
 def _differences(published: LoanDecision, rederived: LoanDecision) -> list[str]:
     a = published.model_dump(mode="json")
     b = rederived.model_dump(mode="json")
     return [name for name in a if a[name] != b.get(name)]
-
-
-async def _read_logs(
-    reader: TopicReader,
-    topics: Topics,
-    limits: DecodeLimits,
-    wanted: set[str] | None,
-    on_progress: Callable[[int], None],
-) -> _Logged:
-    decisions: dict[str, LoanDecision] = {}
-    read = 0
-    async for batch in reader.read_to_end([topics.loan_decisions]):
-        for record in batch:
-            try:
-                decision = LoanDecision.model_validate_json(record.value or b"")
-            except ValidationError:
-                continue
-            if wanted is None or decision.request_id in wanted:
-                decisions.setdefault(decision.request_id, decision)
-        read += len(batch)
-        on_progress(read)
-    requests: dict[str, LoanRequest] = {}
-    async for batch in reader.read_to_end([topics.loan_requests]):
-        for record in batch:
-            try:
-                request = LoanRequest.model_validate_json(record.value or b"")
-            except ValidationError:
-                continue
-            if request.request_id in decisions:
-                requests.setdefault(request.request_id, request)
-        read += len(batch)
-        on_progress(read)
-    users = {d.user_id for d in decisions.values()}
-    events: dict[str, dict[str, tuple[InputEvent, float]]] = defaultdict(dict)
-    deliveries: list[tuple[float, str, int, int, InputEvent]] = []
-    async for batch in reader.read_to_end(topics.events):
-        for record in batch:
-            if record.key is None or record.key.decode(errors="replace") not in users:
-                continue
-            arrival = record.timestamp or 0.0
-            try:
-                event = decode_record(
-                    topics.kind_of(record.topic),
-                    record.key,
-                    record.value,
-                    now=datetime.fromtimestamp(arrival, UTC),
-                    limits=limits,
-                )
-            except RejectedRecord:
-                continue
-            assert not isinstance(event, LoanRequest)
-            deliveries.append((arrival, record.topic, record.partition, record.offset, event))
-        read += len(batch)
-        on_progress(read)
-    # The first delivery of an event id is the one the worker applied.
-    for arrival, _, _, _, event in sorted(deliveries, key=lambda d: d[:4]):
-        events[event.user_id].setdefault(event.event_id, (event, arrival))
-    return _Logged(decisions, requests, events)
 
 
 def explain_one(
@@ -188,15 +120,21 @@ async def explain(
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> list[Explanation]:
     """Re-derive the published decisions of ``request_ids`` (every one when None)."""
-    logged = await _read_logs(reader, topics, limits, request_ids, on_progress)
+    progress = Progress(on_progress)
+    decisions = await read_decisions(reader, topics, request_ids, progress)
+    requests = await read_requests(
+        reader, topics, lambda request, _: request.request_id in decisions, progress
+    )
+    users = {d.user_id for d in decisions.values()}
+    events = await read_events(reader, topics, limits, users, progress)
     return [
         explain_one(
             decision,
-            logged.requests.get(request_id),
-            logged.events.get(decision.user_id, {}).values(),
+            requests[request_id][0] if request_id in requests else None,
+            events.get(decision.user_id, {}).values(),
             timelines,
             limits.horizon,
             language,
         )
-        for request_id, decision in sorted(logged.decisions.items())
+        for request_id, decision in sorted(decisions.items())
     ]

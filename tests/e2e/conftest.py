@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -14,6 +15,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -157,6 +159,25 @@ class WorkerProcess:
             if set(labels.items()) <= set(key):
                 total += value
         return total
+
+
+async def post_decision(worker: WorkerProcess, doc: dict[str, Any], timeout: float = 60) -> int:
+    """POST a loan request to a worker's HTTP decision API once it says it is ready; the
+    status of the answer."""
+    import json
+
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    while "decision API ready" not in worker.log():
+        assert time.monotonic() < deadline, "the decision API did not get ready"
+        await asyncio.sleep(0.2)
+    url = f"http://127.0.0.1:{worker.settings.web_port}/v1/decisions"
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        session.post(url, data=json.dumps(doc), headers={"Content-Type": "application/json"}) as r,
+    ):
+        return r.status
 
 
 @pytest.fixture

@@ -78,11 +78,11 @@ async def test_forged_dead_letter_provenance_cannot_redirect_a_redrive(
     now = datetime.now(UTC)
     default = load_default_policy().version
 
-    # A user the default policy declines (score 540).
+    # A user the default policy declines (score 500).
     history = [
         repayment(
             event_id=f"r{i}",
-            user_id="u-540",
+            user_id="u-500",
             outstanding_balance="0.00",
             occurred_at=(now - timedelta(days=30 * i + 1)).isoformat(),
         )
@@ -91,18 +91,18 @@ async def test_forged_dead_letter_provenance_cannot_redirect_a_redrive(
     history.append(
         repayment(
             event_id="r-late",
-            user_id="u-540",
+            user_id="u-500",
             days_past_due=10,
             outstanding_balance="0.00",
             occurred_at=(now - timedelta(days=150)).isoformat(),
         )
     )
     await publish(settings, history)
-    await wait_applied(settings, "u-540", len(history))
-    ask = loan_request(user_id="u-540", requested_at=now.isoformat(), amount="1000.00")
+    await wait_applied(settings, "u-500", len(history))
+    ask = loan_request(user_id="u-500", requested_at=now.isoformat(), amount="1000.00")
     before = (await decisions_for(settings, [ask.model_copy(update={"request_id": "q-1"})]))["q-1"]
     assert before.outcome is Outcome.DECLINED
-    assert before.score == 540
+    assert before.score == 500
 
     # The attacker writes the spending topic: a permissive policy, dressed as a dead letter
     # of the policy topic with the code an operator routinely re-drives.
@@ -115,7 +115,7 @@ async def test_forged_dead_letter_provenance_cannot_redirect_a_redrive(
         ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
     ]
     await send(settings, topics.spending, b"forged-1", json.dumps(envelope).encode(), forged)
-    await send(settings, topics.spending, b"u-540", b"garbage", [])  # a real NOT_JSON
+    await send(settings, topics.spending, b"u-500", b"garbage", [])  # a real NOT_JSON
 
     letters = await read_topic(settings, topics.dead_letter, expect=2, timeout=60)
     [attack] = [x for x in letters if x.key == b"forged-1"]
@@ -134,7 +134,7 @@ async def test_forged_dead_letter_provenance_cannot_redirect_a_redrive(
     legacy_id = await send(
         settings,
         topics.dead_letter,
-        b"u-540",
+        b"u-500",
         b"legacy garbage",
         [*legacy_head, *worker_headers("NOT_UTF8", topics.spending)],
     )

@@ -29,7 +29,7 @@ from tests.builders import repayment
 from tests.conftest import cleanup, isolated
 from tests.contract import jsonschema_valid
 from tests.e2e.conftest import WorkerProcess, free_port
-from tests.support import publish, status_changes, wait_for
+from tests.support import publish, read_to_end, status_changes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "docs" / "snippets"
@@ -156,12 +156,27 @@ def test_a_snippet_publishes_events_and_a_request_and_reads_the_decision(
     decision = LoanDecision.model_validate_json(line)
     assert decision.request_id == f"{user}.loan.{env['RUN_ID']}"
     assert decision.user_id == user
-    # A verified income of 9,000 and a deposit of 25,000: 685, open, limit 10,200.
+    # A verified income of 12,000 and a deposit of 50,000: 621, open, limit 18,100.
     assert decision.outcome.value == "approved", line
-    assert (decision.score, str(decision.credit_limit)) == (685, "10200.00")
+    assert (decision.score, str(decision.credit_limit)) == (621, "18100.00")
     assert decision.overrides_displayed_status
     assert [r.code for r in decision.reasons] == ["LIVE_STATUS_OPEN"]
     assert jsonschema_valid("LoanDecision", line.encode())
+
+
+def test_the_curl_snippet_posts_a_request_and_prints_its_published_decision(
+    quickstart_worker: WorkerProcess,
+) -> None:
+    """docs/http-api.md's snippet: the line it prints is the decision record's value."""
+    settings = quickstart_worker.settings
+    user = "qs-http"
+    env = snippet_env(settings, user, CREDITLINE_API=f"http://127.0.0.1:{settings.web_port}")
+    output = run_snippet("curl (HTTP API)", ["bash", "docs/snippets/http-api.sh"], env)
+    line = [line for line in output.splitlines() if line.strip()][-1]
+    decision = LoanDecision.model_validate_json(line)
+    assert (decision.request_id, decision.user_id) == (f"{user}.http.{env['RUN_ID']}", user)
+    published = asyncio.run(read_to_end(settings, settings.topic_loan_decisions))
+    assert [r.value for r in published if r.key == user.encode()] == [line.encode()]
 
 
 def test_a_record_keyed_by_another_id_is_dead_lettered_key_mismatch(

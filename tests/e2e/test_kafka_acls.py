@@ -1,6 +1,6 @@
 """Kafka ACLs: a broker that runs Kafka's StandardAuthorizer (nothing allowed without an ACL)
 and exactly the ACLs of ``streams.devtools.kafka_acls`` — the ones ``creditline kafka-acls``
-prints and the README lists. The worker and the operator commands work with them; the
+prints and docs/operations.md lists. The worker and the operator commands work with them; the
 worker's principal is refused everything else; a worker missing one ACL stops with one line
 naming it."""
 
@@ -31,12 +31,13 @@ from streams.devtools.kafka_acls import AclRule, operator_rules, worker_rules
 from streams.devtools.stack.kafka import BrokerTls, KafkaCluster
 from streams.settings import Settings
 from streams.topics import Topics
-from tests.builders import encode, spending_doc
+from tests.builders import encode, request_doc, spending_doc
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import (
     WorkerProcess,
     creditline,
     free_port,
+    post_decision,
     private_kafka,
     worker_until_exit,
     write_broker_pems,
@@ -191,6 +192,9 @@ async def test_worker_and_operator_commands_work_with_exactly_the_documented_acl
         answered = creditline(operator, "request", "u-acl", "1000", "--json", timeout=90)
         assert answered.returncode == 0, answered.stderr
         assert '"user_id": "u-acl"' in answered.stdout
+        # The HTTP decision API publishes with the worker's principal.
+        posted = await post_decision(worker, request_doc(request_id="q-acl", user_id="u-acl"))
+        assert posted == 200
 
         async def lag_measured() -> bool:
             lag = worker.samples().get("creditline_consumer_lag_records", {})

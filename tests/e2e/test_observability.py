@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.adapters.kafka.policies import publish_shadow
+from streams.core.policy import load_default_policy
 from streams.devtools.dashboards import expressions
 from streams.devtools.simulation import population_events, requests, to_record
 from streams.settings import Settings
@@ -52,7 +54,8 @@ async def drive_traffic(settings: Settings) -> None:
 
 
 def base_expression(expr: str) -> str:
-    """An alert expression without its final top-level comparison (what must return data)."""
+    """An alert expression up to its first top-level comparison: the measured quantity, which
+    must return data (what follows is the threshold and any guard such as `unless ...`)."""
     depth, cut, i = 0, None, 0
     quote: str | None = None
     while i < len(expr):
@@ -66,10 +69,8 @@ def base_expression(expr: str) -> str:
         elif ch in ")]}":
             depth -= 1
         elif depth == 0 and ch in "=!<>":
-            two = expr[i : i + 2]
             cut = i
-            i += 2 if two in ("==", "!=", ">=", "<=") else 1
-            continue
+            break
         i += 1
     return expr[:cut].strip() if cut is not None else expr
 
@@ -78,6 +79,7 @@ def test_base_expression_strips_only_the_top_level_comparison() -> None:
     assert base_expression('up{job="creditline"} == 0') == 'up{job="creditline"}'
     assert base_expression('max by (a) (x{y=~"z"}) >= 1') == 'max by (a) (x{y=~"z"})'
     assert base_expression("sum(rate(x[5m]))") == "sum(rate(x[5m]))"
+    assert base_expression("max(a) > 0.25 unless on (v) max by (v) (b) < 1000") == "max(a)"
 
 
 def test_alert_rules_are_valid() -> None:
@@ -92,6 +94,8 @@ def test_alert_rules_are_valid() -> None:
         "CreditlineConsumerLagGrowing",
         "CreditlineDecisionLatencyHigh",
         "CreditlineNoPolicyLoaded",
+        "CreditlineScorecardDrift",
+        "CreditlineScorecardRejected",
     }
 
 
@@ -154,6 +158,17 @@ async def test_a_real_prometheus_gets_data_for_every_dashboard_and_alert_express
             stderr=(tmp_path / "prometheus.log").open("wb"),
         )
         try:
+            # A candidate in shadow, so the shadow panel has data too.
+            candidate = load_default_policy().model_copy(update={"version": "candidate-obs-1"})
+            await publish_shadow(settings, policy=candidate, applied_by="test")
+
+            async def in_shadow() -> bool:
+                return (
+                    worker.counter("creditline_shadow_info", candidate="policy candidate-obs-1")
+                    == 1
+                )
+
+            await wait_for(in_shadow, message="the worker to install the candidate")
             await drive_traffic(settings)
 
             async def decided() -> bool:
@@ -184,7 +199,7 @@ async def test_a_real_prometheus_gets_data_for_every_dashboard_and_alert_express
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5) as r:
                 groups = json.loads(r.read())["data"]["groups"]
             rules = [rule for g in groups for rule in g["rules"]]
-            assert len(rules) == 5
+            assert len(rules) == 7
             assert all(rule["health"] == "ok" for rule in rules), rules
             assert all(rule["state"] == "inactive" for rule in rules), rules
         finally:

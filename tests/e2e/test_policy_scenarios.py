@@ -198,6 +198,8 @@ async def test_a_promotion_is_judged_at_the_trusted_request_time_and_ends_on_tim
 ) -> None:
     settings = worker.settings
     now = datetime.now(UTC)
+    # Between the promotion's lowered threshold and the standard one (see the unit test
+    # tests/unit/test_decision.py::borderline_user).
     events: list[InputEvent] = [
         repayment(
             event_id=f"r{i}",
@@ -205,7 +207,7 @@ async def test_a_promotion_is_judged_at_the_trusted_request_time_and_ends_on_tim
             outstanding_balance="0.00",
             occurred_at=(now - timedelta(days=1 + 30 * i)).isoformat(),
         )
-        for i in range(4)
+        for i in range(8)
     ]
     events += [
         spending(
@@ -213,6 +215,20 @@ async def test_a_promotion_is_judged_at_the_trusted_request_time_and_ends_on_tim
         ),
         spending(
             event_id="s-new", user_id="u-edge", occurred_at=(now - timedelta(days=3)).isoformat()
+        ),
+        asset(
+            event_id="inc",
+            user_id="u-edge",
+            asset_type="income",
+            value=5000,
+            occurred_at=(now - timedelta(days=5)).isoformat(),
+        ),
+        asset(
+            event_id="dep",
+            user_id="u-edge",
+            asset_type="deposit",
+            value=20000,
+            occurred_at=(now - timedelta(days=5)).isoformat(),
         ),
     ]
     await publish(settings, events)
@@ -255,16 +271,17 @@ def high_risk_history(user: str, income: int, verified: bool, deposit: int) -> l
     def ago(days: float) -> str:
         return (now - timedelta(days=days)).isoformat()
 
+    # A repayment missed until 65 days past due, 100 days ago: high risk (worst days past
+    # due in 12 months ≥ 60), not frozen.
     events: list[InputEvent] = [
         repayment(
-            event_id=f"m{i}",
+            event_id="m0",
             user_id=user,
-            occurred_at=ago(20 + 20 * i),
+            occurred_at=ago(100),
             amount_paid=0,
-            days_past_due=20,
+            days_past_due=65,
             outstanding_balance="3000.00",
         )
-        for i in range(3)
     ]
     events += [
         repayment(event_id=f"ok{i}", user_id=user, occurred_at=ago(30 * (i + 3))) for i in range(8)
@@ -401,7 +418,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     # A looser policy, applied while the worker runs.
     doc = yaml.safe_load(resources.files("streams.policies").joinpath("default.yaml").read_text())
     doc["version"] = "test-looser-1"
-    doc["status"]["thresholds"] = {"close_below": 560, "reopen_at": 590}
+    doc["status"]["thresholds"] = {"close_below": 480, "reopen_at": 500}
     looser = tmp_path / "looser.yaml"
     looser.write_text(yaml.safe_dump(doc, allow_unicode=True))
     result = creditline_slow(

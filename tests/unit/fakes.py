@@ -166,6 +166,11 @@ class FakeStore:
         self.decisions[key] = (digest, payload)
         return None
 
+    async def recall_decision(self, user_id: str, request_id: str) -> RememberedDecision | None:
+        self._call("recall_decision")
+        remembered = self.decisions.get((user_id, request_id))
+        return None if remembered is None else RememberedDecision(*remembered)
+
 
 @dataclass
 class Sent:
@@ -230,3 +235,32 @@ def record_of(topic: str, event: InputEvent, offset: int, partition: int = 0) ->
         value=event.model_dump_json().encode(),
         timestamp=event.occurred_at.timestamp(),
     )
+
+
+class FakeFeed:
+    """A :class:`~streams.ports.DecisionFeed` in memory: :meth:`publish` hands a decision
+    record to whoever waits for it, as the decision topic's tail would."""
+
+    def __init__(self) -> None:
+        self.ready = True
+        self.waiting: dict[tuple[str, str], list[asyncio.Future[bytes]]] = {}
+
+    def positioned(self) -> bool:
+        return self.ready
+
+    def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault((user_id, request_id), []).append(future)
+        return future
+
+    def forget(self, user_id: str, request_id: str, future: asyncio.Future[bytes]) -> None:
+        waiting = self.waiting.get((user_id, request_id), [])
+        if future in waiting:
+            waiting.remove(future)
+        if not waiting:
+            self.waiting.pop((user_id, request_id), None)
+
+    def publish(self, user_id: str, request_id: str, value: bytes) -> None:
+        for future in self.waiting.pop((user_id, request_id), []):
+            if not future.done():
+                future.set_result(value)

@@ -125,19 +125,33 @@ def test_freezing_wins_over_a_promotion() -> None:
 
 
 def borderline_user(as_of: datetime) -> UserState:
-    """A user scoring between the promotion's lowered threshold and the standard one: four
-    on-time repayments, about seven months of history, no income known."""
+    """A user scoring between the promotion's lowered threshold and the standard one from
+    before the promotion until after it: eight on-time repayments, about eight months of
+    history, a verified income of 5,000 and a
+    verified deposit of 20,000."""
     events: list[InputEvent] = [
         repayment(
             event_id=f"r{i}",
             occurred_at=(as_of - timedelta(days=30 * i)).isoformat(),
             outstanding_balance="0.00",
         )
-        for i in range(4)
+        for i in range(8)
     ]
     events += [
         spending(event_id="s-old", occurred_at=(as_of - timedelta(days=200)).isoformat()),
         spending(event_id="s-new", occurred_at=(as_of - timedelta(days=3)).isoformat()),
+        asset(
+            event_id="inc",
+            asset_type="income",
+            value=5000,
+            occurred_at=(as_of - timedelta(days=5)).isoformat(),
+        ),
+        asset(
+            event_id="dep",
+            asset_type="deposit",
+            value=20000,
+            occurred_at=(as_of - timedelta(days=5)).isoformat(),
+        ),
     ]
     state = fold_events(None, events)
     assert state is not None
@@ -147,9 +161,10 @@ def borderline_user(as_of: datetime) -> UserState:
 def test_a_promotion_applies_by_requested_at_only() -> None:
     as_of = PROMO.starts_at - timedelta(days=20)
     state = borderline_user(as_of)
-    score = assess(state, as_of, POLICY).score
     standard = POLICY.status.thresholds
-    assert standard.reopen_at - PROMO.threshold_reduction <= score < standard.reopen_at
+    for moment in (as_of, PROMO.starts_at + timedelta(days=2), PROMO.ends_at + timedelta(days=1)):
+        score = assess(state, moment, POLICY).score
+        assert standard.reopen_at - PROMO.threshold_reduction <= score < standard.reopen_at
     line = LineStatus(EffectiveStatus.CLOSED, as_of)
     before = answer(
         {"requested_at": (PROMO.starts_at - timedelta(days=1)).isoformat()}, state, line
@@ -166,16 +181,16 @@ def test_a_promotion_applies_by_requested_at_only() -> None:
 
 
 def high_risk_user(income: int, verified: bool, deposit: int) -> UserState:
-    """Three recent short payments (20 days late) put the user in the high-risk segment."""
+    """A repayment missed until 65 days past due, 100 days ago, puts the user in the
+    high-risk segment (worst days past due in 12 months ≥ 60) without freezing the line."""
     events: list[InputEvent] = [
         repayment(
-            event_id=f"m{i}",
-            occurred_at=ts(20 + 20 * i),
+            event_id="m0",
+            occurred_at=ts(100),
             amount_paid=0,
-            days_past_due=20,
+            days_past_due=65,
             outstanding_balance="3000.00",
         )
-        for i in range(3)
     ]
     events += [repayment(event_id=f"ok{i}", occurred_at=ts(30 * (i + 3))) for i in range(8)]
     events += [spending(event_id=f"s{i}", occurred_at=ts(30 * i + 2)) for i in range(6)]

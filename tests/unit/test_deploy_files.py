@@ -27,5 +27,10 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "line-status",
         "consumer lag",
         "policy version",
+        "scorecard in force",
+        "scorecard stability",
+        "approval rate by segment",
+        "probability of default by segment",
+        "shadow",
     ):
         assert topic in titles, topic

@@ -1,50 +1,53 @@
-"""The README's generated sections match the code (scorecard, settings)."""
+"""The generated docs match the code: whole pages (configuration, wire contract) and marked
+sections (scorecard, Kafka ACLs, the policy's worked examples, the Redis layout); the README
+stays short, keeps its two commands, and links only to files that exist."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from streams.core.decision import decide
 from streams.core.policy import load_default_policy
 from streams.core.scoring import assess
 from streams.core.state import fold_events
+from streams.devtools.config_docs import settings_markdown
 from streams.devtools.docs import (
-    POLICY_DOC_SECTIONS,
-    render_readme,
+    DOC_SECTIONS,
+    GENERATED_PAGES,
     render_sections,
     scorecard_markdown,
-    settings_markdown,
     worked_example_events,
 )
 from tests.builders import loan_request
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-POLICY_DOC = ROOT / "docs" / "policy.md"
+REFRESH = "run `python -m streams.devtools.docs` to refresh it"
 
 
-def test_readme_generated_sections_are_current() -> None:
-    text = README.read_text()
-    assert render_readme(text) == text, (
-        "run `python -m streams.devtools.docs` to refresh the README"
-    )
+@pytest.mark.parametrize("path", sorted(GENERATED_PAGES))
+def test_generated_pages_are_current(path: str) -> None:
+    text = (ROOT / path).read_text()
+    assert GENERATED_PAGES[path]() == text, f"{path} drifted: {REFRESH}"
+
+
+@pytest.mark.parametrize("path", sorted(DOC_SECTIONS))
+def test_generated_sections_are_current(path: str) -> None:
+    text = (ROOT / path).read_text()
+    assert render_sections(text, DOC_SECTIONS[path]) == text, f"{path} drifted: {REFRESH}"
 
 
 def test_generated_sections_name_every_attribute_and_setting() -> None:
-    from streams.core.policy import load_default_policy
+    from streams.core.scorecard import load_default_scorecard
     from streams.settings import Settings
 
     card = scorecard_markdown()
-    assert all(f"`{name}`" in card for name in load_default_policy().scorecard.attributes)
+    assert all(f"`{name}`" in card for name in load_default_scorecard().characteristics)
     table = settings_markdown()
     assert all(f"CREDITLINE_{name.upper()}" in table for name in Settings.model_fields)
-
-
-def test_policy_doc_generated_example_is_current() -> None:
-    text = POLICY_DOC.read_text()
-    assert render_sections(text, POLICY_DOC_SECTIONS) == text, (
-        "run `python -m streams.devtools.docs`"
-    )
 
 
 def test_worked_example_figures_quoted_in_the_prose_hold() -> None:
@@ -54,8 +57,9 @@ def test_worked_example_figures_quoted_in_the_prose_hold() -> None:
     reopened = fold_events(None, before + proofs)
     assert closed is not None and reopened is not None
     a, b = assess(closed, now, policy), assess(reopened, now, policy)
-    assert (a.score, a.status.value, b.score, b.status.value) == (480, "closed", 625, "open")
-    assert (str(b.credit_limit), str(b.available_limit)) == ("17600.00", "14600.00")
+    assert (a.score, a.status.value, b.score, b.status.value) == (496, "closed", 615, "open")
+    assert (f"{a.pd:.1%}", f"{b.pd:.1%}") == ("24.2%", "3.9%")
+    assert (str(b.credit_limit), str(b.available_limit)) == ("30500.00", "27500.00")
     decision = decide(
         loan_request(
             user_id="u-42", amount="5000", requested_at=now.isoformat(), displayed_status="closed"
@@ -69,11 +73,95 @@ def test_worked_example_figures_quoted_in_the_prose_hold() -> None:
     assert decision.overrides_displayed_status
 
 
-def test_the_redis_layout_document_is_current() -> None:
-    from streams.devtools.docs import REDIS_LAYOUT_SECTIONS
+def test_the_wire_contract_page_names_every_topic_record_and_field() -> None:
+    import json
 
-    doc = ROOT / "docs" / "redis-layout.md"
-    text = doc.read_text()
-    assert render_sections(text, REDIS_LAYOUT_SECTIONS) == text, (
-        "run `python -m streams.devtools.docs`"
+    import yaml
+
+    from schemas.export import ASYNCAPI_PATH, SCHEMA_DIR
+
+    page = (ROOT / "docs" / "wire-contract.md").read_text()
+    asyncapi = yaml.safe_load(ASYNCAPI_PATH.read_text())
+    assert f"**`{asyncapi['info']['version']}`**" in page
+    for channel in asyncapi["channels"].values():
+        assert f"| `{channel['address']}` |" in page, channel["address"]
+    for header in asyncapi["components"]["messages"]["DeadLetter"]["headers"]["properties"]:
+        assert f"| `{header}` |" in page, header
+    for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
+        schema = json.loads(path.read_text())
+        section = page.split(f"### {schema['title']}\n", 1)[1].split("\n### ", 1)[0]
+        for field in schema["properties"]:
+            assert f"| `{field}` |" in section, f"{schema['title']}.{field}"
+
+
+def test_the_configuration_page_says_how_settings_are_read() -> None:
+    from streams.settings import CONFIG_FILE_ENV, ENV_PREFIX
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert f"`{ENV_PREFIX}`" in page and f"`{CONFIG_FILE_ENV}`" in page
+    assert settings_markdown() in page
+
+
+def test_the_contract_page_lists_every_dead_letter_code() -> None:
+    from streams.core.decoding import RejectCode
+    from streams.service.shell import ServiceCode
+
+    text = (ROOT / "docs" / "contract.md").read_text()
+    codes = text.split("## Dead letters", 1)[1]
+    for code in [*RejectCode, *ServiceCode]:
+        assert f"`{code.value}`" in codes, code
+
+
+# ---- the README ----------------------------------------------------------------------------
+
+#: A relative link's target in Markdown: `](path)` or `](path#anchor)`, outside code blocks.
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _outside_code_blocks(text: str) -> str:
+    return "".join(
+        part for i, part in enumerate(re.split(r"^```.*$", text, flags=re.M)) if i % 2 == 0
     )
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a document's headings (what pymdownx.slugs makes in the site)."""
+    anchors = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", _outside_code_blocks(markdown), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+        anchors.add(slug.replace(" ", "-"))
+    return anchors
+
+
+def test_the_readme_is_short_and_keeps_its_two_commands() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= 200
+    assert "make run    # installs everything" in text
+    assert "make test   # installs everything" in text
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci, "CI runs the README's test command"
+    makefile = (ROOT / "Makefile").read_text()
+    test_target = re.search(r"^test: (.*)$", makefile, flags=re.M)
+    assert test_target is not None and "docs" in test_target.group(1).split()
+    assert "mkdocs build --strict" in makefile
+
+
+def test_the_readme_links_lead_to_files_of_the_repository() -> None:
+    text = _outside_code_blocks(README.read_text())
+    checked = 0
+    for target in _LINK.findall(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = ROOT / path
+        assert linked.exists(), f"README links to {target}, which is not in the repository"
+        if anchor:
+            assert anchor in _anchors(linked.read_text()), f"README: no #{anchor} in {path}"
+        checked += 1
+    assert checked >= 10
+
+
+def test_the_site_lists_the_readme_and_the_changelog_as_pages() -> None:
+    # docs/index.md and docs/changelog.md are symbolic links, so their text never drifts.
+    assert (ROOT / "docs" / "index.md").resolve() == README.resolve()
+    assert (ROOT / "docs" / "changelog.md").resolve() == (ROOT / "CHANGELOG.md").resolve()

@@ -11,7 +11,7 @@ def test_the_worker_gets_its_topics_and_groups_and_nothing_else() -> None:
     settings = Settings.model_construct(app_id="app", kafka_sasl_username="svc")
     rules = worker_rules(settings)
     bindings = {b for rule in rules for b in rule.bindings()}
-    assert len(bindings) == 15
+    assert len(bindings) == 18
     assert {b[0] for b in bindings} == {"User:svc"}
     topics = Topics.from_settings(settings)
     read = {b[2] for b in bindings if b[1] == "topic" and b[3] == "Read"}
@@ -24,13 +24,15 @@ def test_the_worker_gets_its_topics_and_groups_and_nothing_else() -> None:
     assert ("User:svc", "topic", "app-decisions-__assignor-__leader", "Create") in bindings
     assert ("User:svc", "topic", "app-events-__assignor-__leader", "Read") in bindings
     assert not any(b[2] == "app-__assignor-__leader" for b in bindings)
-    assert not any(b[3] == "Write" and b[2] in topics.inputs for b in bindings)
+    # Of the input topics the worker writes only the request topic (the HTTP decision API).
+    written = {b[2] for b in bindings if b[3] == "Write" and b[2] in topics.inputs}
+    assert written == {topics.loan_requests}
 
 
 def test_operators_create_every_topic_and_commands_group_each_rule() -> None:
     settings = Settings.model_construct()
     ops = operator_rules(settings)
-    assert sum(len(rule.bindings()) for rule in ops) == 28
+    assert sum(len(rule.bindings()) for rule in ops) == 31
     created = {b[2] for rule in ops for b in rule.bindings() if b[3] == "Create"}
     assert created == {spec.name for spec in Topics.from_settings(settings).specs(settings)}
     commands = kafka_acls_commands(acl_rules(settings, "User:ops"), "k:9093", "a.properties")

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
+from streams.core.features import derive_features
 from streams.core.labels import (
     Label,
     Outcome,
@@ -21,7 +22,6 @@ from streams.core.labels import (
     point_in_time_features,
 )
 from streams.core.policy import load_default_policy
-from streams.core.scoring import derive_features
 from streams.core.timeline import advance, canonical, constant
 from tests.scorecard_histories import AT, USER, histories
 

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.models import AssetEvent, AssetType, InputEvent
+from streams.core.features import derive_features
 from streams.core.labels import add_months
 from streams.core.path_back import good_behaviour_events, path_back
 from streams.core.scorecard import load_default_scorecard, load_expert_scorecard
-from streams.core.scoring import derive_features
 from streams.core.state import UserState, fold_events
 from streams.devtools.docs import worked_example_events
 from tests.scorecard_histories import AT, histories

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,11 +12,21 @@ import yaml
 from streams.core.policy import InvalidPolicy, load_default_policy, parse_policy, policy_json
 
 DEFAULT_TEXT = resources.files("streams.policies").joinpath("default.yaml").read_text()
+#: A policy as published before scorecards were documents (a hand-set card inside).
+LEGACY_TEXT = (Path(__file__).parents[1] / "data" / "policy-default-2026.11.1.yaml").read_text()
 
 
-def default_doc() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(DEFAULT_TEXT)
+def default_doc(text: str = DEFAULT_TEXT) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(text)
     return doc
+
+
+def test_a_policy_published_with_a_hand_set_scorecard_stays_valid() -> None:
+    legacy = parse_policy(LEGACY_TEXT)
+    assert legacy.scorecard is not None and "debt_to_income" in legacy.scorecard.attributes
+    # Its card is not what scores: the default policy carries none, and rules alone give edges.
+    assert load_default_policy().scorecard is None
+    assert "verified_assets" not in load_default_policy().feature_edges
 
 
 def test_the_default_policy_is_valid_and_versioned() -> None:
@@ -33,7 +44,7 @@ def test_json_round_trip_is_identical() -> None:
 
 
 def mutate(path: str, value: Any) -> dict[str, Any]:
-    doc = default_doc()
+    doc = default_doc(LEGACY_TEXT if path.startswith("scorecard.") else DEFAULT_TEXT)
     target: Any = doc
     parts = path.split(".")
     for part in parts[:-1]:

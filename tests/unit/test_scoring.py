@@ -1,4 +1,4 @@
-"""Scorecard, limits, segments, status hysteresis under the default policy."""
+"""The shipped scorecard in assess, limits, segments, status hysteresis under the default policy."""
 
 from __future__ import annotations
 
@@ -12,23 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.models import EffectiveStatus, InputEvent
+from streams.core.features import SCORE_MAX, SCORE_MIN, Features
 from streams.core.policy import Thresholds, load_default_policy
+from streams.core.scorecard import load_default_scorecard
 from streams.core.scoring import (
-    SCORE_MAX,
-    SCORE_MIN,
-    Features,
     LineStatus,
-    adverse_factors,
     assess,
     credit_limit,
     next_line_status,
-    score_features,
     segment_of,
 )
 from streams.core.state import fold_events
 from tests.builders import NOW, asset, repayment, ts
 
 POLICY = load_default_policy()
+CARD = load_default_scorecard()
 STANDARD = POLICY.status.thresholds
 
 
@@ -56,7 +54,7 @@ def features(**overrides: object) -> Features:
 
 
 def score(f: Features) -> int:
-    return score_features(f, POLICY)[0]
+    return CARD.evaluate(f).score
 
 
 def test_best_and_worst_profiles_hit_the_bounds() -> None:
@@ -64,6 +62,7 @@ def test_best_and_worst_profiles_hit_the_bounds() -> None:
         on_time_repayments=30.0,
         debt_to_income=0.0,
         monthly_income=Decimal(9000),
+        verified_monthly_income=Decimal(10**6),
         income_verification_level=2,
         verified_assets=Decimal(10**6),
         unverified_assets=Decimal(10**6),
@@ -71,14 +70,32 @@ def test_best_and_worst_profiles_hit_the_bounds() -> None:
         history_months=60.0,
     )
     worst = features(
-        late_repayments=9.0, missed_repayments=9.0, worst_days_past_due_12m=120, debt_to_income=5.0
+        late_repayments=9.0,
+        missed_repayments=9.0,
+        worst_days_past_due_12m=120,
+        debt_to_income=5.0,
+        history_months=0.0,
     )
-    assert score(best) == SCORE_MAX
-    assert score(worst) == SCORE_MIN
+    assert score(best) == min(SCORE_MAX, CARD.max_score_points)
+    assert score(worst) == max(SCORE_MIN, CARD.min_score_points)
+    assert SCORE_MIN <= score(worst) < POLICY.status.thresholds.close_below
+    assert score(best) > POLICY.status.thresholds.reopen_at
 
 
-def test_the_default_policy_reaches_exactly_the_maximum_score() -> None:
-    assert POLICY.max_score_points == SCORE_MAX
+def test_assess_scores_with_the_shipped_card_unless_given_another() -> None:
+    from streams.core.scorecard import load_expert_scorecard
+
+    state = fold_events(None, [repayment(event_id="r")])
+    assert state is not None
+    shipped, expert = assess(state, NOW, POLICY), load_expert_scorecard()
+    scored = CARD.evaluate(shipped.features)
+    assert (shipped.score, shipped.scorecard_version) == (scored.score, CARD.version)
+    assert shipped.pd == scored.pd == CARD.pd_of(scored.score)
+    other = assess(state, NOW, POLICY, card=expert)
+    assert (other.score, other.scorecard_version) == (
+        expert.evaluate(shipped.features).score,
+        expert.version,
+    )
 
 
 feature_strategy = st.builds(
@@ -237,7 +254,7 @@ def test_limit_is_zero_unless_open_and_within_bounds() -> None:
         assert credit_limit(f, 900, status, STANDARD, POLICY) == Decimal("0.00")
     at_reopen = credit_limit(f, STANDARD.reopen_at, EffectiveStatus.OPEN, STANDARD, POLICY)
     at_max = credit_limit(f, SCORE_MAX, EffectiveStatus.OPEN, STANDARD, POLICY)
-    assert at_reopen == Decimal("10000.00")
+    assert at_reopen == Decimal("20000.00")
     assert at_max == Decimal("60000.00")
     assert credit_limit(features(), 700, EffectiveStatus.OPEN, STANDARD, POLICY) == Decimal(
         "1000.00"
@@ -251,8 +268,8 @@ def test_limit_is_zero_unless_open_and_within_bounds() -> None:
 def test_unverified_income_counts_half() -> None:
     verified = features(monthly_income=Decimal(10000), income_verification_level=2)
     unverified = replace(verified, income_verification_level=1)
-    v = credit_limit(verified, 620, EffectiveStatus.OPEN, STANDARD, POLICY)
-    u = credit_limit(unverified, 620, EffectiveStatus.OPEN, STANDARD, POLICY)
+    v = credit_limit(verified, STANDARD.reopen_at, EffectiveStatus.OPEN, STANDARD, POLICY)
+    u = credit_limit(unverified, STANDARD.reopen_at, EffectiveStatus.OPEN, STANDARD, POLICY)
     assert u == v / 2
 
 
@@ -279,12 +296,25 @@ def test_available_limit_subtracts_outstanding_debt_and_is_never_negative() -> N
     assert a.available_limit == max(Decimal(0), a.credit_limit - Decimal("999999.00"))
 
 
-def test_adverse_factors_are_largest_shortfalls_first() -> None:
+def test_adverse_reasons_are_the_largest_point_shortfalls_first() -> None:
     state = fold_events(None, [repayment(event_id="m", amount_paid=0, days_past_due=45)])
     assert state is not None
-    names = adverse_factors(assess(state, NOW, POLICY), POLICY)
-    assert names[0] == "worst_days_past_due_12m"
-    assert len(names) == 3
+    a = assess(state, NOW, POLICY)
+    reasons = a.adverse_reasons()
+    shortfalls = [
+        CARD.characteristics[r.characteristic].max_points - a.points[r.characteristic]
+        for r in reasons
+    ]
+    assert len(reasons) == 4
+    assert shortfalls == sorted(shortfalls, reverse=True) and shortfalls[-1] > 0
+    assert all(r.code == f"ADVERSE_{r.characteristic.upper()}" for r in reasons)
+    # Nothing left out costs more than the last one named.
+    named = {r.characteristic for r in reasons}
+    assert all(
+        c.max_points - a.points[name] <= shortfalls[-1]
+        for name, c in CARD.characteristics.items()
+        if name not in named
+    )
 
 
 def _values_by_reflection(f: Features) -> dict[str, float | None]:

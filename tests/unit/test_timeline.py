@@ -231,10 +231,17 @@ def test_a_score_oscillating_around_a_threshold_changes_status_at_most_once_per_
         event_id="inc",
         occurred_at=(NOW - timedelta(days=200)).isoformat(),
         asset_type="income",
-        value="10000.00",
+        value="12000.00",
         verified=True,
     )
-    events: list[InputEvent] = [income]
+    deposit = asset(
+        event_id="dep",
+        occurred_at=(NOW - timedelta(days=200)).isoformat(),
+        asset_type="deposit",
+        value="30000.00",
+        verified=True,
+    )
+    events: list[InputEvent] = [income, deposit]
     # A loan whose balance swings debt-to-income across bins every day.
     for day in range(60, 0, -1):
         balance = "140000.00" if day % 2 else "10000.00"
@@ -269,7 +276,17 @@ def test_a_policy_takes_effect_at_its_instant_for_every_path() -> None:
     )
     effective = NOW - timedelta(days=20)
     timelines = PolicyTimeline.of(POLICY, [(effective, strict)])
-    history = [_repayment(d, index=i) for i, d in enumerate(range(360, 0, -30))]
+    proofs: list[InputEvent] = [
+        asset(
+            event_id=f"proof-{kind}",
+            occurred_at=(NOW - timedelta(days=370)).isoformat(),
+            asset_type=kind,
+            value="20000.00",
+            verified=True,
+        )
+        for kind in ("income", "deposit")
+    ]
+    history = [*proofs, *(_repayment(d, index=i) for i, d in enumerate(range(360, 0, -30)))]
     done = reference(history, NOW, timelines)
     line = done.trajectory.line_at(effective - timedelta(seconds=1))
     assert line is not None and line.status is EffectiveStatus.OPEN

@@ -488,11 +488,13 @@ class RedisStore:
                 replies = await self._execute(pipe, durable=True)
             _raise_first(replies)
         (previous,) = replies
-        if previous is None:
-            return None
-        raw = previous if isinstance(previous, bytes) else str(previous).encode()
-        head, _, body = raw.partition(b"\n")
-        return RememberedDecision(head.decode(), body)
+        return _remembered(previous)
+
+    async def recall_decision(self, user_id: str, request_id: str) -> RememberedDecision | None:
+        """The decision remembered for a request of a user (what was published), if any."""
+        with self._timed("recall_decision"):
+            stored = await self.client.get(self.keys.decision(user_id, request_id))
+        return _remembered(stored)
 
     async def scan_states(self, count: int = 500) -> AsyncIterator[tuple[str, UserState]]:
         """Every user's state (SCAN, so safe on a live Redis; on a cluster, every primary)."""
@@ -502,6 +504,15 @@ class RedisStore:
                 state = await self.read_state(user)
                 if state is not None:
                     yield user, state
+
+
+def _remembered(stored: Any) -> RememberedDecision | None:
+    """A decision key's value (the request's digest, a newline, the published decision)."""
+    if stored is None:
+        return None
+    raw = stored if isinstance(stored, bytes) else str(stored).encode()
+    head, _, body = raw.partition(b"\n")
+    return RememberedDecision(head.decode(), body)
 
 
 def _raise_first(replies: Sequence[Any]) -> None:

@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.models import Reason
+from streams.core.features import SCORE_MAX, SCORE_MIN, Features
 from streams.core.policy import FeatureName, Text
 from streams.core.reasons import Language, make_reason
-from streams.core.scoring import SCORE_MAX, SCORE_MIN, Features
 
 Direction = Literal["higher_is_better", "lower_is_better", "none"]
 Kind = Literal["fitted", "expert"]
