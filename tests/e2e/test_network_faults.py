@@ -40,6 +40,7 @@ from tests.e2e.conftest import (
 from tests.fault_checks import (
     as_records,
     ask,
+    assert_dead_letters_of,
     assert_every_record_accounted,
     bad_records,
     codes,
@@ -195,6 +196,7 @@ async def redis_faults(settings: Settings, proxy: Proxy, tmp_path: Path) -> None
             after, _ = await ask(settings, "q-after", steady)
             assert after.outcome is Outcome.APPROVED, codes(after)
             figures["accounted"] = assert_every_record_accounted(worker, produced, dead)
+            figures["dead_letter_copies"] = await assert_dead_letters_of(settings, dead)
             log_text = worker.log()
             figures["retries"] = log_text.count("; retry ")
             assert "failed (TimeoutError); retry" in log_text, log_text[-3000:]
@@ -359,6 +361,7 @@ async def kafka_faults(
         figures["faults_to_recovery_s"] = round(time.monotonic() - started, 1)
         assert worker.process.poll() is None and worker.process.pid == pid
         figures["accounted"] = assert_every_record_accounted(worker, produced, dead)
+        figures["dead_letter_copies"] = await assert_dead_letters_of(settings, dead)
         # The decisions side came back too.
         after, seconds = await ask(settings, "q-after", steady)
         assert after.outcome is Outcome.APPROVED, codes(after)
