@@ -283,7 +283,8 @@ def _chart(report: Any, path: Path) -> None:
         ax.bar([x + width / 2 for x in xs], after, width, label="candidate", color="#dd8452")
         ax.set_xticks(list(xs), names, rotation=20, ha="right")
         ax.set_title(title)
-        ax.legend()
+        ax.margins(y=0.25)  # room for the legend above the bars
+        ax.legend(loc="upper left", ncols=2)
     start, end = report.window.start, report.window.end
     figure.suptitle(
         f"what-if {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC: {report.requests} requests, "

@@ -155,12 +155,20 @@ def report_markdown(report: WhatIfReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _span(report: WhatIfReport) -> str:
+    seconds = (report.window.end - report.window.start).total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size, 1)
+            return f"{count:g} {unit}" + ("" if count == 1 else "s")
+    return f"{seconds:g} seconds"
+
+
 def render_summary(report: WhatIfReport) -> str:
     """A short text for a person about to apply the candidate (a few lines)."""
     before, after = report.totals
-    days = (report.window.end - report.window.start).total_seconds() / 86400
     head = (
-        f"What-if over the {days:g} days to {report.window.end:%Y-%m-%d %H:%M} UTC: "
+        f"What-if over the {_span(report)} to {report.window.end:%Y-%m-%d %H:%M} UTC: "
         f"{report.requests} requests of {report.users} users re-answered"
     )
     if not report.requests:

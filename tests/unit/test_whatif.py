@@ -290,6 +290,7 @@ def test_the_forms_say_the_same_figures() -> None:
     ends = [LineEnd("u-1", EffectiveStatus.CLOSED, EffectiveStatus.OPEN)]
     report = build_report(pairs, ends, WINDOW, "the live history", "policy cand-1")
     summary = render_summary(report)
+    assert "over the 30 days to 2026-12-01 00:00 UTC" in summary
     assert "1 requests of 1 users" in summary
     assert "declined→approved 1" in summary
     assert "expected loss 0.00 → 120.00" in summary
