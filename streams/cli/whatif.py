@@ -106,7 +106,7 @@ def what_if(
     candidate_card = _read(scorecard, "scorecard") if scorecard is not None else None
     tune_garbage_collector()
     report = run(
-        _with_progress(
+        with_progress(
             lambda on_progress: run_what_if(
                 get_settings(),
                 window,
@@ -127,7 +127,7 @@ def what_if(
     _print(report)
 
 
-async def _with_progress(job: Any, *, quiet: bool) -> Any:
+async def with_progress(job: Any, *, quiet: bool) -> Any:
     """Run ``job(on_progress)`` under a progress bar on stderr (none when ``quiet``)."""
     from rich.progress import (
         BarColumn,
@@ -159,6 +159,45 @@ async def _with_progress(job: Any, *, quiet: bool) -> Any:
             progress.update(task, completed=done, rate=f"{rate:,.0f}")
 
         return await job(on_progress)
+
+
+#: The window the apply guard re-answers.
+GUARD_WINDOW_DAYS = 7
+
+
+def confirm_live(what: str, *, policy: Any = None, card: Any = None, yes: bool = False) -> None:
+    """The guard of ``policy apply`` / ``scorecard apply`` without ``--shadow``: the what-if
+    of the candidate over the last 7 days, then a confirmation. ``--yes`` (scripts) skips
+    both; without a terminal to answer on, nothing is applied."""
+    import sys
+    from datetime import timedelta
+
+    from streams.core.whatif_render import render_summary
+    from streams.runtime.jobs import what_if_summary
+
+    if yes:
+        return
+    report = run(
+        with_progress(
+            lambda on_progress: what_if_summary(
+                get_settings(),
+                policy,
+                card,
+                since=timedelta(days=GUARD_WINDOW_DAYS),
+                on_progress=on_progress,
+            ),
+            quiet=not err.is_terminal,
+        )
+    )
+    console.print(escape(render_summary(report)), soft_wrap=True)
+    if not sys.stdin.isatty():
+        fail(
+            f"{what} not applied: confirm on a terminal, or pass --yes to apply without "
+            "asking (see `creditline what-if` for the full comparison)",
+            EXIT_USAGE,
+        )
+    if not typer.confirm(f"Apply {what} live?", default=False):
+        fail(f"{what} not applied", 1)
 
 
 def _print(report: Any) -> None:

@@ -182,9 +182,16 @@ async def what_if_summary(
     candidate_policy: Policy | None = None,
     candidate_card: ScorecardDocument | None = None,
     since: timedelta = timedelta(days=7),
+    on_progress: OnProgress = lambda phase, done, total: None,
 ) -> WhatIfReport:
     """The what-if of a candidate over the last ``since`` (for ``policy apply`` and
     ``scorecard apply`` to show before confirming: ``render_summary(report)`` in
     :mod:`streams.core.whatif_render` is its short text)."""
     now = datetime.now(UTC)
-    return await run_what_if(settings, Window(now - since, now), candidate_policy, candidate_card)
+    return await run_what_if(
+        settings,
+        Window(now - since, now),
+        candidate_policy,
+        candidate_card,
+        on_progress=on_progress,
+    )
