@@ -80,9 +80,40 @@ def _change(before: object, after: object) -> str:
     return f"{before} → {after}" if before != after else f"{before}"
 
 
+def outcomes_markdown(report: WhatIfReport) -> str:
+    """The outcome matrix (live → candidate) as a Markdown table."""
+    lines = [
+        "| live \\ candidate | " + " | ".join(o.value for o in OUTCOMES) + " |",
+        "|---|" + "---|" * len(OUTCOMES),
+    ]
+    for a in OUTCOMES:
+        row = " | ".join(str(report.matrix[a, b]) for b in OUTCOMES)
+        lines.append(f"| {a.value} | {row} |")
+    return "\n".join(lines) + "\n"
+
+
+def segments_markdown(report: WhatIfReport) -> str:
+    """Requests, approvals, approved amount, mean PD and expected loss by segment, before →
+    after, with the totals as the last row, as a Markdown table."""
+    lines = [
+        "| segment | requests | approvals | approved amount | mean PD | expected loss | "
+        "expected loss per approval |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (b, c) in [*report.by_segment.items(), ("**all**", report.totals)]:
+        lines.append(
+            f"| {name} | {_change(b.requests, c.requests)} | "
+            f"{_change(b.approvals, c.approvals)} | "
+            f"{_change(_money(b.approved_amount), _money(c.approved_amount))} | "
+            f"{_change(_pd(b.mean_pd), _pd(c.mean_pd))} | "
+            f"{_change(_money(b.expected_loss), _money(c.expected_loss))} | "
+            f"{_change(_money(b.mean_expected_loss), _money(c.mean_expected_loss))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def report_markdown(report: WhatIfReport) -> str:
     """The report as a Markdown page (report.md)."""
-    before, after = report.totals
     lines = [
         "# What-if report",
         "",
@@ -94,32 +125,10 @@ def report_markdown(report: WhatIfReport) -> str:
         "",
         "## Outcomes, live → candidate",
         "",
-        "| live \\ candidate | " + " | ".join(o.value for o in OUTCOMES) + " |",
-        "|---|" + "---|" * len(OUTCOMES),
-    ]
-    for a in OUTCOMES:
-        row = " | ".join(str(report.matrix[a, b]) for b in OUTCOMES)
-        lines.append(f"| {a.value} | {row} |")
-    lines += [
-        "",
+        outcomes_markdown(report),
         "## By segment, before → after",
         "",
-        "| segment | requests | approvals | approved amount | mean PD | expected loss | "
-        "expected loss per approval |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    rows = [*report.by_segment.items(), ("**all**", (before, after))]
-    for name, (b, c) in rows:
-        lines.append(
-            f"| {name} | {_change(b.requests, c.requests)} | "
-            f"{_change(b.approvals, c.approvals)} | "
-            f"{_change(_money(b.approved_amount), _money(c.approved_amount))} | "
-            f"{_change(_pd(b.mean_pd), _pd(c.mean_pd))} | "
-            f"{_change(_money(b.expected_loss), _money(c.expected_loss))} | "
-            f"{_change(_money(b.mean_expected_loss), _money(c.mean_expected_loss))} |"
-        )
-    lines += [
-        "",
+        segments_markdown(report),
         f"Decisions overriding the displayed status: {report.overrides[0]} → "
         f"{report.overrides[1]}.",
         "",
