@@ -196,8 +196,13 @@ def confirm_live(what: str, *, policy: Any = None, card: Any = None, yes: bool =
             "asking (see `creditline what-if` for the full comparison)",
             EXIT_USAGE,
         )
-    if not typer.confirm(f"Apply {what} live?", default=False):
+    if not typer.confirm(guard_question(what), default=False):
         fail(f"{what} not applied", 1)
+
+
+def guard_question(what: str) -> str:
+    """What the apply guard asks (typer adds `` [y/N]: ``)."""
+    return f"Apply {what} live?"
 
 
 def _print(report: Any) -> None:
