@@ -5,9 +5,10 @@ that it never delays a live answer.
   decision, with its path back). The decider hands the candidate each fresh request once the
   live decision is acknowledged by Kafka, with the standing the live answer was read from
   (:class:`ShadowAsk`: nothing is read again), and the candidate answers only when no request
-  has come for :data:`IDLE_SECONDS` — so its work fills the gaps between requests instead of
-  queueing before the next one. When requests never leave such a gap, it answers as soon as
-  :data:`MAX_WAITING` are waiting: every request is answered in shadow.
+  has come for :data:`IDLE_SECONDS`, for at most :data:`BUDGET_SECONDS` at a time — so its
+  work fills the gaps between requests instead of queueing before the next one. When requests
+  never leave such a gap, each request beyond :data:`MAX_WAITING` waiting has the oldest one
+  answered at once: every request is answered in shadow, at the rate requests come.
 * **Never one more round trip before a live decision.** A Kafka producer keeps one produce
   request in flight per broker: a shadow record sent on its own while a live decision follows
   would make that decision wait for its acknowledgement. So the candidate's decisions ride in
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +40,9 @@ log = logging.getLogger(__name__)
 
 #: The candidate answers once no request has come for this long.
 IDLE_SECONDS = 0.001
-#: …or at once when this many requests wait for its answer.
+#: …for at most this long before it waits for the next gap (at least one answer)…
+BUDGET_SECONDS = 0.002
+#: …or at once, for the oldest, when this many requests wait for its answer.
 MAX_WAITING = 200
 #: How long the candidate's decisions wait for a live decision to ride with.
 FLUSH_SECONDS = 0.05
@@ -114,10 +118,11 @@ class ShadowOutbox:
 
     def ask(self, live: LoanDecision, ask: ShadowAsk) -> None:
         """A request the live configuration answered, for the candidate to answer when the
-        decider is idle (at once beyond :data:`MAX_WAITING`)."""
+        decider is idle (the oldest at once beyond :data:`MAX_WAITING`)."""
         self.asks.append((live, ask))
-        if len(self.asks) >= MAX_WAITING:
-            self.answer_waiting()
+        if len(self.asks) > MAX_WAITING:
+            self._answer(*self.asks.pop(0))
+            self._flush_soon()
 
     def idle(self) -> None:
         """The decider answered its batch: the candidate answers if no request follows."""
@@ -127,24 +132,35 @@ class ShadowOutbox:
 
     def _when_idle(self) -> None:
         self._idle = None
-        self.answer_waiting()
+        until = time.perf_counter() + BUDGET_SECONDS
+        while self.asks:
+            self._answer(*self.asks.pop(0))
+            if time.perf_counter() >= until:
+                break
+        self._flush_soon()
+        self.idle()  # the rest in the next gap
 
     def answer_waiting(self) -> None:
-        """Answer every waiting request with the candidate, count each pair (a failure too:
-        a bug in the candidate is logged and never costs a live answer) and keep the
-        decisions until they can go out."""
-        asks, self.asks = self.asks, []
-        for live, ask in asks:
-            try:
-                shadow = self.answer(live, ask)
-            except Exception:
-                log.exception("the candidate in shadow (%s) failed to answer", ask.candidate.label)
-                self.metrics.shadow_decisions.labels(live.outcome.value, "failed").inc()
-                continue
-            self.metrics.shadow_decisions.labels(live.outcome.value, shadow.outcome.value).inc()
-            self.metrics.shadow_approved_amount.labels("live").inc(float(live.approved_amount))
-            self.metrics.shadow_approved_amount.labels("shadow").inc(float(shadow.approved_amount))
-            self.waiting.append((shadow.user_id.encode(), shadow.model_dump_json().encode()))
+        """Answer every waiting request now (tests, shutdown)."""
+        while self.asks:
+            self._answer(*self.asks.pop(0))
+        self._flush_soon()
+
+    def _answer(self, live: LoanDecision, ask: ShadowAsk) -> None:
+        """The candidate's answer, counted with the live one and kept until it can go out; a
+        bug in the candidate is logged and counted, and never costs a live answer."""
+        try:
+            shadow = self.answer(live, ask)
+        except Exception:
+            log.exception("the candidate in shadow (%s) failed to answer", ask.candidate.label)
+            self.metrics.shadow_decisions.labels(live.outcome.value, "failed").inc()
+            return
+        self.metrics.shadow_decisions.labels(live.outcome.value, shadow.outcome.value).inc()
+        self.metrics.shadow_approved_amount.labels("live").inc(float(live.approved_amount))
+        self.metrics.shadow_approved_amount.labels("shadow").inc(float(shadow.approved_amount))
+        self.waiting.append((shadow.user_id.encode(), shadow.model_dump_json().encode()))
+
+    def _flush_soon(self) -> None:
         if self.waiting and self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush_later)
 

@@ -307,13 +307,14 @@ async def test_a_decider_never_idle_still_has_every_request_answered_in_shadow(
     await folder(store, FakeSink(), metrics).process(records(nearly_reopened()))
     monkeypatch.setattr(shadowing, "MAX_WAITING", 2)
     deciding = decider(store, sink, metrics, lower_reopening())
-    for n in range(4):
-        await deciding.process([ask(f"q-{n}")])
+    pair = {"live": "declined", "shadow": "approved"}
     count = metrics.registry.get_sample_value
-    assert (
-        count("creditline_shadow_decisions_total", {"live": "declined", "shadow": "approved"})
-        == 4.0
-    )
+    for n in range(5):
+        await deciding.process([ask(f"q-{n}")])
+        # Beyond 2 waiting, each request has the oldest answered at once.
+        assert (count("creditline_shadow_decisions_total", pair) or 0) == max(0, n - 1)
+    await asyncio.sleep(shadowing.IDLE_SECONDS * 10)
+    assert count("creditline_shadow_decisions_total", pair) == 5.0
 
 
 async def test_a_candidate_that_fails_costs_the_live_answer_nothing(
