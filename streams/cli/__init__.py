@@ -15,6 +15,7 @@ from streams.cli import (
     shadow,
     stack,
     state,
+    whatif,
     worker,
 )
 from streams.cli.root import app, err
@@ -30,6 +31,7 @@ __all__ = [
     "shadow",
     "stack",
     "state",
+    "whatif",
     "worker",
 ]
 

@@ -63,6 +63,14 @@ def policy_apply(
             "policy (on the shadow topic), deciding nothing, until `shadow promote`.",
         ),
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Apply without the what-if of the last 7 days and the confirmation (for scripts).",
+        ),
+    ] = False,
 ) -> None:
     """Validate a policy and publish it; running workers switch to it, without a restart, at
     the instant it takes effect (every status and decision from then on follows it)."""
@@ -88,6 +96,9 @@ def policy_apply(
             fail(f"--effective-from is not an RFC 3339 time: {effective_from!r}", 2)
         if effective is not None and effective.tzinfo is None:
             fail("--effective-from needs an offset, e.g. 2026-12-01T00:00:00+08:00", 2)
+    from streams.cli.whatif import confirm_live
+
+    confirm_live(f"policy {policy.version}", policy=policy, yes=yes)
     try:
         published = run(publish_policy(get_settings(), policy, by, comment, effective))
     except InvalidPolicy as exc:

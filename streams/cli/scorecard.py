@@ -113,6 +113,14 @@ def scorecard_apply(
             "(decisions on the shadow topic), deciding nothing, until `shadow promote`.",
         ),
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Apply without the what-if of the last 7 days and the confirmation (for scripts).",
+        ),
+    ] = False,
 ) -> None:
     """Validate a scorecard and publish it on the policy topic; running workers score with it,
     without a restart, from the instant it takes effect."""
@@ -135,6 +143,9 @@ def scorecard_apply(
         effective = parse_instant(effective_from, "--effective-from")
         if effective < datetime.now(UTC):
             fail("--effective-from is in the past: a scorecard cannot rewrite history", EXIT_USAGE)
+    from streams.cli.whatif import confirm_live
+
+    confirm_live(f"scorecard {card.version}", card=card, yes=yes)
     try:
         published = run(publish_scorecard(get_settings(), card, by, comment, effective))
     except InvalidScorecard as exc:

@@ -60,8 +60,13 @@ def shadow_status(as_json: JsonOption = False) -> None:
         marker = "" if row["live"] == row["shadow"] else "  ≠"
         table.add_row(f"{row['live']} → {row['shadow']}{marker}", f"{row['requests']:,}")
     console.print(table)
-    amounts = summary["approved_amount"]
-    console.print(
+    console.print(comparison_line(comparison))
+
+
+def comparison_line(comparison: Any) -> str:
+    """The line under the table: disagreements and the approved amounts."""
+    amounts = comparison.to_json()["approved_amount"]
+    return (
         f"disagreements: {comparison.disagreements:,}; approved amount live "
         f"{amounts['live']}, candidate {amounts['shadow']} "
         f"(difference {amounts['difference']})"

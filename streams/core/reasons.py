@@ -33,6 +33,18 @@ class ReasonCode(StrEnum):
     LOAN_LIMIT_REACHED = "LOAN_LIMIT_REACHED"
 
 
+#: Reasons of decisions that depended on the environment at the time (Redis or the policy
+#: topic not answering, a user's kept history full), not on the logs alone: such a decision
+#: cannot be re-derived (``explain``, ``what-if``).
+ENVIRONMENTAL = frozenset(
+    {
+        ReasonCode.SCORE_UNAVAILABLE.value,
+        ReasonCode.POLICY_UNAVAILABLE.value,
+        ReasonCode.EVENT_LIMIT_REACHED.value,
+        ReasonCode.LOAN_LIMIT_REACHED.value,
+    }
+)
+
 TEXTS: dict[ReasonCode, Text] = {
     ReasonCode.NO_HISTORY: Text(
         en="No repayment, spending or asset history is known yet.",

@@ -19,6 +19,7 @@ from streams.core.scorecard import Characteristic, ScorecardDocument, load_defau
 from streams.core.scoring import assess
 from streams.core.state import fold_events
 from streams.devtools.config_docs import configuration_markdown
+from streams.devtools.strategy_docs import STRATEGY_SECTIONS
 from streams.devtools.wire_docs import wire_contract_markdown
 
 
@@ -314,6 +315,7 @@ REDIS_LAYOUT_SECTIONS = {"layout": redis_layout_markdown}
 POLICY_DOC_SECTIONS = {
     "example": worked_example_markdown,
     "status-example": status_example_markdown,
+    **STRATEGY_SECTIONS,
 }
 #: Documents (paths from the repository root) -> their generated sections.
 DOC_SECTIONS: dict[str, dict[str, Callable[[], str]]] = {

@@ -247,3 +247,29 @@ def requests(
     """:func:`loan_requests` as records to publish."""
     for request in loan_requests(users, seed, now, prefix, sequence):
         yield to_record(request)
+
+
+def requests_between(
+    users: int,
+    seed: int,
+    start: datetime,
+    end: datetime,
+    per_user: int = 1,
+    prefix: str = "user",
+) -> list[LoanRequest]:
+    """``per_user`` loan requests per user (personas as in :func:`population_events`), each
+    made at a seeded instant of ``[start, end)`` (whole seconds), in order of their instants."""
+    rng = random.Random(seed * 7919 + 104729)
+    span = int((end - start).total_seconds())
+    asks = [
+        loan_request(
+            persona_of(index),
+            user_id_for(index, prefix),
+            start + timedelta(seconds=rng.randrange(span)),
+            rng,
+            sequence,
+        )
+        for sequence in range(1, per_user + 1)
+        for index in range(users)
+    ]
+    return sorted(asks, key=lambda r: (r.requested_at, r.request_id))

@@ -1,10 +1,10 @@
-"""The batch jobs behind ``creditline replay`` and ``creditline explain``, wired from settings:
-the Kafka topic reader, the Redis store, the policy history."""
+"""The batch jobs behind ``creditline replay``, ``explain`` and ``what-if``, wired from
+settings: the Kafka topic reader, the Redis store, the policy history."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from streams.adapters.kafka.policies import (
     read_policy_history,
@@ -14,9 +14,12 @@ from streams.adapters.kafka.policies import (
 from streams.adapters.kafka.read import KafkaReader
 from streams.adapters.redis.store import RedisStore
 from streams.core.labels import LabelledSet, Outcome
-from streams.core.policy import load_default_policy
+from streams.core.policy import Policy, load_default_policy
+from streams.core.scorecard import ScorecardDocument
 from streams.core.shadow import Candidate
 from streams.core.timeline import PolicyTimeline
+from streams.core.whatif import Window, candidate_timeline
+from streams.core.whatif_report import FLIPPED_LISTED, WhatIfReport, build_report
 from streams.metrics import Metrics
 from streams.service.dataset import Points, labelled_from_logs
 from streams.service.explain import Explanation, explain
@@ -29,6 +32,7 @@ from streams.service.replay import (
 )
 from streams.service.shadow import ShadowComparison, shadow_comparison
 from streams.service.shell import decode_limits
+from streams.service.whatif import OnProgress, what_if
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -123,3 +127,71 @@ async def run_replay(
     finally:
         await store.close()
     return report
+
+
+def _live_label(timelines: PolicyTimeline, at: datetime) -> str:
+    return (
+        f"the policy topic's history: policy {timelines.at(at).version} and scorecard "
+        f"{timelines.card_at(at).version} in force at the window's end"
+    )
+
+
+def _candidate_label(policy: Policy | None, card: ScorecardDocument | None) -> str:
+    parts = [f"policy {policy.version}" if policy is not None else "the live policy history"]
+    parts.append(f"scorecard {card.version}" if card is not None else "the live scorecard history")
+    return " with ".join(parts) + ", for all time"
+
+
+async def run_what_if(
+    settings: Settings,
+    window: Window,
+    candidate_policy: Policy | None = None,
+    candidate_card: ScorecardDocument | None = None,
+    *,
+    flipped_limit: int = FLIPPED_LISTED,
+    on_progress: OnProgress = lambda phase, done, total: None,
+) -> WhatIfReport:
+    """Re-answer the loan requests judged in ``window`` under the live configuration (the
+    policy topic's history) and the candidate (see :mod:`streams.core.whatif`), and report
+    the difference (:mod:`streams.core.whatif_report`)."""
+    live = await policy_timeline(settings)
+    candidate = candidate_timeline(live, candidate_policy, candidate_card)
+    result = await what_if(
+        KafkaReader(settings),
+        live,
+        candidate,
+        Topics.from_settings(settings),
+        decode_limits(settings),
+        window,
+        timedelta(seconds=settings.request_time_tolerance_seconds),
+        language=settings.reason_language,
+        on_progress=on_progress,
+    )
+    return build_report(
+        result.pairs,
+        result.ends,
+        window,
+        _live_label(live, window.end),
+        _candidate_label(candidate_policy, candidate_card),
+        flipped_limit,
+    )
+
+
+async def what_if_summary(
+    settings: Settings,
+    candidate_policy: Policy | None = None,
+    candidate_card: ScorecardDocument | None = None,
+    since: timedelta = timedelta(days=7),
+    on_progress: OnProgress = lambda phase, done, total: None,
+) -> WhatIfReport:
+    """The what-if of a candidate over the last ``since`` (for ``policy apply`` and
+    ``scorecard apply`` to show before confirming: ``render_summary(report)`` in
+    :mod:`streams.core.whatif_render` is its short text)."""
+    now = datetime.now(UTC)
+    return await run_what_if(
+        settings,
+        Window(now - since, now),
+        candidate_policy,
+        candidate_card,
+        on_progress=on_progress,
+    )

@@ -4,6 +4,9 @@ remember once per ``request_id`` → publish.
 :class:`LoanDecider` reads only the user's stored checkpoint (and the ledger when the
 request's instant is before it), so one user's history never slows another's answer. It
 never approves blindly: without a successful read a person reviews.
+
+A candidate in shadow answers each fresh request too, once the live decisions are out, and
+never delays a live answer (:mod:`streams.service.shadowing`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from streams.core.decision import (
 from streams.core.decoding import RejectedRecord, decode_record
 from streams.core.reasons import ReasonCode
 from streams.core.scoring import Assessment
-from streams.core.shadow import Candidate, shadow_answer
+from streams.core.shadow import Candidate
 from streams.core.timeline import (
     START,
     Checkpoint,
@@ -39,6 +42,7 @@ from streams.core.timeline import (
 from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser
+from streams.service.shadowing import ShadowAsk, ShadowOutbox, answer_in_shadow
 from streams.service.shell import (
     MESSAGES,
     DeadLetterer,
@@ -61,24 +65,25 @@ class RequestConflict(Exception):
 
 
 @dataclass(frozen=True)
-class Answered:
-    """A request's decision, its wire bytes, whether it was decided before, the assessment it
-    was decided from (None without one) and the candidate's decision when one is in shadow."""
-
-    decision: LoanDecision
-    payload: bytes
-    repeated: bool = False
-    assessment: Assessment | None = None
-    shadow: LoanDecision | None = None
-
-
-@dataclass(frozen=True)
 class _Standing:
     """What a fresh decision was made from: the user's checkpoint at the last review ≤ the
     instant judged, and the user's events when they were read (else empty)."""
 
     checkpoint: Checkpoint
     events: Sequence[InputEvent]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A request's decision, its wire bytes, whether it was decided before, the assessment it
+    was decided from (None without one) and, when a candidate is in shadow, what it answers
+    from."""
+
+    decision: LoanDecision
+    payload: bytes
+    repeated: bool = False
+    assessment: Assessment | None = None
+    shadow: ShadowAsk | None = None
 
 
 class LoanDecider:
@@ -116,6 +121,17 @@ class LoanDecider:
         self.monitor = ScorecardMonitor(metrics, settings.scorecard_psi_window)
         #: What is in shadow now (answers every fresh request beside the live configuration).
         self.candidate = candidate
+        #: Requests for the candidate to answer, and its decisions on their way out.
+        self.shadow_outbox = ShadowOutbox(
+            sink,
+            self.topics.loan_decisions_shadow,
+            metrics,
+            partial(
+                answer_in_shadow,
+                horizon=self.limits.horizon,
+                language=settings.reason_language,
+            ),
+        )
 
     def tick(self) -> None:
         """Called every second or so: a storm ends on a quiet topic too."""
@@ -125,6 +141,8 @@ class LoanDecider:
         """Answer each request (or dead-letter it); returns the decisions published."""
         decisions: list[LoanDecision] = []
         deliveries: list[Awaitable[Any]] = []
+        shadows: list[tuple[LoanDecision, ShadowAsk]] = []
+        self.shadow_outbox.busy()
         for record in records:
             self.metrics.records_consumed.labels(record.topic).inc()
             received = self.clock()
@@ -168,7 +186,7 @@ class LoanDecider:
                 )
             )
             if answered.shadow is not None:
-                deliveries.append(await self._publish_shadow(decision, answered.shadow))
+                shadows.append((decision, answered.shadow))
             if repeated:
                 self.metrics.records_duplicate.labels(record.topic).inc()
             else:
@@ -184,7 +202,13 @@ class LoanDecider:
                 self.metrics.decision_seconds.observe(max(0.0, time.time() - record.timestamp))
             decisions.append(decision)
         self.dead_letters.watch_storm()
+        # The candidate's decisions made since the last batch ride with these live ones.
+        await self.shadow_outbox.flush()
         await asyncio.gather(*deliveries)
+        # The live decisions are out: the candidate answers when the decider is idle.
+        for live, ask in shadows:
+            self.shadow_outbox.ask(live, ask)
+        self.shadow_outbox.idle()
         return decisions
 
     async def _bounded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -205,54 +229,6 @@ class LoanDecider:
             )
         checkpoint = at_time(stored.checkpoint, ledger, self.timelines(), at, self.limits.horizon)
         return stored, _Standing(checkpoint, canonical(list(ledger or ())))
-
-    def _shadow(
-        self,
-        request: LoanRequest,
-        live: LoanDecision,
-        timelines: PolicyTimeline,
-        at: datetime | None,
-        received: datetime,
-        standing: _Standing | None,
-    ) -> LoanDecision | None:
-        """The candidate's answer to a request the live configuration just answered (None
-        when nothing is in shadow). A request answered without the user's standing (time not
-        trusted, Redis or the policy topic not answering, a full history) gets the same
-        answer under the candidate's name: it depends on none of the candidate's rules."""
-        candidate = self.candidate()
-        if candidate is None:
-            return None
-        try:
-            if standing is None or at is None:
-                policy = candidate.policy or timelines.at(at or received)
-                return live.model_copy(update={"policy_version": policy.version})
-            return shadow_answer(
-                request,
-                standing.checkpoint,
-                standing.events,
-                timelines,
-                candidate,
-                at,
-                received,
-                self.limits.horizon,
-                self.settings.reason_language,
-            )
-        except Exception:
-            # The candidate must never cost the live answer: a bug in it is logged and counted.
-            log.exception("the candidate in shadow (%s) failed to answer", candidate.label)
-            self.metrics.shadow_decisions.labels(live.outcome.value, "failed").inc()
-            return None
-
-    async def _publish_shadow(self, live: LoanDecision, shadow: LoanDecision) -> Any:
-        """Publish the candidate's decision on the shadow topic and count the comparison."""
-        self.metrics.shadow_decisions.labels(live.outcome.value, shadow.outcome.value).inc()
-        self.metrics.shadow_approved_amount.labels("live").inc(float(live.approved_amount))
-        self.metrics.shadow_approved_amount.labels("shadow").inc(float(shadow.approved_amount))
-        return await self.sink.send(
-            self.topics.loan_decisions_shadow,
-            shadow.user_id.encode(),
-            shadow.model_dump_json().encode(),
-        )
 
     async def _answer(
         self, request: LoanRequest, arrival: datetime, received: datetime
@@ -312,5 +288,16 @@ class LoanDecider:
                 raise RequestConflict(request.request_id)
             earlier_decision = LoanDecision.model_validate_json(earlier.payload)
             return Answered(earlier_decision, earlier.payload, repeated=True)
-        shadow = self._shadow(request, decision, timelines, at, received, standing)
+        candidate = self.candidate()
+        if candidate is None:
+            return Answered(decision, payload, assessment=assessment)
+        shadow = ShadowAsk(
+            candidate,
+            request,
+            timelines,
+            at,
+            received,
+            standing.checkpoint if standing is not None else None,
+            standing.events if standing is not None else (),
+        )
         return Answered(decision, payload, assessment=assessment, shadow=shadow)

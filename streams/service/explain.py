@@ -17,7 +17,7 @@ from datetime import timedelta
 from schemas.models import InputEvent, LoanDecision, LoanRequest
 from streams.core.answer import answer
 from streams.core.decoding import DecodeLimits
-from streams.core.reasons import Language, ReasonCode
+from streams.core.reasons import ENVIRONMENTAL, Language
 from streams.core.timeline import START, PolicyTimeline, Review, advance, canonical
 from streams.ports import TopicReader
 from streams.service.logs import Progress, read_decisions, read_events, read_requests
@@ -25,12 +25,7 @@ from streams.topics import Topics
 
 #: Decisions that depended on the environment at the time (Redis or the policy topic not
 #: answering, a user's kept history full), not on the logs alone: not re-derived.
-_ENVIRONMENTAL = {
-    ReasonCode.SCORE_UNAVAILABLE.value,
-    ReasonCode.POLICY_UNAVAILABLE.value,
-    ReasonCode.EVENT_LIMIT_REACHED.value,
-    ReasonCode.LOAN_LIMIT_REACHED.value,
-}
+_ENVIRONMENTAL = ENVIRONMENTAL
 
 
 @dataclass

@@ -66,9 +66,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def creditline(
     settings: Settings, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run a ``creditline`` command with these settings; its exit code and output."""
+    """Run a ``creditline`` command with these settings (no terminal: standard input is
+    empty); its exit code and output."""
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         env=settings_env(settings),

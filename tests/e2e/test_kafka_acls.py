@@ -176,7 +176,7 @@ async def test_worker_and_operator_commands_work_with_exactly_the_documented_acl
     doc["version"] = "acl-test-1"
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    applied = creditline(operator, "policy", "apply", str(policy_file), "--by", "ops")
+    applied = creditline(operator, "policy", "apply", str(policy_file), "--by", "ops", "--yes")
     assert applied.returncode == 0, applied.stderr
 
     worker = WorkerProcess(worker_settings, tmp_path / "worker.log")

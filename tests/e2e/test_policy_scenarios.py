@@ -6,7 +6,11 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import os
+import pty
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -30,7 +34,7 @@ from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import asset, repayment, spending
 from tests.conftest import isolated
-from tests.e2e.conftest import WorkerProcess, creditline, free_port
+from tests.e2e.conftest import WorkerProcess, creditline, free_port, settings_env
 from tests.support import (
     decisions_for,
     produce,
@@ -43,6 +47,26 @@ from tests.support import (
 POLICY = load_default_policy()
 #: Policy commands wait for the worker to follow: give them longer than the default.
 creditline_slow = functools.partial(creditline, timeout=120)
+
+
+def on_a_terminal(settings: Settings, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a ``creditline`` command with a pseudo-terminal as standard input, typing
+    ``answer`` into it (output still captured)."""
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode())
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            env=settings_env(settings),
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
 
 
 def request(
@@ -109,7 +133,7 @@ async def apply_policy(worker: WorkerProcess, tmp_path: Path, doc: dict[str, Any
     """`creditline policy apply` a document and wait until the worker has it in force."""
     path = tmp_path / f"{doc['version']}.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    result = creditline_slow(worker.settings, "policy", "apply", str(path))
+    result = creditline_slow(worker.settings, "policy", "apply", str(path), "--yes")
     assert result.returncode == 0, result.stderr
 
     async def in_force() -> bool:
@@ -421,17 +445,25 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     doc["status"]["thresholds"] = {"close_below": 480, "reopen_at": 500}
     looser = tmp_path / "looser.yaml"
     looser.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    result = creditline_slow(
-        settings,
-        "policy",
-        "apply",
-        str(looser),
-        "--by",
-        "risk-team",
-        "--comment",
-        "loosen thresholds",
+    apply_looser = ("policy", "apply", str(looser), "--by", "risk-team", "--comment", "loosen")
+    # The guard: the what-if of the last 7 days first, then a confirmation. Without a
+    # terminal to answer on, nothing is applied...
+    guarded = creditline_slow(settings, *apply_looser)
+    assert guarded.returncode == 2, guarded.stderr
+    assert "1 requests of 1 users re-answered; 1 would change outcome (declined→approved 1)" in (
+        " ".join(guarded.stdout.split())
     )
+    assert "not applied" in guarded.stderr and "--yes" in guarded.stderr
+    # ... a "no" on the terminal applies nothing either, and a "yes" applies it.
+    declined = on_a_terminal(settings, "n\n", *apply_looser)
+    assert declined.returncode == 1 and "not applied" in declined.stderr, declined.stderr
+    history = creditline_slow(settings, "policy", "history", "--json")
+    assert "test-looser-1" not in history.stdout
+    result = on_a_terminal(settings, "y\n", *apply_looser)
     assert result.returncode == 0, result.stderr
+    assert "would change outcome" in result.stdout and "applied policy test-looser-1" in (
+        result.stdout
+    )
 
     async def switched() -> bool:
         return worker.counter("creditline_policy_info", version="test-looser-1") == 1.0
@@ -447,7 +479,7 @@ async def test_policies_change_decisions_at_run_time_and_invalid_ones_change_not
     doc["status"]["thresholds"] = {"close_below": 700, "reopen_at": 600}
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    result = creditline_slow(settings, "policy", "apply", str(broken))
+    result = creditline_slow(settings, "policy", "apply", str(broken), "--yes")
     assert result.returncode == 1
     assert "reopen_at must be at least close_below" in result.stderr
     assert "nothing was applied" in result.stderr

@@ -102,7 +102,15 @@ async def test_a_card_applied_at_run_time_scores_from_its_instant_and_is_monitor
     card = tmp_path / "expert.yaml"
     card.write_text(scorecard_yaml(EXPERT))
     applied = creditline_slow(
-        settings, "scorecard", "apply", str(card), "--by", "risk-team", "--comment", "rollback"
+        settings,
+        "scorecard",
+        "apply",
+        str(card),
+        "--by",
+        "risk-team",
+        "--comment",
+        "rollback",
+        "--yes",
     )
     assert applied.returncode == 0, applied.stderr
     assert f"applied scorecard {EXPERT.version}" in applied.stdout
@@ -128,7 +136,7 @@ async def test_a_card_applied_at_run_time_scores_from_its_instant_and_is_monitor
     doc["version"] = "broken-1"
     doc["characteristics"]["debt_to_income"]["missing"] = {"points": 500}
     broken.write_text(json.dumps(doc))
-    refused = creditline_slow(settings, "scorecard", "apply", str(broken))
+    refused = creditline_slow(settings, "scorecard", "apply", str(broken), "--yes")
     assert refused.returncode == 1 and "nothing was applied" in refused.stderr
     envelope = {"scorecard": doc, "applied_at": datetime.now(UTC).isoformat()}
     topic = Topics.from_settings(settings).policy

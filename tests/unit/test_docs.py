@@ -5,6 +5,7 @@ stays short, keeps its two commands, and links only to files that exist."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,60 @@ def test_the_site_lists_the_readme_and_the_changelog_as_pages() -> None:
     # docs/index.md and docs/changelog.md are symbolic links, so their text never drifts.
     assert (ROOT / "docs" / "index.md").resolve() == README.resolve()
     assert (ROOT / "docs" / "changelog.md").resolve() == (ROOT / "CHANGELOG.md").resolve()
+
+
+def test_the_changing_strategy_example_holds_what_its_prose_says() -> None:
+    from streams.devtools.strategy_docs import (
+        HYSTERESIS,
+        REOPEN_AT,
+        example,
+        flip_kind,
+        persona_of_user,
+    )
+
+    ex = example()
+    start = ex.what_if.window.start
+    policy = load_default_policy()
+    close_below, reopen_at = (
+        policy.status.thresholds.close_below,
+        policy.status.thresholds.reopen_at,
+    )
+    flips = [p for p in ex.pairs if p.flipped]
+    assert flips
+    for p in flips:
+        # Slipping users, closed by the default since their first review, scored under 590…
+        assert persona_of_user(p.user_id) == "slipping"
+        assert p.live.effective_status.value == "closed"
+        assert p.live.status_since is not None and p.live.status_since < start
+        assert p.live.score is not None and close_below <= p.live.score < reopen_at
+        # … whose lines the candidate would have opened months before.
+        assert p.candidate.effective_status.value == "open"
+        since = p.candidate.status_since
+        assert since is not None and since < start - timedelta(days=30)
+        if flip_kind(p) == HYSTERESIS:
+            assert p.live.score < REOPEN_AT
+    before, after = ex.what_if.by_segment["thin_file"]
+    assert before == after  # its own thresholds
+    before, after = ex.what_if.by_segment["standard"]
+    assert before.mean_pd is not None and after.mean_pd is not None
+    assert after.mean_pd > before.mean_pd
+    assert (after.mean_expected_loss or 0) > (before.mean_expected_loss or 0)
+    # Promoted at each instant, most of the what-if's flips are not made.
+    promoted = sum(ex.promoted[p.request_id].outcome != p.live.outcome for p in ex.pairs)
+    assert promoted < len(flips) / 2
+    # The shadow week: the what-if's candidate side answered the same for every request;
+    # slipping lines frozen on both sides; only fields a switch explains differ.
+    assert ex.same_answer == ex.cross_check.requests == ex.shadow.pairs > 0
+    for p in ex.week:
+        if persona_of_user(p.user_id) == "slipping":
+            assert p.live.effective_status.value == p.candidate.effective_status.value == "frozen"
+    assert set(ex.differing_fields) <= {
+        "score",
+        "pd",
+        "credit_limit",
+        "available_limit",
+        "status_since",
+        "path_back",
+    }
+    text = (ROOT / "docs" / "policy.md").read_text()
+    assert "## Changing strategy" in text and "### The apply guard" in text

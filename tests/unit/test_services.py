@@ -3,25 +3,28 @@ outages and bad input injected — no Kafka, no Redis, milliseconds per test."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from schemas import dead_letter
-from schemas.models import InputEvent, LineStatusChanged, LoanDecision
+from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequest
 from streams.core.decoding import RecordKind
 from streams.core.policy import load_default_policy
+from streams.core.shadow import Candidate, shadow_answer
 from streams.core.timeline import advance, canonical, constant
 from streams.devtools.simulation import to_record
 from streams.errors import ShuttingDown
 from streams.metrics import Metrics
 from streams.ports import InboundRecord
+from streams.service import shadowing
 from streams.service.decide import LoanDecider
 from streams.service.fold import EventFolder
 from streams.service.review import ReviewSweeper
 from streams.settings import Settings
 from streams.topics import Topics
-from tests.builders import encode, repayment, request_doc, spending
+from tests.builders import asset, encode, repayment, request_doc, spending
 from tests.unit.fakes import FakeSink, FakeStore, record_of
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -147,7 +150,9 @@ async def test_an_outbox_left_by_a_crash_is_published_again() -> None:
     assert store.user("u-1").status_event is None
 
 
-def decider(store: FakeStore, sink: FakeSink, metrics: Metrics) -> LoanDecider:
+def decider(
+    store: FakeStore, sink: FakeSink, metrics: Metrics, candidate: Candidate | None = None
+) -> LoanDecider:
     return LoanDecider(
         SETTINGS.model_copy(update={"score_unavailable_wait_seconds": 0.05}),
         store,
@@ -155,6 +160,7 @@ def decider(store: FakeStore, sink: FakeSink, metrics: Metrics) -> LoanDecider:
         metrics,
         lambda: TIMELINE,
         clock=lambda: NOW,
+        candidate=lambda: candidate,
     )
 
 
@@ -227,3 +233,104 @@ async def test_a_request_reads_nothing_but_its_users_keys() -> None:
     store.calls.clear()
     await decider(store, sink, metrics).process([ask()])
     assert store.calls == ["read_state", "remember_decision"]
+
+
+def nearly_reopened() -> list[InputEvent]:
+    """:func:`history` with a verified income of 12,000: a score of 589, closed by the
+    default policy (reopening at 590), open with the candidate's 575."""
+    income = asset(
+        event_id="inc",
+        occurred_at=(NOW - timedelta(days=10)).isoformat(),
+        asset_type="income",
+        value="12000.00",
+    )
+    return [*history(), income]
+
+
+def lower_reopening() -> Candidate:
+    policy = load_default_policy()
+    thresholds = policy.status.thresholds.model_copy(update={"reopen_at": 575})
+    status = policy.status.model_copy(update={"thresholds": thresholds})
+    return Candidate(
+        policy.model_copy(update={"version": "reopen-575", "status": status}), None, NOW
+    )
+
+
+async def test_a_candidate_in_shadow_answers_when_the_decider_is_idle() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(nearly_reopened()))
+    candidate = lower_reopening()
+    deciding = decider(store, sink, metrics, candidate)
+    store.calls.clear()
+    live = [*await deciding.process([ask("q-1")]), *await deciding.process([ask("q-2")])]
+    count = metrics.registry.get_sample_value
+    pair = {"live": live[0].outcome.value, "shadow": "approved"}
+    # Requests one after the other: the candidate has not answered yet…
+    assert count("creditline_shadow_decisions_total", pair) is None
+    await asyncio.sleep(shadowing.IDLE_SECONDS * 5)
+    # … it has once the decider was idle, and its decisions wait for the next live one …
+    assert count("creditline_shadow_decisions_total", pair) == 2.0
+    live += await deciding.process([ask("q-3")])
+    assert [s.topic for s in sink.sent] == [TOPICS.loan_decisions] * 3 + [
+        TOPICS.loan_decisions_shadow
+    ] * 2  # q-1's and q-2's, in the produce request of q-3's live decision
+    await deciding.shadow_outbox.drain()
+    # From the standing the live answers read: nothing read again.
+    assert store.calls == ["read_state", "remember_decision"] * 3
+    shadows = [LoanDecision.model_validate_json(s.value or b"") for s in sink.sent[3:]]
+    assert [d.request_id for d in shadows] == ["q-1", "q-2", "q-3"]
+    # Each is what the live machine answers with the candidate taking effect at that instant.
+    checkpoint = advance(canonical(nearly_reopened()), TIMELINE, NOW, HORIZON)
+    for decision, shadow in zip(live, shadows, strict=True):
+        assert decision.policy_version == TIMELINE.base.version
+        assert (decision.outcome.value, decision.score) == ("declined", 589)
+        doc = request_doc(request_id=decision.request_id, requested_at=NOW.isoformat())
+        request = LoanRequest.model_validate(doc)
+        assert shadow == shadow_answer(
+            request, checkpoint, [], TIMELINE, candidate, NOW, NOW, HORIZON
+        )
+        assert (shadow.outcome.value, shadow.policy_version) == ("approved", "reopen-575")
+
+
+async def test_the_candidates_decisions_go_out_alone_when_no_request_follows() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(nearly_reopened()))
+    await decider(store, sink, metrics, lower_reopening()).process([ask("q-1")])
+    await asyncio.sleep(shadowing.IDLE_SECONDS + shadowing.FLUSH_SECONDS * 3)
+    assert [s.topic for s in sink.sent] == [TOPICS.loan_decisions, TOPICS.loan_decisions_shadow]
+
+
+async def test_a_decider_never_idle_still_has_every_request_answered_in_shadow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(nearly_reopened()))
+    monkeypatch.setattr(shadowing, "MAX_WAITING", 2)
+    deciding = decider(store, sink, metrics, lower_reopening())
+    pair = {"live": "declined", "shadow": "approved"}
+    count = metrics.registry.get_sample_value
+    for n in range(5):
+        await deciding.process([ask(f"q-{n}")])
+        # Beyond 2 waiting, each request has the oldest answered at once.
+        assert (count("creditline_shadow_decisions_total", pair) or 0) == max(0, n - 1)
+    await asyncio.sleep(shadowing.IDLE_SECONDS * 10)
+    assert count("creditline_shadow_decisions_total", pair) == 5.0
+
+
+async def test_a_candidate_that_fails_costs_the_live_answer_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(nearly_reopened()))
+
+    def broken(*args: object) -> LoanDecision:
+        raise ArithmeticError("a bug in the candidate")
+
+    monkeypatch.setattr(shadowing, "shadow_answer", broken)
+    deciding = decider(store, sink, metrics, lower_reopening())
+    [live] = await deciding.process([ask("q-1")])
+    await deciding.shadow_outbox.drain()
+    assert [s.topic for s in sink.sent] == [TOPICS.loan_decisions]
+    assert live == LoanDecision.model_validate_json(sink.sent[0].value or b"")
+    failed = {"live": live.outcome.value, "shadow": "failed"}
+    assert metrics.registry.get_sample_value("creditline_shadow_decisions_total", failed) == 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from schemas.models import Outcome
 from streams.core.decision import decide
@@ -15,6 +16,7 @@ from streams.devtools.simulation import (
     persona_of,
     population,
     population_events,
+    requests_between,
 )
 from tests.builders import NOW
 
@@ -43,3 +45,15 @@ def test_personas_decide_as_documented() -> None:
     assert seen[(Persona.RECOVERING, Outcome.APPROVED, True)] == per
     assert seen[(Persona.SLIPPING, Outcome.DECLINED, True)] == per
     assert seen[(Persona.THIN_HIGH_EARNER, Outcome.APPROVED, False)] == per
+
+
+def test_requests_between_spread_each_users_requests_over_the_window_reproducibly() -> None:
+    start, end = NOW - timedelta(days=14), NOW
+    asks = requests_between(30, seed=5, start=start, end=end, per_user=2)
+    assert asks == requests_between(30, seed=5, start=start, end=end, per_user=2)
+    assert asks != requests_between(30, seed=6, start=start, end=end, per_user=2)
+    assert len({r.request_id for r in asks}) == 60
+    assert Counter(r.user_id for r in asks) == {f"user-{i:06d}": 2 for i in range(30)}
+    assert all(start <= r.requested_at < end for r in asks)
+    assert [r.requested_at for r in asks] == sorted(r.requested_at for r in asks)
+    assert len({r.requested_at.date() for r in asks}) > 7  # spread, not bunched
