@@ -200,4 +200,9 @@ class ShadowOutbox:
         self.answer_waiting()
         await self.flush()
         while self.deliveries:
-            await asyncio.gather(*self.deliveries, return_exceptions=True)
+            # Discard what was awaited here: from Python 3.12 on, gathering futures that are
+            # already done returns without yielding to the loop, so their done callbacks
+            # (which discard them too) would never get to run and this would spin for ever.
+            settled = list(self.deliveries)
+            await asyncio.gather(*settled, return_exceptions=True)
+            self.deliveries.difference_update(settled)
