@@ -20,6 +20,7 @@ from streams.cli.root import (
     console,
     fail,
     policy_app,
+    report_published,
     run,
 )
 
@@ -104,13 +105,7 @@ def policy_apply(
     except InvalidPolicy as exc:
         fail(str(exc))
         return
-    when = published.effective_from.isoformat()
-    if not published.new:
-        console.print(f"policy {policy.version} was already applied (in effect from {when})")
-        return
-    console.print(
-        f"applied policy {policy.version} (offset {published.offset}), in effect from {when}"
-    )
+    report_published("policy", policy.version, published)
 
 
 @policy_app.command("show")

@@ -201,3 +201,13 @@ async def policy_timeline(settings: Settings) -> Any:
 async def active_policy(settings: Settings) -> Any:
     """The policy in force now."""
     return (await policy_timeline(settings)).at(datetime.now(UTC))
+
+
+def report_published(kind: str, version: str, published: Any) -> None:
+    """Say what ``policy apply`` / ``scorecard apply`` published (or that the version was
+    already applied, which publishes nothing)."""
+    when = published.effective_from.isoformat()
+    if not published.new:
+        console.print(f"{kind} {version} was already applied (in effect from {when})")
+        return
+    console.print(f"applied {kind} {version} (offset {published.offset}), in effect from {when}")

@@ -25,6 +25,7 @@ from streams.cli.root import (
     invalid,
     parse_instant,
     policy_timeline,
+    report_published,
     run,
 )
 from streams.settings import get_settings
@@ -150,13 +151,7 @@ def scorecard_apply(
         published = run(publish_scorecard(get_settings(), card, by, comment, effective))
     except InvalidScorecard as exc:
         fail(str(exc))
-    when = published.effective_from.isoformat()
-    if not published.new:
-        console.print(f"scorecard {card.version} was already applied (in effect from {when})")
-        return
-    console.print(
-        f"applied scorecard {card.version} (offset {published.offset}), in effect from {when}"
-    )
+    report_published("scorecard", card.version, published)
 
 
 @scorecard_app.command("show")
