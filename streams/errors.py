@@ -41,3 +41,8 @@ class InvalidInput(CreditlineError):
 
 class ShuttingDown(CreditlineError):
     """The process is stopping while work is unapplied: leave it for redelivery."""
+
+
+class FoldStopped(CreditlineError):
+    """The fold process of a role-``all`` worker stopped while the worker ran: the worker
+    stops too, so that whatever restarts it restarts both."""

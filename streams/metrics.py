@@ -49,6 +49,13 @@ BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 HTTP_WAIT_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 300.0)
 #: Outcomes of ``POST /v1/decisions`` (each series exists from the start, at 0).
 HTTP_DECISION_OUTCOMES = ("answered", "timeout", "invalid", "busy", "unavailable")
+#: Counters that every process of a worker counts alike, because each reads the same records
+#: (the policy topic): a role-``all`` worker's /metrics shows them once, not once per process
+#: (:mod:`streams.runtime.exposition`).
+COUNTED_IN_EVERY_PROCESS = (
+    "creditline_policy_rejected_total",
+    "creditline_scorecard_rejected_total",
+)
 #: Outcomes of ``GET /v1/decisions/{request_id}``.
 HTTP_LOOKUP_OUTCOMES = ("found", "pending", "unknown", "invalid", "unavailable")
 

@@ -205,6 +205,24 @@ class Settings(BaseSettings):
         "share cores with `decisions` workers (or with Kafka and Redis), 10 for the `events` "
         "workers lets loan requests and the services go first when the cores are busy.",
     )
+    worker_fold: Literal["process", "inline"] = Field(
+        "process",
+        description="Where a worker of role `all` folds events: in a process of its own that "
+        "the worker starts, stops and watches (`process`: loan requests never wait behind "
+        "an event batch, and the fold falls behind under overload while requests are still "
+        "answered at once), or on the worker's own event loop (`inline`: one process, but "
+        "a request can wait for the batch being folded).",
+    )
+    worker_fold_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="CPU niceness the fold process of a role-`all` worker (with "
+        "WORKER_FOLD=process) adds to the worker's. The fold needs none to keep requests "
+        "fast (they run in the worker's own process); where the host's cores are "
+        "oversubscribed, 10 makes the fold fall behind before anything else does, at the "
+        "price of starving it under any other load.",
+    )
     redis_key_prefix: str = Field(
         "cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Prefix of every Redis key."
     )

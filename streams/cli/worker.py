@@ -8,14 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from streams.settings import Settings, get_settings
+from streams.cli.root import app, run
 
 if TYPE_CHECKING:
-    pass
-from streams.cli.root import (
-    app,
-    run,
-)
+    from streams.runtime.fold_process import FoldProcess
+from streams.settings import Settings, get_settings
 
 
 class Role(StrEnum):
@@ -34,13 +31,9 @@ def worker(
     ] = None,
 ) -> None:
     """Run the Faust worker (folds events, answers loan requests, serves /metrics)."""
-    from faust.worker import Worker
-
     from streams.adapters.kafka.access import check_worker_access
     from streams.adapters.kafka.admin import adopt_loan_request_offsets, ensure_topics
-    from streams.metrics import Metrics
-    from streams.runtime.app import build_app
-    from streams.runtime.tuning import tune_garbage_collector
+    from streams.runtime.fold_process import FoldProcess
 
     settings = get_settings()
     if role is not None:
@@ -52,7 +45,31 @@ def worker(
     run(check_worker_access(settings))
     run(adopt_loan_request_offsets(settings))
     run(_ensure_layout(settings))
-    faust_app = build_app(settings, Metrics())
+    if settings.worker_role != "all" or settings.worker_fold != "process":
+        _run_worker(settings)
+        return
+    fold = FoldProcess(settings)
+    fold.start(_run_worker)  # forked here: no thread and no event loop exist yet
+    try:
+        _run_worker(settings, fold)
+    finally:
+        # The fold was asked to stop as the worker stopped; give it time to commit.
+        fold.stop(timeout=FOLD_STOP_SECONDS)
+
+
+#: How long a stopping worker waits for its fold process to finish its batch in flight.
+FOLD_STOP_SECONDS = 30.0
+
+
+def _run_worker(settings: Settings, fold: FoldProcess | None = None) -> None:
+    """Run the Faust app of these settings until it stops (raises SystemExit)."""
+    from faust.worker import Worker
+
+    from streams.metrics import Metrics
+    from streams.runtime.app import build_app
+    from streams.runtime.tuning import tune_garbage_collector
+
+    faust_app = build_app(settings, Metrics(), fold)
     tune_garbage_collector()
     Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

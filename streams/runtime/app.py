@@ -11,6 +11,9 @@ them once the services are done (see :mod:`streams.runtime.bootstrap` for the wi
   ``noack_take`` and acked only after they are answered (``take()`` would ack a batch even
   when its body raised).
 * ``tick_shells`` (timer) and ``export_consumer_lag`` (task); ``/metrics`` and ``/healthz``.
+* In role ``all`` with ``WORKER_FOLD=process`` (the default), ``fold_events`` runs in a
+  process of its own (:mod:`streams.runtime.fold_process`) and ``watch_fold`` stops the
+  worker when that process stops; ``/metrics`` adds up both processes' metrics.
 * With ``answer_loan_requests``, the HTTP decision API (:mod:`streams.runtime.http_api`):
   ``POST /v1/decisions``, ``GET /v1/decisions/{request_id}`` and the decision topic's tail.
 """
@@ -22,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aiohttp
 import faust
 from prometheus_client import generate_latest
 
@@ -29,11 +33,13 @@ from streams.adapters.kafka.lag import LagMonitor
 from streams.adapters.kafka.sink import FaustSink
 from streams.adapters.redis.client import describe_redis_error
 from streams.adapters.redis.store import RedisStore
-from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
+from streams.errors import FoldStopped, OperatorActionRequired, ShuttingDown, Unavailable
 from streams.metrics import Metrics
 from streams.ports import InboundRecord
 from streams.runtime.bootstrap import Components
+from streams.runtime.exposition import merge_pages
 from streams.runtime.faust_setup import faust_app, to_inbound
+from streams.runtime.fold_process import FoldProcess
 from streams.runtime.http_api import DecisionApi
 from streams.service.decide import LoanDecider
 from streams.service.fold import EventFolder
@@ -50,15 +56,19 @@ LOAN_BATCH_WAIT_SECONDS = 0.05
 #: How often the storm guards expire old outcomes and rejection summaries fall due, records
 #: or not (a few microseconds each).
 SHELL_TICK_SECONDS = 1.0
+#: How often a role-``all`` worker checks that its fold process still runs.
+FOLD_WATCH_SECONDS = 0.5
 
 
 class _Worker:
     """The worker's units, registered on a Faust app; each is small and named."""
 
-    def __init__(self, app: faust.App, parts: Components) -> None:
+    def __init__(self, app: faust.App, parts: Components, fold: FoldProcess | None) -> None:
         self.app = app
         self.parts = parts
         self.settings = parts.settings
+        #: The fold's own process (role ``all``, ``WORKER_FOLD=process``), else None.
+        self.fold = fold
         #: The running event folder and loan decider (whichever this worker's role runs).
         self.shells: list[EventFolder | LoanDecider] = []
 
@@ -148,6 +158,23 @@ class _Worker:
             await consumer.stop()
             await store.close()
 
+    async def watch_fold(self) -> None:
+        """Stop the worker when its fold process stops: requests would still be answered,
+        on state that no longer moves, behind a healthy endpoint."""
+        fold = self.fold
+        assert fold is not None
+        while not self.stopping():
+            code = fold.exit_code()
+            if code is not None and not fold.stopping:
+                log.critical(
+                    "the event fold (process %s) stopped with exit code %s; stopping the worker",
+                    fold.pid,
+                    code,
+                )
+                await self.app.crash(FoldStopped(f"fold process exited with {code}"))
+                return
+            await asyncio.sleep(FOLD_WATCH_SECONDS)
+
     async def answer_loan_requests(self, stream: Any) -> None:
         """Answer each loan request as it arrives; ack it only once answered."""
         await self.parts.policies.ready.wait()
@@ -180,18 +207,36 @@ class _Worker:
                 await stream.ack(event)
 
     async def metrics_page(self, web: Any, request: Any) -> Any:
-        registry = self.parts.metrics.registry
-        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+        page = generate_latest(self.parts.metrics.registry)
+        if self.fold is not None:
+            async with aiohttp.ClientSession() as session:
+                folds = await self.fold.metrics_text(session)
+            if folds is None:
+                # Half the counters would look like a restart to the scraper: no page at all
+                # marks this scrape failed instead.
+                return web.text("the event fold's metrics cannot be read\n", status=503)
+            if folds:
+                page = merge_pages([page.decode(), folds])
+        return web.bytes(page, content_type="text/plain; version=0.0.4")
 
     async def health_page(self, web: Any, request: Any) -> Any:
-        return web.json(
-            {
-                "status": "ok",
-                "groups": list(self.settings.consumer_groups),
-                "role": self.settings.worker_role,
-                "policy": self.parts.policies.current.version,
-            }
-        )
+        health: dict[str, Any] = {
+            "status": "ok",
+            "groups": list(self.settings.consumer_groups),
+            "role": self.settings.worker_role,
+            "policy": self.parts.policies.current.version,
+        }
+        if self.fold is None:
+            return web.json(health)
+        running = self.fold.running()
+        health["fold"] = {
+            "process": self.fold.pid,
+            "running": running,
+            "metrics": f"http://127.0.0.1:{self.fold.port}/metrics",
+        }
+        if not running:
+            health["status"] = "fold stopped"
+        return web.json(health, status=200 if running else 503)
 
     def register(self) -> None:
         """Put the units this worker's role runs on the app."""
@@ -199,7 +244,17 @@ class _Worker:
         app.task(self.follow_policies)
         app.timer(interval=SHELL_TICK_SECONDS, name="tick_shells")(self.tick_shells)
         app.task(self.export_consumer_lag)
-        if settings.worker_role in ("all", "events"):
+        if self.fold is not None:
+            fold = self.fold
+            app.task(self.watch_fold)
+
+            async def stop_fold(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+                # As the worker stops, the fold stops too (committing its batch in flight);
+                # the command line waits for it once the worker has stopped.
+                fold.terminate()
+
+            app.on_before_shutdown.connect(stop_fold)
+        elif settings.worker_role in ("all", "events"):
             app.task(self.fold_events)
         if settings.worker_role in ("all", "decisions"):
             requests = app.topic(
@@ -225,11 +280,12 @@ class _Worker:
         app.page("/healthz")(healthz)
 
 
-def build_app(settings: Settings, metrics: Metrics) -> faust.App:
-    """The worker's Faust app for these settings."""
+def build_app(settings: Settings, metrics: Metrics, fold: FoldProcess | None = None) -> faust.App:
+    """The worker's Faust app for these settings; with ``fold``, the event fold is that
+    process's and this app answers loan requests (role ``all``)."""
     app = faust_app(settings)
     parts = Components(settings, metrics, FaustSink(app), should_stop=lambda: app.should_stop)
-    _Worker(app, parts).register()
+    _Worker(app, parts, fold).register()
     return app
 
 

@@ -25,7 +25,7 @@ from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import isolated
 from tests.e2e.conftest import WorkerProcess, free_port, running_worker
-from tests.support import produce, wait_for
+from tests.support import assert_redis_matches_reference, produce, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -42,14 +42,15 @@ async def drive_traffic(settings: Settings) -> None:
     """Events, bad records and loan requests, so that every metric has samples."""
     topics = Topics.from_settings(settings)
     now = datetime.now(UTC)
+    events = population_events(24, seed=61, now=now)
     await produce(
         settings,
-        [
-            (topics.topic_for(r.kind), r.key, r.value)
-            for r in map(to_record, population_events(24, seed=61, now=now))
-        ],
+        [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)],
     )
     await produce(settings, [(topics.spending, b"u-1", b"not json")])
+    # Requests once the events are folded: the segment panels need approvals, which need
+    # the users' histories (a request is answered from whatever is folded when it arrives).
+    await assert_redis_matches_reference(settings, events)
     await produce(settings, [(topics.loan_requests, r.key, r.value) for r in requests(24, 61, now)])
 
 

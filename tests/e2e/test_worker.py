@@ -19,6 +19,7 @@ from tests.builders import encode, repayment_doc, spending_doc
 from tests.e2e.conftest import WorkerProcess
 from tests.support import (
     assert_redis_matches_reference,
+    group_members,
     headers_of,
     persona_outcomes,
     produce,
@@ -148,6 +149,9 @@ async def test_an_event_is_visible_in_redis_within_a_fraction_of_a_second(
     await producer.start()
     try:
         await producer.partitions_for(topics.spending)
+        # The fold is consuming (it starts beside the worker's own loop, in its process):
+        # the test times folding, not the fold's start-up.
+        await wait_for(lambda: _folding(settings), message="the fold to join its group", timeout=90)
         for i in range(5):
             doc = spending_doc(
                 user_id="u-fresh", event_id=f"fresh-{i}", occurred_at=datetime.now(UTC).isoformat()
@@ -196,6 +200,10 @@ async def test_each_request_redelivered_three_times_gets_one_consistent_decision
     assert len(published) == 60
     assert worker.counter("creditline_records_duplicate_total", topic=topics.loan_requests) == 40
     assert worker.counter("creditline_decisions_total") == 20
+
+
+async def _folding(settings: Settings) -> bool:
+    return await group_members(settings) == ("Stable", 1)
 
 
 async def _applied_users(settings: Settings, users: int) -> bool:

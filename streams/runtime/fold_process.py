@@ -1,0 +1,151 @@
+"""The event fold of a role-``all`` worker, in a process of its own.
+
+Folding is CPU-bound (about 0.1 s of Python per 1,000 events): on the worker's own event loop
+a loan request would wait for the batch being folded. So ``creditline worker`` (role ``all``,
+``WORKER_FOLD=process``) answers requests itself and runs the fold — the same units as
+``creditline worker --role events`` — in a child process that it starts, watches and stops:
+
+* the child is forked once the worker has imported everything and done its checks, before
+  any thread or event loop exists: it starts without importing anything again, and shares
+  the worker's memory pages until it writes them;
+* it dies with the worker (``PR_SET_PDEATHSIG``): a SIGKILLed worker loses its fold's
+  uncommitted batch exactly as a single process would, and it is redelivered;
+* when it stops on its own, the worker stops too (exit code 1), so whatever restarts
+  workers restarts both, and a fold that cannot run never hides behind a healthy endpoint;
+* it serves its metrics on a loopback port of its own; the worker's ``/metrics`` is the sum
+  of both (:mod:`streams.runtime.exposition`), its ``/healthz`` reports the child.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: ``prctl(PR_SET_PDEATHSIG, sig)``: the signal a child gets when its parent thread dies.
+_PR_SET_PDEATHSIG = 1
+#: The fold's metrics are read on every scrape of the worker's. A fold busy with a batch
+#: answers late, so a page that is not read in time is replaced by the last one read (its
+#: counters never go back, which a scraper would take for a restart) if that is recent.
+METRICS_TIMEOUT_SECONDS = 5.0
+METRICS_MAX_AGE_SECONDS = 60.0
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child: be SIGKILLed when the worker dies, however it dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker died before the line above took effect
+        os._exit(1)
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _run_fold(parent: int, settings: Settings, run: Callable[[Settings], None]) -> None:
+    _die_with_parent(parent)
+    if settings.worker_fold_nice:
+        os.nice(settings.worker_fold_nice)  # on top of the niceness inherited from the worker
+    run(settings)
+
+
+class FoldProcess:
+    """The child process folding the event topics for a role-``all`` worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        #: The worker's settings as the fold runs them: role ``events``, metrics on a free
+        #: loopback port.
+        self.settings = settings.model_copy(
+            update={
+                "worker_role": "events",
+                "web_host": "127.0.0.1",
+                "web_port": _free_loopback_port(),
+            }
+        )
+        self.process: multiprocessing.process.BaseProcess | None = None
+        #: Set once the worker has asked the child to stop (its exit is then expected).
+        self.stopping = False
+        self._page: str | None = None
+        self._page_read_at = 0.0
+
+    @property
+    def port(self) -> int:
+        """The loopback port of the fold's own /metrics."""
+        return self.settings.web_port
+
+    def start(self, run: Callable[[Settings], None]) -> None:
+        """Fork the child, which calls ``run`` with the fold's settings (it must not return
+        before the fold has stopped). Call before any thread or event loop is started: a
+        fork copies only the calling thread."""
+        context = multiprocessing.get_context("fork")
+        self.process = context.Process(
+            target=_run_fold, args=(os.getpid(), self.settings, run), name="creditline-fold"
+        )
+        self.process.start()
+        log.info("event fold started as process %s", self.process.pid)
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, once started."""
+        return self.process.pid if self.process is not None else None
+
+    def exit_code(self) -> int | None:
+        """The child's exit code if it has stopped (minus the signal if one killed it)."""
+        return self.process.exitcode if self.process is not None else None
+
+    def running(self) -> bool:
+        """True while the child runs."""
+        return self.process is not None and self.process.is_alive()
+
+    def terminate(self) -> None:
+        """Ask the child to stop gracefully (it finishes and commits its batch in flight)."""
+        self.stopping = True
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()  # SIGTERM
+
+    def stop(self, timeout: float) -> None:
+        """Stop the child: SIGTERM, then SIGKILL if it is still running after ``timeout``."""
+        self.terminate()
+        if self.process is None:
+            return
+        self.process.join(timeout)
+        if self.process.is_alive():
+            log.warning("event fold did not stop in %.0f s; killing it", timeout)
+            self.process.kill()
+            self.process.join()
+
+    async def metrics_text(self, session: aiohttp.ClientSession) -> str | None:
+        """The child's /metrics page: read now, else the last one read if recent; "" while
+        none has been read yet (the child is starting); None when the last is too old."""
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        try:
+            timeout = aiohttp.ClientTimeout(total=METRICS_TIMEOUT_SECONDS)
+            async with session.get(url, timeout=timeout) as response:
+                if response.status == 200:
+                    self._page = await response.text()
+                    self._page_read_at = time.monotonic()
+                    return self._page
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            pass
+        if self._page is None:
+            return ""
+        if time.monotonic() - self._page_read_at <= METRICS_MAX_AGE_SECONDS:
+            return self._page
+        return None

@@ -1,0 +1,145 @@
+"""``creditline worker`` (role all): the fold in a process of its own, one worker outside."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from streams.adapters.kafka.admin import ensure_topics
+from streams.devtools.simulation import population_events, requests, to_record
+from streams.settings import Settings
+from streams.topics import Topics
+from tests.conftest import cleanup
+from tests.e2e.conftest import WorkerProcess, running_worker
+from tests.support import assert_redis_matches_reference, produce, read_topic, wait_for
+
+USERS = 12
+SEED = 23
+
+
+def health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
+    url = f"http://127.0.0.1:{worker.settings.web_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def fold_pid(worker: WorkerProcess) -> int:
+    status, body = health(worker)
+    assert status == 200, body
+    assert body["fold"]["running"] is True
+    pid = int(body["fold"]["process"])
+    assert worker.process is not None and pid != worker.process.pid
+    return pid
+
+
+def proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (state first); [] once reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return []
+
+
+def dead(pid: int) -> bool:
+    """Gone or a zombie (the container's init may never reap an orphan)."""
+    stat = proc_stat(pid)
+    return not stat or stat[0] == "Z"
+
+
+def fold_page(worker: WorkerProcess) -> str:
+    """The fold's own /metrics page (its loopback address is on the worker's /healthz)."""
+    _, body = health(worker)
+    with urllib.request.urlopen(body["fold"]["metrics"], timeout=10) as response:
+        return str(response.read().decode())
+
+
+async def test_the_fold_is_a_process_of_its_own_behind_one_worker(
+    worker_settings: Settings, tmp_path: Path
+) -> None:
+    settings = worker_settings.model_copy(update={"worker_fold_nice": 3})
+    async with running_worker(settings, tmp_path / "worker.log") as worker:
+        await _one_worker_two_processes(worker)
+
+
+async def _one_worker_two_processes(worker: WorkerProcess) -> None:
+    settings = worker.settings
+    topics = Topics.from_settings(settings)
+    pid = fold_pid(worker)
+    assert worker.process is not None
+    assert int(proc_stat(pid)[1]) == worker.process.pid  # the worker's own child
+    # The fold adds CREDITLINE_WORKER_FOLD_NICE to the worker's niceness.
+    own_nice = int(proc_stat(worker.process.pid)[16])
+    assert int(proc_stat(pid)[16]) == own_nice + 3
+
+    now = datetime.now(UTC)
+    events = population_events(USERS, SEED, now)
+    await produce(
+        settings, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+    )
+    await assert_redis_matches_reference(settings, events)
+    asks = list(requests(USERS, SEED, now))
+    await produce(settings, [(topics.loan_requests, r.key, r.value) for r in asks])
+    assert len(await read_topic(settings, topics.loan_decisions, expect=USERS)) == USERS
+
+    # One /metrics for both: the fold's counts and the worker's own, each once.
+    async def counted() -> bool:
+        applied = sum(
+            worker.counter("creditline_records_applied_total", topic=t) for t in topics.events
+        )
+        return applied == len(events)
+
+    await wait_for(counted, message="every event counted on the worker's /metrics")
+    assert worker.counter("creditline_decisions_total") == USERS
+    fold_only = fold_page(worker)
+    assert "creditline_decisions_total{" not in fold_only  # the fold answers none
+    assert f'creditline_records_applied_total{{topic="{topics.repayments}"}}' in fold_only
+
+
+async def test_the_worker_and_its_fold_stop_together(
+    worker_settings: Settings, tmp_path: Path
+) -> None:
+    await ensure_topics(worker_settings)
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(worker_settings, log)
+    try:
+        # A graceful stop stops the fold gracefully too: both exit 0.
+        worker.start()
+        pid = fold_pid(worker)
+        assert worker.stop() == 0
+        assert dead(pid)
+        assert f"[{pid}] [INFO] [^Worker]: Closing event loop" in log.read_text()
+
+        # A SIGKILLed worker takes its fold with it (as one process would lose its batch).
+        worker.start()
+        pid = fold_pid(worker)
+        worker.kill()
+        await wait_for(_async(lambda: dead(pid)), timeout=10, message="the fold to die")
+
+        # A fold that stops stops the worker (exit 1): whatever restarts it restarts both.
+        worker.start()
+        pid = fold_pid(worker)
+        os.kill(pid, signal.SIGKILL)
+        process = worker.process
+        assert process is not None
+        await wait_for(_async(lambda: process.poll() is not None), message="the worker to stop")
+        assert process.returncode == 1
+        assert f"the event fold (process {pid}) stopped with exit code -9" in log.read_text()
+    finally:
+        worker.stop()
+        await cleanup(worker_settings)
+
+
+def _async(condition: Any) -> Any:
+    async def check() -> bool:
+        return bool(condition())
+
+    return check

@@ -1,0 +1,98 @@
+"""One /metrics page from a role-all worker's two processes."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.metrics import Metrics
+from streams.runtime.exposition import merge_pages
+
+
+def page(metrics: Metrics) -> str:
+    return generate_latest(metrics.registry).decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def two_processes() -> tuple[Metrics, Metrics]:
+    decider, folder = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
+    folder.records_applied.labels("t.repayments").inc(7)
+    decider.records_applied.labels("t.loan-requests").inc(2)
+    folder.records_duplicate.labels("t.repayments").inc(1)
+    decider.records_duplicate.labels("t.repayments").inc(0)
+    folder.batch_seconds.observe(0.2)
+    folder.batch_seconds.observe(0.02)
+    decider.decision_seconds.observe(0.004)
+    folder.scores.observe(600)
+    decider.scores.observe(700)
+    folder.last_batch_timestamp.set(1_700_000_000)
+    decider.http_decisions_waiting.set(3)
+    for m in (decider, folder):
+        m.policy_rejected.inc(2)  # both read the same broken policy documents
+        m.policy_info.labels("p-1").set(1)
+        m.consumer_lag.labels("t.repayments").set(40)
+    return decider, folder
+
+
+def test_counters_and_histograms_add_up_and_gauges_keep_the_fact() -> None:
+    decider, folder = two_processes()
+    merged = samples(merge_pages([page(decider), page(folder)]).decode())
+    assert merged[("creditline_records_applied_total", (("topic", "t.repayments"),))] == 7
+    assert merged[("creditline_records_applied_total", (("topic", "t.loan-requests"),))] == 2
+    assert merged[("creditline_records_duplicate_total", (("topic", "t.repayments"),))] == 1
+    assert merged[("creditline_batch_processing_seconds_count", ())] == 2
+    assert merged[("creditline_decision_latency_seconds_count", ())] == 1
+    assert merged[("creditline_score_count", ())] == 2
+    assert merged[("creditline_score_sum", ())] == 1300
+    assert merged[("creditline_last_batch_timestamp_seconds", ())] == 1_700_000_000
+    assert merged[("creditline_http_decisions_waiting", ())] == 3
+    assert merged[("creditline_policy_info", (("version", "p-1"),))] == 1
+    assert merged[("creditline_policy_rejected_total", ())] == 2
+    assert merged[("creditline_consumer_lag_records", (("topic", "t.repayments"),))] == 40
+    assert merged[("creditline_build_info", tuple(sorted(_build_labels(decider))))] == 1
+
+
+def test_every_series_of_either_page_is_on_the_merged_one_once() -> None:
+    decider, folder = two_processes()
+    merged_text = merge_pages([page(decider), page(folder)]).decode()
+    merged = samples(merged_text)
+    assert set(merged) == set(samples(page(decider))) | set(samples(page(folder)))
+    # One family per name: a scraper rejects a page that repeats one.
+    families = [f.name for f in text_string_to_metric_families(merged_text)]
+    assert len(families) == len(set(families))
+
+
+def test_created_series_take_the_earliest() -> None:
+    decider, folder = two_processes()
+    a, b = samples(page(decider)), samples(page(folder))
+    merged = samples(merge_pages([page(decider), page(folder)]).decode())
+    created = [k for k in merged if k[0].endswith("_created")]
+    assert created
+    for key in created:
+        assert merged[key] == min(v for v in (a.get(key), b.get(key)) if v is not None)
+
+
+def test_one_page_merges_to_itself() -> None:
+    decider, _ = two_processes()
+    assert merge_pages([page(decider)]).decode() == page(decider)
+
+
+def test_the_sum_is_the_same_whichever_page_comes_first() -> None:
+    decider, folder = two_processes()
+    assert samples(merge_pages([page(decider), page(folder)]).decode()) == samples(
+        merge_pages([page(folder), page(decider)]).decode()
+    )
+
+
+def _build_labels(metrics: Metrics) -> list[tuple[str, str]]:
+    for family in text_string_to_metric_families(page(metrics)):
+        if family.name == "creditline_build_info":
+            return list(family.samples[0].labels.items())
+    raise AssertionError("no build info")

@@ -1,0 +1,69 @@
+"""The fold process's settings and how its metrics page is read (a loopback web server)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from streams.runtime import fold_process
+from streams.runtime.fold_process import FoldProcess
+from streams.settings import Settings
+
+
+def test_the_fold_runs_the_worker_settings_as_role_events_on_a_loopback_port() -> None:
+    worker = Settings().model_copy(
+        update={"app_id": "app-x", "web_host": "0.0.0.0", "worker_fold_nice": 7}
+    )
+    fold = FoldProcess(worker)
+    assert fold.settings == worker.model_copy(
+        update={"worker_role": "events", "web_host": "127.0.0.1", "web_port": fold.port}
+    )
+    assert fold.port != worker.web_port
+    assert fold.pid is None and fold.exit_code() is None and not fold.running()
+
+
+class Page:
+    """A /metrics page served on a loopback port; ``status`` and ``body`` can change."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body = "a_total 1.0\n"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        return web.Response(status=self.status, text=self.body)
+
+
+@pytest.fixture
+async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FoldProcess, Page]]:
+    page = Page()
+    app = web.Application()
+    app.router.add_get("/metrics", page.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    fold = FoldProcess(Settings())
+    site = web.TCPSite(runner, "127.0.0.1", fold.port)
+    await site.start()
+    try:
+        yield fold, page
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_page_not_read_now_is_the_last_one_read_while_it_is_recent(
+    served: tuple[FoldProcess, Page], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fold, page = served
+    async with aiohttp.ClientSession() as session:
+        page.status = 503
+        assert await fold.metrics_text(session) == ""  # none read yet: the fold is starting
+        page.status = 200
+        assert await fold.metrics_text(session) == "a_total 1.0\n"
+        page.body = "a_total 2.0\n"
+        assert await fold.metrics_text(session) == "a_total 2.0\n"
+        page.status = 500
+        assert await fold.metrics_text(session) == "a_total 2.0\n"
+        monkeypatch.setattr(fold_process, "METRICS_MAX_AGE_SECONDS", -1.0)
+        assert await fold.metrics_text(session) is None  # too old: the scrape fails
