@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from streams.settings import get_settings
+from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     pass
@@ -94,6 +94,7 @@ def status(as_json: JsonOption = False) -> None:
     services = LocalStack(settings).status()
     redis_error = asyncio.run(redis_problem(settings))
     kafka_error = asyncio.run(kafka_problem(settings))
+    lag = asyncio.run(_consumer_lag(settings)) if kafka_error is None else {}
     if as_json:
         console.print_json(
             json.dumps(
@@ -106,6 +107,7 @@ def status(as_json: JsonOption = False) -> None:
                         "managed": s.managed,
                         **({"error": redis_error} if s.name == "redis" else {}),
                         **({"error": kafka_error} if s.name.startswith("kafka") else {}),
+                        **({"lag": lag} if s.name.startswith("kafka") and lag else {}),
                     }
                     for s in services
                 ]
@@ -124,11 +126,33 @@ def status(as_json: JsonOption = False) -> None:
         console.print(table)
         console.print(f"redis url: {settings.redis_url_redacted}")
         console.print(f"kafka security: {settings.kafka_security_summary}", soft_wrap=True)
+        if lag:
+            behind = Table("input topic", "consumer group", "records not yet processed")
+            for topic, row in lag.items():
+                behind.add_row(topic, row["group"], f"{row['records']:,}")
+            console.print(behind)
     for problem in (kafka_error, redis_error):
         if problem is not None:
             err.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)
     if redis_error or kafka_error or not all(s.reachable for s in services):
         raise typer.Exit(1)
+
+
+async def _consumer_lag(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per input topic, the group that processes it and how many records it has not yet
+    committed (the fold's backlog on the event topics); {} when it cannot be measured."""
+    from streams.adapters.kafka.lag import LagMonitor
+    from streams.metrics import Metrics
+
+    monitor = LagMonitor(settings, Metrics())
+    try:
+        await monitor.start()
+        lag = await monitor.measure()
+    except Exception:  # status reports what it can; Kafka's own error is printed already
+        return {}
+    finally:
+        await monitor.stop()
+    return {t: {"group": monitor.group_of[t], "records": lag.get(t, 0)} for t in monitor.topics}
 
 
 @app.command("redis-acl", rich_help_panel="Local stack")

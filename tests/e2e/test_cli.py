@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -23,6 +24,35 @@ def test_status_reports_both_services(base_settings: Settings) -> None:
     services = {s["name"]: s for s in json.loads(result.stdout)}
     assert services["kafka"]["reachable"]
     assert services["redis"]["reachable"]
+
+
+async def test_status_reports_what_the_fold_and_the_decisions_have_not_processed(
+    settings: Settings,
+) -> None:
+    topics = Topics.from_settings(settings)
+    now = datetime.now(UTC).isoformat()
+    await produce(
+        settings,
+        [
+            (
+                topics.spending,
+                f"u{i}".encode(),
+                encode(spending_doc(user_id=f"u{i}", event_id=f"e{i}", occurred_at=now)),
+            )
+            for i in range(7)
+        ],
+    )
+    result = creditline(settings, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    kafka = next(s for s in json.loads(result.stdout) if s["name"] == "kafka")
+    assert kafka["lag"] == {
+        topics.repayments: {"group": settings.events_group, "records": 0},
+        topics.spending: {"group": settings.events_group, "records": 7},
+        topics.assets: {"group": settings.events_group, "records": 0},
+        topics.loan_requests: {"group": settings.decisions_group, "records": 0},
+    }
+    text = creditline(settings, "status").stdout
+    assert re.search(r"│ 7 +│", text), text  # the spending topic's row
 
 
 def test_up_is_idempotent_when_the_stack_runs(base_settings: Settings) -> None:
