@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.run import ingest, latency, machine
+from bench.run import LAYOUTS, ingest, latency, machine
 from streams.settings import Settings
 
 
@@ -28,8 +28,22 @@ def main() -> None:
     )
     parser.add_argument("--scale-events", type=int, default=200_000, help="scale-out: events")
     parser.add_argument("--seconds", type=float, default=60, help="latency: duration")
-    parser.add_argument("--event-rate", type=float, default=5000, help="latency: events/s")
-    parser.add_argument("--request-rate", type=float, default=200, help="latency: requests/s")
+    parser.add_argument("--event-rate", type=float, default=2000, help="latency: events/s")
+    parser.add_argument("--request-rate", type=float, default=100, help="latency: requests/s")
+    parser.add_argument(
+        "--layouts",
+        default="default,inline",
+        help="latency: how the scorer runs, comma-separated: default (`creditline worker`), "
+        "inline (its fold on the worker's event loop), split (two workers); each beside its "
+        "own echo baseline",
+    )
+    parser.add_argument(
+        "--overload-rate",
+        type=float,
+        default=None,
+        help="overload: events/s (default twice the fold's rate measured by ingest in the "
+        "same run, else 6,000)",
+    )
     parser.add_argument(
         "--event-workers",
         type=int,
@@ -45,7 +59,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
         "--only",
-        choices=["ingest", "latency", "footprint", "scale"],
+        choices=["ingest", "latency", "overload", "footprint", "scale"],
         action="append",
         help="run only these scenarios",
     )
@@ -56,7 +70,11 @@ def main() -> None:
         args.footprint_users //= 10
         args.scale_events //= 10
         args.seconds = max(10, args.seconds / 6)
-    only = set(args.only or ["ingest", "latency", "footprint", "scale"])
+    only = set(args.only or ["ingest", "latency", "overload", "footprint", "scale"])
+    layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        parser.error(f"--layouts: unknown {', '.join(sorted(unknown))} (known: {LAYOUTS})")
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     logs = out / "logs"
@@ -70,15 +88,30 @@ def main() -> None:
             console.print(f"ingest: {args.events:,} events, {args.users:,} users …")
             results["ingest"] = await ingest(base, args.events, args.users, 1, logs, True)
         if "latency" in only:
-            console.print(f"latency: {args.seconds:.0f} s at {args.event_rate:,.0f} events/s …")
-            results["latency"] = await latency(
-                base,
-                args.seconds,
-                args.event_rate,
-                args.request_rate,
-                logs,
-                args.event_workers,
-                args.events_nice,
+            for layout in layouts:
+                console.print(
+                    f"latency ({layout}): {args.seconds:.0f} s at {args.event_rate:,.0f} "
+                    f"events/s and {args.request_rate:,.0f} requests/s …"
+                )
+                results[f"latency_{layout}"] = await latency(
+                    base,
+                    args.seconds,
+                    args.event_rate,
+                    args.request_rate,
+                    logs,
+                    layout,
+                    args.event_workers,
+                    args.events_nice,
+                )
+        if "overload" in only:
+            fold_rate = (results.get("ingest") or {}).get("scorer_per_s")
+            rate = args.overload_rate or (2 * fold_rate if fold_rate else 6000)
+            console.print(
+                f"overload: {args.seconds:.0f} s at {rate:,.0f} events/s (twice the fold's "
+                f"rate) and {args.request_rate:,.0f} requests/s …"
+            )
+            results["overload"] = await latency(
+                base, args.seconds, rate, args.request_rate, logs, "default"
             )
         if "footprint" in only:
             console.print(f"footprint: {args.footprint_users:,} users …")
@@ -107,7 +140,8 @@ def main() -> None:
 def render(results: dict[str, Any]) -> Table:
     """The results as a table."""
     table = Table("scenario", "figure", "value", title="creditline benchmark")
-    for scenario in ("ingest", "latency", "footprint", "scale_out"):
+    latencies = [f"latency_{layout}" for layout in LAYOUTS]
+    for scenario in ("ingest", *latencies, "overload", "footprint", "scale_out"):
         for key, value in (results.get(scenario) or {}).items():
             if isinstance(value, dict):
                 value = ", ".join(f"{k} {v}" for k, v in value.items())

@@ -28,7 +28,7 @@ from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, free_port
-from tests.support import produce
+from tests.support import committed_lag, group_members, produce, wait_for
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -98,11 +98,15 @@ async def used_memory(settings: Settings) -> int:
 
 
 def peak_rss_kib(pid: int) -> int:
-    """VmHWM of a process, KiB."""
+    """VmHWM of a process and its children (a role-all worker's fold process), KiB."""
+    total = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+            total += int(line.split()[1])
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += peak_rss_kib(int(child))
+    return total
 
 
 async def ingest(
@@ -217,16 +221,58 @@ async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Even
         await producer.stop()
 
 
+#: How the scorer runs in the latency scenarios: ``default`` is the README's command
+#: (``creditline worker``: role ``all``, the fold in a process of its own), ``inline`` the
+#: same with the fold on the worker's event loop (``WORKER_FOLD=inline``), ``split`` an
+#: events worker and a decisions worker started separately.
+LAYOUTS = ("default", "inline", "split")
+
+
+def _scorer_processes(
+    settings: Settings, layout: str, logs: Path, event_workers: int, events_nice: int
+) -> tuple[list[WorkerProcess], list[WorkerProcess]]:
+    """The worker processes of a layout, and those whose /metrics count the fold."""
+    if layout == "split":
+        folders = [
+            WorkerProcess(
+                settings.model_copy(
+                    update={
+                        "worker_role": "events",
+                        "web_port": free_port(),
+                        "worker_nice": events_nice,
+                    }
+                ),
+                logs / f"latency-split-events-{i}.log",
+            )
+            for i in range(event_workers)
+        ]
+        decider = WorkerProcess(
+            settings.model_copy(update={"worker_role": "decisions", "web_port": free_port()}),
+            logs / "latency-split-decisions.log",
+        )
+        return [*folders, decider], folders
+    fold = "inline" if layout == "inline" else "process"
+    one = WorkerProcess(
+        settings.model_copy(update={"web_port": free_port(), "worker_fold": fold}),
+        logs / f"latency-{layout}.log",
+    )
+    return [one], [one]
+
+
 async def latency(
     base: Settings,
     seconds: float,
     event_rate: float,
     request_rate: float,
     logs: Path,
+    layout: str = "default",
     event_workers: int = 1,
     events_nice: int = 0,
+    drain_limit: float = 900.0,
 ) -> dict[str, Any]:
-    """Decision latency and freshness while events stream in, next to a Kafka echo."""
+    """Decision latency and freshness while events stream in, next to a Kafka echo under the
+    same event load; then how long the fold takes to catch up, and whether every event sent
+    is accounted for (applied, duplicate or dead-lettered)."""
     settings = isolated(base, partitions=12, web_port=free_port())
     await ensure_topics(settings)
     topics = Topics.from_settings(settings)
@@ -239,59 +285,47 @@ async def latency(
     producer = AIOKafkaProducer(**producer_options(settings), linger_ms=2)
     await producer.start()
     result: dict[str, Any] = {
+        "layout": layout,
         "seconds": seconds,
         "event_rate": event_rate,
         "request_rate": request_rate,
-        "event_workers": event_workers,
-        "events_nice": events_nice,
     }
+    if layout == "split":
+        result |= {"event_workers": event_workers, "events_nice": events_nice}
+    processes: list[WorkerProcess] = []
     try:
         # 1. Echo baseline under the same event load.
         stop = asyncio.Event()
         echo = asyncio.create_task(_echo(settings, echo_in, echo_out, stop))
         sent_at: dict[bytes, float] = {}
         latencies: list[float] = []
-        result["echo"] = summary_ms(
-            await _measure(
-                settings,
-                producer,
-                load,
-                0,
-                event_rate,
-                request_rate,
-                seconds,
-                echo_out,
-                lambda i: (echo_in, b"u", f"echo-{i}".encode()),
-                lambda r: r.value,
-                sent_at,
-                latencies,
-            )
+        echoed, _, _ = await _measure(
+            settings,
+            producer,
+            load,
+            0,
+            event_rate,
+            request_rate,
+            seconds,
+            echo_out,
+            lambda i: (echo_in, b"u", f"echo-{i}".encode()),
+            lambda r: r.value,
+            sent_at,
+            latencies,
         )
+        result["echo"] = summary_ms(echoed)
         stop.set()
         await echo
-        # 2. The scorer, same load: events workers and a decisions worker (own group), so a
-        # request never queues behind an event batch.
-        folders = [
-            WorkerProcess(
-                settings.model_copy(
-                    update={
-                        "worker_role": "events",
-                        "web_port": free_port(),
-                        "worker_nice": events_nice,
-                    }
-                ),
-                logs / f"latency-events-{i}.log",
-            )
-            for i in range(event_workers)
-        ]
-        decider = WorkerProcess(
-            settings.model_copy(update={"worker_role": "decisions", "web_port": free_port()}),
-            logs / "latency-decisions.log",
-        )
+        # 2. The scorer, same load.
+        processes, folders = _scorer_processes(settings, layout, logs, event_workers, events_nice)
         await _start_at_end(settings, settings.events_group, topics.events)
-        for folder in folders:
-            folder.start()
-        decider.start()
+        for process in processes:
+            process.start()
+        # Measured once the fold consumes (its process starts beside the worker's loop).
+        members = event_workers if layout == "split" else 1
+        await wait_for(
+            lambda: _group_is(settings, ("Stable", members)), timeout=120, message="the fold"
+        )
         sent_at, latencies = {}, []
         now = datetime.now(UTC)
 
@@ -313,35 +347,81 @@ async def latency(
         start_offset = len(load) // 2
         fresh: list[float] = []
         probing = asyncio.create_task(_freshness(settings, producer, seconds, fresh))
-        result["scorer"] = summary_ms(
-            await _measure(
-                settings,
-                producer,
-                load,
-                start_offset,
-                event_rate,
-                request_rate,
-                seconds,
-                topics.loan_decisions,
-                request,
-                decision_id,
-                sent_at,
-                latencies,
-                key_of=lambda i: f"lat-{i}".encode(),
-            )
+        answered, events_sent, requests_sent = await _measure(
+            settings,
+            producer,
+            load,
+            start_offset,
+            event_rate,
+            request_rate,
+            seconds,
+            topics.loan_decisions,
+            request,
+            decision_id,
+            sent_at,
+            latencies,
+            key_of=lambda i: f"lat-{i}".encode(),
         )
-        await probing
+        probes = await probing
+        result["scorer"] = summary_ms(answered)
+        result["p99_over_echo_ms"] = round(result["scorer"]["p99_ms"] - result["echo"]["p99_ms"], 1)
+        result["requests_answered"] = f"{len(answered)} of {requests_sent}"
         result["freshness"] = summary_ms(fresh)
-        result["scorer_applied_events"] = sum(
-            f.counter("creditline_records_applied_total") for f in folders
-        )
-        for folder in folders:
-            folder.stop()
-        decider.stop()
+        # 3. The fold catches up; every event sent is accounted for.
+        result |= await _drain(settings, folders, events_sent + probes, drain_limit)
         return result
     finally:
+        for process in processes:
+            process.stop()
         await producer.stop()
         await cleanup(settings)
+
+
+async def _group_is(settings: Settings, state: tuple[str, int]) -> bool:
+    return await group_members(settings) == state
+
+
+async def _drain(
+    settings: Settings, folders: list[WorkerProcess], sent: int, limit: float
+) -> dict[str, Any]:
+    """Lag when the load stops (as Kafka sees it and as the workers report it), seconds until
+    it is 0, and the events sent that the fold's counters do not account for."""
+    topics = Topics.from_settings(settings).events
+    lag = await committed_lag(settings, topics)
+    # The workers' gauge (refreshed every LAG_INTERVAL_SECONDS): an operator's view of it.
+    reported = max(
+        sum(f.counter("creditline_consumer_lag_records", topic=t) for t in topics) for f in folders
+    )
+    started = time.perf_counter()
+    while await committed_lag(settings, topics) > 0:
+        if time.perf_counter() - started > limit:
+            break
+        await asyncio.sleep(0.5)
+    drained = time.perf_counter() - started
+    counted = sum(
+        f.counter(name, topic=t)
+        for f in folders
+        for t in topics
+        for name in (
+            "creditline_records_applied_total",
+            "creditline_records_duplicate_total",
+            "creditline_records_dead_lettered_total",
+        )
+    )
+    return {
+        "lag_at_end_of_load": lag,
+        "lag_reported_by_worker": round(reported),
+        "drain_seconds": round(drained, 1),
+        "events_sent": sent,
+        "events_unaccounted": round(sent - counted),
+        "applied_events": round(
+            sum(
+                f.counter("creditline_records_applied_total", topic=t)
+                for f in folders
+                for t in topics
+            )
+        ),
+    }
 
 
 async def _measure(
@@ -358,7 +438,9 @@ async def _measure(
     sent_at: dict[bytes, float],
     latencies: list[float],
     key_of: Any = None,
-) -> list[float]:
+) -> tuple[list[float], int, int]:
+    """Requests at ``request_rate`` beside events at ``event_rate`` for ``seconds``: the
+    latency of each reply, and how many events and requests were sent."""
     consumer = AIOKafkaConsumer(
         reply_topic,
         **client_options(settings),
@@ -396,13 +478,14 @@ async def _measure(
     await producer.flush()
     await collector
     await consumer.stop()
-    return latencies
+    return latencies, events.sent, requests.sent
 
 
 async def _freshness(
     settings: Settings, producer: AIOKafkaProducer, seconds: float, delays: list[float]
-) -> None:
-    """Every 100 ms a first event for a new probe user; time until its state exists."""
+) -> int:
+    """Every 100 ms a first event for a new probe user; time until its state exists. Returns
+    the number of probe events sent."""
     topics = Topics.from_settings(settings)
     keys = KeyLayout(settings.redis_key_prefix)
     client = redis_client(settings)
@@ -434,6 +517,7 @@ async def _freshness(
                     if exists:
                         delays.append(now - pending.pop(user))
             await asyncio.sleep(0.005)
+        return n
     finally:
         await client.aclose()
 

@@ -165,7 +165,7 @@ async def shadow_cost(
 
         async def measure(name: str, duration: float) -> list[float]:
             phase["name"] = name
-            return await _measure(
+            latencies, _, _ = await _measure(
                 settings,
                 producer,
                 [],
@@ -180,6 +180,7 @@ async def shadow_cost(
                 [],
                 key_of=lambda i: f"{name}-{i}".encode(),
             )
+            return latencies
 
         def shadowed() -> float:
             return worker.counter("creditline_shadow_decisions_total")
