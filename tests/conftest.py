@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import hypothesis
 import pytest
 import redis.exceptions
 from pydantic import SecretStr
@@ -22,20 +21,11 @@ from streams.adapters.redis.client import redis_client
 from streams.devtools.stack.local import port_open
 from streams.settings import Settings
 from streams.topics import Topics
-from tests import scheduling
+from tests import properties, scheduling  # noqa: F401 (properties: the Hypothesis profile)
 from tests.redis_nodes import LocalRedisCluster
 from tests.secure_redis import SecureRedis
 
 ROOT = Path(__file__).resolve().parent
-
-# Property tests check properties, not speed: no per-example deadline (200 ms by default) and
-# no health check on slow data generation, either of which fails on a slower or busier machine.
-hypothesis.settings.register_profile(
-    "creditline",
-    deadline=None,
-    suppress_health_check=[hypothesis.HealthCheck.too_slow],
-)
-hypothesis.settings.load_profile("creditline")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
