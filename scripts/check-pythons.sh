@@ -11,6 +11,12 @@
 # reported and skipped; none found at all is not a failure (exit 0), so CI on a machine with
 # only 3.11 passes and says so. Integration and e2e tests stay on the main interpreter: what
 # they add is Kafka and Redis, not the language.
+#
+# The interpreters are checked at the same time, each one's output printed whole when it is
+# done, in the order of $versions. Their property tests run with Hypothesis' `compat` profile
+# (a fifth of the examples: tests/properties.py), since what is checked here is the
+# interpreter; the main interpreter's `pytest` runs them at full depth. HYPOTHESIS_PROFILE
+# set by the caller is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,28 +41,43 @@ find_python() {  # X.Y -> path of a working interpreter, or nothing
   fi
 }
 
-tried=0
-failed=()
-for version in $versions; do
-  python=$(find_python "$version")
-  if [ -z "$python" ]; then
-    echo "python$version: not on this machine, skipped"
-    continue
-  fi
-  tried=$((tried + 1))
+check() {  # X.Y interpreter -> its venv, install and unit tests; exit status as theirs
+  local version=$1 python=$2 venv="$work/py$1" start=$SECONDS
   echo "python$version: $python ($("$python" -c 'import platform; print(platform.python_version())'))"
-  venv="$work/py$version"
-  start=$SECONDS
   if "$python" -m venv "$venv" &&
     "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock &&
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps . &&
     (cd "$work" && "$venv/bin/python" -c 'import streams.cli, schemas, faust, aiokafka') &&
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit; then
+    HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-compat} \
+      "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit; then
     echo "python$version: passed in $((SECONDS - start)) s"
   else
     echo "python$version: FAILED after $((SECONDS - start)) s"
-    failed+=("$version")
+    return 1
   fi
+}
+
+declare -A pid
+tried=0
+for version in $versions; do
+  python=$(find_python "$version")
+  if [ -z "$python" ]; then
+    echo "python$version: not on this machine, skipped" >"$work/py$version.log"
+    continue
+  fi
+  check "$version" "$python" >"$work/py$version.log" 2>&1 &
+  pid[$version]=$!
+  tried=$((tried + 1))
+done
+
+failed=()
+for version in $versions; do
+  status=0
+  if [ -n "${pid[$version]:-}" ]; then
+    wait "${pid[$version]}" || status=$?
+  fi
+  cat "$work/py$version.log"
+  [ "$status" -eq 0 ] || failed+=("$version")
 done
 
 if [ "$tried" -eq 0 ]; then

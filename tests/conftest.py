@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import hypothesis
 import pytest
 import redis.exceptions
 from pydantic import SecretStr
@@ -22,29 +21,38 @@ from streams.adapters.redis.client import redis_client
 from streams.devtools.stack.local import port_open
 from streams.settings import Settings
 from streams.topics import Topics
+from tests import properties, scheduling  # noqa: F401 (properties: the Hypothesis profile)
 from tests.redis_nodes import LocalRedisCluster
 from tests.secure_redis import SecureRedis
 
 ROOT = Path(__file__).resolve().parent
 
-# Property tests check properties, not speed: no per-example deadline (200 ms by default) and
-# no health check on slow data generation, either of which fails on a slower or busier machine.
-hypothesis.settings.register_profile(
-    "creditline",
-    deadline=None,
-    suppress_health_check=[hypothesis.HealthCheck.too_slow],
-)
-hypothesis.settings.load_profile("creditline")
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    scheduling.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("store_durations") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(scheduling.DurationRecorder(), "creditline-durations")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many processes ``-n auto`` (the default) starts: see tests/scheduling.py."""
+    return scheduling.worker_count(config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by their folder, so `-m integration` or `-m 'not e2e'` select layers."""
+    """Mark tests by their folder, so `-m integration` or `-m 'not e2e'` select layers; on a
+    pytest-xdist worker, group and order them (tests/scheduling.py)."""
     for item in items:
         path = Path(str(item.fspath)).resolve()
         if ROOT / "integration" in path.parents:
             item.add_marker(pytest.mark.integration)
         if ROOT / "e2e" in path.parents:
             item.add_marker(pytest.mark.e2e)
+    if hasattr(config, "workerinput"):
+        scheduling.schedule(items)
 
 
 def stack_settings() -> Settings:

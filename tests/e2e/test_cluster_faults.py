@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from streams.devtools.simulation import population_events, to_record
-from streams.devtools.stack import LocalStack
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
-from tests.e2e.conftest import WorkerProcess, free_port
+from tests.e2e.conftest import WorkerProcess, free_port, private_kafka, running_worker
 from tests.support import (
     assert_redis_matches_reference,
     committed_lag,
@@ -99,26 +98,38 @@ async def test_two_workers_with_rebalances_lose_nothing(
 
 
 async def test_a_broker_restart_mid_stream_loses_nothing(
-    worker: WorkerProcess,
+    base_settings: Settings, tmp_path: Path
 ) -> None:
-    stack = LocalStack(Settings())
-    if not stack.status()[0].managed:
-        pytest.skip("the broker was not started by `creditline up`, so it is not ours to restart")
-    settings = worker.settings
-    topics = Topics.from_settings(settings)
-    events = population_events(300, seed=53, now=datetime.now(UTC))
-    records = [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
-    half = len(records) // 2
-    await produce(settings, records[:half])
-    await asyncio.to_thread(stack.stop, "kafka")
-    await asyncio.sleep(3)
-    await asyncio.to_thread(stack.start_kafka)
-    await produce(settings, records[half:])
-    await assert_redis_matches_reference(settings, events, timeout=120)
-    assert worker.process is not None
-    assert worker.process.poll() is None  # recovered by itself, no restart
+    # A broker of the test's own: restarting the shared one would cut every test running
+    # beside this one (the suite runs on several processes).
+    kafka = private_kafka(tmp_path, nodes=1)
+    try:
+        await asyncio.to_thread(kafka.start)
+        settings = isolated(
+            base_settings,
+            partitions=12,
+            web_port=free_port(),
+            log_level="info",
+            kafka_bootstrap_servers=kafka.bootstrap_servers,
+        )
+        async with running_worker(settings, tmp_path / "worker.log") as worker:
+            topics = Topics.from_settings(settings)
+            events = population_events(300, seed=53, now=datetime.now(UTC))
+            records = [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+            half = len(records) // 2
+            await produce(settings, records[:half])
+            [node] = kafka.nodes
+            await asyncio.to_thread(kafka.stop_node, node.node_id)
+            await asyncio.sleep(3)
+            await asyncio.to_thread(kafka.start_node, node.node_id)
+            await produce(settings, records[half:])
+            await assert_redis_matches_reference(settings, events, timeout=120)
+            assert worker.process is not None
+            assert worker.process.poll() is None  # recovered by itself, no restart
 
-    async def committed() -> bool:
-        return await committed_lag(settings, topics.events) == 0
+            async def committed() -> bool:
+                return await committed_lag(settings, topics.events) == 0
 
-    await wait_for(committed, timeout=60, message="committed offsets at the log end")
+            await wait_for(committed, timeout=60, message="committed offsets at the log end")
+    finally:
+        await asyncio.to_thread(kafka.stop)

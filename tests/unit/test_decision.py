@@ -21,6 +21,7 @@ from streams.core.policy import load_default_policy
 from streams.core.scoring import Assessment, LineStatus, assess
 from streams.core.state import UserState, fold_events
 from tests.builders import NOW, asset, loan_request, repayment, spending, ts
+from tests.properties import examples
 
 POLICY = load_default_policy()
 PROMO = POLICY.promotions[0]
@@ -301,7 +302,7 @@ def test_status_reasons_explain_each_status() -> None:
     assert status_reasons(frozen, POLICY)[0].code == "FROZEN_PAST_DUE"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     amount=st.integers(1, 500_000),
     available=st.integers(0, 300_000),

@@ -29,6 +29,7 @@ from tests.builders import (
     ts,
 )
 from tests.corpus import BadRecord, bad_corpus
+from tests.properties import examples
 
 LIMITS = DecodeLimits(max_record_bytes=64 * 1024)
 
@@ -111,7 +112,7 @@ def _assert_accepted_is_sane(record: Any) -> None:
             assert Decimal(0) <= value <= MONEY_MAX, name
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(list(RecordKind)), key=st.binary(max_size=8), value=st.binary())
 def test_arbitrary_bytes_raise_only_rejected_record(
     kind: RecordKind, key: bytes, value: bytes
@@ -123,7 +124,7 @@ def test_arbitrary_bytes_raise_only_rejected_record(
     _assert_accepted_is_sane(record)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(list(RecordKind)),
     base=st.sampled_from([repayment_doc(), spending_doc(), asset_doc(), request_doc()]),
@@ -267,7 +268,7 @@ def rfc3339(moment: datetime, offset_minutes: int | None, fraction: bool) -> str
     return f"{text}{sign}{hours:02d}:{minutes:02d}"
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(list(RecordKind)),
     moment=moments,
@@ -293,7 +294,7 @@ def test_any_rfc3339_timestamp_is_accepted_within_bounds_or_rejected_with_a_time
     assert NOW - LIMITS.horizon <= stamp <= NOW + LIMITS.future_tolerance
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(list(RecordKind)),
     stamp=st.text(max_size=40)

@@ -16,6 +16,7 @@ from streams.core.path_back import good_behaviour_events, path_back
 from streams.core.scorecard import load_default_scorecard, load_expert_scorecard
 from streams.core.state import UserState, fold_events
 from streams.devtools.docs import worked_example_events
+from tests.properties import examples
 from tests.scorecard_histories import AT, histories
 
 FITTED = load_default_scorecard()
@@ -95,7 +96,7 @@ def test_a_user_above_the_target_needs_no_path() -> None:
     assert result.reached and result.paths == []
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(histories(), st.integers(450, 750))
 def test_every_path_reaches_its_target_under_any_card(
     events: list[InputEvent], target: int

@@ -24,6 +24,7 @@ from streams.core.scoring import (
 )
 from streams.core.state import fold_events
 from tests.builders import NOW, asset, repayment, ts
+from tests.properties import examples
 
 POLICY = load_default_policy()
 CARD = load_default_scorecard()
@@ -113,25 +114,25 @@ feature_strategy = st.builds(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(f=feature_strategy, more=st.floats(0, 20))
 def test_more_on_time_repayments_never_lower_the_score(f: Features, more: float) -> None:
     assert score(replace(f, on_time_repayments=f.on_time_repayments + more)) >= score(f)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(f=feature_strategy, more=st.integers(0, 10**6))
 def test_more_verified_assets_never_lower_the_score(f: Features, more: int) -> None:
     assert score(replace(f, verified_assets=f.verified_assets + more)) >= score(f)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(f=feature_strategy, more=st.integers(0, 200))
 def test_more_days_past_due_never_raise_the_score(f: Features, more: int) -> None:
     assert score(replace(f, worst_days_past_due_12m=f.worst_days_past_due_12m + more)) <= score(f)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(f=feature_strategy, dti=st.floats(0, 5), more=st.floats(0, 5))
 def test_higher_debt_to_income_never_raises_the_score(f: Features, dti: float, more: float) -> None:
     low = replace(f, debt_to_income=dti)
@@ -139,7 +140,7 @@ def test_higher_debt_to_income_never_raises_the_score(f: Features, dti: float, m
     assert score(high) <= score(low)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(n_on_time=st.integers(0, 12), n_missed=st.integers(0, 4))
 def test_folded_on_time_repayments_never_lower_the_score(n_on_time: int, n_missed: int) -> None:
     missed: list[InputEvent] = [
@@ -216,7 +217,7 @@ def test_freezing_is_immediate_and_leaving_it_is_not_dwell_limited() -> None:
     assert step(frozen, 600, 3).status is EffectiveStatus.CLOSED
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     scores=st.lists(st.integers(350, 950), min_size=2, max_size=60), gap_hours=st.integers(1, 96)
 )
@@ -326,7 +327,7 @@ def _values_by_reflection(f: Features) -> dict[str, float | None]:
     return result
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     income=st.none() | st.decimals(0, 10**6, places=2),
     dti=st.none() | st.floats(0, 10),

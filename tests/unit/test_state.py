@@ -25,6 +25,7 @@ from streams.core.state import (
     reference_fold,
 )
 from tests.builders import asset, repayment, spending, ts
+from tests.properties import examples
 from tests.states import assert_same_state
 
 
@@ -134,7 +135,7 @@ events_strategy = st.lists(
 ).map(lambda rows: [_event(k, i, d, a, p, f) for i, (k, d, a, p, f) in enumerate(rows)])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(events=events_strategy, seed=st.integers(0, 2**32 - 1))
 def test_any_order_folds_to_the_same_state(events: list[InputEvent], seed: int) -> None:
     shuffled = list(events)
@@ -145,7 +146,7 @@ def test_any_order_folds_to_the_same_state(events: list[InputEvent], seed: int) 
     assert_same_state(a, b)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(events=events_strategy, seed=st.integers(0, 2**32 - 1))
 def test_duplicates_in_any_order_do_not_change_the_reference(
     events: list[InputEvent], seed: int
@@ -156,7 +157,7 @@ def test_duplicates_in_any_order_do_not_change_the_reference(
     assert_same_state(reference_fold(events)["u-1"], reference_fold(redelivered)["u-1"])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(events=events_strategy)
 def test_codec_round_trips_exactly(events: list[InputEvent]) -> None:
     state = fold_events(None, events)
@@ -176,7 +177,7 @@ def _one_by_one(state: UserState | None, events: list[InputEvent]) -> UserState 
     return state
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(events=events_strategy, split=st.integers(0, 40))
 def test_one_pass_fold_equals_applying_event_by_event(events: list[InputEvent], split: int) -> None:
     # Exactly equal (floats too): the same operations in the same order.
@@ -201,7 +202,7 @@ def test_one_pass_fold_refuses_events_of_another_user() -> None:
         fold_events(None, [spending(user_id="u-1"), spending(user_id="u-2", event_id="s-2")])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(events=events_strategy)
 def test_codec_writes_the_bytes_the_json_module_writes(events: list[InputEvent]) -> None:
     state = fold_events(None, events)

@@ -29,6 +29,7 @@ from streams.core.timeline import (
     update,
 )
 from tests.builders import asset, repayment, spending
+from tests.properties import examples
 
 POLICY = load_default_policy()
 TIMELINE = constant(POLICY)
@@ -123,7 +124,7 @@ def histories(draw: st.DrawFn) -> list[InputEvent]:
     return events
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=histories(), seed=st.integers(0, 2**32 - 1))
 def test_any_batching_order_and_duplication_gives_the_reference_trajectory(
     events: list[InputEvent], seed: int
@@ -146,7 +147,7 @@ def test_any_batching_order_and_duplication_gives_the_reference_trajectory(
     assert_same(process(batches), reference(events, clock - timedelta(seconds=0)))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=histories(), seed=st.integers(0, 2**32 - 1), days=st.integers(1, 200))
 def test_time_passing_reviews_are_the_same_whenever_they_are_swept(
     events: list[InputEvent], seed: int, days: int
