@@ -164,7 +164,10 @@ async def test_beyond_the_in_flight_bound_requests_are_429_until_one_ends() -> N
     d, kafka, _, _ = desk(wait=0.3, in_flight=1)
     kafka.answering = False
     waiting = asyncio.create_task(d.submit(body(request_id="q-1"), JSON))
-    await asyncio.sleep(0.05)
+    for _ in range(10_000):  # until q-1 is published and waits for its decision
+        if kafka.to(TOPICS.loan_requests):
+            break
+        await asyncio.sleep(0.001)
     busy = await d.submit(body(request_id="q-2"), JSON)
     assert busy.status == 429
     assert dict(busy.headers)["Retry-After"] == "1"
