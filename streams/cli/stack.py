@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from streams.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    pass
 from streams.cli.root import (
     JsonOption,
     app,
@@ -22,6 +18,7 @@ from streams.cli.root import (
     fail,
     run,
 )
+from streams.settings import Settings, get_settings
 
 
 # ---- local stack ---------------------------------------------------------------------------

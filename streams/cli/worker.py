@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from streams.cli.root import app, run
+from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from streams.runtime.fold_process import FoldProcess
-from streams.settings import Settings, get_settings
 
 
 class Role(StrEnum):
