@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import trustme
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -29,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.client import client_options
 from streams.devtools.stack import LocalStack
 from streams.devtools.stack.kafka import BrokerTls, KafkaCluster, KafkaNode
 from streams.settings import ENV_PREFIX, Settings
@@ -49,6 +52,30 @@ def private_kafka(root: Path, nodes: int, tls: BrokerTls | None = None) -> Kafka
         heap="384m",
         tls=tls,
     )
+
+
+async def await_group_coordinators(settings: Settings, timeout: float = 180.0) -> None:
+    """Wait until each of the worker's consumer groups has a coordinator.
+
+    A new cluster creates its offsets topic on the first group request; with three
+    replicas on a loaded machine that can outlast the worker's own start-up wait
+    (``KAFKA_REQUEST_TIMEOUT_SECONDS``), which then exits, rightly, with an error.
+    """
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    deadline = time.monotonic() + timeout
+    try:
+        for group in settings.consumer_groups:
+            while True:
+                try:
+                    await admin.find_coordinator(group)
+                    break
+                except KafkaError as exc:
+                    if not exc.retriable or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

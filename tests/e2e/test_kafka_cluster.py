@@ -22,7 +22,7 @@ from streams.devtools.stack.kafka import KafkaCluster
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
-from tests.e2e.conftest import WorkerProcess, free_port, private_kafka
+from tests.e2e.conftest import WorkerProcess, await_group_coordinators, free_port, private_kafka
 from tests.support import (
     StreamGate,
     assert_redis_matches_reference,
@@ -62,6 +62,7 @@ async def cluster_settings(
         web_port=free_port(),
     )
     await ensure_topics(settings)
+    await await_group_coordinators(settings)
     yield settings
     await cleanup(settings)
 
