@@ -56,6 +56,11 @@ def main() -> None:
         default=0,
         help="latency: CREDITLINE_WORKER_NICE of the events workers (0 = same as decisions)",
     )
+    parser.add_argument(
+        "--no-peer",
+        action="store_true",
+        help="ingest: skip the Quix Streams peer (its venv is built on first use)",
+    )
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
         "--only",
@@ -86,7 +91,9 @@ def main() -> None:
     async def run() -> None:
         if "ingest" in only:
             console.print(f"ingest: {args.events:,} events, {args.users:,} users …")
-            results["ingest"] = await ingest(base, args.events, args.users, 1, logs, True)
+            results["ingest"] = await ingest(
+                base, args.events, args.users, 1, logs, True, with_peer=not args.no_peer
+            )
         if "latency" in only:
             for layout in layouts:
                 console.print(

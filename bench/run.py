@@ -17,6 +17,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.peers.quix import quix_ingest
+from bench.process import peak_rss_kib, tree_cpu_seconds
 from bench.workload import Record, bench_records
 from schemas.models import DisplayedStatus, LoanRequest
 from streams.adapters.kafka.admin import ensure_topics
@@ -49,6 +51,60 @@ def summary_ms(values: Sequence[float]) -> dict[str, float]:
         "p99_ms": round(percentile(values, 0.99) * 1000, 1),
         "max_ms": round(max(values) * 1000, 1) if values else float("nan"),
     }
+
+
+def histogram_quantile(
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]],
+    name: str,
+    q: float,
+    **labels: str,
+) -> float | None:
+    """The q-quantile of a Prometheus histogram scraped from a worker, interpolated within
+    its bucket as PromQL's ``histogram_quantile`` does; None without observations."""
+    buckets: dict[float, float] = {}
+    for key, value in samples.get(f"{name}_bucket", {}).items():
+        found = dict(key)
+        if all(found.get(k) == v for k, v in labels.items()):
+            bound = float(found["le"])
+            buckets[bound] = buckets.get(bound, 0.0) + value
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] == 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return lower
+            share = (rank - below) / (buckets[bound] - below) if buckets[bound] > below else 1
+            return lower + (bound - lower) * share
+        lower, below = bound, buckets[bound]
+    return lower
+
+
+#: Where a decision's time goes, from the worker's own histograms: (figure, metric, labels).
+STAGES: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("decision_sent", "creditline_decision_latency_seconds", {}),
+    ("redis_read_state", "creditline_redis_operation_seconds", {"operation": "read_state"}),
+    (
+        "redis_remember_decision",
+        "creditline_redis_operation_seconds",
+        {"operation": "remember_decision"},
+    ),
+    ("fold_batch", "creditline_batch_processing_seconds", {}),
+    ("fold_redis_save", "creditline_redis_operation_seconds", {"operation": "save"}),
+)
+
+
+def stages_ms(worker: WorkerProcess) -> dict[str, str]:
+    """p50 / p99 of each of :data:`STAGES` as the worker measured them (bucket-interpolated)."""
+    samples = worker.samples()
+    result: dict[str, str] = {}
+    for figure, metric, labels in STAGES:
+        p50, p99 = (histogram_quantile(samples, metric, q, **labels) for q in (0.5, 0.99))
+        if p50 is not None and p99 is not None:
+            result[figure] = f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    return result
 
 
 async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -> float:
@@ -97,22 +153,17 @@ async def used_memory(settings: Settings) -> int:
         await client.aclose()
 
 
-def peak_rss_kib(pid: int) -> int:
-    """VmHWM of a process and its children (a role-all worker's fold process), KiB."""
-    total = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            total += int(line.split()[1])
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += peak_rss_kib(int(child))
-    return total
-
-
 async def ingest(
-    base: Settings, events: int, users: int, workers: int, logs: Path, with_baselines: bool
+    base: Settings,
+    events: int,
+    users: int,
+    workers: int,
+    logs: Path,
+    with_baselines: bool,
+    with_peer: bool = False,
 ) -> dict[str, Any]:
-    """Preload the topics, then time baselines and the worker(s) over the same records."""
+    """Preload the topics, then time baselines, the worker(s) and (``with_peer``) the Quix
+    Streams peer running creditline's core over the same records."""
     settings = isolated(base, partitions=12)
     await ensure_topics(settings)
     try:
@@ -150,10 +201,17 @@ async def ingest(
         result["worker_peak_rss_mib"] = round(
             max(peak_rss_kib(p.process.pid) for p in procs if p.process) / 1024, 1
         )
+        cpu = sum(tree_cpu_seconds(p.process.pid) for p in procs if p.process)
+        result["scorer_cpu_seconds"] = round(cpu, 1)
         for p in procs:
             p.stop()
         memory_after = await used_memory(settings)
         result["redis_bytes_per_user"] = round((memory_after - memory_before) / users)
+        if with_peer:
+            peer = await quix_ingest(settings, events, logs, limit=max(600.0, 20 * elapsed))
+            result |= peer
+            result["ratio_vs_quix"] = round(result["scorer_per_s"] / peer["quix_per_s"], 2)
+            result["cpu_ratio_vs_quix"] = round(peer["quix_cpu_seconds"] / cpu, 2)
         if with_baselines:
             result["ratio_vs_a"] = round(
                 result["scorer_per_s"] / result["baseline_a_read_per_s"], 3
@@ -367,6 +425,7 @@ async def latency(
         result["p99_over_echo_ms"] = round(result["scorer"]["p99_ms"] - result["echo"]["p99_ms"], 1)
         result["requests_answered"] = f"{len(answered)} of {requests_sent}"
         result["freshness"] = summary_ms(fresh)
+        result["worker_stages"] = stages_ms(processes[-1])
         # 3. The fold catches up; every event sent is accounted for.
         result |= await _drain(settings, folders, events_sent + probes, drain_limit)
         return result

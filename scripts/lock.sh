@@ -38,4 +38,9 @@ compile() {  # output file, then pip-compile arguments
 export CUSTOM_COMPILE_COMMAND="scripts/lock.sh"
 compile requirements.lock
 compile requirements-dev.lock --extra dev --extra model --constraint requirements.lock
+# The benchmark's Quix Streams peer, a venv of its own (see the file's comment).
+args=(--quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url
+      --no-emit-trusted-host --no-emit-find-links --resolver=backtracking)
+[ "$mode" = "--upgrade" ] && args+=(--upgrade)
+"$work/venv/bin/pip-compile" "${args[@]}" --output-file bench/peers/quix.lock bench/peers/quix.in
 

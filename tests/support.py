@@ -186,12 +186,12 @@ def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
     return {k: bytes(v).decode() for k, v in (record.headers or ())}
 
 
-async def committed_lag(settings: Settings, topics: Sequence[str]) -> int:
-    """Records of event ``topics`` beyond the events group's committed offsets (0 = all
-    committed)."""
+async def committed_lag(settings: Settings, topics: Sequence[str], group: str | None = None) -> int:
+    """Records of event ``topics`` beyond the committed offsets of ``group`` (by default the
+    events group); 0 = all committed."""
     consumer = AIOKafkaConsumer(
         **client_options(settings),
-        group_id=settings.events_group,
+        group_id=group or settings.events_group,
         enable_auto_commit=False,
     )
     await consumer.start()

@@ -188,18 +188,18 @@ class EventFolder:
                 return failed, conflicting, outbox
             candidates = {u: [p.fingerprint for p in ps] for u, ps in remaining.items()}
             stored = await self.retry.until_stopped("load", partial(self.store.load, candidates))
-            wanted = [u for u in remaining if self._needs_ledger(stored[u], remaining[u], now)]
+            wanted = [u for u in remaining if self.reads_ledger(stored[u], remaining[u], now)]
             ledgers = await self.retry.until_stopped(
                 "load_ledger", partial(self.store.load_ledgers, wanted)
             )
             writes: list[UserWrite] = []
-            outcomes: dict[str, _UserOutcome] = {}
+            outcomes: dict[str, UserOutcome] = {}
             for user, pendings in remaining.items():
                 current = stored[user]
                 if current.pending_status_event is not None:
                     outbox[user] = current.pending_status_event
                 try:
-                    outcome = self._fold_user(
+                    outcome = self.fold_user(
                         user, current, pendings, ledgers.get(user), timelines, now
                     )
                 except Exception:
@@ -277,7 +277,7 @@ class EventFolder:
             kept.append(p)
         return kept
 
-    def _needs_ledger(self, current: StoredUser, pendings: list[Pending], now: datetime) -> bool:
+    def reads_ledger(self, current: StoredUser, pendings: list[Pending], now: datetime) -> bool:
         """Whether a user's earlier events must be read: a re-sent event id (is its content
         the same?), a late event, events not reviewed yet, or an event leaving the window."""
         if any(p.fingerprint in current.already_applied for p in pendings):
@@ -291,7 +291,7 @@ class EventFolder:
             self.limits.horizon,
         )
 
-    def _fold_user(
+    def fold_user(
         self,
         user: str,
         current: StoredUser,
@@ -299,7 +299,9 @@ class EventFolder:
         ledger: Ledger | None,
         timelines: PolicyTimeline,
         now: datetime,
-    ) -> _UserOutcome:
+    ) -> UserOutcome:
+        """One user's fresh events folded into a write (None when nothing changes), without I/O,
+        given the stored user and, when :meth:`reads_ledger` says so, its ledger."""
         digests: dict[int, int] = {fp: d for fp, (_, d) in (ledger or {}).items()}
         fresh: list[Pending] = []
         dupes: list[Pending] = []
@@ -324,14 +326,14 @@ class EventFolder:
             and (upcoming is None or upcoming > now)
             and (policy_change is None or policy_change > now)
         ):
-            return _UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
+            return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
         horizon = self.limits.horizon
         earlier = [event for event, _ in ledger.values()] if ledger is not None else None
         checkpoint = update(
             current.checkpoint, [p.event for p in fresh], earlier, timelines, now, horizon
         )
         if checkpoint == current.checkpoint and not fresh:
-            return _UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
+            return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
         # The ledger: the new entries appended, or (events left the window) rewritten.
         entries = [encode_entry(p.event, p.digest) for p in fresh]
         removed: list[int] = []
@@ -384,7 +386,7 @@ class EventFolder:
         )
         self._observe_intervals(current.checkpoint, checkpoint)
         past_changed = restated and _past_restated(current.checkpoint, checkpoint, announced)
-        return _UserOutcome(write, fresh, dupes, conflicting, restated=past_changed)
+        return UserOutcome(write, fresh, dupes, conflicting, restated=past_changed)
 
     def _at_capacity(self, ledger_size: int, checkpoint: Checkpoint) -> str:
         """Which of the user's kept histories is full (``events``, ``loans``), comma
@@ -443,7 +445,9 @@ def _past_restated(old: Checkpoint, new: Checkpoint, at: datetime | None) -> boo
 
 
 @dataclass
-class _UserOutcome:
+class UserOutcome:
+    """What folding one user's batch gives: the write, and each record's fate."""
+
     write: UserWrite | None
     fresh: list[Pending]
     duplicates: list[Pending]

@@ -1,0 +1,158 @@
+"""The Quix Streams peer of ``make bench``: creditline's own core inside Quix Streams.
+
+What a user would build instead of creditline's worker: a Quix Streams application over the
+same three event topics (concatenated into one stream, so one user's events share one state),
+exactly-once, RocksDB state, 1 s checkpoints, librdkafka fetch tuned for a backlog. Each
+record is decoded, deduplicated, folded and scored by the same functions the worker calls
+(:meth:`EventFolder.fold_user`), and the user's checkpoint, ledger, seen event ids and the
+standing's summary are kept in the state store; status changes go to the line-status topic.
+
+Run by :mod:`bench.peers.quix` in a venv of its own (quixstreams 3.28 caps pydantic below
+creditline's pin), with creditline's settings in the environment. Not imported by creditline.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from quixstreams import Application, message_context
+
+from bench.peers import QUIX_GROUP_ENV, QUIX_STATE_DIR_ENV
+from schemas.models import LoanRequest
+from streams.adapters.redis.layout import standing_summary, trajectory_summary
+from streams.core.codec import (
+    decode_state,
+    decode_trajectory,
+    encode_state,
+    encode_trajectory,
+    from_micros,
+    to_micros,
+)
+from streams.core.decoding import RejectedRecord, decode_record
+from streams.core.ledger import content_digest, decode_ledger, fingerprint
+from streams.core.policy import load_default_policy
+from streams.core.timeline import START, Checkpoint, constant
+from streams.metrics import Metrics
+from streams.ports import InboundRecord, StoredUser
+from streams.service.fold import EventFolder
+from streams.service.shell import Pending
+from streams.settings import Settings
+from streams.topics import Topics
+
+
+def _stored(doc: dict[str, Any], seen: list[int], fp: int) -> StoredUser:
+    trajectory, state = doc.get("trajectory"), doc.get("state")
+    checkpoint = (
+        Checkpoint(decode_trajectory(trajectory), decode_state(state) if state else None)
+        if trajectory is not None
+        else START
+    )
+    return StoredUser(
+        version=doc.get("ver", 0),
+        checkpoint=checkpoint,
+        already_applied=frozenset((fp,)) if fp in seen else frozenset(),
+        latest_event_at=from_micros(doc["latest"]) if "latest" in doc else None,
+        ledger_size=doc.get("size", 0),
+        written_at=from_micros(doc["written"]) if "written" in doc else None,
+    )
+
+
+def main() -> None:
+    settings = Settings()
+    topics = Topics.from_settings(settings)
+    folder = EventFolder(settings, None, None, Metrics(), lambda: timelines)  # type: ignore[arg-type]
+    timelines = constant(load_default_policy())
+    app = Application(
+        broker_address=settings.kafka_bootstrap_servers,
+        consumer_group=os.environ[QUIX_GROUP_ENV],
+        auto_offset_reset="earliest",
+        processing_guarantee="exactly-once",
+        commit_interval=1.0,
+        state_dir=os.environ[QUIX_STATE_DIR_ENV],
+        # A backlog is read in large fetches, as a user tuning for throughput would.
+        consumer_extra_config={
+            "fetch.min.bytes": 65536,
+            "fetch.wait.max.ms": 100,
+            "queued.min.messages": 100000,
+        },
+        producer_extra_config={"linger.ms": 5},
+    )
+    inputs = [
+        app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+        for name in topics.events
+    ]
+    status = app.topic(topics.line_status, key_serializer="bytes", value_serializer="bytes")
+    stream = app.dataframe(inputs[0])
+    for topic in inputs[1:]:
+        stream = stream.concat(app.dataframe(topic))
+
+    def fold(value: bytes, key: bytes, timestamp: int, headers: Any, state: Any) -> Any:
+        context = message_context()
+        now = datetime.now(UTC)
+        record = InboundRecord(
+            context.topic,
+            context.partition,
+            context.offset,
+            key,
+            value,
+            timestamp / 1000,
+            tuple(headers or ()),
+        )
+        try:
+            event = decode_record(
+                topics.kind_of(record.topic),
+                key,
+                value,
+                now=now,
+                limits=folder.limits,
+                headers=record.headers,
+            )
+        except RejectedRecord:
+            return None  # the bench's load has none; creditline would dead-letter it
+        assert not isinstance(event, LoanRequest)  # the event topics decode to events
+        fp = fingerprint(event.event_id)
+        pending = Pending(record, event, fp, content_digest(event))
+        doc: dict[str, Any] = state.get("user") or {}
+        seen: list[int] = state.get("seen") or []
+        current = _stored(doc, seen, fp)
+        raw_ledger: list[str] = state.get("ledger") or []
+        ledger = (
+            decode_ledger(raw_ledger, event.user_id)
+            if folder.reads_ledger(current, [pending], now)
+            else None
+        )
+        outcome = folder.fold_user(event.user_id, current, [pending], ledger, timelines, now)
+        write = outcome.write
+        if write is None:
+            return None
+        entries = [entry.decode() for entry in write.entries]
+        state.set("ledger", entries if write.rewrite else [*raw_ledger, *entries])
+        removed = set(write.removed)
+        state.set("seen", [f for f in seen if f not in removed] + list(write.fingerprints))
+        checkpoint = write.checkpoint
+        new: dict[str, Any] = {
+            "ver": write.expected_version + 1,
+            "trajectory": encode_trajectory(checkpoint.trajectory).decode(),
+            "size": write.ledger_size,
+        }
+        if checkpoint.state is not None:
+            new["state"] = encode_state(checkpoint.state).decode()
+        if write.latest_event_at is not None:
+            new["latest"] = to_micros(write.latest_event_at)
+        if write.written_at is not None:
+            new["written"] = to_micros(write.written_at)
+        summary = trajectory_summary(checkpoint.trajectory)
+        if write.standing is not None:
+            summary |= standing_summary(write.standing, checkpoint.state)
+        state.set("user", new | summary)
+        return write.status_event
+
+    changes = stream.apply(fold, stateful=True, metadata=True)
+    changes.filter(lambda value: value is not None).to_topic(status)
+    app.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""What a benchmarked process used, read from /proc, its child processes included (a role-all
+worker's fold process)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM of a process and its children, KiB (pages shared after a fork count twice)."""
+    total = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            total += int(line.split()[1])
+    return total + sum(peak_rss_kib(child) for child in _children(pid))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (all its threads) and its children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_seconds(child) for child in _children(pid))
