@@ -85,8 +85,9 @@ def test_the_fault_proxy_injects_what_the_tests_rely_on(tmp_path: Path) -> None:
                 return time.monotonic() - started
 
             with proxy.toxic(proxy.latency(200, 20)):
-                assert 0.36 < ping_seconds() < 0.8  # 200 ± 20 ms each way
-            assert ping_seconds() < 0.1
+                # 200 ± 20 ms each way (the upper bound leaves room for a slow machine).
+                assert 0.36 < ping_seconds() < 2
+            assert ping_seconds() < 0.3  # the latency is gone (a slow machine's ping included)
             reset = pytest.raises(redis.exceptions.ConnectionError, match="reset by peer")
             with proxy.toxic([proxy.reset_peer()]), reset:
                 client().ping()
