@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId
 
 TESTS = Path(__file__).resolve().parent
 #: Seconds each longer test took (setup, call and teardown), by node id.
@@ -87,6 +88,16 @@ def _shared_by(item: pytest.Item) -> list[str]:
     return keys
 
 
+def _join_group(item: pytest.Item, group: str) -> None:
+    """Put a test in an ``xdist_group``. pytest-xdist's loadgroup groups tests by an
+    ``@group`` suffix of their ids, which its own hook writes to ``Item._nodeid``; pytest 9
+    keeps the id in ``Item._id`` instead, so that suffix never showed and every test was a
+    unit of its own (two 3-node clusters started at once). The suffix is written here."""
+    item.add_marker(pytest.mark.xdist_group(group))
+    if not item.nodeid.endswith(f"@{group}"):
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
 def schedule(items: list[pytest.Item]) -> None:
     """Mark tests that must stay together with one ``xdist_group`` and order the units,
     longest first (a unit's tests keep their order)."""
@@ -111,17 +122,19 @@ def schedule(items: list[pytest.Item]) -> None:
     name_of = {r: min(keys) for r, keys in members.items()}
 
     known = _known()
-    units: dict[str, list[pytest.Item]] = {}
+    # Estimated before the ids get their @group suffix: DURATIONS has them without.
+    seconds = [_estimate(item, known) for item in items]
+    units: dict[str, list[int]] = {}
     for index, item in enumerate(items):
         if index in first_keys:
             group = name_of[root(first_keys[index])]
-            item.add_marker(pytest.mark.xdist_group(group))
-            units.setdefault(group, []).append(item)
+            _join_group(item, group)
+            units.setdefault(group, []).append(index)
         else:
-            units[item.nodeid] = [item]
-    weight = {unit: sum(_estimate(i, known) for i in tests) for unit, tests in units.items()}
+            units[item.nodeid] = [index]
+    weight = {unit: sum(seconds[i] for i in indices) for unit, indices in units.items()}
     ordered = sorted(units, key=lambda unit: -weight[unit])  # stable: ties keep their order
-    items[:] = [item for unit in ordered for item in units[unit]]
+    items[:] = [items[i] for unit in ordered for i in units[unit]]
 
 
 class DurationRecorder:
