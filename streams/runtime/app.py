@@ -101,6 +101,14 @@ class _Worker:
         restarts from the last commit."""
         if isinstance(exc, ShuttingDown):
             log.info("stopping with %s unapplied; it will be redelivered", batch)
+        elif self.stopping() and not isinstance(exc, OperatorActionRequired):
+            # The worker is stopping: its producer and consumers close under the batch in
+            # flight. Nothing of it was acknowledged, so it is redelivered, as above.
+            log.info(
+                "stopping with %s unapplied (%s as the worker stopped); it will be redelivered",
+                batch,
+                type(exc).__name__,
+            )
         elif isinstance(exc, OperatorActionRequired):
             log.critical("%s; stopping the worker", describe_redis_error(self.settings, exc))
             await self.app.crash(exc)
