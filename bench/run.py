@@ -385,14 +385,15 @@ async def latency(
             lambda: _group_is(settings, ("Stable", members)), timeout=120, message="the fold"
         )
         sent_at, latencies = {}, []
-        now = datetime.now(UTC)
 
         def request(i: int) -> Record:
             user = f"b{i % 20000:07d}"
             req = LoanRequest(
                 request_id=f"lat-{i}",
                 user_id=user,
-                requested_at=now,
+                # As a client sends it: when asked. (One instant for the whole run made each
+                # request older than the fold's last review, judged from the user's ledger.)
+                requested_at=datetime.now(UTC),
                 amount=Decimal("500.00"),
                 term_months=6,
                 displayed_status=DisplayedStatus.CLOSED,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,7 +33,7 @@ from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
 from streams.core.features import SCORE_MAX, SCORE_MIN, Features, derive_features
 from streams.core.labels import add_months
 from streams.core.policy import Text
-from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
+from streams.core.scorecard import Characteristic, ScorecardDocument, Scored, Values
 from streams.core.state import UserState, fold_events
 
 MoveKind = Literal["action", "time"]
@@ -249,12 +249,17 @@ def _clamp(raw: int) -> int:
 
 
 def _time_moves(
-    card: ScorecardDocument, scored: Scored, future: list[Features], months: int
+    card: ScorecardDocument,
+    scored: Scored,
+    future: Sequence[Values],
+    future_scored: Sequence[Scored],
+    months: int,
 ) -> tuple[Move, ...]:
     """The characteristics that gain points over ``months`` months of good behaviour, each
-    with the month it reaches its bin by then."""
+    with the month it reaches its bin by then (``future``: the feature values after each
+    month, ``future_scored`` their scoring)."""
     moves = []
-    final = card.evaluate(future[months - 1])
+    final = future_scored[months - 1]
     for name, c in card.characteristics.items():
         gain = final.points[name] - scored.points[name]
         to_bin = final.bins[name]
@@ -262,8 +267,8 @@ def _time_moves(
             continue
         first = next(
             k
-            for k, f in enumerate(future[:months], 1)
-            if c.points_of(f.values()[c.feature]) >= final.points[name]
+            for k, values in enumerate(future[:months], 1)
+            if c.points_of(values[c.feature]) >= final.points[name]
         )
         moves.append(Move(name, to_bin, gain, first, "time", _TIME_TEXTS[c.feature](first)))
     return tuple(moves)
@@ -285,8 +290,11 @@ def path_back(
     values = features.values()
     scored = card.evaluate(values)
     raw = card.base_points + sum(scored.points.values())
-    future = _future(state, at, max_months)
-    future_raw = [card.base_points + sum(card.evaluate(f).points.values()) for f in future]
+    # Each month's feature values and scoring, computed once: the paths below look them up
+    # for every characteristic and month.
+    future = [f.values() for f in _future(state, at, max_months)]
+    future_scored = [card.evaluate(values) for values in future]
+    future_raw = [card.base_points + sum(f.points.values()) for f in future_scored]
     actions: list[Move] = []
     for name, c in card.characteristics.items():
         current = scored.points[name]
@@ -321,20 +329,21 @@ def path_back(
     good = next((k for k, r in enumerate(future_raw, 1) if _clamp(r) >= target), None)
     if good is not None:
         candidates.append(
-            Path(_time_moves(card, scored, future, good), _clamp(future_raw[good - 1]))
+            Path(
+                _time_moves(card, scored, future, future_scored, good),
+                _clamp(future_raw[good - 1]),
+            )
         )
     for m in actions:
         if m.characteristic in enough:
             continue
-        for k, (f, r) in enumerate(zip(future, future_raw, strict=True), 1):
+        c = card.characteristics[m.characteristic]
+        for k, (values, r) in enumerate(zip(future, future_raw, strict=True), 1):
             if good is not None and k >= good:
                 break
-            then = card.characteristics[m.characteristic].points_of(
-                f.values()[card.characteristics[m.characteristic].feature]
-            )
-            gain = card.characteristics[m.characteristic].bins[m.to_bin].points - then
+            gain = c.bins[m.to_bin].points - c.points_of(values[c.feature])
             if gain > 0 and r + gain >= target:
-                timed = _time_moves(card, scored, future, k)
+                timed = _time_moves(card, scored, future, future_scored, k)
                 moves = (m, *(t for t in timed if t.characteristic != m.characteristic))
                 candidates.append(Path(moves, _clamp(r + gain)))
                 break
