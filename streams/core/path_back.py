@@ -33,7 +33,7 @@ from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
 from streams.core.features import SCORE_MAX, SCORE_MIN, Features, derive_features
 from streams.core.labels import add_months
 from streams.core.policy import Text
-from streams.core.scorecard import Characteristic, ScorecardDocument, Scored, Values
+from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
 from streams.core.state import UserState, fold_events
 
 MoveKind = Literal["action", "time"]
@@ -249,17 +249,12 @@ def _clamp(raw: int) -> int:
 
 
 def _time_moves(
-    card: ScorecardDocument,
-    scored: Scored,
-    future: Sequence[Values],
-    future_scored: Sequence[Scored],
-    months: int,
+    card: ScorecardDocument, scored: Scored, future: Sequence[Scored], months: int
 ) -> tuple[Move, ...]:
     """The characteristics that gain points over ``months`` months of good behaviour, each
-    with the month it reaches its bin by then (``future``: the feature values after each
-    month, ``future_scored`` their scoring)."""
+    with the month it reaches its bin by then (``future``: the scoring after each month)."""
     moves = []
-    final = future_scored[months - 1]
+    final = future[months - 1]
     for name, c in card.characteristics.items():
         gain = final.points[name] - scored.points[name]
         to_bin = final.bins[name]
@@ -267,8 +262,8 @@ def _time_moves(
             continue
         first = next(
             k
-            for k, values in enumerate(future[:months], 1)
-            if c.points_of(values[c.feature]) >= final.points[name]
+            for k, then in enumerate(future[:months], 1)
+            if then.points[name] >= final.points[name]
         )
         moves.append(Move(name, to_bin, gain, first, "time", _TIME_TEXTS[c.feature](first)))
     return tuple(moves)
@@ -290,11 +285,10 @@ def path_back(
     values = features.values()
     scored = card.evaluate(values)
     raw = card.base_points + sum(scored.points.values())
-    # Each month's feature values and scoring, computed once: the paths below look them up
-    # for every characteristic and month.
-    future = [f.values() for f in _future(state, at, max_months)]
-    future_scored = [card.evaluate(values) for values in future]
-    future_raw = [card.base_points + sum(f.points.values()) for f in future_scored]
+    # Each month's scoring, computed once: the paths below look up its points for every
+    # characteristic and month.
+    future = [card.evaluate(f) for f in _future(state, at, max_months)]
+    future_raw = [card.base_points + sum(f.points.values()) for f in future]
     actions: list[Move] = []
     for name, c in card.characteristics.items():
         current = scored.points[name]
@@ -330,7 +324,7 @@ def path_back(
     if good is not None:
         candidates.append(
             Path(
-                _time_moves(card, scored, future, future_scored, good),
+                _time_moves(card, scored, future, good),
                 _clamp(future_raw[good - 1]),
             )
         )
@@ -338,12 +332,12 @@ def path_back(
         if m.characteristic in enough:
             continue
         c = card.characteristics[m.characteristic]
-        for k, (values, r) in enumerate(zip(future, future_raw, strict=True), 1):
+        for k, (then, r) in enumerate(zip(future, future_raw, strict=True), 1):
             if good is not None and k >= good:
                 break
-            gain = c.bins[m.to_bin].points - c.points_of(values[c.feature])
+            gain = c.bins[m.to_bin].points - then.points[m.characteristic]
             if gain > 0 and r + gain >= target:
-                timed = _time_moves(card, scored, future, future_scored, k)
+                timed = _time_moves(card, scored, future, k)
                 moves = (m, *(t for t in timed if t.characteristic != m.characteristic))
                 candidates.append(Path(moves, _clamp(r + gain)))
                 break
