@@ -21,8 +21,9 @@ them once the services are done (see :mod:`streams.runtime.bootstrap` for the wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -35,7 +36,6 @@ from streams.adapters.redis.client import describe_redis_error
 from streams.adapters.redis.store import RedisStore
 from streams.errors import FoldStopped, OperatorActionRequired, ShuttingDown, Unavailable
 from streams.metrics import Metrics
-from streams.ports import InboundRecord
 from streams.runtime.bootstrap import Components
 from streams.runtime.exposition import merge_pages
 from streams.runtime.faust_setup import faust_app, to_inbound
@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 LOAN_BATCH_MAX = 1
 #: Only bounds the take loop's idle wake-ups: a full batch (one request) is yielded at once.
 LOAN_BATCH_WAIT_SECONDS = 0.05
+#: Loan-request batches answered and not yet acknowledged by Kafka, at most (then the next
+#: request waits): bounds what a crash leaves to redeliver.
+LOAN_BATCHES_IN_FLIGHT = 100
+#: How long a stopping worker waits for the answers it sent to be published and acknowledged.
+ACK_DRAIN_SECONDS = 10.0
 #: How often the storm guards expire old outcomes and rejection summaries fall due, records
 #: or not (a few microseconds each).
 SHELL_TICK_SECONDS = 1.0
@@ -193,21 +198,55 @@ class _Worker:
             if await self.refused(store):
                 return
             batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
-            await self._drain(stream, batches, decider.process)
+            await self._answer_all(stream, batches, decider)
         finally:
             self.shells.remove(decider)
             await store.close()
 
-    async def _drain(
+    async def _answer_all(self, stream: Any, batches: Any, decider: LoanDecider) -> None:
+        """Answer batch after batch without waiting for Kafka to acknowledge each answer
+        (a produce round trip per request would queue every request behind the ones before
+        it); acknowledge the requests in order, each once its answers are published."""
+        published: asyncio.Queue[tuple[Sequence[Any], asyncio.Future[None]] | None]
+        published = asyncio.Queue(LOAN_BATCHES_IN_FLIGHT)
+        acker = asyncio.create_task(self._ack_published(stream, published))
+        try:
+            async for batch in batches:
+                if acker.done():
+                    return  # an answer was not published: the worker is stopping
+                records = [to_inbound(e) for e in batch]
+                try:
+                    _, delivered = await decider.submit(records)
+                except Exception as exc:
+                    await self.unapplied(exc, f"a batch of {len(batch)} records")
+                    return
+                await published.put((batch, asyncio.ensure_future(delivered)))
+        finally:
+            if not acker.done():
+                # Stopping: the answers already sent are acknowledged as they are published.
+                async def finish() -> None:
+                    await published.put(None)
+                    await acker
+
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finish(), ACK_DRAIN_SECONDS)
+            acker.cancel()
+            while not published.empty():
+                item = published.get_nowait()
+                if item is not None:
+                    item[1].cancel()  # never acknowledged: redelivered, answered the same
+
+    async def _ack_published(
         self,
         stream: Any,
-        batches: Any,
-        handler: Callable[[Sequence[InboundRecord]], Awaitable[Any]],
+        published: asyncio.Queue[tuple[Sequence[Any], asyncio.Future[None]] | None],
     ) -> None:
-        async for batch in batches:
-            records = [to_inbound(e) for e in batch]
+        """Acknowledge answered requests in their order, each once its answers are out; on the
+        first that is not, stop the worker with nothing after it acknowledged."""
+        while (item := await published.get()) is not None:
+            batch, delivered = item
             try:
-                await handler(records)
+                await delivered
             except Exception as exc:
                 await self.unapplied(exc, f"a batch of {len(batch)} records")
                 return

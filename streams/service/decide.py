@@ -121,6 +121,8 @@ class LoanDecider:
         self.monitor = ScorecardMonitor(metrics, settings.scorecard_psi_window)
         #: What is in shadow now (answers every fresh request beside the live configuration).
         self.candidate = candidate
+        #: Batches being answered now (their publishing may still be under way).
+        self._answering = 0
         #: Requests for the candidate to answer, and its decisions on their way out.
         self.shadow_outbox = ShadowOutbox(
             sink,
@@ -138,7 +140,29 @@ class LoanDecider:
         self.dead_letters.tick()
 
     async def process(self, records: Sequence[InboundRecord]) -> list[LoanDecision]:
-        """Answer each request (or dead-letter it); returns the decisions published."""
+        """Answer each request (or dead-letter it) and wait until every answer is published;
+        returns the decisions published."""
+        decisions, delivered = await self.submit(records)
+        await delivered
+        return decisions
+
+    async def submit(
+        self, records: Sequence[InboundRecord]
+    ) -> tuple[list[LoanDecision], Awaitable[None]]:
+        """Answer each request (or dead-letter it) and hand the answers to the producer;
+        returns the decisions and what completes once Kafka has acknowledged them all (it
+        raises if one was not: nothing of ``records`` may then be acknowledged). The next
+        requests can be answered meanwhile: an answer's time is not a produce round trip
+        more per request ahead of it in the queue."""
+        self._answering += 1
+        try:
+            return await self._submit(records)
+        finally:
+            self._answering -= 1
+
+    async def _submit(
+        self, records: Sequence[InboundRecord]
+    ) -> tuple[list[LoanDecision], Awaitable[None]]:
         decisions: list[LoanDecision] = []
         deliveries: list[Awaitable[Any]] = []
         shadows: list[tuple[LoanDecision, ShadowAsk]] = []
@@ -204,12 +228,17 @@ class LoanDecider:
         self.dead_letters.watch_storm()
         # The candidate's decisions made since the last batch ride with these live ones.
         await self.shadow_outbox.flush()
+        return decisions, self._published(deliveries, shadows)
+
+    async def _published(
+        self, deliveries: list[Awaitable[Any]], shadows: list[tuple[LoanDecision, ShadowAsk]]
+    ) -> None:
         await asyncio.gather(*deliveries)
         # The live decisions are out: the candidate answers when the decider is idle.
         for live, ask in shadows:
             self.shadow_outbox.ask(live, ask)
-        self.shadow_outbox.idle()
-        return decisions
+        if not self._answering:
+            self.shadow_outbox.idle()
 
     async def _bounded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """Retry a store call for at most ``score_unavailable_wait_seconds``."""
