@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -198,50 +198,49 @@ _TIME_TEXTS: dict[str, Callable[[int], Text]] = {
 def good_behaviour_events(state: UserState, at: datetime, months: int) -> list[InputEvent]:
     """The events of ``months`` months of good behaviour after ``at``: each month, an on-time
     instalment on every open loan (balance unchanged: a conservative debt) and one purchase."""
+    return [e for k in range(1, months + 1) for e in _good_month(state, at, k)]
+
+
+def _good_month(state: UserState, at: datetime, k: int) -> list[InputEvent]:
+    """The good-behaviour events of month ``k`` after ``at`` (a day before it ends)."""
+    moment = add_months(at, k) - timedelta(days=1)
     events: list[InputEvent] = []
-    for k in range(1, months + 1):
-        moment = add_months(at, k) - timedelta(days=1)
-        for loan_id, loan in sorted(state.loans.items()):
-            if loan.balance > 0:
-                events.append(
-                    RepaymentEvent(
-                        event_id=f"path-back:{k}:{loan_id}"[:64],
-                        user_id=state.user_id,
-                        occurred_at=moment,
-                        loan_id=loan_id,
-                        amount_due=Decimal("0.01"),
-                        amount_paid=Decimal("0.01"),
-                        days_past_due=0,
-                        outstanding_balance=loan.balance,
-                    )
+    for loan_id, loan in sorted(state.loans.items()):
+        if loan.balance > 0:
+            events.append(
+                RepaymentEvent(
+                    event_id=f"path-back:{k}:{loan_id}"[:64],
+                    user_id=state.user_id,
+                    occurred_at=moment,
+                    loan_id=loan_id,
+                    amount_due=Decimal("0.01"),
+                    amount_paid=Decimal("0.01"),
+                    days_past_due=0,
+                    outstanding_balance=loan.balance,
                 )
-        events.append(
-            SpendingEvent(
-                event_id=f"path-back:{k}:spend",
-                user_id=state.user_id,
-                occurred_at=moment,
-                amount=Decimal("1.00"),
-                category="groceries",
             )
+    events.append(
+        SpendingEvent(
+            event_id=f"path-back:{k}:spend",
+            user_id=state.user_id,
+            occurred_at=moment,
+            amount=Decimal("1.00"),
+            category="groceries",
         )
+    )
     return events
 
 
-def _future(state: UserState, at: datetime, months: int) -> list[Features]:
-    """Features after k = 1..months months of good behaviour (index k − 1)."""
-    events = good_behaviour_events(state, at, months)
-    result = []
+def _future(state: UserState, at: datetime, months: int) -> Iterator[Features]:
+    """Features after k = 1, 2, … ``months`` months of good behaviour, month by month (the
+    caller stops when it has seen enough)."""
     current = state
-    done = 0
     for k in range(1, months + 1):
-        moment = add_months(at, k)
-        fresh = [e for e in events[done:] if e.occurred_at <= moment]
-        done += len(fresh)
-        folded = fold_events(current, fresh)
+        # Each month's events fall a day before it ends, after the month before.
+        folded = fold_events(current, _good_month(state, at, k))
         assert folded is not None
         current = folded
-        result.append(derive_features(current, moment))
-    return result
+        yield derive_features(current, add_months(at, k))
 
 
 def _clamp(raw: int) -> int:
@@ -285,10 +284,17 @@ def path_back(
     values = features.values()
     scored = card.evaluate(values)
     raw = card.base_points + sum(scored.points.values())
-    # Each month's scoring, computed once: the paths below look up its points for every
-    # characteristic and month.
-    future = [card.evaluate(f) for f in _future(state, at, max_months)]
-    future_raw = [card.base_points + sum(f.points.values()) for f in future]
+    # Each month's scoring, computed once, up to the month good behaviour alone reaches the
+    # target (the paths below never look further): the months after it cost nothing.
+    future: list[Scored] = []
+    future_raw: list[int] = []
+    good: int | None = None
+    for month in _future(state, at, max_months):
+        future.append(card.evaluate(month))
+        future_raw.append(card.base_points + sum(future[-1].points.values()))
+        if _clamp(future_raw[-1]) >= target:
+            good = len(future)
+            break
     actions: list[Move] = []
     for name, c in card.characteristics.items():
         current = scored.points[name]
@@ -320,7 +326,6 @@ def path_back(
             pair = tuple(sorted((a, b), key=lambda m: order[m.characteristic]))
             candidates.append(Path(pair, _clamp(raw + a.points + b.points)))
     # Good behaviour alone, then one action and fewer months of it.
-    good = next((k for k, r in enumerate(future_raw, 1) if _clamp(r) >= target), None)
     if good is not None:
         candidates.append(
             Path(
