@@ -105,6 +105,7 @@ def workload(settings: Settings, users: int, seed: int) -> tuple[list[Any], list
     return events, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
 
 
+@pytest.mark.timeout(900)  # ~70 s here; three failovers take minutes on a slower machine
 async def test_killing_partition_leaders_mid_stream_loses_nothing_acknowledged(
     cluster: KafkaCluster, cluster_settings: Settings, tmp_path: Path
 ) -> None:

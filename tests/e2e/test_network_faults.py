@@ -107,6 +107,7 @@ def test_the_fault_proxy_injects_what_the_tests_rely_on(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # under a minute here; several on a slower machine
 async def test_redis_latency_resets_and_a_partition_lose_nothing_and_never_approve_blindly(
     base_settings: Settings, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
@@ -239,6 +240,7 @@ class ProxiedKafka(KafkaCluster):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # under a minute here; several on a slower machine
 async def test_kafka_latency_resets_a_partition_and_a_cut_lose_and_double_count_nothing(
     base_settings: Settings, tmp_path: Path
 ) -> None:

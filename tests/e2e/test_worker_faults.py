@@ -29,6 +29,8 @@ from tests.support import (
 
 
 @pytest.mark.slow
+# ~90 s here; five restarts and 50,000 events take 5+ minutes on a machine 4× slower.
+@pytest.mark.timeout(900)
 async def test_killed_worker_loses_and_double_counts_nothing(worker: WorkerProcess) -> None:
     """50,000+ events of 2,000 users (and some bad records) stream in while the worker is
     SIGKILLed five times at random moments and restarted each time."""
