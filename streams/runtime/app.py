@@ -140,7 +140,17 @@ class _Worker:
     async def export_consumer_lag(self) -> None:
         """Every few seconds, the groups' lag per input topic (for alerts and dashboards)."""
         lag = LagMonitor(self.settings, self.parts.metrics)
-        await lag.start()
+        while True:
+            try:
+                await lag.start()
+                break
+            except Exception as exc:  # a broker away as the worker starts must not stop it
+                log.warning("consumer lag cannot be measured yet: %s", type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await lag.stop()
+                if self.app.should_stop:
+                    return
+                await asyncio.sleep(self.settings.lag_interval_seconds)
         try:
             while not self.app.should_stop:
                 try:
