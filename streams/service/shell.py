@@ -8,6 +8,7 @@ inherited: each part can be tested and faked on its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -38,6 +39,9 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: The wait after a store call first fails (then it doubles, up to a limit).
+FIRST_BACKOFF_SECONDS = 0.05
 
 
 class ServiceCode(StrEnum):
@@ -107,32 +111,48 @@ class Retrier:
         self.metrics = metrics
         self.should_stop = should_stop
 
-    def _log_retry(self, operation: str) -> Callable[[RetryCallState], None]:
+    def _retried(self, operation: str, error: BaseException | None, attempt: int) -> None:
+        self.metrics.store_retries.labels(operation).inc()
+        cause = error.__cause__ if error is not None else None
+        log.warning(
+            "store %s failed (%s); retry %d", operation, type(cause or error).__name__, attempt
+        )
+
+    def _log_retry(self, operation: str, after: int) -> Callable[[RetryCallState], None]:
         def before_sleep(state: RetryCallState) -> None:
-            self.metrics.store_retries.labels(operation).inc()
             error = state.outcome.exception() if state.outcome else None
-            cause = error.__cause__ if error is not None else None
-            log.warning(
-                "store %s failed (%s); retry %d",
-                operation,
-                type(cause or error).__name__,
-                state.attempt_number,
-            )
+            self._retried(operation, error, state.attempt_number + after)
 
         return before_sleep
+
+    async def _first_failure(self, operation: str, error: Unavailable) -> None:
+        """The first attempt failed: count and log it as retry 1 and wait the first backoff
+        (the retry loop then goes on from the second)."""
+        self._retried(operation, error, 1)
+        await asyncio.sleep(FIRST_BACKOFF_SECONDS)
 
     async def until_stopped(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """Retry ``call`` with backoff until it succeeds or the process stops (then
         :class:`ShuttingDown`: the work is left for redelivery, never skipped)."""
+        # The first attempt runs outside tenacity: its per-call state objects form reference
+        # cycles, and at two store calls per loan request their garbage made the decider's
+        # cyclic GC pause for 25-45 ms every few seconds (docs/sizing.md). A failed first
+        # attempt counts as the first retry, so the loop's figures and log lines are as before.
+        try:
+            return await call()
+        except Unavailable as exc:
+            if self.should_stop():
+                raise ShuttingDown(f"stopping while store {operation} fails") from exc
+            await self._first_failure(operation, exc)
 
         def stop(_: RetryCallState) -> bool:
             return self.should_stop()
 
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Unavailable),
-            wait=wait_exponential(multiplier=0.05, max=2.0),
+            wait=wait_exponential(multiplier=2 * FIRST_BACKOFF_SECONDS, max=2.0),
             stop=stop,
-            before_sleep=self._log_retry(operation),
+            before_sleep=self._log_retry(operation, after=1),
             reraise=True,
         )
         try:
@@ -145,11 +165,18 @@ class Retrier:
 
     async def bounded(self, operation: str, call: Callable[[], Awaitable[T]], seconds: float) -> T:
         """Retry ``call`` for at most ``seconds``; then its :class:`Unavailable` is raised."""
+        started = time.monotonic()
+        try:
+            return await call()  # outside tenacity, as in until_stopped
+        except Unavailable as exc:
+            if time.monotonic() - started >= seconds:
+                raise
+            await self._first_failure(operation, exc)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Unavailable),
-            wait=wait_exponential(multiplier=0.05, max=1.0),
-            stop=stop_after_delay(seconds),
-            before_sleep=self._log_retry(operation),
+            wait=wait_exponential(multiplier=2 * FIRST_BACKOFF_SECONDS, max=1.0),
+            stop=stop_after_delay(max(0.0, seconds - (time.monotonic() - started))),
+            before_sleep=self._log_retry(operation, after=1),
             reraise=True,
         )
         async for attempt in retrying:
