@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run up down status worker test test-unit lint docs docs-serve schemas bench \
-	bench-quick bench-shadow clean lock check-pythons
+	bench-quick bench-shadow bench-soak clean lock check-pythons
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,9 @@ bench: up  ## benchmarks with same-run baselines (not part of make test); result
 
 bench-quick: up  ## the same at a tenth of the sizes
 	$(BIN)/python -m bench --quick
+
+bench-soak: up  ## the README's worker for 30 minutes at 2,000 events/s: its memory over time
+	$(BIN)/python -m bench --only soak
 
 bench-shadow: up  ## decision latency with and without a candidate in shadow, same worker, alternating rounds
 	$(BIN)/python -m bench.shadow

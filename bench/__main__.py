@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.run import LAYOUTS, ingest, latency, machine
+from bench.soak import soak
 from streams.settings import Settings
 
 
@@ -61,12 +62,14 @@ def main() -> None:
         action="store_true",
         help="ingest: skip the Quix Streams peer (its venv is built on first use)",
     )
+    parser.add_argument("--soak-minutes", type=float, default=30, help="soak: duration (minutes)")
+    parser.add_argument("--soak-users", type=int, default=100_000, help="soak: users")
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
         "--only",
-        choices=["ingest", "latency", "overload", "footprint", "scale"],
+        choices=["ingest", "latency", "overload", "footprint", "scale", "soak"],
         action="append",
-        help="run only these scenarios",
+        help="run only these scenarios (soak runs only when named: `make bench-soak`)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -75,6 +78,7 @@ def main() -> None:
         args.footprint_users //= 10
         args.scale_events //= 10
         args.seconds = max(10, args.seconds / 6)
+        args.soak_minutes = max(2, args.soak_minutes / 10)
     only = set(args.only or ["ingest", "latency", "overload", "footprint", "scale"])
     layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
     unknown = set(layouts) - set(LAYOUTS)
@@ -136,6 +140,15 @@ def main() -> None:
                 "speedup": round(two["scorer_per_s"] / one["scorer_per_s"], 2),
             }
 
+        if "soak" in only:
+            console.print(
+                f"soak: {args.soak_minutes:.0f} min at {args.event_rate:,.0f} events/s and "
+                f"{args.request_rate:,.0f} requests/s over {args.soak_users:,} users …"
+            )
+            results["soak"] = await soak(
+                base, args.soak_minutes, args.event_rate, args.request_rate, args.soak_users, logs
+            )
+
     asyncio.run(run())
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = out / f"bench-{stamp}.json"
@@ -148,8 +161,10 @@ def render(results: dict[str, Any]) -> Table:
     """The results as a table."""
     table = Table("scenario", "figure", "value", title="creditline benchmark")
     latencies = [f"latency_{layout}" for layout in LAYOUTS]
-    for scenario in ("ingest", *latencies, "overload", "footprint", "scale_out"):
+    for scenario in ("ingest", *latencies, "overload", "footprint", "scale_out", "soak"):
         for key, value in (results.get(scenario) or {}).items():
+            if key == "rss_samples":
+                continue  # in the JSON
             if isinstance(value, dict):
                 value = ", ".join(f"{k} {v}" for k, v in value.items())
             table.add_row(scenario, key, str(value))

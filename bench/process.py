@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process."""
     return [
         int(child)
         for task in Path(f"/proc/{pid}/task").iterdir()
@@ -21,11 +22,19 @@ def peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             total += int(line.split()[1])
-    return total + sum(peak_rss_kib(child) for child in _children(pid))
+    return total + sum(peak_rss_kib(child) for child in child_pids(pid))
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of one process now, KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a running process (all its threads) and its children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(tree_cpu_seconds(child) for child in _children(pid))
+    return own + sum(tree_cpu_seconds(child) for child in child_pids(pid))

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from bench.run import histogram_quantile
+from bench.soak import RssSample, rss_trend, slope_per_10_minutes
 
 NAME = "creditline_redis_operation_seconds"
 
@@ -40,3 +41,33 @@ def test_observations_above_the_last_bound_give_that_bound() -> None:
     samples = {f"{NAME}_bucket": buckets({"0.01": 0, "+Inf": 5})}
     assert histogram_quantile(samples, NAME, 0.99) == pytest.approx(0.01)
     assert not math.isnan(histogram_quantile(samples, NAME, 0.5) or 0.0)
+
+
+def test_the_soak_slope_is_the_least_squares_growth_per_ten_minutes() -> None:
+    assert slope_per_10_minutes([(0, 100.0), (10, 110.0), (20, 120.0)]) == pytest.approx(10.0)
+    assert slope_per_10_minutes([(0, 100.0), (5, 104.0), (10, 100.0)]) == pytest.approx(0.0)
+    assert slope_per_10_minutes([(3, 100.0)]) == 0.0
+    assert slope_per_10_minutes([(3, 100.0), (3, 120.0)]) == 0.0
+
+
+def test_the_soak_trend_starts_after_the_warm_up() -> None:
+    samples = [
+        RssSample(0.0, 50.0, 40.0),  # start-up, before the working set is reached
+        RssSample(5.0, 100.0, 80.0),
+        RssSample(15.0, 101.0, 84.0),
+        RssSample(25.0, 102.0, 82.0),
+    ]
+    trend = rss_trend(samples, warmup_minutes=5)
+    assert trend["samples"] == 3
+    assert trend["worker"] == {
+        "after_warmup_mib": 100.0,
+        "at_end_mib": 102.0,
+        "peak_mib": 102.0,
+        "growth_mib": 2.0,
+        "growth_ratio": 1.02,
+        "slope_mib_per_10_min": 1.0,
+    }
+    assert trend["fold"]["peak_mib"] == 84.0
+    assert trend["total"]["growth_mib"] == 4.0
+    # A run shorter than its warm-up is judged on every sample rather than on none.
+    assert rss_trend(samples[:1], warmup_minutes=5)["samples"] == 1

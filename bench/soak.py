@@ -1,0 +1,188 @@
+"""The soak scenario: the README's worker under steady load for a long time, its resident
+memory sampled throughout (``make bench-soak``; 30 minutes at 2,000 events/s by default).
+
+Memory that grows with time under a steady load is a leak whatever the absolute figure, so
+the result is the growth over the run after a warm-up (caches filling, the allocator reaching
+its working set), per process and as a least-squares slope, beside the peak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.process import child_pids, rss_kib
+from bench.run import _group_is, _Pacer, summary_ms
+from bench.workload import bench_records
+from schemas.models import DisplayedStatus, LoanRequest
+from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.client import client_options, producer_options
+from streams.settings import Settings
+from streams.topics import Topics
+from tests.conftest import cleanup, isolated
+from tests.e2e.conftest import WorkerProcess, free_port
+from tests.support import committed_lag, wait_for
+
+
+@dataclass(frozen=True)
+class RssSample:
+    """Resident memory of the worker and its fold process at one instant of the run."""
+
+    minute: float
+    worker_mib: float
+    fold_mib: float
+
+    @property
+    def total_mib(self) -> float:
+        """Both processes (pages still shared since the fork count twice)."""
+        return self.worker_mib + self.fold_mib
+
+
+def slope_per_10_minutes(points: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (minute, MiB) points, in MiB per 10 minutes (0 for fewer than
+    two distinct minutes)."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread == 0:
+        return 0.0
+    return 10 * sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+
+
+def rss_trend(samples: Sequence[RssSample], warmup_minutes: float) -> dict[str, Any]:
+    """How resident memory moved after the warm-up: first and last sample, peak, growth and
+    slope, per process and for both."""
+    settled = [s for s in samples if s.minute >= warmup_minutes] or list(samples)
+    if not settled:
+        return {}
+    first, last = settled[0], settled[-1]
+    trend: dict[str, Any] = {"warmup_minutes": warmup_minutes, "samples": len(settled)}
+    for name in ("worker", "fold", "total"):
+        values = [(s.minute, getattr(s, f"{name}_mib")) for s in settled]
+        start, end = getattr(first, f"{name}_mib"), getattr(last, f"{name}_mib")
+        trend[name] = {
+            "after_warmup_mib": round(start, 1),
+            "at_end_mib": round(end, 1),
+            "peak_mib": round(max(v for _, v in values), 1),
+            "growth_mib": round(end - start, 1),
+            "growth_ratio": round(end / start, 3) if start else None,
+            "slope_mib_per_10_min": round(slope_per_10_minutes(values), 2),
+        }
+    return trend
+
+
+def _sample(worker: WorkerProcess, started: float) -> RssSample:
+    assert worker.process is not None
+    pid = worker.process.pid
+    folds = child_pids(pid)
+    return RssSample(
+        minute=(time.perf_counter() - started) / 60,
+        worker_mib=rss_kib(pid) / 1024,
+        fold_mib=sum(rss_kib(child) for child in folds) / 1024,
+    )
+
+
+async def soak(
+    base: Settings,
+    minutes: float,
+    event_rate: float,
+    request_rate: float,
+    users: int,
+    logs: Path,
+    sample_seconds: float = 30.0,
+    warmup_minutes: float = 5.0,
+) -> dict[str, Any]:
+    """Run ``creditline worker`` (role ``all``) for ``minutes`` under events and loan requests,
+    sampling its resident memory; then the trend, the decisions' latency and the lag."""
+    settings = isolated(base, partitions=12, web_port=free_port())
+    await ensure_topics(settings)
+    topics = Topics.from_settings(settings)
+    seconds = minutes * 60
+    events = bench_records(int(event_rate * seconds) + 1000, users, seed=17, settings=settings)
+    worker = WorkerProcess(settings, logs / "soak.log")
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=2)
+    replies = AIOKafkaConsumer(
+        topics.loan_decisions,
+        **client_options(settings),
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    samples: list[RssSample] = []
+    latencies: list[float] = []
+    sent_at: dict[str, float] = {}
+    try:
+        await producer.start()
+        await replies.start()
+        worker.start()
+        await wait_for(lambda: _group_is(settings, ("Stable", 1)), timeout=120, message="fold")
+        started = time.perf_counter()
+
+        def request(i: int) -> tuple[str, bytes, bytes]:
+            user = f"b{i % users:07d}"
+            req = LoanRequest(
+                request_id=f"soak-{i}",
+                user_id=user,
+                requested_at=datetime.now(UTC),
+                amount=Decimal("500.00"),
+                term_months=6,
+                displayed_status=DisplayedStatus.CLOSED,
+            )
+            sent_at[req.request_id] = time.perf_counter()
+            return topics.loan_requests, user.encode(), req.model_dump_json().encode()
+
+        async def sample() -> None:
+            while (elapsed := time.perf_counter() - started) < seconds:
+                samples.append(_sample(worker, started))
+                await asyncio.sleep(min(sample_seconds, max(0.0, seconds - elapsed)))
+            samples.append(_sample(worker, started))
+
+        async def collect() -> None:
+            deadline = started + seconds + 10
+            while time.perf_counter() < deadline:
+                for batch in (await replies.getmany(timeout_ms=100)).values():
+                    arrived = time.perf_counter()
+                    for r in batch:
+                        sent = sent_at.pop(json.loads(r.value)["request_id"], None)
+                        if sent is not None:
+                            latencies.append(arrived - sent)
+
+        event_pacer, request_pacer = _Pacer(producer, event_rate), _Pacer(producer, request_rate)
+        await asyncio.gather(
+            event_pacer.run(lambda _: next(events), seconds),
+            request_pacer.run(request, seconds),
+            sample(),
+            collect(),
+        )
+        lag = await committed_lag(settings, topics.events)
+        return {
+            "minutes": minutes,
+            "event_rate": event_rate,
+            "request_rate": request_rate,
+            "users": users,
+            "events_sent": event_pacer.sent,
+            "rss": rss_trend(samples, warmup_minutes),
+            "rss_samples": [
+                [round(s.minute, 2), round(s.worker_mib, 1), round(s.fold_mib, 1)] for s in samples
+            ],
+            "decisions": summary_ms(latencies),
+            "requests_answered": f"{len(latencies)} of {request_pacer.sent}",
+            "lag_at_end": lag,
+        }
+    finally:
+        worker.stop()
+        await replies.stop()
+        await producer.stop()
+        await cleanup(settings)
