@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.peers.quix import quix_ingest
 from bench.process import peak_rss_kib, tree_cpu_seconds
-from bench.workload import Record, bench_records
-from schemas.models import DisplayedStatus, LoanRequest
+from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options, producer_options
 from streams.adapters.kafka.read import topic_partitions
@@ -387,18 +385,7 @@ async def latency(
         sent_at, latencies = {}, []
 
         def request(i: int) -> Record:
-            user = f"b{i % 20000:07d}"
-            req = LoanRequest(
-                request_id=f"lat-{i}",
-                user_id=user,
-                # As a client sends it: when asked. (One instant for the whole run made each
-                # request older than the fold's last review, judged from the user's ledger.)
-                requested_at=datetime.now(UTC),
-                amount=Decimal("500.00"),
-                term_months=6,
-                displayed_status=DisplayedStatus.CLOSED,
-            )
-            return topics.loan_requests, user.encode(), req.model_dump_json().encode()
+            return bench_request(topics.loan_requests, f"lat-{i}", f"b{i % 20000:07d}")
 
         def decision_id(r: Any) -> bytes:
             return str(json.loads(r.value)["request_id"]).encode()

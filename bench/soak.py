@@ -13,8 +13,6 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.process import child_pids, rss_kib
 from bench.run import _group_is, _Pacer, summary_ms
-from bench.workload import bench_records
-from schemas.models import DisplayedStatus, LoanRequest
+from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options, producer_options
 from streams.settings import Settings
@@ -130,18 +127,9 @@ async def soak(
         await wait_for(lambda: _group_is(settings, ("Stable", 1)), timeout=120, message="fold")
         started = time.perf_counter()
 
-        def request(i: int) -> tuple[str, bytes, bytes]:
-            user = f"b{i % users:07d}"
-            req = LoanRequest(
-                request_id=f"soak-{i}",
-                user_id=user,
-                requested_at=datetime.now(UTC),
-                amount=Decimal("500.00"),
-                term_months=6,
-                displayed_status=DisplayedStatus.CLOSED,
-            )
-            sent_at[req.request_id] = time.perf_counter()
-            return topics.loan_requests, user.encode(), req.model_dump_json().encode()
+        def request(i: int) -> Record:
+            sent_at[f"soak-{i}"] = time.perf_counter()
+            return bench_request(topics.loan_requests, f"soak-{i}", f"b{i % users:07d}")
 
         async def sample() -> None:
             while (elapsed := time.perf_counter() - started) < seconds:

@@ -6,8 +6,10 @@ import json
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from schemas.models import DisplayedStatus, LoanRequest
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -58,3 +60,18 @@ def bench_records(events: int, users: int, seed: int, settings: Settings) -> Ite
                 "verified": rng.random() < 0.5,
             }
         yield topic, user.encode(), json.dumps(doc).encode()
+
+
+def bench_request(topic: str, request_id: str, user: str) -> Record:
+    """A loan request of ``user`` for 500.00 over 6 months, the line shown as closed, as a
+    client sends it: dated when asked. (One instant for a whole run made each request older
+    than the fold's last review, judged from the user's ledger.)"""
+    req = LoanRequest(
+        request_id=request_id,
+        user_id=user,
+        requested_at=datetime.now(UTC),
+        amount=Decimal("500.00"),
+        term_months=6,
+        displayed_status=DisplayedStatus.CLOSED,
+    )
+    return topic, user.encode(), req.model_dump_json().encode()
