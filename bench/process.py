@@ -16,21 +16,22 @@ def child_pids(pid: int) -> list[int]:
     ]
 
 
+def _status_kib(pid: int, field: str) -> int:
+    """A KiB figure of /proc/PID/status (``VmRSS``, ``VmHWM``), 0 when absent."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
 def peak_rss_kib(pid: int) -> int:
     """VmHWM of a process and its children, KiB (pages shared after a fork count twice)."""
-    total = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            total += int(line.split()[1])
-    return total + sum(peak_rss_kib(child) for child in child_pids(pid))
+    return _status_kib(pid, "VmHWM") + sum(peak_rss_kib(child) for child in child_pids(pid))
 
 
 def rss_kib(pid: int) -> int:
     """VmRSS of one process now, KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    return _status_kib(pid, "VmRSS")
 
 
 def tree_cpu_seconds(pid: int) -> float:

@@ -222,7 +222,7 @@ async def ingest(
         await cleanup(settings)
 
 
-class _Pacer:
+class Pacer:
     """Sends records at a steady rate from a background task."""
 
     def __init__(self, producer: AIOKafkaProducer, rate: float) -> None:
@@ -380,7 +380,7 @@ async def latency(
         # Measured once the fold consumes (its process starts beside the worker's loop).
         members = event_workers if layout == "split" else 1
         await wait_for(
-            lambda: _group_is(settings, ("Stable", members)), timeout=120, message="the fold"
+            lambda: group_is(settings, ("Stable", members)), timeout=120, message="the fold"
         )
         sent_at, latencies = {}, []
 
@@ -424,7 +424,8 @@ async def latency(
         await cleanup(settings)
 
 
-async def _group_is(settings: Settings, state: tuple[str, int]) -> bool:
+async def group_is(settings: Settings, state: tuple[str, int]) -> bool:
+    """Whether the events group is in ``state`` (group state, member count)."""
     return await group_members(settings) == state
 
 
@@ -497,8 +498,8 @@ async def _measure(
     )
     await consumer.start()
     await asyncio.sleep(1.0)
-    events = _Pacer(producer, event_rate)
-    requests = _Pacer(producer, request_rate)
+    events = Pacer(producer, event_rate)
+    requests = Pacer(producer, request_rate)
 
     def make_event(i: int) -> Record:
         return load[(offset + i) % len(load)]

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.process import child_pids, rss_kib
-from bench.run import _group_is, _Pacer, summary_ms
+from bench.run import Pacer, group_is, summary_ms
 from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options, producer_options
@@ -124,7 +124,7 @@ async def soak(
         await producer.start()
         await replies.start()
         worker.start()
-        await wait_for(lambda: _group_is(settings, ("Stable", 1)), timeout=120, message="fold")
+        await wait_for(lambda: group_is(settings, ("Stable", 1)), timeout=120, message="fold")
         started = time.perf_counter()
 
         def request(i: int) -> Record:
@@ -147,7 +147,7 @@ async def soak(
                         if sent is not None:
                             latencies.append(arrived - sent)
 
-        event_pacer, request_pacer = _Pacer(producer, event_rate), _Pacer(producer, request_rate)
+        event_pacer, request_pacer = Pacer(producer, event_rate), Pacer(producer, request_rate)
         await asyncio.gather(
             event_pacer.run(lambda _: next(events), seconds),
             request_pacer.run(request, seconds),
