@@ -80,6 +80,20 @@ def rss_trend(samples: Sequence[RssSample], warmup_minutes: float) -> dict[str, 
     return trend
 
 
+def by_window(points: Sequence[tuple[float, float]], width_minutes: float) -> list[dict[str, Any]]:
+    """Latency summaries of (minute sent, seconds) points per window of ``width_minutes``
+    from the start: a tail that grows as the run goes on shows here, not in the totals."""
+    if width_minutes <= 0:
+        raise ValueError("the window must be positive")
+    windows: dict[int, list[float]] = {}
+    for minute, seconds in points:
+        windows.setdefault(int(minute // width_minutes), []).append(seconds)
+    return [
+        {"from_minute": round(i * width_minutes, 2), **summary_ms(values)}
+        for i, values in sorted(windows.items())
+    ]
+
+
 def _sample(worker: WorkerProcess, started: float) -> RssSample:
     assert worker.process is not None
     pid = worker.process.pid
@@ -118,7 +132,7 @@ async def soak(
         fetch_max_wait_ms=5,
     )
     samples: list[RssSample] = []
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []  # (minute sent, seconds to the answer)
     sent_at: dict[str, float] = {}
     try:
         await producer.start()
@@ -145,7 +159,7 @@ async def soak(
                     for r in batch:
                         sent = sent_at.pop(json.loads(r.value)["request_id"], None)
                         if sent is not None:
-                            latencies.append(arrived - sent)
+                            latencies.append(((sent - started) / 60, arrived - sent))
 
         event_pacer, request_pacer = Pacer(producer, event_rate), Pacer(producer, request_rate)
         await asyncio.gather(
@@ -165,7 +179,8 @@ async def soak(
             "rss_samples": [
                 [round(s.minute, 2), round(s.worker_mib, 1), round(s.fold_mib, 1)] for s in samples
             ],
-            "decisions": summary_ms(latencies),
+            "decisions": summary_ms([seconds for _, seconds in latencies]),
+            "decisions_by_window": by_window(latencies, max(1.0, minutes / 6)),
             "requests_answered": f"{len(latencies)} of {request_pacer.sent}",
             "lag_at_end": lag,
         }

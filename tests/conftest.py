@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis.exceptions
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
 from streams.adapters.kafka.admin import ensure_topics
@@ -69,8 +70,13 @@ def stack_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """Settings from the environment; fails fast when the stack is not running."""
-    return stack_settings()
+    """Settings from the environment; fails fast when the stack is not running.
+
+    The workers' folds are not niced: a test's workers, its load generators and the test
+    itself share one session (one autogroup), where a fold at niceness 19 yields to the
+    test's own load, and beside a CPU burner in a slowed run gets ~1.5 % of a core.
+    ``tests/e2e/test_fold_process.py`` checks that the niceness is applied."""
+    return stack_settings().model_copy(update={"worker_fold_nice": 0})
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +144,6 @@ async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
 
 async def cleanup(s: Settings, *, topics: bool = True) -> None:
     """Delete a test's Redis keys and (unless ``topics`` is false) its topics."""
-    from aiokafka.admin import AIOKafkaAdminClient
 
     client = redis_client(s)
     try:
@@ -158,6 +163,18 @@ async def cleanup(s: Settings, *, topics: bool = True) -> None:
     await admin.start()
     try:
         with contextlib.suppress(Exception):  # best effort: the broker may be going down
-            await admin.delete_topics([t.name for t in Topics.from_settings(s).specs(s)])
+            await admin.delete_topics(await _topics_of_run(admin, s))
     finally:
         await admin.close()
+
+
+async def _topics_of_run(admin: AIOKafkaAdminClient, s: Settings) -> list[str]:
+    """The run's topics and those made beside them: each Faust group's leader topic and a
+    benchmark's echo topics. Left behind, thousands of partitions pile up on a local broker
+    and slow every later run."""
+    topics = Topics.from_settings(s)
+    groups = (s.decisions_group, f"{s.app_id}-events")
+    wanted = {t.name for t in topics.specs(s)} | {f"{g}-__assignor-__leader" for g in groups}
+    echoes = f"{topics.loan_requests}.echo-"
+    present = await admin.list_topics()
+    return sorted(n for n in present if n in wanted or n.startswith(echoes))

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bench.run import histogram_quantile
-from bench.soak import RssSample, rss_trend, slope_per_10_minutes
+from bench.soak import RssSample, by_window, rss_trend, slope_per_10_minutes
 
 NAME = "creditline_redis_operation_seconds"
 
@@ -71,3 +71,15 @@ def test_the_soak_trend_starts_after_the_warm_up() -> None:
     assert trend["total"]["growth_mib"] == 4.0
     # A run shorter than its warm-up is judged on every sample rather than on none.
     assert rss_trend(samples[:1], warmup_minutes=5)["samples"] == 1
+
+
+def test_the_soak_reports_latency_per_window_so_a_growing_tail_shows() -> None:
+    points = [(0.5, 0.010), (1.2, 0.020), (1.9, 0.030), (4.1, 2.0)]
+    windows = by_window(points, width_minutes=2)
+    assert [w["from_minute"] for w in windows] == [0, 4]
+    assert [w["count"] for w in windows] == [3, 1]
+    assert windows[0]["max_ms"] == 30.0
+    assert windows[1]["p99_ms"] == 2000.0
+    assert by_window([], width_minutes=2) == []
+    with pytest.raises(ValueError, match="window must be positive"):
+        by_window(points, width_minutes=0)
