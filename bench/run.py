@@ -421,7 +421,7 @@ async def latency(
         for process in processes:
             process.stop()
         await producer.stop()
-        await cleanup(settings)
+        await cleanup(settings, also=(echo_in, echo_out))
 
 
 async def group_is(settings: Settings, state: tuple[str, int]) -> bool:

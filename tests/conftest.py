@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -142,9 +142,9 @@ async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
     await cleanup(s)
 
 
-async def cleanup(s: Settings, *, topics: bool = True) -> None:
-    """Delete a test's Redis keys and (unless ``topics`` is false) its topics."""
-
+async def cleanup(s: Settings, *, topics: bool = True, also: Sequence[str] = ()) -> None:
+    """Delete a test's Redis keys and (unless ``topics`` is false) its topics, with the
+    topics named in ``also`` that it made beside them."""
     client = redis_client(s)
     try:
         keys = [k async for k in client.scan_iter(match=f"{s.redis_key_prefix}:*", count=1000)]
@@ -163,18 +163,15 @@ async def cleanup(s: Settings, *, topics: bool = True) -> None:
     await admin.start()
     try:
         with contextlib.suppress(Exception):  # best effort: the broker may be going down
-            await admin.delete_topics(await _topics_of_run(admin, s))
+            await admin.delete_topics(await _topics_of_run(admin, s, also))
     finally:
         await admin.close()
 
 
-async def _topics_of_run(admin: AIOKafkaAdminClient, s: Settings) -> list[str]:
-    """The run's topics and those made beside them: each Faust group's leader topic and a
-    benchmark's echo topics. Left behind, thousands of partitions pile up on a local broker
-    and slow every later run."""
-    topics = Topics.from_settings(s)
+async def _topics_of_run(admin: AIOKafkaAdminClient, s: Settings, also: Sequence[str]) -> list[str]:
+    """The run's topics, each Faust group's leader topic and ``also``, those that exist.
+    Left behind, thousands of partitions pile up on a local broker and slow every later run."""
     groups = (s.decisions_group, f"{s.app_id}-events")
-    wanted = {t.name for t in topics.specs(s)} | {f"{g}-__assignor-__leader" for g in groups}
-    echoes = f"{topics.loan_requests}.echo-"
-    present = await admin.list_topics()
-    return sorted(n for n in present if n in wanted or n.startswith(echoes))
+    wanted = {t.name for t in Topics.from_settings(s).specs(s)}
+    wanted |= {f"{g}-__assignor-__leader" for g in groups} | set(also)
+    return sorted(wanted.intersection(await admin.list_topics()))
