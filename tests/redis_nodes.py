@@ -65,9 +65,6 @@ class RedisServer:
                 "no",
                 "--logfile",
                 str(self.log),
-                # Dedup fingerprints are 64-bit integers: keep sets in the compact intset form.
-                "--set-max-intset-entries",
-                "10000",
                 # A user's hash holds the ~0.3-2 KB state and, briefly, a status event: above the
                 # default 64-byte value limit it becomes a hashtable, ~700 B per user more.
                 "--hash-max-listpack-value",

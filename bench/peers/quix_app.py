@@ -21,7 +21,7 @@ from quixstreams import Application, message_context
 
 from bench.peers import QUIX_GROUP_ENV, QUIX_STATE_DIR_ENV
 from schemas.models import LoanRequest
-from streams.adapters.redis.layout import standing_summary, trajectory_summary
+from streams.adapters.redis.layout import stored_summary
 from streams.core.codec import (
     decode_state,
     decode_trajectory,
@@ -117,9 +117,10 @@ def main() -> None:
         doc: dict[str, Any] = state.get("user") or {}
         seen: list[int] = state.get("seen") or []
         current = _stored(doc, seen, fp)
-        raw_ledger: list[str] = state.get("ledger") or []
+        # The ledger's bytes as text, one char per byte: the state store keeps JSON.
+        raw_ledger: str = state.get("ledger") or ""
         ledger = (
-            decode_ledger(raw_ledger, event.user_id)
+            decode_ledger(raw_ledger.encode("latin-1"), event.user_id)
             if folder.reads_ledger(current, [pending], now)
             else None
         )
@@ -127,8 +128,8 @@ def main() -> None:
         write = outcome.write
         if write is None:
             return None
-        entries = [entry.decode() for entry in write.entries]
-        state.set("ledger", entries if write.rewrite else [*raw_ledger, *entries])
+        entries = b"".join(write.entries).decode("latin-1")
+        state.set("ledger", entries if write.rewrite else raw_ledger + entries)
         removed = set(write.removed)
         state.set("seen", [f for f in seen if f not in removed] + list(write.fingerprints))
         checkpoint = write.checkpoint
@@ -143,9 +144,7 @@ def main() -> None:
             new["latest"] = to_micros(write.latest_event_at)
         if write.written_at is not None:
             new["written"] = to_micros(write.written_at)
-        summary = trajectory_summary(checkpoint.trajectory)
-        if write.standing is not None:
-            summary |= standing_summary(write.standing, checkpoint.state)
+        summary = stored_summary(checkpoint.trajectory, write.standing)
         state.set("user", new | summary)
         return write.status_event
 

@@ -6,23 +6,27 @@ instants after it are recomputed from these entries. An entry keeps exactly what
 reads, the event id (canonical order and last-writer-wins ties) and a digest of the whole
 event (a re-sent ``event_id`` with other content is a conflict, not a duplicate).
 
-Entry (compact JSON array, one per event):
+A ledger is its entries concatenated (one Redis value: appending is a string append). An
+entry is binary and self-delimiting, big-endian:
 
-* ``["r", micros, event_id, digest, loan_id, due, paid, days_past_due, balance]``
-* ``["s", micros, event_id, digest, amount]``
-* ``["a", micros, event_id, digest, asset_type, value, verified]``
+* head: kind (``r``, ``s`` or ``a``, one byte), ``occurred_at`` (int64 microseconds since
+  the epoch, UTC), the content digest (int64), then the event id (``text``);
+* ``r`` (repayment): ``loan_id`` (text), ``amount_due``, ``amount_paid`` (money),
+  ``days_past_due`` (uint16), ``outstanding_balance`` (money);
+* ``s`` (spending): ``amount`` (money);
+* ``a`` (asset): ``asset_type`` (text), ``value`` (money), ``verified`` (one byte, 0 or 1).
 
-Money is a decimal string, ``micros`` integer microseconds since the epoch (UTC).
+``text`` is a length byte and ASCII (ids are at most 64 characters; asset types are short),
+``money`` the decimal's exact text the same way (``str(Decimal)``: trailing zeros kept, so
+the fold reads the very decimal it was given). About 40 % of the compact JSON it replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Any
-
-import orjson
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core.codec import from_micros, to_micros
@@ -31,7 +35,7 @@ _KIND = {RepaymentEvent: "r", SpendingEvent: "s", AssetEvent: "a"}
 
 
 def fingerprint(event_id: str) -> int:
-    """A signed 64-bit digest of an event id: Redis keeps sets of these as compact intsets.
+    """A signed 64-bit digest of an event id (what deduplication compares).
 
     Collisions need ~2**32 events for one user, so they are not a practical concern.
     """
@@ -49,74 +53,163 @@ def content_digest(event: InputEvent) -> int:
     return int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big", signed=True)
 
 
+_HEAD = struct.Struct(">cqq")  # kind, occurred_at micros, content digest
+_DAYS = struct.Struct(">H")
+_FINGERPRINT = struct.Struct(">q")
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode("ascii")
+    if len(raw) > 255:
+        raise ValueError(f"ledger text longer than 255 bytes: {len(raw)}")
+    return bytes((len(raw),)) + raw
+
+
+def _money(value: Decimal) -> bytes:
+    return _text(str(value))
+
+
 def encode_entry(event: InputEvent, digest: int | None = None) -> bytes:
-    """The ledger entry of an event."""
-    head: list[Any] = [
-        _KIND[type(event)],
-        to_micros(event.occurred_at),
-        event.event_id,
-        content_digest(event) if digest is None else digest,
+    """The ledger entry of an event (binary, self-delimiting)."""
+    parts = [
+        _HEAD.pack(
+            _KIND[type(event)].encode(),
+            to_micros(event.occurred_at),
+            content_digest(event) if digest is None else digest,
+        ),
+        _text(event.event_id),
     ]
     if isinstance(event, RepaymentEvent):
-        head += [
-            event.loan_id,
-            str(event.amount_due),
-            str(event.amount_paid),
-            event.days_past_due,
-            str(event.outstanding_balance),
+        parts += [
+            _text(event.loan_id),
+            _money(event.amount_due),
+            _money(event.amount_paid),
+            _DAYS.pack(event.days_past_due),
+            _money(event.outstanding_balance),
         ]
     elif isinstance(event, SpendingEvent):
-        head.append(str(event.amount))
+        parts.append(_money(event.amount))
     else:
-        head += [event.asset_type.value, str(event.value), event.verified]
-    return orjson.dumps(head)
+        parts += [
+            _text(event.asset_type.value),
+            _money(event.value),
+            b"\x01" if event.verified else b"\x00",
+        ]
+    return b"".join(parts)
 
 
-def decode_entry(raw: bytes | str, user_id: str) -> tuple[InputEvent, int]:
-    """An entry back as the event the fold reads (validated when it was accepted, so it is
-    rebuilt without validating again) and its content digest."""
-    doc = orjson.loads(raw)
-    kind, micros, event_id, digest = doc[0], doc[1], doc[2], doc[3]
-    occurred = from_micros(micros)
-    event: InputEvent
-    if kind == "r":
-        event = RepaymentEvent.model_construct(
-            event_id=event_id,
-            user_id=user_id,
-            occurred_at=occurred,
-            loan_id=doc[4],
-            amount_due=Decimal(doc[5]),
-            amount_paid=Decimal(doc[6]),
-            days_past_due=doc[7],
-            outstanding_balance=Decimal(doc[8]),
-        )
-    elif kind == "s":
-        event = SpendingEvent.model_construct(
-            event_id=event_id,
-            user_id=user_id,
-            occurred_at=occurred,
-            amount=Decimal(doc[4]),
-            category="unknown",
-            merchant_id=None,
-        )
-    elif kind == "a":
-        event = AssetEvent.model_construct(
-            event_id=event_id,
-            user_id=user_id,
-            occurred_at=occurred,
-            asset_type=AssetType(doc[4]),
-            value=Decimal(doc[5]),
-            verified=bool(doc[6]),
-        )
-    else:
-        raise ValueError(f"unknown ledger entry kind {kind!r}")
-    return event, int(digest)
+class _Reader:
+    """A cursor over a ledger's bytes."""
+
+    __slots__ = ("at", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def text(self) -> str:
+        size = self.data[self.at]
+        start = self.at + 1
+        self.at = start + size
+        if self.at > len(self.data):
+            raise ValueError("truncated ledger entry")
+        return self.data[start : self.at].decode("ascii")
+
+    def money(self) -> Decimal:
+        return Decimal(self.text())
+
+    def byte(self) -> int:
+        value = self.data[self.at]
+        self.at += 1
+        return value
+
+    def days(self) -> int:
+        (value,) = _DAYS.unpack_from(self.data, self.at)
+        self.at += _DAYS.size
+        return int(value)
+
+    def entry(self, user_id: str) -> tuple[InputEvent, int]:
+        kind, micros, digest = _HEAD.unpack_from(self.data, self.at)
+        self.at += _HEAD.size
+        event_id = self.text()
+        occurred = from_micros(micros)
+        event: InputEvent
+        # Validated when it was accepted: rebuilt without validating again.
+        if kind == b"r":
+            event = RepaymentEvent.model_construct(
+                event_id=event_id,
+                user_id=user_id,
+                occurred_at=occurred,
+                loan_id=self.text(),
+                amount_due=self.money(),
+                amount_paid=self.money(),
+                days_past_due=self.days(),
+                outstanding_balance=self.money(),
+            )
+        elif kind == b"s":
+            event = SpendingEvent.model_construct(
+                event_id=event_id,
+                user_id=user_id,
+                occurred_at=occurred,
+                amount=self.money(),
+                category="unknown",
+                merchant_id=None,
+            )
+        elif kind == b"a":
+            event = AssetEvent.model_construct(
+                event_id=event_id,
+                user_id=user_id,
+                occurred_at=occurred,
+                asset_type=AssetType(self.text()),
+                value=self.money(),
+                verified=bool(self.byte()),
+            )
+        else:
+            raise ValueError(f"unknown ledger entry kind {kind!r}")
+        return event, int(digest)
 
 
-def decode_ledger(raws: Iterable[bytes | str], user_id: str) -> dict[int, tuple[InputEvent, int]]:
+def _entries(blob: bytes, user_id: str) -> Iterator[tuple[int, int, InputEvent, int]]:
+    """Each entry of a ledger: (start, end, event, content digest)."""
+    reader = _Reader(bytes(blob))
+    while reader.at < len(reader.data):
+        start = reader.at
+        event, digest = reader.entry(user_id)
+        yield start, reader.at, event, digest
+
+
+def decode_entry(raw: bytes, user_id: str) -> tuple[InputEvent, int]:
+    """One entry back as the event the fold reads and its content digest."""
+    reader = _Reader(bytes(raw))
+    decoded = reader.entry(user_id)
+    if reader.at != len(reader.data):
+        raise ValueError("trailing bytes after a ledger entry")
+    return decoded
+
+
+def split_entries(blob: bytes) -> list[bytes]:
+    """A ledger's entries, each as :func:`encode_entry` wrote it."""
+    return [blob[start:end] for start, end, _, _ in _entries(blob, "")]
+
+
+def decode_ledger(blob: bytes, user_id: str) -> dict[int, tuple[InputEvent, int]]:
     """A stored ledger by event fingerprint: (event, content digest)."""
-    entries: dict[int, tuple[InputEvent, int]] = {}
-    for raw in raws:
-        event, digest = decode_entry(raw, user_id)
-        entries[fingerprint(event.event_id)] = (event, digest)
-    return entries
+    return {
+        fingerprint(event.event_id): (event, digest)
+        for _, _, event, digest in _entries(blob, user_id)
+    }
+
+
+def pack_fingerprints(fingerprints: Iterable[int]) -> bytes:
+    """Fingerprints as stored beside a ledger: 8 bytes each, big-endian, in ledger order."""
+    return b"".join(_FINGERPRINT.pack(fp) for fp in fingerprints)
+
+
+def unpack_fingerprints(packed: bytes) -> list[int]:
+    """The fingerprints of :func:`pack_fingerprints`."""
+    return [fp for (fp,) in _FINGERPRINT.iter_unpack(packed)]
+
+
+def fingerprints_of(blob: bytes) -> list[int]:
+    """The fingerprint of every entry's event id, in ledger order."""
+    return [fingerprint(event.event_id) for _, _, event, _ in _entries(blob, "")]

@@ -266,8 +266,6 @@ def redis_layout_markdown() -> str:
     keys = KeyLayout("cl")
     samples = {
         "state": keys.state("<user>"),
-        "seen": keys.seen("<user>"),
-        "ledger": keys.ledger("<user>"),
         "decision": keys.decision("<user>", "<request_id>"),
         "reviews": keys.reviews(0).replace("-0", "-<partition>"),
         "reviews_policy_mark": keys.reviews_policy_mark(0).replace("-0", "-<partition>"),
@@ -296,6 +294,16 @@ def redis_layout_markdown() -> str:
     for name, text in layout.STATE_FIELDS.items():
         kind = " *(internal)*" if name in layout._INTERNAL_FIELDS else ""
         lines.append(f"| `{name}`{kind} | {text} |")
+    lines += [
+        "",
+        "Readable fields not stored (each is in `trajectory` or `state` already), derived "
+        "when read (`RedisStore.read_summary`):",
+        "",
+        "| field | holds |",
+        "|---|---|",
+    ]
+    for name, text in layout.DERIVED_FIELDS.items():
+        lines.append(f"| `{name}` | {text} |")
     lines += ["", "Lua scripts (run by their SHA1, loaded again when a server lacks them):", ""]
     for name, text in layout.SCRIPTS.items():
         lines.append(f"* `{name}`: {text}.")

@@ -20,12 +20,11 @@ LOANS = 20_000
 
 
 async def user_bytes(worker: WorkerProcess, user: str) -> int:
-    """Redis memory of every key of one user (state hash, ledger, seen set)."""
+    """Redis memory of one user's key (state, ledger and fingerprints are one hash)."""
     layout = KeyLayout(worker.settings.redis_key_prefix)
     client = redis_client(worker.settings)
     try:
-        keys = [layout.state(user), layout.ledger(user), layout.seen(user)]
-        return sum([int(await client.memory_usage(k) or 0) for k in keys])
+        return int(await client.memory_usage(layout.state(user)) or 0)
     finally:
         await client.aclose()
 

@@ -1,12 +1,16 @@
-"""The Redis adapter on a real Redis: versioned writes, dedup fingerprints, decisions."""
+"""The Redis adapter on a real Redis: versioned writes, the ledger and its fingerprints, the
+readable summary, decisions, the key layout."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams.adapters.redis.store import UserWrite
+import pytest
+
+from streams.adapters.redis.layout import LAYOUT_VERSION
+from streams.adapters.redis.store import LayoutMismatch, UserWrite
 from streams.core.codec import encode_state, encode_trajectory
-from streams.core.ledger import decode_entry, encode_entry, fingerprint
+from streams.core.ledger import decode_entry, encode_entry, fingerprint, pack_fingerprints
 from streams.settings import Settings
 from tests.builders import spending
 from tests.checkpoints import checkpoint_of, standing_of
@@ -75,15 +79,14 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
                 async for k in store.client.scan_iter(match=f"{settings.redis_key_prefix}:*")
             ]
         )
+        # One key per user: the ledger and its fingerprints are fields of the state hash
+        # (each key costs ~70 B of Redis's own bookkeeping).
         assert keys == [
             f"{settings.redis_key_prefix}:{{reviews-3}}:due",
-            f"{settings.redis_key_prefix}:{{u-7}}:ledger",
-            f"{settings.redis_key_prefix}:{{u-7}}:seen",
             f"{settings.redis_key_prefix}:{{u-7}}:state",
         ]
-        # Fingerprints are 64-bit integers, so Redis keeps the set in its compact encoding.
-        encoding = await store.client.object("ENCODING", keys[2])
-        assert encoding in (b"intset", "intset")
+        stored = await store.client.hmget(keys[1], ["ledger", "seen"])
+        assert stored == [encode_entry(event), pack_fingerprints([fingerprint("s-1")])]
     finally:
         await store.close()
 
@@ -152,5 +155,112 @@ async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> 
         assert loaded["u-7"].pending_status_event == b"ev-u-7"
         assert all(loaded[u].pending_status_event is None for u in users if u != "u-7")
         await store.clear_status_events({})
+    finally:
+        await store.close()
+
+
+async def test_only_a_whole_stored_fingerprint_counts_as_applied(settings: Settings) -> None:
+    # `seen` is 8-byte words; a candidate equal to 8 bytes straddling two words is not in it.
+    store = store_for(settings)
+    try:
+        events = [spending(user_id="u-5", event_id=f"s-{i}") for i in range(3)]
+        fps = [fingerprint(e.event_id) for e in events]
+        write = UserWrite(
+            "u-5",
+            0,
+            checkpoint_of(events),
+            None,
+            fps,
+            [encode_entry(e) for e in events],
+            ledger_size=3,
+        )
+        assert await store.save([write]) == []
+        packed = pack_fingerprints(fps)
+        straddling = [int.from_bytes(packed[at : at + 8], "big", signed=True) for at in (4, 9)]
+        loaded = await store.load({"u-5": [*straddling, fps[2], fps[0]]})
+        assert loaded["u-5"].already_applied == frozenset({fps[0], fps[2]})
+    finally:
+        await store.close()
+
+
+async def test_a_rewrite_replaces_the_ledger_and_its_fingerprints(settings: Settings) -> None:
+    store = store_for(settings)
+    try:
+        old = [spending(user_id="u-6", event_id=f"old-{i}") for i in range(3)]
+        appended = UserWrite(
+            "u-6",
+            0,
+            checkpoint_of(old),
+            None,
+            [fingerprint(e.event_id) for e in old],
+            [encode_entry(e) for e in old],
+        )
+        assert await store.save([appended]) == []
+        kept, new = old[2], spending(user_id="u-6", event_id="new-1")
+        rewrite = UserWrite(
+            "u-6",
+            1,
+            checkpoint_of([kept, new]),
+            None,
+            [fingerprint("new-1")],
+            [encode_entry(kept), encode_entry(new)],
+            rewrite=True,
+            removed=[fingerprint("old-0"), fingerprint("old-1")],
+        )
+        assert await store.save([rewrite]) == []
+        every = [fingerprint(f"old-{i}") for i in range(3)] + [fingerprint("new-1")]
+        loaded = await store.load({"u-6": every})
+        assert loaded["u-6"].already_applied == frozenset(every[2:])
+        assert await store.read_ledger_raw("u-6") == [encode_entry(kept), encode_entry(new)]
+        assert set((await store.load_ledgers(["u-6"]))["u-6"]) == set(every[2:])
+    finally:
+        await store.close()
+
+
+async def test_the_readable_summary_derives_what_is_not_stored(settings: Settings) -> None:
+    store = store_for(settings)
+    try:
+        checkpoint = checkpoint_of([spending(user_id="u-8")])
+        shown = standing_of(checkpoint)
+        assert shown is not None and checkpoint.state is not None
+        write = UserWrite("u-8", 0, checkpoint, shown, [fingerprint("s-1")])
+        assert await store.save([write]) == []
+        summary = await store.read_summary("u-8")
+        trajectory = checkpoint.trajectory
+        assert trajectory.reviewed_at is not None
+        assert summary == {
+            "ver": "1",
+            "at_capacity": "",
+            "status": shown.status.value,
+            "score": str(shown.score),
+            "segment": shown.segment,
+            "credit_limit": f"{shown.credit_limit:.2f}",
+            "available_limit": f"{shown.available_limit:.2f}",
+            "scorer_version": shown.scorer_version,
+            "policy_version": shown.policy_version,
+            "reviewed_at": trajectory.reviewed_at.isoformat(),
+            "next_review": trajectory.next_review.isoformat() if trajectory.next_review else "",
+            "status_since": shown.line.since.isoformat(),
+            "status_settled": "1" if shown.line.settled else "0",
+            "score_as_of": shown.score_as_of.isoformat(),
+            "events_applied": str(checkpoint.state.events_applied),
+        }
+        stored = await store.client.hkeys(store.keys.state("u-8"))
+        names = {k.decode() if isinstance(k, bytes) else k for k in stored}
+        assert not names & {"reviewed_at", "status_since", "score_as_of"}
+    finally:
+        await store.close()
+
+
+async def test_a_redis_of_an_older_layout_is_refused_until_rebuilt(settings: Settings) -> None:
+    store = store_for(settings)
+    try:
+        await store.client.set(store.keys.layout(), "2")
+        await store.client.sadd(f"{settings.redis_key_prefix}:{{u-1}}:seen", 1)
+        with pytest.raises(LayoutMismatch, match="replay --rebuild"):
+            await store.ensure_layout()
+        assert await store.delete_everything() == 2
+        await store.ensure_layout()
+        assert await store.layout_version() == LAYOUT_VERSION
     finally:
         await store.close()

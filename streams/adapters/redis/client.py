@@ -36,12 +36,11 @@ ACL_COMMANDS: tuple[str, ...] = (
     # the store: scripts by digest, loaded again when a server answers NOSCRIPT
     "evalsha",
     "script|load",
-    # the store: plain reads, the decision memory, ledgers and scan_states
+    # the store: plain reads, the decision memory and scan_states
     "hmget",
     "hgetall",
     "set",
     "scan",
-    "lrange",
     "get",
     # the store: review schedule of each partition (sorted sets)
     "zadd",
@@ -51,10 +50,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "hget",
     "hset",
     "hdel",
-    "sadd",
-    "srem",
-    "smismember",
-    "rpush",
+    # `replay --rebuild`: deleting creditline's keys
     "del",
     # with CREDITLINE_REDIS_MIN_REPLICAS: waiting for replicas after writes
     "wait",

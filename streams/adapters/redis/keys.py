@@ -16,16 +16,10 @@ class KeyLayout:
     prefix: str = "cl"
 
     def state(self, user_id: str) -> str:
-        """Hash: folded state (``state``), its version (``ver``) and the latest score fields."""
+        """Hash: everything kept of a user's events: the fold (``state``), its version
+        (``ver``), the status trajectory, the ledger of events and their fingerprints, and
+        the latest score fields."""
         return f"{self.prefix}:{{{user_id}}}:state"
-
-    def seen(self, user_id: str) -> str:
-        """Set of 64-bit fingerprints of the event ids already applied (deduplication)."""
-        return f"{self.prefix}:{{{user_id}}}:seen"
-
-    def ledger(self, user_id: str) -> str:
-        """List: the user's accepted events in the horizon window, compact (``core.ledger``)."""
-        return f"{self.prefix}:{{{user_id}}}:ledger"
 
     def reviews(self, partition: int) -> str:
         """Sorted set: users of an event partition by the instant of their next review (Unix

@@ -6,8 +6,8 @@ Invariants the scripts keep, per user and atomically:
 
 * a write applies only if ``ver`` is still the version its batch read (a stale-write check),
   and then moves ``ver`` on by one;
-* the fold (``state``), the status history (``trajectory``), the ledger and the seen set
-  change together: an event is in the ledger exactly when its fingerprint is in the seen set,
+* the fold (``state``), the status history (``trajectory``), the ledger and ``seen``
+  change together: an event is in the ledger exactly when its fingerprint is in ``seen``,
   so "applied" and "recognised as duplicate" never disagree;
 * ``status_event`` (the outbox) is only ever cleared while it still holds what was published.
 """
@@ -23,60 +23,61 @@ from streams.core.state import UserState
 from streams.core.timeline import Trajectory
 
 #: The key layout this code writes; a worker refuses a Redis holding another one.
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "3"
 
 # Both scripts serve many users per call (one round trip and one command for a whole group
-# of users, instead of one per user): KEYS are each user's state hash, seen set and ledger,
-# in order; ARGV holds one argument per user. Redis Cluster requires a call's keys to share
-# a hash slot, so there the caller groups users by slot.
-_KEYS_PER_USER = 3
+# of users, instead of one per user): KEYS are the users' state hashes, in order. Redis
+# Cluster requires a call's keys to share a hash slot, so there the caller groups users by
+# slot. Fingerprints travel packed (8 bytes each, big-endian): Lua numbers are doubles and
+# would round them, and the stored ``seen`` field is the same packing.
 
-# ARGV[i]: user i's candidate fingerprints, space separated. Returns, per user, the stored
-# fields and a flag per fingerprint telling whether it is already applied.
+# ARGV[i]: user i's candidate fingerprints, packed. Returns, per user, the stored fields and
+# a flag per fingerprint telling whether it is already applied: whether it is one of the
+# 8-byte words of ``seen`` (a plain substring search, then the match must be word-aligned).
 _LOAD_LUA = """
 local out = {}
-for i = 1, #ARGV do
-  local fields = redis.call('HMGET', KEYS[3 * i - 2], 'ver', 'state', 'trajectory',
+for i = 1, #KEYS do
+  local fields = redis.call('HMGET', KEYS[i], 'ver', 'state', 'trajectory',
                             'latest_event_at', 'ledger_size', 'status_event', 'written_at')
-  local fps = {}
-  for fp in string.gmatch(ARGV[i], '%S+') do fps[#fps + 1] = fp end
+  local seen = redis.call('HGET', KEYS[i], 'seen') or ''
+  local candidates = ARGV[i]
   local flags = {}
-  for first = 1, #fps, 4000 do
-    local last = math.min(first + 3999, #fps)
-    for _, flag in ipairs(redis.call('SMISMEMBER', KEYS[3 * i - 1], unpack(fps, first, last))) do
-      flags[#flags + 1] = flag
+  for at = 1, #candidates, 8 do
+    local fp = string.sub(candidates, at, at + 7)
+    local found, from = 0, 1
+    while true do
+      local hit = string.find(seen, fp, from, true)
+      if not hit then break end
+      if (hit - 1) % 8 == 0 then found = 1 break end
+      from = hit + 1
     end
+    flags[#flags + 1] = found
   end
   out[i] = {fields, flags}
 end
 return out
 """
 
-# ARGV[i]: JSON [expected version, [field, value, ...], [fingerprint to add, ...],
-# rewrite (0/1), [ledger entry, ...], [fingerprint to remove, ...]] of user i. With rewrite
-# the ledger is replaced by the entries, otherwise they are appended. Returns per user 1 when
-# applied, 0 on a version conflict (that user is left untouched).
+# Per user i, five ARGV from 5 * (i - 1) + 1: the expected version; a JSON array
+# [field, value, ...] to set; "1" to replace the ledger (events left the window) or "0" to
+# append to it; the ledger entries (concatenated); their fingerprints (packed). Returns per
+# user 1 when applied, 0 on a version conflict (that user is left untouched).
 _APPLY_LUA = """
 local results = {}
-for i = 1, #ARGV do
-  local write = cjson.decode(ARGV[i])
-  local current = redis.call('HGET', KEYS[3 * i - 2], 'ver') or '0'
-  if current ~= write[1] then
+for i = 1, #KEYS do
+  local key, base = KEYS[i], 5 * (i - 1)
+  local current = redis.call('HGET', key, 'ver') or '0'
+  if current ~= ARGV[base + 1] then
     results[i] = 0
   else
-    redis.call('HSET', KEYS[3 * i - 2], unpack(write[2]))
-    local fps = write[3]
-    for first = 1, #fps, 4000 do
-      redis.call('SADD', KEYS[3 * i - 1], unpack(fps, first, math.min(first + 3999, #fps)))
-    end
-    local gone = write[6]
-    for first = 1, #gone, 4000 do
-      redis.call('SREM', KEYS[3 * i - 1], unpack(gone, first, math.min(first + 3999, #gone)))
-    end
-    if write[4] == 1 then redis.call('DEL', KEYS[3 * i]) end
-    local entries = write[5]
-    for first = 1, #entries, 4000 do
-      redis.call('RPUSH', KEYS[3 * i], unpack(entries, first, math.min(first + 3999, #entries)))
+    redis.call('HSET', key, unpack(cjson.decode(ARGV[base + 2])))
+    local entries, fps = ARGV[base + 4], ARGV[base + 5]
+    if ARGV[base + 3] == '1' then
+      redis.call('HSET', key, 'ledger', entries, 'seen', fps)
+    elseif #entries > 0 then
+      redis.call('HSET', key,
+                 'ledger', (redis.call('HGET', key, 'ledger') or '') .. entries,
+                 'seen', (redis.call('HGET', key, 'seen') or '') .. fps)
     end
     results[i] = 1
   end
@@ -139,9 +140,9 @@ SCHEDULE_POLICY = LuaScript(_SCHEDULE_POLICY_LUA)
 SCRIPTS = {
     "LOAD": "per user of a group: the fields a batch needs (ver, state, trajectory, "
     "latest_event_at, ledger_size, status_event, written_at) and which candidate "
-    "fingerprints are in the seen set",
-    "APPLY": "per user of a group: if ver is the expected one, set the fields, add (and "
-    "remove) fingerprints, append to (or replace) the ledger; else report a conflict",
+    "fingerprints are in ``seen``",
+    "APPLY": "per user of a group: if ver is the expected one, set the fields and append "
+    "to (or replace) the ledger and its fingerprints together; else report a conflict",
     "CLEAR_IF_EQUAL": "per user: delete the outbox field only if it still holds what was published",
     "SCHEDULE_POLICY": "per partition: bring every review later than a policy's effective "
     "instant forward to it, once per instant (the policy mark)",
@@ -151,68 +152,93 @@ SCRIPTS = {
 OUTBOX_FIELD = "status_event"
 #: Hash fields that are the worker's, not part of the readable summary.
 _INTERNAL_FIELDS = frozenset(
-    {"state", "trajectory", OUTBOX_FIELD, "latest_event_at", "ledger_size", "written_at"}
+    {
+        "state",
+        "trajectory",
+        "ledger",
+        "seen",
+        OUTBOX_FIELD,
+        "latest_event_at",
+        "ledger_size",
+        "written_at",
+    }
 )
 
 #: Every field of a user's state hash: name → what it holds. Fields not in
-#: ``_INTERNAL_FIELDS`` are the readable summary (`creditline inspect`, the app).
+#: ``_INTERNAL_FIELDS`` are the readable summary (``HGET cl:{u-42}:state status``), which
+#: :func:`readable_summary` completes with :data:`DERIVED_FIELDS`.
 STATE_FIELDS: dict[str, str] = {
     "ver": "write counter: the version a write must find (stale-write check)",
     "state": "the fold of the user's events in the window at the last review "
     "(compact JSON, streams/core/codec.py)",
     "trajectory": "every status change in the window, the last review instant and the next "
     "(compact JSON)",
+    "ledger": "the user's accepted events in the horizon window, binary entries "
+    "concatenated (streams/core/ledger.py): what a late event's recomputation folds again",
+    "seen": "the 64-bit fingerprints of the ledger's event ids, 8 bytes each in ledger "
+    "order (deduplication without reading the ledger)",
     "latest_event_at": "occurred_at of the newest event in the ledger (microseconds)",
     "ledger_size": "how many events the ledger holds",
     "written_at": "wall-clock time of the last write (microseconds): the status was "
     "announced as of then",
     OUTBOX_FIELD: "a status change written but not yet confirmed as published (outbox)",
     "at_capacity": "which kept history is full (events, loans), else empty",
-    "reviewed_at": "the last review instant (RFC 3339)",
-    "next_review": "the next instant the status may change without an event (RFC 3339)",
     "status": "the line status after the last review",
-    "status_since": "since when (event time) it holds",
-    "status_settled": "0 for a user's provisional first status, else 1",
     "score": "the score at the last review",
     "segment": "the segment at the last review",
     "credit_limit": "the credit limit at the last review",
     "available_limit": "the credit limit less outstanding debt",
-    "score_as_of": "occurred_at of the latest event folded into the score",
-    "events_applied": "events in the fold",
     "scorer_version": "the scorer's version",
     "policy_version": "the policy version in force at the last review",
 }
 
-
-def standing_summary(assessment: Assessment, state: UserState | None) -> dict[str, str]:
-    """The readable fields of a user's standing at the last review (what operators and the
-    app read beside the state)."""
-    return {
-        "score": str(assessment.score),
-        "status": assessment.status.value,
-        "status_since": assessment.line.since.isoformat(),
-        "status_settled": "1" if assessment.line.settled else "0",
-        "segment": assessment.segment,
-        "credit_limit": f"{assessment.credit_limit:.2f}",
-        "available_limit": f"{assessment.available_limit:.2f}",
-        "score_as_of": assessment.score_as_of.isoformat(),
-        "events_applied": str(state.events_applied if state else 0),
-        "scorer_version": assessment.scorer_version,
-        "policy_version": assessment.policy_version,
-    }
+#: Readable fields not stored (each is in ``trajectory`` or ``state`` already: storing
+#: them again cost ~250 B per user); :func:`readable_summary` derives them.
+DERIVED_FIELDS: dict[str, str] = {
+    "reviewed_at": "the last review instant (RFC 3339)",
+    "next_review": "the next instant the status may change without an event (RFC 3339)",
+    "status_since": "since when (event time) the status holds",
+    "status_settled": "0 for a user's provisional first status, else 1",
+    "score_as_of": "occurred_at of the latest event folded into the score",
+    "events_applied": "events in the fold",
+}
 
 
-def trajectory_summary(trajectory: Trajectory) -> dict[str, str]:
-    """The readable fields of a trajectory stored beside it."""
+def stored_summary(trajectory: Trajectory, assessment: Assessment | None) -> dict[str, str]:
+    """The readable fields written with a checkpoint (the standing's only when there is one:
+    an earlier standing's fields are then left as they were)."""
+    fields: dict[str, str] = {}
     line = trajectory.line
-    fields = {
-        "reviewed_at": trajectory.reviewed_at.isoformat() if trajectory.reviewed_at else "",
-        "next_review": trajectory.next_review.isoformat() if trajectory.next_review else "",
-    }
     if line is not None:
+        fields["status"] = line.status.value
+    if assessment is not None:
         fields |= {
-            "status": line.status.value,
-            "status_since": line.since.isoformat(),
-            "status_settled": "1" if line.settled else "0",
+            "status": assessment.status.value,
+            "score": str(assessment.score),
+            "segment": assessment.segment,
+            "credit_limit": f"{assessment.credit_limit:.2f}",
+            "available_limit": f"{assessment.available_limit:.2f}",
+            "scorer_version": assessment.scorer_version,
+            "policy_version": assessment.policy_version,
         }
     return fields
+
+
+def readable_summary(
+    stored: dict[str, str], trajectory: Trajectory | None, state: UserState | None
+) -> dict[str, str]:
+    """A user's readable summary: the stored readable fields and the derived ones."""
+    summary = {k: v for k, v in stored.items() if k not in _INTERNAL_FIELDS}
+    if trajectory is None:
+        return summary
+    at, upcoming = trajectory.reviewed_at, trajectory.next_review
+    summary["reviewed_at"] = at.isoformat() if at else ""
+    summary["next_review"] = upcoming.isoformat() if upcoming else ""
+    line = trajectory.line
+    if line is not None:
+        summary["status_since"] = line.since.isoformat()
+        summary["status_settled"] = "1" if line.settled else "0"
+    if "score" in summary:
+        summary["score_as_of"] = state.as_of.isoformat() if state else ""
+        summary["events_applied"] = str(state.events_applied if state else 0)
+    return summary

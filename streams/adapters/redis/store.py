@@ -3,11 +3,11 @@
 Per user (all keys share the hash tag ``{user_id}``, so one Lua script may touch them all):
 
 * ``:state`` (hash) — ``ver``, the fold at the last review (``state``), the status
-  trajectory (``trajectory``), ``latest_event_at`` and ``ledger_size`` of the ledger, the
-  readable summary (score, status, limit, …) and the ``status_event`` outbox;
-* ``:ledger`` (list) — every accepted event in the horizon window, compact
-  (:mod:`streams.core.ledger`): what a late event's recomputation folds again;
-* ``:seen`` (set) — 64-bit fingerprints of those events' ids (deduplication).
+  trajectory (``trajectory``), the ``ledger`` (every accepted event in the horizon window,
+  binary, :mod:`streams.core.ledger`: what a late event's recomputation folds again), the
+  fingerprints of its event ids (``seen``, deduplication), ``latest_event_at`` and
+  ``ledger_size`` of the ledger, the readable summary (score, status, limit, …) and the
+  ``status_event`` outbox. One key per user: each key costs ~70 B of Redis's own.
 
 Per event partition, ``{reviews-<p>}:due`` (sorted set) schedules each user's next review.
 
@@ -53,8 +53,8 @@ from streams.adapters.redis.layout import (
     OUTBOX_FIELD,
     SCHEDULE_POLICY,
     ScriptCall,
-    standing_summary,
-    trajectory_summary,
+    readable_summary,
+    stored_summary,
 )
 from streams.core.codec import (
     decode_state,
@@ -64,7 +64,13 @@ from streams.core.codec import (
     from_micros,
     to_micros,
 )
-from streams.core.ledger import decode_ledger, fingerprint
+from streams.core.ledger import (
+    decode_ledger,
+    fingerprint,
+    fingerprints_of,
+    pack_fingerprints,
+    split_entries,
+)
 from streams.core.state import UserState
 from streams.core.timeline import START, Checkpoint
 from streams.errors import OperatorActionRequired
@@ -278,16 +284,13 @@ class RedisStore:
         ]
 
     def _user_keys(self, users: Sequence[str]) -> list[str]:
-        keys: list[str] = []
-        for user in users:
-            keys.extend((self.keys.state(user), self.keys.seen(user), self.keys.ledger(user)))
-        return keys
+        return [self.keys.state(user) for user in users]
 
     async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
         """Read version, checkpoint and which candidate fingerprints are applied, per user."""
         groups = self._groups(list(candidates))
         calls: list[ScriptCall] = [
-            (LOAD, self._user_keys(group), [" ".join(map(str, candidates[u])) for u in group])
+            (LOAD, self._user_keys(group), [pack_fingerprints(candidates[u]) for u in group])
             for group in groups
         ]
         await self._confirm_replicated()
@@ -317,12 +320,16 @@ class RedisStore:
         with self._timed("load_ledger"):
             async with self.client.pipeline(transaction=False) as pipe:
                 for user in users:
-                    pipe.lrange(self.keys.ledger(user), 0, -1)
+                    pipe.hget(self.keys.state(user), "ledger")
                 replies = await pipe.execute()
-        return {user: decode_ledger(raws, user) for user, raws in zip(users, replies, strict=True)}
+        return {
+            user: decode_ledger(blob or b"", user)
+            for user, blob in zip(users, replies, strict=True)
+        }
 
     @staticmethod
-    def _write_argument(write: UserWrite) -> bytes:
+    def _write_arguments(write: UserWrite) -> list[bytes]:
+        """The five script arguments of one user's write (see ``APPLY``)."""
         checkpoint = write.checkpoint
         fields: list[str] = [
             "ver",
@@ -338,25 +345,25 @@ class RedisStore:
             fields.extend(("latest_event_at", str(to_micros(write.latest_event_at))))
         if write.written_at is not None:
             fields.extend(("written_at", str(to_micros(write.written_at))))
-        summary = trajectory_summary(checkpoint.trajectory) | {"at_capacity": write.at_capacity}
-        if write.standing is not None:
-            summary |= standing_summary(write.standing, checkpoint.state)
+        summary = stored_summary(checkpoint.trajectory, write.standing)
+        summary["at_capacity"] = write.at_capacity
         for name, value in summary.items():
             fields.extend((name, value))
         if write.status_event is not None:
             fields.extend((OUTBOX_FIELD, write.status_event.decode()))
-        # Fingerprints travel as strings: Lua numbers are doubles and would round them.
-        doc = [
-            str(write.expected_version),
-            fields,
-            [str(fp) for fp in write.fingerprints],
-            1 if write.rewrite else 0,
-            [entry.decode() for entry in write.entries],
-            [str(fp) for fp in write.removed],
+        entries = b"".join(write.entries)
+        # A rewrite replaces the ledger, so ``seen`` is rebuilt from its entries (the kept
+        # ones among them are not in ``write.fingerprints``); an append adds the fresh ones.
+        fps = fingerprints_of(entries) if write.rewrite else write.fingerprints
+        return [
+            str(write.expected_version).encode(),
+            # Non-ASCII text (reasons in Chinese) goes as UTF-8 rather than \\u escapes: the
+            # script's cjson.decode gives the same bytes either way.
+            orjson.dumps(fields),
+            b"1" if write.rewrite else b"0",
+            entries,
+            pack_fingerprints(fps),
         ]
-        # Non-ASCII text (reasons in Chinese) goes as UTF-8 rather than \\u escapes: the
-        # script's cjson.decode gives the same bytes either way.
-        return orjson.dumps(doc)
 
     async def save(self, writes: Sequence[UserWrite]) -> list[str]:
         """Apply every write atomically per user; return the users whose version conflicted."""
@@ -365,7 +372,11 @@ class RedisStore:
         by_user = {w.user_id: w for w in writes}
         groups = self._groups(list(by_user))
         calls: list[ScriptCall] = [
-            (APPLY, self._user_keys(group), [self._write_argument(by_user[u]) for u in group])
+            (
+                APPLY,
+                self._user_keys(group),
+                [arg for u in group for arg in self._write_arguments(by_user[u])],
+            )
             for group in groups
         ]
         with self._timed("save"):
@@ -453,8 +464,8 @@ class RedisStore:
     async def read_ledger_raw(self, user_id: str) -> list[bytes]:
         """A user's ledger entries as stored (any order)."""
         with self._timed("load_ledger"):
-            raws = await self.client.lrange(self.keys.ledger(user_id), 0, -1)
-        return [raw if isinstance(raw, bytes) else str(raw).encode() for raw in raws]
+            blob = await self.client.hget(self.keys.state(user_id), "ledger")
+        return split_entries(blob.encode() if isinstance(blob, str) else blob or b"")
 
     async def read_ledger(self, user_id: str) -> list[Any]:
         """A user's ledger events (any order)."""
@@ -469,7 +480,13 @@ class RedisStore:
         """The operator-facing fields of a user's state hash (score, limit, status, …)."""
         with self._timed("read_summary"):
             raw = await self.client.hgetall(self.keys.state(user_id))
-        return {_text(k): _text(v) for k, v in raw.items() if _text(k) not in _INTERNAL_FIELDS}
+        stored = {_text(k): _text(v) for k, v in raw.items() if _text(k) not in _INTERNAL_FIELDS}
+        state, trajectory = raw.get(b"state"), raw.get(b"trajectory")
+        return readable_summary(
+            stored,
+            decode_trajectory(trajectory) if trajectory is not None else None,
+            decode_state(state) if state is not None else None,
+        )
 
     async def remember_decision(
         self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int, digest: str = ""

@@ -193,10 +193,6 @@ class LocalStack:
             "everysec",
             "--save",
             "60 1000",
-            # Dedup fingerprints are 64-bit integers: keep sets in the compact intset form, up
-            # to the events a user may keep (CREDITLINE_MAX_EVENTS_PER_USER).
-            "--set-max-intset-entries",
-            "10000",
             # A user's state hash holds the ~0.3-2 KB state and, briefly, a status event: above
             # the default 64-byte value limit Redis stores it as a hashtable, ~700 B per user more.
             "--hash-max-listpack-value",
