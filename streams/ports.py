@@ -54,6 +54,8 @@ class StoredUser:
 
     version: int
     checkpoint: Checkpoint
+    #: Fingerprints of the candidate events that may be applied already: their ids occur in
+    #: the stored ledger (the ledger, once read, decides).
     already_applied: frozenset[int]
     latest_event_at: datetime | None = None
     ledger_size: int = 0
@@ -78,17 +80,15 @@ class StoredUser:
 class UserWrite:
     """A new checkpoint for one user, valid only if the stored version is still
     ``expected_version``; the ledger gets ``entries`` (appended, or instead of the stored
-    ones with ``rewrite``) and the seen set ``fingerprints`` (minus ``removed``). The store
-    keeps the ``standing`` at the checkpoint readable beside it (score, status, limit…)."""
+    ones with ``rewrite``): it is also what deduplication reads. The store keeps the
+    ``standing`` at the checkpoint readable beside it (score, status, limit…)."""
 
     user_id: str
     expected_version: int
     checkpoint: Checkpoint
     standing: Assessment | None
-    fingerprints: Sequence[int]
     entries: Sequence[bytes] = ()
     rewrite: bool = False
-    removed: Sequence[int] = ()
     latest_event_at: datetime | None = None
     ledger_size: int = 0
     status_event: bytes | None = None
@@ -120,8 +120,8 @@ class StateStore(Protocol):
         """Release connections."""
         ...
 
-    async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
-        """Each user's stored checkpoint and which candidate fingerprints are applied."""
+    async def load(self, candidates: Mapping[str, Sequence[str]]) -> dict[str, StoredUser]:
+        """Each user's stored checkpoint and which candidate event ids may be applied."""
         ...
 
     async def load_ledgers(self, users: Sequence[str]) -> dict[str, Ledger]:

@@ -4,8 +4,9 @@ What a user would build instead of creditline's worker: a Quix Streams applicati
 same three event topics (concatenated into one stream, so one user's events share one state),
 exactly-once, RocksDB state, 1 s checkpoints, librdkafka fetch tuned for a backlog. Each
 record is decoded, deduplicated, folded and scored by the same functions the worker calls
-(:meth:`EventFolder.fold_user`), and the user's checkpoint, ledger, seen event ids and the
-standing's summary are kept in the state store; status changes go to the line-status topic.
+(:meth:`EventFolder.fold_user`), and the user's checkpoint, ledger (searched for the event's id
+to deduplicate, as creditline's Redis script does) and the standing's summary are kept in the
+state store; status changes go to the line-status topic.
 
 Run by :mod:`bench.peers.quix` in a venv of its own (quixstreams 3.28 caps pydantic below
 creditline's pin), with creditline's settings in the environment. Not imported by creditline.
@@ -31,7 +32,7 @@ from streams.core.codec import (
     to_micros,
 )
 from streams.core.decoding import RejectedRecord, decode_record
-from streams.core.ledger import content_digest, decode_ledger, fingerprint
+from streams.core.ledger import content_digest, decode_ledger, fingerprint, id_token
 from streams.core.policy import load_default_policy
 from streams.core.timeline import START, Checkpoint, constant
 from streams.metrics import Metrics
@@ -42,7 +43,7 @@ from streams.settings import Settings
 from streams.topics import Topics
 
 
-def _stored(doc: dict[str, Any], seen: list[int], fp: int) -> StoredUser:
+def _stored(doc: dict[str, Any], maybe_applied: bool, fp: int) -> StoredUser:
     trajectory, state = doc.get("trajectory"), doc.get("state")
     checkpoint = (
         Checkpoint(decode_trajectory(trajectory), decode_state(state) if state else None)
@@ -52,7 +53,7 @@ def _stored(doc: dict[str, Any], seen: list[int], fp: int) -> StoredUser:
     return StoredUser(
         version=doc.get("ver", 0),
         checkpoint=checkpoint,
-        already_applied=frozenset((fp,)) if fp in seen else frozenset(),
+        already_applied=frozenset((fp,)) if maybe_applied else frozenset(),
         latest_event_at=from_micros(doc["latest"]) if "latest" in doc else None,
         ledger_size=doc.get("size", 0),
         written_at=from_micros(doc["written"]) if "written" in doc else None,
@@ -115,10 +116,9 @@ def main() -> None:
         fp = fingerprint(event.event_id)
         pending = Pending(record, event, fp, content_digest(event))
         doc: dict[str, Any] = state.get("user") or {}
-        seen: list[int] = state.get("seen") or []
-        current = _stored(doc, seen, fp)
         # The ledger's bytes as text, one char per byte: the state store keeps JSON.
         raw_ledger: str = state.get("ledger") or ""
+        current = _stored(doc, id_token(event.event_id).decode("latin-1") in raw_ledger, fp)
         ledger = (
             decode_ledger(raw_ledger.encode("latin-1"), event.user_id)
             if folder.reads_ledger(current, [pending], now)
@@ -130,8 +130,6 @@ def main() -> None:
             return None
         entries = b"".join(write.entries).decode("latin-1")
         state.set("ledger", entries if write.rewrite else raw_ledger + entries)
-        removed = set(write.removed)
-        state.set("seen", [f for f in seen if f not in removed] + list(write.fingerprints))
         checkpoint = write.checkpoint
         new: dict[str, Any] = {
             "ver": write.expected_version + 1,

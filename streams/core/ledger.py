@@ -12,20 +12,26 @@ entry is binary and self-delimiting, big-endian:
 * head: kind (``r``, ``s`` or ``a``, one byte), ``occurred_at`` (int64 microseconds since
   the epoch, UTC), the content digest (int64), then the event id (``text``);
 * ``r`` (repayment): ``loan_id`` (text), ``amount_due``, ``amount_paid`` (money),
-  ``days_past_due`` (uint16), ``outstanding_balance`` (money);
+  ``days_past_due`` (varint), ``outstanding_balance`` (money);
 * ``s`` (spending): ``amount`` (money);
 * ``a`` (asset): ``asset_type`` (text), ``value`` (money), ``verified`` (one byte, 0 or 1).
 
-``text`` is a length byte and ASCII (ids are at most 64 characters; asset types are short),
-``money`` the decimal's exact text the same way (``str(Decimal)``: trailing zeros kept, so
-the fold reads the very decimal it was given). About 40 % of the compact JSON it replaced.
+``text`` is a length byte and ASCII (ids are at most 64 characters; asset types are short).
+``money`` is the decimal exactly as given (trailing zeros kept, so the fold reads the very
+decimal it was accepted with): a varint of ``coefficient * 2 + sign``, then the exponent as
+a signed byte — ``2800.00`` takes 4 bytes. A varint is 7 bits per byte, low bits first.
+About a third of the compact JSON it replaced.
+
+Deduplication searches a ledger for an event id as it appears in an entry
+(:func:`id_token`): a found token may be a false match elsewhere in the bytes, so it only
+means "read the ledger", where the entry's id decides.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
@@ -54,8 +60,6 @@ def content_digest(event: InputEvent) -> int:
 
 
 _HEAD = struct.Struct(">cqq")  # kind, occurred_at micros, content digest
-_DAYS = struct.Struct(">H")
-_FINGERPRINT = struct.Struct(">q")
 
 
 def _text(value: str) -> bytes:
@@ -65,8 +69,26 @@ def _text(value: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
+def id_token(event_id: str) -> bytes:
+    """How an event id appears in its ledger entry (its length byte, then the id)."""
+    return _text(event_id)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def _money(value: Decimal) -> bytes:
-    return _text(str(value))
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or not -128 <= exponent <= 127:
+        raise ValueError(f"ledger money out of range: {value!r}")
+    coefficient = int("".join(map(str, digits)))
+    return _varint(coefficient << 1 | sign) + struct.pack(">b", exponent)
 
 
 def encode_entry(event: InputEvent, digest: int | None = None) -> bytes:
@@ -84,7 +106,7 @@ def encode_entry(event: InputEvent, digest: int | None = None) -> bytes:
             _text(event.loan_id),
             _money(event.amount_due),
             _money(event.amount_paid),
-            _DAYS.pack(event.days_past_due),
+            _varint(event.days_past_due),
             _money(event.outstanding_balance),
         ]
     elif isinstance(event, SpendingEvent):
@@ -115,18 +137,29 @@ class _Reader:
             raise ValueError("truncated ledger entry")
         return self.data[start : self.at].decode("ascii")
 
+    def varint(self) -> int:
+        data, value, shift = self.data, 0, 0
+        while True:
+            byte = data[self.at]
+            self.at += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
     def money(self) -> Decimal:
-        return Decimal(self.text())
+        packed = self.varint()
+        exponent = self.data[self.at]
+        self.at += 1
+        if exponent > 127:
+            exponent -= 256
+        # Exact: the decimal's text from its coefficient and exponent (no context rounding).
+        return Decimal(f"{'-' if packed & 1 else ''}{packed >> 1}E{exponent}")
 
     def byte(self) -> int:
         value = self.data[self.at]
         self.at += 1
         return value
-
-    def days(self) -> int:
-        (value,) = _DAYS.unpack_from(self.data, self.at)
-        self.at += _DAYS.size
-        return int(value)
 
     def entry(self, user_id: str) -> tuple[InputEvent, int]:
         kind, micros, digest = _HEAD.unpack_from(self.data, self.at)
@@ -143,7 +176,7 @@ class _Reader:
                 loan_id=self.text(),
                 amount_due=self.money(),
                 amount_paid=self.money(),
-                days_past_due=self.days(),
+                days_past_due=self.varint(),
                 outstanding_balance=self.money(),
             )
         elif kind == b"s":
@@ -198,18 +231,3 @@ def decode_ledger(blob: bytes, user_id: str) -> dict[int, tuple[InputEvent, int]
         fingerprint(event.event_id): (event, digest)
         for _, _, event, digest in _entries(blob, user_id)
     }
-
-
-def pack_fingerprints(fingerprints: Iterable[int]) -> bytes:
-    """Fingerprints as stored beside a ledger: 8 bytes each, big-endian, in ledger order."""
-    return b"".join(_FINGERPRINT.pack(fp) for fp in fingerprints)
-
-
-def unpack_fingerprints(packed: bytes) -> list[int]:
-    """The fingerprints of :func:`pack_fingerprints`."""
-    return [fp for (fp,) in _FINGERPRINT.iter_unpack(packed)]
-
-
-def fingerprints_of(blob: bytes) -> list[int]:
-    """The fingerprint of every entry's event id, in ledger order."""
-    return [fingerprint(event.event_id) for _, _, event, _ in _entries(blob, "")]

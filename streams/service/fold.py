@@ -186,7 +186,7 @@ class EventFolder:
         for _ in range(MAX_CONFLICT_ROUNDS):
             if not remaining:
                 return failed, conflicting, outbox
-            candidates = {u: [p.fingerprint for p in ps] for u, ps in remaining.items()}
+            candidates = {u: [p.event.event_id for p in ps] for u, ps in remaining.items()}
             stored = await self.retry.until_stopped("load", partial(self.store.load, candidates))
             wanted = [u for u in remaining if self.reads_ledger(stored[u], remaining[u], now)]
             ledgers = await self.retry.until_stopped(
@@ -278,8 +278,9 @@ class EventFolder:
         return kept
 
     def reads_ledger(self, current: StoredUser, pendings: list[Pending], now: datetime) -> bool:
-        """Whether a user's earlier events must be read: a re-sent event id (is its content
-        the same?), a late event, events not reviewed yet, or an event leaving the window."""
+        """Whether a user's earlier events must be read: a maybe re-sent event id (is it in
+        the ledger, with the same content?), a late event, events not reviewed yet, or an
+        event leaving the window."""
         if any(p.fingerprint in current.already_applied for p in pendings):
             return True
         fresh = {p.fingerprint: p.event for p in pendings}
@@ -307,9 +308,8 @@ class EventFolder:
         dupes: list[Pending] = []
         conflicting: list[tuple[Pending, ServiceCode]] = []
         for p in pendings:
+            # The ledger decides: ``already_applied`` only says that it had to be read.
             known = digests.get(p.fingerprint)
-            if known is None and p.fingerprint in current.already_applied:
-                known = p.digest  # in the seen set but gone from the ledger: left the window
             if known is None:
                 digests[p.fingerprint] = p.digest
                 fresh.append(p)
@@ -336,7 +336,6 @@ class EventFolder:
             return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
         # The ledger: the new entries appended, or (events left the window) rewritten.
         entries = [encode_entry(p.event, p.digest) for p in fresh]
-        removed: list[int] = []
         rewrite = False
         size = current.ledger_size + len(fresh)
         latest = max(
@@ -346,9 +345,7 @@ class EventFolder:
         )
         if ledger is not None:
             limit = now - horizon
-            gone = [fp for fp, (event, _) in ledger.items() if event.occurred_at <= limit]
-            if gone:
-                removed = gone
+            if any(event.occurred_at <= limit for event, _ in ledger.values()):
                 rewrite = True
                 kept = [
                     encode_entry(event, digest)
@@ -375,10 +372,8 @@ class EventFolder:
             checkpoint=checkpoint,
             standing=assessment,
             at_capacity=self._at_capacity(size, checkpoint),
-            fingerprints=[p.fingerprint for p in fresh],
             entries=entries,
             rewrite=rewrite,
-            removed=removed,
             latest_event_at=latest,
             ledger_size=size,
             status_event=status_event,

@@ -44,7 +44,7 @@ def store_on(server: RedisServer, min_replicas: int) -> RedisStore:
 def write_of(user: str) -> tuple[UserWrite, int]:
     event = spending(user_id=user)
     fp = fingerprint(event.event_id)
-    return UserWrite(user, 0, checkpoint_of([event]), None, [fp], [encode_entry(event)]), fp
+    return UserWrite(user, 0, checkpoint_of([event]), None, [encode_entry(event)]), fp
 
 
 async def test_writes_count_only_once_a_replica_has_them(
@@ -75,13 +75,13 @@ async def test_writes_count_only_once_a_replica_has_them(
         # the user found "already applied"), a replica must have it.
         assert cli(primary, "hget", store.keys.state("u-2"), "ver") == "1"
         with pytest.raises(StoreUnavailable, match="NotReplicated"):
-            await store.load({"u-2": [fp]})
+            await store.load({"u-2": ["s-1"]})
         with pytest.raises(StoreUnavailable, match="NotReplicated"):
             await store.remember_decision("u-2", "q-2", b"{}", 60)
 
         later = redis_server(tmp_path / "replica-2", replica_of=f"127.0.0.1:{primary.port}")
         wait_in_sync(primary)
-        loaded = await store.load({"u-2": [fp]})
+        loaded = await store.load({"u-2": ["s-1"]})
         assert loaded["u-2"].already_applied == frozenset({fp})
         assert cli(later, "hget", store.keys.state("u-2"), "ver") == "1"
         assert cli(later, "get", store.keys.replication_fence()) == "1"

@@ -11,7 +11,7 @@ import redis.exceptions
 
 from streams.adapters.redis.client import redis_client, redis_problem
 from streams.adapters.redis.store import RedisStore, UserWrite
-from streams.core.ledger import encode_entry, fingerprint
+from streams.core.ledger import encode_entry
 from streams.metrics import Metrics
 from streams.settings import Settings
 from tests.builders import spending
@@ -35,8 +35,7 @@ async def test_every_store_operation_works_as_the_acl_user(
     store = RedisStore.connect(acl_settings, Metrics())
     try:
         assert await store.ping()
-        fp = fingerprint("s-1")
-        assert (await store.load({"u-1": [fp]}))["u-1"].version == 0  # scripts loaded here
+        assert (await store.load({"u-1": ["s-1"]}))["u-1"].version == 0  # scripts loaded here
         event = spending(user_id="u-1")
         checkpoint = checkpoint_of([event])
         shown = standing_of(checkpoint)
@@ -46,12 +45,11 @@ async def test_every_store_operation_works_as_the_acl_user(
             0,
             checkpoint,
             shown,
-            [fp],
             [encode_entry(event)],
             status_event=b"{}",
         )
         assert await store.save([write]) == []
-        rewrite = UserWrite("u-1", 1, checkpoint, None, [], [encode_entry(event)], rewrite=True)
+        rewrite = UserWrite("u-1", 1, checkpoint, None, [encode_entry(event)], rewrite=True)
         assert await store.save([rewrite]) == []
         await store.clear_status_events({"u-1": b"{}"})
         assert (await store.read_user("u-1")).checkpoint == checkpoint

@@ -10,9 +10,9 @@ import pytest
 from streams.adapters.redis.layout import LAYOUT_VERSION
 from streams.adapters.redis.store import LayoutMismatch, UserWrite
 from streams.core.codec import encode_state, encode_trajectory
-from streams.core.ledger import decode_entry, encode_entry, fingerprint, pack_fingerprints
+from streams.core.ledger import decode_entry, encode_entry, fingerprint
 from streams.settings import Settings
-from tests.builders import spending
+from tests.builders import repayment, spending
 from tests.checkpoints import checkpoint_of, standing_of
 from tests.support import store_for
 
@@ -23,17 +23,17 @@ async def test_write_applies_only_at_the_expected_version(settings: Settings) ->
         event = spending(user_id="u-1")
         checkpoint = checkpoint_of([event])
         fp = fingerprint("s-1")
-        loaded = await store.load({"u-1": [fp]})
+        loaded = await store.load({"u-1": ["s-1"]})
         assert loaded["u-1"].version == 0
         assert loaded["u-1"].state is None
         entry = encode_entry(event)
         shown = standing_of(checkpoint)
         assert shown is not None
-        write = UserWrite("u-1", 0, checkpoint, shown, [fp], [entry], ledger_size=1)
+        write = UserWrite("u-1", 0, checkpoint, shown, [entry], ledger_size=1)
         assert await store.save([write]) == []
         # The same write again is stale: version 1 is stored now.
         assert await store.save([write]) == ["u-1"]
-        again = await store.load({"u-1": [fp, fingerprint("other")]})
+        again = await store.load({"u-1": ["s-1", "other"]})
         assert again["u-1"].version == 1
         assert again["u-1"].checkpoint == checkpoint
         assert again["u-1"].ledger_size == 1
@@ -53,7 +53,7 @@ async def test_stored_fields_are_the_exact_bytes_written(settings: Settings) -> 
         checkpoint = checkpoint_of([spending(user_id="u-3")])
         event = '{"reasons":[{"text":"近期按时还款次数较少 \\" \\u2028 \u2028 😀"}]}'.encode()
         shown = standing_of(checkpoint)
-        write = UserWrite("u-3", 0, checkpoint, shown, [fingerprint("s-1")], status_event=event)
+        write = UserWrite("u-3", 0, checkpoint, shown, status_event=event)
         assert await store.save([write]) == []
         stored = await store.client.hgetall(store.keys.state("u-3"))
         assert stored[b"status_event"] == event
@@ -68,9 +68,7 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
     store = store_for(settings)
     try:
         event = spending(user_id="u-7")
-        write = UserWrite(
-            "u-7", 0, checkpoint_of([event]), None, [fingerprint("s-1")], [encode_entry(event)]
-        )
+        write = UserWrite("u-7", 0, checkpoint_of([event]), None, [encode_entry(event)])
         await store.save([write])
         await store.schedule({(3, "u-7"): datetime(2026, 12, 1, tzinfo=UTC)})
         keys = sorted(
@@ -85,8 +83,7 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
             f"{settings.redis_key_prefix}:{{reviews-3}}:due",
             f"{settings.redis_key_prefix}:{{u-7}}:state",
         ]
-        stored = await store.client.hmget(keys[1], ["ledger", "seen"])
-        assert stored == [encode_entry(event), pack_fingerprints([fingerprint("s-1")])]
+        assert await store.client.hget(keys[1], "ledger") == encode_entry(event)
     finally:
         await store.close()
 
@@ -117,7 +114,6 @@ async def test_a_state_hash_stays_a_compact_listpack(settings: Settings) -> None
             0,
             checkpoint,
             standing_of(checkpoint),
-            [fingerprint("s-9")],
             status_event=status_event,
         )
         assert await store.save([write]) == []
@@ -142,7 +138,6 @@ async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> 
                 0,
                 checkpoint_of([spending(user_id=u)]),
                 None,
-                [1],
                 status_event=f"ev-{u}".encode(),
             )
             for u in users
@@ -159,42 +154,36 @@ async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> 
         await store.close()
 
 
-async def test_only_a_whole_stored_fingerprint_counts_as_applied(settings: Settings) -> None:
-    # `seen` is 8-byte words; a candidate equal to 8 bytes straddling two words is not in it.
+async def test_an_id_counts_as_maybe_applied_exactly_when_it_occurs_in_the_ledger(
+    settings: Settings,
+) -> None:
     store = store_for(settings)
     try:
         events = [spending(user_id="u-5", event_id=f"s-{i}") for i in range(3)]
-        fps = [fingerprint(e.event_id) for e in events]
-        write = UserWrite(
-            "u-5",
-            0,
-            checkpoint_of(events),
-            None,
-            fps,
-            [encode_entry(e) for e in events],
-            ledger_size=3,
-        )
+        entries = [encode_entry(e) for e in events]
+        write = UserWrite("u-5", 0, checkpoint_of(events), None, entries, ledger_size=3)
         assert await store.save([write]) == []
-        packed = pack_fingerprints(fps)
-        straddling = [int.from_bytes(packed[at : at + 8], "big", signed=True) for at in (4, 9)]
-        loaded = await store.load({"u-5": [*straddling, fps[2], fps[0]]})
-        assert loaded["u-5"].already_applied == frozenset({fps[0], fps[2]})
+        # "s-1" occurs in the ledger as its length byte then the id; "s-" and "-1" do not
+        # (other lengths), nor does an id never applied.
+        loaded = await store.load({"u-5": ["s-", "-1", "s-2", "s-9", "s-0"]})
+        assert loaded["u-5"].already_applied == {fingerprint("s-2"), fingerprint("s-0")}
+        # A false match (the token inside another entry's bytes) only means "read the
+        # ledger": the ledger's own entries decide, so it is never taken as applied.
+        loan = repayment(user_id="u-5", event_id="r-1").model_copy(update={"loan_id": "x\x03s-4"})
+        lookalike = UserWrite("u-5", 1, checkpoint_of(events), None, [encode_entry(loan)])
+        assert await store.save([lookalike]) == []
+        loaded = await store.load({"u-5": ["s-4"]})
+        assert loaded["u-5"].already_applied == {fingerprint("s-4")}
+        assert fingerprint("s-4") not in (await store.load_ledgers(["u-5"]))["u-5"]
     finally:
         await store.close()
 
 
-async def test_a_rewrite_replaces_the_ledger_and_its_fingerprints(settings: Settings) -> None:
+async def test_a_rewrite_replaces_the_ledger(settings: Settings) -> None:
     store = store_for(settings)
     try:
         old = [spending(user_id="u-6", event_id=f"old-{i}") for i in range(3)]
-        appended = UserWrite(
-            "u-6",
-            0,
-            checkpoint_of(old),
-            None,
-            [fingerprint(e.event_id) for e in old],
-            [encode_entry(e) for e in old],
-        )
+        appended = UserWrite("u-6", 0, checkpoint_of(old), None, [encode_entry(e) for e in old])
         assert await store.save([appended]) == []
         kept, new = old[2], spending(user_id="u-6", event_id="new-1")
         rewrite = UserWrite(
@@ -202,17 +191,16 @@ async def test_a_rewrite_replaces_the_ledger_and_its_fingerprints(settings: Sett
             1,
             checkpoint_of([kept, new]),
             None,
-            [fingerprint("new-1")],
             [encode_entry(kept), encode_entry(new)],
             rewrite=True,
-            removed=[fingerprint("old-0"), fingerprint("old-1")],
         )
         assert await store.save([rewrite]) == []
-        every = [fingerprint(f"old-{i}") for i in range(3)] + [fingerprint("new-1")]
-        loaded = await store.load({"u-6": every})
-        assert loaded["u-6"].already_applied == frozenset(every[2:])
+        ids = ["old-0", "old-1", "old-2", "new-1"]
+        loaded = await store.load({"u-6": ids})
+        assert loaded["u-6"].already_applied == {fingerprint("old-2"), fingerprint("new-1")}
         assert await store.read_ledger_raw("u-6") == [encode_entry(kept), encode_entry(new)]
-        assert set((await store.load_ledgers(["u-6"]))["u-6"]) == set(every[2:])
+        ledger = (await store.load_ledgers(["u-6"]))["u-6"]
+        assert set(ledger) == {fingerprint("old-2"), fingerprint("new-1")}
     finally:
         await store.close()
 
@@ -223,7 +211,7 @@ async def test_the_readable_summary_derives_what_is_not_stored(settings: Setting
         checkpoint = checkpoint_of([spending(user_id="u-8")])
         shown = standing_of(checkpoint)
         assert shown is not None and checkpoint.state is not None
-        write = UserWrite("u-8", 0, checkpoint, shown, [fingerprint("s-1")])
+        write = UserWrite("u-8", 0, checkpoint, shown)
         assert await store.save([write]) == []
         summary = await store.read_summary("u-8")
         trajectory = checkpoint.trajectory
@@ -256,7 +244,7 @@ async def test_a_redis_of_an_older_layout_is_refused_until_rebuilt(settings: Set
     store = store_for(settings)
     try:
         await store.client.set(store.keys.layout(), "2")
-        await store.client.sadd(f"{settings.redis_key_prefix}:{{u-1}}:seen", 1)
+        await store.client.sadd(f"{settings.redis_key_prefix}:{{u-1}}:seen", 1)  # layout 2
         with pytest.raises(LayoutMismatch, match="replay --rebuild"):
             await store.ensure_layout()
         assert await store.delete_everything() == 2

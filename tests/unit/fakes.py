@@ -20,7 +20,6 @@ from streams.ports import InboundRecord, Ledger, RememberedDecision, StoredUser,
 class _User:
     version: int = 0
     checkpoint: Checkpoint = START
-    seen: set[int] = field(default_factory=set)
     ledger: list[bytes] = field(default_factory=list)
     latest_event_at: datetime | None = None
     ledger_size: int = 0
@@ -59,20 +58,25 @@ class FakeStore:
     async def close(self) -> None:
         return None
 
-    async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
+    async def load(self, candidates: Mapping[str, Sequence[str]]) -> dict[str, StoredUser]:
         self._call("load")
         return {
             u: StoredUser(
                 version=self.user(u).version,
                 checkpoint=self.user(u).checkpoint,
-                already_applied=frozenset(fp for fp in fps if fp in self.user(u).seen),
+                already_applied=frozenset(
+                    fingerprint(event_id) for event_id in ids if event_id in self._ids(u)
+                ),
                 latest_event_at=self.user(u).latest_event_at,
                 ledger_size=self.user(u).ledger_size,
                 pending_status_event=self.user(u).status_event,
                 written_at=self.user(u).written_at,
             )
-            for u, fps in candidates.items()
+            for u, ids in candidates.items()
         }
+
+    def _ids(self, user_id: str) -> set[str]:
+        return {decode_entry(raw, user_id)[0].event_id for raw in self.user(user_id).ledger}
 
     async def load_ledgers(self, users: Sequence[str]) -> dict[str, Ledger]:
         self._call("load_ledger")
@@ -94,8 +98,6 @@ class FakeStore:
                 continue
             u.version += 1
             u.checkpoint = w.checkpoint
-            u.seen |= set(w.fingerprints)
-            u.seen -= set(w.removed)
             u.ledger = list(w.entries) if w.rewrite else [*u.ledger, *w.entries]
             u.latest_event_at = w.latest_event_at
             u.ledger_size = w.ledger_size

@@ -20,15 +20,14 @@ def test_every_field_the_store_writes_is_documented() -> None:
         0,
         checkpoint,
         standing_of(checkpoint),
-        [1],
         status_event=b"{}",
         latest_event_at=checkpoint.at,
         written_at=checkpoint.at,
         at_capacity="events",
     )
     fields = orjson.loads(RedisStore._write_arguments(write)[1])
-    # The ledger and its fingerprints are set by the script itself (appended or replaced).
-    assert set(fields[0::2]) | {"ledger", "seen"} == set(layout.STATE_FIELDS)
+    # The ledger is set by the script itself (appended or replaced).
+    assert set(fields[0::2]) | {"ledger"} == set(layout.STATE_FIELDS)
 
 
 def test_every_field_the_scripts_read_is_documented() -> None:

@@ -6,9 +6,9 @@ Invariants the scripts keep, per user and atomically:
 
 * a write applies only if ``ver`` is still the version its batch read (a stale-write check),
   and then moves ``ver`` on by one;
-* the fold (``state``), the status history (``trajectory``), the ledger and ``seen``
-  change together: an event is in the ledger exactly when its fingerprint is in ``seen``,
-  so "applied" and "recognised as duplicate" never disagree;
+* the fold (``state``), the status history (``trajectory``) and the ledger change
+  together, and deduplication reads the ledger itself: an event is applied exactly when its
+  entry is in the ledger, so "applied" and "recognised as duplicate" never disagree;
 * ``status_event`` (the outbox) is only ever cleared while it still holds what was published.
 """
 
@@ -23,61 +23,56 @@ from streams.core.state import UserState
 from streams.core.timeline import Trajectory
 
 #: The key layout this code writes; a worker refuses a Redis holding another one.
-LAYOUT_VERSION = "3"
+LAYOUT_VERSION = "4"
 
 # Both scripts serve many users per call (one round trip and one command for a whole group
 # of users, instead of one per user): KEYS are the users' state hashes, in order. Redis
 # Cluster requires a call's keys to share a hash slot, so there the caller groups users by
-# slot. Fingerprints travel packed (8 bytes each, big-endian): Lua numbers are doubles and
-# would round them, and the stored ``seen`` field is the same packing.
+# slot.
 
-# ARGV[i]: user i's candidate fingerprints, packed. Returns, per user, the stored fields and
-# a flag per fingerprint telling whether it is already applied: whether it is one of the
-# 8-byte words of ``seen`` (a plain substring search, then the match must be word-aligned).
+# ARGV[i]: user i's candidate event ids, each as it appears in a ledger entry (a length
+# byte, then the id), concatenated. Returns, per user, the stored fields and a flag per
+# candidate: 1 when its token occurs in the ledger (maybe applied: the caller reads the
+# ledger, whose entries decide), 0 when it does not (certainly not applied).
 _LOAD_LUA = """
 local out = {}
 for i = 1, #KEYS do
   local fields = redis.call('HMGET', KEYS[i], 'ver', 'state', 'trajectory',
                             'latest_event_at', 'ledger_size', 'status_event', 'written_at')
-  local seen = redis.call('HGET', KEYS[i], 'seen') or ''
-  local candidates = ARGV[i]
+  local ids = ARGV[i]
   local flags = {}
-  for at = 1, #candidates, 8 do
-    local fp = string.sub(candidates, at, at + 7)
-    local found, from = 0, 1
-    while true do
-      local hit = string.find(seen, fp, from, true)
-      if not hit then break end
-      if (hit - 1) % 8 == 0 then found = 1 break end
-      from = hit + 1
+  if #ids > 0 then
+    local ledger = redis.call('HGET', KEYS[i], 'ledger') or ''
+    local at = 1
+    while at <= #ids do
+      local last = at + string.byte(ids, at)
+      flags[#flags + 1] = string.find(ledger, string.sub(ids, at, last), 1, true) and 1 or 0
+      at = last + 1
     end
-    flags[#flags + 1] = found
   end
   out[i] = {fields, flags}
 end
 return out
 """
 
-# Per user i, five ARGV from 5 * (i - 1) + 1: the expected version; a JSON array
+# Per user i, four ARGV from 4 * (i - 1) + 1: the expected version; a JSON array
 # [field, value, ...] to set; "1" to replace the ledger (events left the window) or "0" to
-# append to it; the ledger entries (concatenated); their fingerprints (packed). Returns per
-# user 1 when applied, 0 on a version conflict (that user is left untouched).
+# append to it; the ledger entries (concatenated). Returns per user 1 when applied, 0 on a
+# version conflict (that user is left untouched).
 _APPLY_LUA = """
 local results = {}
 for i = 1, #KEYS do
-  local key, base = KEYS[i], 5 * (i - 1)
+  local key, base = KEYS[i], 4 * (i - 1)
   local current = redis.call('HGET', key, 'ver') or '0'
   if current ~= ARGV[base + 1] then
     results[i] = 0
   else
     redis.call('HSET', key, unpack(cjson.decode(ARGV[base + 2])))
-    local entries, fps = ARGV[base + 4], ARGV[base + 5]
+    local entries = ARGV[base + 4]
     if ARGV[base + 3] == '1' then
-      redis.call('HSET', key, 'ledger', entries, 'seen', fps)
+      redis.call('HSET', key, 'ledger', entries)
     elseif #entries > 0 then
-      redis.call('HSET', key,
-                 'ledger', (redis.call('HGET', key, 'ledger') or '') .. entries,
-                 'seen', (redis.call('HGET', key, 'seen') or '') .. fps)
+      redis.call('HSET', key, 'ledger', (redis.call('HGET', key, 'ledger') or '') .. entries)
     end
     results[i] = 1
   end
@@ -139,10 +134,10 @@ SCHEDULE_POLICY = LuaScript(_SCHEDULE_POLICY_LUA)
 #: What each script does, for the layout document.
 SCRIPTS = {
     "LOAD": "per user of a group: the fields a batch needs (ver, state, trajectory, "
-    "latest_event_at, ledger_size, status_event, written_at) and which candidate "
-    "fingerprints are in ``seen``",
+    "latest_event_at, ledger_size, status_event, written_at) and which candidate event "
+    "ids occur in the ledger (maybe applied: then the ledger is read and decides)",
     "APPLY": "per user of a group: if ver is the expected one, set the fields and append "
-    "to (or replace) the ledger and its fingerprints together; else report a conflict",
+    "to (or replace) the ledger; else report a conflict",
     "CLEAR_IF_EQUAL": "per user: delete the outbox field only if it still holds what was published",
     "SCHEDULE_POLICY": "per partition: bring every review later than a policy's effective "
     "instant forward to it, once per instant (the policy mark)",
@@ -156,7 +151,6 @@ _INTERNAL_FIELDS = frozenset(
         "state",
         "trajectory",
         "ledger",
-        "seen",
         OUTBOX_FIELD,
         "latest_event_at",
         "ledger_size",
@@ -174,9 +168,8 @@ STATE_FIELDS: dict[str, str] = {
     "trajectory": "every status change in the window, the last review instant and the next "
     "(compact JSON)",
     "ledger": "the user's accepted events in the horizon window, binary entries "
-    "concatenated (streams/core/ledger.py): what a late event's recomputation folds again",
-    "seen": "the 64-bit fingerprints of the ledger's event ids, 8 bytes each in ledger "
-    "order (deduplication without reading the ledger)",
+    "concatenated in arrival order (streams/core/ledger.py): what deduplication and a late "
+    "event's recomputation read",
     "latest_event_at": "occurred_at of the newest event in the ledger (microseconds)",
     "ledger_size": "how many events the ledger holds",
     "written_at": "wall-clock time of the last write (microseconds): the status was "

@@ -4,10 +4,10 @@ Per user (all keys share the hash tag ``{user_id}``, so one Lua script may touch
 
 * ``:state`` (hash) — ``ver``, the fold at the last review (``state``), the status
   trajectory (``trajectory``), the ``ledger`` (every accepted event in the horizon window,
-  binary, :mod:`streams.core.ledger`: what a late event's recomputation folds again), the
-  fingerprints of its event ids (``seen``, deduplication), ``latest_event_at`` and
-  ``ledger_size`` of the ledger, the readable summary (score, status, limit, …) and the
-  ``status_event`` outbox. One key per user: each key costs ~70 B of Redis's own.
+  binary, :mod:`streams.core.ledger`: what deduplication and a late event's recomputation
+  read), ``latest_event_at`` and ``ledger_size`` of the ledger, the readable summary (score,
+  status, limit, …) and the ``status_event`` outbox. One key per user: each key costs ~70 B
+  of Redis's own.
 
 Per event partition, ``{reviews-<p>}:due`` (sorted set) schedules each user's next review.
 
@@ -15,8 +15,9 @@ Writes are optimistic: each user's write is a Lua script that applies only if th
 version is the one the batch read (a stale-write check, as Feast's online store does). A
 conflict — another worker wrote the same user in between, e.g. during a rebalance or when
 a producer put a user's events on two partitions — is reported back so that the caller can
-re-read and re-fold that user. The state, the ledger and the fingerprints of the events they
-contain are written together, so "applied" and "recognised as duplicate" can never disagree.
+re-read and re-fold that user. The state and the ledger are written together, and the
+ledger is what deduplication reads, so "applied" and "recognised as duplicate" can never
+disagree.
 
 Longer than most modules: one adapter class implementing the ``StateStore`` port; its
 batch reads and writes, review schedule and decision memory share the pipelining, the
@@ -64,13 +65,7 @@ from streams.core.codec import (
     from_micros,
     to_micros,
 )
-from streams.core.ledger import (
-    decode_ledger,
-    fingerprint,
-    fingerprints_of,
-    pack_fingerprints,
-    split_entries,
-)
+from streams.core.ledger import decode_ledger, fingerprint, id_token, split_entries
 from streams.core.state import UserState
 from streams.core.timeline import START, Checkpoint
 from streams.errors import OperatorActionRequired
@@ -286,11 +281,15 @@ class RedisStore:
     def _user_keys(self, users: Sequence[str]) -> list[str]:
         return [self.keys.state(user) for user in users]
 
-    async def load(self, candidates: Mapping[str, Sequence[int]]) -> dict[str, StoredUser]:
-        """Read version, checkpoint and which candidate fingerprints are applied, per user."""
+    async def load(self, candidates: Mapping[str, Sequence[str]]) -> dict[str, StoredUser]:
+        """Read version, checkpoint and which candidate event ids may be applied, per user."""
         groups = self._groups(list(candidates))
         calls: list[ScriptCall] = [
-            (LOAD, self._user_keys(group), [pack_fingerprints(candidates[u]) for u in group])
+            (
+                LOAD,
+                self._user_keys(group),
+                [b"".join(map(id_token, candidates[u])) for u in group],
+            )
             for group in groups
         ]
         await self._confirm_replicated()
@@ -300,8 +299,10 @@ class RedisStore:
         for group, reply in zip(groups, replies, strict=True):
             for user, (fields, flags) in zip(group, reply, strict=True):
                 version, state, trajectory, latest, size, pending, written = fields
-                fps = candidates[user]
-                applied = frozenset(fp for fp, flag in zip(fps, flags, strict=True) if flag)
+                ids = candidates[user]
+                applied = frozenset(
+                    fingerprint(event_id) for event_id, flag in zip(ids, flags, strict=True) if flag
+                )
                 result[user] = StoredUser(
                     version=int(version) if version is not None else 0,
                     checkpoint=_checkpoint(state, trajectory),
@@ -329,7 +330,7 @@ class RedisStore:
 
     @staticmethod
     def _write_arguments(write: UserWrite) -> list[bytes]:
-        """The five script arguments of one user's write (see ``APPLY``)."""
+        """The four script arguments of one user's write (see ``APPLY``)."""
         checkpoint = write.checkpoint
         fields: list[str] = [
             "ver",
@@ -351,18 +352,13 @@ class RedisStore:
             fields.extend((name, value))
         if write.status_event is not None:
             fields.extend((OUTBOX_FIELD, write.status_event.decode()))
-        entries = b"".join(write.entries)
-        # A rewrite replaces the ledger, so ``seen`` is rebuilt from its entries (the kept
-        # ones among them are not in ``write.fingerprints``); an append adds the fresh ones.
-        fps = fingerprints_of(entries) if write.rewrite else write.fingerprints
         return [
             str(write.expected_version).encode(),
             # Non-ASCII text (reasons in Chinese) goes as UTF-8 rather than \\u escapes: the
             # script's cjson.decode gives the same bytes either way.
             orjson.dumps(fields),
             b"1" if write.rewrite else b"0",
-            entries,
-            pack_fingerprints(fps),
+            b"".join(write.entries),
         ]
 
     async def save(self, writes: Sequence[UserWrite]) -> list[str]:
