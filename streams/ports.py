@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas.models import InputEvent
-from streams.core.scoring import Assessment, LineStatus
+from streams.core.scoring import LineStatus
 from streams.core.state import UserState
 from streams.core.timeline import Checkpoint
 
@@ -81,12 +81,11 @@ class UserWrite:
     """A new checkpoint for one user, valid only if the stored version is still
     ``expected_version``; the ledger gets ``entries`` (appended, or instead of the stored
     ones with ``rewrite``): it is also what deduplication reads. The store keeps the
-    ``standing`` at the checkpoint readable beside it (score, status, limit…)."""
+    status at the checkpoint readable beside it."""
 
     user_id: str
     expected_version: int
     checkpoint: Checkpoint
-    standing: Assessment | None
     entries: Sequence[bytes] = ()
     rewrite: bool = False
     latest_event_at: datetime | None = None

@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from schemas.models import InputEvent
 from streams.core.policy import load_default_policy
 from streams.core.scoring import Assessment
-from streams.core.timeline import Checkpoint, advance, canonical, constant, standing
+from streams.core.timeline import (
+    Checkpoint,
+    PolicyTimeline,
+    advance,
+    canonical,
+    constant,
+    standing,
+)
 
 HORIZON = timedelta(days=1826)
 
@@ -20,6 +27,11 @@ def checkpoint_of(events: Sequence[InputEvent], until: datetime | None = None) -
     return advance(ordered, constant(load_default_policy()), moment, HORIZON)
 
 
+def default_timelines() -> PolicyTimeline:
+    """The default policy and scorecard, in force at every instant."""
+    return constant(load_default_policy())
+
+
 def standing_of(checkpoint: Checkpoint) -> Assessment | None:
-    """The standing at a checkpoint under the default policy (what the store keeps readable)."""
-    return standing(checkpoint, constant(load_default_policy()))
+    """The standing at a checkpoint under the default policy (what the summary shows)."""
+    return standing(checkpoint, default_timelines())

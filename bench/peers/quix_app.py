@@ -43,10 +43,14 @@ from streams.settings import Settings
 from streams.topics import Topics
 
 
-def _stored(doc: dict[str, Any], maybe_applied: bool, fp: int) -> StoredUser:
+def _stored(user_id: str, doc: dict[str, Any], maybe_applied: bool, fp: int) -> StoredUser:
+    # Binary fields are kept as text, one char per byte: the state store keeps JSON.
     trajectory, state = doc.get("trajectory"), doc.get("state")
     checkpoint = (
-        Checkpoint(decode_trajectory(trajectory), decode_state(state) if state else None)
+        Checkpoint(
+            decode_trajectory(trajectory.encode("latin-1")),
+            decode_state(state.encode("latin-1"), user_id) if state else None,
+        )
         if trajectory is not None
         else START
     )
@@ -118,7 +122,8 @@ def main() -> None:
         doc: dict[str, Any] = state.get("user") or {}
         # The ledger's bytes as text, one char per byte: the state store keeps JSON.
         raw_ledger: str = state.get("ledger") or ""
-        current = _stored(doc, id_token(event.event_id).decode("latin-1") in raw_ledger, fp)
+        maybe_applied = id_token(event.event_id).decode("latin-1") in raw_ledger
+        current = _stored(event.user_id, doc, maybe_applied, fp)
         ledger = (
             decode_ledger(raw_ledger.encode("latin-1"), event.user_id)
             if folder.reads_ledger(current, [pending], now)
@@ -133,16 +138,16 @@ def main() -> None:
         checkpoint = write.checkpoint
         new: dict[str, Any] = {
             "ver": write.expected_version + 1,
-            "trajectory": encode_trajectory(checkpoint.trajectory).decode(),
+            "trajectory": encode_trajectory(checkpoint.trajectory).decode("latin-1"),
             "size": write.ledger_size,
         }
         if checkpoint.state is not None:
-            new["state"] = encode_state(checkpoint.state).decode()
+            new["state"] = encode_state(checkpoint.state).decode("latin-1")
         if write.latest_event_at is not None:
             new["latest"] = to_micros(write.latest_event_at)
         if write.written_at is not None:
             new["written"] = to_micros(write.written_at)
-        summary = stored_summary(checkpoint.trajectory, write.standing)
+        summary = stored_summary(checkpoint.trajectory)
         state.set("user", new | summary)
         return write.status_event
 

@@ -1,29 +1,27 @@
-"""UserState ↔ compact JSON (what is stored in Redis). Pure and exact.
+"""The fold (:class:`UserState`) and the status history (:class:`Trajectory`) as stored in
+Redis: binary, pure and exact, with :mod:`streams.core.binary`'s primitives.
 
-Times are integer microseconds since the epoch (exact and short), money is a decimal
-string, decayed counters are floats written with ``repr`` (round-trips exactly).
-
-orjson writes and reads it (several times faster than :mod:`json`); the bytes are the
-ones ``json.dumps(state_document(state), separators=(",", ":"))`` writes, and anything
-orjson will not read (``NaN``, huge integers) is read by :mod:`json` as before.
+A state (format 2): the format byte; ``as_of`` and ``first_event_at`` (int64 microseconds
+since the epoch, UTC); the three event counts (varint); the three decayed counters
+(float64, bit for bit); then five maps, each its size (varint) and its entries in key
+order: the latest instant per days-past-due level (varint → int64), the worst days past due
+per month (varint → varint), spending per month (varint → money), loans (text → int64,
+event id text, balance money) and assets (text → int64, event id text, value money, a
+verified byte). The user id is the key's, not repeated. About 40 % of the compact JSON
+format 1 took.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
-
-import orjson
 
 from schemas.models import EffectiveStatus
+from streams.core import binary
 from streams.core.scoring import LineStatus
 from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
 from streams.core.timeline import Trajectory
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -38,94 +36,128 @@ def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def state_document(state: UserState) -> dict[str, Any]:
-    """The JSON document of a state (what :func:`encode_state` writes)."""
-    return {
-        "fmt": STATE_FORMAT,
-        "u": state.user_id,
-        "a": to_micros(state.as_of),
-        "f": to_micros(state.first_event_at),
-        "n": [state.repayments, state.spendings, state.asset_updates],
-        "d": [state.on_time, state.late, state.missed],
-        "s": {str(k): to_micros(v) for k, v in sorted(state.last_delinquency_at.items())},
-        "dm": {str(m): d for m, d in sorted(state.delinquency_by_month.items())},
-        "sm": {str(m): str(v) for m, v in sorted(state.spend_by_month.items())},
-        "l": {
-            k: [to_micros(v.occurred_at), v.event_id, str(v.balance)]
-            for k, v in sorted(state.loans.items())
-        },
-        "x": {
-            k: [to_micros(v.occurred_at), v.event_id, str(v.value), int(v.verified)]
-            for k, v in sorted(state.assets.items())
-        },
-    }
-
-
-def _float_json(value: float) -> str:
-    # What json.dumps writes for a float (orjson writes some exponents differently).
-    return repr(value) if math.isfinite(value) else json.dumps(value)
-
-
 def encode_state(state: UserState) -> bytes:
-    """Serialise a state to compact JSON bytes."""
-    doc = state_document(state)
-    counters = ",".join(map(_float_json, doc["d"]))
-    doc["d"] = orjson.Fragment(f"[{counters}]")
-    return orjson.dumps(doc)
+    """A state as stored: binary (format 2, see the module's docstring), maps in key order
+    (the same state always gives the same bytes)."""
+    parts = [
+        bytes((STATE_FORMAT,)),
+        binary.int64(to_micros(state.as_of)),
+        binary.int64(to_micros(state.first_event_at)),
+        binary.varint(state.repayments),
+        binary.varint(state.spendings),
+        binary.varint(state.asset_updates),
+        binary.float64(state.on_time),
+        binary.float64(state.late),
+        binary.float64(state.missed),
+        binary.varint(len(state.last_delinquency_at)),
+    ]
+    for level, at in sorted(state.last_delinquency_at.items()):
+        parts += [binary.varint(level), binary.int64(to_micros(at))]
+    parts.append(binary.varint(len(state.delinquency_by_month)))
+    for month, days in sorted(state.delinquency_by_month.items()):
+        parts += [binary.varint(month), binary.varint(days)]
+    parts.append(binary.varint(len(state.spend_by_month)))
+    for month, amount in sorted(state.spend_by_month.items()):
+        parts += [binary.varint(month), binary.money(amount)]
+    parts.append(binary.varint(len(state.loans)))
+    for loan_id, loan in sorted(state.loans.items()):
+        parts += [
+            binary.text(loan_id),
+            binary.int64(to_micros(loan.occurred_at)),
+            binary.text(loan.event_id),
+            binary.money(loan.balance),
+        ]
+    parts.append(binary.varint(len(state.assets)))
+    for kind, asset in sorted(state.assets.items()):
+        parts += [
+            binary.text(kind),
+            binary.int64(to_micros(asset.occurred_at)),
+            binary.text(asset.event_id),
+            binary.money(asset.value),
+            b"\x01" if asset.verified else b"\x00",
+        ]
+    return b"".join(parts)
 
 
-def decode_state(raw: bytes | str) -> UserState:
-    """Parse :func:`encode_state` output back into a state."""
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        doc = json.loads(raw)  # NaN and integers beyond 64 bits, or the error json gives
-    if doc.get("fmt") != STATE_FORMAT:
-        raise ValueError(f"unknown state format {doc.get('fmt')!r}")
+def decode_state(raw: bytes, user_id: str) -> UserState:
+    """The state :func:`encode_state` wrote, of the user whose key holds it."""
+    r = binary.Reader(bytes(raw))
+    if not raw or r.byte() != STATE_FORMAT:
+        raise ValueError(f"unknown state format {raw[:1]!r}")
+    as_of, first = from_micros(r.int64()), from_micros(r.int64())
+    repayments, spendings, asset_updates = r.varint(), r.varint(), r.varint()
+    on_time, late, missed = r.float64(), r.float64(), r.float64()
+    last_delinquency_at = {r.varint(): from_micros(r.int64()) for _ in range(r.varint())}
+    delinquency_by_month = {r.varint(): r.varint() for _ in range(r.varint())}
+    spend_by_month = {r.varint(): r.money() for _ in range(r.varint())}
+    loans = {
+        r.text(): LoanSnapshot(from_micros(r.int64()), r.text(), r.money())
+        for _ in range(r.varint())
+    }
+    assets = {
+        r.text(): AssetSnapshot(from_micros(r.int64()), r.text(), r.money(), bool(r.byte()))
+        for _ in range(r.varint())
+    }
+    if not r.done():
+        raise ValueError("trailing bytes after a stored state")
     return UserState(
-        user_id=doc["u"],
-        as_of=from_micros(doc["a"]),
-        first_event_at=from_micros(doc["f"]),
-        repayments=doc["n"][0],
-        spendings=doc["n"][1],
-        asset_updates=doc["n"][2],
-        on_time=float(doc["d"][0]),
-        late=float(doc["d"][1]),
-        missed=float(doc["d"][2]),
-        last_delinquency_at={int(k): from_micros(v) for k, v in doc["s"].items()},
-        delinquency_by_month={int(m): int(d) for m, d in doc["dm"].items()},
-        spend_by_month={int(m): Decimal(v) for m, v in doc["sm"].items()},
-        loans={
-            k: LoanSnapshot(from_micros(v[0]), v[1], Decimal(v[2])) for k, v in doc["l"].items()
-        },
-        assets={
-            k: AssetSnapshot(from_micros(v[0]), v[1], Decimal(v[2]), bool(v[3]))
-            for k, v in doc["x"].items()
-        },
+        user_id=user_id,
+        as_of=as_of,
+        first_event_at=first,
+        repayments=repayments,
+        spendings=spendings,
+        asset_updates=asset_updates,
+        on_time=on_time,
+        late=late,
+        missed=missed,
+        last_delinquency_at=last_delinquency_at,
+        delinquency_by_month=delinquency_by_month,
+        spend_by_month=spend_by_month,
+        loans=loans,
+        assets=assets,
     )
 
 
 # ---- the status trajectory ------------------------------------------------------------------
+#: Each status's code in a stored trajectory (append only: a stored code never changes).
+STATUS_CODES: tuple[EffectiveStatus, ...] = (
+    EffectiveStatus.OPEN,
+    EffectiveStatus.CLOSED,
+    EffectiveStatus.FROZEN,
+)
+_STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
+
+
 def encode_trajectory(trajectory: Trajectory) -> bytes:
-    """A trajectory as compact JSON: ``{"c": [[since, status, settled], ...], "r": reviewed,
-    "n": next review}``, instants in integer microseconds (null when absent)."""
-    return orjson.dumps(
-        {
-            "c": [[to_micros(c.since), c.status.value, int(c.settled)] for c in trajectory.changes],
-            "r": to_micros(trajectory.reviewed_at) if trajectory.reviewed_at else None,
-            "n": to_micros(trajectory.next_review) if trajectory.next_review else None,
-        }
-    )
+    """A trajectory as stored: the number of changes (varint); each change's ``since``
+    (int64 microseconds) and one byte ``status code * 2 + settled``; then a byte of flags
+    (1: a last review instant follows, 2: a next review instant follows) and those int64s."""
+    parts = [binary.varint(len(trajectory.changes))]
+    for change in trajectory.changes:
+        parts += [
+            binary.int64(to_micros(change.since)),
+            bytes((_STATUS_CODE[change.status] * 2 + int(change.settled),)),
+        ]
+    reviewed, upcoming = trajectory.reviewed_at, trajectory.next_review
+    parts.append(bytes(((1 if reviewed else 0) | (2 if upcoming else 0),)))
+    if reviewed:
+        parts.append(binary.int64(to_micros(reviewed)))
+    if upcoming:
+        parts.append(binary.int64(to_micros(upcoming)))
+    return b"".join(parts)
 
 
-def decode_trajectory(raw: bytes | str) -> Trajectory:
-    """Parse :func:`encode_trajectory` output."""
-    doc = orjson.loads(raw)
-    return Trajectory(
-        changes=tuple(
-            LineStatus(EffectiveStatus(status), from_micros(since), settled=bool(settled))
-            for since, status, settled in doc["c"]
-        ),
-        reviewed_at=from_micros(doc["r"]) if doc["r"] is not None else None,
-        next_review=from_micros(doc["n"]) if doc["n"] is not None else None,
-    )
+def decode_trajectory(raw: bytes) -> Trajectory:
+    """The trajectory :func:`encode_trajectory` wrote."""
+    r = binary.Reader(bytes(raw))
+    changes = []
+    for _ in range(r.varint()):
+        since = from_micros(r.int64())
+        code = r.byte()
+        changes.append(LineStatus(STATUS_CODES[code >> 1], since, settled=bool(code & 1)))
+    flags = r.byte()
+    reviewed = from_micros(r.int64()) if flags & 1 else None
+    upcoming = from_micros(r.int64()) if flags & 2 else None
+    if not r.done():
+        raise ValueError("trailing bytes after a stored trajectory")
+    return Trajectory(changes=tuple(changes), reviewed_at=reviewed, next_review=upcoming)

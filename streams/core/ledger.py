@@ -16,11 +16,9 @@ entry is binary and self-delimiting, big-endian:
 * ``s`` (spending): ``amount`` (money);
 * ``a`` (asset): ``asset_type`` (text), ``value`` (money), ``verified`` (one byte, 0 or 1).
 
-``text`` is a length byte and ASCII (ids are at most 64 characters; asset types are short).
-``money`` is the decimal exactly as given (trailing zeros kept, so the fold reads the very
-decimal it was accepted with): a varint of ``coefficient * 2 + sign``, then the exponent as
-a signed byte — ``2800.00`` takes 4 bytes. A varint is 7 bits per byte, low bits first.
-About a third of the compact JSON it replaced.
+The primitives are :mod:`streams.core.binary`'s. Money is kept exactly as given (trailing
+zeros too), so the fold reads the very decimal it was accepted with. About a third of the
+compact JSON it replaced.
 
 Deduplication searches a ledger for an event id as it appears in an entry
 (:func:`id_token`): a found token may be a false match elsewhere in the bytes, so it only
@@ -32,9 +30,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterator
-from decimal import Decimal
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
+from streams.core import binary
 from streams.core.codec import from_micros, to_micros
 
 _KIND = {RepaymentEvent: "r", SpendingEvent: "s", AssetEvent: "a"}
@@ -62,33 +60,9 @@ def content_digest(event: InputEvent) -> int:
 _HEAD = struct.Struct(">cqq")  # kind, occurred_at micros, content digest
 
 
-def _text(value: str) -> bytes:
-    raw = value.encode("ascii")
-    if len(raw) > 255:
-        raise ValueError(f"ledger text longer than 255 bytes: {len(raw)}")
-    return bytes((len(raw),)) + raw
-
-
 def id_token(event_id: str) -> bytes:
     """How an event id appears in its ledger entry (its length byte, then the id)."""
-    return _text(event_id)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _money(value: Decimal) -> bytes:
-    sign, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int) or not -128 <= exponent <= 127:
-        raise ValueError(f"ledger money out of range: {value!r}")
-    coefficient = int("".join(map(str, digits)))
-    return _varint(coefficient << 1 | sign) + struct.pack(">b", exponent)
+    return binary.text(event_id)
 
 
 def encode_entry(event: InputEvent, digest: int | None = None) -> bytes:
@@ -99,123 +73,82 @@ def encode_entry(event: InputEvent, digest: int | None = None) -> bytes:
             to_micros(event.occurred_at),
             content_digest(event) if digest is None else digest,
         ),
-        _text(event.event_id),
+        binary.text(event.event_id),
     ]
     if isinstance(event, RepaymentEvent):
         parts += [
-            _text(event.loan_id),
-            _money(event.amount_due),
-            _money(event.amount_paid),
-            _varint(event.days_past_due),
-            _money(event.outstanding_balance),
+            binary.text(event.loan_id),
+            binary.money(event.amount_due),
+            binary.money(event.amount_paid),
+            binary.varint(event.days_past_due),
+            binary.money(event.outstanding_balance),
         ]
     elif isinstance(event, SpendingEvent):
-        parts.append(_money(event.amount))
+        parts.append(binary.money(event.amount))
     else:
         parts += [
-            _text(event.asset_type.value),
-            _money(event.value),
+            binary.text(event.asset_type.value),
+            binary.money(event.value),
             b"\x01" if event.verified else b"\x00",
         ]
     return b"".join(parts)
 
 
-class _Reader:
-    """A cursor over a ledger's bytes."""
-
-    __slots__ = ("at", "data")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at = 0
-
-    def text(self) -> str:
-        size = self.data[self.at]
-        start = self.at + 1
-        self.at = start + size
-        if self.at > len(self.data):
-            raise ValueError("truncated ledger entry")
-        return self.data[start : self.at].decode("ascii")
-
-    def varint(self) -> int:
-        data, value, shift = self.data, 0, 0
-        while True:
-            byte = data[self.at]
-            self.at += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    def money(self) -> Decimal:
-        packed = self.varint()
-        exponent = self.data[self.at]
-        self.at += 1
-        if exponent > 127:
-            exponent -= 256
-        # Exact: the decimal's text from its coefficient and exponent (no context rounding).
-        return Decimal(f"{'-' if packed & 1 else ''}{packed >> 1}E{exponent}")
-
-    def byte(self) -> int:
-        value = self.data[self.at]
-        self.at += 1
-        return value
-
-    def entry(self, user_id: str) -> tuple[InputEvent, int]:
-        kind, micros, digest = _HEAD.unpack_from(self.data, self.at)
-        self.at += _HEAD.size
-        event_id = self.text()
-        occurred = from_micros(micros)
-        event: InputEvent
-        # Validated when it was accepted: rebuilt without validating again.
-        if kind == b"r":
-            event = RepaymentEvent.model_construct(
-                event_id=event_id,
-                user_id=user_id,
-                occurred_at=occurred,
-                loan_id=self.text(),
-                amount_due=self.money(),
-                amount_paid=self.money(),
-                days_past_due=self.varint(),
-                outstanding_balance=self.money(),
-            )
-        elif kind == b"s":
-            event = SpendingEvent.model_construct(
-                event_id=event_id,
-                user_id=user_id,
-                occurred_at=occurred,
-                amount=self.money(),
-                category="unknown",
-                merchant_id=None,
-            )
-        elif kind == b"a":
-            event = AssetEvent.model_construct(
-                event_id=event_id,
-                user_id=user_id,
-                occurred_at=occurred,
-                asset_type=AssetType(self.text()),
-                value=self.money(),
-                verified=bool(self.byte()),
-            )
-        else:
-            raise ValueError(f"unknown ledger entry kind {kind!r}")
-        return event, int(digest)
+def _read_entry(reader: binary.Reader, user_id: str) -> tuple[InputEvent, int]:
+    kind, micros, digest = _HEAD.unpack_from(reader.data, reader.at)
+    reader.at += _HEAD.size
+    event_id = reader.text()
+    occurred = from_micros(micros)
+    event: InputEvent
+    # Validated when it was accepted: rebuilt without validating again.
+    if kind == b"r":
+        event = RepaymentEvent.model_construct(
+            event_id=event_id,
+            user_id=user_id,
+            occurred_at=occurred,
+            loan_id=reader.text(),
+            amount_due=reader.money(),
+            amount_paid=reader.money(),
+            days_past_due=reader.varint(),
+            outstanding_balance=reader.money(),
+        )
+    elif kind == b"s":
+        event = SpendingEvent.model_construct(
+            event_id=event_id,
+            user_id=user_id,
+            occurred_at=occurred,
+            amount=reader.money(),
+            category="unknown",
+            merchant_id=None,
+        )
+    elif kind == b"a":
+        event = AssetEvent.model_construct(
+            event_id=event_id,
+            user_id=user_id,
+            occurred_at=occurred,
+            asset_type=AssetType(reader.text()),
+            value=reader.money(),
+            verified=bool(reader.byte()),
+        )
+    else:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    return event, int(digest)
 
 
 def _entries(blob: bytes, user_id: str) -> Iterator[tuple[int, int, InputEvent, int]]:
     """Each entry of a ledger: (start, end, event, content digest)."""
-    reader = _Reader(bytes(blob))
-    while reader.at < len(reader.data):
+    reader = binary.Reader(bytes(blob))
+    while not reader.done():
         start = reader.at
-        event, digest = reader.entry(user_id)
+        event, digest = _read_entry(reader, user_id)
         yield start, reader.at, event, digest
 
 
 def decode_entry(raw: bytes, user_id: str) -> tuple[InputEvent, int]:
     """One entry back as the event the fold reads and its content digest."""
-    reader = _Reader(bytes(raw))
-    decoded = reader.entry(user_id)
-    if reader.at != len(reader.data):
+    reader = binary.Reader(bytes(raw))
+    decoded = _read_entry(reader, user_id)
+    if not reader.done():
         raise ValueError("trailing bytes after a ledger entry")
     return decoded
 

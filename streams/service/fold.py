@@ -370,7 +370,6 @@ class EventFolder:
             user_id=user,
             expected_version=current.version,
             checkpoint=checkpoint,
-            standing=assessment,
             at_capacity=self._at_capacity(size, checkpoint),
             entries=entries,
             rewrite=rewrite,

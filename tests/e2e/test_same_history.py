@@ -129,7 +129,7 @@ async def collect(variant: Variant, requests: Sequence[LoanRequest], compare_at:
     try:
         for request in requests:
             user = request.user_id
-            variant.summaries[user] = await store.read_summary(user)
+            variant.summaries[user] = await store.read_summary(user, TIMELINE)
             stored = await store.read_user(user)
             ledger = await store.read_ledger(user)
             variant.at_compare[user] = at_time(

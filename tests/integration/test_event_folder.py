@@ -21,6 +21,7 @@ from streams.service.fold import EventFolder
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import NOW, encode, repayment_doc, spending_doc, ts
+from tests.checkpoints import default_timelines
 from tests.states import assert_states_equal
 from tests.support import (
     as_inbound,
@@ -91,7 +92,7 @@ async def test_published_events_fold_into_the_reference_state(settings: Settings
     store = store_for(settings)
     try:
         for user, state in list(expected.items())[:6]:
-            summary = await store.read_summary(user)
+            summary = await store.read_summary(user, default_timelines())
             stored = await store.read_user(user)
             assessment = standing(stored.checkpoint, constant(load_default_policy()))
             assert assessment is not None
@@ -282,8 +283,12 @@ async def test_a_users_kept_history_is_bounded_and_its_requests_reviewed_when_fu
         store = store_for(s)
         try:
             assert (await store.read_user("u-flood")).ledger_size == 25
-            assert (await store.read_summary("u-flood"))["at_capacity"] == "events"
-            assert (await store.read_summary("u-loans"))["at_capacity"] == "loans"
+            assert (await store.read_summary("u-flood", default_timelines()))[
+                "at_capacity"
+            ] == "events"
+            assert (await store.read_summary("u-loans", default_timelines()))[
+                "at_capacity"
+            ] == "loans"
         finally:
             await store.close()
         decided = await answer(

@@ -44,7 +44,7 @@ def store_on(server: RedisServer, min_replicas: int) -> RedisStore:
 def write_of(user: str) -> tuple[UserWrite, int]:
     event = spending(user_id=user)
     fp = fingerprint(event.event_id)
-    return UserWrite(user, 0, checkpoint_of([event]), None, [encode_entry(event)]), fp
+    return UserWrite(user, 0, checkpoint_of([event]), [encode_entry(event)]), fp
 
 
 async def test_writes_count_only_once_a_replica_has_them(

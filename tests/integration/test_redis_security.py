@@ -15,7 +15,7 @@ from streams.core.ledger import encode_entry
 from streams.metrics import Metrics
 from streams.settings import Settings
 from tests.builders import spending
-from tests.checkpoints import checkpoint_of, standing_of
+from tests.checkpoints import checkpoint_of, default_timelines, standing_of
 from tests.conftest import isolated
 from tests.secure_redis import SecureRedis
 
@@ -44,12 +44,11 @@ async def test_every_store_operation_works_as_the_acl_user(
             "u-1",
             0,
             checkpoint,
-            shown,
             [encode_entry(event)],
             status_event=b"{}",
         )
         assert await store.save([write]) == []
-        rewrite = UserWrite("u-1", 1, checkpoint, None, [encode_entry(event)], rewrite=True)
+        rewrite = UserWrite("u-1", 1, checkpoint, [encode_entry(event)], rewrite=True)
         assert await store.save([rewrite]) == []
         await store.clear_status_events({"u-1": b"{}"})
         assert (await store.read_user("u-1")).checkpoint == checkpoint
@@ -60,7 +59,7 @@ async def test_every_store_operation_works_as_the_acl_user(
         assert await store.schedule_policy(0, due) == 0
         assert [u for u, _ in await store.due_reviews(0, datetime.now(UTC), 10)] == ["u-1"]
         await store.schedule({(0, "u-1"): None})
-        assert (await store.read_summary("u-1"))["score"] == str(shown.score)
+        assert (await store.read_summary("u-1", default_timelines()))["score"] == str(shown.score)
         assert await store.remember_decision("u-1", "q-1", b"d", 60) is None
         assert [u async for u, _ in store.scan_states()] == ["u-1"]
     finally:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.adapters.redis.layout import LAYOUT_VERSION
+from streams.adapters.redis.layout import DERIVED_FIELDS, LAYOUT_VERSION, STATE_FIELDS
 from streams.adapters.redis.store import LayoutMismatch, UserWrite
 from streams.core.codec import encode_state, encode_trajectory
 from streams.core.ledger import decode_entry, encode_entry, fingerprint
 from streams.settings import Settings
 from tests.builders import repayment, spending
-from tests.checkpoints import checkpoint_of, standing_of
+from tests.checkpoints import checkpoint_of, default_timelines, standing_of
 from tests.support import store_for
 
 
@@ -29,7 +29,7 @@ async def test_write_applies_only_at_the_expected_version(settings: Settings) ->
         entry = encode_entry(event)
         shown = standing_of(checkpoint)
         assert shown is not None
-        write = UserWrite("u-1", 0, checkpoint, shown, [entry], ledger_size=1)
+        write = UserWrite("u-1", 0, checkpoint, [entry], ledger_size=1)
         assert await store.save([write]) == []
         # The same write again is stale: version 1 is stored now.
         assert await store.save([write]) == ["u-1"]
@@ -40,7 +40,7 @@ async def test_write_applies_only_at_the_expected_version(settings: Settings) ->
         assert again["u-1"].already_applied == frozenset({fp})
         ledgers = await store.load_ledgers(["u-1"])
         assert ledgers["u-1"][fp] == decode_entry(entry, "u-1")
-        assert (await store.read_summary("u-1"))["score"] == str(shown.score)
+        assert (await store.read_summary("u-1", default_timelines()))["score"] == str(shown.score)
         assert await store.read_state("nobody") is None
     finally:
         await store.close()
@@ -52,8 +52,7 @@ async def test_stored_fields_are_the_exact_bytes_written(settings: Settings) -> 
     try:
         checkpoint = checkpoint_of([spending(user_id="u-3")])
         event = '{"reasons":[{"text":"近期按时还款次数较少 \\" \\u2028 \u2028 😀"}]}'.encode()
-        shown = standing_of(checkpoint)
-        write = UserWrite("u-3", 0, checkpoint, shown, status_event=event)
+        write = UserWrite("u-3", 0, checkpoint, status_event=event)
         assert await store.save([write]) == []
         stored = await store.client.hgetall(store.keys.state("u-3"))
         assert stored[b"status_event"] == event
@@ -68,7 +67,7 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
     store = store_for(settings)
     try:
         event = spending(user_id="u-7")
-        write = UserWrite("u-7", 0, checkpoint_of([event]), None, [encode_entry(event)])
+        write = UserWrite("u-7", 0, checkpoint_of([event]), [encode_entry(event)])
         await store.save([write])
         await store.schedule({(3, "u-7"): datetime(2026, 12, 1, tzinfo=UTC)})
         keys = sorted(
@@ -113,7 +112,6 @@ async def test_a_state_hash_stays_a_compact_listpack(settings: Settings) -> None
             "u-9",
             0,
             checkpoint,
-            standing_of(checkpoint),
             status_event=status_event,
         )
         assert await store.save([write]) == []
@@ -137,7 +135,6 @@ async def test_outboxes_are_cleared_only_where_unchanged(settings: Settings) -> 
                 u,
                 0,
                 checkpoint_of([spending(user_id=u)]),
-                None,
                 status_event=f"ev-{u}".encode(),
             )
             for u in users
@@ -161,7 +158,7 @@ async def test_an_id_counts_as_maybe_applied_exactly_when_it_occurs_in_the_ledge
     try:
         events = [spending(user_id="u-5", event_id=f"s-{i}") for i in range(3)]
         entries = [encode_entry(e) for e in events]
-        write = UserWrite("u-5", 0, checkpoint_of(events), None, entries, ledger_size=3)
+        write = UserWrite("u-5", 0, checkpoint_of(events), entries, ledger_size=3)
         assert await store.save([write]) == []
         # "s-1" occurs in the ledger as its length byte then the id; "s-" and "-1" do not
         # (other lengths), nor does an id never applied.
@@ -170,7 +167,7 @@ async def test_an_id_counts_as_maybe_applied_exactly_when_it_occurs_in_the_ledge
         # A false match (the token inside another entry's bytes) only means "read the
         # ledger": the ledger's own entries decide, so it is never taken as applied.
         loan = repayment(user_id="u-5", event_id="r-1").model_copy(update={"loan_id": "x\x03s-4"})
-        lookalike = UserWrite("u-5", 1, checkpoint_of(events), None, [encode_entry(loan)])
+        lookalike = UserWrite("u-5", 1, checkpoint_of(events), [encode_entry(loan)])
         assert await store.save([lookalike]) == []
         loaded = await store.load({"u-5": ["s-4"]})
         assert loaded["u-5"].already_applied == {fingerprint("s-4")}
@@ -183,14 +180,13 @@ async def test_a_rewrite_replaces_the_ledger(settings: Settings) -> None:
     store = store_for(settings)
     try:
         old = [spending(user_id="u-6", event_id=f"old-{i}") for i in range(3)]
-        appended = UserWrite("u-6", 0, checkpoint_of(old), None, [encode_entry(e) for e in old])
+        appended = UserWrite("u-6", 0, checkpoint_of(old), [encode_entry(e) for e in old])
         assert await store.save([appended]) == []
         kept, new = old[2], spending(user_id="u-6", event_id="new-1")
         rewrite = UserWrite(
             "u-6",
             1,
             checkpoint_of([kept, new]),
-            None,
             [encode_entry(kept), encode_entry(new)],
             rewrite=True,
         )
@@ -211,9 +207,13 @@ async def test_the_readable_summary_derives_what_is_not_stored(settings: Setting
         checkpoint = checkpoint_of([spending(user_id="u-8")])
         shown = standing_of(checkpoint)
         assert shown is not None and checkpoint.state is not None
-        write = UserWrite("u-8", 0, checkpoint, shown)
+        write = UserWrite(
+            "u-8",
+            0,
+            checkpoint,
+        )
         assert await store.save([write]) == []
-        summary = await store.read_summary("u-8")
+        summary = await store.read_summary("u-8", default_timelines())
         trajectory = checkpoint.trajectory
         assert trajectory.reviewed_at is not None
         assert summary == {
@@ -235,7 +235,8 @@ async def test_the_readable_summary_derives_what_is_not_stored(settings: Setting
         }
         stored = await store.client.hkeys(store.keys.state("u-8"))
         names = {k.decode() if isinstance(k, bytes) else k for k in stored}
-        assert not names & {"reviewed_at", "status_since", "score_as_of"}
+        assert names <= set(STATE_FIELDS)
+        assert not names & set(DERIVED_FIELDS)
     finally:
         await store.close()
 

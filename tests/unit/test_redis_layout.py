@@ -10,7 +10,7 @@ from streams.adapters.redis import layout
 from streams.adapters.redis.store import RedisStore
 from streams.ports import UserWrite
 from tests.builders import spending
-from tests.checkpoints import checkpoint_of, standing_of
+from tests.checkpoints import checkpoint_of
 
 
 def test_every_field_the_store_writes_is_documented() -> None:
@@ -19,15 +19,14 @@ def test_every_field_the_store_writes_is_documented() -> None:
         "u-1",
         0,
         checkpoint,
-        standing_of(checkpoint),
         status_event=b"{}",
         latest_event_at=checkpoint.at,
         written_at=checkpoint.at,
         at_capacity="events",
     )
     fields = orjson.loads(RedisStore._write_arguments(write)[1])
-    # The ledger is set by the script itself (appended or replaced).
-    assert set(fields[0::2]) | {"ledger"} == set(layout.STATE_FIELDS)
+    # Binary fields go apart from the JSON of text fields (the ledger appended or replaced).
+    assert set(fields[0::2]) | {"ledger", "state", "trajectory"} == set(layout.STATE_FIELDS)
 
 
 def test_every_field_the_scripts_read_is_documented() -> None:

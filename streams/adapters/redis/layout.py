@@ -18,12 +18,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streams.core.scoring import Assessment
-from streams.core.state import UserState
-from streams.core.timeline import Trajectory
+from streams.core.timeline import Checkpoint, PolicyTimeline, Trajectory, standing
 
 #: The key layout this code writes; a worker refuses a Redis holding another one.
-LAYOUT_VERSION = "4"
+LAYOUT_VERSION = "5"
 
 # Both scripts serve many users per call (one round trip and one command for a whole group
 # of users, instead of one per user): KEYS are the users' state hashes, in order. Redis
@@ -55,19 +53,21 @@ end
 return out
 """
 
-# Per user i, four ARGV from 4 * (i - 1) + 1: the expected version; a JSON array
-# [field, value, ...] to set; "1" to replace the ledger (events left the window) or "0" to
-# append to it; the ledger entries (concatenated). Returns per user 1 when applied, 0 on a
-# version conflict (that user is left untouched).
+# Per user i, six ARGV from 6 * (i - 1) + 1: the expected version; a JSON array
+# [field, value, ...] of the text fields to set; "1" to replace the ledger (events left the
+# window) or "0" to append to it; the ledger entries (concatenated); the fold (binary, empty
+# for none); the trajectory (binary). Returns per user 1 when applied, 0 on a version
+# conflict (that user is left untouched).
 _APPLY_LUA = """
 local results = {}
 for i = 1, #KEYS do
-  local key, base = KEYS[i], 4 * (i - 1)
+  local key, base = KEYS[i], 6 * (i - 1)
   local current = redis.call('HGET', key, 'ver') or '0'
   if current ~= ARGV[base + 1] then
     results[i] = 0
   else
-    redis.call('HSET', key, unpack(cjson.decode(ARGV[base + 2])))
+    redis.call('HSET', key, 'trajectory', ARGV[base + 6], unpack(cjson.decode(ARGV[base + 2])))
+    if #ARGV[base + 5] > 0 then redis.call('HSET', key, 'state', ARGV[base + 5]) end
     local entries = ARGV[base + 4]
     if ARGV[base + 3] == '1' then
       redis.call('HSET', key, 'ledger', entries)
@@ -159,14 +159,14 @@ _INTERNAL_FIELDS = frozenset(
 )
 
 #: Every field of a user's state hash: name → what it holds. Fields not in
-#: ``_INTERNAL_FIELDS`` are the readable summary (``HGET cl:{u-42}:state status``), which
-#: :func:`readable_summary` completes with :data:`DERIVED_FIELDS`.
+#: ``_INTERNAL_FIELDS`` are readable as they are (``HGET cl:{u-42}:state status``);
+#: :func:`readable_summary` completes them with :data:`DERIVED_FIELDS`.
 STATE_FIELDS: dict[str, str] = {
     "ver": "write counter: the version a write must find (stale-write check)",
     "state": "the fold of the user's events in the window at the last review "
-    "(compact JSON, streams/core/codec.py)",
+    "(binary, streams/core/codec.py)",
     "trajectory": "every status change in the window, the last review instant and the next "
-    "(compact JSON)",
+    "(binary, streams/core/codec.py)",
     "ledger": "the user's accepted events in the horizon window, binary entries "
     "concatenated in arrival order (streams/core/ledger.py): what deduplication and a late "
     "event's recomputation read",
@@ -177,53 +177,43 @@ STATE_FIELDS: dict[str, str] = {
     OUTBOX_FIELD: "a status change written but not yet confirmed as published (outbox)",
     "at_capacity": "which kept history is full (events, loans), else empty",
     "status": "the line status after the last review",
-    "score": "the score at the last review",
-    "segment": "the segment at the last review",
-    "credit_limit": "the credit limit at the last review",
-    "available_limit": "the credit limit less outstanding debt",
-    "scorer_version": "the scorer's version",
-    "policy_version": "the policy version in force at the last review",
 }
 
-#: Readable fields not stored (each is in ``trajectory`` or ``state`` already: storing
-#: them again cost ~250 B per user); :func:`readable_summary` derives them.
+#: The readable summary's fields that are not stored: each follows from ``trajectory`` and
+#: ``state`` (and, for the standing, the policy and scorecard in force at the last review),
+#: so storing them again would cost ~400 B per user. ``RedisStore.read_summary`` derives
+#: them (``creditline inspect USER`` shows the whole standing).
 DERIVED_FIELDS: dict[str, str] = {
     "reviewed_at": "the last review instant (RFC 3339)",
     "next_review": "the next instant the status may change without an event (RFC 3339)",
     "status_since": "since when (event time) the status holds",
     "status_settled": "0 for a user's provisional first status, else 1",
+    "score": "the score at the last review",
+    "segment": "the segment at the last review",
+    "credit_limit": "the credit limit at the last review",
+    "available_limit": "the credit limit less outstanding debt",
     "score_as_of": "occurred_at of the latest event folded into the score",
     "events_applied": "events in the fold",
+    "scorer_version": "the scorer's version",
+    "policy_version": "the policy version in force at the last review",
 }
 
 
-def stored_summary(trajectory: Trajectory, assessment: Assessment | None) -> dict[str, str]:
-    """The readable fields written with a checkpoint (the standing's only when there is one:
-    an earlier standing's fields are then left as they were)."""
-    fields: dict[str, str] = {}
+def stored_summary(trajectory: Trajectory) -> dict[str, str]:
+    """The readable fields written with a checkpoint."""
     line = trajectory.line
-    if line is not None:
-        fields["status"] = line.status.value
-    if assessment is not None:
-        fields |= {
-            "status": assessment.status.value,
-            "score": str(assessment.score),
-            "segment": assessment.segment,
-            "credit_limit": f"{assessment.credit_limit:.2f}",
-            "available_limit": f"{assessment.available_limit:.2f}",
-            "scorer_version": assessment.scorer_version,
-            "policy_version": assessment.policy_version,
-        }
-    return fields
+    return {"status": line.status.value} if line is not None else {}
 
 
 def readable_summary(
-    stored: dict[str, str], trajectory: Trajectory | None, state: UserState | None
+    stored: dict[str, str], checkpoint: Checkpoint | None, timelines: PolicyTimeline
 ) -> dict[str, str]:
-    """A user's readable summary: the stored readable fields and the derived ones."""
+    """A user's readable summary: the stored readable fields and the derived ones, the
+    standing's under the policy and scorecard in force at the last review."""
     summary = {k: v for k, v in stored.items() if k not in _INTERNAL_FIELDS}
-    if trajectory is None:
+    if checkpoint is None:
         return summary
+    trajectory, state = checkpoint.trajectory, checkpoint.state
     at, upcoming = trajectory.reviewed_at, trajectory.next_review
     summary["reviewed_at"] = at.isoformat() if at else ""
     summary["next_review"] = upcoming.isoformat() if upcoming else ""
@@ -231,7 +221,17 @@ def readable_summary(
     if line is not None:
         summary["status_since"] = line.since.isoformat()
         summary["status_settled"] = "1" if line.settled else "0"
-    if "score" in summary:
-        summary["score_as_of"] = state.as_of.isoformat() if state else ""
-        summary["events_applied"] = str(state.events_applied if state else 0)
+    assessment = standing(checkpoint, timelines)
+    if assessment is not None and state is not None:
+        summary |= {
+            "status": assessment.status.value,
+            "score": str(assessment.score),
+            "segment": assessment.segment,
+            "credit_limit": f"{assessment.credit_limit:.2f}",
+            "available_limit": f"{assessment.available_limit:.2f}",
+            "score_as_of": assessment.score_as_of.isoformat(),
+            "events_applied": str(state.events_applied),
+            "scorer_version": assessment.scorer_version,
+            "policy_version": assessment.policy_version,
+        }
     return summary

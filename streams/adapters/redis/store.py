@@ -67,7 +67,7 @@ from streams.core.codec import (
 )
 from streams.core.ledger import decode_ledger, fingerprint, id_token, split_entries
 from streams.core.state import UserState
-from streams.core.timeline import START, Checkpoint
+from streams.core.timeline import START, Checkpoint, PolicyTimeline
 from streams.errors import OperatorActionRequired
 from streams.metrics import Metrics
 from streams.ports import Ledger, RememberedDecision, StoredUser, UserWrite
@@ -93,11 +93,18 @@ def _micros(raw: bytes | str | None) -> datetime | None:
     return from_micros(int(raw)) if raw is not None else None
 
 
-def _checkpoint(state: bytes | str | None, trajectory: bytes | str | None) -> Checkpoint:
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _checkpoint(
+    user_id: str, state: bytes | str | None, trajectory: bytes | str | None
+) -> Checkpoint:
     if trajectory is None:
         return START
     return Checkpoint(
-        decode_trajectory(trajectory), decode_state(state) if state is not None else None
+        decode_trajectory(_raw(trajectory)),
+        decode_state(_raw(state), user_id) if state is not None else None,
     )
 
 
@@ -305,7 +312,7 @@ class RedisStore:
                 )
                 result[user] = StoredUser(
                     version=int(version) if version is not None else 0,
-                    checkpoint=_checkpoint(state, trajectory),
+                    checkpoint=_checkpoint(user, state, trajectory),
                     already_applied=applied,
                     latest_event_at=_micros(latest),
                     ledger_size=int(size) if size is not None else 0,
@@ -330,23 +337,19 @@ class RedisStore:
 
     @staticmethod
     def _write_arguments(write: UserWrite) -> list[bytes]:
-        """The four script arguments of one user's write (see ``APPLY``)."""
+        """The six script arguments of one user's write (see ``APPLY``)."""
         checkpoint = write.checkpoint
         fields: list[str] = [
             "ver",
             str(write.expected_version + 1),
-            "trajectory",
-            encode_trajectory(checkpoint.trajectory).decode(),
             "ledger_size",
             str(write.ledger_size),
         ]
-        if checkpoint.state is not None:
-            fields.extend(("state", encode_state(checkpoint.state).decode()))
         if write.latest_event_at is not None:
             fields.extend(("latest_event_at", str(to_micros(write.latest_event_at))))
         if write.written_at is not None:
             fields.extend(("written_at", str(to_micros(write.written_at))))
-        summary = stored_summary(checkpoint.trajectory, write.standing)
+        summary = stored_summary(checkpoint.trajectory)
         summary["at_capacity"] = write.at_capacity
         for name, value in summary.items():
             fields.extend((name, value))
@@ -359,6 +362,9 @@ class RedisStore:
             orjson.dumps(fields),
             b"1" if write.rewrite else b"0",
             b"".join(write.entries),
+            # Binary, so beside the JSON: an empty state is "no fold yet" (nothing is set).
+            encode_state(checkpoint.state) if checkpoint.state is not None else b"",
+            encode_trajectory(checkpoint.trajectory),
         ]
 
     async def save(self, writes: Sequence[UserWrite]) -> list[str]:
@@ -450,7 +456,7 @@ class RedisStore:
             )
         return StoredUser(
             version=int(version) if version is not None else 0,
-            checkpoint=_checkpoint(state, trajectory),
+            checkpoint=_checkpoint(user_id, state, trajectory),
             already_applied=frozenset(),
             latest_event_at=_micros(latest),
             ledger_size=int(size) if size is not None else 0,
@@ -472,17 +478,15 @@ class RedisStore:
         """The fold at the user's last review, or None when nothing is known."""
         return (await self.read_user(user_id)).state
 
-    async def read_summary(self, user_id: str) -> dict[str, str]:
-        """The operator-facing fields of a user's state hash (score, limit, status, …)."""
+    async def read_summary(self, user_id: str, timelines: PolicyTimeline) -> dict[str, str]:
+        """A user's readable summary (score, limit, status, …): the stored readable fields
+        and those derived from the checkpoint under ``timelines``."""
         with self._timed("read_summary"):
             raw = await self.client.hgetall(self.keys.state(user_id))
         stored = {_text(k): _text(v) for k, v in raw.items() if _text(k) not in _INTERNAL_FIELDS}
-        state, trajectory = raw.get(b"state"), raw.get(b"trajectory")
-        return readable_summary(
-            stored,
-            decode_trajectory(trajectory) if trajectory is not None else None,
-            decode_state(state) if state is not None else None,
-        )
+        trajectory = raw.get(b"trajectory")
+        checkpoint = _checkpoint(user_id, raw.get(b"state"), trajectory)
+        return readable_summary(stored, checkpoint if trajectory else None, timelines)
 
     async def remember_decision(
         self, user_id: str, request_id: str, payload: bytes, ttl_seconds: int, digest: str = ""
