@@ -20,7 +20,7 @@ from streams.ports import InboundRecord
 from streams.service.fold import EventFolder
 from streams.settings import Settings
 from streams.topics import Topics
-from tests.builders import NOW, encode, repayment_doc, spending_doc, ts
+from tests.builders import NOW, asset_doc, encode, repayment_doc, spending_doc, ts
 from tests.checkpoints import default_timelines
 from tests.states import assert_states_equal
 from tests.support import (
@@ -304,3 +304,45 @@ async def test_a_users_kept_history_is_bounded_and_its_requests_reviewed_when_fu
         }
     finally:
         await cleanup(s)
+
+
+async def test_a_user_with_ten_events_keeps_under_a_kibibyte_in_redis(settings: Settings) -> None:
+    # The benchmark's mix (60 % spending, 30 % repayments, 10 % assets) over 300 days,
+    # arriving shuffled across batches. Each user's whole hash, key included (MEMORY USAGE:
+    # exact, unlike used_memory under parallel tests); at scale the review schedule adds
+    # ~110 B per user (docs/sizing.md, "Redis memory").
+    topics = Topics.from_settings(settings)
+    rng = random.Random(5)
+    users = [f"m{i:05d}" for i in range(200)]
+    records: list[InboundRecord] = []
+    for n, user in enumerate(users):
+        for j in range(10):
+            at, event_id = ts(rng.uniform(0, 300)), f"e{n}-{j}"
+            if j < 6:
+                amount = f"{rng.randint(100, 50_000) / 100:.2f}"
+                topic, doc = topics.spending, spending_doc(amount=amount)
+            elif j < 9:
+                due = rng.randint(5, 30) * 100
+                topic, doc = (
+                    topics.repayments,
+                    repayment_doc(
+                        loan_id=f"{user}-l",
+                        amount_due=due,
+                        amount_paid=due,
+                        outstanding_balance=9000,
+                    ),
+                )
+            else:
+                topic, doc = topics.assets, asset_doc(asset_type="income", value=4200)
+            doc |= {"event_id": event_id, "user_id": user, "occurred_at": at}
+            records.append(InboundRecord(topic, n % 4, len(records), user.encode(), encode(doc)))
+    rng.shuffle(records)
+    reports = await run_folder(settings, chunks(records, 500))
+    assert sum(r["applied"] for r in reports) == len(records)
+    store = store_for(settings)
+    try:
+        sizes = [await store.client.memory_usage(store.keys.state(u), samples=0) for u in users]
+    finally:
+        await store.close()
+    mean = sum(int(size or 0) for size in sizes) / len(users)
+    assert mean <= 900, f"{mean:.0f} B per user"
