@@ -467,7 +467,7 @@ class RedisStore:
         """A user's ledger entries as stored (any order)."""
         with self._timed("load_ledger"):
             blob = await self.client.hget(self.keys.state(user_id), "ledger")
-        return split_entries(blob.encode() if isinstance(blob, str) else blob or b"")
+        return split_entries(_raw(blob) if blob is not None else b"")
 
     async def read_ledger(self, user_id: str) -> list[Any]:
         """A user's ledger events (any order)."""
