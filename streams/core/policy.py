@@ -259,7 +259,7 @@ class FreezeRule(_Strict):
             raise ValueError(f"must be one of the tracked levels {DELINQUENCY_LEVELS}")
         return level
 
-    @property
+    @cached_property
     def window(self) -> timedelta:
         """How long after the late repayment the line stays frozen (inclusive)."""
         return timedelta(days=self.within_days)
@@ -273,7 +273,7 @@ class StatusRules(_Strict):
     freeze: FreezeRule = Field(default_factory=FreezeRule)
     stale_after_days: float = Field(180, gt=0)
 
-    @property
+    @cached_property
     def min_dwell(self) -> timedelta:
         """The dwell time as a duration."""
         return timedelta(days=self.min_dwell_days)

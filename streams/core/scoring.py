@@ -15,8 +15,8 @@ from decimal import ROUND_DOWN, Decimal
 from functools import cache
 
 from schemas.models import EffectiveStatus
-from streams.core.features import SCORE_MAX, Features, derive_features
-from streams.core.policy import Policy, Promotion, SegmentException, Thresholds
+from streams.core.features import SCORE_MAX, Features, derive_features, feature_values
+from streams.core.policy import Policy, Promotion, Segment, SegmentException, Thresholds
 from streams.core.scorecard import (
     AdverseReason,
     ScorecardDocument,
@@ -62,9 +62,13 @@ def is_frozen(features: Features, policy: Policy) -> bool:
     Compared as exact durations (not float days), so a freeze ends at one instant:
     :func:`freeze_ends_at`.
     """
+    return _frozen_at(features.last_delinquency_at, features.at, policy)
+
+
+def _frozen_at(last_delinquency_at: Mapping[int, datetime], at: datetime, policy: Policy) -> bool:
     rule = policy.status.freeze
-    latest = features.last_delinquency_at.get(rule.days_past_due_at_least)
-    return latest is not None and features.at - latest <= rule.window
+    latest = last_delinquency_at.get(rule.days_past_due_at_least)
+    return latest is not None and at - latest <= rule.window
 
 
 def freeze_ends_at(state: UserState, policy: Policy) -> datetime | None:
@@ -162,7 +166,10 @@ def segment_of(
     features: Features, policy: Policy, values: dict[str, float | None] | None = None
 ) -> str:
     """The first segment whose rule matches, else ``standard``."""
-    values = values if values is not None else features.values()
+    return _segment_named(policy, values if values is not None else features.values())
+
+
+def _segment_named(policy: Policy, values: dict[str, float | None]) -> str:
     for segment in policy.segments:
         if segment.when.matches(values):
             return segment.name
@@ -203,6 +210,57 @@ def credit_limit(
     return rounded.quantize(_CENT)
 
 
+def _rules_for(
+    segment_name: str, policy: Policy, values: dict[str, float | None]
+) -> tuple[Segment | None, SegmentException | None, Thresholds]:
+    """The user's segment, the exception that applies to them if any, and the thresholds
+    those give (before any promotion)."""
+    segment = next((s for s in policy.segments if s.name == segment_name), None)
+    thresholds = segment.thresholds if segment else policy.status.thresholds
+    exception = next(
+        (e for e in policy.exceptions if segment_name in e.segments and e.when.matches(values)),
+        None,
+    )
+    if exception is not None:
+        thresholds = exception.thresholds
+    return segment, exception, thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of the status machine: the status it gives, from which score and segment."""
+
+    line: LineStatus
+    score: int
+    segment: str
+
+
+def review_step(
+    state: UserState,
+    at: datetime,
+    policy: Policy,
+    previous: LineStatus | None,
+    card: ScorecardDocument,
+) -> Step:
+    """The status machine's step at a review instant: ``assess(state, at, policy, previous,
+    with_promotions=False, card=card)`` reduced to its line, score and segment (no limit,
+    points or probability of default: the machine steps at every review instant)."""
+    at = max(at, state.as_of)  # as derive_features takes it
+    values = feature_values(state, at)
+    score = card.score_of(values)
+    segment_name = _segment_named(policy, values)
+    _, _, thresholds = _rules_for(segment_name, policy, values)
+    line = next_line_status(
+        previous,
+        frozen=_frozen_at(state.last_delinquency_at, at, policy),
+        score=score,
+        thresholds=thresholds,
+        at=at,
+        min_dwell=policy.status.min_dwell,
+    )
+    return Step(line, score, segment_name)
+
+
 def assess(
     state: UserState,
     at: datetime,
@@ -226,15 +284,8 @@ def assess(
     scored = card.evaluate(values)
     score, points = scored.score, scored.points
     segment_name = segment_of(features, policy, values)
-    segment = next((s for s in policy.segments if s.name == segment_name), None)
-    thresholds = segment.thresholds if segment else policy.status.thresholds
+    segment, exception, thresholds = _rules_for(segment_name, policy, values)
     multiplier = segment.limit_multiplier if segment else Decimal(1)
-    exception = next(
-        (e for e in policy.exceptions if segment_name in e.segments and e.when.matches(values)),
-        None,
-    )
-    if exception is not None:
-        thresholds = exception.thresholds
     promotion = None
     if with_promotions:
         promotion = next(

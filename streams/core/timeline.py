@@ -44,6 +44,7 @@ from streams.core.scoring import (
     assess,
     default_scorecard,
     freeze_ends_at,
+    review_step,
 )
 from streams.core.state import (
     REPAYMENT_HALF_LIFE,
@@ -265,13 +266,18 @@ def _decay_crossings(state: UserState, at: datetime, edges: Edges) -> datetime |
     for feature, field_name in _DECAYED.items():
         stored = float(getattr(state, field_name))
         value = stored * factor  # exactly as derive_features computes it at ``at``
-        for edge in edges.get(feature, ()):
-            if edge <= 0 or value < edge:
-                continue  # already below (or can never fall below a non-positive edge)
+        # A decaying value falls below its largest edge not above it first: edges ascend,
+        # so the first such edge from the top is the only one to compute.
+        for edge in reversed(edges.get(feature, ())):
+            if edge <= 0:
+                break  # a non-positive edge is never fallen below, nor any under it
+            if value < edge:
+                continue  # already below
             seconds = _HALF_LIFE_SECONDS * math.log2(stored / edge)
             crossing = state.as_of + timedelta(seconds=seconds)
             if earliest is None or crossing < earliest:
                 earliest = crossing
+            break
     return earliest
 
 
@@ -298,15 +304,15 @@ def next_time_review(
     see :meth:`PolicyTimeline.edges_at`)."""
     if edges is None:
         edges = _edges(policy, default_scorecard())
-    following_day = next_day_start(at)
-    candidates = [next_month_start(at)]
-    for estimate in (
-        _decay_crossings(state, at, edges),
-        _history_crossings(state, at, edges),
-        state.first_event_at + horizon,  # the oldest event leaves the window
-    ):
-        if estimate is not None:
-            candidates.append(max(following_day, daily_review_at_or_after(estimate - _MARGIN)))
+    # The earliest estimate gives the earliest daily review (the mapping is monotonic).
+    earliest = state.first_event_at + horizon  # the oldest event leaves the window
+    for estimate in (_decay_crossings(state, at, edges), _history_crossings(state, at, edges)):
+        if estimate is not None and estimate < earliest:
+            earliest = estimate
+    candidates = [
+        next_month_start(at),
+        max(next_day_start(at), daily_review_at_or_after(earliest - _MARGIN)),
+    ]
     if line is not None and line.settled:
         dwell_over = line.since + policy.status.min_dwell
         if dwell_over > at:
@@ -399,14 +405,8 @@ def advance(
         at = moment
         if state is None:
             continue  # nothing in the window: no status to review
-        step = assess(
-            state,
-            moment,
-            timelines.at(moment),
-            line,
-            with_promotions=False,
-            card=timelines.card_at(moment),
-        )
+        policy, card = timelines.at(moment), timelines.card_at(moment)
+        step = review_step(state, moment, policy, line, card)
         if line is None or step.line != line:
             changes.append(step.line)
             line = step.line
@@ -417,9 +417,9 @@ def advance(
                     step.score,
                     step.segment,
                     step.line,
-                    step.policy_version,
+                    policy.version,
                     len(fresh),
-                    step.scorecard_version,
+                    card.version,
                 )
             )
 

@@ -20,6 +20,7 @@ raises :class:`InvalidScorecard` naming every problem. The rules a document must
 score = clamp(``base_points`` + Σ points, 350, 950).
 """
 
+from streams.core.scorecard.checks import characteristic_problems
 from streams.core.scorecard.document import (
     AdverseReason,
     Characteristic,
@@ -34,7 +35,6 @@ from streams.core.scorecard.document import (
     Scored,
     Training,
     Values,
-    characteristic_problems,
 )
 from streams.core.scorecard.expert import (
     BUSINESS_DIRECTIONS,

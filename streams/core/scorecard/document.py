@@ -7,11 +7,10 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,14 +18,11 @@ from schemas.models import Reason
 from streams.core.features import SCORE_MAX, SCORE_MIN, Features
 from streams.core.policy import FeatureName, Text
 from streams.core.reasons import Language, make_reason
+from streams.core.scorecard.checks import SHARE_TOLERANCE, characteristic_problems, name_problems
 
 Direction = Literal["higher_is_better", "lower_is_better", "none"]
 Kind = Literal["fitted", "expert"]
 Values = Mapping[str, float | None]
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-#: Shares stored in a document are rounded; they must still add up to one within this.
-_SHARE_TOLERANCE = 0.01
 
 
 class InvalidScorecard(ValueError):
@@ -59,6 +55,21 @@ class MissingBin(_Strict):
     points: int
     share: float | None = Field(None, ge=0, le=1)
     override: str | None = Field(None, min_length=10)
+
+
+#: How a value finds its bin: numeric ``below`` edges, or category value → bin index.
+_BinLookup = tuple[float, ...] | dict[float, int]
+#: (feature, lookup, points per bin, points of the missing bin).
+_ScoreRow = tuple[str, _BinLookup, tuple[int, ...], int]
+
+
+def _bin_index(lookup: _BinLookup, value: float | None) -> int | None:
+    """The bin of ``value`` (None: the missing bin). The one place binning is defined."""
+    if value is None or math.isnan(value):
+        return None
+    if isinstance(lookup, dict):
+        return lookup.get(float(value))
+    return bisect.bisect_right(lookup, value)
 
 
 class Characteristic(_Strict):
@@ -96,11 +107,11 @@ class Characteristic(_Strict):
     def bin_of(self, value: float | None) -> int | None:
         """Index of the bin ``value`` falls in; None for the missing bin (an unknown value,
         not a number, or a value in no category)."""
-        if value is None or math.isnan(value):
-            return None
-        if self.categorical:
-            return self._category_index.get(float(value))
-        return bisect.bisect_right(self.edges, value)
+        return _bin_index(self._lookup, value)
+
+    @cached_property
+    def _lookup(self) -> _BinLookup:
+        return self._category_index if self.categorical else self.edges
 
     def points_of(self, value: float | None) -> int:
         """Points for a feature value."""
@@ -116,60 +127,6 @@ class Characteristic(_Strict):
     def worst_points(self) -> int:
         """The worst bin's points (what the missing bin may score at most)."""
         return min(b.points for b in self.bins)
-
-
-def characteristic_problems(c: Characteristic) -> list[str]:
-    """Everything wrong with one characteristic (empty when it is usable)."""
-    problems: list[str] = []
-    numeric = [b.values is None for b in c.bins]
-    if any(numeric) and not all(numeric):
-        return ["bins mix numeric 'below' bounds and categorical 'values'"]
-    if all(numeric):
-        bounds = [b.below for b in c.bins]
-        if bounds[-1] is not None:
-            problems.append("the last bin must have no 'below' bound (bins must cover the line)")
-        if any(b is None for b in bounds[:-1]):
-            problems.append("only the last bin may omit 'below'")
-        inner = [b for b in bounds[:-1] if b is not None]
-        if any(not math.isfinite(b) for b in inner):
-            problems.append("'below' bounds must be finite")
-        elif any(a >= b for a, b in itertools.pairwise(inner)):
-            problems.append("'below' bounds must strictly increase")
-    else:
-        if any(b.below is not None for b in c.bins):
-            problems.append("categorical bins take 'values', not 'below'")
-        seen: set[float] = set()
-        for b in c.bins:
-            values = set(b.values or ())
-            if values & seen:
-                problems.append(f"categories {sorted(values & seen)} are in more than one bin")
-            seen |= values
-        if c.direction != "none":
-            ordered = all(
-                max(a.values or ()) < min(b.values or ())
-                for a, b in zip(c.bins, c.bins[1:], strict=False)
-            )
-            if not ordered:
-                problems.append(
-                    "a direction on categories needs bins listed in increasing order of values"
-                )
-    points = [b.points for b in c.bins]
-    if c.direction == "higher_is_better" and points != sorted(points):
-        problems.append(f"points {points} decrease although higher_is_better")
-    if c.direction == "lower_is_better" and points != sorted(points, reverse=True):
-        problems.append(f"points {points} increase although lower_is_better")
-    if c.missing.points > min(points) and c.missing.override is None:
-        problems.append(
-            f"the missing bin scores {c.missing.points}, above the worst bin ({min(points)}): "
-            "withholding information must not pay (document a 'missing.override' to allow it)"
-        )
-    shares = [b.share for b in c.bins] + [c.missing.share]
-    if any(s is not None for s in shares):
-        if any(s is None for s in shares):
-            problems.append("either every bin (and the missing bin) has a 'share' or none")
-        elif abs(sum(s for s in shares if s is not None) - 1) > _SHARE_TOLERANCE:
-            problems.append(f"bin shares add up to {sum(s for s in shares if s):.4f}, not 1")
-    return problems
 
 
 class Scaling(_Strict):
@@ -234,7 +191,7 @@ class Training(_Strict):
         inner = [b for b in bounds if b is not None]
         if any(a >= b for a, b in itertools.pairwise(inner)):
             problems.append("score band bounds must strictly increase")
-        if abs(sum(b.share for b in self.score_bands) - 1) > _SHARE_TOLERANCE:
+        if abs(sum(b.share for b in self.score_bands) - 1) > SHARE_TOLERANCE:
             problems.append("score band shares must add up to 1")
         if problems:
             raise ValueError("\n".join(problems))
@@ -282,13 +239,29 @@ class ScorecardDocument(_Strict):
         values = features.values() if isinstance(features, Features) else features
         points: dict[str, int] = {}
         bins: dict[str, int | None] = {}
-        for name, c in self.characteristics.items():
-            index = c.bin_of(values.get(c.feature))
+        for name, (feature, lookup, bin_points, missing) in self._rows:
+            index = _bin_index(lookup, values.get(feature))
             bins[name] = index
-            points[name] = c.missing.points if index is None else c.bins[index].points
-        raw = self.base_points + sum(points.values())
-        score = max(SCORE_MIN, min(SCORE_MAX, raw))
+            points[name] = missing if index is None else bin_points[index]
+        score = _clamped(self.base_points + sum(points.values()))
         return Scored(score, points, bins, self.scaling.pd_of(score), self.version)
+
+    def score_of(self, values: Values) -> int:
+        """``evaluate(values).score`` without the points, bins and PD: the status machine
+        scores every review instant and needs only this."""
+        raw = self.base_points
+        for _, (feature, lookup, bin_points, missing) in self._rows:
+            index = _bin_index(lookup, values.get(feature))
+            raw += missing if index is None else bin_points[index]
+        return _clamped(raw)
+
+    @cached_property
+    def _rows(self) -> tuple[tuple[str, _ScoreRow], ...]:
+        """The characteristics as plain data: what scoring loops over."""
+        return tuple(
+            (name, (c.feature, c._lookup, tuple(b.points for b in c.bins), c.missing.points))
+            for name, c in self.characteristics.items()
+        )
 
     def score(self, features: Features | Values) -> tuple[int, dict[str, int]]:
         """The score (clamped to 350–950) and the points of every characteristic."""
@@ -343,6 +316,11 @@ class ScorecardDocument(_Strict):
         )
 
 
+def _clamped(raw: int) -> int:
+    """A card's points as a score on the product's scale."""
+    return max(SCORE_MIN, min(SCORE_MAX, raw))
+
+
 @dataclass(frozen=True, slots=True)
 class Scored:
     """The result of scoring one feature set with one card."""
@@ -368,16 +346,3 @@ class AdverseReason:
     def as_reason(self, language: Language = "en") -> Reason:
         """The wire form (``schemas.models.Reason``) for a decision's ``reasons``."""
         return make_reason(self.code, self.text, language)
-
-
-def name_problems(characteristics: Mapping[str, Any]) -> list[str]:
-    problems = [
-        f"characteristic name {name!r} must be snake_case"
-        for name in characteristics
-        if not _NAME.match(str(name))
-    ]
-    features = [c.get("feature") for c in characteristics.values() if isinstance(c, dict)]
-    doubled = sorted({str(f) for f in features if features.count(f) > 1})
-    if doubled:
-        problems.append(f"features scored twice (double counting): {doubled}")
-    return problems

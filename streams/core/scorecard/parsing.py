@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from streams.core.scorecard.document import InvalidScorecard, ScorecardDocument, name_problems
+from streams.core.scorecard.checks import name_problems
+from streams.core.scorecard.document import InvalidScorecard, ScorecardDocument
 
 
 def _problems(error: ValidationError) -> list[str]:
