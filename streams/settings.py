@@ -259,6 +259,13 @@ class Settings(BaseSettings):
     batch_max_wait_seconds: float = Field(
         0.05, gt=0, description="Longest wait to fill an event batch."
     )
+    fetch_partition_bytes: int = Field(
+        256 * 1024,
+        ge=16 * 1024,
+        description="Most bytes the events consumer asks of one partition per fetch (it "
+        "asks at most 32 times this in all). It bounds the fold's read-ahead while it lags; "
+        "a larger record still arrives (the broker returns the first batch whole).",
+    )
     max_record_bytes: int = Field(
         64 * 1024, ge=1024, description="Larger values are dead-lettered."
     )

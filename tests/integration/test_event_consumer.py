@@ -76,6 +76,34 @@ async def test_nothing_is_committed_when_the_handler_fails(kafka_settings: Setti
     assert await committed_lag(settings, topics) == 0
 
 
+async def test_a_record_larger_than_a_fetch_arrives_among_the_others(
+    kafka_settings: Settings,
+) -> None:
+    """A fetch asks little of each partition (``fetch_partition_bytes``), yet a record
+    larger than that — one to dead-letter — still arrives, in its place, on a busy topic."""
+    settings = kafka_settings
+    topics = Topics.from_settings(settings).events
+    large = (
+        b'{"pad": "' + bytes(range(33, 127)) * (4 * settings.fetch_partition_bytes // 94) + b'"}'
+    )
+    assert len(large) > 3 * settings.fetch_partition_bytes
+    records = events(settings, 300)
+    records[150] = (records[150][0], records[150][1], large)
+    await produce(settings, records, partition_of=lambda i: i % 4)
+    seen: list[InboundRecord] = []
+    done = asyncio.Event()
+
+    async def collecting(batch: Sequence[InboundRecord]) -> None:
+        seen.extend(batch)
+        if len(seen) >= 300:
+            done.set()
+
+    await run_until(EventConsumer(settings, topics, collecting), done, timeout=60)
+    assert len({identity(r) for r in seen}) == len(seen) == 300
+    assert [r.value for r in seen if r.value == large] == [large]
+    assert await committed_lag(settings, topics) == 0
+
+
 async def test_a_rebalance_waits_for_the_batch_in_flight(kafka_settings: Settings) -> None:
     """A second worker joins while the first is inside a slow batch: the partitions move
     only after that batch is committed, so no record is handled twice and none is lost."""

@@ -35,6 +35,14 @@ def test_the_events_group_commits_by_hand_and_co_partitions_its_topics() -> None
     assert options["max_poll_records"] == 250
 
 
+def test_the_events_consumer_reads_ahead_little() -> None:
+    """Its fetch buffers are what a lagging fold holds: far below one large record each."""
+    settings = Settings.model_construct(app_id="app")
+    options = consumer_options(settings)
+    assert options["max_partition_fetch_bytes"] == 256 * 1024 < settings.max_message_bytes
+    assert options["fetch_max_bytes"] == 8 * 1024 * 1024
+
+
 def test_each_role_joins_its_groups_and_faust_never_joins_the_events_group() -> None:
     base = Settings.model_construct(app_id="app")
     groups = {

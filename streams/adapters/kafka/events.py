@@ -54,8 +54,12 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "heartbeat_interval_ms": min(3000, session_ms // 3),
         "rebalance_timeout_ms": max(20_000, session_ms * 2),
         "max_poll_records": settings.batch_max_records,
-        "max_partition_fetch_bytes": settings.max_message_bytes + 1024 * 1024,
-        "fetch_max_bytes": max(52_428_800, settings.max_message_bytes + 1024 * 1024),
+        # Small fetches: while the fold lags, aiokafka keeps a fetched response for every
+        # partition until it is read, and a folding process's memory followed those buffers
+        # (they were up to max message + 1 MiB each). A batch folds 1,000 records (~200 KB).
+        # A record larger than these limits still arrives (KIP-74).
+        "max_partition_fetch_bytes": settings.fetch_partition_bytes,
+        "fetch_max_bytes": settings.fetch_partition_bytes * 32,
     }
 
 
