@@ -15,6 +15,24 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
+# The compiled review loop (native/, Rust with PyO3): one abi3 wheel, for CPython 3.11 and every
+# newer one (scripts/check-pythons.sh installs it too), built from the locked crates. Where
+# there is no cargo the Python core answers alone: the same answers, slower (the stamp is left
+# unset, so a later `make install` builds it once cargo is there).
+NATIVE_STAMP := $(VENV)/.native-stamp
+NATIVE_WHEELS := $(VENV)/native-wheels
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml \
+	native/creditline_native.pyi $(wildcard native/src/*.rs)
+
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+	@export PATH="$$PATH:$$HOME/.cargo/bin"; \
+	if command -v cargo >/dev/null 2>&1; then \
+	  rm -rf $(NATIVE_WHEELS) && \
+	  $(BIN)/pip wheel -q --no-deps -w $(NATIVE_WHEELS) ./native && \
+	  $(BIN)/pip install -q --force-reinstall --no-deps $(NATIVE_WHEELS)/creditline_native-*.whl && \
+	  touch $@; \
+	else echo "cargo not found: the compiled review loop is not built; the Python core answers alone"; fi
+
 ASYNCAPI_CHECK := tools/asyncapi/node_modules/.installed-stamp
 
 $(ASYNCAPI_CHECK): tools/asyncapi/package.json
@@ -31,7 +49,7 @@ $(CONTRACT_CHECK): tools/contract/package.json
 	  cd tools/contract && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
 	else echo "npm not found: the JSON Schemas will only be checked with python-jsonschema"; fi
 
-install: $(STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), redis-server, Java, Maven, Prometheus, Go, toxiproxy when missing
+install: $(STAMP) $(NATIVE_STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), the compiled review loop, redis-server, Java, Maven, Prometheus, Go, toxiproxy when missing
 	@bash scripts/install-system-deps.sh
 	@bash scripts/install-toxiproxy.sh
 
@@ -54,6 +72,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@set -e; export PATH="$$PATH:$$HOME/.cargo/bin"; cd native; \
+	if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; else echo "no rustfmt: native/ not format-checked"; fi; \
+	if cargo clippy --version >/dev/null 2>&1; then cargo clippy -q --release --locked -- -D warnings; \
+	else echo "no clippy: native/ not linted"; fi
 
 test: up lint docs check-pythons  ## unit, integration (real Kafka + Redis) and e2e tests
 	$(BIN)/pytest
@@ -92,4 +114,4 @@ check-pythons: install  ## the unit tests on every newer Python found here (3.12
 	scripts/check-pythons.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site native/target

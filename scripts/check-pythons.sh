@@ -41,12 +41,21 @@ find_python() {  # X.Y -> path of a working interpreter, or nothing
   fi
 }
 
+install_native() {  # venv -> the compiled review loop's abi3 wheel, when `make install` built one
+  local wheel
+  for wheel in .venv/native-wheels/creditline_native-*.whl; do
+    [ -f "$wheel" ] || return 0
+    "$1/bin/pip" install -q --disable-pip-version-check --no-deps "$wheel"
+  done
+}
+
 check() {  # X.Y interpreter -> its venv, install and unit tests; exit status as theirs
   local version=$1 python=$2 venv="$work/py$1" start=$SECONDS
   echo "python$version: $python ($("$python" -c 'import platform; print(platform.python_version())'))"
   if "$python" -m venv "$venv" &&
     "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock &&
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps . &&
+    install_native "$venv" &&
     (cd "$work" && "$venv/bin/python" -c 'import streams.cli, schemas, faust, aiokafka') &&
     HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-compat} \
       "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit; then

@@ -266,6 +266,12 @@ class Settings(BaseSettings):
         "asks at most 32 times this in all). It bounds the fold's read-ahead while it lags; "
         "a larger record still arrives (the broker returns the first batch whole).",
     )
+    compiled_core: bool = Field(
+        True,
+        description="Review the status machine with the compiled loop (native/, built by make "
+        "install) where it is installed: the same answers as the Python core, which answers "
+        "alone when this is false or the loop is not built.",
+    )
     max_record_bytes: int = Field(
         64 * 1024, ge=1024, description="Larger values are dead-lettered."
     )

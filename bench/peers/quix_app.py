@@ -28,10 +28,9 @@ from streams.core.codec import (
     decode_trajectory,
     encode_state,
     encode_trajectory,
-    from_micros,
-    to_micros,
 )
 from streams.core.decoding import RejectedRecord, decode_record
+from streams.core.instants import from_micros, to_micros
 from streams.core.ledger import content_digest, decode_ledger, fingerprint, id_token
 from streams.core.policy import load_default_policy
 from streams.core.timeline import START, Checkpoint, constant

@@ -13,27 +13,14 @@ format 1 took.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from schemas.models import EffectiveStatus
 from streams.core import binary
+from streams.core.instants import from_micros, to_micros
 from streams.core.scoring import LineStatus
 from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
 from streams.core.timeline import Trajectory
 
 STATE_FORMAT = 2
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_micros(moment: datetime) -> int:
-    """Exact integer microseconds since the epoch of an aware datetime."""
-    delta = moment - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    """The UTC datetime of :func:`to_micros`."""
-    return _EPOCH + timedelta(microseconds=micros)
 
 
 def encode_state(state: UserState) -> bytes:

@@ -187,6 +187,12 @@ def _cached(state: UserState, now_month: int) -> _Cached:
     return entry
 
 
+def state_values(state: UserState) -> tuple[float | None, ...]:
+    """The seven features that depend on the state alone (debt, income, its verification,
+    debt to income, assets), as floats in :meth:`Features.values` order."""
+    return tuple(_holdings_values(_holdings(state)).values())
+
+
 def _history_months(state: UserState, at: datetime) -> float:
     return (at - state.first_event_at).total_seconds() / 86400 / _DAYS_PER_MONTH
 

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core import binary
-from streams.core.codec import from_micros, to_micros
+from streams.core.instants import from_micros, to_micros
 
 _KIND = {RepaymentEvent: "r", SpendingEvent: "s", AssetEvent: "a"}
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from schemas.models import InputEvent
+from streams.core import compiled
 from streams.core.features import derive_features
 from streams.core.policy import Policy
 from streams.core.scorecard import ScorecardDocument, ScorecardTimeline, merged_edges
@@ -374,14 +375,18 @@ def advance(
     # Events after the start instant, and the first one still inside the window.
     index = 0 if at is None else bisect.bisect_right([e.occurred_at for e in events], at)
     lo = 0
+    # The next time-driven review, when the compiled loop has already computed it.
+    pending: datetime | None = None
     while True:
         candidates: list[datetime] = []
         if index < len(events):
             candidates.append(events[index].occurred_at)
         if at is not None and state is not None:
-            policy = timelines.at(at)
-            edges = timelines.edges_at(at)
-            candidates.append(next_time_review(state, line, at, policy, horizon, edges))
+            if pending is None:
+                policy = timelines.at(at)
+                edges = timelines.edges_at(at)
+                pending = next_time_review(state, line, at, policy, horizon, edges)
+            candidates.append(pending)
             change = timelines.next_change_after(at)
             if change is not None:
                 candidates.append(change)
@@ -403,9 +408,32 @@ def advance(
             state = _settled(fold_events(state, fresh))
         lo = window_lo
         at = moment
+        pending = None
         if state is None:
             continue  # nothing in the window: no status to review
         policy, card = timelines.at(moment), timelines.card_at(moment)
+        if trace is None:
+            # The reviews of this state up to the next event or policy change, compiled.
+            ran = compiled.run(
+                state,
+                line,
+                moment,
+                (
+                    events[index].occurred_at if index < len(events) else None,
+                    timelines.next_change_after(moment),
+                ),
+                until,
+                horizon,
+                policy,
+                card,
+                timelines.edges_at(moment),
+            )
+            if ran is not None:
+                if ran.changes:
+                    changes.extend(ran.changes)
+                    line = ran.changes[-1]
+                at, pending = ran.reviewed_at, ran.next_review
+                continue
         step = review_step(state, moment, policy, line, card)
         if line is None or step.line != line:
             changes.append(step.line)

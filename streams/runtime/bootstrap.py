@@ -6,12 +6,14 @@ gets its parts from :class:`Components`, so they are wired the same way everywhe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.adapters.kafka.events import EventConsumer
 from streams.adapters.kafka.policy_watcher import PolicyWatcher
 from streams.adapters.redis.store import RedisStore
+from streams.core import compiled
 from streams.core.policy import load_default_policy
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
@@ -21,6 +23,8 @@ from streams.service.fold import EventFolder
 from streams.service.review import ReviewSweeper
 from streams.settings import Settings
 from streams.topics import Topics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +39,12 @@ class Components:
 
     def __post_init__(self) -> None:
         self.policies = PolicyWatcher(self.settings, self.metrics, load_default_policy())
+        compiled.use_compiled(self.settings.compiled_core)
+        if compiled.active():
+            log.info("status machine: the compiled review loop")
+        else:
+            reason = "switched off" if compiled.available() else "not built"
+            log.info("status machine: the Python core alone (the compiled loop is %s)", reason)
 
     @property
     def topics(self) -> Topics:

@@ -62,9 +62,8 @@ from streams.core.codec import (
     decode_trajectory,
     encode_state,
     encode_trajectory,
-    from_micros,
-    to_micros,
 )
+from streams.core.instants import from_micros, to_micros
 from streams.core.ledger import decode_ledger, fingerprint, id_token, split_entries
 from streams.core.state import UserState
 from streams.core.timeline import START, Checkpoint, PolicyTimeline

@@ -255,6 +255,12 @@ class ScorecardDocument(_Strict):
             raw += missing if index is None else bin_points[index]
         return _clamped(raw)
 
+    @property
+    def scoring_rows(self) -> tuple[_ScoreRow, ...]:
+        """What scoring loops over, as plain data: per characteristic in order, its feature,
+        bin lookup (numeric edges or category → bin), points per bin and missing points."""
+        return tuple(row for _, row in self._rows)
+
     @cached_property
     def _rows(self) -> tuple[tuple[str, _ScoreRow], ...]:
         """The characteristics as plain data: what scoring loops over."""

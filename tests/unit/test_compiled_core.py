@@ -1,0 +1,294 @@
+"""The compiled review loop (``native/``) gives what the Python core gives, bit for bit.
+
+Every property runs the same work twice, the Python core alone and with the compiled loop,
+and compares checkpoints (decayed counters included) and their stored bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
+from streams.core import compiled
+from streams.core.codec import encode_state, encode_trajectory
+from streams.core.features import derive_features
+from streams.core.instants import duration_micros
+from streams.core.policy import Policy, Thresholds, load_default_policy
+from streams.core.scorecard import (
+    ScorecardTimeline,
+    load_default_scorecard,
+    load_expert_scorecard,
+)
+from streams.core.state import UserState, fold_events, month_index
+from streams.core.timeline import (
+    START,
+    Checkpoint,
+    PolicyTimeline,
+    advance,
+    at_time,
+    canonical,
+    needs_ledger,
+    update,
+)
+from tests.properties import examples
+from tests.scorecard_histories import AT, histories, income_event
+
+#: Skipped where the compiled loop is not built (``make install`` builds it where cargo is;
+#: ``test_the_compiled_loop_is_built_where_cargo_is`` fails if that build went missing).
+native = pytest.importorskip("creditline_native")
+
+POLICY = load_default_policy()
+CARDS = (load_default_scorecard(), load_expert_scorecard())
+HORIZON = timedelta(days=1826)
+T = TypeVar("T")
+
+
+@contextmanager
+def python_core() -> Iterator[None]:
+    compiled.use_compiled(False)
+    try:
+        yield
+    finally:
+        compiled.use_compiled(True)
+
+
+def both(work: Callable[[], T]) -> tuple[T, T]:
+    """``work`` with the Python core alone, then with the compiled loop."""
+    with python_core():
+        expected = work()
+    return expected, work()
+
+
+def assert_same(got: Checkpoint, expected: Checkpoint) -> None:
+    assert got == expected
+    assert encode_trajectory(got.trajectory) == encode_trajectory(expected.trajectory)
+    if expected.state is not None:
+        assert got.state is not None
+        assert encode_state(got.state) == encode_state(expected.state)
+
+
+thresholds = st.tuples(st.integers(350, 950), st.integers(350, 950)).map(
+    lambda pair: Thresholds(close_below=min(pair), reopen_at=max(pair))
+)
+
+
+@st.composite
+def policies(draw: st.DrawFn, version: str = "drawn") -> Policy:
+    """The shipped policy with thresholds, dwell and freeze drawn anew: which rule applies,
+    and when time alone changes it, must show in the trajectory."""
+    freeze = POLICY.status.freeze.model_copy(
+        update={
+            "days_past_due_at_least": draw(st.sampled_from((1, 30, 60, 90))),
+            "within_days": draw(st.floats(0.5, 200)),
+        }
+    )
+    status = POLICY.status.model_copy(
+        update={
+            "thresholds": draw(thresholds),
+            "min_dwell_days": draw(st.sampled_from((0, 0.25, 7, 30.5))),
+            "freeze": freeze,
+        }
+    )
+    segments = [s.model_copy(update={"thresholds": draw(thresholds)}) for s in POLICY.segments]
+    exceptions = [e.model_copy(update={"thresholds": draw(thresholds)}) for e in POLICY.exceptions]
+    return POLICY.model_copy(
+        update={
+            "version": version,
+            "status": status,
+            "segments": segments,
+            "exceptions": exceptions,
+        }
+    )
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> PolicyTimeline:
+    """One policy and card for all time, or versions of both taking effect mid-history."""
+    base = draw(policies("v1"))
+    cards = ScorecardTimeline(draw(st.sampled_from(CARDS)))
+    versions: list[tuple[datetime, Policy]] = []
+    if draw(st.booleans()):
+        offset = draw(st.floats(1, 800))
+        versions.append((AT - timedelta(days=offset), draw(policies("v2"))))
+    if draw(st.booleans()):
+        offset = draw(st.floats(1, 800))
+        cards = ScorecardTimeline.of(
+            CARDS[0], [(AT - timedelta(days=offset), draw(st.sampled_from(CARDS)))]
+        )
+    return PolicyTimeline.of(base, versions, cards)
+
+
+def in_batches(
+    events: Sequence[InputEvent], rng: random.Random, until: datetime, timeline: PolicyTimeline
+) -> Checkpoint:
+    """What the worker does with the events in shuffled batches (late ones restate)."""
+    shuffled = list(events)
+    rng.shuffle(shuffled)
+    stored: Checkpoint = START
+    ledger: list[InputEvent] = []
+    while shuffled:
+        size = rng.randint(1, 4)
+        fresh, shuffled = shuffled[:size], shuffled[size:]
+        latest = max((e.occurred_at for e in ledger), default=None)
+        earlier = ledger if needs_ledger(stored, fresh, latest, until, HORIZON) else None
+        stored = update(stored, fresh, earlier, timeline, until, HORIZON)
+        ledger = [*ledger, *fresh]
+    return stored
+
+
+later = st.floats(min_value=0, max_value=1200).map(lambda days: AT + timedelta(days=days))
+
+
+@settings(max_examples=examples(300))
+@given(histories(), later, timelines())
+def test_a_whole_history_gives_the_python_checkpoint(
+    events: list[InputEvent], until: datetime, timeline: PolicyTimeline
+) -> None:
+    expected, got = both(lambda: advance(canonical(events), timeline, until, HORIZON))
+    assert_same(got, expected)
+
+
+@settings(max_examples=examples(300))
+@given(histories(), later, timelines(), st.randoms(use_true_random=False))
+def test_shuffled_batches_give_the_python_checkpoint(
+    events: list[InputEvent], until: datetime, timeline: PolicyTimeline, rng: random.Random
+) -> None:
+    seed = rng.random()
+    expected, got = both(lambda: in_batches(events, random.Random(seed), until, timeline))
+    assert_same(got, expected)
+
+
+@given(histories(), later, st.floats(min_value=-900, max_value=400), timelines())
+def test_a_decision_at_any_moment_gives_the_python_checkpoint(
+    events: list[InputEvent], until: datetime, days: float, timeline: PolicyTimeline
+) -> None:
+    stored = advance(canonical(events), timeline, until, HORIZON)
+    moment = until + timedelta(days=days)
+    expected, got = both(lambda: at_time(stored, events, timeline, moment, HORIZON))
+    assert_same(got, expected)
+
+
+def test_the_feature_order_is_the_features_values_order() -> None:
+    state = fold_events(None, [income_event(Decimal(5000), True, 10)])
+    assert state is not None
+    assert tuple(derive_features(state, AT).values()) == compiled.FEATURE_ORDER
+
+
+def test_money_not_in_whole_cents_is_left_to_python() -> None:
+    """The contract quantises money to cents; a state built otherwise is stepped by Python."""
+    state = fold_events(None, [income_event(Decimal(5000), True, 40)])
+    assert state is not None
+    timeline = PolicyTimeline(POLICY)
+    card, edges = timeline.card_at(AT), timeline.edges_at(AT)
+    assert compiled.run(state, None, AT, (), AT, HORIZON, POLICY, card, edges) is not None
+    odd = replace(state, spend_by_month={state_month(state): Decimal("10.005")})
+    assert compiled.run(odd, None, AT, (), AT, HORIZON, POLICY, card, edges) is None
+
+
+def state_month(state: UserState) -> int:
+    return month_index(state.as_of)
+
+
+# ---- CPython's float -> timedelta, exactly ------------------------------------------------
+halfway = st.integers(-(10**12), 10**12).map(lambda k: k / 2e6)
+
+
+@given(
+    st.floats(allow_nan=True, allow_infinity=True) | halfway | st.floats(-1e10, 1e10),
+    st.sampled_from((10**6, 86_400 * 10**6)),
+)
+def test_a_float_duration_rounds_as_cpython_rounds_it(value: float, unit: int) -> None:
+    try:
+        span = timedelta(seconds=value) if unit == 10**6 else timedelta(days=value)
+    except (OverflowError, ValueError):
+        got = native.timedelta_micros(value, unit)
+        # Python raises; the loop declines or the instant falls outside the datetime range.
+        assert got is None or abs(got) > 10**18
+        return
+    assert native.timedelta_micros(value, unit) == duration_micros(span)
+
+
+# ---- a golden run on 3,000 users --------------------------------------------------------------
+def _workload(users: int, rng: random.Random) -> dict[str, list[InputEvent]]:
+    """Users with income, assets, spending and repayments (some late, some missed) over
+    two years, money in cents."""
+    histories: dict[str, list[InputEvent]] = {}
+    for u in range(users):
+        user = f"g{u:05d}"
+        events: list[InputEvent] = []
+        for i in range(rng.randint(1, 9)):
+            at = AT - timedelta(seconds=rng.randrange(730 * 86400))
+            roll = rng.random()
+            if roll < 0.45:
+                due = Decimal(rng.randint(500, 300_000)) / 100
+                dpd = rng.choice((0, 0, 0, 0, 5, 35, 65, 95))
+                events.append(
+                    RepaymentEvent(
+                        event_id=f"{user}-{i}",
+                        user_id=user,
+                        occurred_at=at,
+                        loan_id=f"{user}-l{rng.randint(1, 2)}",
+                        amount_due=due,
+                        amount_paid=Decimal(0) if rng.random() < 0.08 else due,
+                        days_past_due=dpd,
+                        outstanding_balance=Decimal(rng.randint(0, 5_000_000)) / 100,
+                    )
+                )
+            elif roll < 0.8:
+                events.append(
+                    SpendingEvent(
+                        event_id=f"{user}-{i}",
+                        user_id=user,
+                        occurred_at=at,
+                        amount=Decimal(rng.randint(1, 90_000)) / 100,
+                        category="groceries",
+                    )
+                )
+            else:
+                events.append(
+                    AssetEvent(
+                        event_id=f"{user}-{i}",
+                        user_id=user,
+                        occurred_at=at,
+                        asset_type=rng.choice(list(AssetType)),
+                        value=Decimal(rng.randint(0, 90_000_000)) / 100,
+                        verified=rng.random() < 0.5,
+                    )
+                )
+        histories[user] = events
+    return histories
+
+
+@pytest.mark.slow
+def test_three_thousand_users_get_the_python_checkpoints_byte_for_byte() -> None:
+    rng = random.Random(20261201)
+    workload = _workload(3000, rng)
+    timeline = PolicyTimeline.of(
+        POLICY,
+        [(AT - timedelta(days=200), POLICY.model_copy(update={"version": "later"}))],
+        ScorecardTimeline.of(CARDS[0], [(AT - timedelta(days=400), CARDS[1])]),
+    )
+    seeds = {user: rng.random() for user in workload}
+
+    def fold_all() -> dict[str, Checkpoint]:
+        return {
+            user: in_batches(events, random.Random(seeds[user]), AT, timeline)
+            for user, events in workload.items()
+        }
+
+    expected, got = both(fold_all)
+    assert sum(len(events) for events in workload.values()) > 12_000
+    for user in workload:
+        assert_same(got[user], expected[user])
+    changes = sum(len(c.trajectory.changes) for c in expected.values())
+    assert changes > 3000  # the histories do move the status machine
