@@ -24,6 +24,7 @@ from streams.adapters.kafka.client import client_options, producer_options
 from streams.adapters.kafka.read import topic_partitions
 from streams.adapters.redis.client import redis_client
 from streams.adapters.redis.keys import KeyLayout
+from streams.core import compiled
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -201,6 +202,7 @@ async def ingest(
         )
         cpu = sum(tree_cpu_seconds(p.process.pid) for p in procs if p.process)
         result["scorer_cpu_seconds"] = round(cpu, 1)
+        result["scorer_compiled_core"] = settings.compiled_core and compiled.available()
         for p in procs:
             p.stop()
         memory_after = await used_memory(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The peer's venv: created on first use from the hashed lock, reused while the lock holds.
 VENV = ROOT / ".venv-quix"
 LOCK = Path(__file__).with_name("quix.lock")
+#: Where `make install` leaves the compiled review loop's wheel.
+NATIVE_WHEELS = ROOT / ".venv" / "native-wheels"
 
 
 def ensure_venv() -> Path:
@@ -40,6 +43,21 @@ def ensure_venv() -> Path:
     return python
 
 
+def ensure_native(python: Path) -> bool:
+    """The compiled review loop in the peer's venv too, when `make install` built its wheel:
+    the peer runs the same core as the worker. Whether the peer has it."""
+    wheels = sorted(NATIVE_WHEELS.glob("creditline_native-*.whl"))
+    stamp = VENV / ".native-installed"
+    wanted = "".join(hashlib.sha256(wheel.read_bytes()).hexdigest() for wheel in wheels)
+    if wheels and (not stamp.exists() or stamp.read_text() != wanted):
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", *wheels],
+            check=True,
+        )
+        stamp.write_text(wanted)
+    return bool(wheels)
+
+
 def _start(python: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
@@ -55,6 +73,7 @@ async def quix_ingest(settings: Settings, events: int, logs: Path, limit: float)
     """Start the peer on topics holding ``events`` records; its rate until every record is
     committed (checkpoints every second: up to 1 s counted against it), its CPU seconds."""
     python = ensure_venv()
+    native = ensure_native(python)
     group = f"quix-peer-{uuid.uuid4().hex[:8]}"
     state_dir = logs / f"quix-state-{group}"
     env = settings_env(settings) | {
@@ -87,4 +106,5 @@ async def quix_ingest(settings: Settings, events: int, logs: Path, limit: float)
         "quix_per_s": round(events / elapsed),
         "quix_seconds": round(elapsed, 1),
         "quix_cpu_seconds": round(cpu, 1),
+        "quix_compiled_core": native,
     }
