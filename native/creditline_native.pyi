@@ -11,7 +11,7 @@ StateArgs = tuple[
     float,
     float,
     list[tuple[int, int]],
-    list[float | None],
+    tuple[float | None, ...],
     list[tuple[int, int]],
     list[tuple[int, int]],
 ]

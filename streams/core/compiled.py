@@ -185,7 +185,7 @@ def _pack(state: UserState) -> StateArgs | None:
             state.late,
             state.missed,
             [(level, to_micros(at)) for level, at in state.last_delinquency_at.items()],
-            list(state_values(state)),
+            state_values(state),
             list(state.delinquency_by_month.items()),
             spend,
         )

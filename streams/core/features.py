@@ -171,13 +171,38 @@ class _Last:
     entry: _Cached | None = None
 
 
+class _LastHoldings:
+    """The last loans and assets mappings and their features: a fold that changes neither
+    keeps both mappings (``fold_events`` copies them on change), so a user's successive
+    states share them. Keyed by identity (the entry keeps both alive); replaced whole."""
+
+    entry: (
+        tuple[object, object, _Holdings, dict[str, float | None], tuple[float | None, ...]] | None
+    ) = None
+
+
+def _holdings_of(
+    state: UserState,
+) -> tuple[_Holdings, dict[str, float | None], tuple[float | None, ...]]:
+    entry = _LastHoldings.entry
+    if entry is None or entry[0] is not state.loans or entry[1] is not state.assets:
+        holdings = _holdings(state)
+        values = _holdings_values(holdings)
+        entry = _LastHoldings.entry = (
+            state.loans,
+            state.assets,
+            holdings,
+            values,
+            tuple(values.values()),
+        )
+    return entry[2], entry[3], entry[4]
+
+
 def _cached(state: UserState, now_month: int) -> _Cached:
     entry = _Last.entry
     if entry is None or entry.state is not state:
-        holdings = _holdings(state)
-        entry = _Cached(
-            state, holdings, _holdings_values(holdings), now_month, _monthly(state, now_month)
-        )
+        holdings, values, _ = _holdings_of(state)
+        entry = _Cached(state, holdings, values, now_month, _monthly(state, now_month))
         _Last.entry = entry
     elif entry.month != now_month:
         entry = _Cached(
@@ -190,7 +215,7 @@ def _cached(state: UserState, now_month: int) -> _Cached:
 def state_values(state: UserState) -> tuple[float | None, ...]:
     """The seven features that depend on the state alone (debt, income, its verification,
     debt to income, assets), as floats in :meth:`Features.values` order."""
-    return tuple(_holdings_values(_holdings(state)).values())
+    return _holdings_of(state)[2]
 
 
 def _history_months(state: UserState, at: datetime) -> float:

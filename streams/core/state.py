@@ -148,8 +148,12 @@ def fold_events(state: UserState | None, events: Iterable[InputEvent]) -> UserSt
     latest = dict(state.last_delinquency_at)
     delinquency = dict(state.delinquency_by_month)
     spend = dict(state.spend_by_month)
-    loans = dict(state.loans)
-    assets = dict(state.assets)
+    # Loans and assets are copied on their first change: a state no event changed them in
+    # keeps its parent's mappings, and what is derived from them alone stays cached.
+    loans: Mapping[str, LoanSnapshot] = state.loans
+    assets: Mapping[str, AssetSnapshot] = state.assets
+    own_loans: dict[str, LoanSnapshot] | None = None
+    own_assets: dict[str, AssetSnapshot] | None = None
     kept_from = month_index(as_of) - MONTHS_KEPT + 1
     folded = False
     for event in remaining:
@@ -179,7 +183,9 @@ def fold_events(state: UserState | None, events: Iterable[InputEvent]) -> UserSt
                 if days >= level and occurred > latest.get(level, _NEVER):
                     latest[level] = occurred
             if _newer(occurred, event.event_id, loans.get(event.loan_id)):
-                loans[event.loan_id] = LoanSnapshot(
+                if own_loans is None:
+                    loans = own_loans = dict(loans)
+                own_loans[event.loan_id] = LoanSnapshot(
                     occurred, event.event_id, event.outstanding_balance
                 )
         elif isinstance(event, SpendingEvent):
@@ -191,7 +197,11 @@ def fold_events(state: UserState | None, events: Iterable[InputEvent]) -> UserSt
             asset_updates += 1
             key = event.asset_type.value
             if _newer(occurred, event.event_id, assets.get(key)):
-                assets[key] = AssetSnapshot(occurred, event.event_id, event.value, event.verified)
+                if own_assets is None:
+                    assets = own_assets = dict(assets)
+                own_assets[key] = AssetSnapshot(
+                    occurred, event.event_id, event.value, event.verified
+                )
     if not folded:
         return state
     return UserState(

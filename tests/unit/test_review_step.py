@@ -16,7 +16,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.models import EffectiveStatus, InputEvent
+from schemas.models import EffectiveStatus, InputEvent, RepaymentEvent
 from streams.core import features as features_module
 from streams.core.features import Features, derive_features, feature_values
 from streams.core.policy import Policy, Thresholds, load_default_policy
@@ -143,3 +143,29 @@ def test_a_review_step_is_the_assessments_status_score_and_segment(
     step = review_step(state, at, policy, previous, card)
     full = assess(state, at, policy, previous, with_promotions=False, card=card)
     assert (step.line, step.score, step.segment) == (full.line, full.score, full.segment)
+
+
+@given(histories())
+def test_successive_states_sharing_loans_or_assets_get_their_own_features(
+    events: list[InputEvent],
+) -> None:
+    """A fold keeps the loans and assets mappings no event changed (the holdings cache is
+    keyed by them): each successive state's features equal those derived with cold caches."""
+    ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
+    states: list[UserState] = []
+    state: UserState | None = None
+    for event in ordered:
+        following = fold_events(state, [event])
+        assert following is not None
+        if state is not None and not isinstance(event, RepaymentEvent):
+            assert following.loans is state.loans  # copied on change only
+        state = following
+        states.append(state)
+    at = ordered[-1].occurred_at + timedelta(days=1)
+    expected = []
+    for each in states:
+        features_module._Last.entry = None
+        features_module._LastHoldings.entry = None
+        expected.append(feature_values(each, at))
+    for each, values in zip(states, expected, strict=True):
+        assert feature_values(each, at) == values
