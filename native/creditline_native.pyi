@@ -1,20 +1,36 @@
-"""creditline's status-machine review loop, compiled (``streams/core/compiled.py`` is its
-only caller; the Python core is the reference)."""
+"""creditline's status machine, compiled (``streams/core/compiled.py`` is its only caller;
+the Python core is the reference)."""
 
 Condition = tuple[int, float | None, float | None]
 RuleArgs = tuple[list[Condition], list[Condition]]
 Line = tuple[int, int, bool]
-StateArgs = tuple[
+#: (occurred, kind, event id, loan id or asset type, cents, exponent, counts as, days past
+#: due, verified)
+EventArgs = tuple[int, int, str, str, int, int, int, int, bool]
+Snapshot = tuple[str, int, str, int, bool]
+FoldArgs = tuple[
     int,
     int,
-    float,
-    float,
-    float,
-    list[tuple[int, int]],
-    tuple[float | None, ...],
+    tuple[int, int, int],
+    tuple[float, float, float],
     list[tuple[int, int]],
     list[tuple[int, int]],
+    list[tuple[int, int, int]],
+    list[Snapshot],
+    list[Snapshot],
 ]
+FoldOut = tuple[
+    int,
+    int,
+    tuple[int, int, int],
+    tuple[float, float, float],
+    list[tuple[int, int]],
+    list[tuple[int, int]],
+    list[tuple[int, int, int]],
+    list[tuple[str, int]],
+    list[tuple[str, int]],
+]
+StartArgs = tuple[Line | None, int | None, FoldArgs | None, tuple[int, int] | None]
 
 class Rules:
     def __init__(
@@ -31,14 +47,14 @@ class Rules:
         decay_edges: tuple[list[float], list[float], list[float]],
         history_edges: list[float],
     ) -> None: ...
-    def run(
-        self,
-        state: StateArgs,
-        line: Line | None,
-        moment: int,
-        stop: int,
-        until: int,
-        horizon_us: int,
-    ) -> tuple[list[Line], int, int] | None: ...
 
+def advance(
+    stages: list[tuple[int, Rules]],
+    events: list[EventArgs],
+    index: int,
+    start: StartArgs,
+    until: int,
+    horizon_us: int,
+) -> tuple[list[Line], int | None, int | None, FoldOut | None] | None: ...
 def timedelta_micros(value: float, unit_us: int) -> int | None: ...
+def decay_weight(elapsed_us: int) -> float: ...

@@ -1,13 +1,17 @@
-//! The status machine's review loop, compiled: the reviews of one folded state from one
-//! review instant to the next event, policy change or window edge.
+//! The status machine, compiled: a user's events folded and reviewed at every review
+//! instant, from a checkpoint to a moment, in one call (`advance`, in `advance.rs`); this
+//! file holds the policy and scorecard (`Rules`) and the reviews of one folded state.
 //!
-//! The Python core (`streams/core/timeline.py`, `scoring.py`, `features.py`) is the
-//! reference; this is the same arithmetic in the same order, so every answer is equal bit
-//! for bit (`tests/unit/test_compiled_core.py` holds the two equal). Instants are integer
-//! microseconds since the Unix epoch, UTC. Wherever Python would raise (an instant outside
-//! the datetime range, a non-finite crossing), `run` answers None and Python takes the step.
+//! The Python core (`streams/core/timeline.py`, `state.py`, `scoring.py`, `features.py`)
+//! is the reference; this is the same arithmetic in the same order, so every answer is equal
+//! bit for bit (`tests/unit/test_compiled_core.py` holds the two equal). Instants are
+//! integer microseconds since the Unix epoch, UTC. Wherever Python would raise (an instant
+//! outside the datetime range, a non-finite crossing) or this cannot be exact, the answer is
+//! None and Python runs the machine.
 
 use pyo3::prelude::*;
+
+mod advance;
 
 const HALF_LIFE_SECONDS: f64 = 180.0 * 86400.0;
 const MONTH_DAYS: f64 = 30.4375;
@@ -80,12 +84,26 @@ fn seconds(us: i64) -> f64 {
     us as f64 / 1e6
 }
 
+extern "C" {
+    /// The C library's `pow`, which CPython's `float ** float` calls.
+    fn pow(base: f64, exponent: f64) -> f64;
+}
+
+/// `0.5 ** x` exactly as CPython computes it. Through an opaque pointer: LLVM would turn
+/// `powf(0.5, x)` (or a call to `pow` it can see) into `exp2(-x)`, which rounds otherwise
+/// in the last bit now and then.
+fn python_pow(base: f64, exponent: f64) -> f64 {
+    let libm_pow: unsafe extern "C" fn(f64, f64) -> f64 = std::hint::black_box(pow);
+    // SAFETY: `pow` is the C library's, pure and defined for every pair of doubles.
+    unsafe { libm_pow(base, exponent) }
+}
+
 fn decay_factor(elapsed_us: i64) -> f64 {
     let elapsed = seconds(elapsed_us);
     if elapsed <= 0.0 {
         1.0
     } else {
-        0.5_f64.powf(elapsed / HALF_LIFE_SECONDS)
+        python_pow(0.5, elapsed / HALF_LIFE_SECONDS)
     }
 }
 
@@ -270,6 +288,20 @@ struct Line {
     settled: bool,
 }
 
+impl Line {
+    fn from_args((status, since, settled): LineArgs) -> Self {
+        Line {
+            status,
+            since,
+            settled,
+        }
+    }
+
+    fn args(self) -> LineArgs {
+        (self.status, self.since, self.settled)
+    }
+}
+
 /// A policy and a scorecard, compiled for the review loop.
 #[pyclass(frozen, module = "creditline_native")]
 struct Rules {
@@ -289,8 +321,6 @@ struct Rules {
 
 /// A status change as Python gets it: (status code, since, settled).
 type LineArgs = (u8, i64, bool);
-/// What `run` returns: the new status changes, the last instant reviewed, the next review.
-type Ran = (Vec<LineArgs>, i64, i64);
 
 type CharacteristicArgs = (
     usize,
@@ -375,57 +405,9 @@ impl Rules {
             history_edges,
         })
     }
-
-    /// Review `state` at `moment` and at every time-driven review instant after it that is
-    /// before `stop` and not after `until`. Returns (new status changes, the last instant
-    /// reviewed, the next time-driven review instant), or None where Python must step.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &self,
-        state: StateArgs,
-        line: Option<LineArgs>,
-        moment: i64,
-        stop: i64,
-        until: i64,
-        horizon_us: i64,
-    ) -> Option<Ran> {
-        let state = State::new(state)?;
-        let mut line = line.map(|(status, since, settled)| Line {
-            status,
-            since,
-            settled,
-        });
-        let mut changes = Vec::new();
-        let mut at = moment;
-        loop {
-            let next = self.review(&state, at, line);
-            if line != Some(next) {
-                changes.push((next.status, next.since, next.settled));
-                line = Some(next);
-            }
-            let following = self.next_time_review(&state, line, at, horizon_us)?;
-            if following >= stop || following > until {
-                return Some((changes, at, following));
-            }
-            at = following;
-        }
-    }
 }
 
-/// (as_of, first_event_at, on_time, late, missed, last delinquency per level, the seven
-/// state-only values, worst days past due per month, spending in cents per month).
-type StateArgs = (
-    i64,
-    i64,
-    f64,
-    f64,
-    f64,
-    Vec<(i64, i64)>,
-    Vec<Option<f64>>,
-    Vec<(i64, i64)>,
-    Vec<(i64, i64)>,
-);
-
+/// A folded state as the review loop reads it (spending in cents).
 struct State {
     as_of: i64,
     first_event_at: i64,
@@ -437,19 +419,6 @@ struct State {
 }
 
 impl State {
-    fn new(args: StateArgs) -> Option<Self> {
-        let (as_of, first, on_time, late, missed, delinquency, holdings, worst, spend) = args;
-        Some(State {
-            as_of,
-            first_event_at: first,
-            decayed: [on_time, late, missed],
-            last_delinquency: delinquency,
-            holdings: holdings.try_into().ok()?,
-            worst_by_month: worst,
-            spend_by_month: spend,
-        })
-    }
-
     fn last_delinquency_at(&self, level: i64) -> Option<i64> {
         self.last_delinquency
             .iter()
@@ -475,6 +444,35 @@ fn sixth_half_even(n: i64) -> i64 {
 }
 
 impl Rules {
+    /// Review `state` at `moment` and at every time-driven review instant after it before
+    /// `stop` and not after `until`, appending status changes; returns the last instant
+    /// reviewed and the next time-driven review instant (None: Python must step).
+    #[allow(clippy::too_many_arguments)]
+    fn reviews(
+        &self,
+        state: &State,
+        line: &mut Option<Line>,
+        changes: &mut Vec<LineArgs>,
+        moment: i64,
+        stop: i64,
+        until: i64,
+        horizon_us: i64,
+    ) -> Option<(i64, i64)> {
+        let mut at = moment;
+        loop {
+            let next = self.review(state, at, *line);
+            if *line != Some(next) {
+                changes.push(next.args());
+                *line = Some(next);
+            }
+            let following = self.next_time_review(state, *line, at, horizon_us)?;
+            if following >= stop || following > until {
+                return Some((at, following));
+            }
+            at = following;
+        }
+    }
+
     fn values(&self, state: &State, at: i64) -> Values {
         let factor = decay_factor(at - state.as_of);
         let now_month = month_index(at);
@@ -654,9 +652,18 @@ fn timedelta_micros(value: f64, unit_us: i64) -> Option<i128> {
     timedelta_us(value, unit_us)
 }
 
+/// The weight left after `elapsed_us` of event time (`state.decay_factor`): exposed for the
+/// equality tests.
+#[pyfunction]
+fn decay_weight(elapsed_us: i64) -> f64 {
+    decay_factor(elapsed_us)
+}
+
 #[pymodule]
 fn creditline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Rules>()?;
     module.add_function(wrap_pyfunction!(timedelta_micros, module)?)?;
+    module.add_function(wrap_pyfunction!(decay_weight, module)?)?;
+    module.add_function(wrap_pyfunction!(advance::advance, module)?)?;
     Ok(())
 }

@@ -1,13 +1,17 @@
-"""The status machine's review loop, compiled (``native/``, Rust with PyO3), behind one call.
+"""The status machine, compiled (``native/``, Rust with PyO3), behind one call.
 
-Between two of a user's events the folded state does not change, yet the machine reviews it
-at every month start, crossing day, dwell end and thaw: nine reviews per event in a shuffled
-backfill, most of the fold's time. :func:`run` hands such a stretch to the compiled loop.
-The Python core (:func:`streams.core.scoring.review_step`,
-:func:`streams.core.timeline.next_time_review`) stays the reference: the compiled loop does
-the same arithmetic in the same order, and ``tests/unit/test_compiled_core.py`` holds every
-answer equal. Where it cannot be exact (money not in whole cents, a policy whose segment
-names repeat, an instant Python's datetime cannot hold) it declines and Python steps.
+A late event restates a user's history: every event instant after it is folded again and
+the state reviewed there and at every month start, crossing day, dwell end and thaw up to
+the next (a dozen reviews per event in a shuffled backfill). :func:`advance` hands the whole
+run to the compiled machine, which folds and reviews with plain numbers (cents, integer
+microseconds) and returns the status changes and the last fold, rebuilt here as Python
+objects once. The Python core (:func:`streams.core.timeline.advance`'s stepping,
+:func:`streams.core.state.fold_events`, :func:`streams.core.scoring.review_step`) stays the
+reference: the compiled machine does the same arithmetic in the same order (``0.5 ** x``
+with the C library's ``pow``, debt to income as a 28-digit decimal quotient), and
+``tests/unit/test_compiled_core.py`` holds every answer and stored byte equal. Where it
+cannot be exact (money not in whole cents, a policy whose segment names repeat, an instant
+Python's datetime cannot hold) it declines and Python steps.
 
 Used when the extension is installed (``make install`` builds it) and not switched off
 (:func:`use_compiled`; the worker's setting ``compiled_core``).
@@ -15,22 +19,24 @@ Used when the extension is installed (``make install`` builds it) and not switch
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, get_args
 
-from schemas.models import EffectiveStatus
-from streams.core.features import state_values
+from schemas.models import EffectiveStatus, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core.instants import duration_micros, from_micros, to_micros
 from streams.core.policy import FeatureName, Policy, Rule
 from streams.core.scorecard import ScorecardDocument
 from streams.core.scoring import STANDARD_SEGMENT, LineStatus
-from streams.core.state import UserState
+from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
 
 if TYPE_CHECKING:
-    from creditline_native import Rules, StateArgs
+    from creditline_native import EventArgs, FoldArgs, FoldOut, Rules
+
+    from streams.core.timeline import PolicyTimeline
 
 try:
     import creditline_native as _native
@@ -146,107 +152,239 @@ def _rules(
     return found[2]
 
 
-# ---- a state, packed once -----------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Packed:
-    state: UserState
-    args: StateArgs | None
+# ---- the whole machine of one user --------------------------------------------------------
+#: Stage 0 of a policy timeline holds from the beginning of time.
+_ALWAYS = -(2**63)
+_REPAYMENT, _SPENDING, _ASSET = 0, 1, 2
+_COUNTS_AS_NONE, _ON_TIME, _LATE, _MISSED = 0, 1, 2, 3
+#: Spending amounts with exponents outside this range are left to Python (the sums are
+#: rebuilt from cents and an exponent).
+_EXPONENTS = range(-6, 3)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class _Last:
-    """The last state packed (the loop is called for one state at a time, often twice)."""
+class _LastStages:
+    """The last policy timeline compiled (a batch folds all its users under one)."""
 
-    entry: _Packed | None = None
+    entry: tuple[PolicyTimeline, list[tuple[int, Rules]] | None] | None = None
+
+
+def _stages(timelines: PolicyTimeline) -> list[tuple[int, Rules]] | None:
+    """The rules in effect from each instant a policy or card takes effect (the first from
+    the beginning of time), or None where one cannot be compiled."""
+    entry = _LastStages.entry
+    if entry is None or entry[0] is not timelines:
+        entry = _LastStages.entry = (timelines, _compile_stages(timelines))
+    return entry[1]
+
+
+def _compile_stages(timelines: PolicyTimeline) -> list[tuple[int, Rules]] | None:
+    changes = timelines.effective_instants()
+    try:  # what holds before the first change (an instant before it names it)
+        before = (changes[0] if changes else _EPOCH) - timedelta(microseconds=1)
+    except OverflowError:
+        return None  # a change at the beginning of time
+    stages = []
+    for micros, moment in [(_ALWAYS, before), *((to_micros(c), c) for c in changes)]:
+        policy, card = timelines.at(moment), timelines.card_at(moment)
+        rules = _rules(policy, card, timelines.edges_at(moment))
+        if rules is None:
+            return None
+        stages.append((micros, rules))
+    return stages
 
 
 def _cents(amount: Decimal) -> int | None:
+    """Whole cents, or None (not whole cents, or too large to stay exact)."""
     cents = amount.scaleb(2)
     if cents != cents.to_integral_value() or abs(cents) >= _CENTS_LIMIT:
         return None
     return int(cents)
 
 
-def _pack(state: UserState) -> StateArgs | None:
-    entry = _Last.entry
-    if entry is not None and entry.state is state:
-        return entry.args
-    spend = []
-    args: StateArgs | None = None
-    for month, amount in state.spend_by_month.items():
-        cents = _cents(amount)
-        if cents is None:
-            break
-        spend.append((month, cents))
-    else:
-        args = (
-            to_micros(state.as_of),
-            to_micros(state.first_event_at),
-            state.on_time,
-            state.late,
-            state.missed,
-            [(level, to_micros(at)) for level, at in state.last_delinquency_at.items()],
-            state_values(state),
-            list(state.delinquency_by_month.items()),
-            spend,
+def _pack_event(event: InputEvent) -> EventArgs | None:
+    occurred = to_micros(event.occurred_at)
+    if isinstance(event, RepaymentEvent):
+        balance = _cents(event.outstanding_balance)
+        if balance is None:
+            return None
+        due, paid, days = event.amount_due, event.amount_paid, event.days_past_due
+        counted = _COUNTS_AS_NONE
+        if due > 0 or paid > 0:
+            counted = _MISSED if paid < due else _ON_TIME if days == 0 else _LATE
+        return (
+            occurred,
+            _REPAYMENT,
+            event.event_id,
+            event.loan_id,
+            balance,
+            0,
+            counted,
+            days,
+            False,
         )
-    _Last.entry = _Packed(state, args)
-    return args
+    if isinstance(event, SpendingEvent):
+        amount = _cents(event.amount)
+        exponent = event.amount.as_tuple().exponent
+        if amount is None or not isinstance(exponent, int) or exponent not in _EXPONENTS:
+            return None
+        return (occurred, _SPENDING, event.event_id, "", amount, exponent, 0, 0, False)
+    value = _cents(event.value)
+    if value is None:
+        return None
+    kind = event.asset_type.value
+    return (occurred, _ASSET, event.event_id, kind, value, 0, 0, 0, event.verified)
 
 
-# ---- the loop -----------------------------------------------------------------------------
+def _pack_fold(state: UserState) -> FoldArgs | None:
+    spend = []
+    for month, amount in state.spend_by_month.items():
+        cents, exponent = _cents(amount), amount.as_tuple().exponent
+        if cents is None or not isinstance(exponent, int) or exponent not in _EXPONENTS:
+            return None
+        spend.append((month, cents, exponent))
+    loans = []
+    for loan_id, loan in state.loans.items():
+        cents = _cents(loan.balance)
+        if cents is None:
+            return None
+        loans.append((loan_id, to_micros(loan.occurred_at), loan.event_id, cents, False))
+    assets = []
+    for kind, asset in state.assets.items():
+        cents = _cents(asset.value)
+        if cents is None:
+            return None
+        assets.append((kind, to_micros(asset.occurred_at), asset.event_id, cents, asset.verified))
+    return (
+        to_micros(state.as_of),
+        to_micros(state.first_event_at),
+        (state.repayments, state.spendings, state.asset_updates),
+        (state.on_time, state.late, state.missed),
+        [(level, to_micros(at)) for level, at in state.last_delinquency_at.items()],
+        list(state.delinquency_by_month.items()),
+        spend,
+        loans,
+        assets,
+    )
+
+
+def _unpack_fold(
+    out: FoldOut, user_id: str, events: Sequence[InputEvent], start: UserState | None
+) -> UserState:
+    as_of, first, counts, decayed, delinquency, worst, spend, loan_sources, asset_sources = out
+    loans: dict[str, LoanSnapshot] = {}
+    for loan_id, source in loan_sources:
+        if source < 0:
+            assert start is not None
+            loans[loan_id] = list(start.loans.values())[-1 - source]
+        else:
+            repayment = events[source]
+            assert isinstance(repayment, RepaymentEvent)
+            loans[loan_id] = LoanSnapshot(
+                repayment.occurred_at, repayment.event_id, repayment.outstanding_balance
+            )
+    assets: dict[str, AssetSnapshot] = {}
+    for kind, source in asset_sources:
+        if source < 0:
+            assert start is not None
+            assets[kind] = list(start.assets.values())[-1 - source]
+        else:
+            asset = events[source]
+            assert not isinstance(asset, RepaymentEvent | SpendingEvent)
+            assets[kind] = AssetSnapshot(
+                asset.occurred_at, asset.event_id, asset.value, asset.verified
+            )
+    return UserState(
+        user_id=user_id,
+        as_of=from_micros(as_of),
+        first_event_at=from_micros(first),
+        repayments=counts[0],
+        spendings=counts[1],
+        asset_updates=counts[2],
+        on_time=decayed[0],
+        late=decayed[1],
+        missed=decayed[2],
+        last_delinquency_at={level: from_micros(at) for level, at in delinquency},
+        delinquency_by_month=dict(worst),
+        spend_by_month={
+            month: Decimal(coefficient).scaleb(exponent) for month, coefficient, exponent in spend
+        },
+        loans=loans,
+        assets=assets,
+    )
+
+
 @dataclass(frozen=True, slots=True)
-class Ran:
-    """What a compiled run did: the status changes, the last instant reviewed and the next
-    time-driven review instant after it."""
+class Advanced:
+    """Where a compiled :func:`advance` left the machine: every status change (the start's
+    included), the last review instant, the next one, and the fold there."""
 
     changes: tuple[LineStatus, ...]
-    reviewed_at: datetime
-    next_review: datetime
+    reviewed_at: datetime | None
+    next_review: datetime | None
+    state: UserState | None
 
 
-def run(
-    state: UserState,
-    line: LineStatus | None,
-    moment: datetime,
-    stops: Sequence[datetime | None],
+def advance(
+    events: Sequence[InputEvent],
+    timelines: PolicyTimeline,
     until: datetime,
     horizon: timedelta,
-    policy: Policy,
-    card: ScorecardDocument,
-    edges: dict[str, tuple[float, ...]],
-) -> Ran | None:
-    """Review ``state`` at ``moment`` and at every time-driven review instant after it
-    before the earliest of ``stops`` (the next event, policy change) and the instant the
-    oldest event leaves the window (there the fold is redone), and not
-    after ``until``, under ``policy`` and ``card`` (whose merged edges are ``edges``).
-    None: not compiled, or not exactly computable there (the caller steps in Python)."""
+    changes: tuple[LineStatus, ...],
+    reviewed_at: datetime | None,
+    state: UserState | None,
+    window: tuple[int, int] | None = None,
+) -> Advanced | None:
+    """:func:`streams.core.timeline.advance` (without a trace) from a trajectory's
+    ``changes`` and last review instant, with the fold there given as ``state`` or, when
+    ``window`` is given, as the fold of ``events[lo:hi]``. None: not compiled, or not
+    exactly computable there (the caller runs Python)."""
     if not active():
         return None
-    rules = _rules(policy, card, edges)
-    args = _pack(state)
-    if rules is None or args is None:
+    stages = _stages(timelines)
+    if stages is None:
         return None
-    window_edge = to_micros(state.first_event_at) + duration_micros(horizon)
-    stop = min((to_micros(s) for s in stops if s is not None), default=window_edge)
-    packed_line = (
-        None if line is None else (_STATUS_CODE[line.status], to_micros(line.since), line.settled)
-    )
-    ran = rules.run(
-        args,
-        packed_line,
-        to_micros(moment),
-        min(stop, window_edge),
+    user_id = state.user_id if state is not None else events[0].user_id if events else ""
+    packed: list[EventArgs] = []
+    for event in events:
+        args = _pack_event(event)
+        if args is None or event.user_id != user_id:
+            return None  # Python folds it (and raises for another user's event)
+        packed.append(args)
+    start = None
+    if state is not None:
+        start = _pack_fold(state)
+        if start is None:
+            return None
+    index = 0
+    if reviewed_at is not None:
+        index = bisect.bisect_right([args[0] for args in packed], to_micros(reviewed_at))
+    line = changes[-1] if changes else None
+    ran = _native.advance(
+        stages,
+        packed,
+        index,
+        (
+            None
+            if line is None
+            else (_STATUS_CODE[line.status], to_micros(line.since), line.settled),
+            None if reviewed_at is None else to_micros(reviewed_at),
+            start,
+            window,
+        ),
         to_micros(until),
         duration_micros(horizon),
     )
     if ran is None:
         return None
-    changes, reviewed_at, next_review = ran
-    return Ran(
-        tuple(
+    new, reviewed, upcoming, out = ran
+    return Advanced(
+        changes
+        + tuple(
             LineStatus(_STATUS[status], from_micros(since), settled)
-            for status, since, settled in changes
+            for status, since, settled in new
         ),
-        from_micros(reviewed_at),
-        from_micros(next_review),
+        None if reviewed is None else from_micros(reviewed),
+        None if upcoming is None else from_micros(upcoming),
+        None if out is None else _unpack_fold(out, user_id, events, state),
     )

@@ -212,12 +212,6 @@ def _cached(state: UserState, now_month: int) -> _Cached:
     return entry
 
 
-def state_values(state: UserState) -> tuple[float | None, ...]:
-    """The seven features that depend on the state alone (debt, income, its verification,
-    debt to income, assets), as floats in :meth:`Features.values` order."""
-    return _holdings_of(state)[2]
-
-
 def _history_months(state: UserState, at: datetime) -> float:
     return (at - state.first_event_at).total_seconds() / 86400 / _DAYS_PER_MONTH
 

@@ -367,6 +367,51 @@ def advance(
     Returns the checkpoint at the last review instant ≤ ``until`` (``next_review`` set);
     each review is appended to ``trace`` when one is given.
     """
+    return _advance(events, timelines, until, horizon, start.trajectory, start.state, None, trace)
+
+
+def _advance(
+    events: Sequence[InputEvent],
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+    trajectory: Trajectory,
+    state: UserState | None,
+    window: tuple[int, int] | None,
+    trace: list[Review] | None = None,
+) -> Checkpoint:
+    """:func:`advance` from ``trajectory`` with the fold at its last review instant given as
+    ``state`` or, with ``window``, as the fold of ``events[lo:hi]``: compiled where it can
+    be (one call for the whole machine), else stepped here."""
+    if trace is None:
+        done = compiled.advance(
+            events,
+            timelines,
+            until,
+            horizon,
+            trajectory.changes,
+            trajectory.reviewed_at,
+            state,
+            window,
+        )
+        if done is not None:
+            return Checkpoint(
+                Trajectory(done.changes, done.reviewed_at, done.next_review), done.state
+            )
+    if window is not None:
+        state = _settled(fold_events(None, events[window[0] : window[1]]))
+    return _step(events, timelines, until, horizon, Checkpoint(trajectory, state), trace)
+
+
+def _step(
+    events: Sequence[InputEvent],
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+    start: Checkpoint,
+    trace: list[Review] | None,
+) -> Checkpoint:
+    """The status machine, stepped review by review in Python: the reference."""
     trajectory = start.trajectory
     state = start.state
     at = trajectory.reviewed_at
@@ -375,18 +420,14 @@ def advance(
     # Events after the start instant, and the first one still inside the window.
     index = 0 if at is None else bisect.bisect_right([e.occurred_at for e in events], at)
     lo = 0
-    # The next time-driven review, when the compiled loop has already computed it.
-    pending: datetime | None = None
     while True:
         candidates: list[datetime] = []
         if index < len(events):
             candidates.append(events[index].occurred_at)
         if at is not None and state is not None:
-            if pending is None:
-                policy = timelines.at(at)
-                edges = timelines.edges_at(at)
-                pending = next_time_review(state, line, at, policy, horizon, edges)
-            candidates.append(pending)
+            policy = timelines.at(at)
+            edges = timelines.edges_at(at)
+            candidates.append(next_time_review(state, line, at, policy, horizon, edges))
             change = timelines.next_change_after(at)
             if change is not None:
                 candidates.append(change)
@@ -408,32 +449,9 @@ def advance(
             state = _settled(fold_events(state, fresh))
         lo = window_lo
         at = moment
-        pending = None
         if state is None:
             continue  # nothing in the window: no status to review
         policy, card = timelines.at(moment), timelines.card_at(moment)
-        if trace is None:
-            # The reviews of this state up to the next event or policy change, compiled.
-            ran = compiled.run(
-                state,
-                line,
-                moment,
-                (
-                    events[index].occurred_at if index < len(events) else None,
-                    timelines.next_change_after(moment),
-                ),
-                until,
-                horizon,
-                policy,
-                card,
-                timelines.edges_at(moment),
-            )
-            if ran is not None:
-                if ran.changes:
-                    changes.extend(ran.changes)
-                    line = ran.changes[-1]
-                at, pending = ran.reviewed_at, ran.next_review
-                continue
         step = review_step(state, moment, policy, line, card)
         if line is None or step.line != line:
             changes.append(step.line)
@@ -472,6 +490,28 @@ def checkpoint_before(
     return best
 
 
+def _resume_point(
+    events: Sequence[InputEvent],
+    trajectory: Trajectory,
+    moment: datetime,
+    horizon: timedelta,
+) -> tuple[Trajectory, int, int] | None:
+    """Where :func:`resume_from` resumes: the trajectory cut there, and the window of
+    ``events`` whose fold is the state there (None: from the start)."""
+    if not events:
+        return None
+    first = events[0].occurred_at
+    if trajectory.reviewed_at is None or not trajectory.changes:
+        return None
+    at = checkpoint_before(trajectory, min(first, trajectory.changes[0].since), moment)
+    if at is None or at < trajectory.changes[0].since:
+        return None
+    kept = tuple(c for c in trajectory.changes if c.since <= at)
+    hi = bisect.bisect_right([e.occurred_at for e in events], at)
+    lo = _window_start(events, at, horizon, 0)
+    return Trajectory(kept, at, None), lo, hi
+
+
 def resume_from(
     events: Sequence[InputEvent],
     trajectory: Trajectory,
@@ -481,19 +521,28 @@ def resume_from(
     """The checkpoint to recompute from when events at or after ``moment`` changed: the
     trajectory cut at the latest review instant before ``moment``, with the fold of the
     window there (``events`` in canonical order, including the new ones)."""
-    if not events:
+    point = _resume_point(events, trajectory, moment, horizon)
+    if point is None:
         return START
-    first = events[0].occurred_at
-    if trajectory.reviewed_at is None or not trajectory.changes:
-        return START
-    at = checkpoint_before(trajectory, min(first, trajectory.changes[0].since), moment)
-    if at is None or at < trajectory.changes[0].since:
-        return START
-    kept = tuple(c for c in trajectory.changes if c.since <= at)
-    hi = bisect.bisect_right([e.occurred_at for e in events], at)
-    lo = _window_start(events, at, horizon, 0)
-    state = _settled(fold_events(None, events[lo:hi]))
-    return Checkpoint(Trajectory(kept, at, None), state)
+    kept, lo, hi = point
+    return Checkpoint(kept, _settled(fold_events(None, events[lo:hi])))
+
+
+def _advance_resumed(
+    events: Sequence[InputEvent],
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+    trajectory: Trajectory,
+    moment: datetime,
+) -> Checkpoint:
+    """``advance(events, ..., resume_from(events, trajectory, moment, horizon))``, the fold
+    at the resumption left to the compiled machine where it runs."""
+    point = _resume_point(events, trajectory, moment, horizon)
+    if point is None:
+        return advance(events, timelines, until, horizon, START)
+    kept, lo, hi = point
+    return _advance(events, timelines, until, horizon, kept, None, (lo, hi))
 
 
 def standing(
@@ -531,11 +580,12 @@ def update(
     events = canonical([*ledger, *ordered])
     if stored.at is None:
         return advance(events, timelines, until, horizon, START)
-    start = stored
     if ordered and ordered[0].occurred_at <= stored.at:
         # A late event: the review instants from the one before it are recomputed.
-        start = resume_from(events, stored.trajectory, ordered[0].occurred_at, horizon)
-    return advance(events, timelines, until, horizon, start)
+        return _advance_resumed(
+            events, timelines, until, horizon, stored.trajectory, ordered[0].occurred_at
+        )
+    return advance(events, timelines, until, horizon, stored)
 
 
 def needs_ledger(
@@ -586,8 +636,8 @@ def at_time(
         return advance(events, timelines, moment, horizon, START)
     if moment >= stored.at:
         return advance(events, timelines, moment, horizon, stored)
-    start = resume_from(events, stored.trajectory, moment + timedelta(microseconds=1), horizon)
-    return advance(events, timelines, moment, horizon, start)
+    after = moment + timedelta(microseconds=1)
+    return _advance_resumed(events, timelines, moment, horizon, stored.trajectory, after)
 
 
 def features_at(checkpoint: Checkpoint) -> object:

@@ -41,7 +41,7 @@ class Components:
         self.policies = PolicyWatcher(self.settings, self.metrics, load_default_policy())
         compiled.use_compiled(self.settings.compiled_core)
         if compiled.active():
-            log.info("status machine: the compiled review loop")
+            log.info("status machine: compiled")
         else:
             reason = "switched off" if compiled.available() else "not built"
             log.info("status machine: the Python core alone (the compiled loop is %s)", reason)

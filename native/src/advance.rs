@@ -1,0 +1,540 @@
+//! The whole status machine of one user, compiled: `timeline.advance` in one call. Each
+//! event instant's events are folded (`state.fold_events`, `without_paid_loans`), then the
+//! state is reviewed at that instant and at every time-driven review instant up to the next
+//! event, policy change or window edge (`Rules::reviews`); an event leaving the window
+//! refolds the window.
+//!
+//! Money is whole cents (i64), each spending month with the decimal exponent its Python sum
+//! would have, so that the state Python rebuilds from the answer is the one its own fold
+//! gives, byte for byte. Loan and asset snapshots are answered as the index of the event
+//! (or of the start state's snapshot) they come from: Python keeps its own objects.
+
+use super::*;
+
+/// Days-past-due levels whose latest occurrence is tracked (`state.DELINQUENCY_LEVELS`).
+const LEVELS: [i64; 4] = [1, 30, 60, 90];
+const MONTHS_KEPT: i64 = 24;
+/// Spending per month beyond this many cents is left to Python (as `compiled._CENTS_LIMIT`).
+const CENTS_LIMIT: i64 = 1 << 48;
+/// Sums of money are converted to floats exactly only below this many cents.
+const FLOAT_EXACT: i64 = 1 << 53;
+const REPAYMENT: u8 = 0;
+const SPENDING: u8 = 1;
+const WEALTH: [&str; 3] = ["deposit", "investment", "property"];
+
+/// One event as Python packs it: (occurred, kind: 0 repayment, 1 spending, 2 asset; event
+/// id; loan id or asset type; cents of the balance, amount or value; the amount's decimal
+/// exponent; how a repayment counts: 0 none, 1 on time, 2 late, 3 missed; days past due;
+/// verified).
+pub(crate) type EventArgs = (i64, u8, String, String, i64, i32, u8, i64, bool);
+
+/// A loan or asset snapshot: (key, occurred, event id, cents, verified).
+type SnapshotArgs = (String, i64, String, i64, bool);
+
+/// A folded state as Python packs it: (as_of, first_event_at, (repayments, spendings, asset
+/// updates), (on_time, late, missed), latest instant per delinquency level, worst days past
+/// due per month, spending per month as (month, cents, exponent), loans, assets).
+pub(crate) type FoldArgs = (
+    i64,
+    i64,
+    (i64, i64, i64),
+    (f64, f64, f64),
+    Vec<(i64, i64)>,
+    Vec<(i64, i64)>,
+    Vec<(i64, i64, i32)>,
+    Vec<SnapshotArgs>,
+    Vec<SnapshotArgs>,
+);
+
+/// A folded state as Python gets it back: as `FoldArgs`, but spending per month as
+/// (month, coefficient, exponent) and each snapshot as (key, source): the index of the event
+/// it comes from, or `-1 - k` for the start state's k-th.
+pub(crate) type FoldOut = (
+    i64,
+    i64,
+    (i64, i64, i64),
+    (f64, f64, f64),
+    Vec<(i64, i64)>,
+    Vec<(i64, i64)>,
+    Vec<(i64, i128, i32)>,
+    Vec<(String, i64)>,
+    Vec<(String, i64)>,
+);
+
+/// (the last status change before the start, the last review instant, the folded state at
+/// it, or the window of events `[lo, hi)` to fold it from).
+pub(crate) type StartArgs = (
+    Option<LineArgs>,
+    Option<i64>,
+    Option<FoldArgs>,
+    Option<(usize, usize)>,
+);
+
+/// (the new status changes, the last review instant, the next review instant, the state).
+pub(crate) type Advanced = (Vec<LineArgs>, Option<i64>, Option<i64>, Option<FoldOut>);
+
+struct Event {
+    occurred: i64,
+    kind: u8,
+    event_id: String,
+    key: String,
+    cents: i64,
+    exponent: i32,
+    counted: u8,
+    days: i64,
+    verified: bool,
+}
+
+#[derive(Clone)]
+struct Snapshot {
+    key: String,
+    occurred: i64,
+    event_id: String,
+    cents: i64,
+    verified: bool,
+    source: i64,
+}
+
+#[derive(Clone)]
+struct Fold {
+    as_of: i64,
+    first_event_at: i64,
+    counts: [i64; 3],
+    decayed: [f64; 3],
+    last_delinquency: Vec<(i64, i64)>,
+    worst_by_month: Vec<(i64, i64)>,
+    /// (month, cents, exponent of the Python sum).
+    spend_by_month: Vec<(i64, i64, i32)>,
+    loans: Vec<Snapshot>,
+    assets: Vec<Snapshot>,
+}
+
+fn snapshots(args: Vec<SnapshotArgs>) -> Vec<Snapshot> {
+    args.into_iter()
+        .enumerate()
+        .map(|(k, (key, occurred, event_id, cents, verified))| Snapshot {
+            key,
+            occurred,
+            event_id,
+            cents,
+            verified,
+            source: -1 - k as i64,
+        })
+        .collect()
+}
+
+/// Insert or replace `key`'s snapshot when the event is newer (`state._newer`).
+fn keep_newer(snapshots: &mut Vec<Snapshot>, event: &Event, source: usize) {
+    let fresh = Snapshot {
+        key: event.key.clone(),
+        occurred: event.occurred,
+        event_id: event.event_id.clone(),
+        cents: event.cents,
+        verified: event.verified,
+        source: source as i64,
+    };
+    match snapshots.iter_mut().find(|s| s.key == event.key) {
+        None => snapshots.push(fresh),
+        Some(current) => {
+            if (event.occurred, event.event_id.as_str())
+                > (current.occurred, current.event_id.as_str())
+            {
+                *current = fresh;
+            }
+        }
+    }
+}
+
+impl Fold {
+    fn new(args: FoldArgs) -> Self {
+        let (as_of, first, counts, decayed, delinquency, worst, spend, loans, assets) = args;
+        Fold {
+            as_of,
+            first_event_at: first,
+            counts: [counts.0, counts.1, counts.2],
+            decayed: [decayed.0, decayed.1, decayed.2],
+            last_delinquency: delinquency,
+            worst_by_month: worst,
+            spend_by_month: spend,
+            loans: snapshots(loans),
+            assets: snapshots(assets),
+        }
+    }
+
+    fn empty(at: i64) -> Self {
+        Fold {
+            as_of: at,
+            first_event_at: at,
+            counts: [0; 3],
+            decayed: [0.0; 3],
+            last_delinquency: Vec::new(),
+            worst_by_month: Vec::new(),
+            spend_by_month: Vec::new(),
+            loans: Vec::new(),
+            assets: Vec::new(),
+        }
+    }
+
+    /// `state.fold_events` of `events[range]` (`offset` is the index of the first): the
+    /// same float operations in the same order. None: Python must fold (a sum too large).
+    fn fold(mut self, events: &[Event], offset: usize) -> Option<Self> {
+        let mut kept_from = month_index(self.as_of) - MONTHS_KEPT + 1;
+        for (i, event) in events.iter().enumerate() {
+            let occurred = event.occurred;
+            if occurred > self.as_of {
+                let factor = decay_factor(occurred - self.as_of);
+                self.as_of = occurred;
+                kept_from = month_index(occurred) - MONTHS_KEPT + 1;
+                for value in &mut self.decayed {
+                    *value *= factor;
+                }
+                self.worst_by_month.retain(|(month, _)| *month >= kept_from);
+                self.spend_by_month
+                    .retain(|(month, _, _)| *month >= kept_from);
+            }
+            if occurred < self.first_event_at {
+                self.first_event_at = occurred;
+            }
+            if event.kind == REPAYMENT {
+                self.counts[0] += 1;
+                let weight = decay_factor(self.as_of - occurred);
+                if event.counted > 0 {
+                    self.decayed[event.counted as usize - 1] += weight;
+                }
+                let month = month_index(occurred);
+                if event.days > 0 && month >= kept_from {
+                    match self.worst_by_month.iter_mut().find(|(m, _)| *m == month) {
+                        Some(entry) => entry.1 = entry.1.max(event.days),
+                        None => self.worst_by_month.push((month, event.days)),
+                    }
+                }
+                for level in LEVELS {
+                    if event.days < level {
+                        continue;
+                    }
+                    match self.last_delinquency.iter_mut().find(|(l, _)| *l == level) {
+                        Some(entry) => entry.1 = entry.1.max(occurred),
+                        None if occurred > MIN_US => self.last_delinquency.push((level, occurred)),
+                        None => {}
+                    }
+                }
+                keep_newer(&mut self.loans, event, offset + i);
+            } else if event.kind == SPENDING {
+                self.counts[1] += 1;
+                let month = month_index(occurred);
+                if month >= kept_from {
+                    match self.spend_by_month.iter_mut().find(|(m, _, _)| *m == month) {
+                        Some(entry) => {
+                            entry.1 = entry.1.checked_add(event.cents)?;
+                            entry.2 = entry.2.min(event.exponent);
+                        }
+                        // Decimal(0) + amount: the exponent is at most 0.
+                        None => {
+                            self.spend_by_month
+                                .push((month, event.cents, event.exponent.min(0)))
+                        }
+                    }
+                }
+            } else {
+                self.counts[2] += 1;
+                keep_newer(&mut self.assets, event, offset + i);
+            }
+        }
+        Some(self)
+    }
+
+    /// `state.without_paid_loans`.
+    fn settled(mut self) -> Self {
+        self.loans.retain(|loan| loan.cents != 0);
+        self
+    }
+
+    /// The state as the review loop reads it. None: not exactly computable here.
+    fn view(&self) -> Option<State> {
+        let mut spend = Vec::with_capacity(self.spend_by_month.len());
+        for &(month, cents, _) in &self.spend_by_month {
+            if cents.abs() >= CENTS_LIMIT {
+                return None;
+            }
+            spend.push((month, cents));
+        }
+        Some(State {
+            as_of: self.as_of,
+            first_event_at: self.first_event_at,
+            decayed: self.decayed,
+            last_delinquency: self.last_delinquency.clone(),
+            holdings: self.holdings()?,
+            worst_by_month: self.worst_by_month.clone(),
+            spend_by_month: spend,
+        })
+    }
+
+    /// `features._holdings_values`: debt, income, verified income, its level, debt to
+    /// income, verified and unverified wealth.
+    fn holdings(&self) -> Option<[Option<f64>; 7]> {
+        let exact = |cents: i64| (cents.abs() < FLOAT_EXACT).then_some(cents as f64 / 100.0);
+        let mut debt = 0_i64;
+        for loan in &self.loans {
+            debt = debt.checked_add(loan.cents)?;
+        }
+        let income = self.assets.iter().find(|a| a.key == "income");
+        let earns = income.is_some_and(|a| a.cents != 0);
+        let verified = earns && income.is_some_and(|a| a.verified);
+        let (mut verified_assets, mut unverified_assets) = (0_i64, 0_i64);
+        for asset in &self.assets {
+            if WEALTH.contains(&asset.key.as_str()) {
+                let sum = if asset.verified {
+                    &mut verified_assets
+                } else {
+                    &mut unverified_assets
+                };
+                *sum = sum.checked_add(asset.cents)?;
+            }
+        }
+        let income_cents = income.map(|a| a.cents);
+        Some([
+            Some(exact(debt)?),
+            match income_cents {
+                Some(cents) => Some(exact(cents)?),
+                None => None,
+            },
+            Some(if verified { exact(income_cents?)? } else { 0.0 }),
+            Some(if earns {
+                1.0 + verified as i64 as f64
+            } else {
+                0.0
+            }),
+            if earns {
+                Some(decimal_quotient(debt, income_cents?.checked_mul(12)?))
+            } else {
+                None
+            },
+            Some(exact(verified_assets)?),
+            Some(exact(unverified_assets)?),
+        ])
+    }
+
+    fn out(self) -> FoldOut {
+        let spend = self
+            .spend_by_month
+            .iter()
+            .map(|&(month, cents, exponent)| {
+                // value = cents / 100 = coefficient * 10**exponent, exactly (the sum's
+                // exponent is never above any addend's, so the division is exact).
+                let shift = -2 - exponent;
+                let coefficient = if shift >= 0 {
+                    cents as i128 * 10_i128.pow(shift as u32)
+                } else {
+                    cents as i128 / 10_i128.pow((-shift) as u32)
+                };
+                (month, coefficient, exponent)
+            })
+            .collect();
+        let sources = |snapshots: Vec<Snapshot>| -> Vec<(String, i64)> {
+            snapshots.into_iter().map(|s| (s.key, s.source)).collect()
+        };
+        (
+            self.as_of,
+            self.first_event_at,
+            (self.counts[0], self.counts[1], self.counts[2]),
+            (self.decayed[0], self.decayed[1], self.decayed[2]),
+            self.last_delinquency,
+            self.worst_by_month,
+            spend,
+            sources(self.loans),
+            sources(self.assets),
+        )
+    }
+}
+
+/// `float(Decimal(n) / Decimal(d))` in Decimal's default context: the quotient rounded to
+/// 28 significant digits, half to even, then to the nearest double (`d` is not zero).
+fn decimal_quotient(n: i64, d: i64) -> f64 {
+    const DIGITS: u128 = 10_u128.pow(28);
+    let negative = (n < 0) != (d < 0);
+    let (n, d) = (n.unsigned_abs() as u128, d.unsigned_abs() as u128);
+    let mut mantissa = n / d;
+    let mut remainder = n % d;
+    let mut exponent = 0_i32;
+    // One digit more than kept (a guard digit), or until the quotient is exact.
+    while mantissa < DIGITS && remainder != 0 {
+        remainder *= 10;
+        mantissa = mantissa * 10 + remainder / d;
+        remainder %= d;
+        exponent -= 1;
+    }
+    if mantissa >= DIGITS {
+        let guard = mantissa % 10;
+        mantissa /= 10;
+        exponent += 1;
+        if guard > 5 || (guard == 5 && (remainder != 0 || mantissa % 2 == 1)) {
+            mantissa += 1;
+            if mantissa == DIGITS {
+                mantissa /= 10;
+                exponent += 1;
+            }
+        }
+    }
+    let magnitude: f64 = format!("{mantissa}e{exponent}")
+        .parse()
+        .expect("a decimal literal");
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// The policy and card in effect at an instant: stage k holds from its instant (the first
+/// from always) to the next stage's.
+struct Stages<'a> {
+    instants: Vec<i64>,
+    rules: Vec<&'a Rules>,
+}
+
+impl Stages<'_> {
+    fn at(&self, moment: i64) -> &Rules {
+        let index = self.instants[1..].partition_point(|&i| i <= moment);
+        self.rules[index]
+    }
+
+    fn next_change_after(&self, moment: i64) -> Option<i64> {
+        let index = self.instants[1..].partition_point(|&i| i <= moment);
+        self.instants.get(index + 1).copied()
+    }
+}
+
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// `timeline.advance` without a trace: the status machine from the start through every
+/// review instant not after `until`. `events` are the user's in canonical order, `index`
+/// the first after the start's review instant; `stages` the (instant, rules) of the policy
+/// timeline, ascending (the first's instant is ignored). None: Python must run it.
+#[pyfunction]
+pub(crate) fn advance<'py>(
+    stages: Vec<(i64, Bound<'py, Rules>)>,
+    events: Vec<EventArgs>,
+    index: usize,
+    start: StartArgs,
+    until: i64,
+    horizon_us: i64,
+) -> Option<Advanced> {
+    if stages.is_empty() {
+        return None;
+    }
+    let stages = Stages {
+        instants: stages.iter().map(|s| s.0).collect(),
+        rules: stages.iter().map(|s| s.1.get()).collect(),
+    };
+    let events: Vec<Event> = events
+        .into_iter()
+        .map(
+            |(occurred, kind, event_id, key, cents, exponent, counted, days, verified)| Event {
+                occurred,
+                kind,
+                event_id,
+                key,
+                cents,
+                exponent,
+                counted,
+                days,
+                verified,
+            },
+        )
+        .collect();
+    let (last_line, mut at, state, window) = start;
+    let mut line = last_line.map(Line::from_args);
+    let mut fold = match (state, window) {
+        (Some(args), _) => Some(Fold::new(args)),
+        (None, Some((lo, hi))) => match events.get(lo..hi)? {
+            [] => None,
+            window => Some(Fold::empty(window[0].occurred).fold(window, lo)?.settled()),
+        },
+        (None, None) => None,
+    };
+    let mut view = match &fold {
+        Some(fold) => Some(fold.view()?),
+        None => None,
+    };
+    let mut index = index;
+    let mut lo = 0_usize;
+    let mut pending: Option<i64> = None;
+    let mut changes = Vec::new();
+    loop {
+        let mut moment = events.get(index).map(|e| e.occurred);
+        if let (Some(at), Some(state)) = (at, &view) {
+            if pending.is_none() {
+                pending = Some(
+                    stages
+                        .at(at)
+                        .next_time_review(state, line, at, horizon_us)?,
+                );
+            }
+            moment = earliest(earliest(moment, pending), stages.next_change_after(at));
+        }
+        let Some(moment) = moment else {
+            return Some((changes, at, None, fold.map(Fold::out)));
+        };
+        if moment > until {
+            return Some((changes, at, Some(moment), fold.map(Fold::out)));
+        }
+        let fresh = index;
+        while index < events.len() && events[index].occurred <= moment {
+            index += 1;
+        }
+        let limit = instant(moment as i128 - horizon_us as i128)?;
+        while lo < events.len() && events[lo].occurred <= limit {
+            lo += 1;
+        }
+        fold = match fold {
+            Some(state) if state.first_event_at <= limit => match &events[lo..index] {
+                // An event left the window: fold the window again, in canonical order.
+                [] => None,
+                window => Some(Fold::empty(window[0].occurred).fold(window, lo)?.settled()),
+            },
+            Some(state) if fresh < index => {
+                Some(state.fold(&events[fresh..index], fresh)?.settled())
+            }
+            None if fresh < index => Some(
+                Fold::empty(events[fresh].occurred)
+                    .fold(&events[fresh..index], fresh)?
+                    .settled(),
+            ),
+            unchanged => unchanged,
+        };
+        at = Some(moment);
+        pending = None;
+        let Some(state) = &fold else {
+            view = None;
+            continue; // nothing in the window: no status to review
+        };
+        let state_view = state.view()?;
+        let window_edge = state.first_event_at.saturating_add(horizon_us);
+        let stop = earliest(
+            earliest(
+                events.get(index).map(|e| e.occurred),
+                stages.next_change_after(moment),
+            ),
+            Some(window_edge),
+        )
+        .unwrap_or(window_edge);
+        let (reviewed, following) = stages.at(moment).reviews(
+            &state_view,
+            &mut line,
+            &mut changes,
+            moment,
+            stop,
+            until,
+            horizon_us,
+        )?;
+        at = Some(reviewed);
+        pending = Some(following);
+        view = Some(state_view);
+    }
+}
