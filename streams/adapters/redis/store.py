@@ -31,6 +31,7 @@ replicas have it; fewer raises :class:`NotReplicated`, retried like an outage.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -409,14 +410,21 @@ class RedisStore:
         """Set each (partition, user)'s next review instant (None: none due, unscheduled)."""
         if not reviews:
             return
+        # One ZADD and one ZREM per partition, not one per user: a batch names thousands.
+        due_at: dict[str, dict[str, float]] = defaultdict(dict)
+        unscheduled: dict[str, list[str]] = defaultdict(list)
+        for (partition, user), due in reviews.items():
+            key = self.keys.reviews(partition)
+            if due is None:
+                unscheduled[key].append(user)
+            else:
+                due_at[key][user] = due.timestamp()
         with self._timed("schedule"):
             async with self.client.pipeline(transaction=False) as pipe:
-                for (partition, user), due in reviews.items():
-                    key = self.keys.reviews(partition)
-                    if due is None:
-                        pipe.zrem(key, user)
-                    else:
-                        pipe.zadd(key, {user: due.timestamp()})
+                for key, users in unscheduled.items():
+                    pipe.zrem(key, *users)
+                for key, members in due_at.items():
+                    pipe.zadd(key, members)
                 _raise_first(await self._execute(pipe, durable=True))
 
     async def due_reviews(
