@@ -1,6 +1,6 @@
 # The creditline worker image (used by docker-compose.yml).
 
-# The compiled review loop (native/, Rust with PyO3), built from the locked crates into an abi3
+# The compiled status machine (native/, Rust with PyO3), built from the locked crates into an abi3
 # wheel; without it the Python core answers alone (the same answers, slower).
 FROM rust:1.95-slim AS native
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \

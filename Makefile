@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-# The compiled review loop (native/, Rust with PyO3): one abi3 wheel, for CPython 3.11 and every
+# The compiled status machine (native/, Rust with PyO3): one abi3 wheel, for CPython 3.11 and every
 # newer one (scripts/check-pythons.sh installs it too), built from the locked crates. Where
 # there is no cargo the Python core answers alone: the same answers, slower (the stamp is left
 # unset, so a later `make install` builds it once cargo is there).
@@ -31,7 +31,7 @@ $(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
 	  $(BIN)/pip wheel -q --no-deps -w $(NATIVE_WHEELS) ./native && \
 	  $(BIN)/pip install -q --force-reinstall --no-deps $(NATIVE_WHEELS)/creditline_native-*.whl && \
 	  touch $@; \
-	else echo "cargo not found: the compiled review loop is not built; the Python core answers alone"; fi
+	else echo "cargo not found: the compiled status machine is not built; the Python core answers alone"; fi
 
 ASYNCAPI_CHECK := tools/asyncapi/node_modules/.installed-stamp
 
@@ -49,7 +49,7 @@ $(CONTRACT_CHECK): tools/contract/package.json
 	  cd tools/contract && npm install --silent --no-audit --no-fund --no-package-lock && touch node_modules/.installed-stamp; \
 	else echo "npm not found: the JSON Schemas will only be checked with python-jsonschema"; fi
 
-install: $(STAMP) $(NATIVE_STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), the compiled review loop, redis-server, Java, Maven, Prometheus, Go, toxiproxy when missing
+install: $(STAMP) $(NATIVE_STAMP) $(ASYNCAPI_CHECK) $(CONTRACT_CHECK)  ## Python deps (pinned, hashed), the compiled status machine, redis-server, Java, Maven, Prometheus, Go, toxiproxy when missing
 	@bash scripts/install-system-deps.sh
 	@bash scripts/install-toxiproxy.sh
 

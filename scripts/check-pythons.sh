@@ -41,7 +41,7 @@ find_python() {  # X.Y -> path of a working interpreter, or nothing
   fi
 }
 
-install_native() {  # venv -> the compiled review loop's abi3 wheel, when `make install` built one
+install_native() {  # venv -> the compiled status machine's abi3 wheel, when `make install` built one
   local wheel
   for wheel in .venv/native-wheels/creditline_native-*.whl; do
     [ -f "$wheel" ] || return 0

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The peer's venv: created on first use from the hashed lock, reused while the lock holds.
 VENV = ROOT / ".venv-quix"
 LOCK = Path(__file__).with_name("quix.lock")
-#: Where `make install` leaves the compiled review loop's wheel.
+#: Where `make install` leaves the compiled status machine's wheel.
 NATIVE_WHEELS = ROOT / ".venv" / "native-wheels"
 
 
@@ -44,7 +44,7 @@ def ensure_venv() -> Path:
 
 
 def ensure_native(python: Path) -> bool:
-    """The compiled review loop in the peer's venv too, when `make install` built its wheel:
+    """The compiled status machine in the peer's venv too, when `make install` built its wheel:
     the peer runs the same core as the worker. Whether the peer has it."""
     wheels = sorted(NATIVE_WHEELS.glob("creditline_native-*.whl"))
     stamp = VENV / ".native-installed"

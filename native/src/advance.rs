@@ -432,6 +432,21 @@ pub(crate) fn advance<'py>(
         instants: stages.iter().map(|s| s.0).collect(),
         rules: stages.iter().map(|s| s.1.get()).collect(),
     };
+    // A panic would reach Python as a BaseException no `except Exception` catches: none is
+    // expected, and should one happen the machine declines and Python runs it.
+    std::panic::catch_unwind(|| run(&stages, events, index, start, until, horizon_us))
+        .ok()
+        .flatten()
+}
+
+fn run(
+    stages: &Stages,
+    events: Vec<EventArgs>,
+    index: usize,
+    start: StartArgs,
+    until: i64,
+    horizon_us: i64,
+) -> Option<Advanced> {
     let events: Vec<Event> = events
         .into_iter()
         .map(

@@ -1,5 +1,5 @@
 """Instants as exact integer microseconds since the Unix epoch (UTC): how states, ledgers and
-the compiled review loop carry time."""
+the compiled status machine carry time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`make install` builds the compiled review loop wherever cargo is (else the Python core
+"""`make install` builds the compiled status machine wherever cargo is (else the Python core
 answers alone, and says so)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The compiled review loop (``native/``) gives what the Python core gives, bit for bit.
+"""The compiled status machine (``native/``) gives what the Python core gives, bit for bit.
 
 Every property runs the same work twice, the Python core alone and with the compiled loop,
 and compares checkpoints (decayed counters included) and their stored bytes.
