@@ -121,8 +121,13 @@ class FoldProcess:
             self.process.terminate()  # SIGTERM
 
     def stop(self, timeout: float) -> None:
-        """Stop the child: SIGTERM, then SIGKILL if it is still running after ``timeout``."""
-        self.terminate()
+        """Stop the child: SIGTERM (unless already sent), then SIGKILL if it is still running
+        after ``timeout``."""
+        # One SIGTERM only: a second one can land while the child's event loop is closing,
+        # after its signal wake-up pipe is closed and before its handlers are removed, and
+        # Python then prints an ignored OSError (EBADF) into the worker's log.
+        if not self.stopping:
+            self.terminate()
         if self.process is None:
             return
         self.process.join(timeout)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -67,3 +71,27 @@ async def test_a_page_not_read_now_is_the_last_one_read_while_it_is_recent(
         assert await fold.metrics_text(session) == "a_total 2.0\n"
         monkeypatch.setattr(fold_process, "METRICS_MAX_AGE_SECONDS", -1.0)
         assert await fold.metrics_text(session) is None  # too old: the scrape fails
+
+
+def _count_sigterms(log: Path, settings: Settings) -> None:
+    """A stand-in fold: records each SIGTERM, and takes a moment to stop after the first."""
+    received: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    log.write_text("ready")
+    while not received:
+        time.sleep(0.01)
+    time.sleep(0.5)  # still finishing its batch when the worker's own shutdown ends
+    log.write_text(str(len(received)))
+
+
+def test_a_stopping_fold_gets_one_sigterm_however_often_it_is_asked(tmp_path: Path) -> None:
+    log = tmp_path / "sigterms"
+    fold = FoldProcess(Settings())
+    fold.start(partial(_count_sigterms, log))
+    deadline = time.monotonic() + 10
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fold.terminate()  # as the worker begins to stop
+    fold.stop(timeout=10)  # as the command line waits for it
+    assert fold.exit_code() == 0
+    assert log.read_text() == "1"
