@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from schemas.models import InputEvent
+from streams.core.ledger import StoredLedger
 from streams.core.scoring import LineStatus
 from streams.core.state import UserState
 from streams.core.timeline import Checkpoint
@@ -104,10 +104,6 @@ class RememberedDecision:
     payload: bytes
 
 
-#: A user's ledger by event fingerprint: (the event, its content digest).
-Ledger = dict[int, tuple[InputEvent, int]]
-
-
 class StateStore(Protocol):
     """Per-user state, the review schedule and the decision memory (the Redis store)."""
 
@@ -123,7 +119,7 @@ class StateStore(Protocol):
         """Each user's stored checkpoint and which candidate event ids may be applied."""
         ...
 
-    async def load_ledgers(self, users: Sequence[str]) -> dict[str, Ledger]:
+    async def load_ledgers(self, users: Sequence[str]) -> dict[str, StoredLedger]:
         """Each user's ledger."""
         ...
 

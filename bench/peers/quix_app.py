@@ -31,7 +31,7 @@ from streams.core.codec import (
 )
 from streams.core.decoding import RejectedRecord, decode_record
 from streams.core.instants import from_micros, to_micros
-from streams.core.ledger import content_digest, decode_ledger, fingerprint, id_token
+from streams.core.ledger import StoredLedger, content_digest, fingerprint, id_token
 from streams.core.policy import load_default_policy
 from streams.core.timeline import START, Checkpoint, constant
 from streams.metrics import Metrics
@@ -124,7 +124,7 @@ def main() -> None:
         maybe_applied = id_token(event.event_id).decode("latin-1") in raw_ledger
         current = _stored(event.user_id, doc, maybe_applied, fp)
         ledger = (
-            decode_ledger(raw_ledger.encode("latin-1"), event.user_id)
+            StoredLedger(raw_ledger.encode("latin-1"), event.user_id)
             if folder.reads_ledger(current, [pending], now)
             else None
         )

@@ -12,6 +12,7 @@
 use pyo3::prelude::*;
 
 mod advance;
+mod ledger;
 
 const HALF_LIFE_SECONDS: f64 = 180.0 * 86400.0;
 const MONTH_DAYS: f64 = 30.4375;
@@ -665,5 +666,6 @@ fn creditline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(timedelta_micros, module)?)?;
     module.add_function(wrap_pyfunction!(decay_weight, module)?)?;
     module.add_function(wrap_pyfunction!(advance::advance, module)?)?;
+    module.add_function(wrap_pyfunction!(ledger::pack_ledger, module)?)?;
     Ok(())
 }

@@ -15,12 +15,15 @@ Python's datetime cannot hold) it declines and Python steps.
 
 Used when the extension is installed (``make install`` builds it) and not switched off
 (:func:`use_compiled`; the worker's setting ``compiled_core``).
+
+Longer than most modules: the packing both ways (events, stored ledgers, policies and
+folds into plain data; the fold back into Python objects) sits beside the one call.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -202,7 +205,8 @@ def _cents(amount: Decimal) -> int | None:
     return int(cents)
 
 
-def _pack_event(event: InputEvent) -> EventArgs | None:
+def pack_event(event: InputEvent) -> EventArgs | None:
+    """An event as the compiled machine takes it; None when it cannot be exact there."""
     occurred = to_micros(event.occurred_at)
     if isinstance(event, RepaymentEvent):
         balance = _cents(event.outstanding_balance)
@@ -234,6 +238,15 @@ def _pack_event(event: InputEvent) -> EventArgs | None:
         return None
     kind = event.asset_type.value
     return (occurred, _ASSET, event.event_id, kind, value, 0, 0, 0, event.verified)
+
+
+def pack_ledger(blob: bytes) -> tuple[list[EventArgs], list[int], list[int]] | None:
+    """A stored ledger's entries packed as :func:`pack_event` packs their events (stored
+    order), their content digests and end offsets: read by the compiled side, without a
+    Python event per entry. None when not compiled or not exactly packable."""
+    if not active():
+        return None
+    return _native.pack_ledger(blob)
 
 
 def _pack_fold(state: UserState) -> FoldArgs | None:
@@ -268,32 +281,34 @@ def _pack_fold(state: UserState) -> FoldArgs | None:
     )
 
 
+Snapshot = LoanSnapshot | AssetSnapshot
+
+
+def snapshot_of(event: InputEvent) -> Snapshot:
+    """What the fold keeps of a repayment (its loan's balance) or an asset event."""
+    if isinstance(event, RepaymentEvent):
+        return LoanSnapshot(event.occurred_at, event.event_id, event.outstanding_balance)
+    assert not isinstance(event, SpendingEvent)
+    return AssetSnapshot(event.occurred_at, event.event_id, event.value, event.verified)
+
+
 def _unpack_fold(
-    out: FoldOut, user_id: str, events: Sequence[InputEvent], start: UserState | None
+    out: FoldOut, user_id: str, snapshot_at: Callable[[int], Snapshot], start: UserState | None
 ) -> UserState:
     as_of, first, counts, decayed, delinquency, worst, spend, loan_sources, asset_sources = out
-    loans: dict[str, LoanSnapshot] = {}
-    for loan_id, source in loan_sources:
-        if source < 0:
-            assert start is not None
-            loans[loan_id] = list(start.loans.values())[-1 - source]
-        else:
-            repayment = events[source]
-            assert isinstance(repayment, RepaymentEvent)
-            loans[loan_id] = LoanSnapshot(
-                repayment.occurred_at, repayment.event_id, repayment.outstanding_balance
-            )
-    assets: dict[str, AssetSnapshot] = {}
-    for kind, source in asset_sources:
-        if source < 0:
-            assert start is not None
-            assets[kind] = list(start.assets.values())[-1 - source]
-        else:
-            asset = events[source]
-            assert not isinstance(asset, RepaymentEvent | SpendingEvent)
-            assets[kind] = AssetSnapshot(
-                asset.occurred_at, asset.event_id, asset.value, asset.verified
-            )
+
+    def snapshots(
+        sources: list[tuple[str, int]], kept: Mapping[str, Snapshot] | None
+    ) -> dict[str, Any]:
+        # A negative source is the start state's snapshot (-1 - k: its k-th), kept as is.
+        earlier = list(kept.values()) if kept is not None else []
+        return {
+            key: earlier[-1 - source] if source < 0 else snapshot_at(source)
+            for key, source in sources
+        }
+
+    loans: dict[str, LoanSnapshot] = snapshots(loan_sources, start.loans if start else None)
+    assets: dict[str, AssetSnapshot] = snapshots(asset_sources, start.assets if start else None)
     return UserState(
         user_id=user_id,
         as_of=from_micros(as_of),
@@ -341,16 +356,48 @@ def advance(
     exactly computable there (the caller runs Python)."""
     if not active():
         return None
-    stages = _stages(timelines)
-    if stages is None:
-        return None
     user_id = state.user_id if state is not None else events[0].user_id if events else ""
     packed: list[EventArgs] = []
     for event in events:
-        args = _pack_event(event)
+        args = pack_event(event)
         if args is None or event.user_id != user_id:
             return None  # Python folds it (and raises for another user's event)
         packed.append(args)
+    return advance_packed(
+        packed,
+        lambda index: snapshot_of(events[index]),
+        user_id,
+        timelines,
+        until,
+        horizon,
+        changes,
+        reviewed_at,
+        state,
+        window,
+    )
+
+
+def advance_packed(
+    packed: list[EventArgs],
+    snapshot_at: Callable[[int], Snapshot],
+    user_id: str,
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+    changes: tuple[LineStatus, ...],
+    reviewed_at: datetime | None,
+    state: UserState | None,
+    window: tuple[int, int] | None = None,
+) -> Advanced | None:
+    """:func:`advance` of ``user_id``'s events packed already (:func:`pack_event`,
+    :func:`pack_ledger`), in canonical order; ``snapshot_at`` gives what the fold keeps of
+    the event at an index (:func:`snapshot_of`: loan and asset snapshots keep the events'
+    own decimals)."""
+    if not active():
+        return None
+    stages = _stages(timelines)
+    if stages is None:
+        return None
     start = None
     if state is not None:
         start = _pack_fold(state)
@@ -386,5 +433,5 @@ def advance(
         ),
         None if reviewed is None else from_micros(reviewed),
         None if upcoming is None else from_micros(upcoming),
-        None if out is None else _unpack_fold(out, user_id, events, state),
+        None if out is None else _unpack_fold(out, user_id, snapshot_at, state),
     )

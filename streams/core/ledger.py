@@ -30,10 +30,16 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
-from streams.core import binary
+from streams.core import binary, compiled
 from streams.core.instants import from_micros, to_micros
+from streams.core.state import AssetSnapshot, LoanSnapshot
+
+if TYPE_CHECKING:
+    from creditline_native import EventArgs
 
 _KIND = {RepaymentEvent: "r", SpendingEvent: "s", AssetEvent: "a"}
 
@@ -158,9 +164,84 @@ def split_entries(blob: bytes) -> list[bytes]:
     return [blob[start:end] for start, end, _, _ in _entries(blob, "")]
 
 
-def decode_ledger(blob: bytes, user_id: str) -> dict[int, tuple[InputEvent, int]]:
-    """A stored ledger by event fingerprint: (event, content digest)."""
-    return {
-        fingerprint(event.event_id): (event, digest)
-        for _, _, event, digest in _entries(blob, user_id)
-    }
+class StoredLedger:
+    """A user's ledger as read from the store, decoded only as far as it is used.
+
+    A late event needs the user's whole history; the compiled status machine reads the
+    entries straight from the bytes (:meth:`packed`), so Python events are built only where
+    Python needs them: a fallback, or the few snapshots the fold keeps (:meth:`event`).
+    """
+
+    __slots__ = ("_decoded", "_packed", "blob", "user_id")
+
+    def __init__(self, blob: bytes, user_id: str) -> None:
+        self.blob = bytes(blob)
+        self.user_id = user_id
+        self._decoded: list[tuple[int, int, InputEvent, int]] | None = None
+        self._packed: tuple[list[EventArgs], list[int], list[int]] | bool | None = False
+
+    def _entries(self) -> list[tuple[int, int, InputEvent, int]]:
+        if self._decoded is None:
+            self._decoded = list(_entries(self.blob, self.user_id))
+        return self._decoded
+
+    def packed(self) -> tuple[list[EventArgs], list[int], list[int]] | None:
+        """The entries as the compiled machine takes them (in stored order), their content
+        digests and end offsets; None when it is off or cannot read them exactly."""
+        if self._packed is False:
+            self._packed = compiled.pack_ledger(self.blob)
+        assert self._packed is not True
+        return self._packed
+
+    def events(self) -> list[InputEvent]:
+        """Every event, in stored order."""
+        return [event for _, _, event, _ in self._entries()]
+
+    def snapshot(self, index: int) -> LoanSnapshot | AssetSnapshot:
+        """What the fold keeps of the ``index``-th entry, a repayment or an asset event: read
+        from its bytes alone (``compiled.snapshot_of`` of its event)."""
+        if self._decoded is not None:
+            return compiled.snapshot_of(self._decoded[index][2])
+        packed = self.packed()
+        assert packed is not None, "entries are addressed by index only when packed"
+        ends = packed[2]
+        reader = binary.Reader(self.blob)
+        reader.at = ends[index - 1] if index else 0
+        kind, micros, _ = _HEAD.unpack_from(reader.data, reader.at)
+        reader.at += _HEAD.size
+        event_id = reader.text()
+        occurred = from_micros(micros)
+        if kind == b"r":
+            reader.text()  # the loan id (the key the fold keeps it under)
+            reader.money()  # amount due
+            reader.money()  # amount paid
+            reader.varint()  # days past due
+            return LoanSnapshot(occurred, event_id, reader.money())
+        assert kind == b"a", f"entry {index} is not a repayment or an asset event"
+        reader.text()  # the asset type (the key)
+        value = reader.money()
+        return AssetSnapshot(occurred, event_id, value, bool(reader.byte()))
+
+    def digests(self) -> dict[str, int]:
+        """Each stored event id's content digest."""
+        packed = self.packed()
+        if packed is not None:
+            return {args[2]: digest for args, digest in zip(packed[0], packed[1], strict=True)}
+        return {event.event_id: digest for _, _, event, digest in self._entries()}
+
+    def kept_after(self, limit: datetime) -> tuple[bytes, int] | None:
+        """The entries dated after ``limit`` as stored, and how many: None when no entry is
+        dated at or before it (nothing leaves the ledger)."""
+        packed = self.packed()
+        spans: list[tuple[int, int, bool]] = []
+        if packed is not None:
+            bound, start = to_micros(limit), 0
+            for args, end in zip(packed[0], packed[2], strict=True):
+                spans.append((start, end, args[0] > bound))
+                start = end
+        else:
+            spans = [(a, b, event.occurred_at > limit) for a, b, event, _ in self._entries()]
+        if all(kept for _, _, kept in spans):
+            return None
+        kept_spans = [(a, b) for a, b, kept in spans if kept]
+        return b"".join(self.blob[a:b] for a, b in kept_spans), len(kept_spans)

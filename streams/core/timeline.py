@@ -33,10 +33,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from schemas.models import InputEvent
 from streams.core import compiled
 from streams.core.features import derive_features
+from streams.core.instants import from_micros
+from streams.core.ledger import StoredLedger
 from streams.core.policy import Policy
 from streams.core.scorecard import ScorecardDocument, ScorecardTimeline, merged_edges
 from streams.core.scoring import (
@@ -54,6 +57,9 @@ from streams.core.state import (
     fold_events,
     without_paid_loans,
 )
+
+if TYPE_CHECKING:
+    from creditline_native import EventArgs
 
 DAY = timedelta(days=1)
 #: How far before an estimated crossing the daily review may fall: floating-point estimates
@@ -330,10 +336,11 @@ def _settled(state: UserState | None) -> UserState | None:
     return without_paid_loans(state) if state is not None else None
 
 
-def _window_start(events: Sequence[InputEvent], at: datetime, horizon: timedelta, lo: int) -> int:
-    """Index of the first event still in the window ``(at - horizon, at]``."""
+def _window_start(occurred: Sequence[datetime], at: datetime, horizon: timedelta, lo: int) -> int:
+    """Index of the first event (of those ``occurred`` then) still in the window
+    ``(at - horizon, at]``."""
     limit = at - horizon
-    while lo < len(events) and events[lo].occurred_at <= limit:
+    while lo < len(occurred) and occurred[lo] <= limit:
         lo += 1
     return lo
 
@@ -418,7 +425,8 @@ def _step(
     changes = list(trajectory.changes)
     line = changes[-1] if changes else None
     # Events after the start instant, and the first one still inside the window.
-    index = 0 if at is None else bisect.bisect_right([e.occurred_at for e in events], at)
+    occurred = [e.occurred_at for e in events]
+    index = 0 if at is None else bisect.bisect_right(occurred, at)
     lo = 0
     while True:
         candidates: list[datetime] = []
@@ -441,7 +449,7 @@ def _step(
             batch_end += 1
         fresh = events[index:batch_end]
         index = batch_end
-        window_lo = _window_start(events, moment, horizon, lo)
+        window_lo = _window_start(occurred, moment, horizon, lo)
         if state is not None and state.first_event_at <= moment - horizon:
             # An event left the window: fold the window again, in canonical order.
             state = _settled(fold_events(None, events[window_lo:index]))
@@ -491,24 +499,25 @@ def checkpoint_before(
 
 
 def _resume_point(
-    events: Sequence[InputEvent],
+    occurred: Sequence[datetime],
     trajectory: Trajectory,
     moment: datetime,
     horizon: timedelta,
 ) -> tuple[Trajectory, int, int] | None:
-    """Where :func:`resume_from` resumes: the trajectory cut there, and the window of
-    ``events`` whose fold is the state there (None: from the start)."""
-    if not events:
+    """Where :func:`resume_from` resumes: the trajectory cut there, and the window of the
+    events (``occurred`` then, in canonical order) whose fold is the state there (None:
+    from the start)."""
+    if not occurred:
         return None
-    first = events[0].occurred_at
+    first = occurred[0]
     if trajectory.reviewed_at is None or not trajectory.changes:
         return None
     at = checkpoint_before(trajectory, min(first, trajectory.changes[0].since), moment)
     if at is None or at < trajectory.changes[0].since:
         return None
     kept = tuple(c for c in trajectory.changes if c.since <= at)
-    hi = bisect.bisect_right([e.occurred_at for e in events], at)
-    lo = _window_start(events, at, horizon, 0)
+    hi = bisect.bisect_right(occurred, at)
+    lo = _window_start(occurred, at, horizon, 0)
     return Trajectory(kept, at, None), lo, hi
 
 
@@ -521,7 +530,7 @@ def resume_from(
     """The checkpoint to recompute from when events at or after ``moment`` changed: the
     trajectory cut at the latest review instant before ``moment``, with the fold of the
     window there (``events`` in canonical order, including the new ones)."""
-    point = _resume_point(events, trajectory, moment, horizon)
+    point = _resume_point([e.occurred_at for e in events], trajectory, moment, horizon)
     if point is None:
         return START
     kept, lo, hi = point
@@ -538,7 +547,7 @@ def _advance_resumed(
 ) -> Checkpoint:
     """``advance(events, ..., resume_from(events, trajectory, moment, horizon))``, the fold
     at the resumption left to the compiled machine where it runs."""
-    point = _resume_point(events, trajectory, moment, horizon)
+    point = _resume_point([e.occurred_at for e in events], trajectory, moment, horizon)
     if point is None:
         return advance(events, timelines, until, horizon, START)
     kept, lo, hi = point
@@ -562,7 +571,7 @@ def standing(
 def update(
     stored: Checkpoint,
     fresh: Sequence[InputEvent],
-    ledger: Sequence[InputEvent] | None,
+    ledger: Sequence[InputEvent] | StoredLedger | None,
     timelines: PolicyTimeline,
     until: datetime,
     horizon: timedelta,
@@ -577,6 +586,11 @@ def update(
     ordered = canonical(fresh)
     if ledger is None:
         return advance(ordered, timelines, until, horizon, stored)
+    if isinstance(ledger, StoredLedger):
+        done = _update_stored(stored, ordered, ledger, timelines, until, horizon)
+        if done is not None:
+            return done
+        ledger = ledger.events()
     events = canonical([*ledger, *ordered])
     if stored.at is None:
         return advance(events, timelines, until, horizon, START)
@@ -586,6 +600,65 @@ def update(
             events, timelines, until, horizon, stored.trajectory, ordered[0].occurred_at
         )
     return advance(events, timelines, until, horizon, stored)
+
+
+def _update_stored(
+    stored: Checkpoint,
+    ordered: list[InputEvent],
+    ledger: StoredLedger,
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+) -> Checkpoint | None:
+    """:func:`update` with the stored ledger read by the compiled machine, its entries never
+    built as Python events (but for the snapshots the fold keeps). None: Python must run it."""
+    packed = ledger.packed()
+    if packed is None:
+        return None
+    merged: list[tuple[EventArgs, int | InputEvent]] = [
+        (args, index) for index, args in enumerate(packed[0])
+    ]
+    for event in ordered:
+        args = compiled.pack_event(event)
+        if args is None or event.user_id != ledger.user_id:
+            return None
+        merged.append((args, event))
+    merged.sort(key=lambda item: (item[0][0], item[0][2]))  # canonical: instant, event id
+    events = [args for args, _ in merged]
+
+    def snapshot_at(index: int) -> compiled.Snapshot:
+        source = merged[index][1]
+        if isinstance(source, int):
+            return ledger.snapshot(source)
+        return compiled.snapshot_of(source)
+
+    trajectory, state, window = stored.trajectory, stored.state, None
+    if stored.at is None:
+        trajectory, state = START.trajectory, None
+    elif ordered and ordered[0].occurred_at <= stored.at:
+        occurred = [from_micros(args[0]) for args in events]
+        point = _resume_point(occurred, stored.trajectory, ordered[0].occurred_at, horizon)
+        state = None
+        if point is None:
+            trajectory = START.trajectory
+        else:
+            trajectory, lo, hi = point
+            window = (lo, hi)
+    done = compiled.advance_packed(
+        events,
+        snapshot_at,
+        ledger.user_id,
+        timelines,
+        until,
+        horizon,
+        trajectory.changes,
+        trajectory.reviewed_at,
+        state,
+        window,
+    )
+    if done is None:
+        return None
+    return Checkpoint(Trajectory(done.changes, done.reviewed_at, done.next_review), done.state)
 
 
 def needs_ledger(

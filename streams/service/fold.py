@@ -27,13 +27,13 @@ from prometheus_client import Histogram
 from schemas.models import EffectiveStatus, LineStatusChanged, LoanRequest, RepaymentEvent
 from streams.core.decision import status_reasons
 from streams.core.decoding import RejectedRecord, decode_record
-from streams.core.ledger import content_digest, encode_entry, fingerprint
+from streams.core.ledger import StoredLedger, content_digest, encode_entry, fingerprint
 from streams.core.policy import Policy
 from streams.core.reasons import ReasonCode, reason
 from streams.core.scoring import Assessment, LineStatus
 from streams.core.timeline import Checkpoint, PolicyTimeline, needs_ledger, standing, update
 from streams.metrics import Metrics
-from streams.ports import InboundRecord, Ledger, RecordSink, StateStore, StoredUser, UserWrite
+from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser, UserWrite
 from streams.service.shell import (
     MESSAGES,
     BatchReport,
@@ -297,21 +297,21 @@ class EventFolder:
         user: str,
         current: StoredUser,
         pendings: list[Pending],
-        ledger: Ledger | None,
+        ledger: StoredLedger | None,
         timelines: PolicyTimeline,
         now: datetime,
     ) -> UserOutcome:
         """One user's fresh events folded into a write (None when nothing changes), without I/O,
         given the stored user and, when :meth:`reads_ledger` says so, its ledger."""
-        digests: dict[int, int] = {fp: d for fp, (_, d) in (ledger or {}).items()}
+        digests = ledger.digests() if ledger is not None else {}
         fresh: list[Pending] = []
         dupes: list[Pending] = []
         conflicting: list[tuple[Pending, ServiceCode]] = []
         for p in pendings:
             # The ledger decides: ``already_applied`` only says that it had to be read.
-            known = digests.get(p.fingerprint)
+            known = digests.get(p.event.event_id)
             if known is None:
-                digests[p.fingerprint] = p.digest
+                digests[p.event.event_id] = p.digest
                 fresh.append(p)
             elif known == p.digest:
                 dupes.append(p)
@@ -328,9 +328,8 @@ class EventFolder:
         ):
             return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
         horizon = self.limits.horizon
-        earlier = [event for event, _ in ledger.values()] if ledger is not None else None
         checkpoint = update(
-            current.checkpoint, [p.event for p in fresh], earlier, timelines, now, horizon
+            current.checkpoint, [p.event for p in fresh], ledger, timelines, now, horizon
         )
         if checkpoint == current.checkpoint and not fresh:
             return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
@@ -343,17 +342,12 @@ class EventFolder:
             + ([current.latest_event_at] if current.latest_event_at else []),
             default=None,
         )
-        if ledger is not None:
-            limit = now - horizon
-            if any(event.occurred_at <= limit for event, _ in ledger.values()):
-                rewrite = True
-                kept = [
-                    encode_entry(event, digest)
-                    for fp, (event, digest) in ledger.items()
-                    if event.occurred_at > limit
-                ]
-                entries = kept + entries
-                size = len(entries)
+        kept = ledger.kept_after(now - horizon) if ledger is not None else None
+        if kept is not None:
+            # Events left the window: the ledger is rewritten with the rest, as stored.
+            rewrite = True
+            entries = [kept[0], *entries]
+            size = kept[1] + len(fresh)
         # Late: before the instant the stored status was last announced as of.
         announced = current.written_at or current.checkpoint.at
         restated = announced is not None and any(p.event.occurred_at <= announced for p in fresh)

@@ -11,9 +11,9 @@ from typing import Any
 
 from schemas.models import InputEvent
 from streams.adapters.redis.errors import StoreUnavailable
-from streams.core.ledger import decode_entry, fingerprint
+from streams.core.ledger import StoredLedger, decode_entry, fingerprint
 from streams.core.timeline import START, Checkpoint
-from streams.ports import InboundRecord, Ledger, RememberedDecision, StoredUser, UserWrite
+from streams.ports import InboundRecord, RememberedDecision, StoredUser, UserWrite
 
 
 @dataclass
@@ -78,13 +78,9 @@ class FakeStore:
     def _ids(self, user_id: str) -> set[str]:
         return {decode_entry(raw, user_id)[0].event_id for raw in self.user(user_id).ledger}
 
-    async def load_ledgers(self, users: Sequence[str]) -> dict[str, Ledger]:
+    async def load_ledgers(self, users: Sequence[str]) -> dict[str, StoredLedger]:
         self._call("load_ledger")
-        result: dict[str, Ledger] = {}
-        for u in users:
-            entries = [decode_entry(raw, u) for raw in self.user(u).ledger]
-            result[u] = {fingerprint(e.event_id): (e, d) for e, d in entries}
-        return result
+        return {u: StoredLedger(b"".join(self.user(u).ledger), u) for u in users}
 
     async def save(self, writes: Sequence[UserWrite]) -> list[str]:
         self._call("save")

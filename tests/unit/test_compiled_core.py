@@ -23,6 +23,7 @@ from streams.core import compiled
 from streams.core.codec import encode_state, encode_trajectory
 from streams.core.features import derive_features
 from streams.core.instants import duration_micros
+from streams.core.ledger import StoredLedger, encode_entry
 from streams.core.policy import Policy, Thresholds, load_default_policy
 from streams.core.scorecard import (
     ScorecardTimeline,
@@ -131,9 +132,15 @@ def timelines(draw: st.DrawFn) -> PolicyTimeline:
 
 
 def in_batches(
-    events: Sequence[InputEvent], rng: random.Random, until: datetime, timeline: PolicyTimeline
+    events: Sequence[InputEvent],
+    rng: random.Random,
+    until: datetime,
+    timeline: PolicyTimeline,
+    *,
+    stored_ledger: bool = False,
 ) -> Checkpoint:
-    """What the worker does with the events in shuffled batches (late ones restate)."""
+    """What the worker does with the events in shuffled batches (late ones restate); with
+    ``stored_ledger`` the earlier events are given as the worker reads them (the bytes)."""
     shuffled = list(events)
     rng.shuffle(shuffled)
     stored: Checkpoint = START
@@ -142,7 +149,12 @@ def in_batches(
         size = rng.randint(1, 4)
         fresh, shuffled = shuffled[:size], shuffled[size:]
         latest = max((e.occurred_at for e in ledger), default=None)
-        earlier = ledger if needs_ledger(stored, fresh, latest, until, HORIZON) else None
+        earlier: list[InputEvent] | StoredLedger | None = None
+        if needs_ledger(stored, fresh, latest, until, HORIZON):
+            earlier = ledger
+            if stored_ledger:
+                blob = b"".join(encode_entry(e) for e in ledger)
+                earlier = StoredLedger(blob, events[0].user_id)
         stored = update(stored, fresh, earlier, timeline, until, HORIZON)
         ledger = [*ledger, *fresh]
     return stored
@@ -168,6 +180,118 @@ def test_shuffled_batches_give_the_python_checkpoint(
     seed = rng.random()
     expected, got = both(lambda: in_batches(events, random.Random(seed), until, timeline))
     assert_same(got, expected)
+    # As the worker reads earlier events: the stored bytes, packed by the compiled side.
+    got = in_batches(events, random.Random(seed), until, timeline, stored_ledger=True)
+    assert_same(got, expected)
+
+
+@settings(max_examples=examples(300))
+@given(histories())
+def test_a_stored_ledger_is_packed_as_its_events_are(events: list[InputEvent]) -> None:
+    blob = b"".join(encode_entry(e, i) for i, e in enumerate(events))
+    packed = compiled.pack_ledger(blob)
+    assert packed is not None  # the histories' money is in cents
+    assert packed[0] == [compiled.pack_event(e) for e in events]
+    assert packed[1] == list(range(len(events)))
+    ledger = StoredLedger(blob, events[0].user_id if events else "u")
+    assert [ledger.snapshot(i) for i, e in enumerate(events) if not is_spending(e)] == [
+        compiled.snapshot_of(e) for e in events if not is_spending(e)
+    ]
+    assert ledger.digests() == {e.event_id: i for i, e in enumerate(events)}
+
+
+MONEY_EDGES = [
+    "2814749767106.55",  # 2**48 - 1 cents: the largest packed
+    "2814749767106.56",  # 2**48 cents
+    "-2814749767106.55",
+    "1E+12",
+    "3E+12",
+    "1E+13",
+    "1E+40",
+    "0E+50",
+    "-0.00",
+    "1.000",
+    "1.001",
+    "1E-30",
+    "0E-30",
+    "1.0000000",
+    "1E+2",
+    "1E+3",
+    "12345678901234567890",  # beyond the cents limit, within 64 bits
+    "123456789012345678901234567",  # beyond 64 bits
+]
+
+
+@pytest.mark.parametrize("text", MONEY_EDGES)
+def test_a_stored_ledger_packs_edge_money_as_its_events_pack(text: str) -> None:
+    money = Decimal(text)
+    at = AT - timedelta(days=1)
+    edges: list[InputEvent] = [
+        SpendingEvent.model_construct(
+            event_id="s", user_id="u", occurred_at=at, amount=money, category="x"
+        ),
+        AssetEvent.model_construct(
+            event_id="a",
+            user_id="u",
+            occurred_at=at,
+            asset_type=AssetType.DEPOSIT,
+            value=money,
+            verified=True,
+        ),
+        RepaymentEvent.model_construct(
+            event_id="r",
+            user_id="u",
+            occurred_at=at,
+            loan_id="l",
+            amount_due=Decimal(1),
+            amount_paid=money,
+            days_past_due=0,
+            outstanding_balance=money,
+        ),
+    ]
+    for event in edges:
+        blob = encode_entry(event, 5)
+        expected = compiled.pack_event(event)
+        if expected is None:
+            assert compiled.pack_ledger(blob) is None, event
+        elif len(money.as_tuple().digits) <= 19:  # beyond 64 bits: left to Python either way
+            assert compiled.pack_ledger(blob) == ([expected], [5], [len(blob)]), event
+
+
+def is_spending(event: InputEvent) -> bool:
+    return isinstance(event, SpendingEvent)
+
+
+def test_a_stored_ledger_the_machine_cannot_read_exactly_is_read_by_python() -> None:
+    odd: list[InputEvent] = [
+        SpendingEvent.model_construct(
+            event_id="s-odd",
+            user_id="u-1",
+            occurred_at=AT - timedelta(days=3),
+            amount=Decimal("0.001"),
+            category="x",
+        ),
+        RepaymentEvent.model_construct(
+            event_id="r-huge",
+            user_id="u-1",
+            occurred_at=AT - timedelta(days=2),
+            loan_id="l",
+            amount_due=Decimal("123456789012345678901234567"),  # beyond 64 bits
+            amount_paid=Decimal(0),
+            days_past_due=0,
+            outstanding_balance=Decimal(1),
+        ),
+    ]
+    income = income_event(Decimal(5000), True, 10).model_copy(update={"user_id": "u-1"})
+    for entry in odd:
+        blob = encode_entry(income, 1) + encode_entry(entry, 2)  # out-of-contract: no digest
+        assert compiled.pack_ledger(blob) is None
+        late = income.model_copy(update={"event_id": "late", "occurred_at": AT - timedelta(5)})
+        first = advance(canonical([income, entry]), TIMELINE, AT, HORIZON)
+        with python_core():
+            expected = update(first, [late], [income, entry], TIMELINE, AT, HORIZON)
+        got = update(first, [late], StoredLedger(blob, "u-1"), TIMELINE, AT, HORIZON)
+        assert_same(got, expected)
 
 
 @given(histories(), later, st.floats(min_value=-900, max_value=400), timelines())
@@ -318,8 +442,11 @@ def test_three_thousand_users_get_the_python_checkpoints_byte_for_byte() -> None
     seeds = {user: rng.random() for user in workload}
 
     def fold_all() -> dict[str, Checkpoint]:
+        # The compiled run reads earlier events as the worker does, from their stored bytes.
         return {
-            user: in_batches(events, random.Random(seeds[user]), AT, timeline)
+            user: in_batches(
+                events, random.Random(seeds[user]), AT, timeline, stored_ledger=compiled.active()
+            )
             for user, events in workload.items()
         }
 

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core.ledger import (
+    StoredLedger,
     content_digest,
     decode_entry,
-    decode_ledger,
     encode_entry,
-    fingerprint,
     id_token,
     split_entries,
 )
@@ -96,12 +95,28 @@ def test_a_ledger_is_its_entries_concatenated(history: list[InputEvent]) -> None
     assert split_entries(blob) == entries
     for event in history:
         assert id_token(event.event_id) in blob
-    ledger = decode_ledger(blob, "u-1")
-    latest = {fingerprint(e.event_id): (e, i) for i, e in enumerate(history)}
-    assert set(ledger) == set(latest)
-    for fp, (event, digest) in ledger.items():
-        assert digest == latest[fp][1]
-        _same(event, latest[fp][0])
+    ledger = StoredLedger(blob, "u-1")
+    latest = {e.event_id: i for i, e in enumerate(history)}
+    assert ledger.digests() == latest
+    assert len(ledger.events()) == len(history)
+    for event, original in zip(ledger.events(), history, strict=True):
+        _same(event, original)
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["compiled", "python"])
+@given(history=st.lists(events(), max_size=30), limit=instants)
+def test_what_stays_in_the_window_is_copied_as_stored(
+    packed: bool, history: list[InputEvent], limit: datetime
+) -> None:
+    entries = [encode_entry(e, i) for i, e in enumerate(history)]
+    ledger = StoredLedger(b"".join(entries), "u-1")
+    if not packed:
+        ledger.events()  # decoded in Python: every view then reads the decoded entries
+    kept = [raw for raw, e in zip(entries, history, strict=True) if e.occurred_at > limit]
+    if len(kept) == len(history):
+        assert ledger.kept_after(limit) is None
+    else:
+        assert ledger.kept_after(limit) == (b"".join(kept), len(kept))
 
 
 def test_money_is_kept_exactly_in_a_few_bytes() -> None:

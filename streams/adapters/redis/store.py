@@ -65,12 +65,12 @@ from streams.core.codec import (
     encode_trajectory,
 )
 from streams.core.instants import from_micros, to_micros
-from streams.core.ledger import decode_ledger, fingerprint, id_token, split_entries
+from streams.core.ledger import StoredLedger, fingerprint, id_token, split_entries
 from streams.core.state import UserState
 from streams.core.timeline import START, Checkpoint, PolicyTimeline
 from streams.errors import OperatorActionRequired
 from streams.metrics import Metrics
-from streams.ports import Ledger, RememberedDecision, StoredUser, UserWrite
+from streams.ports import RememberedDecision, StoredUser, UserWrite
 from streams.settings import Settings
 
 #: Most users one script call serves: bounds how long Redis is busy with one call (a loan
@@ -321,8 +321,8 @@ class RedisStore:
                 )
         return result
 
-    async def load_ledgers(self, users: Sequence[str]) -> dict[str, Ledger]:
-        """Each user's ledger by event fingerprint: (event, content digest)."""
+    async def load_ledgers(self, users: Sequence[str]) -> dict[str, StoredLedger]:
+        """Each user's ledger (decoded as far as it is used)."""
         if not users:
             return {}
         with self._timed("load_ledger"):
@@ -331,8 +331,7 @@ class RedisStore:
                     pipe.hget(self.keys.state(user), "ledger")
                 replies = await pipe.execute()
         return {
-            user: decode_ledger(blob or b"", user)
-            for user, blob in zip(users, replies, strict=True)
+            user: StoredLedger(blob or b"", user) for user, blob in zip(users, replies, strict=True)
         }
 
     @staticmethod
@@ -479,7 +478,7 @@ class RedisStore:
     async def read_ledger(self, user_id: str) -> list[Any]:
         """A user's ledger events (any order)."""
         ledgers = await self.load_ledgers([user_id])
-        return [event for event, _ in ledgers[user_id].values()]
+        return ledgers[user_id].events()
 
     async def read_state(self, user_id: str) -> UserState | None:
         """The fold at the user's last review, or None when nothing is known."""
