@@ -70,8 +70,15 @@ pub(crate) type StartArgs = (
     Option<(usize, usize)>,
 );
 
-/// (the new status changes, the last review instant, the next review instant, the state).
-pub(crate) type Advanced = (Vec<LineArgs>, Option<i64>, Option<i64>, Option<FoldOut>);
+/// (the new status changes, the last review instant, the next review instant, the state,
+/// the score at the last review instant when this run reviewed there).
+pub(crate) type Advanced = (
+    Vec<LineArgs>,
+    Option<i64>,
+    Option<i64>,
+    Option<FoldOut>,
+    Option<i64>,
+);
 
 struct Event {
     occurred: i64,
@@ -481,6 +488,7 @@ fn run(
     let mut lo = 0_usize;
     let mut pending: Option<i64> = None;
     let mut changes = Vec::new();
+    let mut score = None;
     loop {
         let mut moment = events.get(index).map(|e| e.occurred);
         if let (Some(at), Some(state)) = (at, &view) {
@@ -494,10 +502,10 @@ fn run(
             moment = earliest(earliest(moment, pending), stages.next_change_after(at));
         }
         let Some(moment) = moment else {
-            return Some((changes, at, None, fold.map(Fold::out)));
+            return Some((changes, at, None, fold.map(Fold::out), score));
         };
         if moment > until {
-            return Some((changes, at, Some(moment), fold.map(Fold::out)));
+            return Some((changes, at, Some(moment), fold.map(Fold::out), score));
         }
         let fresh = index;
         while index < events.len() && events[index].occurred <= moment {
@@ -525,6 +533,7 @@ fn run(
         };
         at = Some(moment);
         pending = None;
+        score = None;
         let Some(state) = &fold else {
             view = None;
             continue; // nothing in the window: no status to review
@@ -539,7 +548,7 @@ fn run(
             Some(window_edge),
         )
         .unwrap_or(window_edge);
-        let (reviewed, following) = stages.at(moment).reviews(
+        let (reviewed, following, reviewed_score) = stages.at(moment).reviews(
             &state_view,
             &mut line,
             &mut changes,
@@ -550,6 +559,7 @@ fn run(
         )?;
         at = Some(reviewed);
         pending = Some(following);
+        score = Some(reviewed_score);
         view = Some(state_view);
     }
 }

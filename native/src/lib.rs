@@ -447,7 +447,8 @@ fn sixth_half_even(n: i64) -> i64 {
 impl Rules {
     /// Review `state` at `moment` and at every time-driven review instant after it before
     /// `stop` and not after `until`, appending status changes; returns the last instant
-    /// reviewed and the next time-driven review instant (None: Python must step).
+    /// reviewed, the next time-driven review instant and the score at the last review (None:
+    /// Python must step).
     #[allow(clippy::too_many_arguments)]
     fn reviews(
         &self,
@@ -458,17 +459,17 @@ impl Rules {
         stop: i64,
         until: i64,
         horizon_us: i64,
-    ) -> Option<(i64, i64)> {
+    ) -> Option<(i64, i64, i64)> {
         let mut at = moment;
         loop {
-            let next = self.review(state, at, *line);
+            let (next, score) = self.review(state, at, *line);
             if *line != Some(next) {
                 changes.push(next.args());
                 *line = Some(next);
             }
             let following = self.next_time_review(state, *line, at, horizon_us)?;
             if following >= stop || following > until {
-                return Some((at, following));
+                return Some((at, following, score));
             }
             at = following;
         }
@@ -515,8 +516,8 @@ impl Rules {
         raw.clamp(350, 950)
     }
 
-    /// `scoring.review_step`: the status after the review at `at`.
-    fn review(&self, state: &State, at: i64, previous: Option<Line>) -> Line {
+    /// `scoring.review_step`: the status after the review at `at`, and the score there.
+    fn review(&self, state: &State, at: i64, previous: Option<Line>) -> (Line, i64) {
         let at = at.max(state.as_of);
         let values = self.values(state, at);
         let score = self.score(&values);
@@ -536,7 +537,10 @@ impl Rules {
         let frozen = state
             .last_delinquency_at(self.freeze_level)
             .is_some_and(|latest| at - latest <= self.freeze_window_us);
-        self.next_line(previous, frozen, score, thresholds, at)
+        (
+            self.next_line(previous, frozen, score, thresholds, at),
+            score,
+        )
     }
 
     /// `scoring.next_line_status`.

@@ -338,6 +338,7 @@ class Advanced:
     reviewed_at: datetime | None
     next_review: datetime | None
     state: UserState | None
+    score: int | None  # at the last review instant, when this run reviewed there
 
 
 def advance(
@@ -424,7 +425,7 @@ def advance_packed(
     )
     if ran is None:
         return None
-    new, reviewed, upcoming, out = ran
+    new, reviewed, upcoming, out, score = ran
     return Advanced(
         changes
         + tuple(
@@ -434,4 +435,5 @@ def advance_packed(
         None if reviewed is None else from_micros(reviewed),
         None if upcoming is None else from_micros(upcoming),
         None if out is None else _unpack_fold(out, user_id, snapshot_at, state),
+        score,
     )

@@ -256,6 +256,9 @@ class Checkpoint:
 
     trajectory: Trajectory
     state: UserState | None
+    #: The score at the review instant when the run that made this checkpoint reviewed there
+    #: (what the status machine saw; not stored, so a loaded checkpoint has none).
+    score: int | None = field(default=None, compare=False)
 
     @property
     def at(self) -> datetime | None:
@@ -402,9 +405,7 @@ def _advance(
             window,
         )
         if done is not None:
-            return Checkpoint(
-                Trajectory(done.changes, done.reviewed_at, done.next_review), done.state
-            )
+            return _checkpoint_of(done)
     if window is not None:
         state = _settled(fold_events(None, events[window[0] : window[1]]))
     return _step(events, timelines, until, horizon, Checkpoint(trajectory, state), trace)
@@ -424,6 +425,7 @@ def _step(
     at = trajectory.reviewed_at
     changes = list(trajectory.changes)
     line = changes[-1] if changes else None
+    score: int | None = None  # at the last review instant, once reviewed here
     # Events after the start instant, and the first one still inside the window.
     occurred = [e.occurred_at for e in events]
     index = 0 if at is None else bisect.bisect_right(occurred, at)
@@ -440,10 +442,10 @@ def _step(
             if change is not None:
                 candidates.append(change)
         if not candidates:
-            return Checkpoint(Trajectory(tuple(changes), at, None), state)
+            return Checkpoint(Trajectory(tuple(changes), at, None), state, score)
         moment = min(candidates)
         if moment > until:
-            return Checkpoint(Trajectory(tuple(changes), at, moment), state)
+            return Checkpoint(Trajectory(tuple(changes), at, moment), state, score)
         batch_end = index
         while batch_end < len(events) and events[batch_end].occurred_at <= moment:
             batch_end += 1
@@ -457,10 +459,12 @@ def _step(
             state = _settled(fold_events(state, fresh))
         lo = window_lo
         at = moment
+        score = None
         if state is None:
             continue  # nothing in the window: no status to review
         policy, card = timelines.at(moment), timelines.card_at(moment)
         step = review_step(state, moment, policy, line, card)
+        score = step.score
         if line is None or step.line != line:
             changes.append(step.line)
             line = step.line
@@ -656,9 +660,13 @@ def _update_stored(
         state,
         window,
     )
-    if done is None:
-        return None
-    return Checkpoint(Trajectory(done.changes, done.reviewed_at, done.next_review), done.state)
+    return None if done is None else _checkpoint_of(done)
+
+
+def _checkpoint_of(done: compiled.Advanced) -> Checkpoint:
+    return Checkpoint(
+        Trajectory(done.changes, done.reviewed_at, done.next_review), done.state, done.score
+    )
 
 
 def needs_ledger(

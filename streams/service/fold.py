@@ -351,13 +351,15 @@ class EventFolder:
         # Late: before the instant the stored status was last announced as of.
         announced = current.written_at or current.checkpoint.at
         restated = announced is not None and any(p.event.occurred_at <= announced for p in fresh)
-        assessment = standing(checkpoint, timelines)
         status_event = None
-        if assessment is not None:
+        before = current.line
+        if checkpoint.score is not None and _announced(before, checkpoint.trajectory.line):
+            # No change to announce: the score the status machine saw is all the metric needs
+            # (standing would repeat that last review, line and score alike).
+            self.metrics.scores.observe(checkpoint.score)
+        elif (assessment := standing(checkpoint, timelines)) is not None:
             self.metrics.scores.observe(assessment.score)
-            before = current.line
-            after = assessment.line
-            if before is None or (before.status, before.since) != (after.status, after.since):
+            if not _announced(before, assessment.line):
                 policy = timelines.at(assessment.features.at)
                 status_event = self._status_event(before, assessment, policy, restated=restated)
         write = UserWrite(
@@ -422,6 +424,15 @@ class EventFolder:
             policy_version=assessment.policy_version,
         )
         return event.model_dump_json().encode()
+
+
+def _announced(before: LineStatus | None, line: LineStatus | None) -> bool:
+    """Whether ``line`` is the status already announced (``before``): same status, same since."""
+    return (
+        before is not None
+        and line is not None
+        and (before.status, before.since) == (line.status, line.since)
+    )
 
 
 def _past_restated(old: Checkpoint, new: Checkpoint, at: datetime | None) -> bool:

@@ -40,6 +40,7 @@ from streams.core.timeline import (
     at_time,
     canonical,
     needs_ledger,
+    standing,
     update,
 )
 from tests.properties import examples
@@ -74,6 +75,7 @@ def both(work: Callable[[], T]) -> tuple[T, T]:
 
 def assert_same(got: Checkpoint, expected: Checkpoint) -> None:
     assert got == expected
+    assert got.score == expected.score  # not part of equality: not stored
     assert encode_trajectory(got.trajectory) == encode_trajectory(expected.trajectory)
     if expected.state is not None:
         assert got.state is not None
@@ -170,6 +172,21 @@ def test_a_whole_history_gives_the_python_checkpoint(
 ) -> None:
     expected, got = both(lambda: advance(canonical(events), timeline, until, HORIZON))
     assert_same(got, expected)
+
+
+@settings(max_examples=examples(300))
+@given(histories(), later, timelines(), st.randoms(use_true_random=False))
+def test_the_score_a_run_leaves_is_the_standing_score(
+    events: list[InputEvent], until: datetime, timeline: PolicyTimeline, rng: random.Random
+) -> None:
+    for checkpoint in both(lambda: in_batches(events, rng, until, timeline, stored_ledger=True)):
+        # The last batch's run reviewed up to ``until``: it scored wherever there is a state.
+        shown = standing(checkpoint, timeline)
+        assert (checkpoint.score is None) == (shown is None)
+        assert shown is None or shown.score == checkpoint.score
+        # Standing repeats the last review: its line is the trajectory's (the fold announces
+        # a change only where the trajectory has one, and needs no assessment otherwise).
+        assert shown is None or shown.line == checkpoint.trajectory.line
 
 
 @settings(max_examples=examples(300))

@@ -15,7 +15,7 @@ from schemas.models import InputEvent, LineStatusChanged, LoanDecision, LoanRequ
 from streams.core.decoding import RecordKind
 from streams.core.policy import load_default_policy
 from streams.core.shadow import Candidate, shadow_answer
-from streams.core.timeline import advance, canonical, constant
+from streams.core.timeline import advance, canonical, constant, standing
 from streams.devtools.simulation import to_record
 from streams.errors import ShuttingDown
 from streams.metrics import Metrics
@@ -84,6 +84,25 @@ async def test_a_batch_is_folded_into_the_reference_checkpoint() -> None:
     [announced] = sink.to(TOPICS.line_status)
     assert LineStatusChanged.model_validate_json(announced.value or b"").previous_status is None
     assert store.user("u-1").status_event is None
+
+
+async def test_every_write_observes_the_score_it_stands_at_announced_or_not() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    fold = folder(store, sink, metrics)
+    events = history()
+    scores = []
+    # One event per batch, oldest last: late events restate, and the status changes in some
+    # writes only (those announce it; the others take the score from the status machine).
+    for offset, event in enumerate(reversed(events)):
+        await fold.process(records([event], offset))
+        shown = standing(store.user("u-1").checkpoint, TIMELINE)
+        assert shown is not None
+        scores.append(shown.score)
+    announced = len(sink.to(TOPICS.line_status))
+    assert 0 < announced < len(events)
+    count = metrics.registry.get_sample_value("creditline_score_count")
+    total = metrics.registry.get_sample_value("creditline_score_sum")
+    assert (count, total) == (len(events), sum(scores))
 
 
 async def test_redeliveries_are_duplicates_and_other_content_under_an_id_a_conflict() -> None:
