@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import ValidationError
+from redis.asyncio.connection import AbstractConnection
 
 from streams.adapters.redis import layout as redis_store
 from streams.adapters.redis.client import (
@@ -17,6 +19,7 @@ from streams.adapters.redis.client import (
     acl_setuser_line,
     acl_user,
     describe_redis_error,
+    hiredis_packing,
     redis_client,
 )
 from streams.settings import Settings
@@ -29,6 +32,33 @@ def test_the_factory_builds_a_cluster_client_only_when_asked() -> None:
     cluster = redis_client(Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=True))
     assert type(standalone) is aioredis.Redis
     assert type(cluster) is aioredis.RedisCluster
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("redis://127.0.0.1:1/0", aioredis.Connection),
+        ("rediss://127.0.0.1:1/0", aioredis.SSLConnection),
+    ],
+)
+def test_commands_are_packed_by_hiredis_into_the_bytes_redis_py_packs(
+    url: str, base: type[AbstractConnection]
+) -> None:
+    client = redis_client(Settings(redis_url=url))
+    assert isinstance(client, aioredis.Redis)
+    pool = client.connection_pool
+    assert pool.connection_class is hiredis_packing(base)
+    assert issubclass(pool.connection_class, base)
+    fast, plain = pool.connection_class(), base()  # never connected: packing only
+    commands: list[tuple[Any, ...]] = [
+        ("EVALSHA", "f" * 40, 2, "creditline:u:1", "k", b"\x00\xff" * 300, 7, 2.5, "é"),
+        ("CONFIG GET", "maxmemory"),
+        (b"CLIENT SETNAME", "x"),
+        ("PING",),
+        ("SET", "k", b"v" * 70_000),  # beyond redis-py's buffer cutoff: chunked there
+    ]
+    for command in commands:
+        assert b"".join(fast.pack_command(*command)) == b"".join(plain.pack_command(*command))
 
 
 def test_tls_files_need_a_rediss_url_and_a_certificate_needs_its_key(tmp_path: Path) -> None:

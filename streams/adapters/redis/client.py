@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.connection import AbstractConnection
 
 from streams.errors import CreditlineError
 from streams.settings import Settings
@@ -89,7 +91,35 @@ def redis_client(settings: Settings) -> RedisClient:
     }
     if settings.redis_cluster:
         return aioredis.RedisCluster.from_url(url, **options)
-    return aioredis.Redis.from_url(url, **options)
+    client = aioredis.Redis.from_url(url, **options)
+    pool = client.connection_pool
+    pool.connection_class = hiredis_packing(pool.connection_class)
+    return client
+
+
+class _HiredisPacking(AbstractConnection):
+    """Commands packed by hiredis (C) rather than redis-py's asyncio connection's Python
+    packer, which was about 5 % of the fold's CPU: the same bytes, 6-7 times faster."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        # As redis-py does: a command name with a space ("CONFIG GET") is several words.
+        head = args[0]
+        if isinstance(head, str):
+            args = (*head.encode().split(), *args[1:])
+        elif b" " in head:
+            args = (*head.split(), *args[1:])
+        return [hiredis.pack_command(tuple(map(self.encoder.encode, args)))]
+
+
+_PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``connection_class`` (plain, TLS or Unix socket) packing commands with hiredis."""
+    if connection_class not in _PACKING:
+        name = f"Hiredis{connection_class.__name__}"
+        _PACKING[connection_class] = type(name, (_HiredisPacking, connection_class), {})
+    return _PACKING[connection_class]
 
 
 def acl_user(settings: Settings) -> str:
