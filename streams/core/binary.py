@@ -17,6 +17,7 @@ from decimal import Decimal
 _INT64 = struct.Struct(">q")
 _FLOAT64 = struct.Struct(">d")
 _EXPONENT = struct.Struct(">b")
+_SMALL = [bytes((value,)) for value in range(0x80)]
 
 
 def int64(value: int) -> bytes:
@@ -31,6 +32,8 @@ def float64(value: float) -> bytes:
 
 def varint(value: int) -> bytes:
     """An unsigned integer in as few bytes as its size needs."""
+    if 0 <= value <= 0x7F:
+        return _SMALL[value]  # counts, months, levels: most varints are one byte
     if value < 0:
         raise ValueError(f"a varint is unsigned: {value}")
     out = bytearray()
@@ -54,7 +57,9 @@ def money(value: Decimal) -> bytes:
     sign, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int) or not -128 <= exponent <= 127:
         raise ValueError(f"stored money out of range: {value!r}")
-    coefficient = int("".join(map(str, digits)))
+    coefficient = 0
+    for digit in digits:
+        coefficient = coefficient * 10 + digit
     return varint(coefficient << 1 | sign) + _EXPONENT.pack(exponent)
 
 

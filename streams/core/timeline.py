@@ -630,11 +630,18 @@ def _update_stored(
     merged.sort(key=lambda item: (item[0][0], item[0][2]))  # canonical: instant, event id
     events = [args for args, _ in merged]
 
+    # A snapshot the stored fold already holds is that event's (an id is one event's): kept,
+    # not read again from the ledger's bytes.
+    held: dict[str, compiled.Snapshot] = {}
+    if stored.state is not None:
+        for snapshots in (stored.state.loans, stored.state.assets):
+            held.update((s.event_id, s) for s in snapshots.values())
+
     def snapshot_at(index: int) -> compiled.Snapshot:
-        source = merged[index][1]
-        if isinstance(source, int):
-            return ledger.snapshot(source)
-        return compiled.snapshot_of(source)
+        args, source = merged[index]
+        if not isinstance(source, int):
+            return compiled.snapshot_of(source)
+        return held.get(args[2]) or ledger.snapshot(source)
 
     trajectory, state, window = stored.trajectory, stored.state, None
     if stored.at is None:

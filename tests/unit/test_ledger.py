@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
+from streams.core import binary
 from streams.core.ledger import (
     StoredLedger,
     content_digest,
@@ -170,3 +171,17 @@ def test_text_longer_than_a_length_byte_is_refused() -> None:
     event = spending(event_id="s-1").model_copy(update={"event_id": "x" * 256})
     with pytest.raises(ValueError, match="longer than 255"):
         encode_entry(event)
+
+
+def test_the_primitives_write_the_documented_bytes() -> None:
+    assert [binary.varint(n) for n in (0, 127, 128, 300)] == [
+        b"\x00",
+        b"\x7f",
+        b"\x80\x01",
+        b"\xac\x02",
+    ]
+    # 2800.00: coefficient 280000, sign 0 → varint(560000), then exponent -2 as a byte.
+    assert binary.money(Decimal("2800.00")) == b"\x80\x97\x22\xfe"
+    assert binary.money(Decimal("-0.5")) == b"\x0b\xff"
+    with pytest.raises(ValueError, match="unsigned"):
+        binary.varint(-1)
