@@ -169,16 +169,18 @@ class StoredLedger:
 
     A late event needs the user's whole history; the compiled status machine reads the
     entries straight from the bytes (:meth:`packed`), so Python events are built only where
-    Python needs them: a fallback, or the few snapshots the fold keeps (:meth:`event`).
+    Python needs them: a fallback (:meth:`events`); the few loan and asset snapshots the
+    fold keeps are read from their entries alone (:meth:`snapshot`).
     """
 
-    __slots__ = ("_decoded", "_packed", "blob", "user_id")
+    __slots__ = ("_decoded", "_packed", "_packed_read", "blob", "user_id")
 
     def __init__(self, blob: bytes, user_id: str) -> None:
         self.blob = bytes(blob)
         self.user_id = user_id
         self._decoded: list[tuple[int, int, InputEvent, int]] | None = None
-        self._packed: tuple[list[EventArgs], list[int], list[int]] | bool | None = False
+        self._packed: tuple[list[EventArgs], list[int], list[int]] | None = None
+        self._packed_read = False
 
     def _entries(self) -> list[tuple[int, int, InputEvent, int]]:
         if self._decoded is None:
@@ -188,9 +190,9 @@ class StoredLedger:
     def packed(self) -> tuple[list[EventArgs], list[int], list[int]] | None:
         """The entries as the compiled machine takes them (in stored order), their content
         digests and end offsets; None when it is off or cannot read them exactly."""
-        if self._packed is False:
+        if not self._packed_read:
             self._packed = compiled.pack_ledger(self.blob)
-        assert self._packed is not True
+            self._packed_read = True
         return self._packed
 
     def events(self) -> list[InputEvent]:
