@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.adapters.redis.layout import DERIVED_FIELDS, LAYOUT_VERSION, STATE_FIELDS
+from streams.adapters.redis import store as store_module
+from streams.adapters.redis.layout import APPLY, DERIVED_FIELDS, LAYOUT_VERSION, STATE_FIELDS
 from streams.adapters.redis.store import LayoutMismatch, UserWrite
 from streams.core.codec import encode_state, encode_trajectory
 from streams.core.ledger import decode_entry, encode_entry, fingerprint
@@ -111,6 +112,36 @@ async def test_a_batch_of_reviews_is_scheduled_and_unscheduled_per_partition(
         assert [user for user, _ in due1] == [f"u-{i}" for i in range(10)]
     finally:
         await store.close()
+
+
+async def test_writes_beyond_one_pipelines_bytes_go_out_in_several_all_applied(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "PIPELINE_BYTES", 2_000)  # a few users per pipeline
+    store = store_for(settings)
+    try:
+        users = [f"p-{i}" for i in range(250)]
+        events = {u: spending(user_id=u, event_id=f"{u}-s") for u in users}
+        writes = [
+            UserWrite(u, 0, checkpoint_of([events[u]]), [encode_entry(events[u])], ledger_size=1)
+            for u in users
+        ]
+        assert await store.save(writes) == []
+        assert await store.save(writes[:3]) == users[:3]  # stale now: conflicts, in order
+        loaded = await store.load({u: [events[u].event_id] for u in users})
+        assert {u: loaded[u].version for u in users} == dict.fromkeys(users, 1)
+        assert all(loaded[u].checkpoint == writes[i].checkpoint for i, u in enumerate(users))
+    finally:
+        await store.close()
+
+
+def test_script_calls_are_cut_into_pipelines_by_their_bytes_never_split() -> None:
+    call = (APPLY, ["k" * 10], [b"x" * 90])  # 100 bytes
+    calls = [call] * 7
+    assert [len(c) for c in store_module._chunks(calls, 250)] == [3, 3, 1]
+    assert [len(c) for c in store_module._chunks(calls, 10)] == [1] * 7
+    assert [len(c) for c in store_module._chunks(calls, 10_000)] == [7]
+    assert store_module._chunks([], 10) == []
 
 
 async def test_a_decision_is_remembered_once(settings: Settings) -> None:
