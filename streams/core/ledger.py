@@ -182,7 +182,7 @@ class StoredLedger:
         self._packed: tuple[list[EventArgs], list[int], list[int]] | None = None
         self._packed_read = False
 
-    def _entries(self) -> list[tuple[int, int, InputEvent, int]]:
+    def _decoded_entries(self) -> list[tuple[int, int, InputEvent, int]]:
         if self._decoded is None:
             self._decoded = list(_entries(self.blob, self.user_id))
         return self._decoded
@@ -197,7 +197,7 @@ class StoredLedger:
 
     def events(self) -> list[InputEvent]:
         """Every event, in stored order."""
-        return [event for _, _, event, _ in self._entries()]
+        return [event for _, _, event, _ in self._decoded_entries()]
 
     def snapshot(self, index: int) -> LoanSnapshot | AssetSnapshot:
         """What the fold keeps of the ``index``-th entry, a repayment or an asset event: read
@@ -229,7 +229,7 @@ class StoredLedger:
         packed = self.packed()
         if packed is not None:
             return {args[2]: digest for args, digest in zip(packed[0], packed[1], strict=True)}
-        return {event.event_id: digest for _, _, event, digest in self._entries()}
+        return {event.event_id: digest for _, _, event, digest in self._decoded_entries()}
 
     def kept_after(self, limit: datetime) -> tuple[bytes, int] | None:
         """The entries dated after ``limit`` as stored, and how many: None when no entry is
@@ -242,7 +242,9 @@ class StoredLedger:
                 spans.append((start, end, args[0] > bound))
                 start = end
         else:
-            spans = [(a, b, event.occurred_at > limit) for a, b, event, _ in self._entries()]
+            spans = [
+                (a, b, event.occurred_at > limit) for a, b, event, _ in self._decoded_entries()
+            ]
         if all(kept for _, _, kept in spans):
             return None
         kept_spans = [(a, b) for a, b, kept in spans if kept]
