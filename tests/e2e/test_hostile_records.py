@@ -237,7 +237,13 @@ def publish_with_kcat(settings: Settings, records: Sequence[Sent]) -> None:
             assert MESSAGE_DELIMITER not in part and KEY_DELIMITER not in part
         # Without the key delimiter kcat sends a null key.
         messages.append(r.value if r.key is None else r.key + KEY_DELIMITER + r.value)
-    subprocess.run(args, input=MESSAGE_DELIMITER.join(messages), check=True, timeout=60)
+    done = subprocess.run(
+        args, input=MESSAGE_DELIMITER.join(messages), capture_output=True, timeout=120
+    )
+    # librdkafka says why it failed on stderr: keep it in the failure, not only in the log.
+    assert done.returncode == 0, (
+        f"kcat exited {done.returncode}: {done.stderr.decode(errors='replace')}"
+    )
 
 
 async def publish(settings: Settings, corpus: Sequence[Sent]) -> tuple[Counter[str], Counter[str]]:
