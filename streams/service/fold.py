@@ -195,12 +195,14 @@ class EventFolder:
             writes: list[UserWrite] = []
             outcomes: dict[str, UserOutcome] = {}
             for user, pendings in remaining.items():
-                current = stored[user]
+                # Each user's loaded state and ledger are let go once folded: a large batch
+                # under a backlog would otherwise hold every one until the batch is written.
+                current = stored.pop(user)
                 if current.pending_status_event is not None:
                     outbox[user] = current.pending_status_event
                 try:
                     outcome = self.fold_user(
-                        user, current, pendings, ledgers.get(user), timelines, now
+                        user, current, pendings, ledgers.pop(user, None), timelines, now
                     )
                 except Exception:
                     log.exception("folding a user's events failed; dead-lettering them")
