@@ -44,7 +44,7 @@ LATENCY_BUCKETS = (
 #: Event-time lag can be minutes or days when history is replayed.
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400, 604800)
 SCORE_BUCKETS = tuple(float(s) for s in range(400, 951, 50))
-BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 20_000, 50_000)
 #: An HTTP decision waits up to CREDITLINE_HTTP_DECISION_WAIT_SECONDS (at most 300 s).
 HTTP_WAIT_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 300.0)
 #: Outcomes of ``POST /v1/decisions`` (each series exists from the start, at 0).

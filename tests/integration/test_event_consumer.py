@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.adapters.kafka.admin import adopt_loan_request_offsets, ensure_topics
 from streams.adapters.kafka.client import client_options
-from streams.adapters.kafka.events import EventConsumer
+from streams.adapters.kafka.events import EventConsumer, consumer_options
 from streams.ports import InboundRecord
 from streams.settings import Settings
 from streams.topics import Topics
@@ -101,6 +101,57 @@ async def test_a_record_larger_than_a_fetch_arrives_among_the_others(
     await run_until(EventConsumer(settings, topics, collecting), done, timeout=60)
     assert len({identity(r) for r in seen}) == len(seen) == 300
     assert [r.value for r in seen if r.value == large] == [large]
+    assert await committed_lag(settings, topics) == 0
+
+
+async def test_a_backlog_is_read_in_batches_of_several_fetch_rounds(
+    kafka_settings: Settings,
+) -> None:
+    """Under a backlog batches grow past what one fetch round returns, up to the ceiling;
+    every record is handed over once and committed."""
+    settings = kafka_settings.model_copy(
+        update={"batch_max_records": 4000, "fetch_partition_bytes": 16 * 1024}
+    )
+    topics = Topics.from_settings(settings).events
+    total = 16_000
+    pad = "x" * 100
+    records = [(t, k, v[:-1] + f',"pad":"{pad}"}}'.encode()) for t, k, v in events(settings, total)]
+    await produce(settings, records, partition_of=lambda i: i % 4)
+
+    # What one round returns with these options: far less than a batch may take.
+    probe = AIOKafkaConsumer(
+        *topics, **(consumer_options(settings) | {"group_id": f"{settings.events_group}-probe"})
+    )
+    await probe.start()
+    try:
+        round_sizes: list[int] = []
+        while not round_sizes or not round_sizes[-1]:
+            round_sizes.append(
+                sum(
+                    len(m)
+                    for m in (await probe.getmany(timeout_ms=1000, max_records=4000)).values()
+                )
+            )
+    finally:
+        await probe.stop()
+    one_round = round_sizes[-1]
+    assert 0 < one_round < 2000, one_round
+
+    sizes: list[int] = []
+    seen: list[Seen] = []
+    done = asyncio.Event()
+
+    async def applying(batch: Sequence[InboundRecord]) -> None:
+        sizes.append(len(batch))
+        seen.extend(identity(r) for r in batch)
+        if len(seen) >= total:
+            done.set()
+
+    consumer = EventConsumer(settings, topics, applying)
+    consumer.sizer.target_seconds = 3600.0  # a fast pace: the limit doubles to the ceiling
+    await run_until(consumer, done)
+    assert len(seen) == len(set(seen)) == total
+    assert sizes[0] <= 1000 and max(sizes) == 4000, sizes
     assert await committed_lag(settings, topics) == 0
 
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from hypothesis import given
+from hypothesis import strategies as st
 
-from streams.adapters.kafka.events import consumer_options, next_offsets
+from streams.adapters.kafka.events import (
+    FIRST_BATCH_RECORDS,
+    BatchSizer,
+    consumer_options,
+    next_offsets,
+)
 from streams.ports import InboundRecord
 from streams.settings import Settings
 
@@ -72,3 +79,42 @@ def test_a_folding_process_collects_garbage_less_often() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_batches_start_small_and_grow_at_most_twofold_towards_the_target_duration() -> None:
+    sizer = BatchSizer(ceiling=50_000, target_seconds=5.0)
+    assert sizer.limit == FIRST_BATCH_RECORDS
+    # 10,000 records a second: the target allows 50,000, reached by doubling.
+    limits = [sizer.observe(sizer.limit, sizer.limit / 10_000) for _ in range(7)]
+    assert limits == [2000, 4000, 8000, 16_000, 32_000, 50_000, 50_000]
+
+
+def test_a_slower_pace_shrinks_the_next_batch_but_never_below_the_floor() -> None:
+    sizer = BatchSizer(ceiling=50_000, target_seconds=5.0)
+    sizer.limit = 40_000
+    assert sizer.observe(40_000, 20.0) == 10_000  # 2,000 a second: 5 s is 10,000
+    assert sizer.observe(10, 1.0) == FIRST_BATCH_RECORDS  # a slow trickle: the floor
+    assert sizer.observe(0, 0.0) == FIRST_BATCH_RECORDS  # nothing applied: unchanged
+
+
+def test_a_ceiling_below_the_floor_bounds_every_batch() -> None:
+    sizer = BatchSizer(ceiling=40, target_seconds=5.0)
+    assert sizer.limit == 40
+    assert sizer.observe(40, 0.001) == 40
+    assert sizer.observe(1, 10.0) == 40
+
+
+@given(
+    ceiling=st.integers(1, 100_000),
+    target=st.floats(0.01, 60),
+    batches=st.lists(st.tuples(st.integers(0, 100_000), st.floats(0, 120)), max_size=20),
+)
+def test_the_limit_always_stays_between_floor_and_ceiling(
+    ceiling: int, target: float, batches: list[tuple[int, float]]
+) -> None:
+    sizer = BatchSizer(ceiling=ceiling, target_seconds=target)
+    for records, seconds in batches:
+        before = sizer.limit
+        limit = sizer.observe(records, seconds)
+        assert min(FIRST_BATCH_RECORDS, ceiling) <= limit <= ceiling
+        assert limit <= max(2 * before, sizer.floor)

@@ -15,6 +15,10 @@ At least once, never past an unapplied record:
 * records of partitions revoked while they were being fetched are left to their new owner;
 * partitions are assigned in ranges per topic, so the same partition of every event topic —
   the same users — goes to the same worker.
+
+Batches are sized by time (:class:`BatchSizer`): under a backlog a batch takes as many records
+as fold in about ``batch_target_seconds``, read in as many fetch rounds as that needs;
+otherwise it takes what has arrived.
 """
 
 from __future__ import annotations
@@ -56,11 +60,21 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "max_poll_records": settings.batch_max_records,
         # Small fetches: while the fold lags, aiokafka keeps a fetched response for every
         # partition until it is read, and a folding process's memory followed those buffers
-        # (they were up to max message + 1 MiB each). A batch folds 1,000 records (~200 KB).
-        # A record larger than these limits still arrives (KIP-74).
+        # (they were up to max message + 1 MiB each). A large batch reads several rounds
+        # (_fetch). A record larger than these limits still arrives (KIP-74).
         "max_partition_fetch_bytes": settings.fetch_partition_bytes,
         "fetch_max_bytes": settings.fetch_partition_bytes * 32,
     }
+
+
+def _more_waiting(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]) -> bool:
+    """Whether a partition's log held more than the round returned of it (its high
+    watermark, as that fetch saw it, lies past the last record)."""
+    for tp, messages in fetched.items():
+        high = consumer.highwater(tp)
+        if messages and high is not None and messages[-1].offset + 1 < high:
+            return True
+    return False
 
 
 def next_offsets(records: Iterable[InboundRecord]) -> dict[TopicPartition, int]:
@@ -70,6 +84,37 @@ def next_offsets(records: Iterable[InboundRecord]) -> dict[TopicPartition, int]:
         tp = TopicPartition(record.topic, record.partition)
         offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
     return offsets
+
+
+#: The first batch's limit, and the least a backlog's batch may take.
+FIRST_BATCH_RECORDS = 1000
+
+
+class BatchSizer:
+    """How many records the next batch may take.
+
+    Under a backlog larger batches cost less per event: each Redis round trip and script call
+    serves more events, and more of a user's events fold in one write (a shuffled backfill:
+    batches of 5,000 → 50,000, about half the CPU per event). But a rebalance and a stopping
+    worker wait for the batch in flight, so the bound is a duration, not a count: as many
+    records as the last batch's pace folds in ``target_seconds``, between ``floor`` and
+    ``ceiling``, at most twice the last limit (the pace per event improves as batches grow).
+    """
+
+    def __init__(
+        self, ceiling: int, target_seconds: float, floor: int = FIRST_BATCH_RECORDS
+    ) -> None:
+        self.ceiling = ceiling
+        self.target_seconds = target_seconds
+        self.floor = min(floor, ceiling)
+        self.limit = self.floor
+
+    def observe(self, records: int, seconds: float) -> int:
+        """Record a batch of ``records`` that took ``seconds`` to apply; the next limit."""
+        if records > 0 and seconds > 0:
+            paced = records * self.target_seconds / seconds  # a float: may be huge
+            self.limit = max(self.floor, int(min(self.ceiling, 2 * self.limit, paced)))
+        return self.limit
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -94,6 +139,7 @@ class EventConsumer:
         self.settings = settings
         self.topics = tuple(topics)
         self.handler = handler
+        self.sizer = BatchSizer(settings.batch_max_records, settings.batch_target_seconds)
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -125,12 +171,12 @@ class EventConsumer:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while not should_stop():
-            fetched = await consumer.getmany(
-                timeout_ms=wait_ms, max_records=self.settings.batch_max_records
-            )
+            fetched = await self._fetch(consumer, wait_ms)
             if fetched:
                 async with self._lock:
-                    await self._apply(consumer, fetched)
+                    started = loop.time()
+                    applied = await self._apply(consumer, fetched)
+                    self.sizer.observe(applied, loop.time() - started)
             if on_tick is not None and loop.time() >= next_tick:
                 next_tick = loop.time() + tick_seconds
                 async with self._lock:
@@ -138,9 +184,30 @@ class EventConsumer:
                     if owned:
                         await on_tick(owned)
 
+    async def _fetch(
+        self, consumer: AIOKafkaConsumer, wait_ms: int
+    ) -> dict[TopicPartition, list[Any]]:
+        """The next batch's records: what one fetch round returns and, while the log holds
+        more than the rounds returned (a backlog), the next rounds' too, up to the sizer's
+        limit. One round returns at most ``fetch_partition_bytes`` per partition."""
+        limit = self.sizer.limit
+        fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(
+            timeout_ms=wait_ms, max_records=limit
+        )
+        count = sum(len(messages) for messages in fetched.values())
+        last = fetched
+        while count < limit and _more_waiting(consumer, last):
+            last = await consumer.getmany(timeout_ms=wait_ms, max_records=limit - count)
+            for tp, messages in last.items():
+                fetched.setdefault(tp, []).extend(messages)
+                count += len(messages)
+        return fetched
+
     async def _apply(
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]
-    ) -> None:
+    ) -> int:
+        """Hand the records of partitions still owned to the handler, then commit them;
+        how many there were."""
         owned = consumer.assignment()
         records = [
             inbound_from_aiokafka(message)
@@ -149,9 +216,10 @@ class EventConsumer:
             for message in messages
         ]
         if not records:
-            return
+            return 0
         await self.handler(records)
         await self._commit(consumer, next_offsets(records))
+        return len(records)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         """Commit applied offsets; losing the partitions meanwhile is harmless (the next
