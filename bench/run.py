@@ -202,6 +202,9 @@ async def ingest(
         )
         cpu = sum(tree_cpu_seconds(p.process.pid) for p in procs if p.process)
         result["scorer_cpu_seconds"] = round(cpu, 1)
+        batches = sum(p.counter("creditline_batch_size_records_count") for p in procs)
+        batched = sum(p.counter("creditline_batch_size_records_sum") for p in procs)
+        result["scorer_mean_batch_records"] = round(batched / batches) if batches else 0
         result["scorer_compiled_core"] = settings.compiled_core and compiled.available()
         for p in procs:
             p.stop()

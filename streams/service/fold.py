@@ -49,6 +49,9 @@ from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
+#: A batch's fold hands the event loop back after this many users (tens of milliseconds).
+YIELD_EVERY_USERS = 256
+
 #: How many times a batch re-reads and re-folds users whose write met a concurrent one.
 MAX_CONFLICT_ROUNDS = 50
 
@@ -194,7 +197,11 @@ class EventFolder:
             )
             writes: list[UserWrite] = []
             outcomes: dict[str, UserOutcome] = {}
-            for user, pendings in remaining.items():
+            for done, (user, pendings) in enumerate(remaining.items()):
+                if done and done % YIELD_EVERY_USERS == 0:
+                    # Folding is CPU alone: let the consumer's heartbeats and fetches run
+                    # within a batch of seconds (a missed session ends its membership).
+                    await asyncio.sleep(0)
                 # Each user's loaded state and ledger are let go once folded: a large batch
                 # under a backlog would otherwise hold every one until the batch is written.
                 current = stored.pop(user)

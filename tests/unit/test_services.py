@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from streams.metrics import Metrics
 from streams.ports import InboundRecord
 from streams.service import shadowing
 from streams.service.decide import LoanDecider
-from streams.service.fold import EventFolder
+from streams.service.fold import YIELD_EVERY_USERS, EventFolder
 from streams.service.review import ReviewSweeper
 from streams.settings import Settings
 from streams.topics import Topics
@@ -103,6 +104,45 @@ async def test_every_write_observes_the_score_it_stands_at_announced_or_not() ->
     count = metrics.registry.get_sample_value("creditline_score_count")
     total = metrics.registry.get_sample_value("creditline_score_sum")
     assert (count, total) == (len(events), sum(scores))
+
+
+async def test_a_large_batch_hands_the_event_loop_back_while_it_folds() -> None:
+    """A batch of many users lets other tasks (the consumer's heartbeats) run within its
+    fold, not only at its Redis calls: the fakes never yield, so only the fold can."""
+    users = 3 * YIELD_EVERY_USERS
+    events: list[InputEvent] = [
+        spending(
+            event_id=f"s{i}", user_id=f"u-{i}", occurred_at=(NOW - timedelta(days=1)).isoformat()
+        )
+        for i in range(users)
+    ]
+    fold = folder(FakeStore(), FakeSink(), Metrics())
+    folded = 0
+    fold_user = fold.fold_user
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal folded
+        folded += 1
+        return fold_user(*args, **kwargs)
+
+    fold.fold_user = counting  # type: ignore[method-assign]
+    seen: set[int] = set()
+    stop = asyncio.Event()
+
+    async def watching() -> None:
+        while not stop.is_set():
+            seen.add(folded)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watching())
+    await asyncio.sleep(0)
+    await fold.process(records(events))
+    stop.set()
+    await watcher
+    assert folded == users
+    assert {n for n in seen if 0 < n < users} == {
+        k * YIELD_EVERY_USERS for k in range(1, users // YIELD_EVERY_USERS)
+    }
 
 
 async def test_redeliveries_are_duplicates_and_other_content_under_an_id_a_conflict() -> None:
