@@ -108,14 +108,22 @@ def creditline(
 
 def worker_until_exit(settings: Settings, timeout: float = 120) -> str:
     """Run ``creditline worker`` expecting it to stop by itself; its exit code and output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        capture_output=True,
-        text=True,
-        env=settings_env(settings),
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            capture_output=True,
+            text=True,
+            env=settings_env(settings),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        # Say where it hung: the exception's own text shows a few lines of the log at most.
+        err = exc.stderr or b""
+        log = err.decode(errors="replace") if isinstance(err, bytes) else err
+        raise AssertionError(
+            f"the worker did not stop in {timeout:.0f} s:\n{log[-6000:]}"
+        ) from None
     assert result.returncode != 0, "the worker was expected to fail"
     return result.stdout + result.stderr
 
