@@ -259,9 +259,9 @@ class Settings(BaseSettings):
         50_000,
         ge=1,
         description="Most events folded per batch. Batches fill only under a backlog, and "
-        "then only as far as `batch_target_seconds` allows; larger ones pay each Redis round "
-        "trip and script call over more events (5,000 → 50,000: about half the CPU per event "
-        "in a shuffled backfill) and hold more memory (about 2 kB per record).",
+        "then only as far as `CREDITLINE_BATCH_TARGET_SECONDS` allows; larger ones pay each "
+        "Redis round trip and script call over more events (5,000 → 50,000: about half the "
+        "CPU per event in a shuffled backfill) and hold more memory (about 2 kB per record).",
     )
     batch_target_seconds: float = Field(
         5.0,

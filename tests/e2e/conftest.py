@@ -189,6 +189,10 @@ class WorkerProcess:
                 result[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
         return result
 
+    def gauge_max(self, name: str) -> float:
+        """The largest sample of a gauge (a process's own, in a merged exposition); 0 if none."""
+        return max(self.samples().get(name, {}).values(), default=0.0)
+
     def counter(self, name: str, **labels: str) -> float:
         """Sum of a counter's samples whose labels include ``labels``."""
         total = 0.0
