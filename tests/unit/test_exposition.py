@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.metrics import Metrics
@@ -96,3 +96,19 @@ def _build_labels(metrics: Metrics) -> list[tuple[str, str]]:
         if family.name == "creditline_build_info":
             return list(family.samples[0].labels.items())
     raise AssertionError("no build info")
+
+
+def test_label_values_with_spaces_quotes_and_braces_merge_as_one_series() -> None:
+    pages = []
+    for count in (2, 3):
+        registry = CollectorRegistry()
+        counter = Counter("t_odd", "A counter with an awkward label.", ["why"], registry=registry)
+        counter.labels('a b} "c" \\ d').inc(count)
+        pages.append(generate_latest(registry).decode())
+    merged = samples(merge_pages(pages).decode())
+    assert merged[("t_odd_total", (("why", 'a b} "c" \\ d'),))] == 5
+
+
+def test_a_page_without_samples_merges_to_nothing() -> None:
+    assert merge_pages([]) == b""
+    assert merge_pages(["", ""]) == b""
