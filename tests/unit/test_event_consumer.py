@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from hypothesis import given
@@ -11,6 +13,8 @@ from streams.adapters.kafka.events import (
     FIRST_BATCH_RECORDS,
     BatchSizer,
     consumer_options,
+    is_backlog,
+    left_behind,
     next_offsets,
 )
 from streams.ports import InboundRecord
@@ -118,3 +122,30 @@ def test_the_limit_always_stays_between_floor_and_ceiling(
         limit = sizer.observe(records, seconds)
         assert min(FIRST_BATCH_RECORDS, ceiling) <= limit <= ceiling
         assert limit <= max(2 * before, sizer.floor)
+
+
+@dataclass
+class _Message:
+    offset: int
+
+
+class _Watermarks:
+    def __init__(self, highs: dict[TopicPartition, int]) -> None:
+        self.highs = highs
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.highs.get(tp)
+
+
+def test_left_behind_counts_what_each_round_partition_held_past_its_last_record() -> None:
+    a, b, c = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
+    consumer = _Watermarks({a: 110, b: 5})  # c's high watermark is not known yet
+    fetched = {a: [_Message(8), _Message(9)], b: [_Message(4)], c: [_Message(0)]}
+    assert left_behind(consumer, fetched) == 100
+
+
+def test_records_arriving_live_are_not_a_backlog() -> None:
+    assert is_backlog(behind=5_000, returned=500)  # far more waiting than a round returns
+    assert is_backlog(behind=500, returned=500)
+    assert not is_backlog(behind=12, returned=400)  # what came during the round
+    assert not is_backlog(behind=0, returned=0)

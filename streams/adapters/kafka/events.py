@@ -18,7 +18,7 @@ At least once, never past an unapplied record:
 
 Batches are sized by time (:class:`BatchSizer`): under a backlog a batch takes as many records
 as fold in about ``batch_target_seconds``, read in as many fetch rounds as that needs;
-otherwise it takes what has arrived.
+otherwise it takes what has arrived (:func:`is_backlog`: it never waits for arrivals).
 """
 
 from __future__ import annotations
@@ -67,14 +67,22 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _more_waiting(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]) -> bool:
-    """Whether a partition's log held more than the round returned of it (its high
-    watermark, as that fetch saw it, lies past the last record)."""
+def left_behind(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]) -> int:
+    """How many records the logs of a round's partitions held past what the round returned
+    (their high watermarks, as the fetches saw them)."""
+    behind = 0
     for tp, messages in fetched.items():
         high = consumer.highwater(tp)
-        if messages and high is not None and messages[-1].offset + 1 < high:
-            return True
-    return False
+        if messages and high is not None:
+            behind += max(0, high - (messages[-1].offset + 1))
+    return behind
+
+
+def is_backlog(behind: int, returned: int) -> bool:
+    """Whether a round was read from a backlog: the log held at least as much again past it.
+    Records arriving live leave only those that came during the round behind; a batch that
+    went on reading them would wait for arrivals, and every event in it would be as late."""
+    return behind > 0 and behind >= returned
 
 
 def next_offsets(records: Iterable[InboundRecord]) -> dict[TopicPartition, int]:
@@ -187,20 +195,21 @@ class EventConsumer:
     async def _fetch(
         self, consumer: AIOKafkaConsumer, wait_ms: int
     ) -> dict[TopicPartition, list[Any]]:
-        """The next batch's records: what one fetch round returns and, while the log holds
-        more than the rounds returned (a backlog), the next rounds' too, up to the sizer's
-        limit. One round returns at most ``fetch_partition_bytes`` per partition."""
+        """The next batch's records: what one fetch round returns and, while the rounds read
+        a backlog (:func:`is_backlog`), the next rounds' too, up to the sizer's limit. One
+        round returns at most ``fetch_partition_bytes`` per partition."""
         limit = self.sizer.limit
         fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(
             timeout_ms=wait_ms, max_records=limit
         )
         count = sum(len(messages) for messages in fetched.values())
-        last = fetched
-        while count < limit and _more_waiting(consumer, last):
+        last, returned = fetched, count
+        while count < limit and is_backlog(left_behind(consumer, last), returned):
             last = await consumer.getmany(timeout_ms=wait_ms, max_records=limit - count)
+            returned = sum(len(messages) for messages in last.values())
             for tp, messages in last.items():
                 fetched.setdefault(tp, []).extend(messages)
-                count += len(messages)
+            count += returned
         return fetched
 
     async def _apply(
