@@ -14,8 +14,8 @@ A small, explainable search: every **move** takes one characteristic to a better
 Paths of one move, then of two moves on different characteristics, are kept when they reach
 the target; fewer moves, fewer months, fewer bins first. A path's score counts only the
 points of its own moves (other characteristics never lose points under good behaviour, so
-it is a lower bound). Honest about time: :attr:`PathBack.time_alone` is the score after
-3, 6 and 12 months *without any event* (on-time repayments decay too), and
+it is a lower bound). Honest about time: :func:`time_alone` is the score after 3, 6 and 12
+months *without any event* (on-time repayments decay too), and
 :attr:`PathBack.good_behaviour_months` when good behaviour alone gets there.
 """
 
@@ -25,7 +25,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -96,8 +96,6 @@ class PathBack:
     score: int
     target: int
     paths: list[Path]
-    #: (months from now, score) with no event at all in between.
-    time_alone: list[tuple[int, int]]
     #: Months of on-time repayment and account use after which the score alone reaches the
     #: target (None: not within :data:`MAX_MONTHS`).
     good_behaviour_months: int | None
@@ -195,6 +193,10 @@ _TIME_TEXTS: dict[str, Callable[[int], Text]] = {
 }
 
 
+_CENT = Decimal("0.01")
+_ONE = Decimal("1.00")
+
+
 def good_behaviour_events(state: UserState, at: datetime, months: int) -> list[InputEvent]:
     """The events of ``months`` months of good behaviour after ``at``: each month, an on-time
     instalment on every open loan (balance unchanged: a conservative debt) and one purchase."""
@@ -202,30 +204,36 @@ def good_behaviour_events(state: UserState, at: datetime, months: int) -> list[I
 
 
 def _good_month(state: UserState, at: datetime, k: int) -> list[InputEvent]:
-    """The good-behaviour events of month ``k`` after ``at`` (a day before it ends)."""
-    moment = add_months(at, k) - timedelta(days=1)
+    """The good-behaviour events of month ``k`` after ``at`` (a day before it ends).
+
+    Built without validation (a loan request's path back folds ~20 months of them): every
+    field is already in the form validation gives it — ids and amounts come from the
+    validated state, the instant is put in UTC, amounts are whole cents
+    (``tests/unit/test_path_back.py`` checks they equal the validated events)."""
+    moment = (add_months(at, k) - timedelta(days=1)).astimezone(UTC)
     events: list[InputEvent] = []
     for loan_id, loan in sorted(state.loans.items()):
         if loan.balance > 0:
             events.append(
-                RepaymentEvent(
+                RepaymentEvent.model_construct(
                     event_id=f"path-back:{k}:{loan_id}"[:64],
                     user_id=state.user_id,
                     occurred_at=moment,
                     loan_id=loan_id,
-                    amount_due=Decimal("0.01"),
-                    amount_paid=Decimal("0.01"),
+                    amount_due=_CENT,
+                    amount_paid=_CENT,
                     days_past_due=0,
-                    outstanding_balance=loan.balance,
+                    outstanding_balance=loan.balance.quantize(_CENT),
                 )
             )
     events.append(
-        SpendingEvent(
+        SpendingEvent.model_construct(
             event_id=f"path-back:{k}:spend",
             user_id=state.user_id,
             occurred_at=moment,
-            amount=Decimal("1.00"),
+            amount=_ONE,
             category="groceries",
+            merchant_id=None,
         )
     )
     return events
@@ -241,6 +249,16 @@ def _future(state: UserState, at: datetime, months: int) -> Iterator[Features]:
         assert folded is not None
         current = folded
         yield derive_features(current, add_months(at, k))
+
+
+def time_alone(card: ScorecardDocument, state: UserState, at: datetime) -> list[tuple[int, int]]:
+    """(months from ``at``, score) after 3, 6 and 12 months with no event at all in between:
+    on-time repayments decay too. Apart from :func:`path_back`, which a loan request's answer
+    computes and which does not need it."""
+    return [
+        (k, card.evaluate(derive_features(state, add_months(at, k))).score)
+        for k in TIME_ALONE_MONTHS
+    ]
 
 
 def _clamp(raw: int) -> int:
@@ -369,15 +387,10 @@ def path_back(
     timed_paths = [p for p in candidates if all(m.kind == "time" for m in p.moves)]
     if timed_paths and timed_paths[0] not in chosen and chosen:
         chosen[-1] = timed_paths[0]  # always show what good behaviour alone does
-    time_alone = [
-        (k, card.evaluate(derive_features(state, add_months(at, k))).score)
-        for k in TIME_ALONE_MONTHS
-    ]
     return PathBack(
         scorecard_version=card.version,
         score=scored.score,
         target=target,
         paths=[] if scored.score >= target else chosen,
-        time_alone=time_alone,
         good_behaviour_months=good,
     )

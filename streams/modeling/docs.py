@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streams.core.path_back import path_back
+from streams.core.path_back import path_back, time_alone
 from streams.core.scorecard import ScorecardDocument, parse_scorecard
 from streams.core.state import fold_events
 from streams.devtools.docs import render_sections, worked_example_events
@@ -220,7 +220,7 @@ def path_back_section(root: Path = ROOT) -> str:
     for path in result.paths:
         gains = ", ".join(f"`{m.characteristic}` +{m.points}" for m in path.moves)
         lines.append(f"* **{path.score}**: {path.text.en} / {path.text.zh} ({gains})")
-    alone = ", ".join(f"{k} months: {score}" for k, score in result.time_alone)
+    alone = ", ".join(f"{k} months: {score}" for k, score in time_alone(fitted, state, now))
     lines += ["", f"Time alone, with no event at all: {alone}."]
     return "\n".join(lines) + "\n"
 

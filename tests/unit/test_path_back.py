@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from schemas.models import AssetEvent, AssetType, InputEvent
 from streams.core.features import derive_features
 from streams.core.labels import add_months
-from streams.core.path_back import good_behaviour_events, path_back
+from streams.core.path_back import good_behaviour_events, path_back, time_alone
 from streams.core.scorecard import load_default_scorecard, load_expert_scorecard
 from streams.core.state import UserState, fold_events
 from streams.devtools.docs import worked_example_events
@@ -86,8 +86,7 @@ def test_the_good_behaviour_path_is_exactly_the_score_after_those_months() -> No
 
 def test_time_alone_is_the_score_with_no_event() -> None:
     state, before = worked_example()
-    result = path_back(FITTED, state, AT, 700)
-    assert result.time_alone == [(k, score_of(before, k)) for k in (3, 6, 12)]
+    assert time_alone(FITTED, state, AT) == [(k, score_of(before, k)) for k in (3, 6, 12)]
 
 
 def test_a_user_above_the_target_needs_no_path() -> None:
@@ -110,3 +109,21 @@ def test_every_path_reaches_its_target_under_any_card(
         for path in result.paths:
             assert path.score >= target
             assert len({m.characteristic for m in path.moves}) == len(path.moves)
+
+
+@settings(max_examples=examples(40))
+@given(histories(), st.integers(1, 24))
+def test_good_behaviour_events_are_what_validation_gives(
+    events: list[InputEvent], months: int
+) -> None:
+    """They are built without validation: each equals, field by field and in its exact
+    decimal form, the event validated from its own fields."""
+    state = fold_events(None, events)
+    assert state is not None
+    built = good_behaviour_events(state, AT, months)
+    assert len(built) >= months
+    for event in built:
+        validated = type(event).model_validate(dict(event))
+        assert event == validated
+        assert repr(dict(event)) == repr(dict(validated))
+        assert event.model_dump_json() == validated.model_dump_json()
