@@ -183,12 +183,14 @@ class DecisionFeed(Protocol):
     decision API): one tail of the decision topic per process, not one per request."""
 
     def positioned(self) -> bool:
-        """True once every partition's position is fixed: a decision published after a call
-        of :meth:`expect` cannot be missed."""
+        """True once the tail has started and while it reads: a decision published after
+        :meth:`expect` returns cannot be missed."""
         ...
 
-    def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
-        """A future that gets the value of the next decision published for this request."""
+    async def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
+        """A future that gets the value of the next decision published for this request,
+        once a decision published from now on cannot be missed (raises when that cannot be
+        made so: the broker away)."""
         ...
 
     def forget(self, user_id: str, request_id: str, future: asyncio.Future[bytes]) -> None:

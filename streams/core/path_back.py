@@ -30,10 +30,10 @@ from decimal import Decimal
 from typing import Literal
 
 from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
-from streams.core.features import SCORE_MAX, SCORE_MIN, Features, derive_features
+from streams.core.features import SCORE_MAX, SCORE_MIN, derive_features, feature_values
 from streams.core.labels import add_months
 from streams.core.policy import Text
-from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
+from streams.core.scorecard import Characteristic, ScorecardDocument, Scored, Values
 from streams.core.state import UserState, fold_events
 
 MoveKind = Literal["action", "time"]
@@ -239,8 +239,8 @@ def _good_month(state: UserState, at: datetime, k: int) -> list[InputEvent]:
     return events
 
 
-def _future(state: UserState, at: datetime, months: int) -> Iterator[Features]:
-    """Features after k = 1, 2, … ``months`` months of good behaviour, month by month (the
+def _future(state: UserState, at: datetime, months: int) -> Iterator[Values]:
+    """Feature values after k = 1, 2, … ``months`` months of good behaviour, month by month (the
     caller stops when it has seen enough)."""
     current = state
     for k in range(1, months + 1):
@@ -248,7 +248,7 @@ def _future(state: UserState, at: datetime, months: int) -> Iterator[Features]:
         folded = fold_events(current, _good_month(state, at, k))
         assert folded is not None
         current = folded
-        yield derive_features(current, add_months(at, k))
+        yield feature_values(current, add_months(at, k))
 
 
 def time_alone(card: ScorecardDocument, state: UserState, at: datetime) -> list[tuple[int, int]]:

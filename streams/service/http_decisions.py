@@ -65,6 +65,9 @@ NOT_ACKNOWLEDGED = (
 )
 NOT_PUBLISHED = "Kafka refused the request or is unreachable; it was not published"
 STORE_UNAVAILABLE = "Redis, where decisions are remembered, did not answer; ask again"
+NOT_FOLLOWING = (
+    "the decision topic's end could not be read (Kafka unreachable?); nothing was published"
+)
 
 
 class DecisionDesk:
@@ -127,7 +130,13 @@ class DecisionDesk:
             return "invalid", conflict_reply(request)
         user, request_id = request.user_id, request.request_id
         # Registered before publishing: the decision cannot come before the registration.
-        answer = self.feed.expect(user, request_id)
+        try:
+            answer = await asyncio.wait_for(
+                self.feed.expect(user, request_id), max(0.0, deadline - loop.time())
+            )
+        except Exception as exc:
+            log.warning("the decision topic's tail cannot be followed: %s", type(exc).__name__)
+            return "unavailable", unavailable_reply(NOT_FOLLOWING, request_id)
         try:
             started = time.perf_counter()
             self._mark_pending(user, request_id)

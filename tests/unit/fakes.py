@@ -241,12 +241,16 @@ class FakeFeed:
 
     def __init__(self) -> None:
         self.ready = True
+        #: What ``expect`` raises (the tail cannot be moved to the topic's end), if anything.
+        self.refuse: Exception | None = None
         self.waiting: dict[tuple[str, str], list[asyncio.Future[bytes]]] = {}
 
     def positioned(self) -> bool:
         return self.ready
 
-    def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
+    async def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
+        if self.refuse is not None:
+            raise self.refuse
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.waiting.setdefault((user_id, request_id), []).append(future)
         return future

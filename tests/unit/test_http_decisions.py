@@ -200,6 +200,17 @@ async def test_kafka_refusing_or_not_acknowledging_is_503() -> None:
     assert "may or may not" in problem(unacknowledged.body).detail
 
 
+async def test_a_tail_that_cannot_be_moved_to_the_end_is_503_and_nothing_is_published() -> None:
+    d, kafka, _, feed = desk()
+    feed.refuse = OSError("broker away")
+    refused = await d.submit(body(request_id="q-1"), JSON)
+    assert refused.status == 503
+    assert "nothing was published" in problem(refused.body).detail
+    assert kafka.sent == [] and feed.waiting == {}
+    feed.refuse = None
+    assert (await d.submit(body(request_id="q-1"), JSON)).status == 200
+
+
 async def test_invalid_bodies_are_refused_before_anything_else() -> None:
     d, kafka, _, feed = desk()
     feed.ready = False
