@@ -7,7 +7,7 @@ A small, explainable search: every **move** takes one characteristic to a better
   down debt — with the amount needed read from the bin edge; or
 * with **time and good behaviour** — the months after which the characteristic reaches the
   bin if every instalment is paid on time and the account is used each month, computed by
-  folding exactly those events into the user's state (:func:`streams.core.state.fold_events`)
+  folding exactly those events into the user's state (:mod:`streams.core.good_behaviour`)
   and deriving the features then: decay, the 12-month window and the history length move
   as they would in the worker.
 
@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Literal
 
-from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
-from streams.core.features import SCORE_MAX, SCORE_MIN, derive_features, feature_values
+from streams.core.features import SCORE_MAX, SCORE_MIN, derive_features
+from streams.core.good_behaviour import future_values
 from streams.core.labels import add_months
 from streams.core.policy import Text
-from streams.core.scorecard import Characteristic, ScorecardDocument, Scored, Values
-from streams.core.state import UserState, fold_events
+from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
+from streams.core.state import UserState
 
 MoveKind = Literal["action", "time"]
 #: How far ahead good behaviour is simulated.
@@ -193,64 +192,6 @@ _TIME_TEXTS: dict[str, Callable[[int], Text]] = {
 }
 
 
-_CENT = Decimal("0.01")
-_ONE = Decimal("1.00")
-
-
-def good_behaviour_events(state: UserState, at: datetime, months: int) -> list[InputEvent]:
-    """The events of ``months`` months of good behaviour after ``at``: each month, an on-time
-    instalment on every open loan (balance unchanged: a conservative debt) and one purchase."""
-    return [e for k in range(1, months + 1) for e in _good_month(state, at, k)]
-
-
-def _good_month(state: UserState, at: datetime, k: int) -> list[InputEvent]:
-    """The good-behaviour events of month ``k`` after ``at`` (a day before it ends).
-
-    Built without validation (a loan request's path back folds ~20 months of them): every
-    field is already in the form validation gives it — ids and amounts come from the
-    validated state, the instant is put in UTC, amounts are whole cents
-    (``tests/unit/test_path_back.py`` checks they equal the validated events)."""
-    moment = (add_months(at, k) - timedelta(days=1)).astimezone(UTC)
-    events: list[InputEvent] = []
-    for loan_id, loan in sorted(state.loans.items()):
-        if loan.balance > 0:
-            events.append(
-                RepaymentEvent.model_construct(
-                    event_id=f"path-back:{k}:{loan_id}"[:64],
-                    user_id=state.user_id,
-                    occurred_at=moment,
-                    loan_id=loan_id,
-                    amount_due=_CENT,
-                    amount_paid=_CENT,
-                    days_past_due=0,
-                    outstanding_balance=loan.balance.quantize(_CENT),
-                )
-            )
-    events.append(
-        SpendingEvent.model_construct(
-            event_id=f"path-back:{k}:spend",
-            user_id=state.user_id,
-            occurred_at=moment,
-            amount=_ONE,
-            category="groceries",
-            merchant_id=None,
-        )
-    )
-    return events
-
-
-def _future(state: UserState, at: datetime, months: int) -> Iterator[Values]:
-    """Feature values after k = 1, 2, … ``months`` months of good behaviour, month by month (the
-    caller stops when it has seen enough)."""
-    current = state
-    for k in range(1, months + 1):
-        # Each month's events fall a day before it ends, after the month before.
-        folded = fold_events(current, _good_month(state, at, k))
-        assert folded is not None
-        current = folded
-        yield feature_values(current, add_months(at, k))
-
-
 def time_alone(card: ScorecardDocument, state: UserState, at: datetime) -> list[tuple[int, int]]:
     """(months from ``at``, score) after 3, 6 and 12 months with no event at all in between:
     on-time repayments decay too. Apart from :func:`path_back`, which a loan request's answer
@@ -307,7 +248,7 @@ def path_back(
     future: list[Scored] = []
     future_raw: list[int] = []
     good: int | None = None
-    for month in _future(state, at, max_months):
+    for month in future_values(state, at, max_months):
         future.append(card.evaluate(month))
         future_raw.append(card.base_points + sum(future[-1].points.values()))
         if _clamp(future_raw[-1]) >= target:

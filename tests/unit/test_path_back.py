@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from schemas.models import AssetEvent, AssetType, InputEvent
 from streams.core.features import derive_features
+from streams.core.good_behaviour import good_behaviour_events
 from streams.core.labels import add_months
-from streams.core.path_back import good_behaviour_events, path_back, time_alone
+from streams.core.path_back import path_back, time_alone
 from streams.core.scorecard import load_default_scorecard, load_expert_scorecard
 from streams.core.state import UserState, fold_events
 from streams.devtools.docs import worked_example_events
