@@ -118,9 +118,10 @@ class Characteristic(_Strict):
         index = self.bin_of(value)
         return self.missing.points if index is None else self.bins[index].points
 
-    @property
+    @cached_property
     def max_points(self) -> int:
-        """The best this characteristic can give; shortfalls from it are adverse reasons."""
+        """The best this characteristic can give; shortfalls from it are adverse reasons
+        (asked for every status change and decline: computed once)."""
         return max([b.points for b in self.bins] + [self.missing.points])
 
     @property
