@@ -121,13 +121,12 @@ class DecisionTail:
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._positioned = False
-        #: The partitions are resumed and their positions no later than the end: a decision
-        #: published from now on will be read.
-        self._following = False
         #: The move to the end under way (every ``expect`` meanwhile awaits the same one).
         self._resuming: asyncio.Future[None] | None = None
-        #: Set when the tail follows again: the paused loop wakes for it.
-        self._woken = asyncio.Event()
+        #: Set while the tail follows — its partitions resumed, their positions no later than
+        #: the end, so a decision published from now on will be read — and the paused loop
+        #: wakes for it.
+        self._following = asyncio.Event()
         #: When someone last waited (monotonic): the tail pauses after an idle while.
         self._last_waited = 0.0
         #: The last fetch failed (refused, say): requests would wait in vain meanwhile.
@@ -141,7 +140,7 @@ class DecisionTail:
 
     def following(self) -> bool:
         """Whether the tail is reading now (False while paused for want of waiters)."""
-        return self._following
+        return self._following.is_set()
 
     async def expect(self, user_id: str, request_id: str) -> asyncio.Future[bytes]:
         """See :meth:`Waiters.expect`; returns once the tail reads from positions no later
@@ -149,7 +148,7 @@ class DecisionTail:
         cannot be moved (the broker away): nothing is registered then."""
         future = self.waiters.expect(user_id, request_id)
         self._last_waited = time.monotonic()
-        if self._following:
+        if self._following.is_set():
             return future
         try:
             if self._resuming is None:
@@ -205,8 +204,7 @@ class DecisionTail:
                 raise RuntimeError("the decision topic's tail is not started")
             consumer.resume(*self._partitions)
             await self._to_end()
-            self._following = True
-            self._woken.set()
+            self._following.set()
         except BaseException:
             if consumer is not None:
                 consumer.pause(*self._partitions)
@@ -218,8 +216,7 @@ class DecisionTail:
         consumer = self._consumer
         assert consumer is not None
         consumer.pause(*self._partitions)
-        self._following = False
-        self._woken.clear()
+        self._following.clear()
 
     def _idle(self) -> bool:
         """Nobody waits, and nobody has for :data:`IDLE_PAUSE_SECONDS`."""
@@ -234,9 +231,9 @@ class DecisionTail:
         consumer = self._consumer
         assert consumer is not None, "start the tail first"
         while not should_stop():
-            if not self._following:
+            if not self._following.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._woken.wait(), FETCH_WAIT_MS / 1000)
+                    await asyncio.wait_for(self._following.wait(), FETCH_WAIT_MS / 1000)
                 continue
             if self._idle() and self._resuming is None:
                 self._pause()
@@ -272,7 +269,7 @@ class DecisionTail:
     async def stop(self) -> None:
         """Stop reading; nobody is handed a decision any more."""
         self._positioned = False
-        self._following = False
+        self._following.clear()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
