@@ -76,6 +76,41 @@ async def test_nothing_is_committed_when_the_handler_fails(kafka_settings: Setti
     assert await committed_lag(settings, topics) == 0
 
 
+async def test_a_failing_batch_keeps_the_commit_of_the_batch_before(
+    kafka_settings: Settings,
+) -> None:
+    """A batch's commit runs while the next batch is folded: when that next batch fails, the
+    run stops only once the commit before it has landed — the failed batch alone is read
+    again, nothing applied before it."""
+    settings = kafka_settings
+    topics = Topics.from_settings(settings).events
+    await produce(settings, events(settings, 100))
+    batches: list[int] = []
+
+    async def second_fails(records: Sequence[InboundRecord]) -> None:
+        if batches:
+            raise RuntimeError("store down")
+        batches.append(len(records))
+
+    consumer = EventConsumer(settings, topics, second_fails)
+    await consumer.start()
+    assert consumer._consumer is not None
+    commit = consumer._consumer.commit
+
+    async def slow_commit(offsets: dict[TopicPartition, object]) -> None:
+        await asyncio.sleep(0.5)  # a slow broker: the failure comes while it is under way
+        await commit(offsets)
+
+    consumer._consumer.commit = slow_commit
+    try:
+        with pytest.raises(RuntimeError, match="store down"):
+            await asyncio.wait_for(consumer.run(asyncio.Event().is_set), 120)
+    finally:
+        await consumer.stop()
+    assert 0 < batches[0] <= settings.batch_max_records < 100
+    assert await committed_lag(settings, topics) == 100 - batches[0]
+
+
 async def test_a_record_larger_than_a_fetch_arrives_among_the_others(
     kafka_settings: Settings,
 ) -> None:
