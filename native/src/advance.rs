@@ -18,8 +18,8 @@ const MONTHS_KEPT: i64 = 24;
 const CENTS_LIMIT: i64 = 1 << 48;
 /// Sums of money are converted to floats exactly only below this many cents.
 const FLOAT_EXACT: i64 = 1 << 53;
-const REPAYMENT: u8 = 0;
-const SPENDING: u8 = 1;
+pub(crate) const REPAYMENT: u8 = 0;
+pub(crate) const SPENDING: u8 = 1;
 const WEALTH: [&str; 3] = ["deposit", "investment", "property"];
 
 /// One event as Python packs it: (occurred, kind: 0 repayment, 1 spending, 2 asset; event
@@ -80,30 +80,30 @@ pub(crate) type Advanced = (
     Option<i64>,
 );
 
-struct Event {
-    occurred: i64,
-    kind: u8,
-    event_id: String,
-    key: String,
-    cents: i64,
-    exponent: i32,
-    counted: u8,
-    days: i64,
-    verified: bool,
+pub(crate) struct Event {
+    pub(crate) occurred: i64,
+    pub(crate) kind: u8,
+    pub(crate) event_id: String,
+    pub(crate) key: String,
+    pub(crate) cents: i64,
+    pub(crate) exponent: i32,
+    pub(crate) counted: u8,
+    pub(crate) days: i64,
+    pub(crate) verified: bool,
 }
 
 #[derive(Clone)]
-struct Snapshot {
-    key: String,
+pub(crate) struct Snapshot {
+    pub(crate) key: String,
     occurred: i64,
     event_id: String,
-    cents: i64,
+    pub(crate) cents: i64,
     verified: bool,
     source: i64,
 }
 
 #[derive(Clone)]
-struct Fold {
+pub(crate) struct Fold {
     as_of: i64,
     first_event_at: i64,
     counts: [i64; 3],
@@ -112,7 +112,7 @@ struct Fold {
     worst_by_month: Vec<(i64, i64)>,
     /// (month, cents, exponent of the Python sum).
     spend_by_month: Vec<(i64, i64, i32)>,
-    loans: Vec<Snapshot>,
+    pub(crate) loans: Vec<Snapshot>,
     assets: Vec<Snapshot>,
 }
 
@@ -153,7 +153,7 @@ fn keep_newer(snapshots: &mut Vec<Snapshot>, event: &Event, source: usize) {
 }
 
 impl Fold {
-    fn new(args: FoldArgs) -> Self {
+    pub(crate) fn new(args: FoldArgs) -> Self {
         let (as_of, first, counts, decayed, delinquency, worst, spend, loans, assets) = args;
         Fold {
             as_of,
@@ -184,7 +184,7 @@ impl Fold {
 
     /// `state.fold_events` of `events[range]` (`offset` is the index of the first): the
     /// same float operations in the same order. None: Python must fold (a sum too large).
-    fn fold(mut self, events: &[Event], offset: usize) -> Option<Self> {
+    pub(crate) fn fold(mut self, events: &[Event], offset: usize) -> Option<Self> {
         let mut kept_from = month_index(self.as_of) - MONTHS_KEPT + 1;
         for (i, event) in events.iter().enumerate() {
             let occurred = event.occurred;
@@ -257,7 +257,7 @@ impl Fold {
     }
 
     /// The state as the review loop reads it. None: not exactly computable here.
-    fn view(&self) -> Option<State> {
+    pub(crate) fn view(&self) -> Option<State> {
         let mut spend = Vec::with_capacity(self.spend_by_month.len());
         for &(month, cents, _) in &self.spend_by_month {
             if cents.abs() >= CENTS_LIMIT {

@@ -12,6 +12,7 @@
 use pyo3::prelude::*;
 
 mod advance;
+mod good;
 mod ledger;
 
 const HALF_LIFE_SECONDS: f64 = 180.0 * 86400.0;
@@ -241,16 +242,20 @@ struct Characteristic {
 }
 
 impl Characteristic {
-    fn points_of(&self, value: Option<f64>) -> i64 {
-        let index = match value {
+    /// The bin of `value` (None: the missing bin), as `document._bin_index` finds it.
+    fn bin_of(&self, value: Option<f64>) -> Option<usize> {
+        match value {
             None => None,
             Some(v) if v.is_nan() => None,
             Some(v) => match &self.lookup {
                 Lookup::Categories(pairs) => pairs.iter().find(|(c, _)| *c == v).map(|p| p.1),
                 Lookup::Edges(edges) => Some(bisect_right(edges, v)),
             },
-        };
-        match index {
+        }
+    }
+
+    fn points_of(&self, value: Option<f64>) -> i64 {
+        match self.bin_of(value) {
             Some(i) => self.points[i],
             None => self.missing,
         }
@@ -671,5 +676,6 @@ fn creditline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(decay_weight, module)?)?;
     module.add_function(wrap_pyfunction!(advance::advance, module)?)?;
     module.add_function(wrap_pyfunction!(ledger::pack_ledger, module)?)?;
+    module.add_function(wrap_pyfunction!(good::good_months, module)?)?;
     Ok(())
 }

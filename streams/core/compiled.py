@@ -102,20 +102,10 @@ def _compile(
         return None
     index_of = {name: i for i, name in enumerate(names)}
     index_of[STANDARD_SEGMENT] = len(names)
-    characteristics: list[
-        tuple[int, list[float] | None, list[tuple[float, int]] | None, list[int], int]
-    ] = []
-    for feature, lookup, points, missing in card.scoring_rows:
-        if isinstance(lookup, dict):
-            characteristics.append(
-                (_INDEX[feature], None, list(lookup.items()), list(points), missing)
-            )
-        else:
-            characteristics.append((_INDEX[feature], list(lookup), None, list(points), missing))
     status = policy.status
     return _native.Rules(
         card.base_points,
-        characteristics,
+        _characteristics(card),
         [
             (_rule_args(s.when), s.thresholds.close_below, s.thresholds.reopen_at)
             for s in policy.segments
@@ -141,6 +131,18 @@ def _compile(
     )
 
 
+def _characteristics(
+    card: ScorecardDocument,
+) -> list[tuple[int, list[float] | None, list[tuple[float, int]] | None, list[int], int]]:
+    """The card's characteristics as the native rules take them."""
+    return [
+        (_INDEX[feature], None, list(lookup.items()), list(points), missing)
+        if isinstance(lookup, dict)
+        else (_INDEX[feature], list(lookup), None, list(points), missing)
+        for feature, lookup, points, missing in card.scoring_rows
+    ]
+
+
 def _rules(
     policy: Policy, card: ScorecardDocument, edges: dict[str, tuple[float, ...]]
 ) -> Rules | None:
@@ -153,6 +155,39 @@ def _rules(
             _RULES.clear()
         found = _RULES[key] = (policy, card, _compile(policy, card, edges))
     return found[2]
+
+
+# ---- months of good behaviour, scored ----------------------------------------------------
+_CARDS: dict[int, tuple[ScorecardDocument, Rules]] = {}
+
+
+def _card_rules(card: ScorecardDocument) -> Rules:
+    """The card alone, compiled: the simulated months are scored, never reviewed."""
+    assert _native is not None
+    found = _CARDS.get(id(card))  # cards are immutable; the entry keeps its id unused
+    if found is None or found[0] is not card:
+        if len(_CARDS) > 64:
+            _CARDS.clear()
+        # No segments, exceptions, dwell, freeze or edges: nothing is reviewed.
+        rules = _native.Rules(
+            card.base_points, _characteristics(card), [], (0, 0), [], 0, (0, 0), ([], [], []), []
+        )
+        found = _CARDS[id(card)] = (card, rules)
+    return found[1]
+
+
+def good_month_bins(
+    card: ScorecardDocument, state: UserState, ends: Sequence[datetime]
+) -> list[list[int | None]] | None:
+    """Every characteristic's bin after each month of good behaviour
+    (:func:`streams.core.good_behaviour.future_values`, month k ending at ``ends[k - 1]``),
+    scored by ``card``; None when not compiled or not exact here (Python simulates)."""
+    if not active():
+        return None
+    packed = _pack_fold(state)
+    if packed is None:
+        return None
+    return _native.good_months(_card_rules(card), packed, [to_micros(end) for end in ends])
 
 
 # ---- the whole machine of one user --------------------------------------------------------

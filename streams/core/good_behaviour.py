@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
+from streams.core import compiled
 from streams.core.features import feature_values
 from streams.core.labels import add_months
-from streams.core.scorecard import Values
+from streams.core.scorecard import ScorecardDocument, Scored, Values
 from streams.core.state import UserState, fold_events
 
 _CENT = Decimal("0.01")
@@ -42,6 +43,18 @@ def future_values(state: UserState, at: datetime, months: int) -> Iterator[Value
         assert folded is not None
         current = folded
         yield feature_values(current, end)
+
+
+def future_scores(
+    card: ScorecardDocument, state: UserState, at: datetime, months: int
+) -> Iterator[Scored]:
+    """``card.evaluate`` of each month :func:`future_values` gives, month by month: from the
+    compiled machine when it can simulate them exactly (all ``months`` at once), else from
+    the Python reference."""
+    bins = compiled.good_month_bins(card, state, [add_months(at, k) for k in range(1, months + 1)])
+    if bins is None:
+        return (card.evaluate(values) for values in future_values(state, at, months))
+    return (card.scored_at(month) for month in bins)
 
 
 class _GoodMonths:

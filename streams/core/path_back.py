@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Literal
 
 from streams.core.features import SCORE_MAX, SCORE_MIN, derive_features
-from streams.core.good_behaviour import future_values
+from streams.core.good_behaviour import future_scores
 from streams.core.labels import add_months
 from streams.core.policy import Text
 from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
@@ -248,8 +248,8 @@ def path_back(
     future: list[Scored] = []
     future_raw: list[int] = []
     good: int | None = None
-    for month in future_values(state, at, max_months):
-        future.append(card.evaluate(month))
+    for then in future_scores(card, state, at, max_months):
+        future.append(then)
         future_raw.append(card.base_points + sum(future[-1].points.values()))
         if _clamp(future_raw[-1]) >= target:
             good = len(future)

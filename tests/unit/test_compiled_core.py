@@ -22,10 +22,14 @@ from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, Sp
 from streams.core import compiled
 from streams.core.codec import encode_state, encode_trajectory
 from streams.core.features import derive_features
+from streams.core.good_behaviour import future_values
 from streams.core.instants import duration_micros
+from streams.core.labels import add_months
 from streams.core.ledger import StoredLedger, encode_entry
+from streams.core.path_back import MAX_MONTHS, PathBack, path_back
 from streams.core.policy import Policy, Thresholds, load_default_policy
 from streams.core.scorecard import (
+    ScorecardDocument,
     ScorecardTimeline,
     load_default_scorecard,
     load_expert_scorecard,
@@ -321,6 +325,39 @@ def test_a_decision_at_any_moment_gives_the_python_checkpoint(
     assert_same(got, expected)
 
 
+@settings(max_examples=examples(300))
+@given(histories(), st.floats(min_value=-400, max_value=1200), st.sampled_from(CARDS))
+def test_simulated_good_months_fall_in_the_python_bins(
+    events: list[InputEvent], days: float, card: ScorecardDocument
+) -> None:
+    """A declined request's path back scores up to 24 simulated months: the compiled
+    simulation gives every month's bins as the Python reference does, and the same paths."""
+    state = fold_events(None, canonical(events))
+    assert state is not None
+    at = AT + timedelta(days=days)
+    ends = [add_months(at, k) for k in range(1, MAX_MONTHS + 1)]
+    got = compiled.good_month_bins(card, state, ends)
+    assert got is not None  # whole cents: always compiled
+    expected = [list(card.evaluate(v).bins.values()) for v in future_values(state, at, 24)]
+    assert got == expected
+    target = card.evaluate(derive_features(state, at)).score + 40
+    python, native = both(lambda: path_back(card, state, at, target))
+    assert native == python
+
+
+def test_good_months_the_machine_cannot_simulate_are_simulated_by_python() -> None:
+    state = fold_events(None, [income_event(Decimal(5000), True, 40)])
+    assert state is not None
+    # Money not in whole cents: the contract refuses it; a state built around it still gets
+    # Python's answer.
+    state = replace(state, spend_by_month={state_month(state): Decimal("10.005")})
+    card = CARDS[0]
+    assert compiled.good_month_bins(card, state, [add_months(AT, 1)]) is None
+    target = card.evaluate(derive_features(state, AT)).score + 40
+    python, native = both(lambda: path_back(card, state, AT, target))
+    assert native == python and native.paths
+
+
 def test_the_feature_order_is_the_features_values_order() -> None:
     state = fold_events(None, [income_event(Decimal(5000), True, 10)])
     assert state is not None
@@ -471,5 +508,17 @@ def test_three_thousand_users_get_the_python_checkpoints_byte_for_byte() -> None
     assert sum(len(events) for events in workload.values()) > 12_000
     for user in workload:
         assert_same(got[user], expected[user])
+
+    # The answer a decline on a closed line carries: its path back, the same from both.
+    def paths_back() -> list[PathBack]:
+        return [
+            path_back(CARDS[1], state, AT, 700)
+            for checkpoint in expected.values()
+            if (state := checkpoint.state) is not None
+        ]
+
+    python, native = both(paths_back)
+    assert len(native) > 2_000 and sum(bool(p.paths) for p in native) > 500
+    assert native == python
     changes = sum(len(c.trajectory.changes) for c in expected.values())
     assert changes > 3000  # the histories do move the status machine

@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -238,14 +238,20 @@ class ScorecardDocument(_Strict):
     def evaluate(self, features: Features | Values) -> Scored:
         """Score, points and bin of every characteristic, and the probability of default."""
         values = features.values() if isinstance(features, Features) else features
+        return self.scored_at(
+            [_bin_index(lookup, values.get(feature)) for _, (feature, lookup, _, _) in self._rows]
+        )
+
+    def scored_at(self, bins: Sequence[int | None]) -> Scored:
+        """:meth:`evaluate`'s answer for values that fall in ``bins`` (one per
+        characteristic, in order; None: the missing bin)."""
         points: dict[str, int] = {}
-        bins: dict[str, int | None] = {}
-        for name, (feature, lookup, bin_points, missing) in self._rows:
-            index = _bin_index(lookup, values.get(feature))
-            bins[name] = index
+        by_name: dict[str, int | None] = {}
+        for (name, (_, _, bin_points, missing)), index in zip(self._rows, bins, strict=True):
+            by_name[name] = index
             points[name] = missing if index is None else bin_points[index]
         score = _clamped(self.base_points + sum(points.values()))
-        return Scored(score, points, bins, self.scaling.pd_of(score), self.version)
+        return Scored(score, points, by_name, self.scaling.pd_of(score), self.version)
 
     def score_of(self, values: Values) -> int:
         """``evaluate(values).score`` without the points, bins and PD: the status machine
