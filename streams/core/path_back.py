@@ -272,6 +272,14 @@ def path_back(
             total += abs(m.to_bin - index) if index is not None else 1
         return total
 
+    timed: dict[int, tuple[Move, ...]] = {}
+
+    def time_moves(months: int) -> tuple[Move, ...]:
+        # The same months give the same time moves, whichever action goes with them.
+        if months not in timed:
+            timed[months] = _time_moves(card, scored, future, months)
+        return timed[months]
+
     candidates: list[Path] = []
     # One or two actions, now.
     enough = {m.characteristic for m in actions if raw + m.points >= target}
@@ -288,7 +296,7 @@ def path_back(
     if good is not None:
         candidates.append(
             Path(
-                _time_moves(card, scored, future, good),
+                time_moves(good),
                 _clamp(future_raw[good - 1]),
             )
         )
@@ -301,8 +309,7 @@ def path_back(
                 break
             gain = c.bins[m.to_bin].points - then.points[m.characteristic]
             if gain > 0 and r + gain >= target:
-                timed = _time_moves(card, scored, future, k)
-                moves = (m, *(t for t in timed if t.characteristic != m.characteristic))
+                moves = (m, *(t for t in time_moves(k) if t.characteristic != m.characteristic))
                 candidates.append(Path(moves, _clamp(r + gain)))
                 break
 
