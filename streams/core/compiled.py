@@ -23,7 +23,7 @@ folds into plain data; the fold back into Python objects) sits beside the one ca
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -78,7 +78,19 @@ def active() -> bool:
 
 
 # ---- a policy and a card, compiled once ---------------------------------------------------
-_RULES: dict[tuple[int, int], tuple[Policy, ScorecardDocument, Rules | None]] = {}
+_COMPILED: dict[tuple[int, ...], tuple[tuple[object, ...], Rules | None]] = {}
+
+
+def _compiled_once(sources: tuple[object, ...], make: Callable[[], Rules | None]) -> Rules | None:
+    """``make()``, once per set of ``sources``: policies and cards are immutable and few (the
+    entry keeps them alive, so an id is never reused while it is cached)."""
+    key = tuple(id(source) for source in sources)
+    found = _COMPILED.get(key)
+    if found is None or any(a is not b for a, b in zip(found[0], sources, strict=True)):
+        if len(_COMPILED) > 256:
+            _COMPILED.clear()
+        found = _COMPILED[key] = (sources, make())
+    return found[1]
 
 
 Condition = tuple[int, float | None, float | None]
@@ -146,42 +158,34 @@ def _characteristics(
 def _rules(
     policy: Policy, card: ScorecardDocument, edges: dict[str, tuple[float, ...]]
 ) -> Rules | None:
-    # Policies and cards are immutable and few (the entry keeps both alive, so an id is
-    # never reused while it is cached); ``edges`` are theirs (PolicyTimeline.edges_at).
-    key = (id(policy), id(card))
-    found = _RULES.get(key)
-    if found is None or found[0] is not policy or found[1] is not card:
-        if len(_RULES) > 256:
-            _RULES.clear()
-        found = _RULES[key] = (policy, card, _compile(policy, card, edges))
-    return found[2]
+    # ``edges`` are the policy's and card's own (PolicyTimeline.edges_at): not part of the key.
+    return _compiled_once((policy, card), lambda: _compile(policy, card, edges))
 
 
 # ---- months of good behaviour, scored ----------------------------------------------------
-_CARDS: dict[int, tuple[ScorecardDocument, Rules]] = {}
-
-
 def _card_rules(card: ScorecardDocument) -> Rules:
     """The card alone, compiled: the simulated months are scored, never reviewed."""
     assert _native is not None
-    found = _CARDS.get(id(card))  # cards are immutable; the entry keeps its id unused
-    if found is None or found[0] is not card:
-        if len(_CARDS) > 64:
-            _CARDS.clear()
+    native = _native
+
+    def make() -> Rules:
         # No segments, exceptions, dwell, freeze or edges: nothing is reviewed.
-        rules = _native.Rules(
+        return native.Rules(
             card.base_points, _characteristics(card), [], (0, 0), [], 0, (0, 0), ([], [], []), []
         )
-        found = _CARDS[id(card)] = (card, rules)
-    return found[1]
+
+    rules = _compiled_once((card,), make)
+    assert rules is not None
+    return rules
 
 
 def good_month_bins(
-    card: ScorecardDocument, state: UserState, ends: Sequence[datetime]
+    card: ScorecardDocument, state: UserState, ends: Iterable[datetime]
 ) -> list[list[int | None]] | None:
     """Every characteristic's bin after each month of good behaviour
-    (:func:`streams.core.good_behaviour.future_values`, month k ending at ``ends[k - 1]``),
-    scored by ``card``; None when not compiled or not exact here (Python simulates)."""
+    (:func:`streams.core.good_behaviour.future_values`, month k ending at the k-th of
+    ``ends``, read only when compiled), scored by ``card``; None when not compiled or not
+    exact here (Python simulates)."""
     if not active():
         return None
     packed = _pack_fold(state)

@@ -51,7 +51,8 @@ def future_scores(
     """``card.evaluate`` of each month :func:`future_values` gives, month by month: from the
     compiled machine when it can simulate them exactly (all ``months`` at once), else from
     the Python reference."""
-    bins = compiled.good_month_bins(card, state, [add_months(at, k) for k in range(1, months + 1)])
+    ends = (add_months(at, k) for k in range(1, months + 1))
+    bins = compiled.good_month_bins(card, state, ends)
     if bins is None:
         return (card.evaluate(values) for values in future_values(state, at, months))
     return (card.scored_at(month) for month in bins)

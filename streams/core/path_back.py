@@ -250,7 +250,7 @@ def path_back(
     good: int | None = None
     for then in future_scores(card, state, at, max_months):
         future.append(then)
-        future_raw.append(card.base_points + sum(future[-1].points.values()))
+        future_raw.append(card.base_points + sum(then.points.values()))
         if _clamp(future_raw[-1]) >= target:
             good = len(future)
             break
