@@ -19,18 +19,7 @@ FoldArgs = tuple[
     list[Snapshot],
     list[Snapshot],
 ]
-FoldOut = tuple[
-    int,
-    int,
-    tuple[int, int, int],
-    tuple[float, float, float],
-    list[tuple[int, int]],
-    list[tuple[int, int]],
-    list[tuple[int, int, int]],
-    list[tuple[str, int]],
-    list[tuple[str, int]],
-]
-StartArgs = tuple[Line | None, int | None, FoldArgs | None, tuple[int, int] | None]
+StartArgs = tuple[Line | None, int | None, bytes | None, tuple[int, int] | None]
 
 class Rules:
     def __init__(
@@ -55,10 +44,11 @@ def advance(
     start: StartArgs,
     until: int,
     horizon_us: int,
-) -> tuple[list[Line], int | None, int | None, FoldOut | None, int | None] | None: ...
+) -> tuple[list[Line], int | None, int | None, bytes | None, int | None] | None: ...
 def timedelta_micros(value: float, unit_us: int) -> int | None: ...
 def decay_weight(elapsed_us: int) -> float: ...
 def good_months(
     rules: Rules, state: FoldArgs, ends: list[int]
 ) -> list[list[int | None]] | None: ...
 def pack_ledger(blob: bytes) -> tuple[list[EventArgs], list[int], list[int]] | None: ...
+def stored_loan_ids(data: bytes) -> list[str] | None: ...

@@ -4,10 +4,11 @@
 //! event, policy change or window edge (`Rules::reviews`); an event leaving the window
 //! refolds the window.
 //!
-//! Money is whole cents (i64), each spending month with the decimal exponent its Python sum
-//! would have, so that the state Python rebuilds from the answer is the one its own fold
-//! gives, byte for byte. Loan and asset snapshots are answered as the index of the event
-//! (or of the start state's snapshot) they come from: Python keeps its own objects.
+//! Money is whole cents (i64) with the decimal exponent Python's value has (each spending
+//! month the exponent its Python sum would have), so that the state answered as stored bytes
+//! (`stored.rs`) is the one Python's own fold and codec give, byte for byte.
+
+use pyo3::types::PyBytes;
 
 use super::*;
 
@@ -23,8 +24,8 @@ pub(crate) const SPENDING: u8 = 1;
 const WEALTH: [&str; 3] = ["deposit", "investment", "property"];
 
 /// One event as Python packs it: (occurred, kind: 0 repayment, 1 spending, 2 asset; event
-/// id; loan id or asset type; cents of the balance, amount or value; the amount's decimal
-/// exponent; how a repayment counts: 0 none, 1 on time, 2 late, 3 missed; days past due;
+/// id; loan id or asset type; cents of the balance, amount or value; its decimal exponent;
+/// how a repayment counts: 0 none, 1 on time, 2 late, 3 missed; days past due;
 /// verified).
 pub(crate) type EventArgs = (i64, u8, String, String, i64, i32, u8, i64, bool);
 
@@ -46,37 +47,39 @@ pub(crate) type FoldArgs = (
     Vec<SnapshotArgs>,
 );
 
-/// A folded state as Python gets it back: as `FoldArgs`, but spending per month as
-/// (month, coefficient, exponent) and each snapshot as (key, source): the index of the event
-/// it comes from, or `-1 - k` for the start state's k-th.
-pub(crate) type FoldOut = (
-    i64,
-    i64,
-    (i64, i64, i64),
-    (f64, f64, f64),
-    Vec<(i64, i64)>,
-    Vec<(i64, i64)>,
-    Vec<(i64, i128, i32)>,
-    Vec<(String, i64)>,
-    Vec<(String, i64)>,
-);
-
 /// (the last status change before the start, the last review instant, the folded state at
-/// it, or the window of events `[lo, hi)` to fold it from).
-pub(crate) type StartArgs = (
+/// it as stored, or the window of events `[lo, hi)` to fold it from).
+pub(crate) type StartArgs<'py> = (
     Option<LineArgs>,
     Option<i64>,
-    Option<FoldArgs>,
+    Option<Bound<'py, PyBytes>>,
     Option<(usize, usize)>,
 );
 
-/// (the new status changes, the last review instant, the next review instant, the state,
-/// the score at the last review instant when this run reviewed there).
-pub(crate) type Advanced = (
+/// (the new status changes, the last review instant, the next review instant, the state as
+/// stored, the score at the last review instant when this run reviewed there).
+pub(crate) type Advanced<'py> = (
     Vec<LineArgs>,
     Option<i64>,
     Option<i64>,
-    Option<FoldOut>,
+    Option<Bound<'py, PyBytes>>,
+    Option<i64>,
+);
+
+/// Where a run starts: as `StartArgs`, with the fold itself.
+type Start = (
+    Option<LineArgs>,
+    Option<i64>,
+    Option<Fold>,
+    Option<(usize, usize)>,
+);
+
+/// What a run leaves: as `Advanced`, with the fold itself.
+type Ran = (
+    Vec<LineArgs>,
+    Option<i64>,
+    Option<i64>,
+    Option<Fold>,
     Option<i64>,
 );
 
@@ -95,50 +98,51 @@ pub(crate) struct Event {
 #[derive(Clone)]
 pub(crate) struct Snapshot {
     pub(crate) key: String,
-    occurred: i64,
-    event_id: String,
+    pub(crate) occurred: i64,
+    pub(crate) event_id: String,
     pub(crate) cents: i64,
-    verified: bool,
-    source: i64,
+    /// The decimal exponent of the value as given (None: packed by Python without it, never
+    /// stored from here).
+    pub(crate) exponent: Option<i32>,
+    pub(crate) verified: bool,
 }
 
 #[derive(Clone)]
 pub(crate) struct Fold {
-    as_of: i64,
-    first_event_at: i64,
-    counts: [i64; 3],
-    decayed: [f64; 3],
-    last_delinquency: Vec<(i64, i64)>,
-    worst_by_month: Vec<(i64, i64)>,
+    pub(crate) as_of: i64,
+    pub(crate) first_event_at: i64,
+    pub(crate) counts: [i64; 3],
+    pub(crate) decayed: [f64; 3],
+    pub(crate) last_delinquency: Vec<(i64, i64)>,
+    pub(crate) worst_by_month: Vec<(i64, i64)>,
     /// (month, cents, exponent of the Python sum).
-    spend_by_month: Vec<(i64, i64, i32)>,
+    pub(crate) spend_by_month: Vec<(i64, i64, i32)>,
     pub(crate) loans: Vec<Snapshot>,
-    assets: Vec<Snapshot>,
+    pub(crate) assets: Vec<Snapshot>,
 }
 
 fn snapshots(args: Vec<SnapshotArgs>) -> Vec<Snapshot> {
     args.into_iter()
-        .enumerate()
-        .map(|(k, (key, occurred, event_id, cents, verified))| Snapshot {
+        .map(|(key, occurred, event_id, cents, verified)| Snapshot {
             key,
             occurred,
             event_id,
             cents,
+            exponent: None,
             verified,
-            source: -1 - k as i64,
         })
         .collect()
 }
 
 /// Insert or replace `key`'s snapshot when the event is newer (`state._newer`).
-fn keep_newer(snapshots: &mut Vec<Snapshot>, event: &Event, source: usize) {
+fn keep_newer(snapshots: &mut Vec<Snapshot>, event: &Event) {
     let fresh = Snapshot {
         key: event.key.clone(),
         occurred: event.occurred,
         event_id: event.event_id.clone(),
         cents: event.cents,
+        exponent: Some(event.exponent),
         verified: event.verified,
-        source: source as i64,
     };
     match snapshots.iter_mut().find(|s| s.key == event.key) {
         None => snapshots.push(fresh),
@@ -182,11 +186,11 @@ impl Fold {
         }
     }
 
-    /// `state.fold_events` of `events[range]` (`offset` is the index of the first): the
-    /// same float operations in the same order. None: Python must fold (a sum too large).
-    pub(crate) fn fold(mut self, events: &[Event], offset: usize) -> Option<Self> {
+    /// `state.fold_events` of `events`: the same float operations in the same order. None:
+    /// Python must fold (a sum too large).
+    pub(crate) fn fold(mut self, events: &[Event]) -> Option<Self> {
         let mut kept_from = month_index(self.as_of) - MONTHS_KEPT + 1;
-        for (i, event) in events.iter().enumerate() {
+        for event in events {
             let occurred = event.occurred;
             if occurred > self.as_of {
                 let factor = decay_factor(occurred - self.as_of);
@@ -225,7 +229,7 @@ impl Fold {
                         None => {}
                     }
                 }
-                keep_newer(&mut self.loans, event, offset + i);
+                keep_newer(&mut self.loans, event);
             } else if event.kind == SPENDING {
                 self.counts[1] += 1;
                 let month = month_index(occurred);
@@ -244,7 +248,7 @@ impl Fold {
                 }
             } else {
                 self.counts[2] += 1;
-                keep_newer(&mut self.assets, event, offset + i);
+                keep_newer(&mut self.assets, event);
             }
         }
         Some(self)
@@ -320,38 +324,6 @@ impl Fold {
             Some(exact(unverified_assets)?),
         ])
     }
-
-    fn out(self) -> FoldOut {
-        let spend = self
-            .spend_by_month
-            .iter()
-            .map(|&(month, cents, exponent)| {
-                // value = cents / 100 = coefficient * 10**exponent, exactly (the sum's
-                // exponent is never above any addend's, so the division is exact).
-                let shift = -2 - exponent;
-                let coefficient = if shift >= 0 {
-                    cents as i128 * 10_i128.pow(shift as u32)
-                } else {
-                    cents as i128 / 10_i128.pow((-shift) as u32)
-                };
-                (month, coefficient, exponent)
-            })
-            .collect();
-        let sources = |snapshots: Vec<Snapshot>| -> Vec<(String, i64)> {
-            snapshots.into_iter().map(|s| (s.key, s.source)).collect()
-        };
-        (
-            self.as_of,
-            self.first_event_at,
-            (self.counts[0], self.counts[1], self.counts[2]),
-            (self.decayed[0], self.decayed[1], self.decayed[2]),
-            self.last_delinquency,
-            self.worst_by_month,
-            spend,
-            sources(self.loans),
-            sources(self.assets),
-        )
-    }
 }
 
 /// `float(Decimal(n) / Decimal(d))` in Decimal's default context: the quotient rounded to
@@ -425,13 +397,14 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 /// timeline, ascending (the first's instant is ignored). None: Python must run it.
 #[pyfunction]
 pub(crate) fn advance<'py>(
+    py: Python<'py>,
     stages: Vec<(i64, Bound<'py, Rules>)>,
     events: Vec<EventArgs>,
     index: usize,
-    start: StartArgs,
+    start: StartArgs<'py>,
     until: i64,
     horizon_us: i64,
-) -> Option<Advanced> {
+) -> Option<Advanced<'py>> {
     if stages.is_empty() {
         return None;
     }
@@ -439,21 +412,49 @@ pub(crate) fn advance<'py>(
         instants: stages.iter().map(|s| s.0).collect(),
         rules: stages.iter().map(|s| s.1.get()).collect(),
     };
+    let (line, at, stored, window) = start;
+    let stored = stored.as_ref().map(|bytes| bytes.as_bytes());
     // A panic would reach Python as a BaseException no `except Exception` catches: none is
     // expected, and should one happen the machine declines and Python runs it.
-    std::panic::catch_unwind(|| run(&stages, events, index, start, until, horizon_us))
-        .ok()
-        .flatten()
+    let (changes, at, upcoming, fold, score) = std::panic::catch_unwind(|| {
+        let fold = match stored {
+            Some(data) => Some(Fold::from_stored(data)?),
+            None => None,
+        };
+        let ran = run(
+            &stages,
+            events,
+            index,
+            (line, at, fold, window),
+            until,
+            horizon_us,
+        )?;
+        let stored = match &ran.3 {
+            Some(fold) => Some(fold.to_stored()?),
+            None => None,
+        };
+        Some((ran, stored))
+    })
+    .ok()
+    .flatten()
+    .map(|((changes, at, upcoming, _, score), stored)| (changes, at, upcoming, stored, score))?;
+    Some((
+        changes,
+        at,
+        upcoming,
+        fold.map(|bytes| PyBytes::new(py, &bytes)),
+        score,
+    ))
 }
 
 fn run(
     stages: &Stages,
     events: Vec<EventArgs>,
     index: usize,
-    start: StartArgs,
+    start: Start,
     until: i64,
     horizon_us: i64,
-) -> Option<Advanced> {
+) -> Option<Ran> {
     let events: Vec<Event> = events
         .into_iter()
         .map(
@@ -473,10 +474,10 @@ fn run(
     let (last_line, mut at, state, window) = start;
     let mut line = last_line.map(Line::from_args);
     let mut fold = match (state, window) {
-        (Some(args), _) => Some(Fold::new(args)),
+        (Some(fold), _) => Some(fold),
         (None, Some((lo, hi))) => match events.get(lo..hi)? {
             [] => None,
-            window => Some(Fold::empty(window[0].occurred).fold(window, lo)?.settled()),
+            window => Some(Fold::empty(window[0].occurred).fold(window)?.settled()),
         },
         (None, None) => None,
     };
@@ -502,10 +503,10 @@ fn run(
             moment = earliest(earliest(moment, pending), stages.next_change_after(at));
         }
         let Some(moment) = moment else {
-            return Some((changes, at, None, fold.map(Fold::out), score));
+            return Some((changes, at, None, fold, score));
         };
         if moment > until {
-            return Some((changes, at, Some(moment), fold.map(Fold::out), score));
+            return Some((changes, at, Some(moment), fold, score));
         }
         let fresh = index;
         while index < events.len() && events[index].occurred <= moment {
@@ -519,14 +520,12 @@ fn run(
             Some(state) if state.first_event_at <= limit => match &events[lo..index] {
                 // An event left the window: fold the window again, in canonical order.
                 [] => None,
-                window => Some(Fold::empty(window[0].occurred).fold(window, lo)?.settled()),
+                window => Some(Fold::empty(window[0].occurred).fold(window)?.settled()),
             },
-            Some(state) if fresh < index => {
-                Some(state.fold(&events[fresh..index], fresh)?.settled())
-            }
+            Some(state) if fresh < index => Some(state.fold(&events[fresh..index])?.settled()),
             None if fresh < index => Some(
                 Fold::empty(events[fresh].occurred)
-                    .fold(&events[fresh..index], fresh)?
+                    .fold(&events[fresh..index])?
                     .settled(),
             ),
             unchanged => unchanged,

@@ -79,7 +79,7 @@ fn simulate(rules: &Rules, state: FoldArgs, ends: &[i64]) -> Option<Vec<Vec<Opti
     for (k, &end) in ends.iter().enumerate() {
         let occurred = end.checked_sub(BEFORE_END_US)?;
         instant(occurred as i128)?;
-        fold = fold.fold(&month_events(&loans, k + 1, occurred), 0)?;
+        fold = fold.fold(&month_events(&loans, k + 1, occurred))?;
         let view = fold.view()?;
         let values = rules.values(&view, end.max(view.as_of));
         months.push(

@@ -17,19 +17,24 @@ const ASSET_TYPES: [&str; 4] = ["deposit", "investment", "property", "income"];
 
 /// A decimal exactly as stored: sign, coefficient, exponent.
 #[derive(Clone, Copy)]
-struct Money {
+pub(crate) struct Money {
     negative: bool,
     coefficient: u64,
-    exponent: i32,
+    pub(crate) exponent: i32,
 }
 
 impl Money {
+    /// `-0`: kept apart from `0` in a decimal, not in cents (Python folds it).
+    pub(crate) fn negative_zero(self) -> bool {
+        self.negative && self.coefficient == 0
+    }
+
     fn positive(self) -> bool {
         !self.negative && self.coefficient != 0
     }
 
     /// `compiled._cents`: whole cents below 2**48 in magnitude, else None.
-    fn cents(self) -> Option<i64> {
+    pub(crate) fn cents(self) -> Option<i64> {
         if self.coefficient == 0 {
             return Some(0);
         }
@@ -75,25 +80,31 @@ impl Money {
     }
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl Reader<'_> {
-    fn byte(&mut self) -> Option<u8> {
+    pub(crate) fn byte(&mut self) -> Option<u8> {
         let value = *self.data.get(self.at)?;
         self.at += 1;
         Some(value)
     }
 
-    fn int64(&mut self) -> Option<i64> {
+    pub(crate) fn int64(&mut self) -> Option<i64> {
         let bytes = self.data.get(self.at..self.at + 8)?;
         self.at += 8;
         Some(i64::from_be_bytes(bytes.try_into().ok()?))
     }
 
-    fn varint(&mut self) -> Option<u64> {
+    pub(crate) fn float64(&mut self) -> Option<f64> {
+        let bytes = self.data.get(self.at..self.at + 8)?;
+        self.at += 8;
+        Some(f64::from_be_bytes(bytes.try_into().ok()?))
+    }
+
+    pub(crate) fn varint(&mut self) -> Option<u64> {
         let mut value: u64 = 0;
         let mut shift = 0;
         loop {
@@ -110,7 +121,7 @@ impl Reader<'_> {
         }
     }
 
-    fn text(&mut self) -> Option<String> {
+    pub(crate) fn text(&mut self) -> Option<String> {
         let size = self.byte()? as usize;
         let raw = self.data.get(self.at..self.at + size)?;
         self.at += size;
@@ -119,7 +130,7 @@ impl Reader<'_> {
             .flatten()
     }
 
-    fn money(&mut self) -> Option<Money> {
+    pub(crate) fn money(&mut self) -> Option<Money> {
         let packed = self.varint()?;
         let exponent = self.byte()? as i8;
         Some(Money {
@@ -140,7 +151,10 @@ impl Reader<'_> {
                 let due = self.money()?;
                 let paid = self.money()?;
                 let days = i64::try_from(self.varint()?).ok()?;
-                let balance = self.money()?.cents()?;
+                let balance = self.money()?;
+                if balance.negative_zero() {
+                    return None;
+                }
                 let counted = if due.positive() || paid.positive() {
                     if paid.less_than(due)? {
                         3
@@ -153,7 +167,15 @@ impl Reader<'_> {
                     0
                 };
                 (
-                    occurred, 0, event_id, loan_id, balance, 0, counted, days, false,
+                    occurred,
+                    0,
+                    event_id,
+                    loan_id,
+                    balance.cents()?,
+                    balance.exponent,
+                    counted,
+                    days,
+                    false,
                 )
             }
             b's' => {
@@ -179,9 +201,22 @@ impl Reader<'_> {
                 if !ASSET_TYPES.contains(&asset_type.as_str()) {
                     return None;
                 }
-                let value = self.money()?.cents()?;
+                let value = self.money()?;
+                if value.negative_zero() {
+                    return None;
+                }
                 let verified = self.byte()? != 0;
-                (occurred, 2, event_id, asset_type, value, 0, 0, 0, verified)
+                (
+                    occurred,
+                    2,
+                    event_id,
+                    asset_type,
+                    value.cents()?,
+                    value.exponent,
+                    0,
+                    0,
+                    verified,
+                )
             }
             _ => return None,
         };

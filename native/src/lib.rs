@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 mod advance;
 mod good;
 mod ledger;
+mod stored;
 
 const HALF_LIFE_SECONDS: f64 = 180.0 * 86400.0;
 const MONTH_DAYS: f64 = 30.4375;
@@ -677,5 +678,6 @@ fn creditline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(advance::advance, module)?)?;
     module.add_function(wrap_pyfunction!(ledger::pack_ledger, module)?)?;
     module.add_function(wrap_pyfunction!(good::good_months, module)?)?;
+    module.add_function(wrap_pyfunction!(stored::stored_loan_ids, module)?)?;
     Ok(())
 }

@@ -13,6 +13,8 @@ format 1 took.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from schemas.models import EffectiveStatus
 from streams.core import binary
 from streams.core.instants import from_micros, to_micros
@@ -64,6 +66,13 @@ def encode_state(state: UserState) -> bytes:
             b"\x01" if asset.verified else b"\x00",
         ]
     return b"".join(parts)
+
+
+def stored_first_event_at(raw: bytes) -> datetime:
+    """A stored state's ``first_event_at``, read without decoding the rest."""
+    if raw[:1] != bytes((STATE_FORMAT,)) or len(raw) < 17:
+        raise ValueError(f"unknown state format {raw[:1]!r}")
+    return from_micros(binary.Reader(raw[9:17]).int64())
 
 
 def decode_state(raw: bytes, user_id: str) -> UserState:

@@ -4,10 +4,11 @@ A late event restates a user's history: every event instant after it is folded a
 the state reviewed there and at every month start, crossing day, dwell end and thaw up to
 the next (a dozen reviews per event in a shuffled backfill). :func:`advance` hands the whole
 run to the compiled machine, which folds and reviews with plain numbers (cents, integer
-microseconds) and returns the status changes and the last fold, rebuilt here as Python
-objects once. The Python core (:func:`streams.core.timeline.advance`'s stepping,
-:func:`streams.core.state.fold_events`, :func:`streams.core.scoring.review_step`) stays the
-reference: the compiled machine does the same arithmetic in the same order (``0.5 ** x``
+microseconds), takes the start's fold and returns the last one as Redis stores them
+(:mod:`streams.core.codec`'s bytes, read and written there: no Python state in between).
+The Python core (:func:`streams.core.timeline.advance`'s stepping,
+:func:`streams.core.state.fold_events`, :func:`streams.core.scoring.review_step`) stays
+the reference: the compiled machine does the same arithmetic in the same order (``0.5 ** x``
 with the C library's ``pow``, debt to income as a 28-digit decimal quotient), and
 ``tests/unit/test_compiled_core.py`` holds every answer and stored byte equal. Where it
 cannot be exact (money not in whole cents, a policy whose segment names repeat, an instant
@@ -16,14 +17,14 @@ Python's datetime cannot hold) it declines and Python steps.
 Used when the extension is installed (``make install`` builds it) and not switched off
 (:func:`use_compiled`; the worker's setting ``compiled_core``).
 
-Longer than most modules: the packing both ways (events, stored ledgers, policies and
-folds into plain data; the fold back into Python objects) sits beside the one call.
+Longer than most modules: the packing (events, stored ledgers, policies and folds into
+plain data) sits beside the one call.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -34,10 +35,10 @@ from streams.core.instants import duration_micros, from_micros, to_micros
 from streams.core.policy import FeatureName, Policy, Rule
 from streams.core.scorecard import ScorecardDocument
 from streams.core.scoring import STANDARD_SEGMENT, LineStatus
-from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
+from streams.core.state import UserState
 
 if TYPE_CHECKING:
-    from creditline_native import EventArgs, FoldArgs, FoldOut, Rules
+    from creditline_native import EventArgs, FoldArgs, Rules
 
     from streams.core.timeline import PolicyTimeline
 
@@ -244,11 +245,21 @@ def _cents(amount: Decimal) -> int | None:
     return int(cents)
 
 
+def _kept(amount: Decimal) -> tuple[int, int] | None:
+    """A kept snapshot's money as the compiled side stores it again: whole cents and the
+    exponent as given; None for a negative zero (one in cents) or not exact."""
+    exponent = amount.as_tuple().exponent
+    cents = _cents(amount)
+    if cents is None or not isinstance(exponent, int) or (not cents and amount.is_signed()):
+        return None
+    return cents, exponent
+
+
 def pack_event(event: InputEvent) -> EventArgs | None:
     """An event as the compiled machine takes it; None when it cannot be exact there."""
     occurred = to_micros(event.occurred_at)
     if isinstance(event, RepaymentEvent):
-        balance = _cents(event.outstanding_balance)
+        balance = _kept(event.outstanding_balance)
         if balance is None:
             return None
         due, paid, days = event.amount_due, event.amount_paid, event.days_past_due
@@ -260,8 +271,7 @@ def pack_event(event: InputEvent) -> EventArgs | None:
             _REPAYMENT,
             event.event_id,
             event.loan_id,
-            balance,
-            0,
+            *balance,
             counted,
             days,
             False,
@@ -272,11 +282,11 @@ def pack_event(event: InputEvent) -> EventArgs | None:
         if amount is None or not isinstance(exponent, int) or exponent not in _EXPONENTS:
             return None
         return (occurred, _SPENDING, event.event_id, "", amount, exponent, 0, 0, False)
-    value = _cents(event.value)
+    value = _kept(event.value)
     if value is None:
         return None
     kind = event.asset_type.value
-    return (occurred, _ASSET, event.event_id, kind, value, 0, 0, 0, event.verified)
+    return (occurred, _ASSET, event.event_id, kind, *value, 0, 0, event.verified)
 
 
 def pack_ledger(blob: bytes) -> tuple[list[EventArgs], list[int], list[int]] | None:
@@ -320,63 +330,23 @@ def _pack_fold(state: UserState) -> FoldArgs | None:
     )
 
 
-Snapshot = LoanSnapshot | AssetSnapshot
-
-
-def snapshot_of(event: InputEvent) -> Snapshot:
-    """What the fold keeps of a repayment (its loan's balance) or an asset event."""
-    if isinstance(event, RepaymentEvent):
-        return LoanSnapshot(event.occurred_at, event.event_id, event.outstanding_balance)
-    assert not isinstance(event, SpendingEvent)
-    return AssetSnapshot(event.occurred_at, event.event_id, event.value, event.verified)
-
-
-def _unpack_fold(
-    out: FoldOut, user_id: str, snapshot_at: Callable[[int], Snapshot], start: UserState | None
-) -> UserState:
-    as_of, first, counts, decayed, delinquency, worst, spend, loan_sources, asset_sources = out
-
-    def snapshots(
-        sources: list[tuple[str, int]], kept: Mapping[str, Snapshot] | None
-    ) -> dict[str, Any]:
-        # A negative source is the start state's snapshot (-1 - k: its k-th), kept as is.
-        earlier = list(kept.values()) if kept is not None else []
-        return {
-            key: earlier[-1 - source] if source < 0 else snapshot_at(source)
-            for key, source in sources
-        }
-
-    loans: dict[str, LoanSnapshot] = snapshots(loan_sources, start.loans if start else None)
-    assets: dict[str, AssetSnapshot] = snapshots(asset_sources, start.assets if start else None)
-    return UserState(
-        user_id=user_id,
-        as_of=from_micros(as_of),
-        first_event_at=from_micros(first),
-        repayments=counts[0],
-        spendings=counts[1],
-        asset_updates=counts[2],
-        on_time=decayed[0],
-        late=decayed[1],
-        missed=decayed[2],
-        last_delinquency_at={level: from_micros(at) for level, at in delinquency},
-        delinquency_by_month=dict(worst),
-        spend_by_month={
-            month: Decimal(coefficient).scaleb(exponent) for month, coefficient, exponent in spend
-        },
-        loans=loans,
-        assets=assets,
-    )
+def stored_loan_ids(stored: bytes) -> list[str] | None:
+    """The loan ids of a fold as stored, read by the compiled side; None when it is off or
+    cannot read them (Python decodes the fold)."""
+    if not active():
+        return None
+    return _native.stored_loan_ids(stored)
 
 
 @dataclass(frozen=True, slots=True)
 class Advanced:
     """Where a compiled :func:`advance` left the machine: every status change (the start's
-    included), the last review instant, the next one, and the fold there."""
+    included), the last review instant, the next one, and the fold there as stored."""
 
     changes: tuple[LineStatus, ...]
     reviewed_at: datetime | None
     next_review: datetime | None
-    state: UserState | None
+    stored: bytes | None
     score: int | None  # at the last review instant, when this run reviewed there
 
 
@@ -387,62 +357,43 @@ def advance(
     horizon: timedelta,
     changes: tuple[LineStatus, ...],
     reviewed_at: datetime | None,
-    state: UserState | None,
+    user_id: str,
+    stored: bytes | None,
     window: tuple[int, int] | None = None,
 ) -> Advanced | None:
-    """:func:`streams.core.timeline.advance` (without a trace) from a trajectory's
-    ``changes`` and last review instant, with the fold there given as ``state`` or, when
-    ``window`` is given, as the fold of ``events[lo:hi]``. None: not compiled, or not
-    exactly computable there (the caller runs Python)."""
+    """:func:`streams.core.timeline.advance` (without a trace) of ``user_id`` from a
+    trajectory's ``changes`` and last review instant, with the fold there given as
+    ``stored`` (:func:`streams.core.codec.encode_state`'s bytes) or, when ``window`` is
+    given, as the fold of ``events[lo:hi]``. None: not compiled, or not exactly computable
+    there (the caller runs Python)."""
     if not active():
         return None
-    user_id = state.user_id if state is not None else events[0].user_id if events else ""
     packed: list[EventArgs] = []
     for event in events:
         args = pack_event(event)
         if args is None or event.user_id != user_id:
             return None  # Python folds it (and raises for another user's event)
         packed.append(args)
-    return advance_packed(
-        packed,
-        lambda index: snapshot_of(events[index]),
-        user_id,
-        timelines,
-        until,
-        horizon,
-        changes,
-        reviewed_at,
-        state,
-        window,
-    )
+    return advance_packed(packed, timelines, until, horizon, changes, reviewed_at, stored, window)
 
 
 def advance_packed(
     packed: list[EventArgs],
-    snapshot_at: Callable[[int], Snapshot],
-    user_id: str,
     timelines: PolicyTimeline,
     until: datetime,
     horizon: timedelta,
     changes: tuple[LineStatus, ...],
     reviewed_at: datetime | None,
-    state: UserState | None,
+    stored: bytes | None,
     window: tuple[int, int] | None = None,
 ) -> Advanced | None:
-    """:func:`advance` of ``user_id``'s events packed already (:func:`pack_event`,
-    :func:`pack_ledger`), in canonical order; ``snapshot_at`` gives what the fold keeps of
-    the event at an index (:func:`snapshot_of`: loan and asset snapshots keep the events'
-    own decimals)."""
+    """:func:`advance` of one user's events packed already (:func:`pack_event`,
+    :func:`pack_ledger`), in canonical order."""
     if not active():
         return None
     stages = _stages(timelines)
     if stages is None:
         return None
-    start = None
-    if state is not None:
-        start = _pack_fold(state)
-        if start is None:
-            return None
     index = 0
     if reviewed_at is not None:
         index = bisect.bisect_right([args[0] for args in packed], to_micros(reviewed_at))
@@ -456,7 +407,7 @@ def advance_packed(
             if line is None
             else (_STATUS_CODE[line.status], to_micros(line.since), line.settled),
             None if reviewed_at is None else to_micros(reviewed_at),
-            start,
+            stored,
             window,
         ),
         to_micros(until),
@@ -473,6 +424,6 @@ def advance_packed(
         ),
         None if reviewed is None else from_micros(reviewed),
         None if upcoming is None else from_micros(upcoming),
-        None if out is None else _unpack_fold(out, user_id, snapshot_at, state),
+        out,
         score,
     )

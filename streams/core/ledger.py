@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core import binary, compiled
 from streams.core.instants import from_micros, to_micros
-from streams.core.state import AssetSnapshot, LoanSnapshot
 
 if TYPE_CHECKING:
     from creditline_native import EventArgs
@@ -198,31 +197,6 @@ class StoredLedger:
     def events(self) -> list[InputEvent]:
         """Every event, in stored order."""
         return [event for _, _, event, _ in self._decoded_entries()]
-
-    def snapshot(self, index: int) -> LoanSnapshot | AssetSnapshot:
-        """What the fold keeps of the ``index``-th entry, a repayment or an asset event: read
-        from its bytes alone (``compiled.snapshot_of`` of its event)."""
-        if self._decoded is not None:
-            return compiled.snapshot_of(self._decoded[index][2])
-        packed = self.packed()
-        assert packed is not None, "entries are addressed by index only when packed"
-        ends = packed[2]
-        reader = binary.Reader(self.blob)
-        reader.at = ends[index - 1] if index else 0
-        kind, micros, _ = _HEAD.unpack_from(reader.data, reader.at)
-        reader.at += _HEAD.size
-        event_id = reader.text()
-        occurred = from_micros(micros)
-        if kind == b"r":
-            reader.text()  # the loan id (the key the fold keeps it under)
-            reader.money()  # amount due
-            reader.money()  # amount paid
-            reader.varint()  # days past due
-            return LoanSnapshot(occurred, event_id, reader.money())
-        assert kind == b"a", f"entry {index} is not a repayment or an asset event"
-        reader.text()  # the asset type (the key)
-        value = reader.money()
-        return AssetSnapshot(occurred, event_id, value, bool(reader.byte()))
 
     def digests(self) -> dict[str, int]:
         """Each stored event id's content digest."""

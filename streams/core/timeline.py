@@ -59,7 +59,7 @@ from streams.core.state import (
 )
 
 if TYPE_CHECKING:
-    from creditline_native import EventArgs
+    pass
 
 DAY = timedelta(days=1)
 #: How far before an estimated crossing the daily review may fall: floating-point estimates
@@ -249,21 +249,102 @@ class Trajectory:
 EMPTY = Trajectory((), None, None)
 
 
-@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A point the machine can resume from: a review instant, the fold of the events in the
-    window at that instant, and the trajectory up to it."""
+    window at that instant, and the trajectory up to it.
 
-    trajectory: Trajectory
-    state: UserState | None
-    #: The score at the review instant when the run that made this checkpoint reviewed there
-    #: (what the status machine saw; not stored, so a loaded checkpoint has none).
-    score: int | None = field(default=None, compare=False)
+    The fold is held as a :class:`UserState`, as its stored bytes
+    (:func:`streams.core.codec.encode_state`), or both, each made from the other only when
+    first read: the worker hands the compiled machine the bytes Redis gave and stores the
+    bytes it answers, and builds the Python state only where one is read (an announcement's
+    assessment, a decision)."""
+
+    __slots__ = ("_state", "_stored", "_user_id", "score", "trajectory")
+
+    def __init__(
+        self, trajectory: Trajectory, state: UserState | None, score: int | None = None
+    ) -> None:
+        self.trajectory = trajectory
+        self._state = state
+        self._stored: bytes | None = None
+        self._user_id = state.user_id if state is not None else ""
+        #: The score at the review instant when the run that made this checkpoint reviewed
+        #: there (what the status machine saw; not stored, so a loaded checkpoint has none).
+        self.score = score
+
+    @classmethod
+    def of_stored(
+        cls, trajectory: Trajectory, user_id: str, stored: bytes | None, score: int | None = None
+    ) -> Checkpoint:
+        """A checkpoint whose fold is given as stored bytes (None or empty: no fold)."""
+        checkpoint = cls(trajectory, None, score)
+        checkpoint._stored = stored or None
+        checkpoint._user_id = user_id
+        return checkpoint
 
     @property
     def at(self) -> datetime | None:
         """The review instant."""
         return self.trajectory.reviewed_at
+
+    @property
+    def has_state(self) -> bool:
+        """Whether there is a fold (without decoding it)."""
+        return self._state is not None or self._stored is not None
+
+    @property
+    def state(self) -> UserState | None:
+        """The fold, decoded from its stored bytes on first read."""
+        if self._state is None and self._stored is not None:
+            from streams.core.codec import decode_state  # the codec imports this module
+
+            self._state = decode_state(self._stored, self._user_id)
+        return self._state
+
+    def stored_state(self) -> bytes | None:
+        """The fold as stored (encoded on first read), None without one."""
+        if self._stored is None and self._state is not None:
+            from streams.core.codec import encode_state  # the codec imports this module
+
+            self._stored = encode_state(self._state)
+        return self._stored
+
+    def known_stored(self) -> bytes | None:
+        """The fold's stored bytes when they are at hand (never encodes)."""
+        return self._stored
+
+    @property
+    def first_event_at(self) -> datetime | None:
+        """The earliest event in the fold's window (read from the bytes when stored)."""
+        if self._state is None and self._stored is not None:
+            from streams.core.codec import stored_first_event_at  # imports this module
+
+            return stored_first_event_at(self._stored)
+        return self._state.first_event_at if self._state is not None else None
+
+    def loan_ids(self) -> frozenset[str]:
+        """The ids of the open loans the fold keeps."""
+        if self._state is None and self._stored is not None:
+            ids = compiled.stored_loan_ids(self._stored)
+            if ids is not None:
+                return frozenset(ids)
+        state = self.state
+        return frozenset(state.loans) if state is not None else frozenset()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Checkpoint):
+            return NotImplemented
+        if self.trajectory != other.trajectory:
+            return False
+        if self._stored is not None and self._stored == other._stored:
+            return True  # the same bytes are the same fold
+        return self.state == other.state
+
+    def __hash__(self) -> int:
+        return hash(self.trajectory)  # equal checkpoints have equal trajectories
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({self.trajectory!r}, {self.state!r}, score={self.score!r})"
 
 
 START = Checkpoint(EMPTY, None)
@@ -377,7 +458,7 @@ def advance(
     Returns the checkpoint at the last review instant ≤ ``until`` (``next_review`` set);
     each review is appended to ``trace`` when one is given.
     """
-    return _advance(events, timelines, until, horizon, start.trajectory, start.state, None, trace)
+    return _advance(events, timelines, until, horizon, start.trajectory, start, None, trace)
 
 
 def _advance(
@@ -386,14 +467,18 @@ def _advance(
     until: datetime,
     horizon: timedelta,
     trajectory: Trajectory,
-    state: UserState | None,
+    fold: Checkpoint | None,
     window: tuple[int, int] | None,
     trace: list[Review] | None = None,
 ) -> Checkpoint:
     """:func:`advance` from ``trajectory`` with the fold at its last review instant given as
-    ``state`` or, with ``window``, as the fold of ``events[lo:hi]``: compiled where it can
+    ``fold``'s or, with ``window``, as the fold of ``events[lo:hi]``: compiled where it can
     be (one call for the whole machine), else stepped here."""
-    if trace is None:
+    user_id = fold._user_id if fold is not None and fold.has_state else ""
+    if not user_id and events:
+        user_id = events[0].user_id
+    stored = _stored_or_none(fold) if trace is None and compiled.active() else None
+    if stored is not None:
         done = compiled.advance(
             events,
             timelines,
@@ -401,14 +486,27 @@ def _advance(
             horizon,
             trajectory.changes,
             trajectory.reviewed_at,
-            state,
+            user_id,
+            stored or None,
             window,
         )
         if done is not None:
-            return _checkpoint_of(done)
+            return _checkpoint_of(done, user_id)
+    state = fold.state if fold is not None else None
     if window is not None:
         state = _settled(fold_events(None, events[window[0] : window[1]]))
     return _step(events, timelines, until, horizon, Checkpoint(trajectory, state), trace)
+
+
+def _stored_or_none(fold: Checkpoint | None) -> bytes | None:
+    """The fold as the compiled machine takes it: its stored bytes (``b""``: no fold), or
+    None when it cannot be stored (Python runs it, and says why where it is written)."""
+    if fold is None or not fold.has_state:
+        return b""
+    try:
+        return fold.stored_state()
+    except (ValueError, OverflowError):
+        return None
 
 
 def _step(
@@ -615,41 +713,28 @@ def _update_stored(
     horizon: timedelta,
 ) -> Checkpoint | None:
     """:func:`update` with the stored ledger read by the compiled machine, its entries never
-    built as Python events (but for the snapshots the fold keeps). None: Python must run it."""
+    built as Python events. None: Python must run it."""
     packed = ledger.packed()
     if packed is None:
         return None
-    merged: list[tuple[EventArgs, int | InputEvent]] = [
-        (args, index) for index, args in enumerate(packed[0])
-    ]
+    events = list(packed[0])
     for event in ordered:
         args = compiled.pack_event(event)
         if args is None or event.user_id != ledger.user_id:
             return None
-        merged.append((args, event))
-    merged.sort(key=lambda item: (item[0][0], item[0][2]))  # canonical: instant, event id
-    events = [args for args, _ in merged]
+        events.append(args)
+    events.sort(key=lambda args: (args[0], args[2]))  # canonical: instant, event id
 
-    # A snapshot the stored fold already holds is that event's (an id is one event's): kept,
-    # not read again from the ledger's bytes.
-    held: dict[str, compiled.Snapshot] = {}
-    if stored.state is not None:
-        for snapshots in (stored.state.loans, stored.state.assets):
-            held.update((s.event_id, s) for s in snapshots.values())
-
-    def snapshot_at(index: int) -> compiled.Snapshot:
-        args, source = merged[index]
-        if not isinstance(source, int):
-            return compiled.snapshot_of(source)
-        return held.get(args[2]) or ledger.snapshot(source)
-
-    trajectory, state, window = stored.trajectory, stored.state, None
+    trajectory, window = stored.trajectory, None
+    fold = _stored_or_none(stored)
+    if fold is None:
+        return None
     if stored.at is None:
-        trajectory, state = START.trajectory, None
+        trajectory, fold = START.trajectory, None
     elif ordered and ordered[0].occurred_at <= stored.at:
         occurred = [from_micros(args[0]) for args in events]
         point = _resume_point(occurred, stored.trajectory, ordered[0].occurred_at, horizon)
-        state = None
+        fold = None
         if point is None:
             trajectory = START.trajectory
         else:
@@ -657,23 +742,20 @@ def _update_stored(
             window = (lo, hi)
     done = compiled.advance_packed(
         events,
-        snapshot_at,
-        ledger.user_id,
         timelines,
         until,
         horizon,
         trajectory.changes,
         trajectory.reviewed_at,
-        state,
+        fold or None,
         window,
     )
-    return None if done is None else _checkpoint_of(done)
+    return None if done is None else _checkpoint_of(done, ledger.user_id)
 
 
-def _checkpoint_of(done: compiled.Advanced) -> Checkpoint:
-    return Checkpoint(
-        Trajectory(done.changes, done.reviewed_at, done.next_review), done.state, done.score
-    )
+def _checkpoint_of(done: compiled.Advanced, user_id: str) -> Checkpoint:
+    trajectory = Trajectory(done.changes, done.reviewed_at, done.next_review)
+    return Checkpoint.of_stored(trajectory, user_id, done.stored, done.score)
 
 
 def needs_ledger(
@@ -684,26 +766,28 @@ def needs_ledger(
     horizon: timedelta,
 ) -> bool:
     """Whether :func:`update` needs the user's earlier events (a second read)."""
-    if stored.at is None or stored.state is None:
+    first = stored.first_event_at
+    if stored.at is None or first is None:
         return latest_event_at is not None  # a user with only stored future events
     if latest_event_at is not None and latest_event_at > stored.at:
         return True  # stored events not reviewed yet (dated after the last review)
     if any(e.occurred_at <= stored.at for e in fresh):
         return True  # late events land before the last review
-    return stored.state.first_event_at + horizon <= until  # an event leaves the window
+    return first + horizon <= until  # an event leaves the window
 
 
 def needs_ledger_at(
     stored: Checkpoint, latest_event_at: datetime | None, moment: datetime, horizon: timedelta
 ) -> bool:
     """Whether :func:`at_time` needs the user's events for ``moment``."""
-    if stored.at is None or stored.state is None:
+    first = stored.first_event_at
+    if stored.at is None or first is None:
         return latest_event_at is not None
     if moment < stored.at:
         return True
     if latest_event_at is not None and stored.at < latest_event_at:
         return True
-    return stored.state.first_event_at + horizon <= moment
+    return first + horizon <= moment
 
 
 def at_time(

@@ -268,8 +268,7 @@ class EventFolder:
         every later fold and decision of that user) without bound."""
         settings = self.settings
         room = settings.max_events_per_user - current.ledger_size
-        state = current.checkpoint.state
-        open_loans = set(state.loans) if state is not None else set()
+        open_loans = set(current.checkpoint.loan_ids())
         kept: list[Pending] = []
         for p in sorted(fresh, key=lambda p: (p.event.occurred_at, p.event.event_id)):
             event = p.event
@@ -340,7 +339,7 @@ class EventFolder:
         checkpoint = update(
             current.checkpoint, [p.event for p in fresh], ledger, timelines, now, horizon
         )
-        if checkpoint == current.checkpoint and not fresh:
+        if not fresh and checkpoint == current.checkpoint:
             return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
         # The ledger: the new entries appended, or (events left the window) rewritten.
         entries = [encode_entry(p.event, p.digest) for p in fresh]
@@ -393,8 +392,7 @@ class EventFolder:
         full = []
         if ledger_size >= self.settings.max_events_per_user:
             full.append("events")
-        state = checkpoint.state
-        if state is not None and len(state.loans) >= self.settings.max_open_loans_per_user:
+        if len(checkpoint.loan_ids()) >= self.settings.max_open_loans_per_user:
             full.append("loans")
         return ",".join(full)
 

@@ -58,12 +58,7 @@ from streams.adapters.redis.layout import (
     readable_summary,
     stored_summary,
 )
-from streams.core.codec import (
-    decode_state,
-    decode_trajectory,
-    encode_state,
-    encode_trajectory,
-)
+from streams.core.codec import decode_trajectory, encode_trajectory
 from streams.core.instants import from_micros, to_micros
 from streams.core.ledger import StoredLedger, fingerprint, id_token, split_entries
 from streams.core.state import UserState
@@ -107,9 +102,9 @@ def _checkpoint(
 ) -> Checkpoint:
     if trajectory is None:
         return START
-    return Checkpoint(
-        decode_trajectory(_raw(trajectory)),
-        decode_state(_raw(state), user_id) if state is not None else None,
+    # The fold stays as stored until read: the compiled machine takes the bytes themselves.
+    return Checkpoint.of_stored(
+        decode_trajectory(_raw(trajectory)), user_id, _raw(state) if state else None
     )
 
 
@@ -371,7 +366,7 @@ class RedisStore:
             b"1" if write.rewrite else b"0",
             b"".join(write.entries),
             # Binary, so beside the JSON: an empty state is "no fold yet" (nothing is set).
-            encode_state(checkpoint.state) if checkpoint.state is not None else b"",
+            checkpoint.stored_state() or b"",
             encode_trajectory(checkpoint.trajectory),
         ]
 
