@@ -23,12 +23,7 @@ from quixstreams import Application, message_context
 from bench.peers import QUIX_GROUP_ENV, QUIX_STATE_DIR_ENV
 from schemas.models import LoanRequest
 from streams.adapters.redis.layout import stored_summary
-from streams.core.codec import (
-    decode_state,
-    decode_trajectory,
-    encode_state,
-    encode_trajectory,
-)
+from streams.core.codec import decode_trajectory, encode_trajectory
 from streams.core.decoding import RejectedRecord, decode_record
 from streams.core.instants import from_micros, to_micros
 from streams.core.ledger import StoredLedger, content_digest, fingerprint, id_token
@@ -45,10 +40,13 @@ from streams.topics import Topics
 def _stored(user_id: str, doc: dict[str, Any], maybe_applied: bool, fp: int) -> StoredUser:
     # Binary fields are kept as text, one char per byte: the state store keeps JSON.
     trajectory, state = doc.get("trajectory"), doc.get("state")
+    # The fold stays as stored until read, as the worker keeps it: the compiled machine
+    # takes the bytes themselves.
     checkpoint = (
-        Checkpoint(
+        Checkpoint.of_stored(
             decode_trajectory(trajectory.encode("latin-1")),
-            decode_state(state.encode("latin-1"), user_id) if state else None,
+            user_id,
+            state.encode("latin-1") if state else None,
         )
         if trajectory is not None
         else START
@@ -140,8 +138,9 @@ def main() -> None:
             "trajectory": encode_trajectory(checkpoint.trajectory).decode("latin-1"),
             "size": write.ledger_size,
         }
-        if checkpoint.state is not None:
-            new["state"] = encode_state(checkpoint.state).decode("latin-1")
+        stored = checkpoint.stored_state()
+        if stored is not None:
+            new["state"] = stored.decode("latin-1")
         if write.latest_event_at is not None:
             new["latest"] = to_micros(write.latest_event_at)
         if write.written_at is not None:

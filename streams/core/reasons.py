@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from typing import Literal
 
@@ -114,8 +115,14 @@ TEXTS: dict[ReasonCode, Text] = {
 
 
 def make_reason(code: str, text: Text, language: Language = "en") -> Reason:
-    """A reason with both texts and ``text`` in ``language``."""
-    return Reason(code=code, text=getattr(text, language), texts={"en": text.en, "zh": text.zh})
+    """A reason with both texts and ``text`` in ``language`` (one shared, frozen object per
+    code, texts and language: a status change or a decision names a few of a few dozen)."""
+    return _made(code, text.en, text.zh, language)
+
+
+@functools.lru_cache(maxsize=4096)
+def _made(code: str, en: str, zh: str, language: Language) -> Reason:
+    return Reason(code=code, text=en if language == "en" else zh, texts={"en": en, "zh": zh})
 
 
 def reason(code: ReasonCode, language: Language = "en") -> Reason:

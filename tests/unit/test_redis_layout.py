@@ -32,7 +32,8 @@ def test_every_field_the_store_writes_is_documented() -> None:
 def test_every_field_the_scripts_read_is_documented() -> None:
     read = set(re.findall(r"'([a-z_]+)'", layout.LOAD.source))
     read |= set(re.findall(r"'([a-z_]+)'", layout.APPLY.source))
+    read |= set(re.findall(r"'([a-z_]+)'", layout.LEDGERS.source))
     read -= {"HMGET", "HGET", "HSET"}
     assert read <= set(layout.STATE_FIELDS)
     assert layout.OUTBOX_FIELD in layout.STATE_FIELDS
-    assert set(layout.SCRIPTS) == {"LOAD", "APPLY", "CLEAR_IF_EQUAL", "SCHEDULE_POLICY"}
+    assert set(layout.SCRIPTS) == {"LOAD", "LEDGERS", "APPLY", "CLEAR_IF_EQUAL", "SCHEDULE_POLICY"}

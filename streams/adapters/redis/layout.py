@@ -80,6 +80,16 @@ end
 return results
 """
 
+# KEYS: users' state hashes. Returns each user's ledger (nil when none): one call per group
+# of users rather than a command per user.
+_LEDGERS_LUA = """
+local ledgers = {}
+for i = 1, #KEYS do
+  ledgers[i] = redis.call('HGET', KEYS[i], 'ledger')
+end
+return ledgers
+"""
+
 # KEYS: users' state hashes. ARGV[1]: a field; ARGV[i + 1]: its expected value in KEYS[i].
 # Deletes each user's field only if unchanged; returns how many were deleted.
 _CLEAR_IF_EQUAL_LUA = """
@@ -128,6 +138,7 @@ ScriptCall = tuple[LuaScript, Sequence[str], Sequence[str | bytes | int]]
 
 APPLY = LuaScript(_APPLY_LUA)
 LOAD = LuaScript(_LOAD_LUA)
+LEDGERS = LuaScript(_LEDGERS_LUA)
 CLEAR_IF_EQUAL = LuaScript(_CLEAR_IF_EQUAL_LUA)
 SCHEDULE_POLICY = LuaScript(_SCHEDULE_POLICY_LUA)
 
@@ -136,6 +147,8 @@ SCRIPTS = {
     "LOAD": "per user of a group: the fields a batch needs (ver, state, trajectory, "
     "latest_event_at, ledger_size, status_event, written_at) and which candidate event "
     "ids occur in the ledger (maybe applied: then the ledger is read and decides)",
+    "LEDGERS": "per user of a group: the ledger (read only for users whose batch needs "
+    "their earlier events)",
     "APPLY": "per user of a group: if ver is the expected one, set the fields and append "
     "to (or replace) the ledger; else report a conflict",
     "CLEAR_IF_EQUAL": "per user: delete the outbox field only if it still holds what was published",

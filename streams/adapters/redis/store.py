@@ -51,6 +51,7 @@ from streams.adapters.redis.layout import (
     APPLY,
     CLEAR_IF_EQUAL,
     LAYOUT_VERSION,
+    LEDGERS,
     LOAD,
     OUTBOX_FIELD,
     SCHEDULE_POLICY,
@@ -327,13 +328,14 @@ class RedisStore:
         """Each user's ledger (decoded as far as it is used)."""
         if not users:
             return {}
+        groups = self._groups(list(users))
+        calls: list[ScriptCall] = [(LEDGERS, self._user_keys(group), []) for group in groups]
         with self._timed("load_ledger"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for user in users:
-                    pipe.hget(self.keys.state(user), "ledger")
-                replies = await pipe.execute()
+            replies = await self._run_scripts(calls)
         return {
-            user: StoredLedger(blob or b"", user) for user, blob in zip(users, replies, strict=True)
+            user: StoredLedger(blob or b"", user)
+            for group, reply in zip(groups, replies, strict=True)
+            for user, blob in zip(group, reply, strict=True)
         }
 
     @staticmethod

@@ -288,7 +288,7 @@ class ScorecardDocument(_Strict):
     def reasons(self, points: Mapping[str, int], top: int = 4) -> list[AdverseReason]:
         """The adverse-action reasons: characteristics that cost the most points against their
         best bin, largest shortfall first, ties in document order; none that cost nothing."""
-        order = {name: i for i, name in enumerate(self.characteristics)}
+        order = self.characteristic_order
         shortfalls = [
             (self.characteristics[name].max_points - pts, order[name], name)
             for name, pts in points.items()
@@ -307,6 +307,11 @@ class ScorecardDocument(_Strict):
         ]
 
     # ---- facts about the card -------------------------------------------------------------
+    @cached_property
+    def characteristic_order(self) -> dict[str, int]:
+        """Each characteristic's place in the document (ties between reasons go by it)."""
+        return {name: i for i, name in enumerate(self.characteristics)}
+
     @cached_property
     def feature_edges(self) -> dict[str, tuple[float, ...]]:
         """Every value at which a bin of this card changes, per feature (the same shape as
