@@ -57,13 +57,14 @@ pub(crate) type StartArgs<'py> = (
 );
 
 /// (the new status changes, the last review instant, the next review instant, the state as
-/// stored, the score at the last review instant when this run reviewed there).
+/// stored, and when this run reviewed at the last review instant, the score there and the
+/// feature values it rests on).
 pub(crate) type Advanced<'py> = (
     Vec<LineArgs>,
     Option<i64>,
     Option<i64>,
     Option<Bound<'py, PyBytes>>,
-    Option<i64>,
+    Option<(i64, Values)>,
 );
 
 /// Where a run starts: as `StartArgs`, with the fold itself.
@@ -80,7 +81,7 @@ type Ran = (
     Option<i64>,
     Option<i64>,
     Option<Fold>,
-    Option<i64>,
+    Option<(i64, Values)>,
 );
 
 pub(crate) struct Event {
@@ -416,7 +417,7 @@ pub(crate) fn advance<'py>(
     let stored = stored.as_ref().map(|bytes| bytes.as_bytes());
     // A panic would reach Python as a BaseException no `except Exception` catches: none is
     // expected, and should one happen the machine declines and Python runs it.
-    let (changes, at, upcoming, fold, score) = std::panic::catch_unwind(|| {
+    let (changes, at, upcoming, fold, last_review) = std::panic::catch_unwind(|| {
         let fold = match stored {
             Some(data) => Some(Fold::from_stored(data)?),
             None => None,
@@ -437,13 +438,13 @@ pub(crate) fn advance<'py>(
     })
     .ok()
     .flatten()
-    .map(|((changes, at, upcoming, _, score), stored)| (changes, at, upcoming, stored, score))?;
+    .map(|((changes, at, upcoming, _, last), stored)| (changes, at, upcoming, stored, last))?;
     Some((
         changes,
         at,
         upcoming,
         fold.map(|bytes| PyBytes::new(py, &bytes)),
-        score,
+        last_review,
     ))
 }
 
@@ -489,7 +490,7 @@ fn run(
     let mut lo = 0_usize;
     let mut pending: Option<i64> = None;
     let mut changes = Vec::new();
-    let mut score = None;
+    let mut last_review = None;
     loop {
         let mut moment = events.get(index).map(|e| e.occurred);
         if let (Some(at), Some(state)) = (at, &view) {
@@ -503,10 +504,10 @@ fn run(
             moment = earliest(earliest(moment, pending), stages.next_change_after(at));
         }
         let Some(moment) = moment else {
-            return Some((changes, at, None, fold, score));
+            return Some((changes, at, None, fold, last_review));
         };
         if moment > until {
-            return Some((changes, at, Some(moment), fold, score));
+            return Some((changes, at, Some(moment), fold, last_review));
         }
         let fresh = index;
         while index < events.len() && events[index].occurred <= moment {
@@ -532,7 +533,7 @@ fn run(
         };
         at = Some(moment);
         pending = None;
-        score = None;
+        last_review = None;
         let Some(state) = &fold else {
             view = None;
             continue; // nothing in the window: no status to review
@@ -547,7 +548,7 @@ fn run(
             Some(window_edge),
         )
         .unwrap_or(window_edge);
-        let (reviewed, following, reviewed_score) = stages.at(moment).reviews(
+        let (reviewed, following, reviewed_score, values) = stages.at(moment).reviews(
             &state_view,
             &mut line,
             &mut changes,
@@ -558,7 +559,7 @@ fn run(
         )?;
         at = Some(reviewed);
         pending = Some(following);
-        score = Some(reviewed_score);
+        last_review = Some((reviewed_score, values));
         view = Some(state_view);
     }
 }

@@ -453,8 +453,8 @@ fn sixth_half_even(n: i64) -> i64 {
 impl Rules {
     /// Review `state` at `moment` and at every time-driven review instant after it before
     /// `stop` and not after `until`, appending status changes; returns the last instant
-    /// reviewed, the next time-driven review instant and the score at the last review (None:
-    /// Python must step).
+    /// reviewed, the next time-driven review instant, and the score and feature values at the
+    /// last review (None: Python must step).
     #[allow(clippy::too_many_arguments)]
     fn reviews(
         &self,
@@ -465,17 +465,17 @@ impl Rules {
         stop: i64,
         until: i64,
         horizon_us: i64,
-    ) -> Option<(i64, i64, i64)> {
+    ) -> Option<(i64, i64, i64, Values)> {
         let mut at = moment;
         loop {
-            let (next, score) = self.review(state, at, *line);
+            let (next, score, values) = self.review(state, at, *line);
             if *line != Some(next) {
                 changes.push(next.args());
                 *line = Some(next);
             }
             let following = self.next_time_review(state, *line, at, horizon_us)?;
             if following >= stop || following > until {
-                return Some((at, following, score));
+                return Some((at, following, score, values));
             }
             at = following;
         }
@@ -522,8 +522,9 @@ impl Rules {
         raw.clamp(350, 950)
     }
 
-    /// `scoring.review_step`: the status after the review at `at`, and the score there.
-    fn review(&self, state: &State, at: i64, previous: Option<Line>) -> (Line, i64) {
+    /// `scoring.review_step`: the status after the review at `at`, the score there and the
+    /// feature values it rests on.
+    fn review(&self, state: &State, at: i64, previous: Option<Line>) -> (Line, i64, Values) {
         let at = at.max(state.as_of);
         let values = self.values(state, at);
         let score = self.score(&values);
@@ -546,6 +547,7 @@ impl Rules {
         (
             self.next_line(previous, frozen, score, thresholds, at),
             score,
+            values,
         )
     }
 

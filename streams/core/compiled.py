@@ -348,6 +348,8 @@ class Advanced:
     next_review: datetime | None
     stored: bytes | None
     score: int | None  # at the last review instant, when this run reviewed there
+    #: The feature values that score rests on, in :data:`FEATURE_ORDER` (None with it).
+    values: tuple[float | None, ...] | None = None
 
 
 def advance(
@@ -415,7 +417,8 @@ def advance_packed(
     )
     if ran is None:
         return None
-    new, reviewed, upcoming, out, score = ran
+    new, reviewed, upcoming, out, last_review = ran
+    score, values = last_review if last_review is not None else (None, None)
     return Advanced(
         changes
         + tuple(
@@ -426,4 +429,5 @@ def advance_packed(
         None if upcoming is None else from_micros(upcoming),
         out,
         score,
+        None if values is None else tuple(values),
     )

@@ -19,7 +19,7 @@ from schemas.models import (
 from streams.core.features import SCORE_MIN
 from streams.core.policy import Policy
 from streams.core.reasons import Language, ReasonCode, make_reason, reason
-from streams.core.scoring import SCORER_VERSION, Assessment
+from streams.core.scoring import SCORER_VERSION, Assessment, Standing
 
 _ZERO = Decimal("0.00")
 #: Decimal places of a published probability of default (more would be noise, and fewer
@@ -207,12 +207,12 @@ def decide(
     )
 
 
-def _adverse(a: Assessment, language: Language) -> list[Reason]:
+def _adverse(a: Standing, language: Language) -> list[Reason]:
     """The scorecard's principal reasons (largest point shortfalls), in the wire form."""
     return [r.as_reason(language) for r in a.adverse_reasons()]
 
 
-def status_reasons(a: Assessment, policy: Policy, language: Language = "en") -> list[Reason]:
+def status_reasons(a: Standing, policy: Policy, language: Language = "en") -> list[Reason]:
     """Why a line has its status: for a status-change event."""
     if a.status is EffectiveStatus.FROZEN:
         return [reason(ReasonCode.FROZEN_PAST_DUE, language), *_adverse(a, language)]

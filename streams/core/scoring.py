@@ -113,8 +113,36 @@ def next_line_status(
 
 
 # ---- the assessment ------------------------------------------------------------------------
+class Standing:
+    """What a line's status, reasons and card are read from alike: an :class:`Assessment`,
+    or the lighter standing a status-change event is stated from
+    (:class:`streams.core.announcement.StatedStanding`)."""
+
+    __slots__ = ()
+    line: LineStatus
+    points: Mapping[str, int]
+    segment: str
+    exception: SegmentException | None
+    card: ScorecardDocument
+
+    @property
+    def status(self) -> EffectiveStatus:
+        """The effective status."""
+        return self.line.status
+
+    @property
+    def scorecard_version(self) -> str:
+        """The version of the scorecard that scored."""
+        return self.card.version
+
+    def adverse_reasons(self, top: int = ADVERSE_REASONS) -> list[AdverseReason]:
+        """The characteristics that cost the most points against their best bin, largest
+        shortfall first, ties in the card's order (the standard adverse-action method)."""
+        return self.card.reasons(self.points, top=top)
+
+
 @dataclass(frozen=True, slots=True)
-class Assessment:
+class Assessment(Standing):
     """A user's live credit standing at one moment, under one policy and one scorecard."""
 
     user_id: str
@@ -142,34 +170,26 @@ class Assessment:
     card: ScorecardDocument = field(repr=False, compare=False)
 
     @property
-    def status(self) -> EffectiveStatus:
-        """The effective status."""
-        return self.line.status
+    def at(self) -> datetime:
+        """The instant assessed (never before the state's own ``as_of``)."""
+        return self.features.at
 
     @property
     def scored(self) -> Scored:
         """The card's scoring this assessment rests on."""
         return Scored(self.score, self.points, self.bins, self.pd, self.card.version)
 
-    @property
-    def scorecard_version(self) -> str:
-        """The version of the scorecard that scored."""
-        return self.card.version
-
-    def adverse_reasons(self, top: int = ADVERSE_REASONS) -> list[AdverseReason]:
-        """The characteristics that cost the most points against their best bin, largest
-        shortfall first, ties in the card's order (the standard adverse-action method)."""
-        return self.card.reasons(self.points, top=top)
-
 
 def segment_of(
     features: Features, policy: Policy, values: dict[str, float | None] | None = None
 ) -> str:
     """The first segment whose rule matches, else ``standard``."""
-    return _segment_named(policy, values if values is not None else features.values())
+    return segment_named(policy, values if values is not None else features.values())
 
 
-def _segment_named(policy: Policy, values: dict[str, float | None]) -> str:
+def segment_named(policy: Policy, values: dict[str, float | None]) -> str:
+    """The first segment of ``policy`` whose rule matches these feature values, else
+    ``standard``."""
     for segment in policy.segments:
         if segment.when.matches(values):
             return segment.name
@@ -210,7 +230,7 @@ def credit_limit(
     return rounded.quantize(_CENT)
 
 
-def _rules_for(
+def rules_for(
     segment_name: str, policy: Policy, values: dict[str, float | None]
 ) -> tuple[Segment | None, SegmentException | None, Thresholds]:
     """The user's segment, the exception that applies to them if any, and the thresholds
@@ -248,8 +268,8 @@ def review_step(
     at = max(at, state.as_of)  # as derive_features takes it
     values = feature_values(state, at)
     score = card.score_of(values)
-    segment_name = _segment_named(policy, values)
-    _, _, thresholds = _rules_for(segment_name, policy, values)
+    segment_name = segment_named(policy, values)
+    _, _, thresholds = rules_for(segment_name, policy, values)
     line = next_line_status(
         previous,
         frozen=_frozen_at(state.last_delinquency_at, at, policy),
@@ -284,7 +304,7 @@ def assess(
     scored = card.evaluate(values)
     score, points = scored.score, scored.points
     segment_name = segment_of(features, policy, values)
-    segment, exception, thresholds = _rules_for(segment_name, policy, values)
+    segment, exception, thresholds = rules_for(segment_name, policy, values)
     multiplier = segment.limit_multiplier if segment else Decimal(1)
     promotion = None
     if with_promotions:

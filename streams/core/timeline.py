@@ -259,10 +259,14 @@ class Checkpoint:
     bytes it answers, and builds the Python state only where one is read (an announcement's
     assessment, a decision)."""
 
-    __slots__ = ("_state", "_stored", "_user_id", "score", "trajectory")
+    __slots__ = ("_state", "_stored", "_user_id", "score", "trajectory", "values")
 
     def __init__(
-        self, trajectory: Trajectory, state: UserState | None, score: int | None = None
+        self,
+        trajectory: Trajectory,
+        state: UserState | None,
+        score: int | None = None,
+        values: tuple[float | None, ...] | None = None,
     ) -> None:
         self.trajectory = trajectory
         self._state = state
@@ -271,13 +275,21 @@ class Checkpoint:
         #: The score at the review instant when the run that made this checkpoint reviewed
         #: there (what the status machine saw; not stored, so a loaded checkpoint has none).
         self.score = score
+        #: The feature values that score rests on, in ``compiled.FEATURE_ORDER``, when the
+        #: compiled machine made this checkpoint (None otherwise; never stored).
+        self.values = values
 
     @classmethod
     def of_stored(
-        cls, trajectory: Trajectory, user_id: str, stored: bytes | None, score: int | None = None
+        cls,
+        trajectory: Trajectory,
+        user_id: str,
+        stored: bytes | None,
+        score: int | None = None,
+        values: tuple[float | None, ...] | None = None,
     ) -> Checkpoint:
         """A checkpoint whose fold is given as stored bytes (None or empty: no fold)."""
-        checkpoint = cls(trajectory, None, score)
+        checkpoint = cls(trajectory, None, score, values)
         checkpoint._stored = stored or None
         checkpoint._user_id = user_id
         return checkpoint
@@ -286,6 +298,11 @@ class Checkpoint:
     def at(self) -> datetime | None:
         """The review instant."""
         return self.trajectory.reviewed_at
+
+    @property
+    def user_id(self) -> str:
+        """Whose fold this is ("" for the start, which has none)."""
+        return self._user_id
 
     @property
     def has_state(self) -> bool:
@@ -474,7 +491,7 @@ def _advance(
     """:func:`advance` from ``trajectory`` with the fold at its last review instant given as
     ``fold``'s or, with ``window``, as the fold of ``events[lo:hi]``: compiled where it can
     be (one call for the whole machine), else stepped here."""
-    user_id = fold._user_id if fold is not None and fold.has_state else ""
+    user_id = fold.user_id if fold is not None and fold.has_state else ""
     if not user_id and events:
         user_id = events[0].user_id
     stored = _stored_or_none(fold) if trace is None and compiled.active() else None
@@ -755,7 +772,7 @@ def _update_stored(
 
 def _checkpoint_of(done: compiled.Advanced, user_id: str) -> Checkpoint:
     trajectory = Trajectory(done.changes, done.reviewed_at, done.next_review)
-    return Checkpoint.of_stored(trajectory, user_id, done.stored, done.score)
+    return Checkpoint.of_stored(trajectory, user_id, done.stored, done.score, done.values)
 
 
 def needs_ledger(

@@ -24,14 +24,12 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from schemas.models import EffectiveStatus, LineStatusChanged, LoanRequest, RepaymentEvent
-from streams.core.decision import status_reasons
+from schemas.models import EffectiveStatus, LoanRequest, RepaymentEvent
+from streams.core.announcement import announced_standing, status_change_event
 from streams.core.decoding import RejectedRecord, decode_record
 from streams.core.ledger import StoredLedger, content_digest, encode_entry, fingerprint
-from streams.core.policy import Policy
-from streams.core.reasons import ReasonCode, reason
-from streams.core.scoring import Assessment, LineStatus
-from streams.core.timeline import Checkpoint, PolicyTimeline, needs_ledger, standing, update
+from streams.core.scoring import LineStatus
+from streams.core.timeline import Checkpoint, PolicyTimeline, needs_ledger, update
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser, UserWrite
 from streams.service.shell import (
@@ -365,11 +363,17 @@ class EventFolder:
             # No change to announce: the score the status machine saw is all the metric needs
             # (standing would repeat that last review, line and score alike).
             self.metrics.scores.observe(checkpoint.score)
-        elif (assessment := standing(checkpoint, timelines)) is not None:
-            self.metrics.scores.observe(assessment.score)
-            if not _announced(before, assessment.line):
-                policy = timelines.at(assessment.features.at)
-                status_event = self._status_event(before, assessment, policy, restated=restated)
+        elif (stated := announced_standing(checkpoint, timelines)) is not None:
+            self.metrics.scores.observe(stated.score)
+            if not _announced(before, stated.line):
+                self.metrics.line_status_changes.labels(stated.status.value).inc()
+                status_event = status_change_event(
+                    before,
+                    stated,
+                    timelines.at(stated.at),
+                    self.settings.reason_language,
+                    restated=restated,
+                )
         write = UserWrite(
             user_id=user,
             expected_version=current.version,
@@ -406,31 +410,6 @@ class EventFolder:
                 continue
             interval = (after.since - before.since).total_seconds()
             self.metrics.line_status_change_interval.observe(interval)
-
-    def _status_event(
-        self,
-        previous: LineStatus | None,
-        assessment: Assessment,
-        policy: Policy,
-        *,
-        restated: bool,
-    ) -> bytes:
-        self.metrics.line_status_changes.labels(assessment.status.value).inc()
-        language = self.settings.reason_language
-        reasons = status_reasons(assessment, policy, language)
-        if restated:
-            reasons = [reason(ReasonCode.LATE_EVENT_RESTATED, language), *reasons]
-        event = LineStatusChanged(
-            user_id=assessment.user_id,
-            changed_at=assessment.line.since,
-            previous_status=previous.status if previous else None,
-            status=assessment.status,
-            credit_limit=assessment.credit_limit,
-            score=assessment.score,
-            reasons=reasons,
-            policy_version=assessment.policy_version,
-        )
-        return event.model_dump_json().encode()
 
 
 def _announced(before: LineStatus | None, line: LineStatus | None) -> bool:
