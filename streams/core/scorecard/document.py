@@ -208,6 +208,10 @@ class Training(_Strict):
         return bisect.bisect_right(self.band_edges, score)
 
 
+#: How many answers of :meth:`ScorecardDocument.reasons` a card keeps (then starts afresh).
+REASONS_MEMO_SIZE = 16_384
+
+
 class ScorecardDocument(_Strict):
     """A complete, versioned scorecard."""
 
@@ -288,6 +292,19 @@ class ScorecardDocument(_Strict):
     def reasons(self, points: Mapping[str, int], top: int = 4) -> list[AdverseReason]:
         """The adverse-action reasons: characteristics that cost the most points against their
         best bin, largest shortfall first, ties in document order; none that cost nothing."""
+        # Asked for every status change and decline, and the same points recur (a card has
+        # only so many combinations of bins): each answer is kept, a bounded number of them.
+        key = (tuple(points.items()), top)
+        memo = self._reasons_memo
+        found = memo.get(key)
+        if found is None:
+            found = self._adverse_reasons(points, top)
+            if len(memo) >= REASONS_MEMO_SIZE:
+                memo.clear()
+            memo[key] = found
+        return list(found)
+
+    def _adverse_reasons(self, points: Mapping[str, int], top: int) -> tuple[AdverseReason, ...]:
         order = self.characteristic_order
         shortfalls = [
             (self.characteristics[name].max_points - pts, order[name], name)
@@ -295,7 +312,7 @@ class ScorecardDocument(_Strict):
             if name in self.characteristics
         ]
         shortfalls.sort(key=lambda item: (-item[0], item[1]))
-        return [
+        return tuple(
             AdverseReason(
                 characteristic=name,
                 code=f"ADVERSE_{name.upper()}",
@@ -304,7 +321,13 @@ class ScorecardDocument(_Strict):
             )
             for shortfall, _, name in shortfalls[:top]
             if shortfall > 0
-        ]
+        )
+
+    @cached_property
+    def _reasons_memo(
+        self,
+    ) -> dict[tuple[tuple[tuple[str, int], ...], int], tuple[AdverseReason, ...]]:
+        return {}
 
     # ---- facts about the card -------------------------------------------------------------
     @cached_property
