@@ -212,6 +212,8 @@ class StoredLedger:
         spans: list[tuple[int, int, bool]] = []
         if packed is not None:
             bound, start = to_micros(limit), 0
+            if all(args[0] > bound for args in packed[0]):
+                return None  # the common case, told without building the spans
             for args, end in zip(packed[0], packed[2], strict=True):
                 spans.append((start, end, args[0] > bound))
                 start = end

@@ -90,6 +90,9 @@ def _text(value: bytes | str) -> str:
 __all__ = ["RedisStore", "StoredUser", "UserWrite", "fingerprint"]
 
 
+_NONE_APPLIED: frozenset[int] = frozenset()
+
+
 def _micros(raw: bytes | str | None) -> datetime | None:
     return from_micros(int(raw)) if raw is not None else None
 
@@ -309,10 +312,14 @@ class RedisStore:
         for group, reply in zip(groups, replies, strict=True):
             for user, (fields, flags) in zip(group, reply, strict=True):
                 version, state, trajectory, latest, size, pending, written = fields
-                ids = candidates[user]
-                applied = frozenset(
-                    fingerprint(event_id) for event_id, flag in zip(ids, flags, strict=True) if flag
-                )
+                applied = _NONE_APPLIED
+                if any(flags):  # rare: a redelivery, or an event id reused
+                    ids = candidates[user]
+                    applied = frozenset(
+                        fingerprint(event_id)
+                        for event_id, flag in zip(ids, flags, strict=True)
+                        if flag
+                    )
                 result[user] = StoredUser(
                     version=int(version) if version is not None else 0,
                     checkpoint=_checkpoint(user, state, trajectory),
