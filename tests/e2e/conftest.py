@@ -145,10 +145,13 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 env=settings_env(self.settings),
             )
+        # The worker's own line: its fold process (forked, same log) says Ready too, and
+        # may say it first, before the worker's /healthz and /metrics listen.
+        ready = f"[{self.process.pid}] [INFO] [^Worker]: Ready"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log_path.read_bytes()[offset:].decode(errors="replace")
-            if "Worker: Ready" in text or "[^Worker]: Ready" in text:
+            if ready in text:
                 return
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited:\n{text[-4000:]}")
