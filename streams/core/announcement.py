@@ -24,6 +24,7 @@ from streams.core.policy import Policy, SegmentException
 from streams.core.reasons import Language, ReasonCode, reason
 from streams.core.scorecard import ScorecardDocument
 from streams.core.scoring import (
+    NO_LIMIT,
     Assessment,
     LineStatus,
     Standing,
@@ -31,9 +32,6 @@ from streams.core.scoring import (
     segment_named,
 )
 from streams.core.timeline import Checkpoint, PolicyTimeline, standing
-
-#: A line that is not open has no credit limit (as :func:`~streams.core.scoring.credit_limit`).
-NO_LIMIT = Decimal("0.00")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,8 @@ SCORER_VERSION = "creditline-scorer-3"
 STANDARD_SEGMENT = "standard"
 #: Reasons a non-approval lists at most (the adverse-action method: largest shortfalls).
 ADVERSE_REASONS = 4
+#: The credit limit of a line that is not open.
+NO_LIMIT = Decimal("0.00")
 _CENT = Decimal("0.01")
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -210,7 +212,7 @@ def credit_limit(
     of assets, times segment and promotion multipliers, bounded, capped, rounded down.
     Zero unless the line is open."""
     if status is not EffectiveStatus.OPEN:
-        return Decimal("0.00")
+        return NO_LIMIT
     limits = policy.limits
     span = Decimal(max(1, SCORE_MAX - thresholds.reopen_at))
     progress = min(Decimal(1), Decimal(max(0, score - thresholds.reopen_at)) / span)

@@ -12,14 +12,9 @@ from hypothesis import strategies as st
 
 from schemas.models import EffectiveStatus, InputEvent, LineStatusChanged
 from streams.core import compiled
-from streams.core.announcement import (
-    NO_LIMIT,
-    StatedStanding,
-    announced_standing,
-    status_change_event,
-)
+from streams.core.announcement import StatedStanding, announced_standing, status_change_event
 from streams.core.scorecard import ScorecardTimeline
-from streams.core.scoring import Assessment, LineStatus
+from streams.core.scoring import NO_LIMIT, Assessment, LineStatus
 from streams.core.timeline import Checkpoint, PolicyTimeline, standing
 from tests.properties import examples
 from tests.scorecard_histories import AT, histories
