@@ -440,17 +440,17 @@ class Settings(BaseSettings):
         return f"{self.app_id}-decisions"
 
     @property
-    def faust_group(self) -> str:
-        """The Faust app id, which is also a consumer group: Faust always joins one, so an
-        events-only worker has its own (it consumes nothing through Faust)."""
-        return f"{self.app_id}-events" if self.worker_role == "events" else self.decisions_group
+    def faust_app_id(self) -> str:
+        """The id of the worker's Faust app: it names only Faust's (unused) data directory,
+        since Faust runs no Kafka consumer and joins no group."""
+        return f"{self.app_id}-{self.worker_role}"
 
     @property
     def consumer_groups(self) -> tuple[str, ...]:
         """Every consumer group this worker's role joins."""
         return {
             "all": (self.events_group, self.decisions_group),
-            "events": (self.events_group, self.faust_group),
+            "events": (self.events_group,),
             "decisions": (self.decisions_group,),
         }[self.worker_role]
 

@@ -17,8 +17,6 @@ from typing import Literal
 from streams.settings import Settings
 from streams.topics import Topics
 
-#: Faust's group-leader topic, one per consumer group: ``<group>-__assignor-__leader``.
-FAUST_LEADER_SUFFIX = "-__assignor-__leader"
 #: The operators' principal when none is given.
 DEFAULT_OPERATOR = "creditline-ops"
 #: The worker's principal when the settings name no SASL user.
@@ -48,18 +46,10 @@ class AclRule:
 
 
 def worker_groups(settings: Settings) -> tuple[str, ...]:
-    """The consumer groups of every worker role (events, decisions, and the Faust group of
-    events-only workers)."""
+    """The consumer groups of every worker role (events and decisions)."""
     roles = ("all", "events", "decisions")
     groups = (settings.model_copy(update={"worker_role": r}).consumer_groups for r in roles)
     return tuple(dict.fromkeys(g for role_groups in groups for g in role_groups))
-
-
-def faust_groups(settings: Settings) -> tuple[str, ...]:
-    """The groups Faust joins (each with its group-leader topic)."""
-    roles = ("all", "events", "decisions")
-    groups = (settings.model_copy(update={"worker_role": r}).faust_group for r in roles)
-    return tuple(dict.fromkeys(groups))
 
 
 def worker_principal(settings: Settings) -> str:
@@ -78,8 +68,8 @@ def worker_rules(settings: Settings, principal: str | None = None) -> list[AclRu
             "topic",
             (*topics.inputs, topics.policy),
             ("Read",),
-            "the agents and the policy watcher consume them; the lag metric reads their end "
-            "offsets",
+            "the worker's consumers and the policy watcher read them; the lag metric reads "
+            "their end offsets",
         ),
         AclRule(
             user,
@@ -109,13 +99,6 @@ def worker_rules(settings: Settings, principal: str | None = None) -> list[AclRu
             (topics.loan_decisions,),
             ("Read",),
             "the HTTP decision API reads the decisions of the requests it waits for",
-        ),
-        AclRule(
-            user,
-            "topic",
-            tuple(group + FAUST_LEADER_SUFFIX for group in faust_groups(settings)),
-            ("Create", "Read"),
-            "Faust's group-leader topic of each group, created on first start",
         ),
         AclRule(
             user,

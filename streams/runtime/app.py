@@ -1,15 +1,17 @@
-"""The worker: a Faust app whose units only read records, hand them to the services and ack
-them once the services are done (see :mod:`streams.runtime.bootstrap` for the wiring).
+"""The worker: a Faust app whose units only read records, hand them to the services and
+commit them once the services are done (see :mod:`streams.runtime.bootstrap` for the wiring).
 
 * ``follow_policies`` (task) reads the policy topic before anything else, then follows it.
 * ``fold_events`` (task) reads the three event topics in batches with
   :class:`~streams.adapters.kafka.events.EventConsumer` — plain aiokafka, its own consumer
   group, offsets committed only after a batch is stored — folds them, and between batches
   sweeps the users whose status changes with time alone.
-* ``answer_loan_requests`` (agent, ``concurrency=1``: higher values can commit past
-  in-flight records) answers each request as soon as it arrives; requests are taken with
-  ``noack_take`` and acked only after they are answered (``take()`` would ack a batch even
-  when its body raised).
+* ``answer_loan_requests`` (task) reads the loan-request topic with
+  :class:`~streams.adapters.kafka.requests.RequestConsumer` — plain aiokafka, group
+  ``APP_ID-decisions`` — and answers each batch of arrived requests at once; offsets are
+  committed in order, each batch's once its answers are acknowledged by Kafka.
+* Faust's own Kafka consumer is off (:func:`~streams.runtime.faust_setup.faust_app`): Faust
+  runs the tasks, the producer and the web pages, and consumes nothing.
 * ``tick_shells`` (timer) and ``export_consumer_lag`` (task); ``/metrics`` and ``/healthz``.
 * In role ``all`` with ``WORKER_FOLD=process`` (the default), ``fold_events`` runs in a
   process of its own (:mod:`streams.runtime.fold_process`) and ``watch_fold`` stops the
@@ -23,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -38,7 +39,7 @@ from streams.errors import FoldStopped, OperatorActionRequired, ShuttingDown, Un
 from streams.metrics import Metrics
 from streams.runtime.bootstrap import Components
 from streams.runtime.exposition import merge_pages
-from streams.runtime.faust_setup import faust_app, to_inbound
+from streams.runtime.faust_setup import faust_app
 from streams.runtime.fold_process import FoldProcess
 from streams.runtime.http_api import DecisionApi
 from streams.service.decide import LoanDecider
@@ -47,17 +48,6 @@ from streams.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-#: Loan requests are answered one by one, as soon as each arrives: a bigger batch waits for
-#: Faust's take timer (docs/sizing.md has the measured cost), and answering costs two Redis
-#: round trips per request whatever the batch.
-LOAN_BATCH_MAX = 1
-#: Only bounds the take loop's idle wake-ups: a full batch (one request) is yielded at once.
-LOAN_BATCH_WAIT_SECONDS = 0.05
-#: Loan-request batches answered and not yet acknowledged by Kafka, at most (then the next
-#: request waits): bounds what a crash leaves to redeliver.
-LOAN_BATCHES_IN_FLIGHT = 100
-#: How long a stopping worker waits for the answers it sent to be published and acknowledged.
-ACK_DRAIN_SECONDS = 10.0
 #: How often the storm guards expire old outcomes and rejection summaries fall due, records
 #: or not (a few microseconds each).
 SHELL_TICK_SECONDS = 1.0
@@ -198,70 +188,24 @@ class _Worker:
                 return
             await asyncio.sleep(FOLD_WATCH_SECONDS)
 
-    async def answer_loan_requests(self, stream: Any) -> None:
-        """Answer each loan request as it arrives; ack it only once answered."""
+    async def answer_loan_requests(self) -> None:
+        """Answer loan requests as they arrive; commit them once their answers are out."""
         await self.parts.policies.ready.wait()
         store = self.parts.store()
         decider = self.parts.decider(store)
+        consumer = self.parts.request_consumer(decider)
         self.shells.append(decider)
         try:
             if await self.refused(store):
                 return
-            batches = stream.noack_take(LOAN_BATCH_MAX, within=LOAN_BATCH_WAIT_SECONDS)
-            await self._answer_all(stream, batches, decider)
+            await consumer.start()
+            await consumer.run(self.stopping)
+        except Exception as exc:
+            await self.unapplied(exc, "the requests in flight")
         finally:
             self.shells.remove(decider)
+            await consumer.stop()
             await store.close()
-
-    async def _answer_all(self, stream: Any, batches: Any, decider: LoanDecider) -> None:
-        """Answer batch after batch without waiting for Kafka to acknowledge each answer
-        (a produce round trip per request would queue every request behind the ones before
-        it); acknowledge the requests in order, each once its answers are published."""
-        published: asyncio.Queue[tuple[Sequence[Any], asyncio.Future[None]] | None]
-        published = asyncio.Queue(LOAN_BATCHES_IN_FLIGHT)
-        acker = asyncio.create_task(self._ack_published(stream, published))
-        try:
-            async for batch in batches:
-                if acker.done():
-                    return  # an answer was not published: the worker is stopping
-                records = [to_inbound(e) for e in batch]
-                try:
-                    _, delivered = await decider.submit(records)
-                except Exception as exc:
-                    await self.unapplied(exc, f"a batch of {len(batch)} records")
-                    return
-                await published.put((batch, asyncio.ensure_future(delivered)))
-        finally:
-            if not acker.done():
-                # Stopping: the answers already sent are acknowledged as they are published.
-                async def finish() -> None:
-                    await published.put(None)
-                    await acker
-
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(finish(), ACK_DRAIN_SECONDS)
-            acker.cancel()
-            while not published.empty():
-                item = published.get_nowait()
-                if item is not None:
-                    item[1].cancel()  # never acknowledged: redelivered, answered the same
-
-    async def _ack_published(
-        self,
-        stream: Any,
-        published: asyncio.Queue[tuple[Sequence[Any], asyncio.Future[None]] | None],
-    ) -> None:
-        """Acknowledge answered requests in their order, each once its answers are out; on the
-        first that is not, stop the worker with nothing after it acknowledged."""
-        while (item := await published.get()) is not None:
-            batch, delivered = item
-            try:
-                await delivered
-            except Exception as exc:
-                await self.unapplied(exc, f"a batch of {len(batch)} records")
-                return
-            for event in batch:
-                await stream.ack(event)
 
     async def metrics_page(self, web: Any, request: Any) -> Any:
         page = generate_latest(self.parts.metrics.registry)
@@ -314,16 +258,7 @@ class _Worker:
         elif settings.worker_role in ("all", "events"):
             app.task(self.fold_events)
         if settings.worker_role in ("all", "decisions"):
-            requests = app.topic(
-                self.parts.topics.loan_requests,
-                key_type=bytes,
-                value_type=bytes,
-                partitions=settings.topic_partitions,
-                acks=True,
-            )
-            app.agent(requests, concurrency=1, name="answer_loan_requests")(
-                self.answer_loan_requests
-            )
+            app.task(self.answer_loan_requests)
             DecisionApi(app, self.parts, ready=self.answering).register()
         # Faust makes a page's function the method of a view class: plain functions here.
 

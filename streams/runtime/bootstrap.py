@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from streams.adapters.kafka.events import EventConsumer
 from streams.adapters.kafka.policy_watcher import PolicyWatcher
+from streams.adapters.kafka.requests import RequestConsumer
 from streams.adapters.redis.store import RedisStore
 from streams.core import compiled
 from streams.core.policy import load_default_policy
@@ -91,3 +92,7 @@ class Components:
     def event_consumer(self, folder: EventFolder) -> EventConsumer:
         """The batch consumer of the event topics, feeding ``folder``."""
         return EventConsumer(self.settings, self.topics.events, folder.process)
+
+    def request_consumer(self, decider: LoanDecider) -> RequestConsumer:
+        """The batch consumer of the loan-request topic, answered by ``decider``."""
+        return RequestConsumer(self.settings, self.topics.loan_requests, decider.submit)

@@ -1,5 +1,5 @@
-"""Faust, set up for creditline: raw records as library-independent ones, an idempotent
-producer, only creditline's pages on the web port, and the app's broker options."""
+"""Faust, set up for creditline: no Kafka consumer of its own, an idempotent producer, only
+creditline's pages on the web port, and the app's broker options."""
 
 from __future__ import annotations
 
@@ -9,31 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.web.drivers import aiohttp as aiohttp_web
 
 from streams.adapters.kafka.client import DURABLE_PRODUCER, faust_broker_options
-from streams.adapters.kafka.sink import LOG_APPEND_TIME, inbound_headers
-from streams.ports import InboundRecord
 from streams.settings import Settings
-
-
-def to_inbound(event: Any) -> InboundRecord:
-    """A Faust event as a library-independent record."""
-    message = event.message
-    headers = message.headers or []
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return InboundRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp=message.timestamp,
-        headers=inbound_headers(headers),
-        log_append_time=getattr(message, "timestamp_type", 0) == LOG_APPEND_TIME,
-    )
 
 
 class DurableProducer(aiokafka_driver.Producer):
@@ -79,15 +60,16 @@ def faust_data_dir(settings: Settings) -> Path:
     """
     root = Path(tempfile.gettempdir()) / "creditline-faust"
     root.mkdir(exist_ok=True)
-    return root / settings.faust_group
+    return root / settings.faust_app_id
 
 
 def faust_app(settings: Settings) -> faust.App:
-    """A Faust app for these settings: raw bytes in and out (decoding is creditline's, so bad
-    input is dead-lettered with a reason instead of crashing a Faust codec), an idempotent
-    producer, only creditline's pages."""
+    """A Faust app for these settings: its tasks, timers, pages and an idempotent producer,
+    and no Kafka consumer — creditline reads its topics with plain aiokafka consumers that
+    commit only what is handled (:mod:`streams.adapters.kafka.events`), so Faust joins no
+    consumer group and runs no consumer thread."""
     app = faust.App(
-        settings.faust_group,
+        settings.faust_app_id,
         **faust_broker_options(settings),
         store="memory://",
         datadir=faust_data_dir(settings),
@@ -97,18 +79,10 @@ def faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-        broker_rebalance_timeout=max(20.0, settings.session_timeout_seconds * 2),
         producer_acks=-1,
         producer_max_request_size=settings.max_message_bytes + 1024 * 1024,
-        consumer_max_fetch_size=settings.max_message_bytes + 1024 * 1024,
-        # Records are read as raw bytes: decoding is ours, so bad input is dead-lettered
-        # with a reason instead of crashing the stream in a Faust codec.
-        key_serializer="raw",
-        value_serializer="raw",
     )
+    app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
     # Before anything asks for the producer: our transport makes it idempotent.
     app.transport = DurableTransport(app.conf.broker_consumer, app)
     # Before any page is added: a server with only our pages.

@@ -54,7 +54,7 @@ def test_the_events_consumer_reads_ahead_little() -> None:
     assert options["fetch_max_bytes"] == 8 * 1024 * 1024
 
 
-def test_each_role_joins_its_groups_and_faust_never_joins_the_events_group() -> None:
+def test_each_role_joins_the_groups_of_its_work_and_no_other() -> None:
     base = Settings.model_construct(app_id="app")
     groups = {
         role: base.model_copy(update={"worker_role": role}).consumer_groups
@@ -62,12 +62,9 @@ def test_each_role_joins_its_groups_and_faust_never_joins_the_events_group() -> 
     }
     assert groups == {
         "all": ("app", "app-decisions"),
-        "events": ("app", "app-events"),
+        "events": ("app",),
         "decisions": ("app-decisions",),
     }
-    for role in ("all", "events", "decisions"):
-        faust = base.model_copy(update={"worker_role": role}).faust_group
-        assert faust != base.events_group  # its protocol would clash with the range assignor
 
 
 def test_a_folding_process_collects_garbage_less_often() -> None:

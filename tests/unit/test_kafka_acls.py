@@ -11,19 +11,17 @@ def test_the_worker_gets_its_topics_and_groups_and_nothing_else() -> None:
     settings = Settings.model_construct(app_id="app", kafka_sasl_username="svc")
     rules = worker_rules(settings)
     bindings = {b for rule in rules for b in rule.bindings()}
-    assert len(bindings) == 18
+    assert len(bindings) == 13
     assert {b[0] for b in bindings} == {"User:svc"}
     topics = Topics.from_settings(settings)
     read = {b[2] for b in bindings if b[1] == "topic" and b[3] == "Read"}
     assert set(topics.inputs) | {topics.policy} <= read
     assert topics.dead_letter not in read  # dead letters are the operators' to read
-    # Events are folded by "app"; Faust answers loan requests in "app-decisions" and joins
-    # "app-events" on events-only workers.
-    assert {b[2] for b in bindings if b[1] == "group"} == {"app", "app-decisions", "app-events"}
-    # Faust's leader topic is named after the Faust group.
-    assert ("User:svc", "topic", "app-decisions-__assignor-__leader", "Create") in bindings
-    assert ("User:svc", "topic", "app-events-__assignor-__leader", "Read") in bindings
-    assert not any(b[2] == "app-__assignor-__leader" for b in bindings)
+    # Events are folded by "app", loan requests answered by "app-decisions"; Faust joins no
+    # group, so it needs no group-leader topic either.
+    assert {b[2] for b in bindings if b[1] == "group"} == {"app", "app-decisions"}
+    assert not any("__assignor" in b[2] for b in bindings)
+    assert not any(b[3] == "Create" for b in bindings)
     # Of the input topics the worker writes only the request topic (the HTTP decision API).
     written = {b[2] for b in bindings if b[3] == "Write" and b[2] in topics.inputs}
     assert written == {topics.loan_requests}

@@ -1,18 +1,22 @@
-"""The event topics, read in batches with aiokafka and committed only after they are applied.
+"""Topics read in batches with aiokafka and committed only after they are handled: the
+event topics (:class:`EventConsumer`) and, with the same machinery, the loan requests
+(:mod:`streams.adapters.kafka.requests`).
 
 Faust delivers records one by one through its stream machinery (an event object, callbacks
 and an ack per record, on a second thread): on a busy worker that cost more than folding the
-events. Event records need none of it — they are folded in batches and made idempotent in
-Redis — so they are read here with ``getmany`` and handed over a batch at a time; Faust
-still answers loan requests.
+events, and it put a thread and a queue between a loan request and its answer. Neither
+needs it — events are folded in batches and made idempotent in Redis, requests are answered
+idempotently — so they are read here with ``getmany`` and handed over a batch at a time.
 
-At least once, never past an unapplied record:
+At least once, never past an unhandled record:
 
-* offsets are committed (to the events consumer group, :attr:`Settings.events_group`) only
-  after the handler returned for the whole batch — applied, duplicate or dead-lettered;
-* a batch's commit runs while the next batch is fetched and applied (under live load it was
-  a third of a small batch's time), and lands before the next commit is sent: commits stay
-  in order, and a crash meanwhile only redelivers applied records (recognised duplicates);
+* offsets are committed (to the consumer's group: :attr:`Settings.events_group` for events)
+  only after the handler returned for the whole batch — applied, duplicate or dead-lettered
+  — and, where the handler says so, once what it published is acknowledged
+  (:class:`OrderedCommits`);
+* a batch's commit runs while the next batch is fetched and handled (under live load it was
+  a third of a small batch's time), and commits land in order: a crash meanwhile only
+  redelivers handled records (recognised duplicates);
 * a rebalance waits for the batch in flight and its commit (the revocation callback takes
   the same lock), so a partition changes hands only at a batch boundary, committed;
 * records of partitions revoked while they were being fetched are left to their new owner;
@@ -20,7 +24,7 @@ At least once, never past an unapplied record:
   the same users — goes to the same worker.
 
 Batches are sized by time (:class:`BatchSizer`): under a backlog a batch takes as many records
-as fold in about ``batch_target_seconds``, read in as many fetch rounds as that needs;
+as are handled in about ``batch_target_seconds``, read in as many fetch rounds as that needs;
 otherwise it takes what has arrived (:func:`is_backlog`: it never waits for arrivals).
 """
 
@@ -49,12 +53,15 @@ BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[Any]]
 TickHandler = Callable[[set[int]], Awaitable[Any]]
 
 
-def consumer_options(settings: Settings) -> dict[str, Any]:
-    """aiokafka consumer options of the events group (manual commits, range assignment)."""
+def consumer_options(
+    settings: Settings, group: str | None = None, label: str = "events"
+) -> dict[str, Any]:
+    """aiokafka consumer options of a batch consumer (manual commits, range assignment):
+    the events group unless another ``group`` is named."""
     session_ms = int(settings.session_timeout_seconds * 1000)
     return client_options(settings) | {
-        "group_id": settings.events_group,
-        "client_id": f"{settings.events_group}-events",
+        "group_id": group or settings.events_group,
+        "client_id": f"{settings.app_id}-{label}",
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "partition_assignment_strategy": (RangePartitionAssignor,),
@@ -131,9 +138,12 @@ class BatchSizer:
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
     """Partitions are revoked only between batches: the callback waits for the lock, then for
-    the last batch's commit."""
+    the commits of the batches handled."""
 
-    def __init__(self, lock: asyncio.Lock, committed: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, label: str, lock: asyncio.Lock, committed: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.label = label
         self.lock = lock
         self.committed = committed
 
@@ -142,32 +152,121 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
             try:
                 await self.committed()
             except KafkaError as exc:  # the next owner re-reads it: duplicates, recognised
-                log.warning("events: the last commit before a rebalance failed: %s", exc)
+                log.warning("%s: the last commit before a rebalance failed: %s", self.label, exc)
             if revoked:
-                log.info("events: %d partitions revoked after the batch in flight", len(revoked))
+                log.info(
+                    "%s: %d partitions revoked after the batch in flight", self.label, len(revoked)
+                )
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("events: %d partitions assigned", len(assigned))
+        log.info("%s: %d partitions assigned", self.label, len(assigned))
 
 
-class EventConsumer:
-    """Reads the event topics of ``settings`` and hands batches to ``handler``."""
+Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 
-    def __init__(self, settings: Settings, topics: Sequence[str], handler: BatchHandler) -> None:
+
+class OrderedCommits:
+    """Commits handled batches in their order, each only once its records are settled.
+
+    A batch is queued with what settles it (its records' own output acknowledged by Kafka),
+    or nothing when handling it was enough. One task commits: it waits for every queued
+    batch to settle, in order, then commits the highest offsets of them all at once (the
+    batches queued meanwhile are merged into one commit), and goes on while batches are
+    queued. A batch that does not settle stops it with nothing after it committed.
+    ``in_flight`` bounds the batches queued or being committed: one more waits for them.
+    """
+
+    def __init__(self, commit: Commit, in_flight: int) -> None:
+        self._commit = commit
+        self.in_flight = in_flight
+        self._queued: list[tuple[dict[TopicPartition, int], Awaitable[Any] | None]] = []
+        self._committing: asyncio.Future[None] | None = None
+        self._taken = 0
+
+    def pending(self) -> int:
+        """Batches queued or being committed."""
+        return len(self._queued) + self._taken
+
+    async def add(self, offsets: dict[TopicPartition, int], settled: Awaitable[Any] | None) -> None:
+        """Queue a handled batch's offsets (first waiting for the queue, if full). Raises
+        the error that stopped the commits, if one did: nothing after it may be handled."""
+        await self.check()
+        if self.pending() >= self.in_flight:
+            await self.drain()
+        self._queued.append((offsets, settled))
+        if self._committing is None:
+            self._committing = asyncio.ensure_future(self._run())
+
+    async def check(self) -> None:
+        """Raise the error that stopped the commits, if one did (else return at once)."""
+        committing = self._committing
+        if committing is not None and committing.done():
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until everything queued is committed (raising the error that stopped it)."""
+        while (committing := self._committing) is not None:
+            try:
+                await committing
+            finally:
+                if self._committing is committing:
+                    self._committing = None
+
+    def cancel(self) -> None:
+        """Give up what is queued (never committed: redelivered, and recognised)."""
+        for _, settled in self._queued:
+            if isinstance(settled, asyncio.Future):
+                settled.cancel()
+        self._queued.clear()
+
+    async def _run(self) -> None:
+        while self._queued:
+            taken, self._queued = self._queued, []
+            self._taken = len(taken)
+            try:
+                merged: dict[TopicPartition, int] = {}
+                for offsets, settled in taken:
+                    if settled is not None:
+                        await settled
+                    for tp, offset in offsets.items():
+                        merged[tp] = max(merged.get(tp, 0), offset)
+                await self._commit(merged)
+            finally:
+                self._taken = 0
+        self._committing = None
+
+
+class BatchConsumer:
+    """Reads ``topics`` in batches as consumer group ``group`` and commits each batch once it
+    is handled (and settled, when :meth:`_handle` says by what)."""
+
+    #: Names the consumer in logs and its Kafka client id.
+    label = "batches"
+    #: Handled batches whose commit may still be under way while the next are handled.
+    commits_in_flight = 1
+
+    def __init__(self, settings: Settings, topics: Sequence[str], group: str) -> None:
         self.settings = settings
         self.topics = tuple(topics)
-        self.handler = handler
+        self.group = group
         self.sizer = BatchSizer(settings.batch_max_records, settings.batch_target_seconds)
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        #: The last batch's commit, while it is under way.
-        self._committing: asyncio.Future[None] | None = None
+        self._commits: OrderedCommits | None = None
+
+    async def _handle(self, records: Sequence[InboundRecord]) -> Awaitable[Any] | None:
+        """Handle a batch; what settles it, if handling it is not enough."""
+        raise NotImplementedError
 
     async def start(self) -> None:
         """Connect and subscribe (the group is joined on the first fetch)."""
-        consumer = AIOKafkaConsumer(**consumer_options(self.settings))
+        consumer = AIOKafkaConsumer(**consumer_options(self.settings, self.group, self.label))
         await start_client(consumer, self.settings)
-        consumer.subscribe(self.topics, listener=_WaitForBatch(self._lock, self._committed))
+        self._commits = OrderedCommits(
+            lambda offsets: self._commit(consumer, offsets), self.commits_in_flight
+        )
+        listener = _WaitForBatch(self.label, self._lock, self._committed)
+        consumer.subscribe(self.topics, listener=listener)
         self._consumer = consumer
 
     async def stop(self) -> None:
@@ -175,6 +274,8 @@ class EventConsumer:
         if self._consumer is not None:
             with contextlib.suppress(Exception):  # run() reported it; redelivered if lost
                 await self._committed()
+            if self._commits is not None:
+                self._commits.cancel()
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
 
@@ -194,6 +295,8 @@ class EventConsumer:
         next_tick = loop.time()
         try:
             while not should_stop():
+                assert self._commits is not None
+                await self._commits.check()  # output not acknowledged: stop, even when idle
                 fetched = await self._fetch(consumer, wait_ms)
                 if fetched:
                     async with self._lock:
@@ -215,10 +318,9 @@ class EventConsumer:
         await self._committed()
 
     async def _committed(self) -> None:
-        """Wait for the last batch's commit (raising its error, if it failed)."""
-        committing, self._committing = self._committing, None
-        if committing is not None:
-            await committing
+        """Wait for the handled batches' commits (raising the error that stopped them)."""
+        if self._commits is not None:
+            await self._commits.drain()
 
     async def _fetch(
         self, consumer: AIOKafkaConsumer, wait_ms: int
@@ -254,9 +356,9 @@ class EventConsumer:
         ]
         if not records:
             return 0
-        await self.handler(records)
-        await self._committed()  # the previous batch's first: commits land in order
-        self._committing = asyncio.ensure_future(self._commit(consumer, next_offsets(records)))
+        settled = await self._handle(records)
+        assert self._commits is not None
+        await self._commits.add(next_offsets(records), settled)
         return len(records)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
@@ -269,8 +371,24 @@ class EventConsumer:
         try:
             await consumer.commit(mine)
         except (CommitFailedError, IllegalStateError) as exc:
-            log.info("events: commit skipped after a rebalance (%s)", type(exc).__name__)
+            log.info("%s: commit skipped after a rebalance (%s)", self.label, type(exc).__name__)
         except KafkaError as exc:
             if not exc.retriable:
                 raise
-            log.warning("events: commit failed (%s); the next batch commits", type(exc).__name__)
+            log.warning(
+                "%s: commit failed (%s); the next batch commits", self.label, type(exc).__name__
+            )
+
+
+class EventConsumer(BatchConsumer):
+    """Reads the event topics of ``settings`` (group :attr:`Settings.events_group`) and hands
+    batches to ``handler``: a batch is committed once the handler returned."""
+
+    label = "events"
+
+    def __init__(self, settings: Settings, topics: Sequence[str], handler: BatchHandler) -> None:
+        super().__init__(settings, topics, settings.events_group)
+        self.handler = handler
+
+    async def _handle(self, records: Sequence[InboundRecord]) -> None:
+        await self.handler(records)

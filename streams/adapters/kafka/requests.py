@@ -1,0 +1,42 @@
+"""Loan requests, read in batches with aiokafka (group :attr:`Settings.decisions_group`) and
+committed once their answers are acknowledged by Kafka.
+
+A request is handed to the decider as soon as a fetch returns it — no Faust stream, thread
+or queue in between — and answered at once; the answers are published without waiting for
+Kafka (a produce round trip per request would queue every request behind the ones before
+it). Commits follow in order (:class:`~streams.adapters.kafka.events.OrderedCommits`): a
+batch's offsets are committed only once every answer and dead letter of it, and of every
+batch before it, is acknowledged; a batch whose output was not stops the consumer with
+nothing after it committed, and is redelivered and answered the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from streams.adapters.kafka.events import BatchConsumer
+from streams.ports import InboundRecord
+from streams.settings import Settings
+
+#: Answers a batch of requests; returns what completes once Kafka acknowledged its output.
+AnswerHandler = Callable[[Sequence[InboundRecord]], Awaitable[tuple[Any, Awaitable[Any]]]]
+#: Batches of requests answered and not yet acknowledged by Kafka, at most (then the next
+#: batch waits): bounds what a crash leaves to redeliver.
+REQUEST_BATCHES_IN_FLIGHT = 100
+
+
+class RequestConsumer(BatchConsumer):
+    """Reads the loan-request topic and hands each batch of arrived requests to ``answer``."""
+
+    label = "requests"
+    commits_in_flight = REQUEST_BATCHES_IN_FLIGHT
+
+    def __init__(self, settings: Settings, topic: str, answer: AnswerHandler) -> None:
+        super().__init__(settings, (topic,), settings.decisions_group)
+        self.answer = answer
+
+    async def _handle(self, records: Sequence[InboundRecord]) -> Awaitable[Any]:
+        _, published = await self.answer(records)
+        return asyncio.ensure_future(published)
