@@ -436,7 +436,7 @@ class Settings(BaseSettings):
 
     @property
     def decisions_group(self) -> str:
-        """The consumer group that answers loan requests (Faust's group in those roles)."""
+        """The consumer group that answers loan requests (every role that answers them)."""
         return f"{self.app_id}-decisions"
 
     @property
