@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.devtools.simulation import population_events, to_record
+from schemas.models import LoanDecision
+from streams.devtools.simulation import loan_requests, population_events, to_record
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -19,6 +20,7 @@ from tests.support import (
     committed_lag,
     group_members,
     produce,
+    read_to_end,
     wait_for,
 )
 
@@ -39,6 +41,30 @@ async def stream_in_chunks(
             await release.wait()
         await produce(settings, records[start : start + chunk])
         await asyncio.sleep(pause)
+
+
+async def kill_restart_join_leave(
+    first: WorkerProcess, joiner: WorkerProcess, working: str, group: str
+) -> None:
+    """Once ``first`` counts ``working``, SIGKILL it mid-stream and start it again; start
+    ``joiner``, wait for the three members of ``group`` to settle, stop ``joiner``."""
+
+    async def first_working() -> bool:
+        return first.counter(working) > 0
+
+    await wait_for(first_working, message="the first worker working")
+    first.kill()
+    await asyncio.sleep(1.0)
+    # Started in threads: the stream's producer keeps running meanwhile (a blocked event
+    # loop would stall its requests for as long as a slow machine takes to start workers).
+    await asyncio.to_thread(first.start)
+    await asyncio.to_thread(joiner.start)
+
+    async def three_members() -> bool:
+        return await group_members(first.settings, group) == ("Stable", 3)
+
+    await wait_for(three_members, timeout=120, message="three members in a stable group")
+    await asyncio.to_thread(joiner.stop)  # leaves gracefully
 
 
 async def test_two_workers_with_rebalances_lose_nothing(
@@ -63,22 +89,9 @@ async def test_two_workers_with_rebalances_lose_nothing(
         b.start()
         producing = asyncio.create_task(stream_in_chunks(settings, records, 1000, 0.4, release))
 
-        async def a_working() -> bool:
-            return a.counter("creditline_records_consumed_total") > 0
-
-        await wait_for(a_working, message="the first worker consuming")
-        a.kill()  # one dies mid-stream...
-        await asyncio.sleep(1.0)
-        # Started in threads: the stream's producer keeps running meanwhile (a blocked event
-        # loop would stall its requests for as long as a slow machine takes to start workers).
-        await asyncio.to_thread(a.start)  # ...and comes back
-        await asyncio.to_thread(c.start)  # another joins...
-
-        async def three_members() -> bool:
-            return await group_members(settings) == ("Stable", 3)
-
-        await wait_for(three_members, timeout=120, message="three members in a stable group")
-        await asyncio.to_thread(c.stop)  # ...and leaves gracefully
+        await kill_restart_join_leave(
+            a, c, "creditline_records_consumed_total", settings.events_group
+        )
         release.set()  # the rest of the stream goes to the two survivors
         await producing
         await assert_redis_matches_reference(settings, events, timeout=120)
@@ -90,6 +103,59 @@ async def test_two_workers_with_rebalances_lose_nothing(
         # Both survivors did part of the work.
         assert a.counter("creditline_records_consumed_total") > 0
         assert b.counter("creditline_records_consumed_total") > 0
+    finally:
+        for w in (a, b, c):
+            if w.process is not None:
+                w.stop()
+        await cleanup(settings)
+
+
+async def test_deciders_killed_and_rebalanced_answer_every_request_the_same(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """Loan requests read by the decisions group while a decider is SIGKILLed, comes back,
+    and a third joins and leaves: every request is answered, every answer a redelivery
+    publishes again is the same bytes, and the group's offsets end at the log end."""
+    from streams.adapters.kafka.admin import ensure_topics
+
+    settings = isolated(base_settings, partitions=12).model_copy(
+        update={"worker_role": "decisions"}
+    )
+    await ensure_topics(settings)
+    topics = Topics.from_settings(settings)
+    asks = loan_requests(600, 53, datetime.now(UTC))
+    records = [(topics.loan_requests, r.key, r.value) for r in map(to_record, asks)]
+
+    def decider(name: str) -> WorkerProcess:
+        own = settings.model_copy(update={"web_port": free_port()})
+        return WorkerProcess(own, tmp_path / f"{name}.log")
+
+    a, b, c = decider("a"), decider("b"), decider("c")
+    release = asyncio.Event()
+    try:
+        a.start()
+        b.start()
+        producing = asyncio.create_task(stream_in_chunks(settings, records, 25, 0.2, release))
+
+        # Answers sent and not yet committed as ``a`` dies are sent again by the next owner.
+        await kill_restart_join_leave(a, c, "creditline_decisions_total", settings.decisions_group)
+        release.set()
+        await producing
+
+        async def committed() -> bool:
+            lag = await committed_lag(settings, [topics.loan_requests], settings.decisions_group)
+            return lag == 0
+
+        await wait_for(committed, timeout=120, message="request offsets at the log end")
+        published = await read_to_end(settings, topics.loan_decisions)
+        by_request: dict[str, set[bytes]] = {}
+        for record in published:
+            rid = LoanDecision.model_validate_json(record.value).request_id
+            by_request.setdefault(rid, set()).add(record.value)
+        assert set(by_request) == {ask.request_id for ask in asks}
+        assert all(len(payloads) == 1 for payloads in by_request.values())
+        print(f"{len(published)} decisions published for {len(by_request)} requests")
+        assert b.counter("creditline_decisions_total") > 0
     finally:
         for w in (a, b, c):
             if w.process is not None:
