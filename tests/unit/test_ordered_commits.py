@@ -1,5 +1,5 @@
 """Handled batches are committed in order, each only once settled, and nothing after a batch
-that does not settle (streams/adapters/kafka/events.py OrderedCommits)."""
+that does not settle (streams/adapters/kafka/commits.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiokafka import TopicPartition
 
-from streams.adapters.kafka.events import OrderedCommits
+from streams.adapters.kafka.commits import OrderedCommits
 
 TP = TopicPartition("requests", 0)
 OTHER = TopicPartition("requests", 1)
@@ -134,3 +134,31 @@ async def test_cancel_gives_up_what_is_queued() -> None:
     kafka.release.set()
     await commits.drain()
     assert kafka.commits == [{TP: 1}]
+
+
+async def test_with_an_interval_the_batches_of_that_time_make_one_commit() -> None:
+    kafka = Kafka()
+    commits = OrderedCommits(kafka.commit, in_flight=10, interval=0.2)
+    await commits.add({TP: 1}, None)
+    await settle()
+    assert kafka.commits == [{TP: 1}]  # the first at once
+    await commits.add({TP: 2}, None)
+    await commits.add({TP: 3}, None)
+    await settle()
+    assert kafka.commits == [{TP: 1}]  # the next ones wait for the interval...
+    await asyncio.sleep(0.5)
+    assert kafka.commits == [{TP: 1}, {TP: 3}]  # ...and are one commit after it
+
+
+async def test_draining_does_not_wait_out_the_interval() -> None:
+    """A rebalance or a stopping consumer commits what is handled at once."""
+    kafka = Kafka()
+    commits = OrderedCommits(kafka.commit, in_flight=10, interval=60)
+    await commits.add({TP: 1}, None)
+    await settle()
+    await commits.add({TP: 2}, None)
+    await asyncio.wait_for(commits.drain(), 5)
+    assert kafka.commits == [{TP: 1}, {TP: 2}]
+    await commits.add({TP: 3}, None)  # and the interval starts afresh
+    await settle()
+    assert kafka.commits == [{TP: 1}, {TP: 2}, {TP: 3}]

@@ -13,7 +13,7 @@ At least once, never past an unhandled record:
 * offsets are committed (to the consumer's group: :attr:`Settings.events_group` for events)
   only after the handler returned for the whole batch — applied, duplicate or dead-lettered
   — and, where the handler says so, once what it published is acknowledged
-  (:class:`OrderedCommits`);
+  (:class:`~streams.adapters.kafka.commits.OrderedCommits`);
 * a batch's commit runs while the next batch is fetched and handled (under live load it was
   a third of a small batch's time), and commits land in order: a crash meanwhile only
   redelivers handled records (recognised duplicates);
@@ -42,6 +42,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.adapters.kafka.client import client_options, start_client
+from streams.adapters.kafka.commits import OrderedCommits
 from streams.adapters.kafka.sink import inbound_from_aiokafka
 from streams.ports import InboundRecord
 from streams.settings import Settings
@@ -162,80 +163,6 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("%s: %d partitions assigned", self.label, len(assigned))
 
 
-Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
-
-
-class OrderedCommits:
-    """Commits handled batches in their order, each only once its records are settled.
-
-    A batch is queued with what settles it (its records' own output acknowledged by Kafka),
-    or nothing when handling it was enough. One task commits: it waits for every queued
-    batch to settle, in order, then commits the highest offsets of them all at once (the
-    batches queued meanwhile are merged into one commit), and goes on while batches are
-    queued. A batch that does not settle stops it with nothing after it committed.
-    ``in_flight`` bounds the batches queued or being committed: one more waits for them.
-    """
-
-    def __init__(self, commit: Commit, in_flight: int) -> None:
-        self._commit = commit
-        self.in_flight = in_flight
-        self._queued: list[tuple[dict[TopicPartition, int], Awaitable[Any] | None]] = []
-        self._committing: asyncio.Future[None] | None = None
-        self._taken = 0
-
-    def pending(self) -> int:
-        """Batches queued or being committed."""
-        return len(self._queued) + self._taken
-
-    async def add(self, offsets: dict[TopicPartition, int], settled: Awaitable[Any] | None) -> None:
-        """Queue a handled batch's offsets (first waiting for the queue, if full). Raises
-        the error that stopped the commits, if one did: nothing after it may be handled."""
-        await self.check()
-        if self.pending() >= self.in_flight:
-            await self.drain()
-        self._queued.append((offsets, settled))
-        if self._committing is None:
-            self._committing = asyncio.ensure_future(self._run())
-
-    async def check(self) -> None:
-        """Raise the error that stopped the commits, if one did (else return at once)."""
-        committing = self._committing
-        if committing is not None and committing.done():
-            await self.drain()
-
-    async def drain(self) -> None:
-        """Wait until everything queued is committed (raising the error that stopped it)."""
-        while (committing := self._committing) is not None:
-            try:
-                await committing
-            finally:
-                if self._committing is committing:
-                    self._committing = None
-
-    def cancel(self) -> None:
-        """Give up what is queued (never committed: redelivered, and recognised)."""
-        for _, settled in self._queued:
-            if isinstance(settled, asyncio.Future):
-                settled.cancel()
-        self._queued.clear()
-
-    async def _run(self) -> None:
-        while self._queued:
-            taken, self._queued = self._queued, []
-            self._taken = len(taken)
-            try:
-                merged: dict[TopicPartition, int] = {}
-                for offsets, settled in taken:
-                    if settled is not None:
-                        await settled
-                    for tp, offset in offsets.items():
-                        merged[tp] = max(merged.get(tp, 0), offset)
-                await self._commit(merged)
-            finally:
-                self._taken = 0
-        self._committing = None
-
-
 class BatchConsumer:
     """Reads ``topics`` in batches as consumer group ``group`` and commits each batch once it
     is handled (and settled, when :meth:`_handle` says by what)."""
@@ -244,6 +171,8 @@ class BatchConsumer:
     label = "batches"
     #: Handled batches whose commit may still be under way while the next are handled.
     commits_in_flight = 1
+    #: The least time between two commits (0: each batch's as soon as it is settled).
+    commit_interval_seconds = 0.0
 
     def __init__(self, settings: Settings, topics: Sequence[str], group: str) -> None:
         self.settings = settings
@@ -263,7 +192,9 @@ class BatchConsumer:
         consumer = AIOKafkaConsumer(**consumer_options(self.settings, self.group, self.label))
         await start_client(consumer, self.settings)
         self._commits = OrderedCommits(
-            lambda offsets: self._commit(consumer, offsets), self.commits_in_flight
+            lambda offsets: self._commit(consumer, offsets),
+            self.commits_in_flight,
+            self.commit_interval_seconds,
         )
         listener = _WaitForBatch(self.label, self._lock, self._committed)
         consumer.subscribe(self.topics, listener=listener)
