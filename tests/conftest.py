@@ -172,9 +172,7 @@ async def cleanup(s: Settings, *, topics: bool = True, also: Sequence[str] = ())
 
 
 async def _topics_of_run(admin: AIOKafkaAdminClient, s: Settings, also: Sequence[str]) -> list[str]:
-    """The run's topics, each Faust group's leader topic and ``also``, those that exist.
-    Left behind, thousands of partitions pile up on a local broker and slow every later run."""
-    groups = (s.decisions_group, f"{s.app_id}-events")
-    wanted = {t.name for t in Topics.from_settings(s).specs(s)}
-    wanted |= {f"{g}-__assignor-__leader" for g in groups} | set(also)
+    """The run's topics and ``also``, those that exist. Left behind, thousands of partitions
+    pile up on a local broker and slow every later run."""
+    wanted = {t.name for t in Topics.from_settings(s).specs(s)} | set(also)
     return sorted(wanted.intersection(await admin.list_topics()))
