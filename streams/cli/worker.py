@@ -32,7 +32,11 @@ def worker(
 ) -> None:
     """Run the Faust worker (folds events, answers loan requests, serves /metrics)."""
     from streams.adapters.kafka.access import check_worker_access
-    from streams.adapters.kafka.admin import adopt_loan_request_offsets, ensure_topics
+    from streams.adapters.kafka.admin import (
+        adopt_loan_request_offsets,
+        assert_groups_joinable,
+        ensure_topics,
+    )
     from streams.runtime.fold_process import FoldProcess
 
     settings = get_settings()
@@ -43,6 +47,8 @@ def worker(
     run(ensure_topics(settings))
     # A missing ACL is one line now, not a worker waiting for ever to join its group.
     run(check_worker_access(settings))
+    # Older workers still in a group: one line now, not a worker that never joins.
+    run(assert_groups_joinable(settings))
     run(adopt_loan_request_offsets(settings))
     run(_ensure_layout(settings))
     if settings.worker_role != "all" or settings.worker_fold != "process":

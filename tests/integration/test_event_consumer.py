@@ -10,7 +10,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.adapters.kafka.admin import adopt_loan_request_offsets, ensure_topics
+from streams.adapters.kafka.admin import (
+    GroupHeldByOlderWorkers,
+    adopt_loan_request_offsets,
+    assert_groups_joinable,
+    ensure_topics,
+)
 from streams.adapters.kafka.client import client_options
 from streams.adapters.kafka.events import EventConsumer, consumer_options
 from streams.ports import InboundRecord
@@ -293,3 +298,45 @@ async def test_an_upgrade_carries_loan_request_offsets_to_the_decisions_group(
 async def test_a_new_deployment_has_nothing_to_carry_over(kafka_settings: Settings) -> None:
     assert await adopt_loan_request_offsets(kafka_settings) == 0
     assert await committed_offsets(kafka_settings, kafka_settings.decisions_group) == {}
+
+
+async def joined(consumer: AIOKafkaConsumer) -> None:
+    await consumer.start()
+    while not consumer.assignment():
+        await consumer.getmany(timeout_ms=200)
+
+
+async def test_a_group_held_by_older_workers_is_refused_in_one_line(
+    kafka_settings: Settings,
+) -> None:
+    """Workers that read through Faust assign partitions with Faust's assignor: a new worker
+    could never join their group, so it refuses to start, naming the group."""
+    from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+    settings = kafka_settings
+    topics = Topics.from_settings(settings)
+    await assert_groups_joinable(settings)  # nobody in the groups yet
+    current = AIOKafkaConsumer(
+        topics.loan_requests,
+        **consumer_options(settings, settings.decisions_group, "requests"),
+    )
+    await joined(current)
+    try:
+        await assert_groups_joinable(settings)  # a worker of this version: join it
+    finally:
+        await current.stop()
+    older = AIOKafkaConsumer(
+        *topics.events,
+        **client_options(settings),
+        group_id=settings.events_group,
+        enable_auto_commit=False,
+        partition_assignment_strategy=(RoundRobinPartitionAssignor,),
+    )
+    await joined(older)
+    try:
+        with pytest.raises(GroupHeldByOlderWorkers, match=f"'{settings.events_group}'.*roundrobin"):
+            await assert_groups_joinable(settings)
+        decisions_only = settings.model_copy(update={"worker_role": "decisions"})
+        await assert_groups_joinable(decisions_only)  # it joins another group only
+    finally:
+        await older.stop()

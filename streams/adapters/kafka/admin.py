@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
 
@@ -160,3 +161,39 @@ async def adopt_loan_request_offsets(settings: Settings) -> int:
         settings.decisions_group,
     )
     return len(carried)
+
+
+#: How every creditline consumer group assigns partitions (its consumers' assignor).
+GROUP_PROTOCOL: str = RangePartitionAssignor.name
+
+
+class GroupHeldByOlderWorkers(OperatorActionRequired):
+    """A consumer group has members that assign partitions another way."""
+
+
+async def assert_groups_joinable(settings: Settings) -> None:
+    """Raise :class:`GroupHeldByOlderWorkers` when a group this worker joins has members
+    assigning partitions with another protocol — workers of a version that read through
+    Faust (its own assignor). Kafka refuses a member whose assignor the group does not
+    share, so this worker would retry joining for ever while those run; said here, it is
+    one line naming the group and what to do."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
+    try:
+        # One group a call: aiokafka 0.14 misreads a DescribeGroups answer of several groups.
+        responses = [
+            response
+            for group in settings.consumer_groups
+            for response in await admin.describe_consumer_groups([group])
+        ]
+    finally:
+        await admin.close()
+    for response in responses:
+        for _, group, _, protocol_type, protocol, members, *_ in response.groups:
+            if members and protocol_type == "consumer" and protocol not in ("", GROUP_PROTOCOL):
+                raise GroupHeldByOlderWorkers(
+                    f"consumer group {group!r} has {len(members)} member(s) assigning partitions "
+                    f"with {protocol!r}, not {GROUP_PROTOCOL!r}: workers of a creditline version "
+                    "that read through Faust. Stop them, then start this worker "
+                    "(docs/operations.md, 'Consumer groups')."
+                )
