@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import faust
 from prometheus_client import generate_latest
 
+from streams.adapters.kafka.events import BatchConsumer
 from streams.adapters.kafka.lag import LagMonitor
 from streams.adapters.kafka.sink import FaustSink
 from streams.adapters.redis.client import describe_redis_error
@@ -158,18 +160,15 @@ class _Worker:
         folder = self.parts.folder(store)
         sweeper = self.parts.sweeper(folder)
         consumer = self.parts.event_consumer(folder)
-        self.shells.append(folder)
-        try:
-            if await self.refused(store):
-                return
-            await consumer.start()
-            await consumer.run(self.stopping, sweeper.sweep, self.settings.review_interval_seconds)
-        except Exception as exc:
-            await self.unapplied(exc, "the batch in flight")
-        finally:
-            self.shells.remove(folder)
-            await consumer.stop()
-            await store.close()
+        await self._consume(
+            folder,
+            store,
+            consumer,
+            lambda: consumer.run(
+                self.stopping, sweeper.sweep, self.settings.review_interval_seconds
+            ),
+            "the batch in flight",
+        )
 
     async def watch_fold(self) -> None:
         """Stop the worker when its fold process stops: requests would still be answered,
@@ -194,16 +193,30 @@ class _Worker:
         store = self.parts.store()
         decider = self.parts.decider(store)
         consumer = self.parts.request_consumer(decider)
-        self.shells.append(decider)
+        await self._consume(
+            decider, store, consumer, lambda: consumer.run(self.stopping), "the requests in flight"
+        )
+
+    async def _consume(
+        self,
+        shell: EventFolder | LoanDecider,
+        store: RedisStore,
+        consumer: BatchConsumer,
+        run: Callable[[], Awaitable[None]],
+        in_flight: str,
+    ) -> None:
+        """Run ``consumer`` feeding ``shell`` until the worker stops; a batch that cannot be
+        handled stops the worker (:meth:`unapplied`)."""
+        self.shells.append(shell)
         try:
             if await self.refused(store):
                 return
             await consumer.start()
-            await consumer.run(self.stopping)
+            await run()
         except Exception as exc:
-            await self.unapplied(exc, "the requests in flight")
+            await self.unapplied(exc, in_flight)
         finally:
-            self.shells.remove(decider)
+            self.shells.remove(shell)
             await consumer.stop()
             await store.close()
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.adapters.kafka.access import assert_authorized
 from streams.adapters.kafka.client import client_options, start_client
+from streams.adapters.kafka.events import GROUP_ASSIGNOR
 from streams.errors import OperatorActionRequired
 from streams.settings import Settings
 from streams.topics import Topics, TopicSpec
@@ -163,8 +163,8 @@ async def adopt_loan_request_offsets(settings: Settings) -> int:
     return len(carried)
 
 
-#: How every creditline consumer group assigns partitions (its consumers' assignor).
-GROUP_PROTOCOL: str = RangePartitionAssignor.name
+#: The protocol name of :data:`~streams.adapters.kafka.events.GROUP_ASSIGNOR` in a group.
+GROUP_PROTOCOL: str = GROUP_ASSIGNOR.name
 
 
 class GroupHeldByOlderWorkers(OperatorActionRequired):

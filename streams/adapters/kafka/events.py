@@ -54,6 +54,11 @@ BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[Any]]
 TickHandler = Callable[[set[int]], Awaitable[Any]]
 
 
+#: How every creditline consumer group assigns partitions: in ranges per topic, so partition
+#: p of every event topic goes to the same worker.
+GROUP_ASSIGNOR = RangePartitionAssignor
+
+
 def consumer_options(
     settings: Settings, group: str | None = None, label: str = "events"
 ) -> dict[str, Any]:
@@ -65,7 +70,7 @@ def consumer_options(
         "client_id": f"{settings.app_id}-{label}",
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "partition_assignment_strategy": (RangePartitionAssignor,),
+        "partition_assignment_strategy": (GROUP_ASSIGNOR,),
         "session_timeout_ms": session_ms,
         "heartbeat_interval_ms": min(3000, session_ms // 3),
         "rebalance_timeout_ms": max(20_000, session_ms * 2),
