@@ -80,13 +80,25 @@ def _run_worker(settings: Settings, fold: FoldProcess | None = None) -> None:
     Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
+#: How long a starting worker waits for a Redis that is unreachable or too slow to answer
+#: (started after the worker, restarting, failing over) before it gives up with exit code 3.
+#: A running worker waits for it batch by batch, for ever; an orchestrator restarts one that
+#: gave up. Refused credentials or commands and an older key layout fail at once.
+STARTUP_REDIS_WAIT_SECONDS = 60.0
+
+
 async def _ensure_layout(settings: Settings) -> None:
     from streams.adapters.redis.store import RedisStore
     from streams.metrics import Metrics
+    from streams.service.shell import Retrier
 
-    store = RedisStore.connect(settings, Metrics())
+    metrics = Metrics()
+    store = RedisStore.connect(settings, metrics)
     try:
-        await store.ensure_layout()
+        # Retried like a running worker's store calls (a warning per retry): one timeout
+        # while the machine is busy must not stop a worker before it began.
+        retrier = Retrier(metrics, should_stop=lambda: False)
+        await retrier.bounded("layout", store.ensure_layout, STARTUP_REDIS_WAIT_SECONDS)
     finally:
         await store.close()
 

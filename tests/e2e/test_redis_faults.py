@@ -132,3 +132,32 @@ async def test_replay_rebuilds_redis_after_data_loss(worker: WorkerProcess, tmp_
     # Replaying again finds everything present: idempotent.
     assert run_replay(settings)["duplicate"] == len(events)
     worker.start()  # the fixture stops it again
+
+
+async def test_a_worker_started_before_its_redis_waits_for_it(
+    base_settings: Settings, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    settings = isolated(base_settings, web_port=free_port(), redis_url=private_redis.url)
+    topics = Topics.from_settings(settings)
+    private_redis.stop()
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
+    try:
+        # Redis stays away for several retries: the worker waits for it, it does not exit.
+        await asyncio.sleep(5)
+        assert not starting.done()
+        assert worker.process is not None and worker.process.poll() is None
+        private_redis.start()
+        await starting
+        events = population_events(20, seed=43, now=datetime.now(UTC))
+        await produce(
+            settings, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+        )
+        await assert_redis_matches_reference(settings, events)
+        assert "store layout failed (ConnectionError); retry 2" in worker.log(), worker.log()[
+            -3000:
+        ]
+    finally:
+        await asyncio.gather(starting, return_exceptions=True)
+        if worker.process is not None:
+            worker.stop()

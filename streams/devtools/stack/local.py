@@ -193,6 +193,10 @@ class LocalStack:
             "everysec",
             "--save",
             "60 1000",
+            # Commands that stall the server (a slow disk under the append-only file, a fork)
+            # are recorded: `redis-cli latency latest` says why a client timed out.
+            "--latency-monitor-threshold",
+            "100",
             # A user's state hash holds the ~0.3-2 KB state and, briefly, a status event: above
             # the default 64-byte value limit Redis stores it as a hashtable, ~700 B per user more.
             "--hash-max-listpack-value",
