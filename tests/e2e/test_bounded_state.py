@@ -24,7 +24,8 @@ async def user_bytes(worker: WorkerProcess, user: str) -> int:
     layout = KeyLayout(worker.settings.redis_key_prefix)
     client = redis_client(worker.settings)
     try:
-        return int(await client.memory_usage(layout.state(user)) or 0)
+        # SAMPLES 0: every field counted (the default samples 5 of a hash, missing the ledger).
+        return int(await client.memory_usage(layout.state(user), samples=0) or 0)
     finally:
         await client.aclose()
 

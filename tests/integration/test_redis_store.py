@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams.adapters.redis import store as store_module
-from streams.adapters.redis.layout import APPLY, DERIVED_FIELDS, LAYOUT_VERSION, STATE_FIELDS
+from streams.adapters.redis.layout import (
+    APPLY,
+    DERIVED_FIELDS,
+    LAYOUT_VERSION,
+    SEARCH_BUDGET_BYTES,
+    STATE_FIELDS,
+)
 from streams.adapters.redis.store import LayoutMismatch, UserWrite
 from streams.core.codec import encode_state, encode_trajectory
 from streams.core.ledger import decode_entry, encode_entry, fingerprint
@@ -229,6 +235,57 @@ async def test_an_id_counts_as_maybe_applied_exactly_when_it_occurs_in_the_ledge
         loaded = await store.load({"u-5": ["s-4"]})
         assert loaded["u-5"].already_applied == {fingerprint("s-4")}
         assert "s-4" not in (await store.load_ledgers(["u-5"]))["u-5"].digests()
+    finally:
+        await store.close()
+
+
+async def test_a_loads_ledger_search_is_bounded_and_past_it_the_ledger_decides(
+    settings: Settings,
+) -> None:
+    # Each candidate is a search of its user's ledger: a user with a long ledger and many
+    # candidates would hold Redis for seconds. Past the call's budget a user's candidates
+    # are all "maybe applied" unsearched (its ledger is read and decides); the users before
+    # it were searched exactly, and the budget they spent is gone for those after.
+    store = store_for(settings)
+    try:
+        users = ["u-long-1", "u-long-2", "u-short"]
+        for user in users:
+            events = [
+                spending(user_id=user, event_id=f"{user}-{i:05d}")
+                for i in range(3 if user == "u-short" else 2_000)
+            ]
+            entries = [encode_entry(e) for e in events]
+            write = UserWrite(user, 0, checkpoint_of(events[:1]), entries)
+            assert await store.save([write]) == []
+        length = len(b"".join(await store.read_ledger_raw("u-long-1")))
+
+        def candidates(user: str, count: int) -> list[str]:
+            return [f"{user}-00001", *(f"{user}-new-{i}" for i in range(count - 1))]
+
+        def exact(user: str) -> set[int]:
+            return {fingerprint(f"{user}-00001")}
+
+        # Alone past the budget: every candidate maybe applied; the ledger decides.
+        many = candidates("u-long-2", SEARCH_BUDGET_BYTES // length + 1)
+        loaded = await store.load({"u-long-2": many})
+        assert loaded["u-long-2"].already_applied == set(map(fingerprint, many))
+        digests = (await store.load_ledgers(["u-long-2"]))["u-long-2"].digests()
+        assert [c for c in many if c in digests] == ["u-long-2-00001"]
+        # Within it: searched exactly.
+        within = candidates("u-long-2", SEARCH_BUDGET_BYTES // length)
+        assert (await store.load({"u-long-2": within}))["u-long-2"].already_applied == exact(
+            "u-long-2"
+        )
+        # One call serves several users when they share a slot (always on a single Redis):
+        # each long user's search costs more than half the budget, so the first is searched
+        # and the second is not; a short ledger fits in what is left.
+        if not store.slot_bound:
+            half = SEARCH_BUDGET_BYTES // 2 // length + 1
+            asked = {user: candidates(user, half) for user in users}
+            loaded = await store.load(asked)
+            assert loaded["u-long-1"].already_applied == exact("u-long-1")
+            assert loaded["u-long-2"].already_applied == set(map(fingerprint, asked["u-long-2"]))
+            assert loaded["u-short"].already_applied == exact("u-short")
     finally:
         await store.close()
 

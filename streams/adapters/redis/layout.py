@@ -28,12 +28,22 @@ LAYOUT_VERSION = "5"
 # Cluster requires a call's keys to share a hash slot, so there the caller groups users by
 # slot.
 
+#: Bytes of ledger one LOAD call may search, summed over its users (each candidate id is a
+#: substring search of its user's ledger). Without a bound the search is candidates × ledger:
+#: one user at the event cap (10,000 entries, ~350 KB) sent 19,000 new ids in one batch held
+#: Redis for 1.3 s, and every other client of that Redis (deciders, other workers) waited or
+#: timed out. Past it a user's candidates are flagged unsearched, and its worker reads the
+#: ledger instead (whose entries decide anyway): the cost stays with the flooding user.
+SEARCH_BUDGET_BYTES = 16 * 1024 * 1024
+
 # ARGV[i]: user i's candidate event ids, each as it appears in a ledger entry (a length
 # byte, then the id), concatenated. Returns, per user, the stored fields and a flag per
 # candidate: 1 when its token occurs in the ledger (maybe applied: the caller reads the
-# ledger, whose entries decide), 0 when it does not (certainly not applied).
+# ledger, whose entries decide), 0 when it does not (certainly not applied). Once the
+# call's search budget is spent, a user's candidates are all flagged 1 without a search.
 _LOAD_LUA = """
 local out = {}
+local budget = SEARCH_BUDGET_BYTES
 for i = 1, #KEYS do
   local fields = redis.call('HMGET', KEYS[i], 'ver', 'state', 'trajectory',
                             'latest_event_at', 'ledger_size', 'status_event', 'written_at')
@@ -41,17 +51,28 @@ for i = 1, #KEYS do
   local flags = {}
   if #ids > 0 then
     local ledger = redis.call('HGET', KEYS[i], 'ledger') or ''
-    local at = 1
+    local count, at = 0, 1
     while at <= #ids do
-      local last = at + string.byte(ids, at)
-      flags[#flags + 1] = string.find(ledger, string.sub(ids, at, last), 1, true) and 1 or 0
-      at = last + 1
+      count = count + 1
+      at = at + string.byte(ids, at) + 1
+    end
+    local cost = count * #ledger
+    if cost > budget then
+      for n = 1, count do flags[n] = 1 end
+    else
+      budget = budget - cost
+      at = 1
+      while at <= #ids do
+        local last = at + string.byte(ids, at)
+        flags[#flags + 1] = string.find(ledger, string.sub(ids, at, last), 1, true) and 1 or 0
+        at = last + 1
+      end
     end
   end
   out[i] = {fields, flags}
 end
 return out
-"""
+""".replace("SEARCH_BUDGET_BYTES", str(SEARCH_BUDGET_BYTES))
 
 # Per user i, six ARGV from 6 * (i - 1) + 1: the expected version; a JSON array
 # [field, value, ...] of the text fields to set; "1" to replace the ledger (events left the
@@ -146,7 +167,9 @@ SCHEDULE_POLICY = LuaScript(_SCHEDULE_POLICY_LUA)
 SCRIPTS = {
     "LOAD": "per user of a group: the fields a batch needs (ver, state, trajectory, "
     "latest_event_at, ledger_size, status_event, written_at) and which candidate event "
-    "ids occur in the ledger (maybe applied: then the ledger is read and decides)",
+    "ids occur in the ledger (maybe applied: then the ledger is read and decides); past "
+    "16 MiB of ledger searched in one call, a user's candidates are all maybe applied, "
+    "unsearched (a flooded user's long ledger must not hold Redis for everyone)",
     "LEDGERS": "per user of a group: the ledger (read only for users whose batch needs "
     "their earlier events)",
     "APPLY": "per user of a group: if ver is the expected one, set the fields and append "
