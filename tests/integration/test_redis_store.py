@@ -12,6 +12,7 @@ from streams.adapters.redis.layout import (
     APPLY,
     DERIVED_FIELDS,
     LAYOUT_VERSION,
+    POLICY_MOVES_PER_CALL,
     SEARCH_BUDGET_BYTES,
     STATE_FIELDS,
 )
@@ -116,6 +117,41 @@ async def test_a_batch_of_reviews_is_scheduled_and_unscheduled_per_partition(
         assert {due for _, due in due0} == {(day + timedelta(days=1)).timestamp()}
         due1 = await store.due_reviews(1, day + timedelta(hours=9), 1000)
         assert [user for user, _ in due1] == [f"u-{i}" for i in range(10)]
+    finally:
+        await store.close()
+
+
+async def test_a_policy_brings_every_later_review_forward_a_bounded_number_per_call(
+    settings: Settings,
+) -> None:
+    store = store_for(settings)
+    try:
+        day = datetime(2026, 12, 1, tzinfo=UTC)
+        effective = day + timedelta(days=1)
+        later = 2 * POLICY_MOVES_PER_CALL + 500  # three calls
+        await store.schedule(
+            {(0, f"u-{i}"): effective + timedelta(minutes=1 + i) for i in range(later)}
+            | {(0, f"early-{i}"): day + timedelta(minutes=i) for i in range(10)}
+            | {
+                (1, f"u-{i}"): effective + timedelta(minutes=1 + i)
+                for i in range(POLICY_MOVES_PER_CALL)
+            }
+        )
+        assert await store.schedule_policy(0, effective) == later
+        due = await store.due_reviews(0, effective, 10 * later)
+        assert len(due) == later + 10
+        assert {at for user, at in due if user.startswith("u-")} == {effective.timestamp()}
+        assert {at for user, at in due if user.startswith("early-")} == {
+            (day + timedelta(minutes=i)).timestamp() for i in range(10)
+        }
+        assert await store.due_reviews(1, effective, 100) == []  # another partition's own
+        # Once per instant: a review scheduled later since then stays where it is.
+        await store.schedule({(0, "u-0"): effective + timedelta(days=2)})
+        assert await store.schedule_policy(0, effective) == 0
+        assert len(await store.due_reviews(0, effective, 10 * later)) == later + 9
+        # Exactly a call's worth: the second call finds none left and sets the mark.
+        assert await store.schedule_policy(1, effective) == POLICY_MOVES_PER_CALL
+        assert await store.schedule_policy(1, effective) == 0
     finally:
         await store.close()
 

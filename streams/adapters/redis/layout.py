@@ -123,23 +123,30 @@ end
 return cleared
 """
 
+#: Most reviews one SCHEDULE_POLICY call moves: one call moving a whole partition held Redis
+#: about 3 µs per user (0.9 s for 300,000), every other client waiting.
+POLICY_MOVES_PER_CALL = 1000
+
 # KEYS[1]: a partition's review schedule, KEYS[2]: its policy mark. ARGV[1]: a policy's
-# effective instant (Unix seconds), ARGV[2]: the same in microseconds (the mark). Brings
-# every user reviewed later than that instant forward to it, once per instant.
+# effective instant (Unix seconds), ARGV[2]: the same in microseconds (the mark), ARGV[3]:
+# most users to move. Brings up to ARGV[3] users reviewed later than that instant forward
+# to it and returns how many; the call that finds fewer left sets the mark, and once it is
+# set for the instant returns -1 (so each instant is applied once, however many calls).
 _SCHEDULE_POLICY_LUA = """
 local mark = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if mark >= tonumber(ARGV[2]) then return 0 end
-local moved = 0
-while true do
-  local later = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, 1000)
-  if #later == 0 then break end
-  for _, user in ipairs(later) do
-    redis.call('ZADD', KEYS[1], ARGV[1], user)
+if mark >= tonumber(ARGV[2]) then return -1 end
+local most = tonumber(ARGV[3])
+local later = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, most)
+if #later > 0 then
+  local members = {}
+  for n, user in ipairs(later) do
+    members[2 * n - 1] = ARGV[1]
+    members[2 * n] = user
   end
-  moved = moved + #later
+  redis.call('ZADD', KEYS[1], unpack(members))
 end
-redis.call('SET', KEYS[2], ARGV[2])
-return moved
+if #later < most then redis.call('SET', KEYS[2], ARGV[2]) end
+return #later
 """
 
 
@@ -175,8 +182,9 @@ SCRIPTS = {
     "APPLY": "per user of a group: if ver is the expected one, set the fields and append "
     "to (or replace) the ledger; else report a conflict",
     "CLEAR_IF_EQUAL": "per user: delete the outbox field only if it still holds what was published",
-    "SCHEDULE_POLICY": "per partition: bring every review later than a policy's effective "
-    "instant forward to it, once per instant (the policy mark)",
+    "SCHEDULE_POLICY": "per partition: bring reviews later than a policy's effective "
+    "instant forward to it, at most 1,000 per call (called until fewer are left), once per "
+    "instant (the policy mark)",
 }
 
 #: Hash field holding a status-change record not yet confirmed as published (an outbox).

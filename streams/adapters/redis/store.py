@@ -54,6 +54,7 @@ from streams.adapters.redis.layout import (
     LEDGERS,
     LOAD,
     OUTBOX_FIELD,
+    POLICY_MOVES_PER_CALL,
     SCHEDULE_POLICY,
     ScriptCall,
     readable_summary,
@@ -460,10 +461,23 @@ class RedisStore:
         """Bring every review of a partition later than ``effective`` forward to it (a policy
         taking effect reviews every user), once per instant; returns how many moved."""
         keys = [self.keys.reviews(partition), self.keys.reviews_policy_mark(partition)]
-        args = [repr(effective.timestamp()), str(to_micros(effective))]
-        with self._timed("schedule_policy"):
-            (moved,) = await self._run_scripts([(SCHEDULE_POLICY, keys, args)], durable=True)
-        return int(moved)
+        args: list[str | bytes | int] = [
+            repr(effective.timestamp()),
+            str(to_micros(effective)),
+            POLICY_MOVES_PER_CALL,
+        ]
+        moved = 0
+        # A bounded number per call: Redis serves other clients between them. Users written
+        # meanwhile with a later review may be brought forward too: one review more, which
+        # changes nothing (reviews are idempotent).
+        while True:
+            with self._timed("schedule_policy"):
+                (count,) = await self._run_scripts([(SCHEDULE_POLICY, keys, args)], durable=True)
+            if int(count) < 0:
+                return moved
+            moved += int(count)
+            if int(count) < POLICY_MOVES_PER_CALL:
+                return moved
 
     # ---- reads for decisions and operators --------------------------------------------------
     async def read_user(self, user_id: str) -> StoredUser:
