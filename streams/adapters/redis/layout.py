@@ -30,7 +30,7 @@ LAYOUT_VERSION = "5"
 
 #: Bytes of ledger one LOAD call may search, summed over its users (each candidate id is a
 #: substring search of its user's ledger). Without a bound the search is candidates × ledger:
-#: one user at the event cap (10,000 entries, ~350 KB) sent 19,000 new ids in one batch held
+#: one user at the event cap (10,000 entries, ~260 kB) sent 19,000 new ids in one batch held
 #: Redis for 1.3 s, and every other client of that Redis (deciders, other workers) waited or
 #: timed out. Past it a user's candidates are flagged unsearched, and its worker reads the
 #: ledger instead (whose entries decide anyway): the cost stays with the flooding user.
