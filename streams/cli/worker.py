@@ -37,6 +37,7 @@ def worker(
         assert_groups_joinable,
         ensure_topics,
     )
+    from streams.runtime.faust_setup import hold_stop_signals
     from streams.runtime.fold_process import FoldProcess
 
     settings = get_settings()
@@ -55,6 +56,7 @@ def worker(
         _run_worker(settings)
         return
     fold = FoldProcess(settings)
+    hold_stop_signals()  # until each process's Faust can stop it gracefully
     fold.start(_run_worker)  # forked here: no thread and no event loop exist yet
     try:
         _run_worker(settings, fold)
@@ -69,15 +71,15 @@ FOLD_STOP_SECONDS = 30.0
 
 def _run_worker(settings: Settings, fold: FoldProcess | None = None) -> None:
     """Run the Faust app of these settings until it stops (raises SystemExit)."""
-    from faust.worker import Worker
-
     from streams.metrics import Metrics
     from streams.runtime.app import build_app
+    from streams.runtime.faust_setup import StoppableWorker, hold_stop_signals
     from streams.runtime.tuning import tune_garbage_collector
 
+    hold_stop_signals()  # a stop asked for while Faust starts is a graceful stop
     faust_app = build_app(settings, Metrics(), fold)
     tune_garbage_collector()
-    Worker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    StoppableWorker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
 #: How long a starting worker waits for a Redis that is unreachable or too slow to answer

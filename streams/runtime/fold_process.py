@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 #: ``prctl(PR_SET_PDEATHSIG, sig)``: the signal a child gets when its parent thread dies.
 _PR_SET_PDEATHSIG = 1
+#: ``prctl(PR_SET_NAME, name)``: the name ``ps``, ``top`` and ``/proc/<pid>/comm`` show.
+_PR_SET_NAME = 15
+#: The fold's process name (at most 15 bytes), told apart from its worker's in ``ps -o comm``.
+FOLD_PROCESS_NAME = "creditline-fold"
 #: The fold's metrics are read on every scrape of the worker's. A fold busy with a batch
 #: answers late, so a page that is not read in time is replaced by the last one read (its
 #: counters never go back, which a scraper would take for a restart) if that is recent.
@@ -44,10 +48,12 @@ METRICS_MAX_AGE_SECONDS = 60.0
 
 
 def _die_with_parent(parent: int) -> None:
-    """In the child: be SIGKILLed when the worker dies, however it dies (Linux)."""
+    """In the child: be SIGKILLed when the worker dies, however it dies, and be named
+    :data:`FOLD_PROCESS_NAME` (Linux)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(_PR_SET_NAME, FOLD_PROCESS_NAME.encode())
     if os.getppid() != parent:  # the worker died before the line above took effect
         os._exit(1)
 
@@ -96,7 +102,7 @@ class FoldProcess:
         fork copies only the calling thread."""
         context = multiprocessing.get_context("fork")
         self.process = context.Process(
-            target=_run_fold, args=(os.getpid(), self.settings, run), name="creditline-fold"
+            target=_run_fold, args=(os.getpid(), self.settings, run), name=FOLD_PROCESS_NAME
         )
         self.process.start()
         log.info("event fold started as process %s", self.process.pid)

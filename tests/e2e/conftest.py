@@ -136,8 +136,8 @@ class WorkerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> None:
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the worker's process and return at once (:meth:`start` waits for Ready)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"],
@@ -145,6 +145,11 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 env=settings_env(self.settings),
             )
+        return self.process
+
+    def start(self, timeout: float = 90.0) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process = self.launch()
         # The worker's own line: its fold process (forked, same log) says Ready too, and
         # may say it first, before the worker's /healthz and /metrics listen.
         ready = f"[{self.process.pid}] [INFO] [^Worker]: Ready"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from typing import Any
 
 from streams.adapters.kafka.admin import ensure_topics
 from streams.devtools.simulation import population_events, requests, to_record
+from streams.runtime.fold_process import FOLD_PROCESS_NAME
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup
@@ -53,6 +56,23 @@ def dead(pid: int) -> bool:
     """Gone or a zombie (the container's init may never reap an orphan)."""
     stat = proc_stat(pid)
     return not stat or stat[0] == "Z"
+
+
+def _await_fold(process: subprocess.Popen[bytes], timeout: float = 90.0) -> int:
+    """The fold process of a starting worker, as soon as it has its name (the worker's
+    start-up checks may run other short-lived children first)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the worker exited before forking its fold"
+        for pid in children.read_text().split():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == FOLD_PROCESS_NAME:
+                    return int(pid)
+            except FileNotFoundError:
+                continue
+        time.sleep(0.002)
+    raise AssertionError(f"no fold forked in {timeout:.0f} s")
 
 
 def fold_page(worker: WorkerProcess) -> str:
@@ -118,6 +138,15 @@ async def test_the_worker_and_its_fold_stop_together(
         assert dead(pid)
         assert f"[{pid}] [INFO] [^Worker]: Closing event loop" in log.read_text()
 
+        # A stop asked for while both still start is held back until each can act on it:
+        # both stop gracefully (Faust's handlers come last; a plain SIGTERM killed them).
+        starting = worker.launch()
+        pid = _await_fold(starting)
+        starting.send_signal(signal.SIGTERM)
+        assert starting.wait(timeout=60) == 0
+        await wait_for(_async(lambda: dead(pid)), timeout=10, message="the fold to stop")
+        assert f"[{pid}] [INFO] [^Worker]: Closing event loop" in log.read_text()
+
         # A SIGKILLed worker takes its fold with it (as one process would lose its batch).
         worker.start()
         pid = fold_pid(worker)
@@ -128,10 +157,10 @@ async def test_the_worker_and_its_fold_stop_together(
         worker.start()
         pid = fold_pid(worker)
         os.kill(pid, signal.SIGKILL)
-        process = worker.process
-        assert process is not None
-        await wait_for(_async(lambda: process.poll() is not None), message="the worker to stop")
-        assert process.returncode == 1
+        running = worker.process
+        assert running is not None
+        await wait_for(_async(lambda: running.poll() is not None), message="the worker to stop")
+        assert running.returncode == 1
         assert f"the event fold (process {pid}) stopped with exit code -9" in log.read_text()
     finally:
         worker.stop()
