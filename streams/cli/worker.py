@@ -52,11 +52,13 @@ def worker(
     run(assert_groups_joinable(settings))
     run(adopt_loan_request_offsets(settings))
     run(_ensure_layout(settings))
+    # From here a stop asked for while Faust starts (in the worker or in the fold, which
+    # inherits the mask when forked) waits for Faust's handlers and is a graceful stop.
+    hold_stop_signals()
     if settings.worker_role != "all" or settings.worker_fold != "process":
         _run_worker(settings)
         return
     fold = FoldProcess(settings)
-    hold_stop_signals()  # until each process's Faust can stop it gracefully
     fold.start(_run_worker)  # forked here: no thread and no event loop exist yet
     try:
         _run_worker(settings, fold)
@@ -73,10 +75,9 @@ def _run_worker(settings: Settings, fold: FoldProcess | None = None) -> None:
     """Run the Faust app of these settings until it stops (raises SystemExit)."""
     from streams.metrics import Metrics
     from streams.runtime.app import build_app
-    from streams.runtime.faust_setup import StoppableWorker, hold_stop_signals
+    from streams.runtime.faust_setup import StoppableWorker
     from streams.runtime.tuning import tune_garbage_collector
 
-    hold_stop_signals()  # a stop asked for while Faust starts is a graceful stop
     faust_app = build_app(settings, Metrics(), fold)
     tune_garbage_collector()
     StoppableWorker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
