@@ -18,13 +18,18 @@ from streams.adapters.redis.client import (
     acl_rule,
     acl_setuser_line,
     acl_user,
+    creditline_connection,
     describe_redis_error,
-    hiredis_packing,
     redis_client,
 )
 from streams.settings import Settings
 
 SECRET = "s3cr3t-pw"
+#: A URL of each scheme, and the redis-py connection class it gets.
+CONNECTION_KINDS = [
+    ("redis://127.0.0.1:1/0", aioredis.Connection),
+    ("rediss://127.0.0.1:1/0", aioredis.SSLConnection),
+]
 
 
 def test_the_factory_builds_a_cluster_client_only_when_asked() -> None:
@@ -34,20 +39,26 @@ def test_the_factory_builds_a_cluster_client_only_when_asked() -> None:
     assert type(cluster) is aioredis.RedisCluster
 
 
-@pytest.mark.parametrize(
-    ("url", "base"),
-    [
-        ("redis://127.0.0.1:1/0", aioredis.Connection),
-        ("rediss://127.0.0.1:1/0", aioredis.SSLConnection),
-    ],
-)
+@pytest.mark.parametrize(("url", "base"), CONNECTION_KINDS)
+def test_a_cluster_client_connects_every_node_with_creditlines_connection(
+    url: str, base: type[AbstractConnection]
+) -> None:
+    cluster = redis_client(Settings(redis_url=url, redis_cluster=True))
+    assert isinstance(cluster, aioredis.RedisCluster)
+    kind = creditline_connection(base)
+    # Nodes found later are made from these keyword arguments; the startup node exists.
+    assert cluster.get_connection_kwargs()["connection_class"] is kind
+    assert [node.connection_class for node in cluster.startup_nodes] == [kind]
+
+
+@pytest.mark.parametrize(("url", "base"), CONNECTION_KINDS)
 def test_commands_are_packed_by_hiredis_into_the_bytes_redis_py_packs(
     url: str, base: type[AbstractConnection]
 ) -> None:
     client = redis_client(Settings(redis_url=url))
     assert isinstance(client, aioredis.Redis)
     pool = client.connection_pool
-    assert pool.connection_class is hiredis_packing(base)
+    assert pool.connection_class is creditline_connection(base)
     assert issubclass(pool.connection_class, base)
     fast, plain = pool.connection_class(), base()  # never connected: packing only
     commands: list[tuple[Any, ...]] = [
