@@ -27,6 +27,7 @@ from tests.redis_nodes import LocalRedisCluster
 from tests.secure_redis import SecureRedis
 
 ROOT = Path(__file__).resolve().parent
+pytest_plugins = ["pytester", "tests.hang_report"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
