@@ -10,6 +10,7 @@ the loop).
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import sys
 import threading
@@ -30,9 +31,10 @@ def _timeout_of(item: pytest.Item) -> float:
 
 def _pending_tasks() -> list[asyncio.Task[object]]:
     # Every task of every loop: the test's loop runs in the main thread, and this runs in
-    # the watchdog's, which has none. A private set, read for diagnostics only.
-    tasks = getattr(asyncio.tasks, "_all_tasks", ())
-    return [t for t in list(tasks) if not t.done()]
+    # the watchdog's, which has none, so asyncio.all_tasks() cannot be asked. Where asyncio
+    # keeps its tasks differs by version (3.11 `_all_tasks`, 3.12 `_scheduled_tasks` plus
+    # `_eager_tasks`, 3.14 a per-thread list in C); the garbage collector sees them all.
+    return [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]
 
 
 def print_pending_tasks(title: str) -> None:
