@@ -58,14 +58,17 @@ class Topics:
         return (*self.events, self.loan_requests)
 
     def kind_of(self, topic: str) -> RecordKind:
-        """What a consumed topic carries."""
-        kinds = {
-            self.repayments: RecordKind.REPAYMENT,
-            self.spending: RecordKind.SPENDING,
-            self.assets: RecordKind.ASSET,
-            self.loan_requests: RecordKind.LOAN_REQUEST,
-        }
-        return kinds[topic]
+        """What a consumed topic carries (``KeyError`` for a topic creditline does not consume)."""
+        # Called once per record: comparisons, not a dict built per call.
+        if topic == self.repayments:
+            return RecordKind.REPAYMENT
+        if topic == self.spending:
+            return RecordKind.SPENDING
+        if topic == self.assets:
+            return RecordKind.ASSET
+        if topic == self.loan_requests:
+            return RecordKind.LOAN_REQUEST
+        raise KeyError(topic)
 
     def topic_for(self, kind: RecordKind) -> str:
         """The topic a record of ``kind`` is published to."""
