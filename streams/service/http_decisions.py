@@ -131,9 +131,8 @@ class DecisionDesk:
         user, request_id = request.user_id, request.request_id
         # Registered before publishing: the decision cannot come before the registration.
         try:
-            answer = await asyncio.wait_for(
-                self.feed.expect(user, request_id), max(0.0, deadline - loop.time())
-            )
+            async with asyncio.timeout_at(deadline):
+                answer = await self.feed.expect(user, request_id)
         except Exception as exc:
             log.warning("the decision topic's tail cannot be followed: %s", type(exc).__name__)
             return "unavailable", unavailable_reply(NOT_FOLLOWING, request_id)
@@ -141,7 +140,8 @@ class DecisionDesk:
             started = time.perf_counter()
             self._mark_pending(user, request_id)
             try:
-                await asyncio.wait_for(self._publish(request, body), deadline - loop.time())
+                async with asyncio.timeout_at(deadline):
+                    await self._publish(request, body)
             except TimeoutError:
                 return "unavailable", unavailable_reply(NOT_ACKNOWLEDGED, request_id)
             except Exception as exc:
@@ -149,9 +149,8 @@ class DecisionDesk:
                 self._pending.pop((user, request_id), None)
                 return "unavailable", unavailable_reply(NOT_PUBLISHED, request_id)
             try:
-                payload = await asyncio.wait_for(
-                    asyncio.shield(answer), max(0.0, deadline - loop.time())
-                )
+                async with asyncio.timeout_at(deadline):
+                    payload = await asyncio.shield(answer)
             except TimeoutError:
                 if await self._conflicts(request, PRECHECK_SECONDS):
                     self._pending.pop((user, request_id), None)
@@ -182,7 +181,8 @@ class DecisionDesk:
     ) -> RememberedDecision | Exception | None:
         """The remembered decision, None, or the error that kept it from being read."""
         try:
-            return await asyncio.wait_for(self.store.recall_decision(user_id, request_id), within)
+            async with asyncio.timeout(within):
+                return await self.store.recall_decision(user_id, request_id)
         except (TimeoutError, CreditlineError) as exc:
             return exc
 

@@ -162,3 +162,25 @@ async def test_draining_does_not_wait_out_the_interval() -> None:
     await commits.add({TP: 3}, None)  # and the interval starts afresh
     await settle()
     assert kafka.commits == [{TP: 1}, {TP: 2}, {TP: 3}]
+
+
+@pytest.mark.parametrize("steps", range(8))
+async def test_a_commit_task_cancelled_as_its_interval_is_cut_short_stays_cancelled(
+    steps: int,
+) -> None:
+    """Python 3.11's ``wait_for`` dropped a cancellation that came as the awaited wait ended
+    (bpo-42130): the task went on, and could commit after the consumer had let go of its
+    partitions. Each case lets the interrupted wait get ``steps`` loop turns further."""
+    kafka = Kafka()
+    commits = OrderedCommits(kafka.commit, in_flight=10, interval=60)
+    await commits.add({TP: 1}, None)
+    await settle()  # committed; the task now waits out the interval
+    task = commits._committing
+    assert isinstance(task, asyncio.Future)
+    commits._hurry.set()  # as drain() does: the interval ends...
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    if task.cancel():  # ...and the consumer stops in the same moment
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert kafka.commits == [{TP: 1}]

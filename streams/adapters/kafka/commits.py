@@ -93,5 +93,6 @@ class OrderedCommits:
                 self._taken = 0
             if self.interval > 0 and not self._hurry.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._hurry.wait(), self.interval)
+                    async with asyncio.timeout(self.interval):
+                        await self._hurry.wait()
         self._committing = None

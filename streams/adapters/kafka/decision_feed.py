@@ -233,7 +233,8 @@ class DecisionTail:
         while not should_stop():
             if not self._following.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._following.wait(), FETCH_WAIT_MS / 1000)
+                    async with asyncio.timeout(FETCH_WAIT_MS / 1000):
+                        await self._following.wait()
                 continue
             if self._idle() and self._resuming is None:
                 self._pause()

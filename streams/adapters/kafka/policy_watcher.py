@@ -93,7 +93,8 @@ class PolicyWatcher:
                 return False
             self._caught_up.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._caught_up.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._caught_up.wait()
 
     def refresh(self) -> None:
         """Show the versions in force now (versions take effect at their own instant)."""
