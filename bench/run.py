@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.peers.quix import quix_ingest
+from bench.probes import POLL_SECONDS, ProbeSchedule
 from bench.process import peak_rss_kib, tree_cpu_seconds
 from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
@@ -555,11 +556,12 @@ async def _freshness(
     delays: list[tuple[float, float]],
 ) -> int:
     """Every 100 ms a first event for a new probe user; (when it was sent from the start,
-    time until its state exists) in ``delays``. Returns the number of probe events sent."""
+    time until its state exists) in ``delays``, looked for as :mod:`bench.probes` says.
+    Returns the number of probe events sent."""
     topics = Topics.from_settings(settings)
     keys = KeyLayout(settings.redis_key_prefix)
     client = redis_client(settings)
-    pending: dict[str, float] = {}
+    pending = ProbeSchedule()
     started = time.perf_counter()
     n = 0
     try:
@@ -573,21 +575,19 @@ async def _freshness(
                     "amount": "1.00",
                     "category": "probe",
                 }
-                pending[user] = time.perf_counter()
+                pending.sent(user, time.perf_counter())
                 await producer.send(topics.spending, json.dumps(doc).encode(), key=user.encode())
                 n += 1
-            if pending:
-                users = list(pending)
+            users = pending.due(time.perf_counter())
+            if users:
                 async with client.pipeline(transaction=False) as pipe:
                     for user in users:
                         pipe.exists(keys.state(user))
                     found = await pipe.execute()
-                now = time.perf_counter()
-                for user, exists in zip(users, found, strict=True):
-                    if exists:
-                        sent = pending.pop(user)
-                        delays.append((sent - started, now - sent))
-            await asyncio.sleep(0.005)
+                looked = dict(zip(users, map(bool, found), strict=True))
+                for sent, delay in pending.looked(looked, time.perf_counter()):
+                    delays.append((sent - started, delay))
+            await asyncio.sleep(POLL_SECONDS)
         return n
     finally:
         await client.aclose()
