@@ -168,6 +168,7 @@ async def shadow_cost(
             latencies, _, _ = await _measure(
                 settings,
                 producer,
+                producer,  # requests only: no event load to share a producer with
                 [],
                 0,
                 0,
