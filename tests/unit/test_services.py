@@ -20,7 +20,7 @@ from streams.core.timeline import advance, canonical, constant, standing
 from streams.devtools.simulation import to_record
 from streams.errors import ShuttingDown
 from streams.metrics import Metrics
-from streams.ports import InboundRecord
+from streams.ports import InboundRecord, StoredUser
 from streams.service import shadowing
 from streams.service.decide import LoanDecider
 from streams.service.fold import YIELD_EVERY_USERS, EventFolder
@@ -294,6 +294,91 @@ async def test_a_request_reads_nothing_but_its_users_keys() -> None:
     store.calls.clear()
     await decider(store, sink, metrics).process([ask()])
     assert store.calls == ["read_state", "remember_decision"]
+
+
+class SlowReads(FakeStore):
+    """A store whose reads of a user's state take ``seconds``, noting when each began."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.began: list[str] = []
+
+    async def read_user(self, user_id: str) -> StoredUser:
+        self.began.append(user_id)
+        await asyncio.sleep(self.seconds)
+        return await super().read_user(user_id)
+
+
+def ask_of(user: str, request_id: str, offset: int, **overrides: object) -> InboundRecord:
+    doc = request_doc(
+        request_id=request_id, user_id=user, requested_at=NOW.isoformat(), **overrides
+    )
+    return InboundRecord(TOPICS.loan_requests, 0, offset, user.encode(), encode(doc))
+
+
+async def test_a_batch_answers_other_users_while_one_waits_for_the_store() -> None:
+    store, sink, metrics = SlowReads(0.2), FakeSink(), Metrics()
+    users = [f"u-{i}" for i in range(10)]
+    batch = [ask_of(user, f"q-{user}", i) for i, user in enumerate(users)]
+    started = time.monotonic()
+    decisions = await decider(store, sink, metrics).process(batch)
+    # One after the other, ten reads would take 2 s; side by side, about one read's time.
+    assert time.monotonic() - started < 1.0
+    assert [d.request_id for d in decisions] == [f"q-{user}" for user in users]
+    assert store.began == users
+
+
+async def test_a_users_requests_in_a_batch_are_answered_in_record_order() -> None:
+    store, sink, metrics = SlowReads(0.01), FakeSink(), Metrics()
+    batch = [
+        ask_of("u-1", "q-1", 0),
+        ask_of("u-2", "q-2", 1),
+        ask_of("u-1", "q-1", 2),  # redelivered: the same answer, counted as a duplicate
+        ask_of("u-1", "q-1", 3, amount="99999.00"),  # the same id, another body
+        ask_of("u-1", "q-3", 4),
+    ]
+    decisions = await decider(store, sink, metrics).process(batch)
+    assert [d.request_id for d in decisions] == ["q-1", "q-2", "q-1", "q-3"]
+    published = [s.value for s in sink.to(TOPICS.loan_decisions) if s.key == b"u-1"]
+    assert [LoanDecision.model_validate_json(v or b"").request_id for v in published] == [
+        "q-1",
+        "q-1",
+        "q-3",
+    ]
+    assert published[0] == published[1]
+    [letter] = sink.to(TOPICS.dead_letter)
+    assert dict(letter.headers)[dead_letter.HEADER_ERROR_CODE] == b"CONFLICTING_REQUEST_ID"
+    sample = metrics.registry.get_sample_value
+    assert sample("creditline_records_duplicate_total", {"topic": TOPICS.loan_requests}) == 1.0
+
+
+async def test_a_stop_while_a_batch_is_answered_fails_the_batch_with_the_stop() -> None:
+    store, sink, metrics = SlowReads(0.05), FakeSink(), Metrics()
+    asked: list[datetime] = []
+
+    async def confirmed(at: datetime) -> bool:
+        asked.append(at)
+        if len(asked) == 2:
+            raise ShuttingDown("stopping while the policy topic is read")
+        await asyncio.sleep(0.2)
+        return True
+
+    stopping = LoanDecider(
+        SETTINGS,
+        store,
+        sink,
+        metrics,
+        lambda: TIMELINE,
+        clock=lambda: NOW,
+        policy_confirmed=confirmed,
+    )
+    batch = [ask_of(f"u-{i}", f"q-{i}", i) for i in range(5)]
+    with pytest.raises(ShuttingDown):  # itself, not in an exception group
+        await stopping.process(batch)
+    # The other requests were cancelled while they waited: none was answered.
+    assert sink.to(TOPICS.loan_decisions) == []
+    assert store.began == []
 
 
 def nearly_reopened() -> list[InputEvent]:
