@@ -135,6 +135,7 @@ class LoanDecider:
         )
         #: Whether every policy version in force at an instant is known (waits a little).
         self.policy_confirmed = policy_confirmed
+        self._policy_gate = asyncio.Lock()
         self.monitor = ScorecardMonitor(metrics, settings.scorecard_psi_window)
         #: What is in shadow now (answers every fresh request beside the live configuration).
         self.candidate = candidate
@@ -308,6 +309,19 @@ class LoanDecider:
         checkpoint = at_time(stored.checkpoint, ledger, self.timelines(), at, self.limits.horizon)
         return stored, _Standing(checkpoint, canonical(list(ledger or ())))
 
+    async def _policy_known(self, at: datetime) -> bool:
+        """Whether every policy version in force at ``at`` is known (waits a little).
+
+        A batch's requests ask one at a time, in record order, as when they were answered
+        one after the other: requests arriving before the policy topic was read (a worker
+        starting) each wait up to the confirmation's wait in turn, and those after the
+        first that times out are answered once the versions are known — not all reviewed
+        together at the end of one shared wait."""
+        if self.policy_confirmed is None:
+            return True
+        async with self._policy_gate:
+            return await self.policy_confirmed(at)
+
     async def _answer(
         self, request: LoanRequest, arrival: datetime, received: datetime
     ) -> Answered:
@@ -320,7 +334,7 @@ class LoanDecider:
         standing: _Standing | None = None
         if at is None:
             decision = answer(request, START, timelines, None, received, language)
-        elif self.policy_confirmed is not None and not await self.policy_confirmed(at):
+        elif not await self._policy_known(at):
             decision = decide_policy_unavailable(request, received, timelines.at(at), language)
         else:
             timelines = self.timelines()  # the view confirmed to cover ``at``

@@ -359,7 +359,7 @@ async def test_a_stop_while_a_batch_is_answered_fails_the_batch_with_the_stop() 
 
     async def confirmed(at: datetime) -> bool:
         asked.append(at)
-        if len(asked) == 2:
+        if len(asked) == 1:
             raise ShuttingDown("stopping while the policy topic is read")
         await asyncio.sleep(0.2)
         return True
@@ -376,9 +376,37 @@ async def test_a_stop_while_a_batch_is_answered_fails_the_batch_with_the_stop() 
     batch = [ask_of(f"u-{i}", f"q-{i}", i) for i in range(5)]
     with pytest.raises(ShuttingDown):  # itself, not in an exception group
         await stopping.process(batch)
-    # The other requests were cancelled while they waited: none was answered.
+    # The other requests were cancelled while they waited their turn: none was answered.
     assert sink.to(TOPICS.loan_decisions) == []
     assert store.began == []
+
+
+async def test_requests_arriving_before_the_policy_is_known_wait_for_it_in_turn() -> None:
+    # The policy topic is read 0.15 s after the batch arrives; each confirmation waits at
+    # most 0.1 s. In turn, only the first request is reviewed for want of a policy.
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    await folder(store, FakeSink(), metrics).process(records(history()))
+    known_at = time.monotonic() + 0.15
+
+    async def confirmed(at: datetime) -> bool:
+        waited = min(0.1, max(0.0, known_at - time.monotonic()))
+        await asyncio.sleep(waited)
+        return time.monotonic() >= known_at
+
+    deciding = LoanDecider(
+        SETTINGS,
+        store,
+        sink,
+        metrics,
+        lambda: TIMELINE,
+        clock=lambda: NOW,
+        policy_confirmed=confirmed,
+    )
+    batch = [ask_of("u-1", "q-1", 0), ask_of("u-2", "q-2", 1), ask_of("u-3", "q-3", 2)]
+    decisions = await deciding.process(batch)
+    codes = [d.reasons[0].code for d in decisions]
+    assert codes[0] == "POLICY_UNAVAILABLE"
+    assert "POLICY_UNAVAILABLE" not in codes[1:]
 
 
 def nearly_reopened() -> list[InputEvent]:
