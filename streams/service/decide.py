@@ -60,6 +60,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+#: Requests of one batch answered at once, at most: their Redis waits overlap, and a backlog
+#: read in one batch (up to ``batch_max_records``) never opens a connection per request.
+REQUESTS_IN_FLIGHT = 32
+
+
 class RequestConflict(Exception):
     """A request id already answered for a request with another body."""
 
@@ -136,6 +141,7 @@ class LoanDecider:
         #: Whether every policy version in force at an instant is known (waits a little).
         self.policy_confirmed = policy_confirmed
         self._policy_gate = asyncio.Lock()
+        self._in_flight = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
         self.monitor = ScorecardMonitor(metrics, settings.scorecard_psi_window)
         #: What is in shadow now (answers every fresh request beside the live configuration).
         self.candidate = candidate
@@ -183,12 +189,13 @@ class LoanDecider:
     ) -> tuple[list[LoanDecision], Awaitable[None]]:
         answers = _BatchAnswers(len(records))
         self.shadow_outbox.busy()
-        # Each request is answered in a task of its own, a user's requests one after the
-        # other in record order: while one waits for Redis, the next is decided, so a batch
-        # of n requests costs n decisions' CPU and about two round trips, not 2n round trips
-        # one after the other (the requests that piled up behind a stall are answered in a
-        # few ms instead of tens). A stop or an operator error fails the whole batch as
-        # before: the other tasks are cancelled and nothing of it is committed.
+        # Each request is answered in a task of its own (at most REQUESTS_IN_FLIGHT at once),
+        # a user's requests one after the other in record order: while one waits for Redis,
+        # the next is decided, so a batch of n requests costs n decisions' CPU and about two
+        # round trips, not 2n round trips one after the other (the requests that piled up
+        # behind a stall are answered in a few ms instead of tens). A stop or an operator
+        # error fails the whole batch as before: the other tasks are cancelled and nothing
+        # of it is committed.
         chains: dict[str, asyncio.Task[None]] = {}
         try:
             async with asyncio.TaskGroup() as group:
@@ -246,7 +253,8 @@ class LoanDecider:
             await before
         arrival, received = times
         try:
-            answered = await self._answer(request, arrival, received)
+            async with self._in_flight:
+                answered = await self._answer(request, arrival, received)
         except (OperatorActionRequired, ShuttingDown):
             raise
         except RequestConflict:
@@ -310,13 +318,10 @@ class LoanDecider:
         return stored, _Standing(checkpoint, canonical(list(ledger or ())))
 
     async def _policy_known(self, at: datetime) -> bool:
-        """Whether every policy version in force at ``at`` is known (waits a little).
-
-        A batch's requests ask one at a time, in record order, as when they were answered
-        one after the other: requests arriving before the policy topic was read (a worker
-        starting) each wait up to the confirmation's wait in turn, and those after the
-        first that times out are answered once the versions are known — not all reviewed
-        together at the end of one shared wait."""
+        """Whether every policy version in force at ``at`` is known (waits a little). A
+        batch's requests ask in turn, in record order: requests that arrive before the policy
+        topic is read (a worker starting) each wait in turn, not all reviewed at the end of
+        one shared wait."""
         if self.policy_confirmed is None:
             return True
         async with self._policy_gate:

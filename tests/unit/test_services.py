@@ -22,7 +22,7 @@ from streams.errors import ShuttingDown
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, StoredUser
 from streams.service import shadowing
-from streams.service.decide import LoanDecider
+from streams.service.decide import REQUESTS_IN_FLIGHT, LoanDecider
 from streams.service.fold import YIELD_EVERY_USERS, EventFolder
 from streams.service.review import ReviewSweeper
 from streams.settings import Settings
@@ -303,10 +303,16 @@ class SlowReads(FakeStore):
         super().__init__()
         self.seconds = seconds
         self.began: list[str] = []
+        self.reading = self.most_at_once = 0
 
     async def read_user(self, user_id: str) -> StoredUser:
         self.began.append(user_id)
-        await asyncio.sleep(self.seconds)
+        self.reading += 1
+        self.most_at_once = max(self.most_at_once, self.reading)
+        try:
+            await asyncio.sleep(self.seconds)
+        finally:
+            self.reading -= 1
         return await super().read_user(user_id)
 
 
@@ -327,6 +333,14 @@ async def test_a_batch_answers_other_users_while_one_waits_for_the_store() -> No
     assert time.monotonic() - started < 1.0
     assert [d.request_id for d in decisions] == [f"q-{user}" for user in users]
     assert store.began == users
+
+
+async def test_a_backlog_read_in_one_batch_is_answered_a_bounded_number_at_a_time() -> None:
+    store, sink, metrics = SlowReads(0.01), FakeSink(), Metrics()
+    batch = [ask_of(f"u-{i}", f"q-{i}", i) for i in range(REQUESTS_IN_FLIGHT * 4)]
+    decisions = await decider(store, sink, metrics).process(batch)
+    assert len(decisions) == len(batch)
+    assert store.most_at_once == REQUESTS_IN_FLIGHT  # a connection each, at most
 
 
 async def test_a_users_requests_in_a_batch_are_answered_in_record_order() -> None:
