@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -212,7 +212,11 @@ async def test_an_outbox_left_by_a_crash_is_published_again() -> None:
 
 
 def decider(
-    store: FakeStore, sink: FakeSink, metrics: Metrics, candidate: Candidate | None = None
+    store: FakeStore,
+    sink: FakeSink,
+    metrics: Metrics,
+    candidate: Candidate | None = None,
+    policy_confirmed: Callable[[datetime], Awaitable[bool]] | None = None,
 ) -> LoanDecider:
     return LoanDecider(
         SETTINGS.model_copy(update={"score_unavailable_wait_seconds": 0.05}),
@@ -222,6 +226,7 @@ def decider(
         lambda: TIMELINE,
         clock=lambda: NOW,
         candidate=lambda: candidate,
+        policy_confirmed=policy_confirmed,
     )
 
 
@@ -378,15 +383,7 @@ async def test_a_stop_while_a_batch_is_answered_fails_the_batch_with_the_stop() 
         await asyncio.sleep(0.2)
         return True
 
-    stopping = LoanDecider(
-        SETTINGS,
-        store,
-        sink,
-        metrics,
-        lambda: TIMELINE,
-        clock=lambda: NOW,
-        policy_confirmed=confirmed,
-    )
+    stopping = decider(store, sink, metrics, policy_confirmed=confirmed)
     batch = [ask_of(f"u-{i}", f"q-{i}", i) for i in range(5)]
     with pytest.raises(ShuttingDown):  # itself, not in an exception group
         await stopping.process(batch)
@@ -407,15 +404,7 @@ async def test_requests_arriving_before_the_policy_is_known_wait_for_it_in_turn(
         await asyncio.sleep(waited)
         return time.monotonic() >= known_at
 
-    deciding = LoanDecider(
-        SETTINGS,
-        store,
-        sink,
-        metrics,
-        lambda: TIMELINE,
-        clock=lambda: NOW,
-        policy_confirmed=confirmed,
-    )
+    deciding = decider(store, sink, metrics, policy_confirmed=confirmed)
     batch = [ask_of("u-1", "q-1", 0), ask_of("u-2", "q-2", 1), ask_of("u-3", "q-3", 2)]
     decisions = await deciding.process(batch)
     codes = [d.reasons[0].code for d in decisions]
