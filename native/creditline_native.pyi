@@ -1,5 +1,8 @@
-"""creditline's status machine, compiled (``streams/core/compiled.py`` is its only caller;
+"""creditline's status machine and plain-record decoder, compiled
+(``streams/core/compiled.py`` and ``streams/core/plain_records.py`` are its only callers;
 the Python core is the reference)."""
+
+from typing import Any
 
 Condition = tuple[int, float | None, float | None]
 RuleArgs = tuple[list[Condition], list[Condition]]
@@ -55,3 +58,6 @@ def good_months(
 ) -> list[list[int | None]] | None: ...
 def pack_ledger(blob: bytes) -> tuple[list[EventArgs], list[int], list[int]] | None: ...
 def stored_loan_ids(data: bytes) -> list[str] | None: ...
+def decode_plain(
+    kind: int, value: bytes
+) -> tuple[str, str, int, list[Any], bytes, bytes] | None: ...

@@ -21,18 +21,17 @@ from typing import Any
 from quixstreams import Application, message_context
 
 from bench.peers import QUIX_GROUP_ENV, QUIX_STATE_DIR_ENV
-from schemas.models import LoanRequest
 from streams.adapters.redis.layout import stored_summary
 from streams.core.codec import decode_trajectory, encode_trajectory
-from streams.core.decoding import RejectedRecord, decode_record
+from streams.core.decoding import RejectedRecord
 from streams.core.instants import from_micros, to_micros
-from streams.core.ledger import StoredLedger, content_digest, fingerprint, id_token
+from streams.core.ledger import StoredLedger, id_token
 from streams.core.policy import load_default_policy
 from streams.core.timeline import START, Checkpoint, constant
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, StoredUser
 from streams.service.fold import EventFolder
-from streams.service.shell import Pending
+from streams.service.shell import pending_of
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -102,20 +101,13 @@ def main() -> None:
             timestamp / 1000,
             tuple(headers or ()),
         )
-        try:
-            event = decode_record(
-                topics.kind_of(record.topic),
-                key,
-                value,
-                now=now,
-                limits=folder.limits,
-                headers=record.headers,
+        try:  # the same way in as creditline's fold
+            pending = pending_of(
+                record, topics.kind_of(record.topic), now=now, limits=folder.limits
             )
         except RejectedRecord:
             return None  # the bench's load has none; creditline would dead-letter it
-        assert not isinstance(event, LoanRequest)  # the event topics decode to events
-        fp = fingerprint(event.event_id)
-        pending = Pending(record, event, fp, content_digest(event))
+        event, fp = pending.event, pending.fingerprint
         doc: dict[str, Any] = state.get("user") or {}
         # The ledger's bytes as text, one char per byte: the state store keeps JSON.
         raw_ledger: str = state.get("ledger") or ""

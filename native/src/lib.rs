@@ -12,6 +12,7 @@
 use pyo3::prelude::*;
 
 mod advance;
+mod decode;
 mod good;
 mod ledger;
 mod stored;
@@ -112,16 +113,22 @@ fn decay_factor(elapsed_us: i64) -> f64 {
 
 // ---- calendar (UTC, proleptic Gregorian) ------------------------------------------------
 fn civil_from_days(days: i64) -> (i64, i64) {
-    // Howard Hinnant's algorithm: days since 1970-01-01 -> (year, month).
+    let (year, month, _) = civil_date(days);
+    (year, month)
+}
+
+/// Howard Hinnant's algorithm: days since 1970-01-01 -> (year, month, day).
+fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    (year, month)
+    (year, month, day)
 }
 
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
@@ -681,5 +688,6 @@ fn creditline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(ledger::pack_ledger, module)?)?;
     module.add_function(wrap_pyfunction!(good::good_months, module)?)?;
     module.add_function(wrap_pyfunction!(stored::stored_loan_ids, module)?)?;
+    module.add_function(wrap_pyfunction!(decode::decode_plain, module)?)?;
     Ok(())
 }

@@ -24,10 +24,10 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from schemas.models import EffectiveStatus, LoanRequest, RepaymentEvent
+from schemas.models import EffectiveStatus, RepaymentEvent
 from streams.core.announcement import announced_standing, status_change_event
-from streams.core.decoding import RejectedRecord, decode_record
-from streams.core.ledger import StoredLedger, content_digest, encode_entry, fingerprint
+from streams.core.decoding import RejectedRecord
+from streams.core.ledger import StoredLedger, encode_entry
 from streams.core.scoring import LineStatus
 from streams.core.timeline import Checkpoint, PolicyTimeline, needs_ledger, update
 from streams.metrics import Metrics
@@ -40,6 +40,7 @@ from streams.service.shell import (
     Retrier,
     ServiceCode,
     decode_limits,
+    pending_of,
     utc_now,
 )
 from streams.settings import Settings
@@ -99,14 +100,8 @@ class EventFolder:
             self.metrics.records_consumed.labels(topic).inc(count)
         for record in records:
             try:
-                kind = self.topics.kind_of(record.topic)
-                event = decode_record(
-                    kind,
-                    record.key,
-                    record.value,
-                    now=now,
-                    limits=self.limits,
-                    headers=record.headers,
+                pending = pending_of(
+                    record, self.topics.kind_of(record.topic), now=now, limits=self.limits
                 )
             except RejectedRecord as rejected:
                 deliveries.append(
@@ -115,10 +110,7 @@ class EventFolder:
                 report.dead_lettered[record.topic] += 1
                 continue
             self.dead_letters.accepted()
-            assert not isinstance(event, LoanRequest)
-            by_user[event.user_id].append(
-                Pending(record, event, fingerprint(event.event_id), content_digest(event))
-            )
+            by_user[pending.event.user_id].append(pending)
         partitions = {u: {p.record.partition for p in ps} for u, ps in by_user.items()}
         failed, conflicting, outbox = await self._store(by_user, partitions, report, now)
         status_deliveries = [
@@ -340,7 +332,7 @@ class EventFolder:
         if not fresh and checkpoint == current.checkpoint:
             return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
         # The ledger: the new entries appended, or (events left the window) rewritten.
-        entries = [encode_entry(p.event, p.digest) for p in fresh]
+        entries = [p.entry or encode_entry(p.event, p.digest) for p in fresh]
         rewrite = False
         size = current.ledger_size + len(fresh)
         latest = max(

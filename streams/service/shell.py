@@ -26,9 +26,11 @@ from tenacity import (
     wait_exponential,
 )
 
-from schemas.models import InputEvent
+from schemas.models import InputEvent, LoanRequest
 from streams.core.dead_letters import dead_letter_record
-from streams.core.decoding import DecodeLimits
+from streams.core.decoding import DecodeLimits, RecordKind, decode_record
+from streams.core.ledger import content_digest, fingerprint
+from streams.core.plain_records import decode_plain
 from streams.core.rejections import RejectionSummary
 from streams.core.storm import DeadLetterStormGuard
 from streams.errors import ShuttingDown, Unavailable
@@ -102,6 +104,27 @@ class Pending:
     event: InputEvent
     fingerprint: int
     digest: int
+    #: Its ledger entry when decoding made it (:mod:`streams.core.plain_records`).
+    entry: bytes | None
+
+
+def pending_of(
+    record: InboundRecord, kind: RecordKind, *, now: datetime, limits: DecodeLimits
+) -> Pending:
+    """An event record decoded for folding: in one compiled call when plain
+    (:mod:`streams.core.plain_records`), else by Python, which raises
+    :class:`~streams.core.decoding.RejectedRecord` for a record it refuses."""
+    plain = decode_plain(
+        kind, record.key, record.value, now=now, limits=limits, headers=record.headers
+    )
+    if plain is not None:
+        event = plain.event
+        return Pending(record, event, fingerprint(event.event_id), plain.digest, plain.entry)
+    decoded = decode_record(
+        kind, record.key, record.value, now=now, limits=limits, headers=record.headers
+    )
+    assert not isinstance(decoded, LoanRequest)  # event topics decode to events
+    return Pending(record, decoded, fingerprint(decoded.event_id), content_digest(decoded), None)
 
 
 class Retrier:
