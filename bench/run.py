@@ -290,6 +290,51 @@ async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Even
         await producer.stop()
 
 
+async def _echo_beside(
+    settings: Settings,
+    asking: AIOKafkaProducer,
+    topics: tuple[str, str],
+    rate: float,
+    seconds: float,
+) -> list[float]:
+    """The echo again, at ``rate``, while the scorer runs: a baseline that shares the cores
+    with the fold and the decider, as the scorer's requests do (the first echo runs before
+    the scorer starts)."""
+    source, target = topics
+    stop = asyncio.Event()
+    echo = asyncio.create_task(_echo(settings, source, target, stop))
+    consumer = await _reply_consumer(settings, target)
+    sent_at: dict[bytes, float] = {}
+    latencies: list[float] = []
+
+    def make(i: int) -> Record:
+        value = f"beside-{i}".encode()
+        sent_at[value] = time.perf_counter()
+        return source, b"u", value
+
+    async def collect() -> None:
+        deadline = time.perf_counter() + seconds + 10
+        while time.perf_counter() < deadline and (sent_at or not pacing.done()):
+            for batch in (await consumer.getmany(timeout_ms=50)).values():
+                arrived = time.perf_counter()
+                for r in batch:
+                    started = sent_at.pop(r.value, None)
+                    if started is not None:
+                        latencies.append(arrived - started)
+
+    pacing = asyncio.create_task(Pacer(asking, rate).run(make, seconds))
+    try:
+        await asyncio.gather(pacing, collect())
+    finally:
+        stop.set()
+        await echo
+        await consumer.stop()
+    return latencies
+
+
+#: Requests per second of the echo run beside the scorer (few: it adds to the load it
+#: measures).
+ECHO_BESIDE_RATE = 20.0
 #: How the scorer runs in the latency scenarios: ``default`` is the README's command
 #: (``creditline worker``: role ``all``, the fold in a process of its own), ``inline`` the
 #: same with the fold on the worker's event loop (``WORKER_FOLD=inline``), ``split`` an
@@ -417,6 +462,9 @@ async def latency(
         start_offset = len(load) // 2
         fresh: list[tuple[float, float]] = []
         probing = asyncio.create_task(_freshness(settings, producer, seconds, fresh))
+        beside = asyncio.create_task(
+            _echo_beside(settings, asking, (echo_in, echo_out), ECHO_BESIDE_RATE, seconds)
+        )
         answered, events_sent, requests_sent = await _measure(
             settings,
             producer,
@@ -436,6 +484,10 @@ async def latency(
         probes = await probing
         result["scorer"] = summary_ms(answered)
         result["p99_over_echo_ms"] = round(result["scorer"]["p99_ms"] - result["echo"]["p99_ms"], 1)
+        result["echo_beside"] = summary_ms(await beside)
+        result["p99_over_echo_beside_ms"] = round(
+            result["scorer"]["p99_ms"] - result["echo_beside"]["p99_ms"], 1
+        )
         result["requests_answered"] = f"{len(answered)} of {requests_sent}"
         result["freshness"] = summary_ms([delay for _, delay in fresh])
         result["freshness_after_warmup"] = summary_ms(
@@ -501,6 +553,20 @@ async def _drain(
     }
 
 
+async def _reply_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
+    """A started consumer of ``topic`` from its end, given a second to be assigned."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **client_options(settings),
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    await asyncio.sleep(1.0)
+    return consumer
+
+
 async def _measure(
     settings: Settings,
     producer: AIOKafkaProducer,
@@ -520,15 +586,7 @@ async def _measure(
     """Requests at ``request_rate`` (sent by ``asking``) beside events at ``event_rate`` (by
     ``producer``) for ``seconds``: the latency of each reply, and how many events and
     requests were sent."""
-    consumer = AIOKafkaConsumer(
-        reply_topic,
-        **client_options(settings),
-        group_id=None,
-        auto_offset_reset="latest",
-        fetch_max_wait_ms=5,
-    )
-    await consumer.start()
-    await asyncio.sleep(1.0)
+    consumer = await _reply_consumer(settings, reply_topic)
     events = Pacer(producer, event_rate)
     requests = Pacer(asking, request_rate)
 
