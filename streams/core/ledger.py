@@ -58,13 +58,13 @@ def content_digest(event: InputEvent) -> int:
     Two deliveries of one event have the same digest (unknown fields are not part of the
     event); the same ``event_id`` with other content or on another topic has another.
     """
-    return digest_of_json(_KIND[type(event)], event.model_dump_json().encode())
+    return digest_of_json(type(event), event.model_dump_json().encode())
 
 
-def digest_of_json(kind: str, canonical: bytes) -> int:
-    """:func:`content_digest` of an event of ``kind`` (``r``, ``s``, ``a``) whose
-    ``model_dump_json`` is ``canonical``."""
-    body = kind.encode() + canonical
+def digest_of_json(model: type[InputEvent], canonical: bytes) -> int:
+    """:func:`content_digest` of an event of type ``model`` whose ``model_dump_json`` is
+    ``canonical``."""
+    body = _KIND[model].encode() + canonical
     return int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big", signed=True)
 
 
@@ -76,10 +76,11 @@ def id_token(event_id: str) -> bytes:
     return binary.text(event_id)
 
 
-def entry_of(kind: str, occurred_micros: int, digest: int, tail: bytes) -> bytes:
-    """:func:`encode_entry` given its parts: the head (kind, instant, digest) and the rest
-    (``tail``: the event id and the kind's fields, as :func:`encode_entry` writes them)."""
-    return _HEAD.pack(kind.encode(), occurred_micros, digest) + tail
+def entry_of(model: type[InputEvent], occurred_micros: int, digest: int, tail: bytes) -> bytes:
+    """:func:`encode_entry` of an event of type ``model`` given its parts: the head (kind,
+    instant, digest) and the rest (``tail``: the event id and the kind's fields, as
+    :func:`encode_entry` writes them)."""
+    return _HEAD.pack(_KIND[model].encode(), occurred_micros, digest) + tail
 
 
 def encode_entry(event: InputEvent, digest: int | None = None) -> bytes:
