@@ -9,15 +9,15 @@ move as they would for real.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
 from streams.core import compiled
 from streams.core.features import feature_values
-from streams.core.labels import add_months
-from streams.core.scorecard import ScorecardDocument, Scored, Values
+from streams.core.labels import add_months, months_after
+from streams.core.scorecard import ScorecardDocument, Values
 from streams.core.state import UserState, fold_events
 
 _CENT = Decimal("0.01")
@@ -45,17 +45,16 @@ def future_values(state: UserState, at: datetime, months: int) -> Iterator[Value
         yield feature_values(current, end)
 
 
-def future_scores(
+def future_bins(
     card: ScorecardDocument, state: UserState, at: datetime, months: int
-) -> Iterator[Scored]:
-    """``card.evaluate`` of each month :func:`future_values` gives, month by month: from the
-    compiled machine when it can simulate them exactly (all ``months`` at once), else from
-    the Python reference."""
-    ends = (add_months(at, k) for k in range(1, months + 1))
-    bins = compiled.good_month_bins(card, state, ends)
+) -> Iterator[Sequence[int | None]]:
+    """``card.bins_of`` each month :func:`future_values` gives, month by month (every
+    characteristic's bin, in the card's order): from the compiled machine when it can
+    simulate them exactly (all ``months`` at once), else from the Python reference."""
+    bins = compiled.good_month_bins(card, state, months_after(at, months))
     if bins is None:
-        return (card.evaluate(values) for values in future_values(state, at, months))
-    return (card.scored_at(month) for month in bins)
+        return (card.bins_of(values) for values in future_values(state, at, months))
+    return iter(bins)
 
 
 class _GoodMonths:

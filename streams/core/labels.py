@@ -79,7 +79,18 @@ class LabelledSet:
 def add_months(moment: datetime, months: int) -> datetime:
     """``moment`` moved by whole calendar months (the day clipped to the month's length)."""
     utc = moment.astimezone(UTC)
-    index = utc.year * 12 + utc.month - 1 + months
+    return _moved(utc, utc.year * 12 + utc.month - 1 + months)
+
+
+def months_after(moment: datetime, count: int) -> list[datetime]:
+    """``add_months(moment, k)`` for k = 1, 2, … ``count`` (a path back asks for 24)."""
+    utc = moment.astimezone(UTC)
+    first = utc.year * 12 + utc.month
+    return [_moved(utc, index) for index in range(first, first + count)]
+
+
+def _moved(utc: datetime, index: int) -> datetime:
+    """``utc`` in month ``index`` (year × 12 + month − 1), the day clipped to its length."""
     year, month = divmod(index, 12)
     month += 1
     lengths = (31, 29 if _leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)

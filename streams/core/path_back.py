@@ -24,18 +24,21 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
 from streams.core.features import SCORE_MAX, SCORE_MIN, derive_features
-from streams.core.good_behaviour import future_scores
+from streams.core.good_behaviour import future_bins
 from streams.core.labels import add_months
 from streams.core.policy import Text
-from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
+from streams.core.scorecard import Characteristic, ScorecardDocument
 from streams.core.state import UserState
 
 MoveKind = Literal["action", "time"]
+#: Writes a move's text (in both languages) when a chosen path shows it.
+Say = Callable[[], Text]
 #: How far ahead good behaviour is simulated.
 MAX_MONTHS = 24
 #: The "time alone" horizons reported.
@@ -121,49 +124,67 @@ def _months(k: int) -> tuple[str, str]:
 
 
 # ---- actions: what a user can do now ----------------------------------------------------------
-def _action(c: Characteristic, target: int, values: dict[str, float | None]) -> Text | None:
-    """What to do now to bring ``c`` into bin ``target`` (None: no action does that)."""
+def _action(c: Characteristic, target: int, values: dict[str, float | None]) -> Say | None:
+    """What to do now to bring ``c`` into bin ``target``, written when asked (a search weighs
+    about twenty actions and shows a few); None: no action does that."""
     low = c.bins[target - 1].below if target > 0 and not c.categorical else None
     high = c.bins[target].below if not c.categorical else None
     feature = c.feature
     if feature == "verified_assets" and low is not None:
-        amount = _money(low - (values[feature] or 0.0))
-        return Text(
-            en=f"Verify assets (deposits, investments or property) worth {amount} more",
-            zh=f"再验证价值{amount}元的资产（存款、投资或房产）",
-        )
+        return partial(_verify_assets, low - (values[feature] or 0.0))
     if feature == "verified_monthly_income" and low is not None:
-        declared = values["monthly_income"]
-        if declared is not None and declared >= low and not values[feature]:
-            return Text(en="Verify your declared income", zh="验证您已申报的收入")
-        return Text(
-            en=f"Verify a monthly income of at least {_money(low)}",
-            zh=f"验证至少{_money(low)}元的月收入",
-        )
+        return partial(_verify_income, low, values["monthly_income"], values[feature])
     if feature == "income_verification_level":
         categories = c.bins[target].values
-        level = categories[0] if categories else low
-        if level is not None and level >= 2:
-            return Text(en="Verify your income", zh="验证您的收入")
-        return Text(en="Tell us your monthly income", zh="申报您的月收入")
+        return partial(_income_level, categories[0] if categories else low)
     if feature in ("debt_to_income", "outstanding_debt"):
         debt = values["outstanding_debt"] or 0.0
         income = values["monthly_income"]
         if feature == "debt_to_income" and values[feature] is None:
-            if high is None or debt <= 0:
-                return Text(en="Tell us your monthly income", zh="申报您的月收入")
-            needed = _money(debt / (12 * high) + 0.01)
-            return Text(
-                en=f"Tell us your monthly income (from {needed} a month, your debt-to-income "
-                "scores these points)",
-                zh=f"申报您的月收入（月收入达到{needed}元时，负债收入比可得此分数）",
-            )
+            return partial(_declare_income, debt, high)
         if high is None:
             return None
         limit = high * 12 * float(income) if feature == "debt_to_income" and income else high
-        amount = _money(debt - limit + 0.01)
-        return Text(en=f"Pay down {amount} of your debt", zh=f"偿还{amount}元债务")
+        return partial(_pay_down, debt - limit + 0.01)
     return None
+
+
+def _verify_assets(amount: float) -> Text:
+    worth = _money(amount)
+    return Text(
+        en=f"Verify assets (deposits, investments or property) worth {worth} more",
+        zh=f"再验证价值{worth}元的资产（存款、投资或房产）",
+    )
+
+
+def _verify_income(low: float, declared: float | None, verified: float | None) -> Text:
+    if declared is not None and declared >= low and not verified:
+        return Text(en="Verify your declared income", zh="验证您已申报的收入")
+    return Text(
+        en=f"Verify a monthly income of at least {_money(low)}",
+        zh=f"验证至少{_money(low)}元的月收入",
+    )
+
+
+def _income_level(level: float | None) -> Text:
+    if level is not None and level >= 2:
+        return Text(en="Verify your income", zh="验证您的收入")
+    return Text(en="Tell us your monthly income", zh="申报您的月收入")
+
+
+def _declare_income(debt: float, high: float | None) -> Text:
+    if high is None or debt <= 0:
+        return Text(en="Tell us your monthly income", zh="申报您的月收入")
+    needed = _money(debt / (12 * high) + 0.01)
+    return Text(
+        en=f"Tell us your monthly income (from {needed} a month, your debt-to-income "
+        "scores these points)",
+        zh=f"申报您的月收入（月收入达到{needed}元时，负债收入比可得此分数）",
+    )
+
+
+def _pay_down(amount: float) -> Text:
+    return Text(en=f"Pay down {_money(amount)} of your debt", zh=f"偿还{_money(amount)}元债务")
 
 
 # ---- time: what months of good behaviour do ---------------------------------------------------
@@ -206,25 +227,26 @@ def _clamp(raw: int) -> int:
     return max(SCORE_MIN, min(SCORE_MAX, raw))
 
 
-def _time_moves(
-    card: ScorecardDocument, scored: Scored, future: Sequence[Scored], months: int
-) -> tuple[Move, ...]:
-    """The characteristics that gain points over ``months`` months of good behaviour, each
-    with the month it reaches its bin by then (``future``: the scoring after each month)."""
-    moves = []
-    final = future[months - 1]
-    for name, c in card.characteristics.items():
-        gain = final.points[name] - scored.points[name]
-        to_bin = final.bins[name]
-        if gain <= 0 or to_bin is None or c.feature not in _TIME_TEXTS:
-            continue
-        first = next(
-            k
-            for k, then in enumerate(future[:months], 1)
-            if then.points[name] >= final.points[name]
-        )
-        moves.append(Move(name, to_bin, gain, first, "time", _TIME_TEXTS[c.feature](first)))
-    return tuple(moves)
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A move while the paths are searched: the characteristic by its place in the card, and
+    its text written only if a chosen path takes it (the same characteristic, bin, points and
+    months always say the same)."""
+
+    index: int
+    to_bin: int
+    points: int
+    months: int
+    kind: MoveKind
+    say: Say = field(compare=False)
+
+
+#: A path while the paths are searched: its steps and the score they reach.
+_Found = tuple[tuple[_Step, ...], int]
+
+
+def _months_of(steps: tuple[_Step, ...]) -> int:
+    return max(s.months for s in steps)
 
 
 def path_back(
@@ -242,103 +264,115 @@ def path_back(
     features = derive_features(state, at)
     values = features.values()
     scored = card.evaluate(values)
-    raw = card.base_points + sum(scored.points.values())
-    # Each month's scoring, computed once, up to the month good behaviour alone reaches the
+    names = list(card.characteristics)
+    rows = card.scoring_rows
+    # Points and bins by the characteristic's place in the card: the search compares them
+    # for every month and action (a declined request's answer waits for it).
+    points_now = tuple(scored.points.values())
+    bins_now = tuple(scored.bins.values())
+    raw = card.base_points + sum(points_now)
+    # Each month's points, computed once, up to the month good behaviour alone reaches the
     # target (the paths below never look further): the months after it cost nothing.
-    future: list[Scored] = []
+    future: list[list[int]] = []
+    future_bins_of: list[Sequence[int | None]] = []
     future_raw: list[int] = []
     good: int | None = None
-    for then in future_scores(card, state, at, max_months):
-        future.append(then)
-        future_raw.append(card.base_points + sum(then.points.values()))
+    for bins in future_bins(card, state, at, max_months):
+        points = card.points_at(bins)
+        future.append(points)
+        future_bins_of.append(bins)
+        future_raw.append(card.base_points + sum(points))
         if _clamp(future_raw[-1]) >= target:
             good = len(future)
             break
-    actions: list[Move] = []
-    for name, c in card.characteristics.items():
-        current = scored.points[name]
-        for target_bin, better in enumerate(c.bins):
-            if better.points > current:
-                text = _action(c, target_bin, values)
-                if text is not None:
-                    gain = better.points - current
-                    actions.append(Move(name, target_bin, gain, 0, "action", text))
-    order = {name: i for i, name in enumerate(card.characteristics)}
+    if scored.score >= target:
+        return PathBack(card.version, scored.score, target, [], good)
+    actions: list[_Step] = []
+    for i, c in enumerate(card.characteristics.values()):
+        current = points_now[i]
+        for target_bin, better in enumerate(rows[i][2]):
+            if better > current:
+                say = _action(c, target_bin, values)
+                if say is not None:
+                    actions.append(_Step(i, target_bin, better - current, 0, "action", say))
 
-    def bins_moved(moves: tuple[Move, ...]) -> int:
-        total = 0
-        for m in moves:
-            index = scored.bins[m.characteristic]
-            total += abs(m.to_bin - index) if index is not None else 1
-        return total
+    timed: dict[int, tuple[_Step, ...]] = {}
 
-    timed: dict[int, tuple[Move, ...]] = {}
-
-    def time_moves(months: int) -> tuple[Move, ...]:
-        # The same months give the same time moves, whichever action goes with them.
+    def time_moves(months: int) -> tuple[_Step, ...]:
+        """The characteristics that gain points over ``months`` months of good behaviour,
+        each with the month it reaches its bin by then (the same months give the same time
+        moves, whichever action goes with them)."""
         if months not in timed:
-            timed[months] = _time_moves(card, scored, future, months)
+            final, final_bins = future[months - 1], future_bins_of[months - 1]
+            moves = []
+            for i, c in enumerate(card.characteristics.values()):
+                gain = final[i] - points_now[i]
+                to_bin = final_bins[i]
+                if gain <= 0 or to_bin is None or c.feature not in _TIME_TEXTS:
+                    continue
+                first = next(k for k, then in enumerate(future, 1) if then[i] >= final[i])
+                say = partial(_TIME_TEXTS[c.feature], first)
+                moves.append(_Step(i, to_bin, gain, first, "time", say))
+            timed[months] = tuple(moves)
         return timed[months]
 
-    candidates: list[Path] = []
+    candidates: list[_Found] = []
     # One or two actions, now.
-    enough = {m.characteristic for m in actions if raw + m.points >= target}
+    enough = {m.index for m in actions if raw + m.points >= target}
     for m in actions:
         if raw + m.points >= target:
-            candidates.append(Path((m,), _clamp(raw + m.points)))
+            candidates.append(((m,), _clamp(raw + m.points)))
     for a, b in itertools.combinations(actions, 2):
-        if a.characteristic == b.characteristic or {a.characteristic, b.characteristic} & enough:
+        # Actions are in the card's order: a pair is already.
+        if a.index == b.index or a.index in enough or b.index in enough:
             continue  # the same characteristic twice, or one alone suffices
         if raw + a.points + b.points >= target:
-            pair = tuple(sorted((a, b), key=lambda m: order[m.characteristic]))
-            candidates.append(Path(pair, _clamp(raw + a.points + b.points)))
+            candidates.append(((a, b), _clamp(raw + a.points + b.points)))
     # Good behaviour alone, then one action and fewer months of it.
     if good is not None:
-        candidates.append(
-            Path(
-                time_moves(good),
-                _clamp(future_raw[good - 1]),
-            )
-        )
+        candidates.append((time_moves(good), _clamp(future_raw[good - 1])))
     for m in actions:
-        if m.characteristic in enough:
+        if m.index in enough:
             continue
-        c = card.characteristics[m.characteristic]
+        best = rows[m.index][2][m.to_bin]
         for k, (then, r) in enumerate(zip(future, future_raw, strict=True), 1):
             if good is not None and k >= good:
                 break
-            gain = c.bins[m.to_bin].points - then.points[m.characteristic]
+            gain = best - then[m.index]
             if gain > 0 and r + gain >= target:
-                moves = (m, *(t for t in time_moves(k) if t.characteristic != m.characteristic))
-                candidates.append(Path(moves, _clamp(r + gain)))
+                moves = (m, *(t for t in time_moves(k) if t.index != m.index))
+                candidates.append((moves, _clamp(r + gain)))
                 break
 
-    def effort(p: Path) -> tuple[int, int, int, int, list[int]]:
-        things = sum(1 for m in p.moves if m.kind == "action") + (1 if p.months else 0)
-        return (
-            things,
-            p.months,
-            bins_moved(p.moves),
-            -p.score,
-            [order[m.characteristic] for m in p.moves],
+    def effort(found: _Found) -> tuple[int, int, int, int, list[int]]:
+        steps, score = found
+        months = _months_of(steps)
+        things = sum(1 for m in steps if m.kind == "action") + (1 if months else 0)
+        moved = sum(
+            abs(m.to_bin - index) if (index := bins_now[m.index]) is not None else 1 for m in steps
         )
+        return (things, months, moved, -score, [m.index for m in steps])
 
-    candidates = [p for p in candidates if p.moves]
+    candidates = [found for found in candidates if found[0]]
     candidates.sort(key=effort)
-    distinct: dict[tuple[frozenset[str], int], Path] = {}
-    for p in candidates:
+    distinct: dict[tuple[frozenset[int], int], _Found] = {}
+    for found in candidates:
         # The same characteristics after the same months: only the smallest moves count.
-        actions_of = frozenset(m.characteristic for m in p.moves if m.kind == "action")
-        distinct.setdefault((actions_of, p.months), p)
+        steps = found[0]
+        actions_of = frozenset(m.index for m in steps if m.kind == "action")
+        distinct.setdefault((actions_of, _months_of(steps)), found)
     candidates = list(distinct.values())
     chosen = candidates[:limit]
-    timed_paths = [p for p in candidates if all(m.kind == "time" for m in p.moves)]
+    timed_paths = [found for found in candidates if all(m.kind == "time" for m in found[0])]
     if timed_paths and timed_paths[0] not in chosen and chosen:
         chosen[-1] = timed_paths[0]  # always show what good behaviour alone does
-    return PathBack(
-        scorecard_version=card.version,
-        score=scored.score,
-        target=target,
-        paths=[] if scored.score >= target else chosen,
-        good_behaviour_months=good,
-    )
+    paths = [
+        Path(
+            tuple(
+                Move(names[m.index], m.to_bin, m.points, m.months, m.kind, m.say()) for m in steps
+            ),
+            score,
+        )
+        for steps, score in chosen
+    ]
+    return PathBack(card.version, scored.score, target, paths, good)

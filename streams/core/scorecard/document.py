@@ -242,18 +242,27 @@ class ScorecardDocument(_Strict):
     def evaluate(self, features: Features | Values) -> Scored:
         """Score, points and bin of every characteristic, and the probability of default."""
         values = features.values() if isinstance(features, Features) else features
-        return self.scored_at(
-            [_bin_index(lookup, values.get(feature)) for _, (feature, lookup, _, _) in self._rows]
-        )
+        return self.scored_at(self.bins_of(values))
+
+    def bins_of(self, values: Values) -> list[int | None]:
+        """The bin of every characteristic's value, in order (None: the missing bin)."""
+        return [
+            _bin_index(lookup, values.get(feature)) for _, (feature, lookup, _, _) in self._rows
+        ]
+
+    def points_at(self, bins: Sequence[int | None]) -> list[int]:
+        """The points of every characteristic for values that fall in ``bins`` (one per
+        characteristic, in order; None: the missing bin)."""
+        return [
+            missing if index is None else bin_points[index]
+            for (_, (_, _, bin_points, missing)), index in zip(self._rows, bins, strict=True)
+        ]
 
     def scored_at(self, bins: Sequence[int | None]) -> Scored:
         """:meth:`evaluate`'s answer for values that fall in ``bins`` (one per
         characteristic, in order; None: the missing bin)."""
-        points: dict[str, int] = {}
-        by_name: dict[str, int | None] = {}
-        for (name, (_, _, bin_points, missing)), index in zip(self._rows, bins, strict=True):
-            by_name[name] = index
-            points[name] = missing if index is None else bin_points[index]
+        points = dict(zip(self.characteristics, self.points_at(bins), strict=True))
+        by_name = dict(zip(self.characteristics, bins, strict=True))
         score = _clamped(self.base_points + sum(points.values()))
         return Scored(score, points, by_name, self.scaling.pd_of(score), self.version)
 
