@@ -33,7 +33,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from schemas.models import InputEvent
 from streams.core import compiled
@@ -440,10 +440,7 @@ def _settled(state: UserState | None) -> UserState | None:
 def _window_start(occurred: Sequence[datetime], at: datetime, horizon: timedelta, lo: int) -> int:
     """Index of the first event (of those ``occurred`` then) still in the window
     ``(at - horizon, at]``."""
-    limit = at - horizon
-    while lo < len(occurred) and occurred[lo] <= limit:
-        lo += 1
-    return lo
+    return bisect.bisect_right(occurred, at - horizon, lo)  # ``occurred`` is in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,7 +746,7 @@ def _update_stored(
     if stored.at is None:
         trajectory, fold = START.trajectory, None
     elif ordered and ordered[0].occurred_at <= stored.at:
-        occurred = [from_micros(args[0]) for args in events]
+        occurred = _Instants([args[0] for args in events])
         point = _resume_point(occurred, stored.trajectory, ordered[0].occurred_at, horizon)
         fold = None
         if point is None:
@@ -768,6 +765,28 @@ def _update_stored(
         window,
     )
     return None if done is None else _checkpoint_of(done, ledger.user_id)
+
+
+class _Instants(Sequence[datetime]):
+    """Instants kept as microseconds (in order), made datetimes only where read: a resume
+    point bisects a user's whole ledger and reads a few of them."""
+
+    def __init__(self, micros: list[int]) -> None:
+        self._micros = micros
+
+    def __len__(self) -> int:
+        return len(self._micros)
+
+    @overload
+    def __getitem__(self, index: int) -> datetime: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[datetime]: ...
+
+    def __getitem__(self, index: int | slice) -> datetime | Sequence[datetime]:
+        if isinstance(index, slice):
+            return [from_micros(micros) for micros in self._micros[index]]
+        return from_micros(self._micros[index])
 
 
 def _checkpoint_of(done: compiled.Advanced, user_id: str) -> Checkpoint:
