@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.process import child_pids, rss_kib
-from bench.run import Pacer, group_is, summary_ms
+from bench.run import REPLY_FETCH_WAIT_MS, Pacer, group_is, summary_ms
 from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options, producer_options
@@ -129,7 +129,7 @@ async def soak(
         **client_options(settings),
         group_id=None,
         auto_offset_reset="latest",
-        fetch_max_wait_ms=5,
+        fetch_max_wait_ms=REPLY_FETCH_WAIT_MS,
     )
     samples: list[RssSample] = []
     latencies: list[tuple[float, float]] = []  # (minute sent, seconds to the answer)
