@@ -72,15 +72,15 @@ def announced_standing(
         return standing(checkpoint, timelines)
     policy, card = timelines.at(at), timelines.card_at(at)
     named = dict(zip(FEATURE_ORDER, values, strict=True))
-    scored = card.evaluate(named)
+    score, points = card.score(named)
     segment = segment_named(policy, named)
     _, exception, _ = rules_for(segment, policy, named)
     return StatedStanding(
         user_id=checkpoint.user_id,
         at=at,
         line=line,
-        score=scored.score,
-        points=scored.points,
+        score=score,
+        points=points,
         segment=segment,
         exception=exception,
         policy_version=policy.version,

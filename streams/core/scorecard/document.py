@@ -290,9 +290,11 @@ class ScorecardDocument(_Strict):
         )
 
     def score(self, features: Features | Values) -> tuple[int, dict[str, int]]:
-        """The score (clamped to 350–950) and the points of every characteristic."""
-        scored = self.evaluate(features)
-        return scored.score, dict(scored.points)
+        """The score (clamped to 350–950) and the points of every characteristic: what a
+        status-change event states, at half the cost of :meth:`evaluate` (no bins, no PD)."""
+        values = features.values() if isinstance(features, Features) else features
+        points = dict(zip(self.characteristics, self.points_at(self.bins_of(values)), strict=True))
+        return _clamped(self.base_points + sum(points.values())), points
 
     def pd_of(self, score: float) -> float:
         """The probability of default over the horizon of a score (see :class:`Scaling`)."""
