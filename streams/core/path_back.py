@@ -323,7 +323,7 @@ def path_back(
         if raw + m.points >= target:
             candidates.append(((m,), _clamp(raw + m.points)))
     for a, b in itertools.combinations(actions, 2):
-        # Actions are in the card's order: a pair is already.
+        # Actions are listed in the card's order, so each pair already is too.
         if a.index == b.index or a.index in enough or b.index in enough:
             continue  # the same characteristic twice, or one alone suffices
         if raw + a.points + b.points >= target:
