@@ -3,7 +3,7 @@ into them, and labels follow the bad definition."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import given
@@ -19,6 +19,7 @@ from streams.core.labels import (
     features_over_time,
     label_points,
     month_starts,
+    months_after,
     point_in_time_features,
 )
 from streams.core.policy import load_default_policy
@@ -157,6 +158,20 @@ def test_given_points_and_a_shorter_window() -> None:
         ("u-1", 2, 1),
         ("u-1", 3, 1),
     ]
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1),
+        max_value=datetime(2090, 1, 1),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5))]
+        ),
+    ),
+    st.integers(min_value=0, max_value=30),
+)
+def test_months_after_is_add_months_month_by_month(moment: datetime, count: int) -> None:
+    assert months_after(moment, count) == [add_months(moment, k) for k in range(1, count + 1)]
 
 
 def test_calendar_helpers() -> None:
