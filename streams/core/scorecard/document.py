@@ -251,20 +251,21 @@ class ScorecardDocument(_Strict):
         ]
 
     def points_at(self, bins: Sequence[int | None]) -> list[int]:
-        """The points of every characteristic for values that fall in ``bins`` (one per
-        characteristic, in order; None: the missing bin)."""
+        """Each characteristic's points for values in ``bins`` (in order; None: missing bin)."""
         return [
             missing if index is None else bin_points[index]
             for (_, (_, _, bin_points, missing)), index in zip(self._rows, bins, strict=True)
         ]
 
     def scored_at(self, bins: Sequence[int | None]) -> Scored:
-        """:meth:`evaluate`'s answer for values that fall in ``bins`` (one per
-        characteristic, in order; None: the missing bin)."""
-        points = dict(zip(self.characteristics, self.points_at(bins), strict=True))
+        """:meth:`evaluate`'s answer for values in ``bins`` (in order; None: missing bin)."""
+        score, points = self._stated(bins)
         by_name = dict(zip(self.characteristics, bins, strict=True))
-        score = _clamped(self.base_points + sum(points.values()))
         return Scored(score, points, by_name, self.scaling.pd_of(score), self.version)
+
+    def _stated(self, bins: Sequence[int | None]) -> tuple[int, dict[str, int]]:
+        points = dict(zip(self.characteristics, self.points_at(bins), strict=True))
+        return _clamped(self.base_points + sum(points.values())), points
 
     def score_of(self, values: Values) -> int:
         """``evaluate(values).score`` without the points, bins and PD: the status machine
@@ -290,11 +291,10 @@ class ScorecardDocument(_Strict):
         )
 
     def score(self, features: Features | Values) -> tuple[int, dict[str, int]]:
-        """The score (clamped to 350–950) and the points of every characteristic: what a
-        status-change event states, at half the cost of :meth:`evaluate` (no bins, no PD)."""
+        """The score (350–950) and points of every characteristic: :meth:`evaluate` at half
+        the cost (no bins, no PD), as a status-change event states them."""
         values = features.values() if isinstance(features, Features) else features
-        points = dict(zip(self.characteristics, self.points_at(self.bins_of(values)), strict=True))
-        return _clamped(self.base_points + sum(points.values())), points
+        return self._stated(self.bins_of(values))
 
     def pd_of(self, score: float) -> float:
         """The probability of default over the horizon of a score (see :class:`Scaling`)."""
