@@ -141,10 +141,20 @@ async def test_a_worker_started_before_its_redis_waits_for_it(
     topics = Topics.from_settings(settings)
     private_redis.stop()
     worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker.log_path.touch()  # read below before the worker's thread opens it
     starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
     try:
         # Redis stays away for several retries: the worker waits for it, it does not exit.
-        await asyncio.sleep(5)
+        # Waiting for the second retry's line, not a fixed time: on a loaded machine the
+        # worker's start-up alone can outlast a few seconds (a CI run restarted Redis before
+        # the worker had tried twice).
+        retried = "store layout failed (ConnectionError); retry 2"
+        deadline = time.monotonic() + 60
+        while retried not in worker.log() and time.monotonic() < deadline:
+            assert worker.process is None or worker.process.poll() is None, worker.log()[-3000:]
+            await asyncio.sleep(0.2)
+        assert retried in worker.log(), worker.log()[-3000:]
+        await asyncio.sleep(1)  # and a few more retries after it
         assert not starting.done()
         assert worker.process is not None and worker.process.poll() is None
         private_redis.start()
@@ -154,9 +164,6 @@ async def test_a_worker_started_before_its_redis_waits_for_it(
             settings, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
         )
         await assert_redis_matches_reference(settings, events)
-        assert "store layout failed (ConnectionError); retry 2" in worker.log(), worker.log()[
-            -3000:
-        ]
     finally:
         await asyncio.gather(starting, return_exceptions=True)
         if worker.process is not None:
