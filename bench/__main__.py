@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.run import LAYOUTS, ingest, latency, machine
+from bench.run import LAYOUTS, half_the_fold, ingest, latency, machine
 from bench.soak import soak
 from streams.settings import Settings
 
@@ -46,6 +46,13 @@ def main() -> None:
         "same run, else 6,000)",
     )
     parser.add_argument(
+        "--freshness-rate",
+        type=float,
+        default=None,
+        help="freshness: events/s (default half the fold's pace under overload in the same "
+        "run, else half its ingest rate, else 1,000)",
+    )
+    parser.add_argument(
         "--event-workers",
         type=int,
         default=1,
@@ -67,7 +74,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
         "--only",
-        choices=["ingest", "latency", "overload", "footprint", "scale", "soak"],
+        choices=["ingest", "latency", "overload", "freshness", "footprint", "scale", "soak"],
         action="append",
         help="run only these scenarios (soak runs only when named: `make bench-soak`)",
     )
@@ -79,7 +86,7 @@ def main() -> None:
         args.scale_events //= 10
         args.seconds = max(10, args.seconds / 6)
         args.soak_minutes = max(2, args.soak_minutes / 10)
-    only = set(args.only or ["ingest", "latency", "overload", "footprint", "scale"])
+    only = set(args.only or ["ingest", "latency", "overload", "freshness", "footprint", "scale"])
     layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
     unknown = set(layouts) - set(LAYOUTS)
     if unknown:
@@ -124,6 +131,15 @@ def main() -> None:
             results["overload"] = await latency(
                 base, args.seconds, rate, args.request_rate, logs, "default"
             )
+        if "freshness" in only:
+            rate = args.freshness_rate or half_the_fold(results)
+            console.print(
+                f"freshness: {args.seconds:.0f} s at {rate:,.0f} events/s (half the fold's "
+                f"pace) and {args.request_rate:,.0f} requests/s …"
+            )
+            results["freshness"] = await latency(
+                base, args.seconds, rate, args.request_rate, logs, "default"
+            )
         if "footprint" in only:
             console.print(f"footprint: {args.footprint_users:,} users …")
             results["footprint"] = await ingest(
@@ -161,7 +177,8 @@ def render(results: dict[str, Any]) -> Table:
     """The results as a table."""
     table = Table("scenario", "figure", "value", title="creditline benchmark")
     latencies = [f"latency_{layout}" for layout in LAYOUTS]
-    for scenario in ("ingest", *latencies, "overload", "footprint", "scale_out", "soak"):
+    scenarios = ("ingest", *latencies, "overload", "freshness", "footprint", "scale_out", "soak")
+    for scenario in scenarios:
         for key, value in (results.get(scenario) or {}).items():
             if key == "rss_samples":
                 continue  # in the JSON

@@ -468,6 +468,7 @@ async def latency(
             return str(json.loads(r.value)["request_id"]).encode()
 
         start_offset = len(load) // 2
+        load_started = time.perf_counter()
         fresh: list[tuple[float, float]] = []
         probing = asyncio.create_task(_freshness(settings, producer, seconds, fresh))
         beside = asyncio.create_task(
@@ -503,7 +504,7 @@ async def latency(
         )
         result["worker_stages"] = stages_ms(processes[-1])
         # 3. The fold catches up; every event sent is accounted for.
-        result |= await _drain(settings, folders, events_sent + probes, drain_limit)
+        result |= await _drain(settings, folders, events_sent + probes, drain_limit, load_started)
         return result
     finally:
         for process in processes:
@@ -513,18 +514,31 @@ async def latency(
         await cleanup(settings, also=(echo_in, echo_out))
 
 
+def half_the_fold(results: dict[str, Any]) -> float:
+    """Half the fold's capacity measured earlier in the run: its pace under overload (live
+    events beside requests, what freshness is measured under), else its ingest rate (a
+    backfill, alone), else 1,000 events/s."""
+    pace = (results.get("overload") or {}).get("fold_per_s_under_load")
+    if pace is None:
+        pace = (results.get("ingest") or {}).get("scorer_per_s")
+    return round(pace / 2) if pace else 1000.0
+
+
 async def group_is(settings: Settings, state: tuple[str, int]) -> bool:
     """Whether the events group is in ``state`` (group state, member count)."""
     return await group_members(settings) == state
 
 
 async def _drain(
-    settings: Settings, folders: list[WorkerProcess], sent: int, limit: float
+    settings: Settings, folders: list[WorkerProcess], sent: int, limit: float, load_started: float
 ) -> dict[str, Any]:
     """Lag when the load stops (as Kafka sees it and as the workers report it), seconds until
-    it is 0, and the events sent that the fold's counters do not account for."""
+    it is 0, and the events sent that the fold's counters do not account for. Also the fold's
+    pace while the load ran (events folded per second of it, beside the requests): under
+    overload, the fold's capacity on this machine, which the freshness scenario halves."""
     topics = Topics.from_settings(settings).events
     lag = await committed_lag(settings, topics)
+    load_seconds = time.perf_counter() - load_started
     # The workers' gauge (refreshed every LAG_INTERVAL_SECONDS): an operator's view of it.
     reported = max(
         sum(f.counter("creditline_consumer_lag_records", topic=t) for t in topics) for f in folders
@@ -546,6 +560,7 @@ async def _drain(
         )
     )
     return {
+        "fold_per_s_under_load": round((sent - lag) / load_seconds),
         "lag_at_end_of_load": lag,
         "lag_reported_by_worker": round(reported),
         "drain_seconds": round(drained, 1),

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.run import histogram_quantile
+from bench.run import half_the_fold, histogram_quantile
 from bench.soak import RssSample, by_window, rss_trend, slope_per_10_minutes
 
 NAME = "creditline_redis_operation_seconds"
@@ -83,3 +83,10 @@ def test_the_soak_reports_latency_per_window_so_a_growing_tail_shows() -> None:
     assert by_window([], width_minutes=2) == []
     with pytest.raises(ValueError, match="window must be positive"):
         by_window(points, width_minutes=0)
+
+
+def test_freshness_runs_at_half_the_folds_pace_under_overload_first() -> None:
+    both = {"overload": {"fold_per_s_under_load": 2_470}, "ingest": {"scorer_per_s": 3_344}}
+    assert half_the_fold(both) == 1_235
+    assert half_the_fold({"ingest": {"scorer_per_s": 3_344}}) == 1_672
+    assert half_the_fold({}) == 1_000
