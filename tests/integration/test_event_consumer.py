@@ -7,16 +7,17 @@ import json
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.adapters.kafka import events as events_module
 from streams.adapters.kafka.admin import (
     GroupHeldByOlderWorkers,
     adopt_loan_request_offsets,
     assert_groups_joinable,
     ensure_topics,
 )
-from streams.adapters.kafka.client import client_options
+from streams.adapters.kafka.client import client_options, producer_options
 from streams.adapters.kafka.events import EventConsumer, consumer_options
 from streams.ports import InboundRecord
 from streams.settings import Settings
@@ -340,3 +341,47 @@ async def test_a_group_held_by_older_workers_is_refused_in_one_line(
         await assert_groups_joinable(decisions_only)  # it joins another group only
     finally:
         await older.stop()
+
+
+async def test_records_that_arrive_during_a_short_batch_join_the_next_one(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka fetches nothing more from a broker for 100 ms once a fetched partition's
+    records wait unread. A record that arrived during a shorter batch, after the first
+    fetch response, is brought into the next batch by one more round, not left for the
+    batch after it."""
+    # Generous bounds: what is tested is the extra round, not how fast this machine is.
+    monkeypatch.setattr(events_module, "CATCH_UP_WAIT_MS", 2000)
+    monkeypatch.setattr(events_module, "BUFFERED_SECONDS", 0.05)
+    settings = kafka_settings
+    topics = Topics.from_settings(settings).events
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=0)
+    await producer.start()
+    batches: list[list[bytes]] = []
+    done = asyncio.Event()
+
+    async def later(delay: float, partition: int, value: bytes) -> None:
+        await asyncio.sleep(delay)
+        await producer.send_and_wait(topics[0], value, key=b"u", partition=partition)
+
+    async def handling(records: Sequence[InboundRecord]) -> None:
+        values = [r.value or b"" for r in records]
+        batches.append(values)
+        if values == [b"first"]:
+            # During this batch: one record early (fetched at once), one after it.
+            await asyncio.gather(later(0.005, 0, b"early"), later(0.05, 1, b"after"))
+            await asyncio.sleep(0.03)  # the batch ends well within aiokafka's 100 ms
+        if b"after" in values:
+            done.set()
+
+    consumer = EventConsumer(settings, topics, handling)
+    try:
+        await consumer.start()
+        running = asyncio.ensure_future(consumer.run(done.is_set))
+        await producer.send_and_wait(topics[0], b"first", key=b"u", partition=2)
+        await asyncio.wait_for(running, 60)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    assert batches[0] == [b"first"]
+    assert sorted(batches[1]) == [b"after", b"early"], batches
