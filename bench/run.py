@@ -8,7 +8,7 @@ import os
 import platform
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -298,6 +298,26 @@ async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Even
         await producer.stop()
 
 
+async def _collect_replies(
+    consumer: AIOKafkaConsumer,
+    sent_at: dict[bytes, float],
+    reply_id: Callable[[Any], bytes],
+    latencies: list[float],
+    *,
+    deadline: float,
+    finished: Callable[[], bool],
+) -> None:
+    """Each reply's latency (from its request's entry in ``sent_at``, popped when the reply
+    arrives) into ``latencies``, until ``deadline`` or ``finished()``."""
+    while time.perf_counter() < deadline and not finished():
+        for batch in (await consumer.getmany(timeout_ms=50)).values():
+            arrived = time.perf_counter()
+            for r in batch:
+                started = sent_at.pop(reply_id(r), None)
+                if started is not None:
+                    latencies.append(arrived - started)
+
+
 async def _echo_beside(
     settings: Settings,
     asking: AIOKafkaProducer,
@@ -320,19 +340,17 @@ async def _echo_beside(
         sent_at[value] = time.perf_counter()
         return source, b"u", value
 
-    async def collect() -> None:
-        deadline = time.perf_counter() + seconds + 10
-        while time.perf_counter() < deadline and (sent_at or not pacing.done()):
-            for batch in (await consumer.getmany(timeout_ms=50)).values():
-                arrived = time.perf_counter()
-                for r in batch:
-                    started = sent_at.pop(r.value, None)
-                    if started is not None:
-                        latencies.append(arrived - started)
-
     pacing = asyncio.create_task(Pacer(asking, rate).run(make, seconds))
+    collect = _collect_replies(
+        consumer,
+        sent_at,
+        lambda r: r.value,
+        latencies,
+        deadline=time.perf_counter() + seconds + 10,
+        finished=lambda: not sent_at and pacing.done(),
+    )
     try:
-        await asyncio.gather(pacing, collect())
+        await asyncio.gather(pacing, collect)
     finally:
         stop.set()
         await echo
@@ -621,19 +639,18 @@ async def _measure(
         sent_at[key_of(i) if key_of else record[2]] = time.perf_counter()
         return record
 
-    async def collect() -> None:
-        deadline = time.perf_counter() + seconds + 10
-        while time.perf_counter() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=50)).values():
-                arrived = time.perf_counter()
-                for r in batch:
-                    started = sent_at.pop(reply_id(r), None)
-                    if started is not None:
-                        latencies.append(arrived - started)
-            if not sent_at and time.perf_counter() > deadline - 10:
-                break
-
-    collector = asyncio.create_task(collect())
+    deadline = time.perf_counter() + seconds + 10
+    collector = asyncio.create_task(
+        _collect_replies(
+            consumer,
+            sent_at,
+            reply_id,
+            latencies,
+            deadline=deadline,
+            # Once the load has stopped, as soon as every request is answered.
+            finished=lambda: not sent_at and time.perf_counter() > deadline - 10,
+        )
+    )
     await asyncio.gather(events.run(make_event, seconds), requests.run(make_req, seconds))
     await producer.flush()
     await asking.flush()
