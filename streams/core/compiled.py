@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, get_args
 
 from schemas.models import EffectiveStatus, InputEvent, RepaymentEvent, SpendingEvent
@@ -398,7 +399,7 @@ def advance_packed(
         return None
     index = 0
     if reviewed_at is not None:
-        index = bisect.bisect_right([args[0] for args in packed], to_micros(reviewed_at))
+        index = bisect.bisect_right(packed, to_micros(reviewed_at), key=itemgetter(0))
     line = changes[-1] if changes else None
     ran = _native.advance(
         stages,

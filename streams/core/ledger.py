@@ -31,6 +31,7 @@ import hashlib
 import struct
 from collections.abc import Iterator
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
@@ -176,6 +177,10 @@ def split_entries(blob: bytes) -> list[bytes]:
     return [blob[start:end] for start, end, _, _ in _entries(blob, "")]
 
 
+#: An entry's instant and event id, as the compiled machine takes it (:func:`compiled.pack_event`).
+_INSTANT, _EVENT_ID = itemgetter(0), itemgetter(2)
+
+
 class StoredLedger:
     """A user's ledger as read from the store, decoded only as far as it is used.
 
@@ -215,7 +220,7 @@ class StoredLedger:
         """Each stored event id's content digest."""
         packed = self.packed()
         if packed is not None:
-            return {args[2]: digest for args, digest in zip(packed[0], packed[1], strict=True)}
+            return dict(zip(map(_EVENT_ID, packed[0]), packed[1], strict=True))
         return {event.event_id: digest for _, _, event, digest in self._decoded_entries()}
 
     def kept_after(self, limit: datetime) -> tuple[bytes, int] | None:
@@ -225,7 +230,7 @@ class StoredLedger:
         spans: list[tuple[int, int, bool]] = []
         if packed is not None:
             bound, start = to_micros(limit), 0
-            if all(args[0] > bound for args in packed[0]):
+            if not packed[0] or min(map(_INSTANT, packed[0])) > bound:
                 return None  # the common case, told without building the spans
             for args, end in zip(packed[0], packed[2], strict=True):
                 spans.append((start, end, args[0] > bound))

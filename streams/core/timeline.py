@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, overload
+from functools import partial
+from typing import TYPE_CHECKING
 
 from schemas.models import InputEvent
 from streams.core import compiled
 from streams.core.features import derive_features
-from streams.core.instants import from_micros
+from streams.core.instants import from_micros, to_micros
 from streams.core.ledger import StoredLedger
 from streams.core.policy import Policy
 from streams.core.scorecard import ScorecardDocument, ScorecardTimeline, merged_edges
@@ -625,16 +626,27 @@ def _resume_point(
     from the start)."""
     if not occurred:
         return None
-    first = occurred[0]
+    return _resume_point_by(
+        occurred[0], partial(bisect.bisect_right, occurred), trajectory, moment, horizon
+    )
+
+
+def _resume_point_by(
+    first: datetime,
+    events_until: Callable[[datetime], int],
+    trajectory: Trajectory,
+    moment: datetime,
+    horizon: timedelta,
+) -> tuple[Trajectory, int, int] | None:
+    """:func:`_resume_point` of events whose first instant is ``first``, with
+    ``events_until(t)`` the number of them at or before ``t`` (however they are kept)."""
     if trajectory.reviewed_at is None or not trajectory.changes:
         return None
     at = checkpoint_before(trajectory, min(first, trajectory.changes[0].since), moment)
     if at is None or at < trajectory.changes[0].since:
         return None
     kept = tuple(c for c in trajectory.changes if c.since <= at)
-    hi = bisect.bisect_right(occurred, at)
-    lo = _window_start(occurred, at, horizon, 0)
-    return Trajectory(kept, at, None), lo, hi
+    return Trajectory(kept, at, None), events_until(at - horizon), events_until(at)
 
 
 def resume_from(
@@ -746,8 +758,15 @@ def _update_stored(
     if stored.at is None:
         trajectory, fold = START.trajectory, None
     elif ordered and ordered[0].occurred_at <= stored.at:
-        occurred = _Instants([args[0] for args in events])
-        point = _resume_point(occurred, stored.trajectory, ordered[0].occurred_at, horizon)
+        # Bisected as microseconds: a user's whole ledger, never made datetimes.
+        occurred = [args[0] for args in events]
+        point = _resume_point_by(
+            from_micros(occurred[0]),
+            lambda at: bisect.bisect_right(occurred, to_micros(at)),
+            stored.trajectory,
+            ordered[0].occurred_at,
+            horizon,
+        )
         fold = None
         if point is None:
             trajectory = START.trajectory
@@ -765,28 +784,6 @@ def _update_stored(
         window,
     )
     return None if done is None else _checkpoint_of(done, ledger.user_id)
-
-
-class _Instants(Sequence[datetime]):
-    """Instants kept as microseconds (in order), made datetimes only where read: a resume
-    point bisects a user's whole ledger and reads a few of them."""
-
-    def __init__(self, micros: list[int]) -> None:
-        self._micros = micros
-
-    def __len__(self) -> int:
-        return len(self._micros)
-
-    @overload
-    def __getitem__(self, index: int) -> datetime: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[datetime]: ...
-
-    def __getitem__(self, index: int | slice) -> datetime | Sequence[datetime]:
-        if isinstance(index, slice):
-            return [from_micros(micros) for micros in self._micros[index]]
-        return from_micros(self._micros[index])
 
 
 def _checkpoint_of(done: compiled.Advanced, user_id: str) -> Checkpoint:
