@@ -274,7 +274,9 @@ class BatchConsumer:
     ) -> dict[TopicPartition, list[Any]]:
         """The next batch's records: what one fetch round returns and, while the rounds read
         a backlog (:func:`is_backlog`), the next rounds' too, up to the sizer's limit. One
-        round returns at most ``fetch_partition_bytes`` per partition."""
+        round returns at most ``fetch_partition_bytes`` per partition. A consumer that
+        :attr:`catches_up` asks once more (at most ``CATCH_UP_WAIT_MS``) when the first
+        round only handed over records buffered during the last batch."""
         limit = self.sizer.limit
         asked = time.monotonic()
         fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(
