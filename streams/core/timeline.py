@@ -60,7 +60,7 @@ from streams.core.state import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from creditline_native import EventArgs
 
 DAY = timedelta(days=1)
 #: How far before an estimated crossing the daily review may fall: floating-point estimates
@@ -703,6 +703,8 @@ def update(
     timelines: PolicyTimeline,
     until: datetime,
     horizon: timedelta,
+    *,
+    fresh_packed: Sequence[EventArgs] | None = None,
 ) -> Checkpoint:
     """The checkpoint after adding ``fresh`` events (deduplicated) to a user, reviewed up to
     ``until``: the same, whatever batches and order the events came in.
@@ -710,12 +712,14 @@ def update(
     ``ledger`` holds the user's earlier events; it may be None only when
     :func:`needs_ledger` says the stored checkpoint suffices (every fresh event is after the
     last review, no stored event is, and no event leaves the window before ``until``).
+    ``fresh_packed``, when at hand, is every fresh event as :func:`compiled.pack_event`
+    packs it, in any order (read from their ledger entries: none is packed again).
     """
     ordered = canonical(fresh)
     if ledger is None:
         return advance(ordered, timelines, until, horizon, stored)
     if isinstance(ledger, StoredLedger):
-        done = _update_stored(stored, ordered, ledger, timelines, until, horizon)
+        done = _update_stored(stored, ordered, ledger, timelines, until, horizon, fresh_packed)
         if done is not None:
             return done
         ledger = ledger.events()
@@ -737,18 +741,22 @@ def _update_stored(
     timelines: PolicyTimeline,
     until: datetime,
     horizon: timedelta,
+    fresh_packed: Sequence[EventArgs] | None = None,
 ) -> Checkpoint | None:
     """:func:`update` with the stored ledger read by the compiled machine, its entries never
     built as Python events. None: Python must run it."""
     packed = ledger.packed()
-    if packed is None:
+    if packed is None or any(event.user_id != ledger.user_id for event in ordered):
         return None
     events = list(packed[0])
-    for event in ordered:
-        args = compiled.pack_event(event)
-        if args is None or event.user_id != ledger.user_id:
-            return None
-        events.append(args)
+    if fresh_packed is not None and len(fresh_packed) == len(ordered):
+        events.extend(fresh_packed)
+    else:
+        for event in ordered:
+            args = compiled.pack_event(event)
+            if args is None:
+                return None
+            events.append(args)
     events.sort(key=lambda args: (args[0], args[2]))  # canonical: instant, event id
 
     trajectory, window = stored.trajectory, None

@@ -25,6 +25,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from schemas.models import EffectiveStatus, RepaymentEvent
+from streams.core import compiled
 from streams.core.announcement import announced_standing, status_change_event
 from streams.core.decoding import RejectedRecord
 from streams.core.ledger import StoredLedger, encode_entry
@@ -326,13 +327,21 @@ class EventFolder:
         ):
             return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
         horizon = self.limits.horizon
+        # The ledger: the new entries appended, or (events left the window) rewritten.
+        entries = [p.entry or encode_entry(p.event, p.digest) for p in fresh]
+        # Read from those entries by the compiled machine, as it reads the stored ones.
+        packed = compiled.pack_ledger(b"".join(entries)) if ledger is not None and entries else None
         checkpoint = update(
-            current.checkpoint, [p.event for p in fresh], ledger, timelines, now, horizon
+            current.checkpoint,
+            [p.event for p in fresh],
+            ledger,
+            timelines,
+            now,
+            horizon,
+            fresh_packed=packed[0] if packed is not None else None,
         )
         if not fresh and checkpoint == current.checkpoint:
             return UserOutcome(None, fresh, dupes, conflicting, next_review=upcoming)
-        # The ledger: the new entries appended, or (events left the window) rewritten.
-        entries = [p.entry or encode_entry(p.event, p.digest) for p in fresh]
         rewrite = False
         size = current.ledger_size + len(fresh)
         latest = max(

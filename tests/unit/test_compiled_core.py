@@ -149,9 +149,12 @@ def in_batches(
     timeline: PolicyTimeline,
     *,
     stored_ledger: bool = False,
+    fresh_entries: bool = False,
 ) -> Checkpoint:
     """What the worker does with the events in shuffled batches (late ones restate); with
-    ``stored_ledger`` the earlier events are given as the worker reads them (the bytes)."""
+    ``stored_ledger`` the earlier events are given as the worker reads them (the bytes), with
+    ``fresh_entries`` too the fresh ones packed from their ledger entries, as the worker
+    packs them."""
     shuffled = list(events)
     rng.shuffle(shuffled)
     stored: Checkpoint = START
@@ -166,7 +169,12 @@ def in_batches(
             if stored_ledger:
                 blob = b"".join(encode_entry(e) for e in ledger)
                 earlier = StoredLedger(blob, events[0].user_id)
-        stored = update(stored, fresh, earlier, timeline, until, HORIZON)
+        packed = None
+        if fresh_entries and isinstance(earlier, StoredLedger):
+            entries = compiled.pack_ledger(b"".join(encode_entry(e) for e in fresh))
+            assert entries is not None
+            packed = entries[0]
+        stored = update(stored, fresh, earlier, timeline, until, HORIZON, fresh_packed=packed)
         ledger = [*ledger, *fresh]
     return stored
 
@@ -208,6 +216,11 @@ def test_shuffled_batches_give_the_python_checkpoint(
     assert_same(got, expected)
     # As the worker reads earlier events: the stored bytes, packed by the compiled side.
     got = in_batches(events, random.Random(seed), until, timeline, stored_ledger=True)
+    assert_same(got, expected)
+    # And the fresh events packed from their ledger entries, as the worker hands them over.
+    got = in_batches(
+        events, random.Random(seed), until, timeline, stored_ledger=True, fresh_entries=True
+    )
     assert_same(got, expected)
 
 
