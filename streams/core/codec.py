@@ -124,6 +124,8 @@ STATUS_CODES: tuple[EffectiveStatus, ...] = (
 )
 _STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
 _INT64 = struct.Struct(">q")
+_CHANGE = struct.Struct(">qB")  # a change: since (microseconds), status code * 2 + settled
+_SMALL = [bytes((flags,)) for flags in range(4)]
 
 
 def encode_trajectory(trajectory: Trajectory) -> bytes:
@@ -131,17 +133,16 @@ def encode_trajectory(trajectory: Trajectory) -> bytes:
     (int64 microseconds) and one byte ``status code * 2 + settled``; then a byte of flags
     (1: a last review instant follows, 2: a next review instant follows) and those int64s."""
     parts = [binary.varint(len(trajectory.changes))]
-    for change in trajectory.changes:
-        parts += [
-            binary.int64(to_micros(change.since)),
-            bytes((_STATUS_CODE[change.status] * 2 + int(change.settled),)),
-        ]
+    parts += [
+        _CHANGE.pack(to_micros(change.since), _STATUS_CODE[change.status] * 2 + change.settled)
+        for change in trajectory.changes
+    ]
     reviewed, upcoming = trajectory.reviewed_at, trajectory.next_review
-    parts.append(bytes(((1 if reviewed else 0) | (2 if upcoming else 0),)))
+    parts.append(_SMALL[(1 if reviewed else 0) | (2 if upcoming else 0)])
     if reviewed:
-        parts.append(binary.int64(to_micros(reviewed)))
+        parts.append(_INT64.pack(to_micros(reviewed)))
     if upcoming:
-        parts.append(binary.int64(to_micros(upcoming)))
+        parts.append(_INT64.pack(to_micros(upcoming)))
     return b"".join(parts)
 
 
