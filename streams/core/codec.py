@@ -123,9 +123,7 @@ STATUS_CODES: tuple[EffectiveStatus, ...] = (
     EffectiveStatus.FROZEN,
 )
 _STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
-_INT64 = struct.Struct(">q")
 _CHANGE = struct.Struct(">qB")  # a change: since (microseconds), status code * 2 + settled
-_SMALL = [bytes((flags,)) for flags in range(4)]
 
 
 def encode_trajectory(trajectory: Trajectory) -> bytes:
@@ -138,37 +136,27 @@ def encode_trajectory(trajectory: Trajectory) -> bytes:
         for change in trajectory.changes
     ]
     reviewed, upcoming = trajectory.reviewed_at, trajectory.next_review
-    parts.append(_SMALL[(1 if reviewed else 0) | (2 if upcoming else 0)])
+    parts.append(bytes(((1 if reviewed else 0) | (2 if upcoming else 0),)))
     if reviewed:
-        parts.append(_INT64.pack(to_micros(reviewed)))
+        parts.append(binary.int64(to_micros(reviewed)))
     if upcoming:
-        parts.append(_INT64.pack(to_micros(upcoming)))
+        parts.append(binary.int64(to_micros(upcoming)))
     return b"".join(parts)
 
 
 def decode_trajectory(raw: bytes) -> Trajectory:
     """The trajectory :func:`encode_trajectory` wrote."""
-    data = bytes(raw)
-    header = binary.Reader(data)
-    count = header.varint()
-    # Then read in place rather than primitive by primitive: a batch decodes one trajectory
-    # per user it visits.
-    at = header.at
+    r = binary.Reader(bytes(raw))
     changes = []
-    for _ in range(count):
-        (since,) = _INT64.unpack_from(data, at)
-        code = data[at + 8]
+    # The changes read in place, one struct each, not primitive by primitive: a batch
+    # decodes one trajectory per user it visits.
+    for _ in range(r.varint()):
+        since, code = _CHANGE.unpack_from(r.data, r.at)
         changes.append(LineStatus(STATUS_CODES[code >> 1], from_micros(since), bool(code & 1)))
-        at += 9
-    flags = data[at]
-    at += 1
-    reviewed = upcoming = None
-    if flags & 1:
-        reviewed = from_micros(_INT64.unpack_from(data, at)[0])
-        at += 8
-    if flags & 2:
-        upcoming = from_micros(_INT64.unpack_from(data, at)[0])
-        at += 8
-    if at != len(data):
+        r.at += _CHANGE.size
+    flags = r.byte()
+    reviewed = from_micros(r.int64()) if flags & 1 else None
+    upcoming = from_micros(r.int64()) if flags & 2 else None
+    if not r.done():
         raise ValueError("trailing bytes after a stored trajectory")
     return Trajectory(tuple(changes), reviewed, upcoming)
