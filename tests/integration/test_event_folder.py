@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections import Counter
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
@@ -17,6 +18,7 @@ from streams.core.timeline import constant, standing
 from streams.devtools.simulation import population, population_events
 from streams.metrics import Metrics
 from streams.ports import InboundRecord
+from streams.service import fold as fold_service
 from streams.service.fold import EventFolder
 from streams.settings import Settings
 from streams.topics import Topics
@@ -102,6 +104,19 @@ async def test_published_events_fold_into_the_reference_state(settings: Settings
             assert summary["events_applied"] == str(state.events_applied)
     finally:
         await store.close()
+
+
+async def test_a_batch_in_parts_folds_into_the_reference_state(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of 5 users: Redis reads the next part and writes the last while one is folded.
+    monkeypatch.setattr(fold_service, "USERS_PER_PART", 5)
+    consumed = await publish_population(settings, users=24, seed=7)
+    reports = await run_folder(settings, chunks(consumed, 150))
+    assert sum(r["applied"] for r in reports) == len(consumed)
+    events = population_events(24, 7, NOW)
+    assert_states_equal(await redis_states(settings), reference_fold(events))
+    await assert_trajectories_match_reference(settings, events)
 
 
 async def test_redelivered_records_are_recognised_and_change_nothing(settings: Settings) -> None:

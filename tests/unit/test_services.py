@@ -21,6 +21,7 @@ from streams.devtools.simulation import to_record
 from streams.errors import ShuttingDown
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, StoredUser
+from streams.service import fold as fold_service
 from streams.service import shadowing
 from streams.service.decide import REQUESTS_IN_FLIGHT, LoanDecider
 from streams.service.fold import YIELD_EVERY_USERS, EventFolder
@@ -172,6 +173,72 @@ async def test_a_concurrent_write_makes_the_batch_read_and_fold_the_user_again()
     assert sum(report.applied.values()) == len(events)
     assert store.calls.count("load") == 2
     assert metrics.registry.get_sample_value("creditline_store_conflicts_total") == 1.0
+
+
+def population_of(users: int) -> list[InputEvent]:
+    return [event for i in range(users) for event in history(f"u-{i}")]
+
+
+async def test_a_batch_in_parts_is_folded_as_in_one_with_conflicts_read_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = population_of(10)
+    whole, whole_sink = FakeStore(), FakeSink()
+    await folder(whole, whole_sink, Metrics()).process(records(events))
+
+    monkeypatch.setattr(fold_service, "USERS_PER_PART", 3)
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    saves = 0
+
+    def concurrent_writer() -> None:
+        nonlocal saves
+        saves += 1
+        if saves == 2:  # another worker wrote a user of the second part in between
+            store.user("u-4").version += 1
+
+    store.before_save = concurrent_writer
+    report = await folder(store, sink, metrics).process(records(events))
+    assert sum(report.applied.values()) == len(events)
+    # Four parts (3 + 3 + 3 + 1 users), each read and written once; then the conflicting
+    # user alone, read and written again.
+    assert store.calls.count("load") == 5
+    assert store.calls.count("save") == 5
+    assert {u: store.user(u).checkpoint for u in whole.users} == {
+        u: whole.user(u).checkpoint for u in whole.users
+    }
+    assert sorted((s.key, s.value) for s in sink.to(TOPICS.line_status)) == sorted(
+        (s.key, s.value) for s in whole_sink.to(TOPICS.line_status)
+    )
+
+
+class FailingFirstSave(FakeStore):
+    """The first part's write fails; every later one waits (on a Redis that hangs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hanging = asyncio.Event()
+
+    async def save(self, writes: Any) -> list[str]:
+        self.calls.append("save")
+        if self.calls.count("save") == 1:
+            await asyncio.sleep(0)
+            raise RuntimeError("script error")
+        await self.hanging.wait()
+        return []
+
+
+async def test_a_part_whose_write_fails_fails_the_batch_and_leaves_nothing_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fold_service, "USERS_PER_PART", 2)
+    store = FailingFirstSave()
+    with pytest.raises(RuntimeError, match="script error"):
+        await asyncio.wait_for(
+            folder(store, FakeSink(), Metrics()).process(records(population_of(6))), 10
+        )
+    assert store.calls.count("save") == 3
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert all(t.done() for t in others)
 
 
 async def test_an_unavailable_store_is_waited_for_never_skipped() -> None:

@@ -1,4 +1,4 @@
-"""Per-user state in Redis: one pipelined read and one pipelined atomic write per batch.
+"""Per-user state in Redis: one pipelined read and one pipelined atomic write per set of users.
 
 Per user (all keys share the hash tag ``{user_id}``, so one Lua script may touch them all):
 
