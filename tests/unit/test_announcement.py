@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from schemas.models import EffectiveStatus, InputEvent, LineStatusChanged
 from streams.core import compiled
-from streams.core.announcement import StatedStanding, announced_standing, status_change_event
+from streams.core.announcement import (
+    StatedStanding,
+    announced_standing,
+    reason_json,
+    status_change_event,
+)
+from streams.core.decision import status_reasons
+from streams.core.policy import Policy
+from streams.core.reasons import Language, ReasonCode, reason
 from streams.core.scorecard import ScorecardTimeline
 from streams.core.scoring import NO_LIMIT, Assessment, LineStatus
 from streams.core.timeline import Checkpoint, PolicyTimeline, standing
@@ -31,6 +39,35 @@ from tests.unit.test_compiled_core import (
 native = pytest.importorskip("creditline_native")
 
 PREVIOUS = LineStatus(EffectiveStatus.OPEN, AT - timedelta(days=400))
+
+
+def model_event(
+    previous: LineStatus | None,
+    standing: Assessment,
+    policy: Policy,
+    language: Language,
+    *,
+    restated: bool,
+) -> bytes:
+    """The event as the contract model writes it: what :func:`status_change_event` must give."""
+    reasons = status_reasons(standing, policy, language)
+    if restated:
+        reasons = [reason(ReasonCode.LATE_EVENT_RESTATED, language), *reasons]
+    return (
+        LineStatusChanged(
+            user_id=standing.user_id,
+            changed_at=standing.line.since,
+            previous_status=previous.status if previous else None,
+            status=standing.status,
+            credit_limit=standing.credit_limit,
+            score=standing.score,
+            reasons=reasons,
+            policy_version=standing.policy_version,
+            scorecard_version=standing.scorecard_version,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def assert_same_event(checkpoint: Checkpoint, timeline: PolicyTimeline) -> str | None:
@@ -57,6 +94,7 @@ def assert_same_event(checkpoint: Checkpoint, timeline: PolicyTimeline) -> str |
                 assert got == status_change_event(
                     previous, full, policy, language, restated=restated
                 )
+                assert got == model_event(previous, full, policy, language, restated=restated)
     return type(stated).__name__
 
 
@@ -122,3 +160,29 @@ def test_a_status_change_event_says_which_scorecard_scored() -> None:
     assert event.credit_limit == NO_LIMIT
     assert event.previous_status is EffectiveStatus.OPEN
     assert [r.code for r in event.reasons][:2] == ["LATE_EVENT_RESTATED", "SCORE_BELOW_THRESHOLD"]
+
+
+@pytest.mark.parametrize("score", [349, 951])
+def test_a_score_off_the_scale_is_refused_not_announced(score: int) -> None:
+    stated = StatedStanding(
+        user_id="u1",
+        at=AT,
+        line=LineStatus(EffectiveStatus.CLOSED, AT),
+        score=score,
+        points={},
+        segment="standard",
+        exception=None,
+        policy_version=POLICY.version,
+        card=CARDS[1],
+    )
+    with pytest.raises(ValueError, match=str(score)):
+        status_change_event(None, stated, POLICY, "en", restated=False)
+
+
+def test_each_reason_is_written_as_the_model_writes_it_and_made_once() -> None:
+    made = reason(ReasonCode.SCORE_QUALIFIES, "zh")
+    assert reason_json(made) == made.model_dump_json().encode()
+    assert reason_json(made) is reason_json(made)
+    # Another object with equal content is written alike, never mistaken for the first.
+    other = made.model_copy(update={"text": "other"})
+    assert reason_json(other) == other.model_dump_json().encode() != reason_json(made)
