@@ -26,13 +26,18 @@ def record(topic: str, partition: int, offset: int) -> InboundRecord:
 
 
 def test_next_offsets_point_after_the_last_record_of_each_partition() -> None:
-    records = [record("a", 0, 7), record("b", 0, 3), record("a", 0, 5), record("a", 1, 0)]
-    assert next_offsets(records) == {
+    fetched = {
+        TopicPartition("a", 0): [record("a", 0, 5), record("a", 0, 7), record("a", 0, 6)],
+        TopicPartition("b", 0): [record("b", 0, 3)],
+        TopicPartition("a", 1): [record("a", 1, 0)],
+        TopicPartition("b", 1): [],
+    }
+    assert next_offsets(fetched) == {
         TopicPartition("a", 0): 8,
         TopicPartition("b", 0): 4,
         TopicPartition("a", 1): 1,
     }
-    assert next_offsets([]) == {}
+    assert next_offsets({}) == {}
 
 
 def test_the_events_group_commits_by_hand_and_co_partitions_its_topics() -> None:

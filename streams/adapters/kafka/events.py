@@ -34,7 +34,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -103,13 +104,13 @@ def is_backlog(behind: int, returned: int) -> bool:
     return behind > 0 and behind >= returned
 
 
-def next_offsets(records: Iterable[InboundRecord]) -> dict[TopicPartition, int]:
-    """Per partition, the offset after the last record: what to commit once all are done."""
-    offsets: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-    return offsets
+def next_offsets(fetched: Mapping[TopicPartition, Sequence[Any]]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after its last fetched record: what to commit once all are
+    done (read per partition, not per record: a backlog's batch holds tens of thousands)."""
+    return {tp: max(map(_OFFSET, messages)) + 1 for tp, messages in fetched.items() if messages}
+
+
+_OFFSET = attrgetter("offset")
 
 
 #: The first batch's limit, and the least a backlog's batch may take.
@@ -319,17 +320,16 @@ class BatchConsumer:
         """Hand the records of partitions still owned to the handler, then commit them;
         how many there were."""
         owned = consumer.assignment()
+        # Revoked while fetched: the new owner reads them again.
+        kept = {tp: messages for tp, messages in fetched.items() if tp in owned}
         records = [
-            inbound_from_aiokafka(message)
-            for tp, messages in fetched.items()
-            if tp in owned  # revoked while fetched: the new owner reads them again
-            for message in messages
+            inbound_from_aiokafka(message) for messages in kept.values() for message in messages
         ]
         if not records:
             return 0
         settled = await self._handle(records)
         assert self._commits is not None
-        await self._commits.add(next_offsets(records), settled)
+        await self._commits.add(next_offsets(kept), settled)
         return len(records)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
