@@ -236,7 +236,9 @@ async def test_a_part_whose_write_fails_fails_the_batch_and_leaves_nothing_runni
         await asyncio.wait_for(
             folder(store, FakeSink(), Metrics()).process(records(population_of(6))), 10
         )
-    assert store.calls.count("save") == 3
+    # At least one later part's write was in flight (hanging) when the first one failed:
+    # how many depends on the interpreter's task scheduling.
+    assert store.calls.count("save") >= 2
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert all(t.done() for t in others)
 
