@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -189,56 +189,9 @@ class EventFolder:
         for _ in range(MAX_CONFLICT_ROUNDS):
             if not remaining:
                 return failed, conflicting, outbox
-            outcomes: dict[str, UserOutcome] = {}
-            events_of: dict[str, bytes] = {}
-            users = list(remaining)
-            parts = [
-                users[start : start + USERS_PER_PART]
-                for start in range(0, len(users), USERS_PER_PART)
-            ]
-            # Redis reads the next part and applies the last one's writes on its own core
-            # while this part is folded.
-            loads = deque([asyncio.ensure_future(self._load(parts[0], remaining, now))])
-            saves: list[asyncio.Future[list[str]]] = []
-            try:
-                for index, part in enumerate(parts):
-                    if index + 1 < len(parts):
-                        loads.append(
-                            asyncio.ensure_future(self._load(parts[index + 1], remaining, now))
-                        )
-                    stored, ledgers = await loads[0]
-                    # The part's loaded states and ledgers are let go once it is folded: a
-                    # large batch under a backlog would otherwise hold them all to its end.
-                    loads.popleft()
-                    writes: list[UserWrite] = []
-                    for done, user in enumerate(part):
-                        if done and done % YIELD_EVERY_USERS == 0:
-                            # Folding is CPU alone: let the consumer's heartbeats and fetches
-                            # run within a batch of seconds (a missed session ends its
-                            # membership), and the part's reads and writes go out.
-                            await asyncio.sleep(0)
-                        pendings = remaining[user]
-                        current = stored[user]
-                        if current.pending_status_event is not None:
-                            outbox[user] = current.pending_status_event
-                        try:
-                            outcome = self.fold_user(
-                                user, current, pendings, ledgers.get(user), timelines, now
-                            )
-                        except Exception:
-                            log.exception("folding a user's events failed; dead-lettering them")
-                            failed.extend(pendings)
-                            continue
-                        outcomes[user] = outcome
-                        if outcome.write is not None:
-                            writes.append(outcome.write)
-                            if outcome.write.status_event:
-                                events_of[user] = outcome.write.status_event
-                    saves.append(asyncio.ensure_future(self._save(writes)))
-            except BaseException:
-                await cancelled([*loads, *saves])
-                raise
-            conflicts = {user for saved in await settled(saves) for user in saved}
+            folded = _Folded(failed, outbox)
+            conflicts = await self._fold_in_parts(remaining, timelines, now, folded)
+            outcomes, events_of = folded.outcomes, folded.status_events
             if conflicts:
                 self.metrics.store_conflicts.inc(len(conflicts))
             schedule = {
@@ -273,6 +226,74 @@ class EventFolder:
                 conflicting.extend(outcome.conflicting)
             remaining = {u: remaining[u] for u in conflicts}
         raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
+
+    async def _fold_in_parts(
+        self,
+        remaining: Mapping[str, list[Pending]],
+        timelines: PolicyTimeline,
+        now: datetime,
+        folded: _Folded,
+    ) -> set[str]:
+        """Read, fold and write ``remaining`` in parts of :data:`USERS_PER_PART` users: the
+        store reads the next part and applies the last one's writes while a part is folded.
+        Returns the users whose write met a concurrent one. When a part's read or write
+        fails, the other parts' calls are cancelled before the error is raised."""
+        users = list(remaining)
+        parts = [users[i : i + USERS_PER_PART] for i in range(0, len(users), USERS_PER_PART)]
+        loads = deque([asyncio.ensure_future(self._load(parts[0], remaining, now))])
+        saves: list[asyncio.Future[list[str]]] = []
+        try:
+            for index, part in enumerate(parts):
+                if index + 1 < len(parts):
+                    loads.append(
+                        asyncio.ensure_future(self._load(parts[index + 1], remaining, now))
+                    )
+                stored, ledgers = await loads[0]
+                # The part's states and ledgers are let go once it is folded: a large batch
+                # under a backlog would otherwise hold them all to its end.
+                loads.popleft()
+                writes = await self._fold_part(
+                    part, remaining, stored, ledgers, timelines, now, folded
+                )
+                saves.append(asyncio.ensure_future(self._save(writes)))
+        except BaseException:
+            await cancelled([*loads, *saves])
+            raise
+        return {user for saved in await settled(saves) for user in saved}
+
+    async def _fold_part(
+        self,
+        part: Sequence[str],
+        remaining: Mapping[str, list[Pending]],
+        stored: Mapping[str, StoredUser],
+        ledgers: Mapping[str, StoredLedger],
+        timelines: PolicyTimeline,
+        now: datetime,
+        folded: _Folded,
+    ) -> list[UserWrite]:
+        """Fold one part's users (recorded in ``folded``); their writes."""
+        writes: list[UserWrite] = []
+        for done, user in enumerate(part):
+            if done and done % YIELD_EVERY_USERS == 0:
+                # Folding is CPU alone: let the consumer's heartbeats and fetches run within
+                # a batch of seconds (a missed session ends its membership), and the other
+                # parts' reads and writes go out and come back.
+                await asyncio.sleep(0)
+            pendings, current = remaining[user], stored[user]
+            if current.pending_status_event is not None:
+                folded.outbox[user] = current.pending_status_event
+            try:
+                outcome = self.fold_user(user, current, pendings, ledgers.get(user), timelines, now)
+            except Exception:
+                log.exception("folding a user's events failed; dead-lettering them")
+                folded.failed.extend(pendings)
+                continue
+            folded.outcomes[user] = outcome
+            if outcome.write is not None:
+                writes.append(outcome.write)
+                if outcome.write.status_event:
+                    folded.status_events[user] = outcome.write.status_event
+        return writes
 
     async def _load(
         self, users: Sequence[str], pending: Mapping[str, list[Pending]], now: datetime
@@ -484,6 +505,18 @@ class UserOutcome:
     restated: bool = False
     #: The user's next review when nothing is written (the schedule is kept right anyway).
     next_review: datetime | None = None
+
+
+@dataclass
+class _Folded:
+    """What folding a batch's users gives: the records that could not be folded and the
+    outbox found stored (for the whole batch); each user's outcome and the status events to
+    publish once written (for one conflict round)."""
+
+    failed: list[Pending]
+    outbox: dict[str, bytes]
+    outcomes: dict[str, UserOutcome] = field(default_factory=dict)
+    status_events: dict[str, bytes] = field(default_factory=dict)
 
 
 async def settled(futures: Sequence[asyncio.Future[T]]) -> list[T]:
