@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client import Histogram
 
@@ -51,7 +51,6 @@ from streams.service.shell import (
 from streams.settings import Settings
 from streams.topics import Topics
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: A batch's fold hands the event loop back after this many users (tens of milliseconds).
@@ -256,10 +255,10 @@ class EventFolder:
                     part, remaining, stored, ledgers, timelines, now, folded
                 )
                 saves.append(asyncio.ensure_future(self._save(writes)))
+            return {user for saved in await asyncio.gather(*saves) for user in saved}
         except BaseException:
             await cancelled([*loads, *saves])
             raise
-        return {user for saved in await settled(saves) for user in saved}
 
     async def _fold_part(
         self,
@@ -517,16 +516,6 @@ class _Folded:
     outbox: dict[str, bytes]
     outcomes: dict[str, UserOutcome] = field(default_factory=dict)
     status_events: dict[str, bytes] = field(default_factory=dict)
-
-
-async def settled(futures: Sequence[asyncio.Future[T]]) -> list[T]:
-    """Every future's result, in order. When one fails the rest are cancelled and awaited
-    before its error is raised: nothing of the batch is left running behind a failure."""
-    try:
-        return list(await asyncio.gather(*futures))
-    except BaseException:
-        await cancelled(futures)
-        raise
 
 
 async def cancelled(futures: Sequence[asyncio.Future[Any]]) -> None:
