@@ -19,6 +19,7 @@ from streams.core.policy import load_default_policy
 from streams.core.timeline import PolicyTimeline
 from streams.metrics import Metrics
 from streams.ports import RecordSink
+from streams.runtime.tuning import collection_deferred
 from streams.service.decide import LoanDecider
 from streams.service.fold import EventFolder
 from streams.service.review import ReviewSweeper
@@ -90,8 +91,9 @@ class Components:
         return ReviewSweeper(folder)
 
     def event_consumer(self, folder: EventFolder) -> EventConsumer:
-        """The batch consumer of the event topics, feeding ``folder``."""
-        return EventConsumer(self.settings, self.topics.events, folder.process)
+        """The batch consumer of the event topics, feeding ``folder`` (a batch is folded
+        with the garbage collector paused: :func:`collection_deferred`)."""
+        return EventConsumer(self.settings, self.topics.events, collection_deferred(folder.process))
 
     def request_consumer(self, decider: LoanDecider) -> RequestConsumer:
         """The batch consumer of the loan-request topic, answered by ``decider``."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from hypothesis import given
@@ -85,6 +87,63 @@ def test_a_folding_process_collects_garbage_less_often() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_batch_is_handled_with_the_garbage_collector_paused_and_resumed_after() -> None:
+    import gc
+
+    from streams.runtime.tuning import collection_deferred
+
+    seen: list[bool] = []
+
+    async def handle(batch: list[int]) -> int:
+        seen.append(gc.isenabled())
+        await asyncio.sleep(0)  # other tasks run meanwhile: still paused
+        seen.append(gc.isenabled())
+        if not batch:
+            raise ValueError("empty")
+        return len(batch)
+
+    async def fails() -> None:
+        with pytest.raises(ValueError, match="empty"):
+            await collection_deferred(handle)([])
+
+    assert gc.isenabled()
+    assert asyncio.run(collection_deferred(handle)([1, 2])) == 2
+    assert gc.isenabled()
+    asyncio.run(fails())
+    assert gc.isenabled()  # resumed after a failed batch too
+    assert seen == [False] * 4
+    gc.disable()  # paused by someone else: left paused
+    try:
+        asyncio.run(collection_deferred(handle)([1]))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_workers_event_consumer_folds_with_the_garbage_collector_paused() -> None:
+    import gc
+
+    from streams.metrics import Metrics
+    from streams.runtime.bootstrap import Components
+
+    @dataclass
+    class Folder:
+        enabled: list[bool]
+
+        async def process(self, records: list[InboundRecord]) -> None:
+            self.enabled.append(gc.isenabled())
+
+    folder = Folder([])
+    consumer = Components(Settings(), Metrics(), sink=None).event_consumer(folder)  # type: ignore[arg-type]
+
+    async def handle_one() -> None:
+        await consumer.handler([])
+
+    asyncio.run(handle_one())
+    assert folder.enabled == [False]
+    assert gc.isenabled()
 
 
 def test_batches_start_small_and_grow_at_most_twofold_towards_the_target_duration() -> None:
