@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from streams.core.ledger import StoredLedger
 from streams.core.scoring import LineStatus
@@ -19,9 +19,11 @@ from streams.core.state import UserState
 from streams.core.timeline import Checkpoint
 
 
-@dataclass(frozen=True, slots=True)
-class InboundRecord:
-    """One consumed Kafka record, independent of the client library that read it."""
+class InboundRecord(NamedTuple):
+    """One consumed Kafka record, independent of the client library that read it.
+
+    A named tuple, not a frozen dataclass: one is made per consumed record, and a frozen
+    dataclass takes ~1.5 µs to make against ~0.6 (a backfill's every event pays it)."""
 
     topic: str
     partition: int
