@@ -50,9 +50,10 @@ class RecordSink(Protocol):
     ) -> Awaitable[Any]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class StoredUser:
-    """What a batch needs to know about one user before folding."""
+class StoredUser(NamedTuple):
+    """What a batch needs to know about one user before folding (a named tuple, like
+    :class:`UserWrite`: one is made per user a batch visits, ~2.5 times faster than a frozen
+    dataclass of these fields)."""
 
     version: int
     checkpoint: Checkpoint
@@ -78,8 +79,7 @@ class StoredUser:
         return self.checkpoint.trajectory.line
 
 
-@dataclass(frozen=True, slots=True)
-class UserWrite:
+class UserWrite(NamedTuple):
     """A new checkpoint for one user, valid only if the stored version is still
     ``expected_version``; the ledger gets ``entries`` (appended, or instead of the stored
     ones with ``rewrite``): it is also what deduplication reads. The store keeps the
