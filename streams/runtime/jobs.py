@@ -21,6 +21,7 @@ from streams.core.timeline import PolicyTimeline
 from streams.core.whatif import Window, candidate_timeline
 from streams.core.whatif_report import FLIPPED_LISTED, WhatIfReport, build_report
 from streams.metrics import Metrics
+from streams.runtime.tuning import collection_deferred
 from streams.service.dataset import Points, labelled_from_logs
 from streams.service.explain import Explanation, explain
 from streams.service.fold import EventFolder
@@ -111,7 +112,16 @@ async def run_replay(
         await store.ensure_layout()
         timelines = await policy_timeline(settings)
         folder = EventFolder(settings, store, NothingPublished(), metrics, lambda: timelines)
-        await fold_everything(reader, folder, report, on_total=on_total, on_progress=on_progress)
+        await fold_everything(
+            reader,
+            folder,
+            report,
+            on_total=on_total,
+            on_progress=on_progress,
+            # As the worker folds: a batch's records live until it ends, so collections
+            # inside it only re-scan them (docs/sizing.md).
+            apply=collection_deferred(folder.process),
+        )
         if decisions:
             retention = timedelta(days=settings.decision_retention_days)
             await restore_decisions(

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from schemas.models import LoanDecision, LoanRequest
 from streams.core.answer import request_digest
-from streams.ports import StateStore, TopicReader
+from streams.ports import InboundRecord, StateStore, TopicReader
 from streams.service.fold import EventFolder
+from streams.service.shell import BatchReport
 from streams.topics import Topics
 
 
@@ -100,11 +101,15 @@ async def fold_everything(
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
     batch_records: int = 2000,
+    apply: Callable[[Sequence[InboundRecord]], Awaitable[BatchReport]] | None = None,
 ) -> None:
     """Fold every record of the event topics, from the beginning to the end they have now
-    (records arriving meanwhile are the workers' business)."""
+    (records arriving meanwhile are the workers' business). Each batch goes through
+    ``apply`` when given (the folder's ``process`` wrapped, e.g. with the collector paused),
+    else straight to ``folder.process``."""
+    process = apply if apply is not None else folder.process
     async for records in reader.read_to_end(folder.topics.events, batch_records, on_total):
-        result = await folder.process(records)
+        result = await process(records)
         report.records += len(records)
         report.applied += sum(result.applied.values())
         report.duplicate += sum(result.duplicate.values())

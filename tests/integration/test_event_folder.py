@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -18,8 +20,10 @@ from streams.core.timeline import constant, standing
 from streams.devtools.simulation import population, population_events
 from streams.metrics import Metrics
 from streams.ports import InboundRecord
+from streams.runtime.jobs import run_replay
 from streams.service import fold as fold_service
 from streams.service.fold import EventFolder
+from streams.service.shell import BatchReport
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import NOW, asset_doc, encode, repayment_doc, spending_doc, ts
@@ -117,6 +121,29 @@ async def test_a_batch_in_parts_folds_into_the_reference_state(
     events = population_events(24, 7, NOW)
     assert_states_equal(await redis_states(settings), reference_fold(events))
     await assert_trajectories_match_reference(settings, events)
+
+
+async def test_replay_folds_every_batch_with_the_garbage_collector_paused(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `state replay` folds as the worker does: with the collector paused inside each batch
+    # (its records live until the batch ends) and resumed after, into the reference state.
+    consumed = await publish_population(settings, users=12, seed=9)
+    collecting: list[bool] = []
+    process = EventFolder.process
+
+    async def observed(self: EventFolder, records: Sequence[InboundRecord]) -> BatchReport:
+        collecting.append(gc.isenabled())
+        return await process(self, records)
+
+    monkeypatch.setattr(EventFolder, "process", observed)
+    assert gc.isenabled()
+    report = await run_replay(settings, decisions=False)
+    assert report.applied == len(consumed)
+    assert collecting and not any(collecting)
+    assert gc.isenabled()
+    events = population_events(12, 9, NOW)
+    assert_states_equal(await redis_states(settings), reference_fold(events))
 
 
 async def test_redelivered_records_are_recognised_and_change_nothing(settings: Settings) -> None:
