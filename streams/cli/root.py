@@ -18,7 +18,7 @@ from rich.markup import escape
 from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    pass
+    from rich.progress import Progress
 
 
 app = typer.Typer(
@@ -114,6 +114,30 @@ def _root(
     # client library's own connection errors would only repeat them on stderr.
     if ctx.invoked_subcommand != "worker":
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def progress_bar(rate_unit: str, *, quiet: bool) -> Progress:
+    """A progress bar on stderr for a long job (its task's description, done of total, the
+    share, ``rate`` field + ``rate_unit``, time left); nothing shown when ``quiet`` (JSON)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}" + rate_unit),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    )
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -19,11 +19,11 @@ from streams.cli.root import (
     JsonOption,
     app,
     console,
-    err,
     fail,
     parse_instant,
     plain,
     policy_timeline,
+    progress_bar,
     run,
 )
 
@@ -279,31 +279,13 @@ def replay(
 ) -> None:
     """Rebuild every user's state in Redis from the input topics (e.g. after Redis lost its
     data). Idempotent and safe while workers run; announces nothing again."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from streams.runtime.jobs import run_replay
     from streams.runtime.tuning import tune_garbage_collector
 
     tune_garbage_collector()
     settings = get_settings()
-    with Progress(
-        TextColumn("replaying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} records/s"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json,
-    ) as progress:
-        task = progress.add_task("replay", total=None, rate="-")
+    with progress_bar(" records/s", quiet=as_json) as progress:
+        task = progress.add_task("replaying", total=None, rate="-")
         started = time.monotonic()
 
         def on_progress(done: int) -> None:

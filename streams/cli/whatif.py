@@ -13,7 +13,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from streams.cli.root import EXIT_USAGE, PANEL_OPS, JsonOption, app, console, err, fail, run
+from streams.cli.root import (
+    EXIT_USAGE,
+    PANEL_OPS,
+    JsonOption,
+    app,
+    console,
+    err,
+    fail,
+    progress_bar,
+    run,
+)
 from streams.settings import get_settings
 
 #: The window when neither --since nor --from is given.
@@ -129,25 +139,7 @@ def what_if(
 
 async def with_progress(job: Any, *, quiet: bool) -> Any:
     """Run ``job(on_progress)`` under a progress bar on stderr (none when ``quiet``)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}/s"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet,
-    ) as progress:
+    with progress_bar("/s", quiet=quiet) as progress:
         task = progress.add_task("reading the topics", total=None, rate="-")
         started = {"reading": time.monotonic(), "answering": time.monotonic()}
 
