@@ -126,7 +126,7 @@ async def test_a_batch_in_parts_folds_into_the_reference_state(
 async def test_replay_folds_every_batch_with_the_garbage_collector_paused(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # `state replay` folds as the worker does: with the collector paused inside each batch
+    # `creditline replay` folds as the worker does: with the collector paused inside each batch
     # (its records live until the batch ends) and resumed after, into the reference state.
     consumed = await publish_population(settings, users=12, seed=9)
     collecting: list[bool] = []
@@ -156,6 +156,29 @@ async def test_redelivered_records_are_recognised_and_change_nothing(settings: S
     assert sum(r["applied"] for r in reports) == 0
     assert sum(r["duplicate"] for r in reports) == len(replay)
     assert await redis_states(settings) == before
+
+
+async def test_an_event_sent_twice_within_one_batch_is_applied_once(settings: Settings) -> None:
+    # A producer's retry: the same event published again, read back as a second record
+    # (another offset) and folded in the same batch as the first, never applied before.
+    topics = Topics.from_settings(settings)
+    records = list(population(12, 11, NOW))
+    again = records[::7]
+    await produce(
+        settings, [(topics.topic_for(r.kind), r.key, r.value) for r in [*records, *again]]
+    )
+    consumed: list[InboundRecord] = []
+    for topic in topics.events:
+        consumed.extend(as_inbound(await read_to_end(settings, topic)))
+    assert len(consumed) == len(records) + len(again)
+    random.Random(3).shuffle(consumed)  # copies near and far from their first
+    [report] = await run_folder(settings, [consumed])
+    assert report["applied"] == len(records)
+    assert report["duplicate"] == len(again)
+    assert report["dead_lettered"] == 0
+    events = population_events(12, 11, NOW)
+    assert_states_equal(await redis_states(settings), reference_fold(events))
+    await assert_trajectories_match_reference(settings, events)
 
 
 async def test_shuffled_order_gives_the_same_state(
