@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.repeat import FRESHNESS_RANK, KEY_FIGURES, summarised
 from bench.run import LAYOUTS, half_the_fold, ingest, latency, machine
 from bench.soak import soak
 from streams.settings import Settings
@@ -69,6 +70,13 @@ def main() -> None:
         action="store_true",
         help="ingest: skip the Quix Streams peer (its venv is built on first use)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="latency, overload and freshness: runs of each (layouts alternating round by "
+        "round); the median run is reported with every run's key figures beside it",
+    )
     parser.add_argument("--soak-minutes", type=float, default=30, help="soak: duration (minutes)")
     parser.add_argument("--soak-users", type=int, default=100_000, help="soak: users")
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
@@ -86,6 +94,8 @@ def main() -> None:
         args.scale_events //= 10
         args.seconds = max(10, args.seconds / 6)
         args.soak_minutes = max(2, args.soak_minutes / 10)
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
     only = set(args.only or ["ingest", "latency", "overload", "freshness", "footprint", "scale"])
     layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
     unknown = set(layouts) - set(LAYOUTS)
@@ -99,6 +109,19 @@ def main() -> None:
     base = Settings()
     results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
 
+    async def default_worker_runs(
+        name: str, rate: float, why: str, rank: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """The default worker at ``rate`` events/s, ``--repeat`` times, summarised."""
+        runs = []
+        for round_ in range(args.repeat):
+            console.print(
+                f"{name}{rounds(round_, args.repeat)}: {args.seconds:.0f} s at {rate:,.0f} "
+                f"events/s ({why}) and {args.request_rate:,.0f} requests/s …"
+            )
+            runs.append(await latency(base, args.seconds, rate, args.request_rate, logs, "default"))
+        return summarised(runs, rank)
+
     async def run() -> None:
         if "ingest" in only:
             console.print(f"ingest: {args.events:,} events, {args.users:,} users …")
@@ -106,39 +129,38 @@ def main() -> None:
                 base, args.events, args.users, 1, logs, True, with_peer=not args.no_peer
             )
         if "latency" in only:
+            runs: dict[str, list[dict[str, Any]]] = {layout: [] for layout in layouts}
+            for round_ in range(args.repeat):
+                for layout in layouts:
+                    console.print(
+                        f"latency ({layout}{rounds(round_, args.repeat)}): "
+                        f"{args.seconds:.0f} s at {args.event_rate:,.0f} events/s and "
+                        f"{args.request_rate:,.0f} requests/s …"
+                    )
+                    runs[layout].append(
+                        await latency(
+                            base,
+                            args.seconds,
+                            args.event_rate,
+                            args.request_rate,
+                            logs,
+                            layout,
+                            args.event_workers,
+                            args.events_nice,
+                        )
+                    )
             for layout in layouts:
-                console.print(
-                    f"latency ({layout}): {args.seconds:.0f} s at {args.event_rate:,.0f} "
-                    f"events/s and {args.request_rate:,.0f} requests/s …"
-                )
-                results[f"latency_{layout}"] = await latency(
-                    base,
-                    args.seconds,
-                    args.event_rate,
-                    args.request_rate,
-                    logs,
-                    layout,
-                    args.event_workers,
-                    args.events_nice,
-                )
+                results[f"latency_{layout}"] = summarised(runs[layout], KEY_FIGURES[0])
         if "overload" in only:
             fold_rate = (results.get("ingest") or {}).get("scorer_per_s")
             rate = args.overload_rate or (2 * fold_rate if fold_rate else 6000)
-            console.print(
-                f"overload: {args.seconds:.0f} s at {rate:,.0f} events/s (twice the fold's "
-                f"rate) and {args.request_rate:,.0f} requests/s …"
-            )
-            results["overload"] = await latency(
-                base, args.seconds, rate, args.request_rate, logs, "default"
+            results["overload"] = await default_worker_runs(
+                "overload", rate, "twice the fold's rate", KEY_FIGURES[0]
             )
         if "freshness" in only:
             rate = args.freshness_rate or half_the_fold(results)
-            console.print(
-                f"freshness: {args.seconds:.0f} s at {rate:,.0f} events/s (half the fold's "
-                f"pace) and {args.request_rate:,.0f} requests/s …"
-            )
-            results["freshness"] = await latency(
-                base, args.seconds, rate, args.request_rate, logs, "default"
+            results["freshness"] = await default_worker_runs(
+                "freshness", rate, "half the fold's pace", FRESHNESS_RANK
             )
         if "footprint" in only:
             console.print(f"footprint: {args.footprint_users:,} users …")
@@ -182,10 +204,29 @@ def render(results: dict[str, Any]) -> Table:
         for key, value in (results.get(scenario) or {}).items():
             if key == "rss_samples":
                 continue  # in the JSON
+            if key == "repeated":
+                for name, over in value.items():
+                    table.add_row(scenario, f"repeated: {name}", _spread_cell(over))
+                continue
             if isinstance(value, dict):
                 value = ", ".join(f"{k} {v}" for k, v in value.items())
             table.add_row(scenario, key, str(value))
     return table
+
+
+def rounds(index: int, repeat: int) -> str:
+    """Which run of several this is, for the progress lines ("" for a single run)."""
+    return f", run {index + 1} of {repeat}" if repeat > 1 else ""
+
+
+def _spread_cell(over: Any) -> str:
+    """A figure across runs: median (least–most): every run's value."""
+    if not isinstance(over, dict):
+        return str(over)  # the run count
+    values = ", ".join(str(v) for v in over["runs"])
+    if "median" not in over:
+        return values
+    return f"median {over['median']} ({over['min']}–{over['max']}): {values}"
 
 
 if __name__ == "__main__":
