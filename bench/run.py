@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.lag import LOOK_SECONDS, BacklogLag
 from bench.peers.quix import quix_ingest
 from bench.probes import POLL_SECONDS, ProbeSchedule
 from bench.process import peak_rss_kib, tree_cpu_seconds
@@ -190,15 +191,19 @@ async def ingest(
             )
             for i in range(workers)
         ]
-        started = time.perf_counter()
-        wall_started = time.time()
-        for p in procs:
-            p.start()
-        # A scrape of the merged /metrics costs the worker CPU (both processes render a
-        # page): polled once a second, not five times, and the end is the workers' own
-        # instant of applying their last batch, not when a poll happened to notice it.
+        topics = Topics.from_settings(settings).events
+        async with BacklogLag(settings, topics, settings.events_group) as lag:
+            started = time.perf_counter()
+            wall_started = time.time()
+            for p in procs:
+                p.start()
+            # Watched as the peer is, by the group's committed offsets (a scrape of the
+            # merged /metrics costs the worker CPU: both processes render a page). The end
+            # is the workers' own instant of applying their last batch, read once after.
+            while await lag.look() > 0:  # noqa: ASYNC110 - polling another process
+                await asyncio.sleep(LOOK_SECONDS)
         while sum(p.counter("creditline_records_applied_total") for p in procs) < events:  # noqa: ASYNC110 - polling another process
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # committed: applied too (none is duplicate or rejected)
         finished = max(p.gauge_max("creditline_last_batch_timestamp_seconds") for p in procs)
         elapsed = (
             finished - wall_started if finished > wall_started else time.perf_counter() - started

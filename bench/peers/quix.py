@@ -12,12 +12,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.lag import LOOK_SECONDS, BacklogLag
 from bench.peers import QUIX_GROUP_ENV, QUIX_STATE_DIR_ENV
 from bench.process import tree_cpu_seconds
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.e2e.conftest import settings_env
-from tests.support import committed_lag
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The peer's venv: created on first use from the hashed lock, reused while the lock holds.
@@ -82,26 +82,27 @@ async def quix_ingest(settings: Settings, events: int, logs: Path, limit: float)
         "PYTHONPATH": str(ROOT),
     }
     topics = Topics.from_settings(settings).events
-    started = time.perf_counter()
-    process = _start(python, env, logs / "quix-peer.log")
-    try:
-        cpu = 0.0
-        while await committed_lag(settings, topics, group) > 0:
-            if process.poll() is not None:
-                raise RuntimeError(f"the Quix peer exited ({process.returncode}); see its log")
-            if time.perf_counter() - started > limit:
-                raise RuntimeError(f"the Quix peer did not finish in {limit:.0f} s")
-            cpu = tree_cpu_seconds(process.pid)
-            await asyncio.sleep(0.2)
-        elapsed = time.perf_counter() - started
-        cpu = tree_cpu_seconds(process.pid)
-    finally:
-        process.terminate()
+    async with BacklogLag(settings, topics, group) as lag:
+        started = time.perf_counter()
+        process = _start(python, env, logs / "quix-peer.log")
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(state_dir, ignore_errors=True)
+            cpu = 0.0
+            while await lag.look() > 0:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the Quix peer exited ({process.returncode}); see its log")
+                if time.perf_counter() - started > limit:
+                    raise RuntimeError(f"the Quix peer did not finish in {limit:.0f} s")
+                cpu = tree_cpu_seconds(process.pid)
+                await asyncio.sleep(LOOK_SECONDS)
+            elapsed = time.perf_counter() - started
+            cpu = tree_cpu_seconds(process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            shutil.rmtree(state_dir, ignore_errors=True)
     return {
         "quix_per_s": round(events / elapsed),
         "quix_seconds": round(elapsed, 1),
