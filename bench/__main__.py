@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.repeat import FRESHNESS_RANK, KEY_FIGURES, summarised
-from bench.run import LAYOUTS, half_the_fold, ingest, latency, machine
+from bench.run import LAYOUTS, cost_growth, half_the_fold, ingest, latency, machine
 from bench.soak import soak
 from streams.settings import Settings
 
@@ -128,6 +128,12 @@ def main() -> None:
             results["ingest"] = await ingest(
                 base, args.events, args.users, 1, logs, True, with_peer=not args.no_peer
             )
+            # The same history depth at a tenth of the size: is the cost per event flat?
+            tenth = max(1, args.events // 10), max(1, args.users // 10)
+            console.print(f"ingest at a tenth: {tenth[0]:,} events, {tenth[1]:,} users …")
+            small = await ingest(base, *tenth, 1, logs, True)
+            results["ingest_tenth"] = small
+            results["ingest"]["cpu_per_event_over_tenth"] = cost_growth(results["ingest"], small)
         if "latency" in only:
             runs: dict[str, list[dict[str, Any]]] = {layout: [] for layout in layouts}
             for round_ in range(args.repeat):
@@ -199,7 +205,16 @@ def render(results: dict[str, Any]) -> Table:
     """The results as a table."""
     table = Table("scenario", "figure", "value", title="creditline benchmark")
     latencies = [f"latency_{layout}" for layout in LAYOUTS]
-    scenarios = ("ingest", *latencies, "overload", "freshness", "footprint", "scale_out", "soak")
+    scenarios = (
+        "ingest",
+        "ingest_tenth",
+        *latencies,
+        "overload",
+        "freshness",
+        "footprint",
+        "scale_out",
+        "soak",
+    )
     for scenario in scenarios:
         for key, value in (results.get(scenario) or {}).items():
             if key == "rss_samples":

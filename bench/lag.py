@@ -20,6 +20,7 @@ from aiokafka.structs import OffsetAndMetadata
 from streams.adapters.kafka.client import client_options
 from streams.adapters.kafka.read import topic_partitions
 from streams.settings import Settings
+from tests.support import described_group
 
 
 def behind(ends: Mapping[TopicPartition, int], committed: Mapping[TopicPartition, int]) -> int:
@@ -64,6 +65,12 @@ class BacklogLag:
         if self._admin is not None:
             admin, self._admin = self._admin, None
             await admin.close()
+
+    async def members(self) -> tuple[str, int]:
+        """The group's state (``Stable``, ``PreparingRebalance``, …) and member count."""
+        assert self._admin is not None, "async with first"
+        [response] = await self._admin.describe_consumer_groups([self.group])
+        return described_group(response)
 
     async def look(self) -> int:
         """Records not committed by the group yet (one request)."""

@@ -23,6 +23,7 @@ KEY_FIGURES: tuple[tuple[str, ...], ...] = (
     ("freshness_after_warmup", "p99_ms"),
     ("freshness_after_warmup", "p95_ms"),
     ("fold_per_s_under_load",),
+    ("arrivals_over_fold_pace",),
     ("lag_at_end_of_load",),
     ("drain_seconds",),
     ("events_unaccounted",),

@@ -200,7 +200,12 @@ async def ingest(
             # Watched as the peer is, by the group's committed offsets (a scrape of the
             # merged /metrics costs the worker CPU: both processes render a page). The end
             # is the workers' own instant of applying their last batch, read once after.
-            while await lag.look() > 0:  # noqa: ASYNC110 - polling another process
+            # CPU spent before the group is formed is the processes' start (imports, clients):
+            # per event it is counted apart, or a small run would look dearer than it is.
+            startup_cpu = None
+            while await lag.look() > 0:
+                if startup_cpu is None and await lag.members() == ("Stable", workers):
+                    startup_cpu = sum(tree_cpu_seconds(p.process.pid) for p in procs if p.process)
                 await asyncio.sleep(LOOK_SECONDS)
         while sum(p.counter("creditline_records_applied_total") for p in procs) < events:  # noqa: ASYNC110 - polling another process
             await asyncio.sleep(1.0)  # committed: applied too (none is duplicate or rejected)
@@ -215,6 +220,8 @@ async def ingest(
         )
         cpu = sum(tree_cpu_seconds(p.process.pid) for p in procs if p.process)
         result["scorer_cpu_seconds"] = round(cpu, 1)
+        result["scorer_startup_cpu_seconds"] = round(startup_cpu or 0.0, 1)
+        result["scorer_cpu_us_per_event"] = round((cpu - (startup_cpu or 0.0)) / events * 1e6, 1)
         batches = sum(p.counter("creditline_batch_size_records_count") for p in procs)
         batched = sum(p.counter("creditline_batch_size_records_sum") for p in procs)
         result["scorer_mean_batch_records"] = round(batched / batches) if batches else 0
@@ -528,6 +535,10 @@ async def latency(
         result["worker_stages"] = stages_ms(processes[-1])
         # 3. The fold catches up; every event sent is accounted for.
         result |= await _drain(settings, folders, events_sent + probes, drain_limit, load_started)
+        # How far the arrivals outran the fold (the overload target asks for about 2): the
+        # rate asked for is a guess until the run has measured the fold's pace beside it.
+        pace = result["fold_per_s_under_load"]
+        result["arrivals_over_fold_pace"] = round(event_rate / pace, 2) if pace > 0 else None
         return result
     finally:
         for process in processes:
@@ -535,6 +546,12 @@ async def latency(
         await producer.stop()
         await asking.stop()
         await cleanup(settings, also=(echo_in, echo_out))
+
+
+def cost_growth(large: dict[str, Any], small: dict[str, Any]) -> float | None:
+    """CPU per event of the larger ingest over the smaller one's (1.0: flat)."""
+    big, little = large.get("scorer_cpu_us_per_event"), small.get("scorer_cpu_us_per_event")
+    return round(big / little, 2) if big and little else None
 
 
 def half_the_fold(results: dict[str, Any]) -> float:

@@ -218,6 +218,11 @@ async def group_members(settings: Settings, group: str | None = None) -> tuple[s
         [response] = await admin.describe_consumer_groups([group or settings.events_group])
     finally:
         await admin.close()
+    return described_group(response)
+
+
+def described_group(response: Any) -> tuple[str, int]:
+    """State and member count of the one group a ``DescribeGroups`` response describes."""
     described = response.groups[0]
     return str(described[2]), len(described[5])
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.run import half_the_fold, histogram_quantile
+from bench.run import cost_growth, half_the_fold, histogram_quantile
 from bench.soak import RssSample, by_window, rss_trend, slope_per_10_minutes
 
 NAME = "creditline_redis_operation_seconds"
@@ -90,3 +90,10 @@ def test_freshness_runs_at_half_the_folds_pace_under_overload_first() -> None:
     assert half_the_fold(both) == 1_235
     assert half_the_fold({"ingest": {"scorer_per_s": 3_344}}) == 1_672
     assert half_the_fold({}) == 1_000
+
+
+def test_the_cost_growth_is_the_larger_ingests_cpu_per_event_over_the_smallers() -> None:
+    large, small = {"scorer_cpu_us_per_event": 175.0}, {"scorer_cpu_us_per_event": 140.0}
+    assert cost_growth(large, small) == 1.25
+    assert cost_growth(large, {}) is None
+    assert cost_growth({"scorer_cpu_us_per_event": 0.0}, small) is None
