@@ -65,7 +65,7 @@ def spread(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if not values:
             continue
         out[".".join(path)] = {
-            "median": round(statistics.median(values), 1),
+            "median": round(statistics.median(values), 2),
             "min": min(values),
             "max": max(values),
             "runs": values,
