@@ -10,21 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from streams.adapters.kafka import decision_feed
-from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.decision_feed import DecisionTail
 from streams.settings import Settings
 from streams.topics import Topics
-from tests.conftest import cleanup, isolated, stack_settings
 from tests.support import produce
-
-
-@pytest.fixture
-async def kafka_settings() -> AsyncIterator[Settings]:
-    """Isolated topics on the real broker (Kafka only: runs once, not per Redis kind)."""
-    s = isolated(stack_settings(), partitions=4)
-    await ensure_topics(s)
-    yield s
-    await cleanup(s)
 
 
 @pytest.fixture
