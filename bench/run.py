@@ -204,6 +204,8 @@ async def ingest(
             # per event it is counted apart, or a small run would look dearer than it is.
             startup_cpu = None
             while await lag.look() > 0:
+                if any(p.process is not None and p.process.poll() is not None for p in procs):
+                    raise RuntimeError(f"a worker exited before the backlog was folded ({logs})")
                 if startup_cpu is None and await lag.members() == ("Stable", workers):
                     startup_cpu = sum(tree_cpu_seconds(p.process.pid) for p in procs if p.process)
                 await asyncio.sleep(LOOK_SECONDS)
