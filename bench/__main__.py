@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.repeat import FRESHNESS_RANK, KEY_FIGURES, summarised
+from bench.repeat import FRESHNESS_RANK, KEY_FIGURES, next_overload_rate, summarised
 from bench.run import LAYOUTS, cost_growth, half_the_fold, ingest, latency, machine
 from bench.soak import soak
 from streams.settings import Settings
@@ -44,7 +44,8 @@ def main() -> None:
         type=float,
         default=None,
         help="overload: events/s (default twice the fold's rate measured by ingest in the "
-        "same run, else 6,000)",
+        "same run, else 6,000; with --repeat, each later round at twice the fold's pace "
+        "measured under overload in the rounds before)",
     )
     parser.add_argument(
         "--freshness-rate",
@@ -110,11 +111,14 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
 
     async def default_worker_runs(
-        name: str, rate: float, why: str, rank: tuple[str, ...]
+        name: str, rate: float, why: str, rank: tuple[str, ...], aimed: bool = False
     ) -> dict[str, Any]:
-        """The default worker at ``rate`` events/s, ``--repeat`` times, summarised."""
-        runs = []
+        """The default worker at ``rate`` events/s, ``--repeat`` times, summarised; when
+        ``aimed``, each round after the first at twice the fold's pace measured so far."""
+        runs: list[dict[str, Any]] = []
         for round_ in range(args.repeat):
+            if aimed and runs:
+                rate = next_overload_rate(runs, rate)
             console.print(
                 f"{name}{rounds(round_, args.repeat)}: {args.seconds:.0f} s at {rate:,.0f} "
                 f"events/s ({why}) and {args.request_rate:,.0f} requests/s …"
@@ -161,7 +165,11 @@ def main() -> None:
             fold_rate = (results.get("ingest") or {}).get("scorer_per_s")
             rate = args.overload_rate or (2 * fold_rate if fold_rate else 6000)
             results["overload"] = await default_worker_runs(
-                "overload", rate, "twice the fold's rate", KEY_FIGURES[0]
+                "overload",
+                rate,
+                "twice the fold's rate",
+                KEY_FIGURES[0],
+                aimed=args.overload_rate is None,
             )
         if "freshness" in only:
             rate = args.freshness_rate or half_the_fold(results)

@@ -83,3 +83,19 @@ def summarised(runs: Sequence[dict[str, Any]], rank: Sequence[str]) -> dict[str,
     if len(runs) > 1:
         representative["repeated"] = {"count": len(runs), **spread(runs)}
     return representative
+
+
+def next_overload_rate(runs: Sequence[dict[str, Any]], rate: float) -> float:
+    """The arrival rate of the next overload round: twice the fold's median pace in the
+    rounds that outran it (events left behind at the end: the pace was its capacity), or
+    twice ``rate`` when none did. A first guess from a backfill's rate misses the fold's pace
+    beside live requests (×2.45 it, on 2026-12-05)."""
+    saturated = [
+        pace
+        for run in runs
+        if (figure(run, ("lag_at_end_of_load",)) or 0) > 0
+        and (pace := figure(run, ("fold_per_s_under_load",)))
+    ]
+    if not saturated:
+        return 2 * rate
+    return float(round(2 * statistics.median(saturated)))

@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from bench.repeat import FRESHNESS_RANK, KEY_FIGURES, figure, median_run, spread, summarised
+from bench.repeat import (
+    FRESHNESS_RANK,
+    KEY_FIGURES,
+    figure,
+    median_run,
+    next_overload_rate,
+    spread,
+    summarised,
+)
 from bench.run import half_the_fold
 
 
@@ -79,3 +87,17 @@ def test_freshness_after_repeated_overloads_runs_at_half_their_median_pace() -> 
     ]
     # The representative run (by decisions) has 4,000; the median pace is 3,800.
     assert half_the_fold({"overload": summarised(overloads, KEY_FIGURES[0])}) == 1_900
+
+
+def test_a_later_overload_round_aims_at_twice_the_pace_of_the_rounds_that_outran_the_fold() -> None:
+    outran = [
+        run(50.0, 1.0, fold_per_s_under_load=6_937, lag_at_end_of_load=304_148),
+        run(60.0, 1.0, fold_per_s_under_load=5_508, lag_at_end_of_load=397_882),
+        run(55.0, 1.0, fold_per_s_under_load=6_300, lag_at_end_of_load=345_776),
+    ]
+    assert next_overload_rate(outran, 15_446.0) == 12_600.0
+    # A round the fold kept up with measured the arrivals, not the fold: it does not count.
+    kept_up = run(10.0, 1.0, fold_per_s_under_load=1_854, lag_at_end_of_load=0)
+    assert next_overload_rate([kept_up, outran[0]], 4_000.0) == 13_874.0
+    # No round outran the fold: arrivals double.
+    assert next_overload_rate([kept_up], 4_000.0) == 8_000.0
