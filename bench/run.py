@@ -31,7 +31,7 @@ from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, free_port
-from tests.support import committed_lag, group_members, produce, wait_for
+from tests.support import group_members, produce, wait_for
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -581,17 +581,21 @@ async def _drain(
     pace while the load ran (events folded per second of it, beside the requests): under
     overload, the fold's capacity on this machine, which the freshness scenario halves."""
     topics = Topics.from_settings(settings).events
-    lag = await committed_lag(settings, topics)
-    load_seconds = time.perf_counter() - load_started
-    # The workers' gauge (refreshed every LAG_INTERVAL_SECONDS): an operator's view of it.
-    reported = max(
-        sum(f.counter("creditline_consumer_lag_records", topic=t) for t in topics) for f in folders
-    )
-    started = time.perf_counter()
-    while await committed_lag(settings, topics) > 0:
-        if time.perf_counter() - started > limit:
-            break
-        await asyncio.sleep(0.5)
+    # The load has stopped: the topics' ends no longer move, and the drain is watched with one
+    # request a look, not a new consumer and a request per partition.
+    async with BacklogLag(settings, topics, settings.events_group) as watch:
+        lag = await watch.look()
+        load_seconds = time.perf_counter() - load_started
+        # The workers' gauge (refreshed every LAG_INTERVAL_SECONDS): an operator's view of it.
+        reported = max(
+            sum(f.counter("creditline_consumer_lag_records", topic=t) for t in topics)
+            for f in folders
+        )
+        started = time.perf_counter()
+        while await watch.look() > 0:
+            if time.perf_counter() - started > limit:
+                break
+            await asyncio.sleep(0.5)
     drained = time.perf_counter() - started
     counted = sum(
         f.counter(name, topic=t)
