@@ -28,6 +28,13 @@ def main() -> None:
         default=100_000,
         help="footprint: users (about 3 events each)",
     )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        help="fold processes of every default worker (CREDITLINE_WORKER_FOLDS; default: as "
+        "the environment sets it, else 1)",
+    )
     parser.add_argument("--scale-events", type=int, default=200_000, help="scale-out: events")
     parser.add_argument("--seconds", type=float, default=60, help="latency: duration")
     parser.add_argument("--event-rate", type=float, default=2000, help="latency: events/s")
@@ -108,6 +115,8 @@ def main() -> None:
     logs.mkdir(exist_ok=True)
     console = Console()
     base = Settings()
+    if args.folds is not None:
+        base = base.model_copy(update={"worker_folds": args.folds})
     results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
 
     async def default_worker_runs(
@@ -130,7 +139,13 @@ def main() -> None:
         if "ingest" in only:
             console.print(f"ingest: {args.events:,} events, {args.users:,} users …")
             results["ingest"] = await ingest(
-                base, args.events, args.users, 1, logs, True, with_peer=not args.no_peer
+                base,
+                args.events,
+                args.users,
+                1,
+                logs,
+                True,
+                with_peer=not args.no_peer,
             )
             # The same history depth at a tenth of the size: is the cost per event flat?
             tenth = max(1, args.events // 10), max(1, args.users // 10)

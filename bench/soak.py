@@ -138,7 +138,11 @@ async def soak(
         await producer.start()
         await replies.start()
         worker.start()
-        await wait_for(lambda: group_is(settings, ("Stable", 1)), timeout=120, message="fold")
+        await wait_for(
+            lambda: group_is(settings, ("Stable", settings.worker_folds)),
+            timeout=120,
+            message="fold",
+        )
         started = time.perf_counter()
 
         def request(i: int) -> Record:

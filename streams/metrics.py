@@ -56,6 +56,9 @@ COUNTED_IN_EVERY_PROCESS = (
     "creditline_policy_rejected_total",
     "creditline_scorecard_rejected_total",
 )
+#: Gauges of a share of the work, each process measuring its own (the reviews due in its
+#: partitions): a role-``all`` worker's /metrics shows their sum over its fold processes.
+SUMMED_ACROSS_PROCESSES = ("creditline_status_reviews_due",)
 #: Outcomes of ``GET /v1/decisions/{request_id}``.
 HTTP_LOOKUP_OUTCOMES = ("found", "pending", "unknown", "invalid", "unavailable")
 

@@ -213,6 +213,16 @@ class Settings(BaseSettings):
         "answered at once), or on the worker's own event loop (`inline`: one process, but "
         "a request can wait for the batch being folded).",
     )
+    worker_folds: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="How many fold processes a worker of role `all` (with WORKER_FOLD=process) "
+        "starts, watches and stops: they share the event topics' partitions in the worker's "
+        "group, as that many `events` workers would, behind the worker's one `/metrics` and "
+        "`/healthz`. More than one uses more cores for a backlog (2 on 2 shared cores: "
+        "ingest ×1.4, docs/sizing.md); more than the event topics' partitions leaves some idle.",
+    )
     worker_fold_nice: int = Field(
         19,
         ge=0,

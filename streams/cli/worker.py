@@ -12,7 +12,7 @@ from streams.cli.root import app, run
 from streams.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from streams.runtime.fold_process import FoldProcess
+    from streams.runtime.fold_process import FoldProcesses
 
 
 class Role(StrEnum):
@@ -38,7 +38,7 @@ def worker(
         ensure_topics,
     )
     from streams.runtime.faust_setup import hold_stop_signals
-    from streams.runtime.fold_process import FoldProcess
+    from streams.runtime.fold_process import FoldProcesses
 
     settings = get_settings()
     if role is not None:
@@ -58,27 +58,27 @@ def worker(
     if settings.worker_role != "all" or settings.worker_fold != "process":
         _run_worker(settings)
         return
-    fold = FoldProcess(settings)
-    fold.start(_run_worker)  # forked here: no thread and no event loop exist yet
+    folds = FoldProcesses(settings)
+    folds.start(_run_worker)  # forked here: no thread and no event loop exist yet
     try:
-        _run_worker(settings, fold)
+        _run_worker(settings, folds)
     finally:
-        # The fold was asked to stop as the worker stopped; give it time to commit.
-        fold.stop(timeout=FOLD_STOP_SECONDS)
+        # The folds were asked to stop as the worker stopped; give them time to commit.
+        folds.stop(timeout=FOLD_STOP_SECONDS)
 
 
-#: How long a stopping worker waits for its fold process to finish its batch in flight.
+#: How long a stopping worker waits for its fold processes to finish their batches in flight.
 FOLD_STOP_SECONDS = 30.0
 
 
-def _run_worker(settings: Settings, fold: FoldProcess | None = None) -> None:
+def _run_worker(settings: Settings, folds: FoldProcesses | None = None) -> None:
     """Run the Faust app of these settings until it stops (raises SystemExit)."""
     from streams.metrics import Metrics
     from streams.runtime.app import build_app
     from streams.runtime.faust_setup import StoppableWorker
     from streams.runtime.tuning import tune_garbage_collector
 
-    faust_app = build_app(settings, Metrics(), fold)
+    faust_app = build_app(settings, Metrics(), folds)
     tune_garbage_collector()
     StoppableWorker(faust_app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

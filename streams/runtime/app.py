@@ -13,9 +13,10 @@ commit them once the services are done (see :mod:`streams.runtime.bootstrap` for
 * Faust's own Kafka consumer is off (:func:`~streams.runtime.faust_setup.faust_app`): Faust
   runs the tasks, the producer and the web pages, and consumes nothing.
 * ``tick_shells`` (timer) and ``export_consumer_lag`` (task); ``/metrics`` and ``/healthz``.
-* In role ``all`` with ``WORKER_FOLD=process`` (the default), ``fold_events`` runs in a
-  process of its own (:mod:`streams.runtime.fold_process`) and ``watch_fold`` stops the
-  worker when that process stops; ``/metrics`` adds up both processes' metrics.
+* In role ``all`` with ``WORKER_FOLD=process`` (the default), ``fold_events`` runs in
+  ``WORKER_FOLDS`` processes of its own (:mod:`streams.runtime.fold_process`) and
+  ``watch_fold`` stops the worker when one of them stops; ``/metrics`` adds up every
+  process's metrics.
 * With ``answer_loan_requests``, the HTTP decision API (:mod:`streams.runtime.http_api`):
   ``POST /v1/decisions``, ``GET /v1/decisions/{request_id}`` and the decision topic's tail.
 """
@@ -42,7 +43,7 @@ from streams.metrics import Metrics
 from streams.runtime.bootstrap import Components
 from streams.runtime.exposition import merge_pages
 from streams.runtime.faust_setup import faust_app
-from streams.runtime.fold_process import FoldProcess
+from streams.runtime.fold_process import FoldProcesses
 from streams.runtime.http_api import DecisionApi
 from streams.service.decide import LoanDecider
 from streams.service.fold import EventFolder
@@ -60,12 +61,12 @@ FOLD_WATCH_SECONDS = 0.5
 class _Worker:
     """The worker's units, registered on a Faust app; each is small and named."""
 
-    def __init__(self, app: faust.App, parts: Components, fold: FoldProcess | None) -> None:
+    def __init__(self, app: faust.App, parts: Components, folds: FoldProcesses | None) -> None:
         self.app = app
         self.parts = parts
         self.settings = parts.settings
-        #: The fold's own process (role ``all``, ``WORKER_FOLD=process``), else None.
-        self.fold = fold
+        #: The fold's own processes (role ``all``, ``WORKER_FOLD=process``), else None.
+        self.folds = folds
         #: The running event folder and loan decider (whichever this worker's role runs).
         self.shells: list[EventFolder | LoanDecider] = []
 
@@ -171,13 +172,15 @@ class _Worker:
         )
 
     async def watch_fold(self) -> None:
-        """Stop the worker when its fold process stops: requests would still be answered,
-        on state that no longer moves, behind a healthy endpoint."""
-        fold = self.fold
-        assert fold is not None
+        """Stop the worker when one of its fold processes stops: requests would still be
+        answered, on state that no longer moves (or with fewer folds than asked for), behind a
+        healthy endpoint."""
+        folds = self.folds
+        assert folds is not None
         while not self.stopping():
-            code = fold.exit_code()
-            if code is not None and not fold.stopping:
+            fold = folds.stopped_on_its_own()
+            if fold is not None:
+                code = fold.exit_code()
                 log.critical(
                     "the event fold (process %s) stopped with exit code %s; stopping the worker",
                     fold.pid,
@@ -222,15 +225,15 @@ class _Worker:
 
     async def metrics_page(self, web: Any, request: Any) -> Any:
         page = generate_latest(self.parts.metrics.registry)
-        if self.fold is not None:
+        if self.folds is not None:
             async with aiohttp.ClientSession() as session:
-                folds = await self.fold.metrics_text(session)
+                folds = await self.folds.metrics_texts(session)
             if folds is None:
                 # Half the counters would look like a restart to the scraper: no page at all
                 # marks this scrape failed instead.
                 return web.text("the event fold's metrics cannot be read\n", status=503)
             if folds:
-                page = merge_pages([page.decode(), folds])
+                page = merge_pages([page.decode(), *folds])
         return web.bytes(page, content_type="text/plain; version=0.0.4")
 
     async def health_page(self, web: Any, request: Any) -> Any:
@@ -240,14 +243,19 @@ class _Worker:
             "role": self.settings.worker_role,
             "policy": self.parts.policies.current.version,
         }
-        if self.fold is None:
+        if self.folds is None:
             return web.json(health)
-        running = self.fold.running()
-        health["fold"] = {
-            "process": self.fold.pid,
-            "running": running,
-            "metrics": f"http://127.0.0.1:{self.fold.port}/metrics",
-        }
+        running = self.folds.running()
+        health["folds"] = [
+            {
+                "process": fold.pid,
+                "running": fold.running(),
+                "metrics": f"http://127.0.0.1:{fold.port}/metrics",
+            }
+            for fold in self.folds.processes
+        ]
+        # The first alone, as before there were several (kept for what reads it).
+        health["fold"] = health["folds"][0]
         if not running:
             health["status"] = "fold stopped"
         return web.json(health, status=200 if running else 503)
@@ -258,14 +266,14 @@ class _Worker:
         app.task(self.follow_policies)
         app.timer(interval=SHELL_TICK_SECONDS, name="tick_shells")(self.tick_shells)
         app.task(self.export_consumer_lag)
-        if self.fold is not None:
-            fold = self.fold
+        if self.folds is not None:
+            folds = self.folds
             app.task(self.watch_fold)
 
             async def stop_fold(sender: Any, /, *args: Any, **kwargs: Any) -> None:
                 # As the worker stops, the fold stops too (committing its batch in flight);
                 # the command line waits for it once the worker has stopped.
-                fold.terminate()
+                folds.terminate()
 
             app.on_before_shutdown.connect(stop_fold)
         elif settings.worker_role in ("all", "events"):
@@ -285,12 +293,14 @@ class _Worker:
         app.page("/healthz")(healthz)
 
 
-def build_app(settings: Settings, metrics: Metrics, fold: FoldProcess | None = None) -> faust.App:
-    """The worker's Faust app for these settings; with ``fold``, the event fold is that
-    process's and this app answers loan requests (role ``all``)."""
+def build_app(
+    settings: Settings, metrics: Metrics, folds: FoldProcesses | None = None
+) -> faust.App:
+    """The worker's Faust app for these settings; with ``folds``, the event fold is those
+    processes' and this app answers loan requests (role ``all``)."""
     app = faust_app(settings)
     parts = Components(settings, metrics, FaustSink(app), should_stop=lambda: app.should_stop)
-    _Worker(app, parts, fold).register()
+    _Worker(app, parts, folds).register()
     return app
 
 

@@ -1,4 +1,4 @@
-"""One ``/metrics`` page from several processes' pages (a role-``all`` worker and its fold).
+"""One ``/metrics`` page from several processes' pages (a role-``all`` worker and its folds).
 
 Every process registers the same metric definitions (:mod:`streams.metrics`), so the pages
 have the same families; a scraper must see one series per label set, as from one process:
@@ -7,10 +7,12 @@ have the same families; a scraper must see one series per label set, as from one
   up — each process counts its own records, decisions and batches — except the counters
   every process counts alike (:data:`streams.metrics.COUNTED_IN_EVERY_PROCESS`: each reads
   the policy topic), which take the largest;
-* gauges take the largest value: a gauge is either set by one process only (the other
-  shows its initial 0: the fold's last batch time, the decider's HTTP requests waiting) or
-  reports the same shared fact in both (the policy and scorecard in force, the lag that
-  both measure from outside), where the largest is that fact;
+* gauges take the largest value: a gauge is either set by one kind of process only (the
+  other shows its initial 0: the fold's last batch time, the decider's HTTP requests
+  waiting) or reports the same shared fact in each (the policy and scorecard in force, the
+  lag that all measure from outside), where the largest is that fact — except the gauges
+  of a share of the work (:data:`streams.metrics.SUMMED_ACROSS_PROCESSES`: the reviews due
+  in each fold's partitions), which add up;
 * ``_created`` series (when a series began) take the earliest.
 
 The merge reads the pages line by line rather than through ``prometheus_client``'s parser:
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 
 from prometheus_client.utils import floatToGoString
 
-from streams.metrics import COUNTED_IN_EVERY_PROCESS
+from streams.metrics import COUNTED_IN_EVERY_PROCESS, SUMMED_ACROSS_PROCESSES
 
 _ADDED = frozenset({"counter", "histogram", "summary"})
 
@@ -41,6 +43,8 @@ def _combine(family: str, kind: str, sample: str, a: float, b: float) -> float:
     if family.endswith("_created"):
         return min(a, b)
     if kind in _ADDED and sample not in COUNTED_IN_EVERY_PROCESS:
+        return a + b
+    if sample in SUMMED_ACROSS_PROCESSES:
         return a + b
     return max(a, b)
 

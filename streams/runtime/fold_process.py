@@ -18,6 +18,7 @@ a loan request would wait for the batch being folded. So ``creditline worker`` (
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import multiprocessing
@@ -58,11 +59,16 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_loopback_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (bound at once, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _run_fold(parent: int, settings: Settings, run: Callable[[Settings], None]) -> None:
@@ -75,14 +81,14 @@ def _run_fold(parent: int, settings: Settings, run: Callable[[Settings], None]) 
 class FoldProcess:
     """The child process folding the event topics for a role-``all`` worker."""
 
-    def __init__(self, settings: Settings) -> None:
-        #: The worker's settings as the fold runs them: role ``events``, metrics on a free
-        #: loopback port.
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        #: The worker's settings as the fold runs them: role ``events``, metrics on ``port``
+        #: (default: a free one) on the loopback address.
         self.settings = settings.model_copy(
             update={
                 "worker_role": "events",
                 "web_host": "127.0.0.1",
-                "web_port": _free_loopback_port(),
+                "web_port": port if port is not None else _free_loopback_ports(1)[0],
             }
         )
         self.process: multiprocessing.process.BaseProcess | None = None
@@ -160,3 +166,50 @@ class FoldProcess:
         if time.monotonic() - self._page_read_at <= METRICS_MAX_AGE_SECONDS:
             return self._page
         return None
+
+
+class FoldProcesses:
+    """The fold processes of a role-``all`` worker (``CREDITLINE_WORKER_FOLDS``): each is a
+    member of the worker's event group, folding its share of the partitions as an ``events``
+    worker would; the worker starts, watches and stops them as one."""
+
+    def __init__(self, settings: Settings) -> None:
+        ports = _free_loopback_ports(settings.worker_folds)
+        self.processes = [FoldProcess(settings, port) for port in ports]
+
+    def start(self, run: Callable[[Settings], None]) -> None:
+        """Fork every child (see :meth:`FoldProcess.start`)."""
+        for process in self.processes:
+            process.start(run)
+
+    def stopped_on_its_own(self) -> FoldProcess | None:
+        """A child that stopped without being asked to, if any."""
+        for process in self.processes:
+            if process.exit_code() is not None and not process.stopping:
+                return process
+        return None
+
+    def running(self) -> bool:
+        """True while every child runs."""
+        return all(process.running() for process in self.processes)
+
+    def terminate(self) -> None:
+        """Ask every child to stop gracefully."""
+        for process in self.processes:
+            process.terminate()
+
+    def stop(self, timeout: float) -> None:
+        """Stop every child: all asked at once, each killed if it still runs once ``timeout``
+        (one deadline for them all) has passed."""
+        self.terminate()
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            process.stop(timeout=max(0.0, deadline - time.monotonic()))
+
+    async def metrics_texts(self, session: aiohttp.ClientSession) -> list[str] | None:
+        """Every child's /metrics page (see :meth:`FoldProcess.metrics_text`), those not read
+        yet left out; None when one is too old to stand in."""
+        pages = await asyncio.gather(*(p.metrics_text(session) for p in self.processes))
+        if any(page is None for page in pages):
+            return None
+        return [page for page in pages if page]

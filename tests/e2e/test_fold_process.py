@@ -9,9 +9,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.adapters.kafka.admin import ensure_topics
 from streams.devtools.simulation import population_events, requests, to_record
@@ -20,7 +23,13 @@ from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup
 from tests.e2e.conftest import WorkerProcess, running_worker
-from tests.support import assert_redis_matches_reference, produce, read_topic, wait_for
+from tests.support import (
+    assert_redis_matches_reference,
+    group_members,
+    produce,
+    read_topic,
+    wait_for,
+)
 
 USERS = 12
 SEED = 23
@@ -122,6 +131,68 @@ async def _one_worker_two_processes(worker: WorkerProcess) -> None:
     fold_only = fold_page(worker)
     assert "creditline_decisions_total{" not in fold_only  # the fold answers none
     assert f'creditline_records_applied_total{{topic="{topics.repayments}"}}' in fold_only
+
+
+async def test_several_folds_share_the_partitions_behind_one_worker(
+    worker_settings: Settings, tmp_path: Path
+) -> None:
+    settings = worker_settings.model_copy(update={"worker_folds": 2})
+    topics = Topics.from_settings(settings)
+    log = tmp_path / "worker.log"
+    async with running_worker(settings, log) as worker:
+        assert worker.process is not None
+        status, body = health(worker)
+        assert status == 200, body
+        assert body["fold"] == body["folds"][0]  # what read the one fold still reads it
+        pids = [int(fold["process"]) for fold in body["folds"]]
+        assert len(set(pids)) == 2 and all(fold["running"] for fold in body["folds"])
+        assert all(int(proc_stat(pid)[1]) == worker.process.pid for pid in pids)
+
+        async def both_members() -> bool:
+            return await group_members(settings) == ("Stable", 2)
+
+        await wait_for(both_members, message="both folds in the events group")
+        now = datetime.now(UTC)
+        events = population_events(MANY_USERS, SEED, now)
+        await produce(
+            settings, [(topics.topic_for(r.kind), r.key, r.value) for r in map(to_record, events)]
+        )
+        await assert_redis_matches_reference(settings, events)
+
+        # Each fold folded its share; the worker's /metrics counts every event once.
+        async def counted() -> bool:
+            applied = sum(
+                worker.counter("creditline_records_applied_total", topic=t) for t in topics.events
+            )
+            return applied == len(events)
+
+        await wait_for(counted, message="every event counted on the worker's /metrics")
+        shares = [_applied_on(fold["metrics"], topics.events) for fold in body["folds"]]
+        assert sum(shares) == len(events) and min(shares) > 0, shares
+
+        # One fold that stops stops the worker (exit 1), as with one.
+        os.kill(pids[1], signal.SIGKILL)
+        running = worker.process
+        await wait_for(_async(lambda: running.poll() is not None), message="the worker to stop")
+        assert running.returncode == 1
+        assert f"the event fold (process {pids[1]}) stopped with exit code -9" in log.read_text()
+        await wait_for(_async(lambda: dead(pids[0])), timeout=40, message="the other fold to stop")
+
+
+#: Enough users that both folds' partitions hold some (keys hash to partitions fixedly).
+MANY_USERS = 48
+
+
+def _applied_on(url: str, topics: Sequence[str]) -> float:
+    """Records applied on one fold's own /metrics page."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "creditline_records_applied_total" and s.labels.get("topic") in topics
+    )
 
 
 async def test_the_worker_and_its_fold_stop_together(

@@ -1,4 +1,4 @@
-"""One /metrics page from a role-all worker's two processes."""
+"""One /metrics page from a role-all worker's processes (the decider and its folds)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,23 @@ def test_counters_and_histograms_add_up_and_gauges_keep_the_fact() -> None:
     assert merged[("creditline_policy_rejected_total", ())] == 2
     assert merged[("creditline_consumer_lag_records", (("topic", "t.repayments"),))] == 40
     assert merged[("creditline_build_info", tuple(sorted(_build_labels(decider))))] == 1
+
+
+def test_with_two_folds_each_share_adds_up_and_the_shared_facts_are_kept_once() -> None:
+    decider, first = two_processes()
+    second = Metrics(CollectorRegistry())
+    second.records_applied.labels("t.repayments").inc(5)
+    second.last_batch_timestamp.set(1_700_000_009)
+    second.policy_rejected.inc(2)
+    second.consumer_lag.labels("t.repayments").set(40)
+    first.reviews_due.set(4)
+    second.reviews_due.set(6)  # each fold's own partitions: the worker has 10 due
+    merged = samples(merge_pages([page(decider), page(first), page(second)]).decode())
+    assert merged[("creditline_records_applied_total", (("topic", "t.repayments"),))] == 12
+    assert merged[("creditline_status_reviews_due", ())] == 10
+    assert merged[("creditline_last_batch_timestamp_seconds", ())] == 1_700_000_009
+    assert merged[("creditline_policy_rejected_total", ())] == 2
+    assert merged[("creditline_consumer_lag_records", (("topic", "t.repayments"),))] == 40
 
 
 def test_every_series_of_either_page_is_on_the_merged_one_once() -> None:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from streams.runtime import fold_process
-from streams.runtime.fold_process import FoldProcess
+from streams.runtime.fold_process import FoldProcess, FoldProcesses
 from streams.settings import Settings
 
 
@@ -27,6 +27,14 @@ def test_the_fold_runs_the_worker_settings_as_role_events_on_a_loopback_port() -
     )
     assert fold.port != worker.web_port
     assert fold.pid is None and fold.exit_code() is None and not fold.running()
+
+
+def test_several_folds_each_have_a_loopback_port_of_their_own() -> None:
+    folds = FoldProcesses(Settings().model_copy(update={"worker_folds": 3}))
+    ports = [fold.port for fold in folds.processes]
+    assert len(set(ports)) == 3
+    assert all(fold.settings.worker_role == "events" for fold in folds.processes)
+    assert folds.stopped_on_its_own() is None and not folds.running()
 
 
 class Page:
