@@ -154,6 +154,10 @@ async def used_memory(settings: Settings) -> int:
         await client.aclose()
 
 
+#: A consumer group's states once a member has joined it.
+JOINED_STATES = ("PreparingRebalance", "CompletingRebalance", "Stable")
+
+
 async def ingest(
     base: Settings,
     events: int,
@@ -209,9 +213,10 @@ async def ingest(
             while await lag.look() > 0:
                 if any(p.process is not None and p.process.poll() is not None for p in procs):
                     raise RuntimeError(f"a worker exited before the backlog was folded ({logs})")
-                # The first member's start ends when the group is first stable: the folds
-                # joining after it count as folding (a few CPU seconds more, never fewer).
-                if startup_cpu is None and (await lag.members())[0] == "Stable":
+                # The start ends when the first member joins the group (its state leaves
+                # Empty). Not when it is first Stable: with several folds the next one's join
+                # comes milliseconds later and holds the group until the first batch is done.
+                if startup_cpu is None and (await lag.members())[0] in JOINED_STATES:
                     startup_cpu = sum(tree_cpu_seconds(p.process.pid) for p in procs if p.process)
                 await asyncio.sleep(LOOK_SECONDS)
         while sum(p.counter("creditline_records_applied_total") for p in procs) < events:  # noqa: ASYNC110 - polling another process

@@ -13,7 +13,10 @@ a loan request would wait for the batch being folded. So ``creditline worker`` (
 * when it stops on its own, the worker stops too (exit code 1), so whatever restarts
   workers restarts both, and a fold that cannot run never hides behind a healthy endpoint;
 * it serves its metrics on a loopback port of its own; the worker's ``/metrics`` is the sum
-  of both (:mod:`streams.runtime.exposition`), its ``/healthz`` reports the child.
+  of every process's (:mod:`streams.runtime.exposition`), its ``/healthz`` reports each child;
+* with ``WORKER_FOLDS`` above 1 (:class:`FoldProcesses`) there are that many children, each
+  a member of the worker's events group folding its share of the partitions, as that many
+  ``--role events`` workers would; one stopping stops the worker.
 """
 
 from __future__ import annotations
