@@ -103,3 +103,55 @@ def test_a_stopping_fold_gets_one_sigterm_however_often_it_is_asked(tmp_path: Pa
     fold.stop(timeout=10)  # as the command line waits for it
     assert fold.exit_code() == 0
     assert log.read_text() == "1"
+
+
+def _stubborn(log: Path, settings: Settings) -> None:
+    """A stand-in fold that ignores SIGTERM (a batch that never ends)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    log.write_text("ready")
+    while True:
+        time.sleep(0.05)
+
+
+def _obliging(log: Path, settings: Settings) -> None:
+    """A stand-in fold that stops at once on SIGTERM."""
+    log.write_text("ready")
+    while True:
+        time.sleep(0.05)
+
+
+def test_stopping_several_folds_asks_all_at_once_and_kills_only_what_outlives_the_deadline(
+    tmp_path: Path,
+) -> None:
+    folds = FoldProcesses(Settings().model_copy(update={"worker_folds": 2}))
+    stubborn, obliging = folds.processes
+    stubborn.start(partial(_stubborn, tmp_path / "stubborn"))
+    obliging.start(partial(_obliging, tmp_path / "obliging"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(
+        (tmp_path / name).exists() for name in ("stubborn", "obliging")
+    ):
+        time.sleep(0.01)
+    assert folds.running() and folds.stopped_on_its_own() is None
+    started = time.monotonic()
+    folds.stop(timeout=1.0)
+    assert 1.0 <= time.monotonic() - started < 5.0  # one deadline, not one per fold
+    assert stubborn.exit_code() == -signal.SIGKILL
+    assert obliging.exit_code() == -signal.SIGTERM
+    assert not folds.running()
+    assert folds.stopped_on_its_own() is None  # both were asked to stop
+
+
+def test_a_fold_that_stops_by_itself_is_told_apart(tmp_path: Path) -> None:
+    folds = FoldProcesses(Settings().model_copy(update={"worker_folds": 2}))
+    first, second = folds.processes
+    first.start(partial(_obliging, tmp_path / "first"))
+    second.start(partial(_obliging, tmp_path / "second"))
+    try:
+        assert second.process is not None
+        second.process.kill()
+        second.process.join(10)
+        assert folds.stopped_on_its_own() is second
+        assert not folds.running()
+    finally:
+        folds.stop(timeout=5.0)
