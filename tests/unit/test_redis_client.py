@@ -67,9 +67,17 @@ def test_commands_are_packed_by_hiredis_into_the_bytes_redis_py_packs(
         (b"CLIENT SETNAME", "x"),
         ("PING",),
         ("SET", "k", b"v" * 70_000),  # beyond redis-py's buffer cutoff: chunked there
+        ("ZADD", "z", 1 / 3, "a", 5e-324, "b", 1e20, "c", -0.0, "d", 2**64, "e", -(2**63), "f"),
+        ("SET", memoryview(b"k"), bytearray(b"v")),  # bytes-like kinds hiredis does not take
     ]
     for command in commands:
         assert b"".join(fast.pack_command(*command)) == b"".join(plain.pack_command(*command))
+    wrongs: list[Any] = [True, None, [1]]
+    for wrong in wrongs:  # redis-py's own error, not hiredis's
+        with pytest.raises(redis.exceptions.DataError):
+            fast.pack_command("SET", "k", wrong)
+    with pytest.raises(UnicodeEncodeError):
+        fast.pack_command("SET", "k", "\udcff")
 
 
 def test_tls_files_need_a_rediss_url_and_a_certificate_needs_its_key(tmp_path: Path) -> None:

@@ -120,7 +120,18 @@ class _CreditlineConnection(AbstractConnection):
             args = (*head.encode().split(), *args[1:])
         elif b" " in head:
             args = (*head.split(), *args[1:])
-        return [hiredis.pack_command(tuple(map(self.encoder.encode, args)))]
+        encoder = self.encoder
+        if encoder.encoding == "utf-8" and encoder.encoding_errors == "strict":
+            try:
+                # hiredis encodes str as strict UTF-8 and ints and floats by their repr, as
+                # redis-py's encoder does (a Python call per argument: 2 % of the fold). It
+                # refuses every other type (bool, None, bytearray): those go through the
+                # encoder, for its bytes or its own error.
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass
+        encoded: tuple[Any, ...] = tuple(map(_hiredis_bytes, map(encoder.encode, args)))
+        return [hiredis.pack_command(encoded)]
 
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
@@ -137,6 +148,11 @@ class _CreditlineConnection(AbstractConnection):
             # is never taken for the next command's.
             await self.disconnect(nowait=True)
             raise asyncio.CancelledError
+
+
+def _hiredis_bytes(encoded: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """An encoded argument as hiredis takes it (not a bytearray)."""
+    return bytes(encoded) if isinstance(encoded, bytearray) else encoded
 
 
 _CONNECTIONS: dict[type[AbstractConnection], type[AbstractConnection]] = {}
