@@ -105,6 +105,8 @@ def main() -> None:
     if args.repeat < 1:
         parser.error("--repeat: at least 1")
     only = set(args.only or ["ingest", "latency", "overload", "freshness", "footprint", "scale"])
+    if args.folds is not None and args.folds < 1:
+        parser.error("--folds: at least 1")
     layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
     unknown = set(layouts) - set(LAYOUTS)
     if unknown:
@@ -139,13 +141,7 @@ def main() -> None:
         if "ingest" in only:
             console.print(f"ingest: {args.events:,} events, {args.users:,} users …")
             results["ingest"] = await ingest(
-                base,
-                args.events,
-                args.users,
-                1,
-                logs,
-                True,
-                with_peer=not args.no_peer,
+                base, args.events, args.users, 1, logs, True, with_peer=not args.no_peer
             )
             # The same history depth at a tenth of the size: is the cost per event flat?
             tenth = max(1, args.events // 10), max(1, args.users // 10)
