@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.fold_cpu import fold_cpu
 from bench.repeat import FRESHNESS_RANK, KEY_FIGURES, next_overload_rate, summarised
 from bench.run import LAYOUTS, cost_growth, half_the_fold, ingest, latency, machine
 from bench.soak import soak
@@ -90,9 +91,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     parser.add_argument(
         "--only",
-        choices=["ingest", "latency", "overload", "freshness", "footprint", "scale", "soak"],
+        choices=[
+            "ingest",
+            "latency",
+            "overload",
+            "freshness",
+            "footprint",
+            "scale",
+            "soak",
+            "fold",
+        ],
         action="append",
-        help="run only these scenarios (soak runs only when named: `make bench-soak`)",
+        help="run only these scenarios (soak runs only when named: `make bench-soak`; fold, "
+        "the fold's CPU per event in this process against Redis alone, only when named)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -203,6 +214,12 @@ def main() -> None:
                 "speedup": round(two["scorer_per_s"] / one["scorer_per_s"], 2),
             }
 
+        if "fold" in only:
+            fold_events = max(1000, args.events * 2 // 5)  # 200,000 of the default 500,000
+            console.print(f"fold alone: {fold_events:,} events, {args.repeat} round(s) …")
+            results["fold"] = await fold_cpu(
+                base, fold_events, max(100, fold_events // 10), args.repeat
+            )
         if "soak" in only:
             console.print(
                 f"soak: {args.soak_minutes:.0f} min at {args.event_rate:,.0f} events/s and "
@@ -233,6 +250,7 @@ def render(results: dict[str, Any]) -> Table:
         "footprint",
         "scale_out",
         "soak",
+        "fold",
     )
     for scenario in scenarios:
         for key, value in (results.get(scenario) or {}).items():
