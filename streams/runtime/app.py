@@ -245,7 +245,6 @@ class _Worker:
         }
         if self.folds is None:
             return web.json(health)
-        running = self.folds.running()
         health["folds"] = [
             {
                 "process": fold.pid,
@@ -256,6 +255,8 @@ class _Worker:
         ]
         # The first alone, as before there were several (kept for what reads it).
         health["fold"] = health["folds"][0]
+        # From the entries shown: a fold stopping meanwhile cannot leave a 200 naming it stopped.
+        running = all(fold["running"] for fold in health["folds"])
         if not running:
             health["status"] = "fold stopped"
         return web.json(health, status=200 if running else 503)
