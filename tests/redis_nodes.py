@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -17,15 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.devtools.stack.local import StackError, port_open
+from streams.runtime.net import free_loopback_ports
 
 LOOPBACK = "127.0.0.1"
 
 
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port nothing listens on right now (the OS picks it). To start a process that
+    needs several ports, take them from one :func:`free_ports` call instead."""
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct TCP ports nothing listens on right now."""
+    return free_loopback_ports(count, host)
 
 
 def _binary(name: str) -> str:
@@ -116,7 +120,7 @@ class LocalRedisCluster:
         if self.masters < 3:
             raise StackError("a Redis Cluster needs at least 3 masters")
         for index in range(self.masters):
-            port = free_port(self.host)
+            port, bus_port = free_ports(2, self.host)
             self.nodes.append(
                 RedisServer(
                     self.directory / f"node-{index}",
@@ -126,7 +130,7 @@ class LocalRedisCluster:
                         str(port),
                         # The bus port is chosen too: port + 10000 may be taken or out of range.
                         "--cluster-port",
-                        str(free_port(self.host)),
+                        str(bus_port),
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",

@@ -27,13 +27,13 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
 
 import aiohttp
 
+from streams.runtime.net import free_loopback_ports
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,18 +62,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _free_loopback_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (bound at once, so none is handed out twice)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _run_fold(parent: int, settings: Settings, run: Callable[[Settings], None]) -> None:
     _die_with_parent(parent)
     if settings.worker_fold_nice:
@@ -91,7 +79,7 @@ class FoldProcess:
             update={
                 "worker_role": "events",
                 "web_host": "127.0.0.1",
-                "web_port": port if port is not None else _free_loopback_ports(1)[0],
+                "web_port": port if port is not None else free_loopback_ports(1)[0],
             }
         )
         self.process: multiprocessing.process.BaseProcess | None = None
@@ -177,7 +165,7 @@ class FoldProcesses:
     worker would; the worker starts, watches and stops them as one."""
 
     def __init__(self, settings: Settings) -> None:
-        ports = _free_loopback_ports(settings.worker_folds)
+        ports = free_loopback_ports(settings.worker_folds)
         self.processes = [FoldProcess(settings, port) for port in ports]
 
     def start(self, run: Callable[[Settings], None]) -> None:

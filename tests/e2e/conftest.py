@@ -37,18 +37,20 @@ from streams.devtools.stack.kafka import BrokerTls, KafkaCluster, KafkaNode
 from streams.settings import ENV_PREFIX, Settings
 from tests.conftest import cleanup, isolated
 from tests.redis_nodes import free_port as free_port  # re-exported for the tests
+from tests.redis_nodes import free_ports
 
 
 def private_kafka(root: Path, nodes: int, tls: BrokerTls | None = None) -> KafkaCluster:
     """A Kafka cluster of the test's own: ``nodes`` nodes on free loopback ports, data in
     ``root``, jars from the local stack's cache. Call ``start()`` and, always, ``stop()``."""
     libs = LocalStack(Settings()).ensure_kafka_jars()
+    ports = free_ports(2 * nodes)  # one call: ports taken one by one can repeat
     return KafkaCluster(
         base=root / "kafka",
         run_dir=root / "run",
         log_dir=root / "logs",
         libs=libs,
-        nodes=[KafkaNode(i, free_port(), free_port()) for i in range(1, nodes + 1)],
+        nodes=[KafkaNode(i, ports[2 * i - 2], ports[2 * i - 1]) for i in range(1, nodes + 1)],
         heap="384m",
         tls=tls,
     )
