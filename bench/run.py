@@ -27,6 +27,7 @@ from streams.adapters.kafka.read import topic_partitions
 from streams.adapters.redis.client import redis_client
 from streams.adapters.redis.keys import KeyLayout
 from streams.core import compiled
+from streams.runtime.fold_process import fold_count
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -171,7 +172,7 @@ async def ingest(
     processes) and (``with_peer``) the Quix Streams peer running creditline's core over the
     same records."""
     settings = isolated(base, partitions=12)
-    folds = settings.worker_folds
+    folds = fold_count(settings)
     await ensure_topics(settings)
     try:
         records = list(bench_records(events, users, seed=11, settings=settings))
@@ -497,7 +498,7 @@ async def latency(
         for process in processes:
             process.start()
         # Measured once the fold consumes (its process starts beside the worker's loop).
-        members = {"split": event_workers, "inline": 1}.get(layout, settings.worker_folds)
+        members = {"split": event_workers, "inline": 1}.get(layout, fold_count(settings))
         await wait_for(
             lambda: group_is(settings, ("Stable", members)), timeout=120, message="the fold"
         )

@@ -23,6 +23,7 @@ from bench.run import REPLY_FETCH_WAIT_MS, Pacer, group_is, summary_ms
 from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options, producer_options
+from streams.runtime.fold_process import fold_count
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -139,7 +140,7 @@ async def soak(
         await replies.start()
         worker.start()
         await wait_for(
-            lambda: group_is(settings, ("Stable", settings.worker_folds)),
+            lambda: group_is(settings, ("Stable", fold_count(settings))),
             timeout=120,
             message="fold",
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -213,15 +213,15 @@ class Settings(BaseSettings):
         "answered at once), or on the worker's own event loop (`inline`: one process, but "
         "a request can wait for the batch being folded).",
     )
-    worker_folds: int = Field(
-        1,
-        ge=1,
-        le=64,
+    worker_folds: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        "auto",
         description="How many fold processes a worker of role `all` (with WORKER_FOLD=process) "
         "starts, watches and stops: they share the event topics' partitions in the worker's "
         "group, as that many `events` workers would, behind the worker's one `/metrics` and "
-        "`/healthz`. More than one uses more cores for a backlog (2 on 2 shared cores: "
-        "ingest ×1.4, docs/sizing.md); more than the event topics' partitions leaves some idle.",
+        "`/healthz`. `auto`: one per core the worker may use (its CPU affinity and a cgroup "
+        "CPU quota, rounded down), at most `CREDITLINE_TOPIC_PARTITIONS`. More than one uses "
+        "more cores for a backlog (2 on 2 shared cores: ingest ×1.4, docs/sizing.md) and holds "
+        "one batch in memory each; 1 keeps a worker to two processes.",
     )
     worker_fold_nice: int = Field(
         19,

@@ -34,6 +34,7 @@ from collections.abc import Callable
 import aiohttp
 
 from streams.runtime.net import free_loopback_ports
+from streams.runtime.tuning import usable_cores
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,13 +160,22 @@ class FoldProcess:
         return None
 
 
+def fold_count(settings: Settings) -> int:
+    """How many fold processes a role-``all`` worker starts: ``CREDITLINE_WORKER_FOLDS``;
+    with ``auto``, one per core the worker may use, at most one per event partition (a fold
+    without a partition would idle)."""
+    if settings.worker_folds != "auto":
+        return settings.worker_folds
+    return min(usable_cores(), settings.topic_partitions)
+
+
 class FoldProcesses:
     """The fold processes of a role-``all`` worker (``CREDITLINE_WORKER_FOLDS``): each is a
     member of the worker's event group, folding its share of the partitions as an ``events``
     worker would; the worker starts, watches and stops them as one."""
 
     def __init__(self, settings: Settings) -> None:
-        ports = free_loopback_ports(settings.worker_folds)
+        ports = free_loopback_ports(fold_count(settings))
         self.processes = [FoldProcess(settings, port) for port in ports]
 
     def start(self, run: Callable[[Settings], None]) -> None:

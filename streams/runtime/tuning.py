@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+#: cgroup v2's CPU bandwidth limit of this process's group: ``<quota> <period>`` or ``max``.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may keep busy: its CPU affinity, lowered to a cgroup v2 CPU
+    quota (a container's CPU limit) rounded down; at least 1. A machine's core count alone
+    over-counts in a container, where the quota, not the cores seen, bounds the work."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        quota, period = cpu_max.read_text().split()
+        if quota != "max":
+            cores = min(cores, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit readable: the affinity decides
+    return max(1, cores)
 
 
 def tune_garbage_collector() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from schemas.models import LoanDecision
 from streams.devtools.simulation import loan_requests, population_events, to_record
+from streams.runtime.fold_process import fold_count
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -47,7 +48,8 @@ async def kill_restart_join_leave(
     first: WorkerProcess, joiner: WorkerProcess, working: str, group: str
 ) -> None:
     """Once ``first`` counts ``working``, SIGKILL it mid-stream and start it again; start
-    ``joiner``, wait for the three members of ``group`` to settle, stop ``joiner``."""
+    ``joiner``, wait for the three workers' members of ``group`` to settle (each worker's
+    folds in the events group), stop ``joiner``."""
 
     async def first_working() -> bool:
         return first.counter(working) > 0
@@ -60,10 +62,13 @@ async def kill_restart_join_leave(
     await asyncio.to_thread(first.start)
     await asyncio.to_thread(joiner.start)
 
-    async def three_members() -> bool:
-        return await group_members(first.settings, group) == ("Stable", 3)
+    settings = first.settings
+    members = 3 * (fold_count(settings) if group == settings.events_group else 1)
 
-    await wait_for(three_members, timeout=120, message="three members in a stable group")
+    async def three_workers() -> bool:
+        return await group_members(settings, group) == ("Stable", members)
+
+    await wait_for(three_workers, timeout=120, message=f"{members} members in a stable group")
     await asyncio.to_thread(joiner.stop)  # leaves gracefully
 
 

@@ -19,6 +19,7 @@ from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options
 from streams.devtools.simulation import population_events, to_record
 from streams.devtools.stack.kafka import KafkaCluster
+from streams.runtime.fold_process import fold_count
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import cleanup, isolated
@@ -189,9 +190,9 @@ async def test_three_workers_share_the_partitions_and_the_state_is_exact(
             w.start()
 
         async def balanced() -> bool:
-            return await group_members(settings) == ("Stable", 3)
+            return await group_members(settings) == ("Stable", 3 * fold_count(settings))
 
-        await wait_for(balanced, timeout=90, message="three members in a stable group")
+        await wait_for(balanced, timeout=90, message="three workers' folds in a stable group")
         paced = asyncio.Event()
         paced.set()
         await stream(settings, records, [0], paced)
@@ -206,7 +207,7 @@ async def test_three_workers_share_the_partitions_and_the_state_is_exact(
             for w in workers
         ]
         assert sum(shares) >= len(records)
-        # 12 partitions over 3 members: each worker folded a real share of the stream.
+        # 12 partitions over 3 workers: each worker folded a real share of the stream.
         assert all(share >= 0.15 * len(records) for share in shares), shares
         print(f"three workers: {len(records)} events, consumed per worker {shares}")
     finally:

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.models import LoanDecision, Outcome
 from streams.adapters.kafka.client import producer_options
 from streams.devtools.simulation import Persona, population_events, requests, to_record
+from streams.runtime.fold_process import fold_count
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, spending_doc
@@ -203,7 +204,7 @@ async def test_each_request_redelivered_three_times_gets_one_consistent_decision
 
 
 async def _folding(settings: Settings) -> bool:
-    return await group_members(settings) == ("Stable", 1)
+    return await group_members(settings) == ("Stable", fold_count(settings))
 
 
 async def _applied_users(settings: Settings, users: int) -> bool:

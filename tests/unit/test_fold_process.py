@@ -155,3 +155,19 @@ def test_a_fold_that_stops_by_itself_is_told_apart(tmp_path: Path) -> None:
         assert not folds.running()
     finally:
         folds.stop(timeout=5.0)
+
+
+def test_auto_folds_one_per_usable_core_at_most_one_per_partition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fold_process, "usable_cores", lambda: 6)
+    assert fold_process.fold_count(Settings(worker_folds="auto", topic_partitions=12)) == 6
+    assert fold_process.fold_count(Settings(worker_folds="auto", topic_partitions=4)) == 4
+    assert fold_process.fold_count(Settings(worker_folds=3, topic_partitions=4)) == 3
+    assert fold_process.fold_count(Settings(worker_folds=9, topic_partitions=4)) == 9  # as told
+
+
+def test_folds_are_auto_unless_told() -> None:
+    assert Settings().worker_folds == "auto"
+    with pytest.raises(ValueError, match="worker_folds"):
+        Settings(worker_folds=0)
