@@ -34,7 +34,7 @@ def main() -> None:
         type=int,
         default=None,
         help="fold processes of every default worker (CREDITLINE_WORKER_FOLDS; default: as "
-        "the environment sets it, else auto: one per usable core)",
+        "the environment sets it, else 1)",
     )
     parser.add_argument("--scale-events", type=int, default=200_000, help="scale-out: events")
     parser.add_argument("--seconds", type=float, default=60, help="latency: duration")

@@ -214,14 +214,16 @@ class Settings(BaseSettings):
         "a request can wait for the batch being folded).",
     )
     worker_folds: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
-        "auto",
+        1,
         description="How many fold processes a worker of role `all` (with WORKER_FOLD=process) "
         "starts, watches and stops: they share the event topics' partitions in the worker's "
         "group, as that many `events` workers would, behind the worker's one `/metrics` and "
-        "`/healthz`. `auto`: one per core the worker may use (its CPU affinity and a cgroup "
-        "CPU quota, rounded down), at most `CREDITLINE_TOPIC_PARTITIONS`. More than one uses "
-        "more cores for a backlog (2 on 2 shared cores: ingest ×1.4, docs/sizing.md) and holds "
-        "one batch in memory each; 1 keeps a worker to two processes.",
+        "`/healthz`. `auto`: one per core the worker may use (its CPU affinity, lowered to its "
+        "cgroup's CPU quota, rounded down), at most `CREDITLINE_TOPIC_PARTITIONS`. More than "
+        "one folds a backlog on more cores (2 on 2 shared cores: ingest ×1.35–1.4) but each "
+        "holds a batch in memory, and on cores shared with Kafka and Redis freshness at half "
+        "the (larger) pace and memory over a soak did not hold their targets yet "
+        "(docs/sizing.md): the default stays 1.",
     )
     worker_fold_nice: int = Field(
         19,

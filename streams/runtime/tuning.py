@@ -12,23 +12,57 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-#: cgroup v2's CPU bandwidth limit of this process's group: ``<quota> <period>`` or ``max``.
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+#: Where the kernel mounts the cgroup hierarchies, and which groups this process is in.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
 
 
-def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """The cores this process may keep busy: its CPU affinity, lowered to a cgroup v2 CPU
-    quota (a container's CPU limit) rounded down; at least 1. A machine's core count alone
-    over-counts in a container, where the quota, not the cores seen, bounds the work."""
+def usable_cores(root: Path = CGROUP_ROOT, membership: Path = PROC_CGROUP) -> int:
+    """The cores this process may keep busy: its CPU affinity, lowered to the tightest CPU
+    quota of its cgroup and the groups above it (a container's CPU limit, a systemd
+    ``CPUQuota=``), rounded down; at least 1. The cores a machine has over-count in a
+    container, where the quota, not the cores seen, bounds the work."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    quotas = [q for q in _cgroup_cpu_quotas(root, membership) if q is not None]
+    return max(1, min([cores or 1, *(int(q) for q in quotas)]))
+
+
+def _cgroup_cpu_quotas(root: Path, membership: Path) -> list[float | None]:
+    """The CPU quotas (in cores) of this process's cgroup and its ancestors, v2 (``cpu.max``)
+    or v1 (the ``cpu`` controller's ``cpu.cfs_quota_us``); None where a group sets none."""
     try:
-        quota, period = cpu_max.read_text().split()
-        if quota != "max":
-            cores = min(cores, int(quota) // int(period))
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return []
+    quotas: list[float | None] = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: the unified hierarchy
+            base, read = root if (root / "cgroup.controllers").exists() else root / "unified", _v2
+        elif "cpu" in controllers.split(","):
+            base, read = root / controllers, _v1
+        else:
+            continue
+        group = base / path.lstrip("/")
+        quotas.extend(read(d) for d in [group, *group.parents] if d.is_relative_to(base))
+    return quotas
+
+
+def _v2(group: Path) -> float | None:
+    try:
+        quota, period = (group / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
-        pass  # no cgroup v2 limit readable: the affinity decides
-    return max(1, cores)
+        return None
+
+
+def _v1(group: Path) -> float | None:
+    try:
+        quota = int((group / "cpu.cfs_quota_us").read_text())
+        period = int((group / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else quota / period
 
 
 def tune_garbage_collector() -> None:

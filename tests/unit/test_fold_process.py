@@ -167,7 +167,8 @@ def test_auto_folds_one_per_usable_core_at_most_one_per_partition(
     assert fold_process.fold_count(Settings(worker_folds=9, topic_partitions=4)) == 9  # as told
 
 
-def test_folds_are_auto_unless_told() -> None:
-    assert Settings().worker_folds == "auto"
+def test_one_fold_unless_told() -> None:
+    assert Settings().worker_folds == 1
+    assert Settings(worker_folds="auto").worker_folds == "auto"
     with pytest.raises(ValueError, match="worker_folds"):
         Settings(worker_folds=0)

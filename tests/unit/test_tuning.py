@@ -5,20 +5,53 @@ from pathlib import Path
 
 from streams.runtime.tuning import usable_cores
 
-
-def test_usable_cores_is_the_affinity_without_a_cgroup_limit(tmp_path: Path) -> None:
-    affinity = len(os.sched_getaffinity(0))
-    assert usable_cores(tmp_path / "absent") == affinity
-    unlimited = tmp_path / "cpu.max"
-    unlimited.write_text("max 100000\n")
-    assert usable_cores(unlimited) == affinity
+AFFINITY = len(os.sched_getaffinity(0))
 
 
-def test_usable_cores_is_lowered_to_a_cgroup_quota_rounded_down(tmp_path: Path) -> None:
-    cpu_max = tmp_path / "cpu.max"
-    cpu_max.write_text("150000 100000\n")  # a container limited to 1.5 CPUs
-    assert usable_cores(cpu_max) == min(1, len(os.sched_getaffinity(0)))
-    cpu_max.write_text("50000 100000\n")  # half a CPU: still one fold
-    assert usable_cores(cpu_max) == 1
-    cpu_max.write_text("garbled\n")
-    assert usable_cores(cpu_max) == len(os.sched_getaffinity(0))
+def v2_tree(tmp_path: Path, group: str, limits: dict[str, str]) -> tuple[Path, Path]:
+    """A unified (v2) hierarchy with ``cpu.max`` set in the groups named in ``limits``."""
+    root = tmp_path / "cgroup"
+    (root / group.lstrip("/")).mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpu memory\n")
+    for name, value in limits.items():
+        (root / name.lstrip("/") / "cpu.max").write_text(value + "\n")
+    membership = tmp_path / "self-cgroup"
+    membership.write_text(f"0::{group}\n")
+    return root, membership
+
+
+def test_without_a_cgroup_quota_the_affinity_decides(tmp_path: Path) -> None:
+    assert usable_cores(tmp_path / "absent", tmp_path / "absent") == AFFINITY
+    root, membership = v2_tree(tmp_path, "/", {"/": "max 100000"})
+    assert usable_cores(root, membership) == AFFINITY
+
+
+def test_a_container_quota_rounds_down_and_never_below_one(tmp_path: Path) -> None:
+    root, membership = v2_tree(tmp_path, "/", {"/": "150000 100000"})  # 1.5 CPUs
+    assert usable_cores(root, membership) == 1
+    (root / "cpu.max").write_text("50000 100000\n")  # half a CPU: still one fold
+    assert usable_cores(root, membership) == 1
+    (root / "cpu.max").write_text("garbled\n")
+    assert usable_cores(root, membership) == AFFINITY
+
+
+def test_the_tightest_quota_above_the_process_counts(tmp_path: Path) -> None:
+    # A systemd slice with CPUQuota=100% above the service's own, looser group.
+    group = "/system.slice/creditline.service"
+    root, membership = v2_tree(
+        tmp_path, group, {"/system.slice": "100000 100000", group: "400000 100000"}
+    )
+    assert usable_cores(root, membership) == 1
+
+
+def test_a_cgroup_v1_cpu_quota_counts(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    group = root / "cpu,cpuacct" / "docker" / "abc"
+    group.mkdir(parents=True)
+    (group / "cpu.cfs_quota_us").write_text("100000\n")
+    (group / "cpu.cfs_period_us").write_text("100000\n")
+    membership = tmp_path / "self-cgroup"
+    membership.write_text("4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n")
+    assert usable_cores(root, membership) == 1
+    (group / "cpu.cfs_quota_us").write_text("-1\n")  # v1's "no limit"
+    assert usable_cores(root, membership) == AFFINITY
