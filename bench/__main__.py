@@ -31,10 +31,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--folds",
-        type=int,
+        type=fold_setting,
         default=None,
-        help="fold processes of every default worker (CREDITLINE_WORKER_FOLDS; default: as "
-        "the environment sets it, else 1)",
+        help="fold processes of every default worker, a number or auto (CREDITLINE_WORKER_FOLDS;"
+        " default: as the environment sets it, else 1)",
     )
     parser.add_argument("--scale-events", type=int, default=200_000, help="scale-out: events")
     parser.add_argument("--seconds", type=float, default=60, help="latency: duration")
@@ -116,8 +116,6 @@ def main() -> None:
     if args.repeat < 1:
         parser.error("--repeat: at least 1")
     only = set(args.only or ["ingest", "latency", "overload", "freshness", "footprint", "scale"])
-    if args.folds is not None and args.folds < 1:
-        parser.error("--folds: at least 1")
     layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
     unknown = set(layouts) - set(LAYOUTS)
     if unknown:
@@ -235,6 +233,19 @@ def main() -> None:
     path.write_text(json.dumps(results, indent=2))
     console.print(render(results))
     console.print(f"results: {path}")
+
+
+def fold_setting(value: str) -> int | str:
+    """``--folds``: ``auto``, or a count of at least 1."""
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number or auto") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return count
 
 
 def render(results: dict[str, Any]) -> Table:

@@ -27,9 +27,17 @@ def free_port(host: str = LOOPBACK) -> int:
     return free_ports(1, host)[0]
 
 
+#: Every port this test process has handed out: one drawn for a process not started yet is
+#: not bound, so the OS may offer it again (a Kafka node got one port for two listeners).
+_HANDED_OUT: set[int] = set()
+
+
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """``count`` distinct TCP ports nothing listens on right now."""
-    return free_loopback_ports(count, host)
+    """``count`` distinct TCP ports nothing listens on right now, none handed out before by
+    this process."""
+    ports = free_loopback_ports(count, host, avoid=_HANDED_OUT)
+    _HANDED_OUT.update(ports)
+    return ports
 
 
 def _binary(name: str) -> str:

@@ -80,7 +80,9 @@ class FoldProcess:
             update={
                 "worker_role": "events",
                 "web_host": "127.0.0.1",
-                "web_port": port if port is not None else free_loopback_ports(1)[0],
+                "web_port": port
+                if port is not None
+                else free_loopback_ports(1, avoid={settings.web_port})[0],
             }
         )
         self.process: multiprocessing.process.BaseProcess | None = None
@@ -175,7 +177,8 @@ class FoldProcesses:
     worker would; the worker starts, watches and stops them as one."""
 
     def __init__(self, settings: Settings) -> None:
-        ports = free_loopback_ports(fold_count(settings))
+        # Not the worker's own port: the worker binds it only after the folds are forked.
+        ports = free_loopback_ports(fold_count(settings), avoid={settings.web_port})
         self.processes = [FoldProcess(settings, port) for port in ports]
 
     def start(self, run: Callable[[Settings], None]) -> None:

@@ -36,7 +36,10 @@ def _cgroup_cpu_quotas(root: Path, membership: Path) -> list[float | None]:
         return []
     quotas: list[float | None] = []
     for line in lines:
-        _, controllers, path = line.split(":", 2)
+        fields = line.split(":", 2)  # hierarchy-ID:controller-list:cgroup-path
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
         if controllers == "":  # v2: the unified hierarchy
             base, read = root if (root / "cgroup.controllers").exists() else root / "unified", _v2
         elif "cpu" in controllers.split(","):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import pytest
 
+from bench.__main__ import fold_setting
 from bench.run import cost_growth, half_the_fold, histogram_quantile
 from bench.soak import RssSample, by_window, rss_trend, slope_per_10_minutes
 
@@ -97,3 +99,11 @@ def test_the_cost_growth_is_the_larger_ingests_cpu_per_event_over_the_smallers()
     assert cost_growth(large, small) == 1.25
     assert cost_growth(large, {}) is None
     assert cost_growth({"scorer_cpu_us_per_event": 0.0}, small) is None
+
+
+def test_bench_folds_takes_a_count_or_auto() -> None:
+    assert fold_setting("2") == 2
+    assert fold_setting("auto") == "auto"
+    for refused in ("0", "-1", "two", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            fold_setting(refused)

@@ -17,3 +17,18 @@ def test_ports_taken_in_one_call_are_distinct_and_free() -> None:
 
 def test_no_ports_asked_none_given() -> None:
     assert free_loopback_ports(0) == []
+
+
+def test_the_test_harness_never_hands_a_port_out_twice() -> None:
+    # A port drawn for a process not started yet is unbound: without the harness's memory
+    # the OS offers ports again (within a few hundred draws, more likely than not).
+    from tests.redis_nodes import free_port, free_ports
+
+    drawn = [free_port() for _ in range(300)] + free_ports(50)
+    assert len(set(drawn)) == len(drawn)
+
+
+def test_a_port_promised_but_not_bound_yet_is_never_offered() -> None:
+    promised = free_loopback_ports(1)[0]  # e.g. the worker's web port, bound after its folds'
+    for _ in range(200):
+        assert promised not in free_loopback_ports(2, avoid={promised})
