@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.devtools.stack.local import StackError, port_open
+from streams.runtime.net import LOOPBACK as LOOPBACK  # re-exported for the harness
 from streams.runtime.net import free_loopback_ports
-
-LOOPBACK = "127.0.0.1"
 
 
 def free_port(host: str = LOOPBACK) -> int:
