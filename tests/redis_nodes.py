@@ -7,8 +7,11 @@ development stack's Redis.
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -21,22 +24,92 @@ from streams.runtime.net import free_loopback_ports
 
 
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nothing listens on right now (the OS picks it). To start a process that
-    needs several ports, take them from one :func:`free_ports` call instead."""
+    """A TCP port nothing listens on right now. To start a process that needs several
+    ports, take them from one :func:`free_ports` call instead."""
     return free_ports(1, host)[0]
 
 
 #: Every port this test process has handed out: one drawn for a process not started yet is
-#: not bound, so the OS may offer it again (a Kafka node got one port for two listeners).
+#: not bound, so it could be offered again (a Kafka node got one port for two listeners).
 _HANDED_OUT: set[int] = set()
+
+#: The lowest port the harness draws from (clear of the stack's fixed ports, 6379 and 9092).
+HARNESS_PORTS_FLOOR = 20000
+
+
+def harness_port_range(
+    ephemeral_floor: int | None = None, worker: str = "", workers: int = 1
+) -> range | None:
+    """The ports this test process draws from, or None to let the OS choose.
+
+    Ports the OS chooses (``bind(0)``, every outgoing connection's local port) come from the
+    kernel's ephemeral range, so between drawing a port there and the process binding it,
+    anything on the machine can take it: a worker in CI failed with "address already in use".
+    Below that range only explicit binds land, and each xdist worker (``gw0``, ``gw1``...)
+    gets its own slice, so the only draws that could collide are this process's own, which
+    :data:`_HANDED_OUT` remembers."""
+    if ephemeral_floor is None:
+        ephemeral_floor = _ephemeral_floor()
+    if ephemeral_floor is None:
+        return None
+    width = (ephemeral_floor - HARNESS_PORTS_FLOOR) // max(workers, 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if width < 500 or index >= workers:
+        return None  # too narrow to share: fall back to the OS's choice
+    start = HARNESS_PORTS_FLOOR + index * width
+    return range(start, start + width)
+
+
+def _ephemeral_floor() -> int | None:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_RANGE = harness_port_range(
+    worker=os.environ.get("PYTEST_XDIST_WORKER", ""),
+    workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1),
+)
+#: Where the next draw starts: a different place per run, so a run does not start on ports
+#: the last run's processes may still be leaving.
+_NEXT = [random.randrange(len(_RANGE)) if _RANGE else 0]
 
 
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     """``count`` distinct TCP ports nothing listens on right now, none handed out before by
-    this process."""
-    ports = free_loopback_ports(count, host, avoid=_HANDED_OUT)
+    this process (from :func:`harness_port_range` where the kernel allows)."""
+    if _RANGE is None:
+        ports = free_loopback_ports(count, host, avoid=_HANDED_OUT)
+    else:
+        ports = _draw(_RANGE, count, host)
     _HANDED_OUT.update(ports)
     return ports
+
+
+def _draw(ports: range, count: int, host: str) -> list[int]:
+    """Walk ``ports`` from the cursor, keeping each port that binds now; all are held until
+    ``count`` are found, so none is taken twice."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(len(ports)):
+            port = ports[_NEXT[0] % len(ports)]
+            _NEXT[0] += 1
+            if port in _HANDED_OUT:
+                continue
+            sock = socket.socket()
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+            if len(held) == count:
+                return [int(s.getsockname()[1]) for s in held]
+        raise StackError(f"no {count} free ports left in {ports.start}-{ports.stop - 1}")
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _binary(name: str) -> str:
