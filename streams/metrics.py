@@ -12,7 +12,14 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+)
 
 import streams
 
@@ -80,7 +87,19 @@ COUNTED_IN_EVERY_PROCESS = (
 )
 #: Gauges of a share of the work, each process measuring its own (the reviews due in its
 #: partitions): a role-``all`` worker's /metrics shows their sum over its fold processes.
-SUMMED_ACROSS_PROCESSES = ("creditline_status_reviews_due",)
+#: The process collector's memory and descriptors are each process's own too: the worker's
+#: figure is what all its processes hold (what its container is sized and limited by).
+SUMMED_ACROSS_PROCESSES = (
+    "creditline_status_reviews_due",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+)
+#: Gauges a process sets only once it folds (0 until then): a role-``all`` worker's /metrics
+#: shows the oldest of its folds' values, so one fold that stopped storing is not hidden behind
+#: another that stores (the decider, which never folds, and a fold yet to store its first
+#: batch show 0 and are left out).
+OLDEST_ACROSS_FOLDS = ("creditline_last_batch_timestamp_seconds",)
 #: Outcomes of ``GET /v1/decisions/{request_id}``.
 HTTP_LOOKUP_OUTCOMES = ("found", "pending", "unknown", "invalid", "unavailable")
 
@@ -91,6 +110,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # The client library's standard process_* series (CPU seconds, resident memory, open
+        # files, start time), read from /proc at each scrape: memory over time is watched,
+        # and a role-all worker's page adds up its processes' (see SUMMED_ACROSS_PROCESSES).
+        ProcessCollector(registry=r)
         self.info = Info("creditline_build", "Versions of this worker.", registry=r)
         self.info.info(
             {

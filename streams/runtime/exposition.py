@@ -12,7 +12,9 @@ have the same families; a scraper must see one series per label set, as from one
   waiting) or reports the same shared fact in each (the policy and scorecard in force, the
   lag that all measure from outside), where the largest is that fact — except the gauges
   of a share of the work (:data:`streams.metrics.SUMMED_ACROSS_PROCESSES`: the reviews due
-  in each fold's partitions), which add up;
+  in each fold's partitions; each process's memory and open files), which add up, and the
+  time of the last batch stored (:data:`streams.metrics.OLDEST_ACROSS_FOLDS`), which takes the
+  oldest of the folds that have stored one: a stalled fold shows;
 * ``_created`` series (when a series began) take the earliest.
 
 The merge reads the pages line by line rather than through ``prometheus_client``'s parser:
@@ -28,7 +30,11 @@ from collections.abc import Sequence
 
 from prometheus_client.utils import floatToGoString
 
-from streams.metrics import COUNTED_IN_EVERY_PROCESS, SUMMED_ACROSS_PROCESSES
+from streams.metrics import (
+    COUNTED_IN_EVERY_PROCESS,
+    OLDEST_ACROSS_FOLDS,
+    SUMMED_ACROSS_PROCESSES,
+)
 
 _ADDED = frozenset({"counter", "histogram", "summary"})
 
@@ -46,6 +52,8 @@ def _combine(family: str, kind: str, sample: str, a: float, b: float) -> float:
         return a + b
     if sample in SUMMED_ACROSS_PROCESSES:
         return a + b
+    if sample in OLDEST_ACROSS_FOLDS and a and b:
+        return min(a, b)
     return max(a, b)
 
 

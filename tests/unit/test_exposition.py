@@ -71,7 +71,8 @@ def test_with_two_folds_each_share_adds_up_and_the_shared_facts_are_kept_once() 
     merged = samples(merge_pages([page(decider), page(first), page(second)]).decode())
     assert merged[("creditline_records_applied_total", (("topic", "t.repayments"),))] == 12
     assert merged[("creditline_status_reviews_due", ())] == 10
-    assert merged[("creditline_last_batch_timestamp_seconds", ())] == 1_700_000_009
+    # The stalest fold's, not the busiest's: a fold that stopped storing must show.
+    assert merged[("creditline_last_batch_timestamp_seconds", ())] == 1_700_000_000
     assert merged[("creditline_policy_rejected_total", ())] == 2
     assert merged[("creditline_consumer_lag_records", (("topic", "t.repayments"),))] == 40
 
@@ -129,3 +130,31 @@ def test_label_values_with_spaces_quotes_and_braces_merge_as_one_series() -> Non
 def test_a_page_without_samples_merges_to_nothing() -> None:
     assert merge_pages([]) == b""
     assert merge_pages(["", ""]) == b""
+
+
+def test_a_fold_yet_to_store_a_batch_and_the_decider_do_not_pull_the_last_batch_to_zero() -> None:
+    decider, folder = two_processes()
+    idle = Metrics(CollectorRegistry())  # started, nothing stored yet: its gauge shows 0
+    for pages in ([decider, folder, idle], [idle, decider, folder], [folder, idle]):
+        merged = samples(merge_pages([page(m) for m in pages]).decode())
+        assert merged[("creditline_last_batch_timestamp_seconds", ())] == 1_700_000_000
+    alone = samples(merge_pages([page(decider), page(idle)]).decode())
+    assert alone[("creditline_last_batch_timestamp_seconds", ())] == 0
+
+
+def test_the_worker_s_memory_and_open_files_are_all_its_processes() -> None:
+    text = """# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 1.0e+08
+# HELP process_open_fds Number of open file descriptors.
+# TYPE process_open_fds gauge
+process_open_fds 30.0
+# HELP process_max_fds Maximum number of open file descriptors.
+# TYPE process_max_fds gauge
+process_max_fds 1024.0
+"""
+    fold = text.replace("1.0e+08", "2.5e+08").replace("30.0", "12.0")
+    merged = samples(merge_pages([text, fold]).decode())
+    assert merged[("process_resident_memory_bytes", ())] == 3.5e8
+    assert merged[("process_open_fds", ())] == 42
+    assert merged[("process_max_fds", ())] == 1024  # a limit, the same fact in each
