@@ -222,7 +222,12 @@ async def ingest(
                 await asyncio.sleep(LOOK_SECONDS)
         while sum(p.counter("creditline_records_applied_total") for p in procs) < events:  # noqa: ASYNC110 - polling another process
             await asyncio.sleep(1.0)  # committed: applied too (none is duplicate or rejected)
-        finished = max(p.gauge_max("creditline_last_batch_timestamp_seconds") for p in procs)
+        # The newest batch of any fold: the worker's own page shows its stalest fold's.
+        finished = max(
+            stored
+            for p in procs
+            for stored in p.gauge_per_fold("creditline_last_batch_timestamp_seconds")
+        )
         elapsed = (
             finished - wall_started if finished > wall_started else time.perf_counter() - started
         )

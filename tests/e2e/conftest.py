@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -130,6 +132,10 @@ def worker_until_exit(settings: Settings, timeout: float = 120) -> str:
     return result.stdout + result.stderr
 
 
+#: A sample's labels, sorted: how :meth:`WorkerProcess.samples` keys a metric's series.
+Labels = tuple[tuple[str, str], ...]
+
+
 class WorkerProcess:
     """A running ``creditline worker``: its log, its /metrics, and ways to stop it."""
 
@@ -186,18 +192,38 @@ class WorkerProcess:
         self.process.kill()
         self.process.wait()
 
-    def metrics_text(self) -> str:
-        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+    def metrics_text(self, url: str | None = None) -> str:
+        """The worker's /metrics page (or the page at ``url``: one fold's own)."""
+        url = url or f"http://127.0.0.1:{self.settings.web_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             return str(response.read().decode())
 
-    def samples(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-        """Every sample of /metrics: name → sorted labels → value."""
+    def samples(
+        self, url: str | None = None
+    ) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        """Every sample of /metrics (or of the page at ``url``): name → sorted labels → value."""
         result: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
-        for family in text_string_to_metric_families(self.metrics_text()):
+        for family in text_string_to_metric_families(self.metrics_text(url)):
             for sample in family.samples:
                 result[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
         return result
+
+    def fold_pages(self) -> list[str]:
+        """The /metrics addresses of the worker's fold processes (on its /healthz); none when
+        it folds in its own process."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as error:  # 503 while a fold is stopped: still listed
+            body = json.loads(error.read())
+        return [str(fold["metrics"]) for fold in body.get("folds", [])]
+
+    def gauge_per_fold(self, name: str) -> list[float]:
+        """A label-less gauge as each fold process shows it on its own page (the worker's page
+        when it has no fold processes): the worker's page merges them into one."""
+        pages: list[str | None] = [*self.fold_pages()] or [None]
+        return [sum(self.samples(url).get(name, {}).values()) for url in pages]
 
     def gauge_max(self, name: str) -> float:
         """The largest sample of a gauge (a process's own, in a merged exposition); 0 if none."""

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
 from streams.adapters.kafka.admin import ensure_topics
 from streams.devtools.simulation import population_events, requests, to_record
@@ -171,10 +170,11 @@ async def test_several_folds_share_the_partitions_behind_one_worker(
         shares = [_applied_on(fold["metrics"], topics.events) for fold in body["folds"]]
         assert sum(shares) == len(events) and min(shares) > 0, shares
         # The worker's last batch is its stalest fold's (nothing is stored any more).
-        stored = [_sample_on(fold["metrics"], LAST_BATCH) for fold in body["folds"]]
-        assert all(stored) and worker.gauge_max(LAST_BATCH) == min(stored), stored
+        stored = worker.gauge_per_fold(LAST_BATCH)
+        assert len(stored) == 2 and all(stored), stored
+        assert worker.gauge_max(LAST_BATCH) == min(stored)
         # Its memory is what all its processes hold.
-        rss = [_sample_on(fold["metrics"], RSS) for fold in body["folds"]]
+        rss = worker.gauge_per_fold(RSS)
         assert worker.gauge_max(RSS) > sum(rss)  # the folds' and the worker's own
 
         # One fold that stops stops the worker (exit 1), as with one.
@@ -194,23 +194,14 @@ LAST_BATCH = "creditline_last_batch_timestamp_seconds"
 RSS = "process_resident_memory_bytes"
 
 
-def _samples_on(url: str) -> list[Sample]:
-    """Every sample on one fold's own /metrics page."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return [s for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-def _sample_on(url: str, name: str) -> float:
-    """A label-less gauge on one fold's own /metrics page."""
-    return next(s.value for s in _samples_on(url) if s.name == name)
-
-
 def _applied_on(url: str, topics: Sequence[str]) -> float:
     """Records applied on one fold's own /metrics page."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
     return sum(
         s.value
-        for s in _samples_on(url)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
         if s.name == "creditline_records_applied_total" and s.labels.get("topic") in topics
     )
 
