@@ -91,6 +91,8 @@ def _draw(ports: range, count: int, host: str) -> list[int]:
     """Walk ``ports`` from the cursor, keeping each port that binds now; all are held until
     ``count`` are found, so none is taken twice."""
     held: list[socket.socket] = []
+    if count <= 0:
+        return []
     try:
         for _ in range(len(ports)):
             port = ports[_NEXT[0] % len(ports)]

@@ -52,6 +52,7 @@ def test_the_harness_draws_below_the_ephemeral_range_a_slice_per_worker() -> Non
 def test_the_harness_ports_are_free_and_outside_the_ephemeral_range() -> None:
     from tests.redis_nodes import _RANGE, free_ports
 
+    assert free_ports(0) == []
     ports = free_ports(20)
     if _RANGE is not None:  # the kernel's range is readable here (Linux)
         assert all(port in _RANGE for port in ports)
