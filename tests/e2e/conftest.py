@@ -198,25 +198,27 @@ class WorkerProcess:
         with urllib.request.urlopen(url, timeout=5) as response:
             return str(response.read().decode())
 
-    def samples(
-        self, url: str | None = None
-    ) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    def samples(self, url: str | None = None) -> dict[str, dict[Labels, float]]:
         """Every sample of /metrics (or of the page at ``url``): name → sorted labels → value."""
-        result: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        result: dict[str, dict[Labels, float]] = defaultdict(dict)
         for family in text_string_to_metric_families(self.metrics_text(url)):
             for sample in family.samples:
                 result[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
         return result
 
-    def fold_pages(self) -> list[str]:
-        """The /metrics addresses of the worker's fold processes (on its /healthz); none when
-        it folds in its own process."""
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The worker's /healthz: its status code (503 while a fold is stopped) and body."""
         url = f"http://127.0.0.1:{self.settings.web_port}/healthz"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
-                body = json.loads(response.read())
-        except urllib.error.HTTPError as error:  # 503 while a fold is stopped: still listed
-            body = json.loads(error.read())
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def fold_pages(self) -> list[str]:
+        """The /metrics addresses of the worker's fold processes (on its /healthz); none when
+        it folds in its own process."""
+        _, body = self.health()
         return [str(fold["metrics"]) for fold in body.get("folds", [])]
 
     def gauge_per_fold(self, name: str) -> list[float]:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.adapters.kafka.admin import ensure_topics
 from streams.devtools.simulation import population_events, requests, to_record
@@ -36,12 +31,7 @@ SEED = 23
 
 
 def health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
-    url = f"http://127.0.0.1:{worker.settings.web_port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return worker.health()
 
 
 def fold_pid(worker: WorkerProcess) -> int:
@@ -86,9 +76,7 @@ def _await_fold(process: subprocess.Popen[bytes], timeout: float = 90.0) -> int:
 
 def fold_page(worker: WorkerProcess) -> str:
     """The fold's own /metrics page (its loopback address is on the worker's /healthz)."""
-    _, body = health(worker)
-    with urllib.request.urlopen(body["fold"]["metrics"], timeout=10) as response:
-        return str(response.read().decode())
+    return worker.metrics_text(worker.fold_pages()[0])
 
 
 async def test_the_fold_is_a_process_of_its_own_behind_one_worker(
@@ -167,7 +155,7 @@ async def test_several_folds_share_the_partitions_behind_one_worker(
             return applied == len(events)
 
         await wait_for(counted, message="every event counted on the worker's /metrics")
-        shares = [_applied_on(fold["metrics"], topics.events) for fold in body["folds"]]
+        shares = [_applied_on(worker, fold["metrics"], topics.events) for fold in body["folds"]]
         assert sum(shares) == len(events) and min(shares) > 0, shares
         # The worker's last batch is its stalest fold's (nothing is stored any more).
         stored = worker.gauge_per_fold(LAST_BATCH)
@@ -194,16 +182,10 @@ LAST_BATCH = "creditline_last_batch_timestamp_seconds"
 RSS = "process_resident_memory_bytes"
 
 
-def _applied_on(url: str, topics: Sequence[str]) -> float:
+def _applied_on(worker: WorkerProcess, url: str, topics: Sequence[str]) -> float:
     """Records applied on one fold's own /metrics page."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "creditline_records_applied_total" and s.labels.get("topic") in topics
-    )
+    applied = worker.samples(url).get("creditline_records_applied_total", {})
+    return sum(value for labels, value in applied.items() if dict(labels).get("topic") in topics)
 
 
 async def test_the_worker_and_its_fold_stop_together(
