@@ -29,6 +29,7 @@ it are one algorithm, best read together.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from schemas.models import InputEvent
+from schemas.models import EffectiveStatus, InputEvent
 from streams.core import compiled
 from streams.core.features import derive_features
 from streams.core.instants import from_micros, to_micros
@@ -248,6 +249,25 @@ class Trajectory:
 
 
 EMPTY = Trajectory((), None, None)
+
+
+def new_change_intervals(
+    known: tuple[LineStatus, ...], changes: tuple[LineStatus, ...]
+) -> list[float]:
+    """Seconds of event time between each of ``changes`` not in ``known`` and the change
+    before it (changes into or out of a freeze, and provisional first statuses, aside:
+    freezing is immediate by design)."""
+    if changes == known:  # most visits: no change (a tuple compares by identity first)
+        return []
+    # Changes appended to the known ones (the common case): only the pairs ending in one.
+    start = max(len(known) - 1, 0) if changes[: len(known)] == known else 0
+    seen = set(known)
+    frozen = EffectiveStatus.FROZEN
+    return [
+        (after.since - before.since).total_seconds()
+        for before, after in itertools.pairwise(changes[start:])
+        if after not in seen and frozen not in (before.status, after.status) and after.settled
+    ]
 
 
 class Checkpoint:

@@ -16,7 +16,6 @@ machine, the write, the announcement), read top to bottom.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import Counter, defaultdict, deque
@@ -26,13 +25,21 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from prometheus_client import Counter as MetricCounter
+
 from schemas.models import EffectiveStatus, RepaymentEvent
 from streams.core import compiled
 from streams.core.announcement import announced_standing, status_change_event
 from streams.core.decoding import RejectedRecord
 from streams.core.ledger import StoredLedger, encode_entry
 from streams.core.scoring import LineStatus
-from streams.core.timeline import Checkpoint, PolicyTimeline, needs_ledger, update
+from streams.core.timeline import (
+    Checkpoint,
+    PolicyTimeline,
+    needs_ledger,
+    new_change_intervals,
+    update,
+)
 from streams.metrics import Metrics, observe_all
 from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser, UserWrite
 from streams.service.shell import (
@@ -91,6 +98,16 @@ class EventFolder:
         self.dead_letters = DeadLetterer(
             self.agent, settings, sink, self.topics.dead_letter, metrics, clock
         )
+        self._status_change_counters: dict[EffectiveStatus, MetricCounter] = {}
+
+    def _status_changes(self, status: EffectiveStatus) -> MetricCounter:
+        """The status-change counter of ``status``, looked up once (``labels`` takes a lock
+        and builds its key on every call)."""
+        counter = self._status_change_counters.get(status)
+        if counter is None:
+            counter = self.metrics.line_status_changes.labels(status.value)
+            self._status_change_counters[status] = counter
+        return counter
 
     def tick(self) -> None:
         """Called every second or so: a storm ends on a quiet topic too."""
@@ -324,19 +341,24 @@ class EventFolder:
         every later fold and decision of that user) without bound."""
         settings = self.settings
         room = settings.max_events_per_user - current.ledger_size
-        open_loans = set(current.checkpoint.loan_ids())
+        open_loans: set[str] | None = None  # read from the stored fold at the first repayment
         kept: list[Pending] = []
-        for p in sorted(fresh, key=lambda p: (p.event.occurred_at, p.event.event_id)):
+        if len(fresh) > 1:
+            fresh = sorted(fresh, key=lambda p: (p.event.occurred_at, p.event.event_id))
+        for p in fresh:
             event = p.event
             if room <= 0:
                 rejected.append((p, ServiceCode.USER_EVENT_LIMIT))
                 continue
-            if isinstance(event, RepaymentEvent) and event.loan_id not in open_loans:
-                if len(open_loans) >= settings.max_open_loans_per_user:
-                    rejected.append((p, ServiceCode.USER_LOAN_LIMIT))
-                    continue
-                if event.outstanding_balance:
-                    open_loans.add(event.loan_id)
+            if isinstance(event, RepaymentEvent):
+                if open_loans is None:
+                    open_loans = set(current.checkpoint.loan_ids())
+                if event.loan_id not in open_loans:
+                    if len(open_loans) >= settings.max_open_loans_per_user:
+                        rejected.append((p, ServiceCode.USER_LOAN_LIMIT))
+                        continue
+                    if event.outstanding_balance:
+                        open_loans.add(event.loan_id)
             room -= 1
             kept.append(p)
         return kept
@@ -433,7 +455,7 @@ class EventFolder:
         elif (stated := announced_standing(checkpoint, timelines)) is not None:
             score = stated.score
             if not _announced(before, stated.line):
-                self.metrics.line_status_changes.labels(stated.status.value).inc()
+                self._status_changes(stated.status).inc()
                 status_event = status_change_event(
                     before,
                     stated,
@@ -468,15 +490,10 @@ class EventFolder:
         return ",".join(full)
 
     def _observe_intervals(self, old: Checkpoint, new: Checkpoint) -> None:
-        """Event time between each new status change and the one before it (changes into or
-        out of a freeze aside: freezing is immediate by design)."""
-        known = set(old.trajectory.changes)
-        frozen = EffectiveStatus.FROZEN
-        for before, after in itertools.pairwise(new.trajectory.changes):
-            if after in known or frozen in (before.status, after.status) or not after.settled:
-                continue
-            interval = (after.since - before.since).total_seconds()
-            self.metrics.line_status_change_interval.observe(interval)
+        """Observe the event time between each new status change and the one before it."""
+        intervals = new_change_intervals(old.trajectory.changes, new.trajectory.changes)
+        if intervals:
+            observe_all(self.metrics.line_status_change_interval, intervals)
 
 
 def _announced(before: LineStatus | None, line: LineStatus | None) -> bool:

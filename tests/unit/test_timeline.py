@@ -25,6 +25,7 @@ from streams.core.timeline import (
     constant,
     daily_review_at_or_after,
     needs_ledger,
+    new_change_intervals,
     next_month_start,
     update,
 )
@@ -323,3 +324,50 @@ def test_line_at_reads_the_trajectory(status: EffectiveStatus) -> None:
     assert trajectory.line_at(NOW - timedelta(days=5)) is None
     assert trajectory.line_at(NOW - timedelta(days=2)) == a
     assert trajectory.line_at(NOW) == b
+
+
+def _naive_intervals(known: tuple[LineStatus, ...], changes: tuple[LineStatus, ...]) -> list[float]:
+    """The definition: every consecutive pair whose later change is new, settled and neither
+    side frozen."""
+    frozen = EffectiveStatus.FROZEN
+    return [
+        (after.since - before.since).total_seconds()
+        for before, after in itertools.pairwise(changes)
+        if after not in known and after.settled and frozen not in (before.status, after.status)
+    ]
+
+
+_change = st.builds(
+    LineStatus,
+    st.sampled_from(list(EffectiveStatus)),
+    st.integers(0, 40).map(lambda day: NOW - timedelta(days=day)),
+    st.booleans(),
+)
+
+
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_change, max_size=6),
+    st.lists(_change, max_size=4),
+    st.integers(0, 6),
+    st.booleans(),
+)
+def test_new_change_intervals_match_their_definition(
+    old: list[LineStatus], added: list[LineStatus], cut: int, share: bool
+) -> None:
+    """Appended changes (the common case, the prefix shared or merely equal) and rewritten
+    histories give the intervals of the definition."""
+    known = tuple(old)
+    kept = known if share else tuple(LineStatus(c.status, c.since, c.settled) for c in known)
+    for changes in (kept + tuple(added), kept[:cut] + tuple(added), tuple(added), kept):
+        assert new_change_intervals(known, changes) == _naive_intervals(known, changes)
+
+
+def test_new_change_intervals_observe_a_settled_change_after_the_first() -> None:
+    first = LineStatus(EffectiveStatus.OPEN, NOW - timedelta(days=10), settled=False)
+    closed = LineStatus(EffectiveStatus.CLOSED, NOW - timedelta(days=4))
+    frozen = LineStatus(EffectiveStatus.FROZEN, NOW - timedelta(days=1))
+    assert new_change_intervals((), (first,)) == []
+    assert new_change_intervals((first,), (first, closed)) == [6 * 86400.0]
+    assert new_change_intervals((first, closed), (first, closed)) == []
+    assert new_change_intervals((first, closed), (first, closed, frozen)) == []
