@@ -57,8 +57,9 @@ class StoredUser(NamedTuple):
 
     version: int
     checkpoint: Checkpoint
-    #: Fingerprints of the candidate events that may be applied already: their ids occur in
-    #: the stored ledger (the ledger, once read, decides).
+    #: Fingerprints of the candidate events that may be applied already: every candidate
+    #: whose id occurs in the stored ledger is among them, maybe others too (the ledger, once
+    #: read, decides). One not among them is not in the ledger.
     already_applied: frozenset[int]
     latest_event_at: datetime | None = None
     ledger_size: int = 0
@@ -118,7 +119,8 @@ class StateStore(Protocol):
         ...
 
     async def load(self, candidates: Mapping[str, Sequence[str]]) -> dict[str, StoredUser]:
-        """Each user's stored checkpoint and which candidate event ids may be applied."""
+        """Each user's stored checkpoint and which candidate event ids may be applied (never
+        one fewer than the stored ledger holds)."""
         ...
 
     async def load_ledgers(self, users: Sequence[str]) -> dict[str, StoredLedger]:

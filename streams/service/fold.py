@@ -389,12 +389,17 @@ class EventFolder:
     ) -> UserOutcome:
         """One user's fresh events folded into a write (None when nothing changes), without I/O,
         given the stored user and, when :meth:`reads_ledger` says so, its ledger."""
-        digests = ledger.digests() if ledger is not None else {}
+        digests: dict[str, int] = {}
+        if ledger is not None and any(p.fingerprint in current.already_applied for p in pendings):
+            # Only the ids the load flagged can be in the ledger (a superset: see StateStore.
+            # load), so the ledger's digests are read for a redelivery alone, not for every
+            # late event.
+            digests = ledger.digests()
         fresh: list[Pending] = []
         dupes: list[Pending] = []
         conflicting: list[tuple[Pending, ServiceCode]] = []
         for p in pendings:
-            # The ledger decides: ``already_applied`` only says that it had to be read.
+            # Where it is read, the ledger decides: ``already_applied`` only says so.
             known = digests.get(p.event.event_id)
             if known is None:
                 digests[p.event.event_id] = p.digest
