@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from schemas.models import EffectiveStatus, InputEvent
@@ -754,6 +755,10 @@ def update(
     return advance(events, timelines, until, horizon, stored)
 
 
+#: The canonical order of packed events (:data:`compiled.EventArgs`): instant, then event id.
+_CANONICAL_ARGS = itemgetter(0, 2)
+
+
 def _update_stored(
     stored: Checkpoint,
     ordered: list[InputEvent],
@@ -777,7 +782,7 @@ def _update_stored(
             if args is None:
                 return None
             events.append(args)
-    events.sort(key=lambda args: (args[0], args[2]))  # canonical: instant, event id
+    events.sort(key=_CANONICAL_ARGS)
 
     trajectory, window = stored.trajectory, None
     fold = _stored_or_none(stored)

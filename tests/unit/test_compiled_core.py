@@ -597,3 +597,36 @@ def test_three_thousand_users_get_the_python_checkpoints_byte_for_byte() -> None
     assert native == python
     changes = sum(len(c.trajectory.changes) for c in expected.values())
     assert changes > 3000  # the histories do move the status machine
+
+
+@pytest.mark.parametrize("fresh_id", ["r-a", "r-c"])
+def test_events_of_one_instant_are_folded_in_event_id_order_from_a_stored_ledger(
+    fresh_id: str,
+) -> None:
+    """A late repayment at the instant of a stored one, on the same loan, read against the
+    stored ledger's bytes: the Python core's checkpoint, and the balance kept is the one with
+    the larger event id (latest by instant, then id), whichever of the two came first."""
+    income = income_event(Decimal(5000), True, 10).model_copy(update={"user_id": "u-1"})
+    at = AT - timedelta(days=4)
+    stored_one = RepaymentEvent.model_construct(
+        event_id="r-b",
+        user_id="u-1",
+        occurred_at=at,
+        loan_id="l",
+        amount_due=Decimal(100),
+        amount_paid=Decimal(100),
+        days_past_due=0,
+        outstanding_balance=Decimal(500),
+    )
+    late = stored_one.model_copy(
+        update={"event_id": fresh_id, "outstanding_balance": Decimal(900), "days_past_due": 40}
+    )
+    first = advance(canonical([income, stored_one]), TIMELINE, AT, HORIZON)
+    blob = encode_entry(income, 1) + encode_entry(stored_one, 2)
+    with python_core():
+        expected = update(first, [late], [income, stored_one], TIMELINE, AT, HORIZON)
+    got = update(first, [late], StoredLedger(blob, "u-1"), TIMELINE, AT, HORIZON)
+    assert_same(got, expected)
+    assert expected.state is not None
+    kept = expected.state.loans["l"].balance
+    assert kept == (Decimal(900) if fresh_id > "r-b" else Decimal(500))
