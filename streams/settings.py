@@ -283,7 +283,10 @@ class Settings(BaseSettings):
         "stopping worker wait for the batch in flight.",
     )
     batch_max_wait_seconds: float = Field(
-        0.05, gt=0, description="Longest wait to fill an event batch."
+        0.05,
+        gt=0,
+        description="Longest wait to fill an event batch while events arrive live. Under a "
+        "backlog each further fetch round may wait up to 0.5 s: the records are on the broker.",
     )
     fetch_partition_bytes: int = Field(
         256 * 1024,

@@ -189,7 +189,7 @@ async def test_a_backlog_is_read_in_batches_of_several_fetch_rounds(
             done.set()
 
     consumer = EventConsumer(settings, topics, applying)
-    consumer.sizer.target_seconds = 3600.0  # a fast pace: the limit doubles to the ceiling
+    consumer.sizer.target_seconds = 3600.0  # a fast pace: the limit grows to the ceiling
     await run_until(consumer, done)
     assert len(seen) == len(set(seen)) == total
     assert sizes[0] <= 1000 and max(sizes) == 4000, sizes

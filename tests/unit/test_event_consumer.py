@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from streams.adapters.kafka.events import (
     FIRST_BATCH_RECORDS,
+    GROWTH,
     BatchSizer,
     consumer_options,
     is_backlog,
@@ -146,12 +147,17 @@ def test_the_workers_event_consumer_folds_with_the_garbage_collector_paused() ->
     assert gc.isenabled()
 
 
-def test_batches_start_small_and_grow_at_most_twofold_towards_the_target_duration() -> None:
+def test_batches_start_small_and_grow_at_most_eightfold_towards_the_target_duration() -> None:
     sizer = BatchSizer(ceiling=50_000, target_seconds=5.0)
     assert sizer.limit == FIRST_BATCH_RECORDS
-    # 10,000 records a second: the target allows 50,000, reached by doubling.
-    limits = [sizer.observe(sizer.limit, sizer.limit / 10_000) for _ in range(7)]
-    assert limits == [2000, 4000, 8000, 16_000, 32_000, 50_000, 50_000]
+    # 10,000 records a second: the target allows 50,000, reached in two batches.
+    limits = [sizer.observe(sizer.limit, sizer.limit / 10_000) for _ in range(3)]
+    assert limits == [GROWTH * FIRST_BATCH_RECORDS, 50_000, 50_000]
+    # A pace that improves with the batch's size: the limit follows it to the ceiling.
+    sizer = BatchSizer(ceiling=200_000, target_seconds=5.0)
+    limits = [sizer.observe(n, n * (100e-6 if n < 20_000 else 50e-6)) for n in (1000, 8000)]
+    assert limits == [8000, 50_000]
+    assert sizer.observe(50_000, 50_000 * 50e-6) == 100_000
 
 
 def test_a_slower_pace_shrinks_the_next_batch_but_never_below_the_floor() -> None:
@@ -182,7 +188,7 @@ def test_the_limit_always_stays_between_floor_and_ceiling(
         before = sizer.limit
         limit = sizer.observe(records, seconds)
         assert min(FIRST_BATCH_RECORDS, ceiling) <= limit <= ceiling
-        assert limit <= max(2 * before, sizer.floor)
+        assert limit <= max(GROWTH * before, sizer.floor)
 
 
 @dataclass
