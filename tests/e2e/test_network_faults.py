@@ -11,8 +11,10 @@ and a loan request whose state cannot be read is answered ``review`` with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,8 +27,10 @@ from redis.retry import Retry
 
 from schemas.models import Outcome
 from streams.adapters.kafka.admin import ensure_topics
+from streams.adapters.kafka.events import EventConsumer
 from streams.devtools.simulation import population_events
 from streams.devtools.stack.kafka import KafkaCluster
+from streams.ports import InboundRecord
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.conftest import isolated
@@ -54,7 +58,7 @@ from tests.support import (
     wait_applied,
     wait_for,
 )
-from tests.toxiproxy import Proxy, running_toxiproxy
+from tests.toxiproxy import Proxy, Toxiproxy, running_toxiproxy
 
 
 def test_the_fault_proxy_injects_what_the_tests_rely_on(tmp_path: Path) -> None:
@@ -239,6 +243,22 @@ class ProxiedKafka(KafkaCluster):
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
 
+@contextlib.contextmanager
+def proxied_kafka(toxiproxy: Toxiproxy, tmp_path: Path) -> Iterator[tuple[ProxiedKafka, Proxy]]:
+    """A one-node Kafka of the test's own, reached by its clients through a toxiproxy proxy
+    (the test's own clients use ``kafka.bootstrap_servers`` directly); stopped afterwards."""
+    proxy_port = free_port()
+    kafka = ProxiedKafka(tmp_path / "kafka", proxy_port)
+    kafka.start()
+    try:
+        yield (
+            kafka,
+            toxiproxy.proxy("kafka", f"127.0.0.1:{kafka.proxied_port}", listen_port=proxy_port),
+        )
+    finally:
+        kafka.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # under a minute here; several on a slower machine
 async def test_kafka_latency_resets_a_partition_and_a_cut_lose_and_double_count_nothing(
@@ -247,31 +267,25 @@ async def test_kafka_latency_resets_a_partition_and_a_cut_lose_and_double_count_
     """A worker reaches its broker only through a proxy: 200 ± 50 ms each way, replies lost
     to resets, a 15 s partition, the link cut for 8 s; the test's clients go direct. (Its
     Redis goes through a proxy too, slowed down while the partition begins.)"""
-    with running_toxiproxy(tmp_path / "toxiproxy") as toxiproxy:
-        proxy_port = free_port()
-        kafka = ProxiedKafka(tmp_path / "kafka", proxy_port)
-        kafka.start()
-        try:
-            proxy = toxiproxy.proxy(
-                "kafka", f"127.0.0.1:{kafka.proxied_port}", listen_port=proxy_port
-            )
-            host, port = base_settings.redis_endpoint
-            slow_redis = toxiproxy.proxy("redis", f"{host}:{port}")
-            direct = isolated(
-                base_settings,
-                partitions=12,
-                web_port=free_port(),
-                kafka_bootstrap_servers=kafka.bootstrap_servers,
-            )
-            worker_settings = direct.model_copy(
-                update={
-                    "kafka_bootstrap_servers": proxy.address,
-                    "redis_url": SecretStr(f"redis://{slow_redis.address}/0"),
-                }
-            )
-            await kafka_faults(direct, worker_settings, proxy, slow_redis, tmp_path)
-        finally:
-            kafka.stop()
+    with (
+        running_toxiproxy(tmp_path / "toxiproxy") as toxiproxy,
+        proxied_kafka(toxiproxy, tmp_path) as (kafka, proxy),
+    ):
+        host, port = base_settings.redis_endpoint
+        slow_redis = toxiproxy.proxy("redis", f"{host}:{port}")
+        direct = isolated(
+            base_settings,
+            partitions=12,
+            web_port=free_port(),
+            kafka_bootstrap_servers=kafka.bootstrap_servers,
+        )
+        worker_settings = direct.model_copy(
+            update={
+                "kafka_bootstrap_servers": proxy.address,
+                "redis_url": SecretStr(f"redis://{slow_redis.address}/0"),
+            }
+        )
+        await kafka_faults(direct, worker_settings, proxy, slow_redis, tmp_path)
 
 
 async def kafka_faults(
@@ -370,3 +384,53 @@ async def kafka_faults(
         assert after.outcome is Outcome.APPROVED, codes(after)
         figures["decision_after_s"] = round(seconds, 2)
         print("kafka network faults:", figures)
+
+
+@pytest.mark.timeout(300)  # about 30 s here
+async def test_a_backlog_read_through_a_slow_link_fills_its_batches(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """Every fetch round crosses a link that takes 150 ms each way, three times the live wait
+    (``batch_max_wait_seconds``): a backlog's batches still fill to their limit, round after
+    round, rather than closing at the first round the broker has not answered in time."""
+    with (
+        running_toxiproxy(tmp_path / "toxiproxy") as toxiproxy,
+        proxied_kafka(toxiproxy, tmp_path) as (kafka, proxy),
+    ):
+        direct = isolated(
+            base_settings,
+            partitions=4,
+            kafka_bootstrap_servers=kafka.bootstrap_servers,
+            batch_max_records=4000,
+            fetch_partition_bytes=16 * 1024,  # a round returns far less than a batch
+        )
+        topics = Topics.from_settings(direct).events
+        await ensure_topics(direct)
+        total = 16_000
+        await produce(
+            direct,
+            [(topics[0], f"k{i}".encode(), b"x" * 200) for i in range(total)],
+            partition_of=lambda i: i % 4,
+        )
+        proxy.latency(150)
+        sizes: list[int] = []
+        done = asyncio.Event()
+
+        async def collecting(batch: Sequence[InboundRecord]) -> None:
+            sizes.append(len(batch))
+            if sum(sizes) >= total:
+                done.set()
+
+        slow = direct.model_copy(update={"kafka_bootstrap_servers": proxy.address})
+        consumer = EventConsumer(slow, topics, collecting)
+        consumer.sizer.target_seconds = 3600.0  # a fast pace: only the ceiling bounds them
+        await consumer.start()
+        try:
+            await asyncio.wait_for(consumer.run(done.is_set), 180)
+        finally:
+            await consumer.stop()
+        assert sum(sizes) == total
+        # The first batch takes at most FIRST_BATCH_RECORDS, the next three the ceiling;
+        # the rest ends where the log holds less than a round's worth past it.
+        assert sizes[0] <= 1000 and sizes[1:4] == [4000] * 3, sizes
+        assert await committed_lag(direct, topics) == 0
