@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ from streams.metrics import Metrics
 from streams.ports import InboundRecord
 from streams.settings import Settings
 from streams.topics import Topics
+from tests.builders import asset_doc, encode, repayment_doc, spending_doc, ts
 
 
 class StreamGate:
@@ -351,3 +353,32 @@ async def persona_outcomes(
         (persona_of(int(d.user_id.rsplit("-", 1)[1])), d.outcome, d.overrides_displayed_status)
         for d in decisions
     )
+
+
+def mixed_event(
+    topics: Topics,
+    rng: random.Random,
+    user: str,
+    event_id: str,
+    share: float,
+    partition: int,
+    offset: int,
+) -> InboundRecord:
+    """A record of the benchmark's mix, dated anywhere in the last 300 days: by ``share`` (in
+    [0, 1)) a spending below 0.6, an on-time repayment below 0.9, else an income asset."""
+    at = ts(rng.uniform(0, 300))
+    topic: str
+    if share < 0.6:
+        topic, doc = topics.spending, spending_doc(amount=f"{rng.randint(100, 50_000) / 100:.2f}")
+    elif share < 0.9:
+        due = rng.randint(5, 30) * 100
+        topic, doc = (
+            topics.repayments,
+            repayment_doc(
+                loan_id=f"{user}-l", amount_due=due, amount_paid=due, outstanding_balance=9000
+            ),
+        )
+    else:
+        topic, doc = topics.assets, asset_doc(asset_type="income", value=4200)
+    doc |= {"event_id": event_id, "user_id": user, "occurred_at": at}
+    return InboundRecord(topic, partition, offset, user.encode(), encode(doc))

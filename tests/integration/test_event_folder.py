@@ -26,13 +26,14 @@ from streams.service.fold import EventFolder
 from streams.service.shell import BatchReport
 from streams.settings import Settings
 from streams.topics import Topics
-from tests.builders import NOW, asset_doc, encode, repayment_doc, spending_doc, ts
+from tests.builders import NOW, encode, repayment_doc, spending_doc, ts
 from tests.checkpoints import default_timelines
 from tests.states import assert_states_equal
 from tests.support import (
     as_inbound,
     assert_trajectories_match_reference,
     headers_of,
+    mixed_event,
     produce,
     read_to_end,
     read_topic,
@@ -379,28 +380,11 @@ async def test_a_user_with_ten_events_keeps_under_a_kibibyte_in_redis(settings: 
     topics = Topics.from_settings(settings)
     rng = random.Random(5)
     users = [f"m{i:05d}" for i in range(200)]
-    records: list[InboundRecord] = []
-    for n, user in enumerate(users):
-        for j in range(10):
-            at, event_id = ts(rng.uniform(0, 300)), f"e{n}-{j}"
-            if j < 6:
-                amount = f"{rng.randint(100, 50_000) / 100:.2f}"
-                topic, doc = topics.spending, spending_doc(amount=amount)
-            elif j < 9:
-                due = rng.randint(5, 30) * 100
-                topic, doc = (
-                    topics.repayments,
-                    repayment_doc(
-                        loan_id=f"{user}-l",
-                        amount_due=due,
-                        amount_paid=due,
-                        outstanding_balance=9000,
-                    ),
-                )
-            else:
-                topic, doc = topics.assets, asset_doc(asset_type="income", value=4200)
-            doc |= {"event_id": event_id, "user_id": user, "occurred_at": at}
-            records.append(InboundRecord(topic, n % 4, len(records), user.encode(), encode(doc)))
+    records = [
+        mixed_event(topics, rng, user, f"e{n}-{j}", j / 10, n % 4, n * 10 + j)
+        for n, user in enumerate(users)
+        for j in range(10)
+    ]
     rng.shuffle(records)
     reports = await run_folder(settings, chunks(records, 500))
     assert sum(r["applied"] for r in reports) == len(records)
