@@ -3,16 +3,20 @@ memory sampled throughout (``make bench-soak``; 30 minutes at 2,000 events/s by 
 
 Memory that grows with time under a steady load is a leak whatever the absolute figure, so
 the result is the growth over the run after a warm-up (caches filling, the allocator reaching
-its working set), per process and as a least-squares slope, beside the peak.
+its working set), per process and as a least-squares slope, beside the peak. A process's
+memory also rises in steps to the working set of the largest batch it has folded, which it
+keeps: each step is reported with the largest batch folded since the sample before it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +34,22 @@ from tests.conftest import cleanup, isolated
 from tests.e2e.conftest import WorkerProcess, free_port
 from tests.support import committed_lag, wait_for
 
+#: A rise of the folds' resident memory between two samples reported as a step (MiB).
+STEP_MIB = 1.0
+#: The worker's histogram of records per batch (every fold's, summed on its /metrics).
+BATCH_SIZE_BUCKETS = "creditline_batch_size_records_bucket"
+
 
 @dataclass(frozen=True)
 class RssSample:
-    """Resident memory of the worker and its fold process at one instant of the run."""
+    """Resident memory of the worker and its fold process at one instant of the run, and the
+    largest batch folded since the sample before (a bucket's upper bound; None: no batch or
+    not read; ``inf``: above the last bucket)."""
 
     minute: float
     worker_mib: float
     fold_mib: float
+    largest_batch: float | None = None
 
     @property
     def total_mib(self) -> float:
@@ -81,6 +93,49 @@ def rss_trend(samples: Sequence[RssSample], warmup_minutes: float) -> dict[str, 
     return trend
 
 
+def largest_batch_bound(
+    before: Mapping[float, float], after: Mapping[float, float]
+) -> float | None:
+    """The upper bound of the largest batch folded between two readings of the cumulative
+    batch-size histogram (bucket bound → count): the least bound whose count rose by as
+    many batches as the whole; None when no batch was folded."""
+    total = after.get(math.inf, 0.0) - before.get(math.inf, 0.0)
+    if total <= 0:
+        return None
+    return next(le for le in sorted(after) if after[le] - before.get(le, 0.0) >= total)
+
+
+def rss_steps(samples: Sequence[RssSample], least_mib: float = STEP_MIB) -> list[dict[str, Any]]:
+    """Where the folds' resident memory rose by ``least_mib`` or more from one sample to the
+    next, with the largest batch folded in between: a step that follows a larger batch than
+    the windows before is the allocator's high-water mark, not a leak."""
+    return [
+        {
+            "minute": round(now.minute, 1),
+            "fold_mib": [round(before.fold_mib, 1), round(now.fold_mib, 1)],
+            "largest_batch_at_most": _bound_text(now.largest_batch),
+        }
+        for before, now in pairwise(samples)
+        if now.fold_mib - before.fold_mib >= least_mib
+    ]
+
+
+def _bound_text(bound: float | None) -> str | None:
+    if bound is None:
+        return None
+    return "above the last bucket" if math.isinf(bound) else f"{bound:,.0f}"
+
+
+def batch_size_buckets(worker: WorkerProcess) -> dict[float, float]:
+    """The worker's batch-size histogram, cumulative: bucket bound → batches (empty when its
+    /metrics does not answer)."""
+    try:
+        samples = worker.samples().get(BATCH_SIZE_BUCKETS, {})
+    except OSError:
+        return {}
+    return {float(dict(labels)["le"]): count for labels, count in samples.items()}
+
+
 def by_window(points: Sequence[tuple[float, float]], width_minutes: float) -> list[dict[str, Any]]:
     """Latency summaries of (minute sent, seconds) points per window of ``width_minutes``
     from the start: a tail that grows as the run goes on shows here, not in the totals."""
@@ -95,7 +150,7 @@ def by_window(points: Sequence[tuple[float, float]], width_minutes: float) -> li
     ]
 
 
-def _sample(worker: WorkerProcess, started: float) -> RssSample:
+def _sample(worker: WorkerProcess, started: float, largest_batch: float | None) -> RssSample:
     assert worker.process is not None
     pid = worker.process.pid
     folds = child_pids(pid)
@@ -103,6 +158,7 @@ def _sample(worker: WorkerProcess, started: float) -> RssSample:
         minute=(time.perf_counter() - started) / 60,
         worker_mib=rss_kib(pid) / 1024,
         fold_mib=sum(rss_kib(child) for child in folds) / 1024,
+        largest_batch=largest_batch,
     )
 
 
@@ -151,10 +207,15 @@ async def soak(
             return bench_request(topics.loan_requests, f"soak-{i}", f"b{i % users:07d}")
 
         async def sample() -> None:
-            while (elapsed := time.perf_counter() - started) < seconds:
-                samples.append(_sample(worker, started))
+            buckets = await asyncio.to_thread(batch_size_buckets, worker)
+            while True:
+                read = await asyncio.to_thread(batch_size_buckets, worker)
+                largest = largest_batch_bound(buckets, read) if buckets and read else None
+                buckets = read or buckets
+                samples.append(_sample(worker, started, largest))
+                if (elapsed := time.perf_counter() - started) >= seconds:
+                    return
                 await asyncio.sleep(min(sample_seconds, max(0.0, seconds - elapsed)))
-            samples.append(_sample(worker, started))
 
         async def collect() -> None:
             deadline = started + seconds + 10
@@ -181,8 +242,15 @@ async def soak(
             "users": users,
             "events_sent": event_pacer.sent,
             "rss": rss_trend(samples, warmup_minutes),
+            "rss_steps": rss_steps(samples),
             "rss_samples": [
-                [round(s.minute, 2), round(s.worker_mib, 1), round(s.fold_mib, 1)] for s in samples
+                [
+                    round(s.minute, 2),
+                    round(s.worker_mib, 1),
+                    round(s.fold_mib, 1),
+                    _bound_text(s.largest_batch),
+                ]
+                for s in samples
             ],
             "decisions": summary_ms([seconds for _, seconds in latencies]),
             "decisions_by_window": by_window(latencies, max(1.0, minutes / 6)),

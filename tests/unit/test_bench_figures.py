@@ -9,7 +9,14 @@ import pytest
 
 from bench.__main__ import fold_setting
 from bench.run import cost_growth, half_the_fold, histogram_quantile
-from bench.soak import RssSample, by_window, rss_trend, slope_per_10_minutes
+from bench.soak import (
+    RssSample,
+    by_window,
+    largest_batch_bound,
+    rss_steps,
+    rss_trend,
+    slope_per_10_minutes,
+)
 
 NAME = "creditline_redis_operation_seconds"
 
@@ -73,6 +80,34 @@ def test_the_soak_trend_starts_after_the_warm_up() -> None:
     assert trend["total"]["growth_mib"] == 4.0
     # A run shorter than its warm-up is judged on every sample rather than on none.
     assert rss_trend(samples[:1], warmup_minutes=5)["samples"] == 1
+
+
+def test_the_largest_batch_between_two_readings_is_bounded_by_its_bucket() -> None:
+    inf = math.inf
+    before = {100.0: 10.0, 1000.0: 12.0, 5000.0: 12.0, inf: 12.0}
+    # Three batches since: two of at most 100 records, one between 1,000 and 5,000.
+    after = {100.0: 12.0, 1000.0: 14.0, 5000.0: 15.0, inf: 15.0}
+    assert largest_batch_bound(before, after) == 5000.0
+    assert largest_batch_bound(before, before) is None
+    assert largest_batch_bound(before, {**after, inf: 16.0}) == inf  # above the last bucket
+    # The first reading after the worker started: every batch is new.
+    assert largest_batch_bound({}, {100.0: 4.0, 1000.0: 4.0, inf: 4.0}) == 100.0
+
+
+def test_the_soak_reports_each_step_of_the_folds_memory_with_its_largest_batch() -> None:
+    samples = [
+        RssSample(0.0, 80.0, 70.0),
+        RssSample(0.5, 80.0, 70.5, largest_batch=500.0),  # under a step
+        RssSample(1.0, 80.0, 82.0, largest_batch=5000.0),
+        RssSample(1.5, 90.0, 82.0, largest_batch=math.inf),  # the worker's own rise
+        RssSample(2.0, 90.0, 84.0, largest_batch=None),
+    ]
+    assert rss_steps(samples) == [
+        {"minute": 1.0, "fold_mib": [70.5, 82.0], "largest_batch_at_most": "5,000"},
+        {"minute": 2.0, "fold_mib": [82.0, 84.0], "largest_batch_at_most": None},
+    ]
+    assert rss_steps(samples, least_mib=5.0) == rss_steps(samples)[:1]
+    assert rss_steps(samples[:1]) == []
 
 
 def test_the_soak_reports_latency_per_window_so_a_growing_tail_shows() -> None:

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from bench.workload import bench_records
+from schemas.models import SpendingEvent
 from streams.core import compiled
 from streams.core.decoding import DecodeLimits, RecordKind, RejectedRecord, decode_record
 from streams.core.ledger import content_digest, encode_entry
@@ -29,7 +31,7 @@ from streams.ports import InboundRecord
 from streams.service import shell as shell_module
 from streams.service.fold import EventFolder
 from streams.settings import Settings
-from tests.builders import NOW, asset_doc, repayment_doc, spending_doc, ts
+from tests.builders import NOW, asset_doc, encode, repayment_doc, spending_doc, ts
 from tests.corpus import bad_corpus
 from tests.properties import examples
 from tests.unit.fakes import FakeSink, FakeStore
@@ -61,10 +63,30 @@ def assert_same_as_python(
     assert plain.event.model_dump_json() == expected.model_dump_json()
     assert plain.event.model_dump() == expected.model_dump()
     assert plain.event.occurred_at.utcoffset() == timedelta(0)
+    assert plain.event.model_fields_set == set(type(expected).model_fields)
     digest = content_digest(expected)
     assert plain.digest == digest
     assert plain.entry == encode_entry(expected, digest)
     return True
+
+
+def test_decoded_events_share_one_fields_set_that_neither_assignment_nor_a_copy_changes() -> None:
+    first = decode_plain(
+        RecordKind.SPENDING, b"u-1", encode(spending_doc()), now=NOW, limits=LIMITS
+    )
+    second = decode_plain(
+        RecordKind.SPENDING, b"u-1", encode(spending_doc(event_id="s-2")), now=NOW, limits=LIMITS
+    )
+    assert first is not None and second is not None
+    shared = first.event.model_fields_set
+    assert second.event.model_fields_set is shared
+    before = set(shared)
+    with pytest.raises(ValidationError, match="frozen"):
+        first.event.event_id = "s-9"  # type: ignore[misc]
+    copied = first.event.model_copy(update={"event_id": "s-3"})
+    assert copied.event_id == "s-3" and first.event.event_id != "s-3"
+    assert copied.model_fields_set is not shared
+    assert shared == before == set(SpendingEvent.model_fields)
 
 
 def test_plain_records_of_each_kind_are_decoded_here() -> None:
