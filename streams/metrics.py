@@ -324,6 +324,13 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.review_sweep_seconds = Histogram(
+            "creditline_status_review_sweep_seconds",
+            "Time one sweep of the review schedule took, its reviews included: the fold folds "
+            "no events meanwhile, so a long sweep is followed by a larger batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.reviews_due = Gauge(
             "creditline_status_reviews_due",
             "Reviews due and not yet done in this worker's partitions (at the last sweep).",

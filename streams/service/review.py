@@ -3,6 +3,7 @@ ending, a month or a policy starting), on time, from the per-partition review sc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -36,6 +37,13 @@ class ReviewSweeper:
 
     async def sweep(self, partitions: set[int]) -> int:
         """Review every due user of ``partitions``; returns how many were reviewed."""
+        started = time.perf_counter()
+        try:
+            return await self._sweep(partitions)
+        finally:
+            self.metrics.review_sweep_seconds.observe(time.perf_counter() - started)
+
+    async def _sweep(self, partitions: set[int]) -> int:
         now = self.clock()
         in_force = [t for t in self.folder.timelines().effective_instants() if t <= now]
         reviewed = 0

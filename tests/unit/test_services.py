@@ -356,6 +356,9 @@ async def test_the_sweep_reviews_due_users_and_announces_a_thaw() -> None:
     clock["now"] = NOW + timedelta(days=2)
     reviewed = await ReviewSweeper(fold, clock=lambda: clock["now"]).sweep({0})
     assert reviewed >= 1
+    # The sweep's time is observed once, its reviews included (the fold folds no events then).
+    sweeps = metrics.registry.get_sample_value("creditline_status_review_sweep_seconds_count")
+    assert sweeps == 1
     thaw = LineStatusChanged.model_validate_json(sink.sent[-1].value or b"")
     assert (thaw.previous_status, thaw.status) == ("frozen", thaw.status)
     assert thaw.status != "frozen"
