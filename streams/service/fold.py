@@ -21,7 +21,7 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -219,11 +219,7 @@ class EventFolder:
             if conflicts:
                 self.metrics.store_conflicts.inc(len(conflicts))
             schedule = {
-                (partition, user): (
-                    outcome.write.checkpoint.trajectory.next_review
-                    if outcome.write is not None
-                    else outcome.next_review
-                )
+                (partition, user): outcome.next_review
                 for user, outcome in outcomes.items()
                 if user not in conflicts
                 for partition in partitions.get(user, ())
@@ -318,11 +314,15 @@ class EventFolder:
                 log.exception("folding a user's events failed; dead-lettering them")
                 folded.failed.extend(pendings)
                 continue
+            write = outcome.write
+            if write is not None:
+                writes.append(write)
+                if write.status_event:
+                    folded.status_events[user] = write.status_event
+                # Kept to the batch's end without its write: the checkpoint and the ledger
+                # entries (a quarter of a large batch's peak) go once the part is saved.
+                outcome = replace(outcome, write=None)
             folded.outcomes[user] = outcome
-            if outcome.write is not None:
-                writes.append(outcome.write)
-                if outcome.write.status_event:
-                    folded.status_events[user] = outcome.write.status_event
         return writes
 
     async def _load(
@@ -494,7 +494,15 @@ class EventFolder:
         )
         self._observe_intervals(current.checkpoint, checkpoint)
         past_changed = restated and _past_restated(current.checkpoint, checkpoint, announced)
-        return UserOutcome(write, fresh, dupes, conflicting, restated=past_changed, score=score)
+        return UserOutcome(
+            write,
+            fresh,
+            dupes,
+            conflicting,
+            restated=past_changed,
+            next_review=checkpoint.trajectory.next_review,
+            score=score,
+        )
 
     def _at_capacity(self, ledger_size: int, checkpoint: Checkpoint) -> str:
         """Which of the user's kept histories is full (``events``, ``loans``), comma
@@ -539,7 +547,8 @@ class UserOutcome:
     duplicates: list[Pending]
     conflicting: list[tuple[Pending, ServiceCode]]
     restated: bool = False
-    #: The user's next review when nothing is written (the schedule is kept right anyway).
+    #: The user's next review: the written checkpoint's, else the stored one's (the schedule
+    #: is kept right when nothing is written too).
     next_review: datetime | None = None
     #: The score of the user's last review when written (for the score histogram).
     score: int | None = None
