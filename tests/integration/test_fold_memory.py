@@ -12,6 +12,8 @@ from __future__ import annotations
 import gc
 import random
 import tracemalloc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaProducer
 
@@ -55,31 +57,39 @@ def _batch(topics: Topics, number: int, rng: random.Random) -> list[InboundRecor
     return records
 
 
-async def test_folding_batch_after_batch_holds_no_more_memory(settings: Settings) -> None:
-    topics = Topics.from_settings(settings)
-    rng = random.Random(11)
-    batches = [_batch(topics, i, rng) for i in range(WARM_UP_BATCHES + MEASURED_BATCHES)]
+@asynccontextmanager
+async def _folder(settings: Settings) -> AsyncIterator[EventFolder]:
+    """The fold's service on the real Redis and Kafka, with the default policy."""
     metrics = Metrics()
     producer = AIOKafkaProducer(**producer_options(settings))
     await producer.start()
     store = store_for(settings, metrics)
     timelines = constant(load_default_policy())
-    folder = EventFolder(settings, store, AioKafkaSink(producer), metrics, lambda: timelines)
-    tracemalloc.start()
     try:
-        applied = 0
-        for number, batch in enumerate(batches):
-            if number == WARM_UP_BATCHES:  # connections, caches and metric children made
-                gc.collect()
-                before = tracemalloc.get_traced_memory()[0]
-            report = await folder.process(batch)
-            applied += sum(report.applied.values())
-        gc.collect()
-        retained = tracemalloc.get_traced_memory()[0] - before
+        yield EventFolder(settings, store, AioKafkaSink(producer), metrics, lambda: timelines)
     finally:
-        tracemalloc.stop()
         await store.close()
         await producer.stop()
+
+
+async def test_folding_batch_after_batch_holds_no_more_memory(settings: Settings) -> None:
+    topics = Topics.from_settings(settings)
+    rng = random.Random(11)
+    batches = [_batch(topics, i, rng) for i in range(WARM_UP_BATCHES + MEASURED_BATCHES)]
+    applied = 0
+    async with _folder(settings) as folder:
+        tracemalloc.start()
+        try:
+            for number, batch in enumerate(batches):
+                if number == WARM_UP_BATCHES:  # connections, caches and metric children made
+                    gc.collect()
+                    before = tracemalloc.get_traced_memory()[0]
+                report = await folder.process(batch)
+                applied += sum(report.applied.values())
+            gc.collect()
+            retained = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
     assert applied == sum(len(batch) for batch in batches)
     assert retained <= MOST_RETAINED_BYTES, (
         f"{retained:,} bytes held after {MEASURED_BATCHES} batches"
@@ -107,13 +117,7 @@ async def test_a_large_batch_lets_go_of_each_part_once_written(settings: Setting
         rng.shuffle(records)
         return records
 
-    metrics = Metrics()
-    producer = AIOKafkaProducer(**producer_options(settings))
-    await producer.start()
-    store = store_for(settings, metrics)
-    timelines = constant(load_default_policy())
-    folder = EventFolder(settings, store, AioKafkaSink(producer), metrics, lambda: timelines)
-    try:
+    async with _folder(settings) as folder:
         for number in range(4):
             await folder.process(batch(number))
         last = batch(4)
@@ -125,8 +129,5 @@ async def test_a_large_batch_lets_go_of_each_part_once_written(settings: Setting
             peak = tracemalloc.get_traced_memory()[1] - start
         finally:
             tracemalloc.stop()
-    finally:
-        await store.close()
-        await producer.stop()
     assert sum(report.applied.values()) == len(last)
     assert peak / len(last) <= MOST_PEAK_BYTES_A_RECORD, f"{peak / len(last):,.0f} bytes a record"
