@@ -7,7 +7,9 @@ technology: it is written against :mod:`streams.ports`.
 
 A batch's users are read, folded and written in parts (:data:`USERS_PER_PART`): the store
 reads the next part and applies the last one's writes while a part is folded, so the fold's
-CPU does not wait on the store's round trips (a shuffled backfill: batch time −11 %).
+CPU does not wait on the store's round trips (a shuffled backfill: batch time −11 %). A part
+is settled as soon as it is written (its reviews scheduled, its status changes published, its
+records let go), so what a large batch holds shrinks as it goes.
 
 Longer than most modules: one batch's whole path (decode, dedup, limits, the status
 machine, the write, the announcement), read top to bottom.
@@ -62,11 +64,12 @@ log = logging.getLogger(__name__)
 #: A batch's fold hands the event loop back after this many users (tens of milliseconds).
 YIELD_EVERY_USERS = 256
 
-#: A batch's users are read, folded and written in parts of this many: Redis reads the next
-#: part and writes the last while one is folded. A part's ledgers are the largest thing a
-#: batch holds at once (a 5,000-record batch at 20 events a user: 28.5 MiB at its peak with
-#: parts of 1,024, 20.6 with 256), and the process keeps its high-water mark; parts smaller
-#: than 256 saved little more, and 256 cost no CPU (docs/sizing.md, "Memory over time").
+#: A batch's users are read, folded and settled in parts of this many: Redis reads the next
+#: part and writes the last while one is folded. A part's states and ledgers are what a batch
+#: holds beyond its records (a 5,000-record batch at 20 events a user: 28.5 MiB at its peak
+#: with parts of 1,024, 20.6 with 256), and the process keeps its high-water mark; parts
+#: smaller than 256 saved little more, and 256 cost no CPU (docs/sizing.md, "Memory over
+#: time"). A settled part's records, outcomes and status events are let go too.
 USERS_PER_PART = 256
 
 #: How many times a batch re-reads and re-folds users whose write met a concurrent one.
@@ -123,7 +126,7 @@ class EventFolder:
         report = BatchReport()
         now = self.clock()
         deliveries: list[Awaitable[Any]] = []
-        by_user: dict[str, list[Pending]] = defaultdict(list)
+        by_user: dict[str, list[Pending]] = {}
         for topic, count in Counter(record.topic for record in records).items():
             self.metrics.records_consumed.labels(topic).inc(count)
         for record in records:
@@ -138,7 +141,7 @@ class EventFolder:
                 report.dead_lettered[record.topic] += 1
                 continue
             self.dead_letters.accepted()
-            by_user[pending.event.user_id].append(pending)
+            by_user.setdefault(pending.event.user_id, []).append(pending)
         # A user's records share a partition (they are keyed by user): one set for each
         # partition held for the batch, not one for each user (~0.2 KiB a user).
         held: dict[frozenset[int], frozenset[int]] = {}
@@ -146,11 +149,9 @@ class EventFolder:
             u: held.setdefault(one := frozenset(p.record.partition for p in ps), one)
             for u, ps in by_user.items()
         }
-        failed, conflicting, outbox = await self._store(by_user, partitions, report, now)
-        status_deliveries = [
-            await self.sink.send(self.topics.line_status, user.encode(), payload)
-            for user, payload in outbox.items()
-        ]
+        # Each part's users are written and announced as it goes, and their records let go:
+        # ``by_user`` is emptied by the fold (a large batch would otherwise hold them all).
+        failed, conflicting = await self._store(by_user, partitions, report, now)
         for pending, code in [
             *((p, ServiceCode.PROCESSING_ERROR) for p in failed),
             *conflicting,
@@ -158,11 +159,7 @@ class EventFolder:
             deliveries.append(await self.dead_letters.reject(pending.record, code, MESSAGES[code]))
             report.dead_lettered[pending.record.topic] += 1
         self.dead_letters.watch_storm()
-        await asyncio.gather(*deliveries, *status_deliveries)
-        # Published: the outbox can be emptied (a crash before this republishes, never loses).
-        await self.retry.until_stopped(
-            "clear_outbox", partial(self.store.clear_status_events, outbox)
-        )
+        await asyncio.gather(*deliveries)
 
         applied_at = time.time()
         for topic, count in report.applied.items():
@@ -181,18 +178,9 @@ class EventFolder:
         whose schedule named them. Returns the users whose status changed."""
         if not due:
             return 0
-        now = self.clock()
         report = BatchReport()
-        _, _, outbox = await self._store({u: [] for u in due}, dict(due), report, now)
-        deliveries = [
-            await self.sink.send(self.topics.line_status, user.encode(), payload)
-            for user, payload in outbox.items()
-        ]
-        await asyncio.gather(*deliveries)
-        await self.retry.until_stopped(
-            "clear_outbox", partial(self.store.clear_status_events, outbox)
-        )
-        return len(outbox)
+        await self._store({u: [] for u in due}, dict(due), report, self.clock())
+        return report.announced
 
     async def _store(
         self,
@@ -200,74 +188,41 @@ class EventFolder:
         partitions: Mapping[str, AbstractSet[int]],
         report: BatchReport,
         now: datetime,
-    ) -> tuple[list[Pending], list[tuple[Pending, ServiceCode]], dict[str, bytes]]:
-        """Fold and write every user, re-folding users whose write conflicted. Returns the
-        records that could not be folded, those refused (an event id reused with other
-        content, a user's kept history full: with the code and message to dead-letter them
-        with), and the status-change events to publish."""
-        remaining = dict(by_user)
-        failed: list[Pending] = []
-        conflicting: list[tuple[Pending, ServiceCode]] = []
-        outbox: dict[str, bytes] = {}
+    ) -> tuple[list[Pending], list[tuple[Pending, ServiceCode]]]:
+        """Fold, write and announce every user of ``by_user``, re-folding users whose write
+        conflicted. Empties ``by_user``: a user's records are let go once it is written and
+        announced. Returns the records that could not be folded and those refused (an event
+        id reused with other content, a user's kept history full: with the code and message
+        to dead-letter them with)."""
+        tally = _Tally(report)
         timelines = self.timelines()  # one set of policy versions for the whole batch
         for _ in range(MAX_CONFLICT_ROUNDS):
-            if not remaining:
-                return failed, conflicting, outbox
-            folded = _Folded(failed, outbox)
-            conflicts = await self._fold_in_parts(remaining, timelines, now, folded)
-            outcomes, events_of = folded.outcomes, folded.status_events
+            if not by_user:
+                return tally.failed, tally.conflicting
+            conflicts = await self._fold_in_parts(by_user, partitions, timelines, now, tally)
             if conflicts:
                 self.metrics.store_conflicts.inc(len(conflicts))
-            schedule = {
-                (partition, user): outcome.next_review
-                for user, outcome in outcomes.items()
-                if user not in conflicts
-                for partition in partitions.get(user, ())
-            }
-            await self.retry.until_stopped("schedule", partial(self.store.schedule, schedule))
-            applied_at = self.clock()
-            lags: dict[str, list[float]] = defaultdict(list)
-            scores: list[float] = []
-            for user, outcome in outcomes.items():
-                if user in conflicts:
-                    continue
-                if user in events_of:
-                    outbox[user] = events_of[user]
-                if outcome.restated:
-                    self.metrics.line_status_restatements.inc()
-                if outcome.score is not None:
-                    scores.append(outcome.score)
-                for p in outcome.fresh:
-                    topic = p.record.topic
-                    report.applied[topic] += 1
-                    lags[topic].append(max(0.0, (applied_at - p.event.occurred_at).total_seconds()))
-                for p in outcome.duplicates:
-                    report.duplicate[p.record.topic] += 1
-                conflicting.extend(outcome.conflicting)
-            # Observed once per batch: one bucket walk per record was 4 % of the fold.
-            for topic, values in lags.items():
-                observe_all(self.metrics.event_time_lag.labels(topic), values)
-            observe_all(self.metrics.scores, scores)
-            remaining = {u: remaining[u] for u in conflicts}
-        raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
+        raise RuntimeError(f"{len(by_user)} users still conflicting after retries")
 
     async def _fold_in_parts(
         self,
-        remaining: Mapping[str, list[Pending]],
+        remaining: dict[str, list[Pending]],
+        partitions: Mapping[str, AbstractSet[int]],
         timelines: PolicyTimeline,
         now: datetime,
-        folded: _Folded,
+        tally: _Tally,
     ) -> set[str]:
-        """Read, fold and write ``remaining`` in parts of :data:`USERS_PER_PART` users: the
-        store reads the next part and applies the last one's writes while a part is folded.
-        Returns the users whose write met a concurrent one. When a part's read or write
-        fails, the other parts' calls are cancelled before the error is raised."""
+        """Read, fold and settle ``remaining`` in parts of :data:`USERS_PER_PART` users: the
+        store reads the next part and settles the last ones (:meth:`_settle`) while a part is
+        folded. Returns the users whose write met a concurrent one (the only users left in
+        ``remaining``). When a part's read or settling fails, the other parts' calls are
+        cancelled before the error is raised."""
         users = list(remaining)
         parts = [users[i : i + USERS_PER_PART] for i in range(0, len(users), USERS_PER_PART)]
         loads = deque([asyncio.ensure_future(self._load(parts[0], remaining, now))])
-        saves: list[asyncio.Future[list[str]]] = []
+        settling: list[asyncio.Future[set[str]]] = []
         try:
-            for index, part in enumerate(parts):
+            for index, users_of_part in enumerate(parts):
                 if index + 1 < len(parts):
                     loads.append(
                         asyncio.ensure_future(self._load(parts[index + 1], remaining, now))
@@ -276,54 +231,127 @@ class EventFolder:
                 # The part's states and ledgers are let go once it is folded: a large batch
                 # under a backlog would otherwise hold them all to its end.
                 loads.popleft()
-                writes = await self._fold_part(
-                    part, remaining, stored, ledgers, timelines, now, folded
+                part = await self._fold_part(
+                    users_of_part, remaining, stored, ledgers, timelines, now, tally
                 )
-                saves.append(asyncio.ensure_future(self._save(writes)))
-            return {user for saved in await asyncio.gather(*saves) for user in saved}
+                del stored, ledgers
+                settling.append(
+                    asyncio.ensure_future(self._settle(part, remaining, partitions, tally))
+                )
+            return {user for conflicts in await asyncio.gather(*settling) for user in conflicts}
         except BaseException:
-            await cancelled([*loads, *saves])
+            await cancelled([*loads, *settling])
             raise
 
     async def _fold_part(
         self,
-        part: Sequence[str],
+        users: Sequence[str],
         remaining: Mapping[str, list[Pending]],
         stored: Mapping[str, StoredUser],
-        ledgers: Mapping[str, StoredLedger],
+        ledgers: dict[str, StoredLedger],
         timelines: PolicyTimeline,
         now: datetime,
-        folded: _Folded,
-    ) -> list[UserWrite]:
-        """Fold one part's users (recorded in ``folded``); their writes."""
-        writes: list[UserWrite] = []
-        for user in part:
-            if folded.visited and folded.visited % YIELD_EVERY_USERS == 0:
+        tally: _Tally,
+    ) -> _Part:
+        """Fold one part's users: their writes, outcomes and status events to publish. Each
+        user's ledger is taken out of ``ledgers`` as it is folded: read by the compiled
+        machine, a ledger is unpacked into Python values several times its stored size (a
+        part of 256 users at 30 events each: 2.5 MiB), and one at a time is enough."""
+        part = _Part(list(users))
+        for user in users:
+            if tally.visited and tally.visited % YIELD_EVERY_USERS == 0:
                 # Folding is CPU alone: let the consumer's heartbeats and fetches run within
                 # a batch of seconds (a missed session ends its membership), and the other
                 # parts' reads and writes go out and come back. Counted over the batch, not
                 # the part: awaiting a part's read that is already done does not yield.
                 await asyncio.sleep(0)
-            folded.visited += 1
+            tally.visited += 1
             pendings, current = remaining[user], stored[user]
             if current.pending_status_event is not None:
-                folded.outbox[user] = current.pending_status_event
+                # Left by a crash between a write and its announcement: published again.
+                part.announcements[user] = current.pending_status_event
+            ledger = ledgers.pop(user, None)
             try:
-                outcome = self.fold_user(user, current, pendings, ledgers.get(user), timelines, now)
+                outcome = self.fold_user(user, current, pendings, ledger, timelines, now)
             except Exception:
                 log.exception("folding a user's events failed; dead-lettering them")
-                folded.failed.extend(pendings)
+                tally.failed.extend(pendings)
                 continue
             write = outcome.write
             if write is not None:
-                writes.append(write)
+                part.writes.append(write)
                 if write.status_event:
-                    folded.status_events[user] = write.status_event
-                # Kept to the batch's end without its write: the checkpoint and the ledger
-                # entries (a quarter of a large batch's peak) go once the part is saved.
+                    part.announcements[user] = write.status_event
+                # Kept until the part is settled without its write: the checkpoint and the
+                # ledger entries go with the write once it is saved.
                 outcome = replace(outcome, write=None)
-            folded.outcomes[user] = outcome
-        return writes
+            part.outcomes[user] = outcome
+        return part
+
+    async def _settle(
+        self,
+        part: _Part,
+        remaining: dict[str, list[Pending]],
+        partitions: Mapping[str, AbstractSet[int]],
+        tally: _Tally,
+    ) -> set[str]:
+        """Write a folded part, schedule its users' reviews, count its records, publish its
+        status events and empty their outbox; its users' records are then let go (from
+        ``remaining``), but for those whose write met a concurrent one, which are returned
+        to be read and folded again. In that order for each user: a crash at any point is
+        redelivered, found applied and republished from the outbox, never lost."""
+        conflicts = set(await self._save(part.writes))
+        part.writes.clear()
+        settled = {u: o for u, o in part.outcomes.items() if u not in conflicts}
+        part.outcomes.clear()
+        schedule = {
+            (partition, user): outcome.next_review
+            for user, outcome in settled.items()
+            for partition in partitions.get(user, ())
+        }
+        await self.retry.until_stopped("schedule", partial(self.store.schedule, schedule))
+        self._count(settled, tally)
+        del settled
+        outbox = {u: e for u, e in part.announcements.items() if u not in conflicts}
+        part.announcements.clear()
+        deliveries = [
+            await self.sink.send(self.topics.line_status, user.encode(), payload)
+            for user, payload in outbox.items()
+        ]
+        await asyncio.gather(*deliveries)
+        # Published: the outbox can be emptied (a crash before this republishes, never loses).
+        await self.retry.until_stopped(
+            "clear_outbox", partial(self.store.clear_status_events, outbox)
+        )
+        tally.report.announced += len(outbox)
+        for user in part.users:
+            if user not in conflicts:
+                remaining.pop(user, None)
+        return conflicts
+
+    def _count(self, settled: Mapping[str, UserOutcome], tally: _Tally) -> None:
+        """Count a written part's records (applied, duplicate, refused) and observe its
+        event-time lags, restatements and scores."""
+        applied_at = self.clock()
+        report = tally.report
+        lags: dict[str, list[float]] = defaultdict(list)
+        scores: list[float] = []
+        for outcome in settled.values():
+            if outcome.restated:
+                self.metrics.line_status_restatements.inc()
+            if outcome.score is not None:
+                scores.append(outcome.score)
+            for p in outcome.fresh:
+                topic = p.record.topic
+                report.applied[topic] += 1
+                lags[topic].append(max(0.0, (applied_at - p.event.occurred_at).total_seconds()))
+            for p in outcome.duplicates:
+                report.duplicate[p.record.topic] += 1
+            tally.conflicting.extend(outcome.conflicting)
+        # Observed once per part: one bucket walk per record was 4 % of the fold.
+        for topic, values in lags.items():
+            observe_all(self.metrics.event_time_lag.labels(topic), values)
+        observe_all(self.metrics.scores, scores)
 
     async def _load(
         self, users: Sequence[str], pending: Mapping[str, list[Pending]], now: datetime
@@ -555,16 +583,25 @@ class UserOutcome:
 
 
 @dataclass
-class _Folded:
-    """What folding a batch's users gives: the records that could not be folded and the
-    outbox found stored (for the whole batch); each user's outcome and the status events to
-    publish once written (for one conflict round)."""
+class _Part:
+    """One part of a batch's users, folded: the writes to save, each user's outcome and the
+    status events to publish once written (new ones, and any a crash left in the outbox)."""
 
-    failed: list[Pending]
-    outbox: dict[str, bytes]
+    users: list[str]
+    writes: list[UserWrite] = field(default_factory=list)
     outcomes: dict[str, UserOutcome] = field(default_factory=dict)
-    status_events: dict[str, bytes] = field(default_factory=dict)
-    #: Users folded so far in this round, over all its parts (when the fold yields).
+    announcements: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class _Tally:
+    """What a batch's parts add up to: the report, the records that could not be folded and
+    those refused (dead-lettered at the batch's end), and the users folded so far."""
+
+    report: BatchReport
+    failed: list[Pending] = field(default_factory=list)
+    conflicting: list[tuple[Pending, ServiceCode]] = field(default_factory=list)
+    #: Users folded so far, over every part and round (when the fold yields).
     visited: int = 0
 
 

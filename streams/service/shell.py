@@ -94,6 +94,8 @@ class BatchReport:
     applied: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     duplicate: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     dead_lettered: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: Status changes published (new ones, and any a crash left unpublished).
+    announced: int = 0
 
 
 @dataclass
