@@ -22,11 +22,10 @@ import logging
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import Counter as MetricCounter
 
@@ -71,6 +70,11 @@ YIELD_EVERY_USERS = 256
 #: smaller than 256 saved little more, and 256 cost no CPU (docs/sizing.md, "Memory over
 #: time"). A settled part's records, outcomes and status events are let go too.
 USERS_PER_PART = 256
+
+#: Folded parts waiting to be settled (written, announced) before the fold waits for the
+#: oldest: a settling part holds its records, outcomes and status events, and settling takes
+#: several round trips, each served only when the fold hands the event loop back.
+MOST_PARTS_UNSETTLED = 2
 
 #: How many times a batch re-reads and re-folds users whose write met a concurrent one.
 MAX_CONFLICT_ROUNDS = 50
@@ -125,36 +129,21 @@ class EventFolder:
         started = time.perf_counter()
         report = BatchReport()
         now = self.clock()
-        deliveries: list[Awaitable[Any]] = []
-        by_user: dict[str, list[Pending]] = {}
         for topic, count in Counter(record.topic for record in records).items():
             self.metrics.records_consumed.labels(topic).inc(count)
+        # Grouped by key (the user id: a record whose key is not its user id is refused when
+        # decoded), and decoded a part at a time as the part is read: a large batch holds
+        # decoded records for the parts in flight alone (~0.85 KiB a record).
+        by_key: dict[bytes | None, list[InboundRecord]] = {}
         for record in records:
-            try:
-                pending = pending_of(
-                    record, self.topics.kind_of(record.topic), now=now, limits=self.limits
-                )
-            except RejectedRecord as rejected:
-                deliveries.append(
-                    await self.dead_letters.reject(record, rejected.code, rejected.message)
-                )
-                report.dead_lettered[record.topic] += 1
-                continue
-            self.dead_letters.accepted()
-            by_user.setdefault(pending.event.user_id, []).append(pending)
-        # A user's records share a partition (they are keyed by user): one set for each
-        # partition held for the batch, not one for each user (~0.2 KiB a user).
-        held: dict[frozenset[int], frozenset[int]] = {}
-        partitions = {
-            u: held.setdefault(one := frozenset(p.record.partition for p in ps), one)
-            for u, ps in by_user.items()
-        }
-        # Each part's users are written and announced as it goes, and their records let go:
-        # ``by_user`` is emptied by the fold (a large batch would otherwise hold them all).
-        failed, conflicting = await self._store(by_user, partitions, report, now)
+            by_key.setdefault(record.key, []).append(record)
+        tally = _Tally(report)
+        await self._store(list(by_key.values()), {}, tally, now)
+        del by_key
+        deliveries = tally.deliveries
         for pending, code in [
-            *((p, ServiceCode.PROCESSING_ERROR) for p in failed),
-            *conflicting,
+            *((p, ServiceCode.PROCESSING_ERROR) for p in tally.failed),
+            *tally.conflicting,
         ]:
             deliveries.append(await self.dead_letters.reject(pending.record, code, MESSAGES[code]))
             report.dead_lettered[pending.record.topic] += 1
@@ -178,66 +167,75 @@ class EventFolder:
         whose schedule named them. Returns the users whose status changed."""
         if not due:
             return 0
-        report = BatchReport()
-        await self._store({u: [] for u in due}, dict(due), report, self.clock())
-        return report.announced
+        tally = _Tally(BatchReport())
+        tally.partitions.update((u, frozenset(p)) for u, p in due.items())
+        await self._store([], {u: [] for u in due}, tally, self.clock())
+        return tally.report.announced
 
     async def _store(
         self,
-        by_user: dict[str, list[Pending]],
-        partitions: Mapping[str, AbstractSet[int]],
-        report: BatchReport,
+        unread: list[list[InboundRecord]],
+        remaining: dict[str, list[Pending]],
+        tally: _Tally,
         now: datetime,
-    ) -> tuple[list[Pending], list[tuple[Pending, ServiceCode]]]:
-        """Fold, write and announce every user of ``by_user``, re-folding users whose write
-        conflicted. Empties ``by_user``: a user's records are let go once it is written and
-        announced. Returns the records that could not be folded and those refused (an event
-        id reused with other content, a user's kept history full: with the code and message
-        to dead-letter them with)."""
-        tally = _Tally(report)
+    ) -> None:
+        """Fold, write and announce the users of ``unread`` (each a user's records, decoded as
+        their part is read) and of ``remaining`` (decoded already), re-folding users whose
+        write conflicted. A user's records are let go once it is written and announced; the
+        records that could not be folded or were refused are left in ``tally``."""
         timelines = self.timelines()  # one set of policy versions for the whole batch
         for _ in range(MAX_CONFLICT_ROUNDS):
-            if not by_user:
-                return tally.failed, tally.conflicting
-            conflicts = await self._fold_in_parts(by_user, partitions, timelines, now, tally)
+            users = list(remaining)
+            parts = [
+                *(
+                    _Unread([], unread[i : i + USERS_PER_PART])
+                    for i in range(0, len(unread), USERS_PER_PART)
+                ),
+                *(
+                    _Unread(users[i : i + USERS_PER_PART], [])
+                    for i in range(0, len(users), USERS_PER_PART)
+                ),
+            ]
+            unread = []
+            if not parts:
+                return
+            conflicts = await self._fold_in_parts(parts, remaining, timelines, now, tally)
             if conflicts:
                 self.metrics.store_conflicts.inc(len(conflicts))
-        raise RuntimeError(f"{len(by_user)} users still conflicting after retries")
+        raise RuntimeError(f"{len(remaining)} users still conflicting after retries")
 
     async def _fold_in_parts(
         self,
+        parts: list[_Unread],
         remaining: dict[str, list[Pending]],
-        partitions: Mapping[str, AbstractSet[int]],
         timelines: PolicyTimeline,
         now: datetime,
         tally: _Tally,
     ) -> set[str]:
-        """Read, fold and settle ``remaining`` in parts of :data:`USERS_PER_PART` users: the
-        store reads the next part and settles the last ones (:meth:`_settle`) while a part is
-        folded. Returns the users whose write met a concurrent one (the only users left in
-        ``remaining``). When a part's read or settling fails, the other parts' calls are
-        cancelled before the error is raised."""
-        users = list(remaining)
-        parts = [users[i : i + USERS_PER_PART] for i in range(0, len(users), USERS_PER_PART)]
-        loads = deque([asyncio.ensure_future(self._load(parts[0], remaining, now))])
+        """Read, fold and settle ``parts``: the store reads the next part and settles the last
+        ones (:meth:`_settle`) while a part is folded. Returns the users whose write met a
+        concurrent one (the only users left in ``remaining``). When a part's read or
+        settling fails, the other parts' calls are cancelled before the error is raised."""
+        loads = deque([asyncio.ensure_future(self._load(parts[0], remaining, now, tally))])
         settling: list[asyncio.Future[set[str]]] = []
         try:
-            for index, users_of_part in enumerate(parts):
+            for index in range(len(parts)):
                 if index + 1 < len(parts):
                     loads.append(
-                        asyncio.ensure_future(self._load(parts[index + 1], remaining, now))
+                        asyncio.ensure_future(self._load(parts[index + 1], remaining, now, tally))
                     )
-                stored, ledgers = await loads[0]
+                users, stored, ledgers = await loads[0]
                 # The part's states and ledgers are let go once it is folded: a large batch
                 # under a backlog would otherwise hold them all to its end.
                 loads.popleft()
                 part = await self._fold_part(
-                    users_of_part, remaining, stored, ledgers, timelines, now, tally
+                    users, remaining, stored, ledgers, timelines, now, tally
                 )
                 del stored, ledgers
-                settling.append(
-                    asyncio.ensure_future(self._settle(part, remaining, partitions, tally))
-                )
+                settling.append(asyncio.ensure_future(self._settle(part, remaining, tally)))
+                unsettled = [f for f in settling if not f.done()]
+                if len(unsettled) > MOST_PARTS_UNSETTLED:
+                    await asyncio.wait(unsettled[:-MOST_PARTS_UNSETTLED])
             return {user for conflicts in await asyncio.gather(*settling) for user in conflicts}
         except BaseException:
             await cancelled([*loads, *settling])
@@ -289,11 +287,7 @@ class EventFolder:
         return part
 
     async def _settle(
-        self,
-        part: _Part,
-        remaining: dict[str, list[Pending]],
-        partitions: Mapping[str, AbstractSet[int]],
-        tally: _Tally,
+        self, part: _Part, remaining: dict[str, list[Pending]], tally: _Tally
     ) -> set[str]:
         """Write a folded part, schedule its users' reviews, count its records, publish its
         status events and empty their outbox; its users' records are then let go (from
@@ -307,7 +301,7 @@ class EventFolder:
         schedule = {
             (partition, user): outcome.next_review
             for user, outcome in settled.items()
-            for partition in partitions.get(user, ())
+            for partition in tally.partitions.get(user, ())
         }
         await self.retry.until_stopped("schedule", partial(self.store.schedule, schedule))
         self._count(settled, tally)
@@ -327,6 +321,7 @@ class EventFolder:
         for user in part.users:
             if user not in conflicts:
                 remaining.pop(user, None)
+                tally.partitions.pop(user, None)
         return conflicts
 
     def _count(self, settled: Mapping[str, UserOutcome], tally: _Tally) -> None:
@@ -354,16 +349,55 @@ class EventFolder:
         observe_all(self.metrics.scores, scores)
 
     async def _load(
-        self, users: Sequence[str], pending: Mapping[str, list[Pending]], now: datetime
-    ) -> tuple[dict[str, StoredUser], dict[str, StoredLedger]]:
-        """The stored state of ``users`` and the ledgers of those whose fold reads one."""
-        candidates = {u: [p.event.event_id for p in pending[u]] for u in users}
+        self, part: _Unread, remaining: dict[str, list[Pending]], now: datetime, tally: _Tally
+    ) -> tuple[list[str], dict[str, StoredUser], dict[str, StoredLedger]]:
+        """A part's users (its records decoded into ``remaining``), their stored state and the
+        ledgers of those whose fold reads one."""
+        users = [*part.users, *await self._decode(part.records, remaining, now, tally)]
+        if not users:  # every record of the part refused
+            return users, {}, {}
+        candidates = {u: [p.event.event_id for p in remaining[u]] for u in users}
         stored = await self.retry.until_stopped("load", partial(self.store.load, candidates))
-        wanted = [u for u in users if self.reads_ledger(stored[u], pending[u], now)]
+        wanted = [u for u in users if self.reads_ledger(stored[u], remaining[u], now)]
         ledgers = await self.retry.until_stopped(
             "load_ledger", partial(self.store.load_ledgers, wanted)
         )
-        return stored, ledgers
+        return users, stored, ledgers
+
+    async def _decode(
+        self,
+        groups: list[list[InboundRecord]],
+        remaining: dict[str, list[Pending]],
+        now: datetime,
+        tally: _Tally,
+    ) -> list[str]:
+        """Decode each user's records into ``remaining`` (refused ones dead-lettered) and
+        note the user's partitions; the users with a record accepted."""
+        users: list[str] = []
+        for records in groups:
+            for record in records:
+                try:
+                    pending = pending_of(
+                        record, self.topics.kind_of(record.topic), now=now, limits=self.limits
+                    )
+                except RejectedRecord as rejected:
+                    tally.deliveries.append(
+                        await self.dead_letters.reject(record, rejected.code, rejected.message)
+                    )
+                    tally.report.dead_lettered[record.topic] += 1
+                    continue
+                self.dead_letters.accepted()
+                user = pending.event.user_id
+                if user not in remaining:
+                    remaining[user] = []
+                    users.append(user)
+                remaining[user].append(pending)
+        for user in users:
+            # A user's records share a partition (they are keyed by user): one set for each
+            # partition, not one for each user (~0.2 KiB a user).
+            one = frozenset(p.record.partition for p in remaining[user])
+            tally.partitions[user] = tally.held.setdefault(one, one)
+        return users
 
     async def _save(self, writes: list[UserWrite]) -> list[str]:
         """Save ``writes`` (retried until the process stops); the users whose write met a
@@ -593,14 +627,27 @@ class _Part:
     announcements: dict[str, bytes] = field(default_factory=dict)
 
 
+class _Unread(NamedTuple):
+    """A part of a batch's users to read: users decoded already, and the records of users
+    to decode (each user's, grouped by key) as the part is read."""
+
+    users: list[str]
+    records: list[list[InboundRecord]]
+
+
 @dataclass
 class _Tally:
     """What a batch's parts add up to: the report, the records that could not be folded and
-    those refused (dead-lettered at the batch's end), and the users folded so far."""
+    those refused (dead-lettered at the batch's end), the dead letters sent, each unsettled
+    user's event partitions, and the users folded so far."""
 
     report: BatchReport
     failed: list[Pending] = field(default_factory=list)
     conflicting: list[tuple[Pending, ServiceCode]] = field(default_factory=list)
+    deliveries: list[Awaitable[Any]] = field(default_factory=list)
+    partitions: dict[str, frozenset[int]] = field(default_factory=dict)
+    #: One frozenset for each set of partitions, shared by the users that have it.
+    held: dict[frozenset[int], frozenset[int]] = field(default_factory=dict)
     #: Users folded so far, over every part and round (when the fold yields).
     visited: int = 0
 

@@ -112,10 +112,11 @@ async def _peak_of(folder: EventFolder, records: list[InboundRecord]) -> int:
 
 
 #: A large batch's peak of traced memory, a record (one event each of 5,000 users, after four
-#: each before): 1.8-2.1 KiB while each part's users are settled (written, announced, their
-#: records let go) as the batch goes; 2.8-2.9 KiB when the records, outcomes and status events
-#: were held to the batch's end, 4.0 KiB when the writes were too.
-MOST_PEAK_BYTES_A_RECORD = 2_500
+#: each before): 0.9-1.0 KiB while records are decoded as their part is read and at most two
+#: folded parts wait to be settled (written, announced, their records let go); 1.8-2.1 KiB
+#: when every record was decoded first and the fold ran ahead of settling; 2.8-2.9 KiB when
+#: the records, outcomes and status events were held to the batch's end.
+MOST_PEAK_BYTES_A_RECORD = 1_400
 LARGE_BATCH_USERS = 5_000
 
 
