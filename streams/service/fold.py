@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from prometheus_client import Counter as MetricCounter
 
@@ -59,6 +59,8 @@ from streams.settings import Settings
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: A batch's fold hands the event loop back after this many users (tens of milliseconds).
 YIELD_EVERY_USERS = 256
@@ -139,7 +141,6 @@ class EventFolder:
             by_key.setdefault(record.key, []).append(record)
         tally = _Tally(report)
         await self._store(list(by_key.values()), {}, tally, now)
-        del by_key
         deliveries = tally.deliveries
         for pending, code in [
             *((p, ServiceCode.PROCESSING_ERROR) for p in tally.failed),
@@ -185,16 +186,9 @@ class EventFolder:
         records that could not be folded or were refused are left in ``tally``."""
         timelines = self.timelines()  # one set of policy versions for the whole batch
         for _ in range(MAX_CONFLICT_ROUNDS):
-            users = list(remaining)
             parts = [
-                *(
-                    _Unread([], unread[i : i + USERS_PER_PART])
-                    for i in range(0, len(unread), USERS_PER_PART)
-                ),
-                *(
-                    _Unread(users[i : i + USERS_PER_PART], [])
-                    for i in range(0, len(users), USERS_PER_PART)
-                ),
+                *(_Unread([], chunk) for chunk in _chunks(unread)),
+                *(_Unread(chunk, []) for chunk in _chunks(list(remaining))),
             ]
             unread = []
             if not parts:
@@ -231,7 +225,7 @@ class EventFolder:
                 part = await self._fold_part(
                     users, remaining, stored, ledgers, timelines, now, tally
                 )
-                del stored, ledgers
+                del stored, ledgers  # not held while the fold waits for settling below
                 settling.append(asyncio.ensure_future(self._settle(part, remaining, tally)))
                 unsettled = [f for f in settling if not f.done()]
                 if len(unsettled) > MOST_PARTS_UNSETTLED:
@@ -650,6 +644,11 @@ class _Tally:
     held: dict[frozenset[int], frozenset[int]] = field(default_factory=dict)
     #: Users folded so far, over every part and round (when the fold yields).
     visited: int = 0
+
+
+def _chunks(items: list[_T]) -> list[list[_T]]:
+    """``items`` in consecutive parts of :data:`USERS_PER_PART`."""
+    return [items[i : i + USERS_PER_PART] for i in range(0, len(items), USERS_PER_PART)]
 
 
 async def cancelled(futures: Sequence[asyncio.Future[Any]]) -> None:
