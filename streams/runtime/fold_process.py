@@ -121,7 +121,13 @@ class FoldProcess:
         return self.process is not None and self.process.is_alive()
 
     def terminate(self) -> None:
-        """Ask the child to stop gracefully (it finishes and commits its batch in flight)."""
+        """Ask the child to stop gracefully (it finishes and commits its batch in flight);
+        asked again, do nothing."""
+        # One SIGTERM only: a second one can land while the child's event loop is closing,
+        # after its signal wake-up pipe is closed and before its handlers are removed, and
+        # Python then prints an ignored OSError (EBADF) into the worker's log.
+        if self.stopping:
+            return
         self.stopping = True
         if self.process is not None and self.process.is_alive():
             self.process.terminate()  # SIGTERM
@@ -129,11 +135,7 @@ class FoldProcess:
     def stop(self, timeout: float) -> None:
         """Stop the child: SIGTERM (unless already sent), then SIGKILL if it is still running
         after ``timeout``."""
-        # One SIGTERM only: a second one can land while the child's event loop is closing,
-        # after its signal wake-up pipe is closed and before its handlers are removed, and
-        # Python then prints an ignored OSError (EBADF) into the worker's log.
-        if not self.stopping:
-            self.terminate()
+        self.terminate()
         if self.process is None:
             return
         self.process.join(timeout)

@@ -88,6 +88,7 @@ def _count_sigterms(log: Path, settings: Settings) -> None:
     log.write_text("ready")
     while not received:
         time.sleep(0.01)
+    log.write_text("stopping")
     time.sleep(0.5)  # still finishing its batch when the worker's own shutdown ends
     log.write_text(str(len(received)))
 
@@ -103,6 +104,25 @@ def test_a_stopping_fold_gets_one_sigterm_however_often_it_is_asked(tmp_path: Pa
     fold.stop(timeout=10)  # as the command line waits for it
     assert fold.exit_code() == 0
     assert log.read_text() == "1"
+
+
+def test_stopping_several_folds_sends_each_one_sigterm_in_all(tmp_path: Path) -> None:
+    # The worker asks its folds to stop as it stops, then the command line stops them
+    # (waiting for them): a second SIGTERM was sent there, and printed an ignored EBADF.
+    folds = FoldProcesses(Settings().model_copy(update={"worker_folds": 2}))
+    logs = [tmp_path / "first", tmp_path / "second"]
+    for fold, log in zip(folds.processes, logs, strict=True):
+        fold.start(partial(_count_sigterms, log))
+    deadline = time.monotonic() + 10
+    while not all(log.exists() for log in logs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    folds.terminate()  # as the worker begins to stop
+    # (Two signals sent at once would merge into one pending signal: let the first land.)
+    while any(log.read_text() in ("ready", "") for log in logs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    folds.stop(timeout=10)  # as the command line waits for them
+    assert [fold.exit_code() for fold in folds.processes] == [0, 0]
+    assert [log.read_text() for log in logs] == ["1", "1"]
 
 
 def _stubborn(log: Path, settings: Settings) -> None:
