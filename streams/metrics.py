@@ -374,6 +374,12 @@ class Metrics:
         )
         for outcome in HTTP_LOOKUP_OUTCOMES:
             self.http_lookups.labels(outcome)
+        self.memory_returned = Counter(
+            "creditline_memory_returned_bytes",
+            "Resident memory handed back to the operating system by releasing the C heap's "
+            "free pages (glibc malloc_trim, every CREDITLINE_MEMORY_RETURN_SECONDS).",
+            registry=r,
+        )
         self.last_batch_timestamp = Gauge(
             "creditline_last_batch_timestamp_seconds",
             "Unix time at which the last batch of events was stored.",

@@ -369,6 +369,13 @@ class Settings(BaseSettings):
         "change with time alone (a freeze running out, a dwell time ending, a month or a "
         "policy starting).",
     )
+    memory_return_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often a worker process hands the memory it has freed back to the "
+        "operating system (glibc's malloc_trim; elsewhere nothing); 0: never. Without it, "
+        "resident memory keeps the high-water mark of the largest batch so far.",
+    )
     lag_interval_seconds: float = Field(
         5.0, gt=0, description="How often the consumer-group lag metric is measured."
     )

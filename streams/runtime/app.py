@@ -13,6 +13,8 @@ commit them once the services are done (see :mod:`streams.runtime.bootstrap` for
 * Faust's own Kafka consumer is off (:func:`~streams.runtime.faust_setup.faust_app`): Faust
   runs the tasks, the producer and the web pages, and consumes nothing.
 * ``tick_shells`` (timer) and ``export_consumer_lag`` (task); ``/metrics`` and ``/healthz``.
+* ``return_free_memory`` (timer, every ``MEMORY_RETURN_SECONDS``) hands the memory a process
+  freed back to the operating system, in the worker and in each fold process.
 * In role ``all`` with ``WORKER_FOLD=process`` (the default), ``fold_events`` runs in
   ``WORKER_FOLDS`` processes of its own (:mod:`streams.runtime.fold_process`) and
   ``watch_fold`` stops the worker when one of them stops; ``/metrics`` adds up every
@@ -45,6 +47,7 @@ from streams.runtime.exposition import merge_pages
 from streams.runtime.faust_setup import faust_app
 from streams.runtime.fold_process import FoldProcesses
 from streams.runtime.http_api import DecisionApi
+from streams.runtime.tuning import memory_returner
 from streams.service.decide import LoanDecider
 from streams.service.fold import EventFolder
 from streams.settings import Settings, get_settings
@@ -266,6 +269,16 @@ class _Worker:
         app, settings = self.app, self.settings
         app.task(self.follow_policies)
         app.timer(interval=SHELL_TICK_SECONDS, name="tick_shells")(self.tick_shells)
+        give_back = memory_returner()
+        if settings.memory_return_seconds and give_back is not None:
+            returned = self.parts.metrics.memory_returned
+
+            async def return_free_memory() -> None:
+                returned.inc(give_back())
+
+            app.timer(interval=settings.memory_return_seconds, name="return_free_memory")(
+                return_free_memory
+            )
         app.task(self.export_consumer_lag)
         if self.folds is not None:
             folds = self.folds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 from collections.abc import Awaitable, Callable, Coroutine
@@ -11,6 +12,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+
+#: The kernel's page size, in which ``/proc/self/statm`` counts resident memory.
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PROC_STATM = Path("/proc/self/statm")
 
 #: Where the kernel mounts the cgroup hierarchies, and which groups this process is in.
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -105,3 +110,37 @@ def collection_deferred(
             gc.enable()
 
     return deferred
+
+
+def resident_bytes(statm: Path = PROC_STATM) -> int:
+    """This process's resident memory (0 where ``/proc`` is not there)."""
+    try:
+        return int(statm.read_text().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def memory_returner() -> Callable[[], int] | None:
+    """A function that hands the free pages of the C heap back to the operating system and
+    says how many bytes of resident memory that gave back; None where the C library has no
+    ``malloc_trim`` (it is glibc's).
+
+    glibc keeps what a process frees for reuse: after a burst (a 5,000-record batch) a
+    worker held 5.5 MiB more for good, and each larger batch than any before raised its
+    resident memory by another step (the soak in docs/sizing.md). ``malloc_trim(0)`` also
+    releases free pages inside the heap, not only at its top. It walks the heap: ~3 ms for a
+    worker's, ~12 ms for a 270 MiB one, so it runs every few seconds, not per batch.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def give_back() -> int:
+        before = resident_bytes()
+        trim(0)
+        return max(0, before - resident_bytes())
+
+    return give_back

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-from streams.runtime.tuning import usable_cores
+import pytest
+
+from streams.runtime.tuning import PAGE_BYTES, memory_returner, resident_bytes, usable_cores
 
 AFFINITY = len(os.sched_getaffinity(0))
 
@@ -55,3 +58,30 @@ def test_a_cgroup_v1_cpu_quota_counts(tmp_path: Path) -> None:
     assert usable_cores(root, membership) == 1
     (group / "cpu.cfs_quota_us").write_text("-1\n")  # v1's "no limit"
     assert usable_cores(root, membership) == AFFINITY
+
+
+def test_resident_memory_is_read_in_pages_and_is_zero_without_proc(tmp_path: Path) -> None:
+    statm = tmp_path / "statm"
+    statm.write_text("5000 1200 300 10 0 900 0\n")
+    assert resident_bytes(statm) == 1200 * PAGE_BYTES
+    assert resident_bytes(tmp_path / "missing") == 0
+    statm.write_text("")
+    assert resident_bytes(statm) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_memory_freed_inside_the_heap_goes_back_to_the_system() -> None:
+    give_back = memory_returner()
+    assert give_back is not None
+    give_back()  # what earlier tests left
+    # 4 KiB blocks come from the C heap (not Python's small-object arenas, not mmap); the
+    # last one kept pins the heap's top, so glibc keeps the freed ones for reuse.
+    blocks = [bytes(4096) for _ in range(10_000)]
+    last = blocks[-1]
+    resident = resident_bytes()
+    del blocks
+    assert resident_bytes() > resident - 8 * 2**20  # still held: 40 MiB freed, not returned
+    returned = give_back()
+    assert returned > 30 * 2**20, returned
+    assert give_back() < 2**20  # nothing more to give
+    assert len(last) == 4096
