@@ -379,6 +379,30 @@ def test_expert_conversion_keeps_the_legacy_override_only_where_it_matters() -> 
     assert EXPERT.characteristics["debt_to_income"].missing.points == -20
 
 
+@given(st.data())
+def test_reasons_are_made_once_each_so_a_worker_keeps_no_more_than_the_card_has(
+    data: st.DataObject,
+) -> None:
+    # Any combination of the card's bins, as a worker meets them user after user.
+    points = {
+        name: data.draw(st.sampled_from([b.points for b in c.bins] + [c.missing.points]))
+        for name, c in FITTED.characteristics.items()
+    }
+    reasons = FITTED.reasons(points)
+    # The same answer as a fresh computation, made of the same objects as before.
+    shortfalls = sorted(
+        (c.max_points - points[name], i, name)
+        for i, (name, c) in enumerate(FITTED.characteristics.items())
+    )
+    assert [(r.characteristic, r.shortfall) for r in reasons] == [
+        (name, gap) for gap, _, name in sorted(shortfalls, key=lambda x: (-x[0], x[1]))[:4] if gap
+    ]
+    assert all(a is b for a, b in zip(reasons, FITTED.reasons(dict(points)), strict=True))
+    # What the card keeps is bounded by its bins, not by the combinations it met.
+    possible = sum(len(c.bins) + 1 for c in FITTED.characteristics.values())
+    assert len(FITTED._reasons_made) <= possible
+
+
 def test_reasons_travel_as_decision_reasons() -> None:
     reason = FITTED.reasons(dict.fromkeys(FITTED.characteristics, 0), top=1)[0]
     wire = reason.as_reason("zh")

@@ -208,8 +208,9 @@ class Training(_Strict):
         return bisect.bisect_right(self.band_edges, score)
 
 
-#: How many answers of :meth:`ScorecardDocument.reasons` a card keeps (then starts afresh).
-REASONS_MEMO_SIZE = 16_384
+#: How many reason objects a card keeps for reuse: far more than a card's bins (its points come
+#: from its own bins); points from elsewhere get reasons made afresh past it.
+REASONS_MADE_AT_MOST = 4_096
 
 
 class ScorecardDocument(_Strict):
@@ -303,41 +304,40 @@ class ScorecardDocument(_Strict):
     def reasons(self, points: Mapping[str, int], top: int = 4) -> list[AdverseReason]:
         """The adverse-action reasons: characteristics that cost the most points against their
         best bin, largest shortfall first, ties in document order; none that cost nothing."""
-        # Asked for every status change and decline, and the same points recur (a card has
-        # only so many combinations of bins): each answer is kept, a bounded number of them.
-        key = (tuple(points.items()), top)
-        memo = self._reasons_memo
-        found = memo.get(key)
-        if found is None:
-            found = self._adverse_reasons(points, top)
-            if len(memo) >= REASONS_MEMO_SIZE:
-                memo.clear()
-            memo[key] = found
-        return list(found)
-
-    def _adverse_reasons(self, points: Mapping[str, int], top: int) -> tuple[AdverseReason, ...]:
-        order = self.characteristic_order
-        shortfalls = [
-            (self.characteristics[name].max_points - pts, order[name], name)
+        best = self._best_points
+        # (minus the shortfall, place in the document, name): sorted as they are.
+        ranked = sorted(
+            (pts - best[name][0], best[name][1], name)
             for name, pts in points.items()
-            if name in self.characteristics
-        ]
-        shortfalls.sort(key=lambda item: (-item[0], item[1]))
-        return tuple(
-            AdverseReason(
+            if name in best
+        )
+        return [self._reason(name, -gap) for gap, _, name in ranked[:top] if gap < 0]
+
+    @cached_property
+    def _best_points(self) -> dict[str, tuple[int, int]]:
+        """Each characteristic's best points and place in the document."""
+        order = self.characteristic_order
+        return {name: (c.max_points, order[name]) for name, c in self.characteristics.items()}
+
+    def _reason(self, name: str, shortfall: int) -> AdverseReason:
+        """The one reason object of a characteristic and shortfall: a card has only so many,
+        not one per combination of bins (answers kept per points grew a worker's memory for
+        hours: docs/sizing.md)."""
+        key = (name, shortfall)
+        made = self._reasons_made.get(key)
+        if made is None:
+            made = AdverseReason(
                 characteristic=name,
                 code=f"ADVERSE_{name.upper()}",
                 shortfall=shortfall,
                 text=self.characteristics[name].reason,
             )
-            for shortfall, _, name in shortfalls[:top]
-            if shortfall > 0
-        )
+            if len(self._reasons_made) < REASONS_MADE_AT_MOST:  # points from elsewhere
+                self._reasons_made[key] = made
+        return made
 
     @cached_property
-    def _reasons_memo(
-        self,
-    ) -> dict[tuple[tuple[tuple[str, int], ...], int], tuple[AdverseReason, ...]]:
+    def _reasons_made(self) -> dict[tuple[str, int], AdverseReason]:
         return {}
 
     # ---- facts about the card -------------------------------------------------------------
