@@ -126,7 +126,7 @@ def memory_returner() -> Callable[[], int] | None:
     ``malloc_trim`` (it is glibc's).
 
     glibc keeps what a process frees for reuse: after a burst (a 5,000-record batch) a
-    worker held 5.5 MiB more for good, and each larger batch than any before raised its
+    fold held 5.5 MiB more for good, and each larger batch than any before raised its
     resident memory by another step (the soak in docs/sizing.md). ``malloc_trim(0)`` also
     releases free pages inside the heap, not only at its top. It walks the heap (0.2 ms with
     nothing to give back, 6-12 ms releasing tens of MiB of a fragmented one), so it runs
