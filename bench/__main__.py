@@ -21,7 +21,12 @@ from streams.settings import Settings
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--events", type=int, default=500_000, help="ingest: events preloaded")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=500_000,
+        help="ingest: events preloaded (fold: 2/5 of them, over a tenth as many users)",
+    )
     parser.add_argument("--users", type=int, default=50_000, help="ingest: users")
     parser.add_argument(
         "--footprint-users",
@@ -214,10 +219,12 @@ def main() -> None:
 
         if "fold" in only:
             fold_events = max(1000, args.events * 2 // 5)  # 200,000 of the default 500,000
-            console.print(f"fold alone: {fold_events:,} events, {args.repeat} round(s) …")
-            results["fold"] = await fold_cpu(
-                base, fold_events, max(100, fold_events // 10), args.repeat
+            fold_users = max(100, fold_events // 10)  # not --users: 10 events a user
+            console.print(
+                f"fold alone: {fold_events:,} events over {fold_users:,} users (2/5 of "
+                f"--events), {args.repeat} round(s) …"
             )
+            results["fold"] = await fold_cpu(base, fold_events, fold_users, args.repeat)
         if "soak" in only:
             console.print(
                 f"soak: {args.soak_minutes:.0f} min at {args.event_rate:,.0f} events/s and "

@@ -126,11 +126,14 @@ class EventFolder:
         """Called every second or so: a storm ends on a quiet topic too."""
         self.dead_letters.tick()
 
-    async def process(self, records: Sequence[InboundRecord]) -> BatchReport:
-        """Apply a batch; returns once every record is applied, duplicate or dead-lettered."""
+    async def process(self, records: list[InboundRecord]) -> BatchReport:
+        """Apply a batch; returns once every record is applied, duplicate or dead-lettered.
+        Takes ``records``: the list is emptied, and each record is let go once its user's
+        write is settled (a batch in flight holds its unsettled records alone)."""
         started = time.perf_counter()
         report = BatchReport()
         now = self.clock()
+        size = len(records)
         for topic, count in Counter(record.topic for record in records).items():
             self.metrics.records_consumed.labels(topic).inc(count)
         # Grouped by key (the user id: a record whose key is not its user id is refused when
@@ -139,8 +142,11 @@ class EventFolder:
         by_key: dict[bytes | None, list[InboundRecord]] = {}
         for record in records:
             by_key.setdefault(record.key, []).append(record)
+        records.clear()
+        groups = list(by_key.values())
+        del by_key
         tally = _Tally(report)
-        await self._store(list(by_key.values()), {}, tally, now)
+        await self._store(groups, {}, tally, now)
         deliveries = tally.deliveries
         for pending, code in [
             *((p, ServiceCode.PROCESSING_ERROR) for p in tally.failed),
@@ -156,7 +162,7 @@ class EventFolder:
             self.metrics.records_applied.labels(topic).inc(count)
         for topic, count in report.duplicate.items():
             self.metrics.records_duplicate.labels(topic).inc(count)
-        self.metrics.batch_size.observe(len(records))
+        self.metrics.batch_size.observe(size)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.last_batch_timestamp.set(applied_at)
         return report
@@ -365,8 +371,8 @@ class EventFolder:
         now: datetime,
         tally: _Tally,
     ) -> list[str]:
-        """Decode each user's records into ``remaining`` (refused ones dead-lettered) and
-        note the user's partitions; the users with a record accepted."""
+        """Decode each user's records into ``remaining`` (refused ones dead-lettered; each
+        group emptied) and note the user's partitions; the users with a record accepted."""
         users: list[str] = []
         for records in groups:
             for record in records:
@@ -386,6 +392,8 @@ class EventFolder:
                     remaining[user] = []
                     users.append(user)
                 remaining[user].append(pending)
+            # Decoded: each record lives on in its Pending alone, let go once settled.
+            records.clear()
         for user in users:
             # A user's records share a partition (they are keyed by user): one set for each
             # partition, not one for each user (~0.2 KiB a user).

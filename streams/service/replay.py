@@ -101,7 +101,7 @@ async def fold_everything(
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
     batch_records: int = 2000,
-    apply: Callable[[Sequence[InboundRecord]], Awaitable[BatchReport]] | None = None,
+    apply: Callable[[list[InboundRecord]], Awaitable[BatchReport]] | None = None,
 ) -> None:
     """Fold every record of the event topics, from the beginning to the end they have now
     (records arriving meanwhile are the workers' business). Each batch goes through
@@ -109,11 +109,11 @@ async def fold_everything(
     else straight to ``folder.process``."""
     process = apply if apply is not None else folder.process
     async for records in reader.read_to_end(folder.topics.events, batch_records, on_total):
-        result = await process(records)
         report.records += len(records)
+        for record in records:
+            report.per_topic[record.topic] = report.per_topic.get(record.topic, 0) + 1
+        result = await process(records)  # takes the records (empties the list)
         report.applied += sum(result.applied.values())
         report.duplicate += sum(result.duplicate.values())
         report.rejected += sum(result.dead_lettered.values())
-        for record in records:
-            report.per_topic[record.topic] = report.per_topic.get(record.topic, 0) + 1
         on_progress(report.records)

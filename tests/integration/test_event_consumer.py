@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
 
 from streams.adapters.kafka import events as events_module
 from streams.adapters.kafka.admin import (
@@ -193,6 +195,41 @@ async def test_a_backlog_is_read_in_batches_of_several_fetch_rounds(
     await run_until(consumer, done)
     assert len(seen) == len(set(seen)) == total
     assert sizes[0] <= 1000 and max(sizes) == 4000, sizes
+    assert await committed_lag(settings, topics) == 0
+
+
+async def test_a_batch_is_handed_over_without_the_clients_records_and_may_be_taken(
+    kafka_settings: Settings,
+) -> None:
+    """The handler gets the batch as the only copy of its records (of the client's records
+    only the one each partly read partition's iterator stopped at is alive meanwhile) and
+    may empty the list to let each go early (the fold does): every record is still
+    committed, and the batch still counts for the next one's size."""
+    settings = kafka_settings.model_copy(update={"batch_max_records": 2_000})
+    topics = Topics.from_settings(settings).events
+    total = 3_000
+    await produce(settings, events(settings, total), partition_of=lambda i: i % 4)
+
+    alive: list[int] = []
+    sizes: list[int] = []
+    seen: list[Seen] = []
+    done = asyncio.Event()
+
+    async def taking(batch: list[InboundRecord]) -> None:
+        alive.append(sum(isinstance(o, ConsumerRecord) for o in gc.get_objects()))
+        sizes.append(len(batch))
+        seen.extend(identity(r) for r in batch)
+        batch.clear()
+        if len(seen) >= total:
+            done.set()
+
+    consumer = EventConsumer(settings, topics, taking)
+    consumer.sizer.target_seconds = 3600.0  # a fast pace: counted batches grow the limit
+    await run_until(consumer, done)
+    assert len(seen) == len(set(seen)) == total
+    partitions_read = 3 * 4
+    assert max(alive) <= partitions_read < min(sizes), (alive, sizes)
+    assert consumer.sizer.limit == 2_000  # grown from the first 1,000: the counts were seen
     assert await committed_lag(settings, topics) == 0
 
 

@@ -51,7 +51,7 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[Any]]
+BatchHandler = Callable[[list[InboundRecord]], Awaitable[Any]]
 #: Called between batches with the partition numbers this consumer owns.
 TickHandler = Callable[[set[int]], Awaitable[Any]]
 
@@ -211,8 +211,9 @@ class BatchConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._commits: OrderedCommits | None = None
 
-    async def _handle(self, records: Sequence[InboundRecord]) -> Awaitable[Any] | None:
-        """Handle a batch; what settles it, if handling it is not enough."""
+    async def _handle(self, records: list[InboundRecord]) -> Awaitable[Any] | None:
+        """Handle a batch (it may empty ``records``: they are its to let go); what settles
+        it, if handling it is not enough."""
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -331,19 +332,24 @@ class BatchConsumer:
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]
     ) -> int:
         """Hand the records of partitions still owned to the handler, then commit them;
-        how many there were."""
+        how many there were. Empties ``fetched``, and the handler may empty the list it is
+        given: a backlog's batch of 50,000 records is then not held whole until its end."""
         owned = consumer.assignment()
         # Revoked while fetched: the new owner reads them again.
         kept = {tp: messages for tp, messages in fetched.items() if tp in owned}
-        records = [
-            inbound_from_aiokafka(message) for messages in kept.values() for message in messages
-        ]
-        if not records:
+        fetched.clear()
+        offsets = next_offsets(kept)
+        records: list[InboundRecord] = []
+        for tp in list(kept):
+            # Each partition's client records go once converted, not with the batch.
+            records.extend(map(inbound_from_aiokafka, kept.pop(tp)))
+        count = len(records)
+        if not count:
             return 0
         settled = await self._handle(records)
         assert self._commits is not None
-        await self._commits.add(next_offsets(kept), settled)
-        return len(records)
+        await self._commits.add(offsets, settled)
+        return count
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         """Commit applied offsets; losing the partitions meanwhile is harmless (the next
@@ -375,5 +381,5 @@ class EventConsumer(BatchConsumer):
         super().__init__(settings, topics, settings.events_group)
         self.handler = handler
 
-    async def _handle(self, records: Sequence[InboundRecord]) -> None:
-        await self.handler(records)
+    async def _handle(self, records: list[InboundRecord]) -> None:
+        await self.handler(records)  # it may take the records (emptying the list)

@@ -43,7 +43,7 @@ class RequestConsumer(BatchConsumer):
         super().__init__(settings, (topic,), settings.decisions_group)
         self.answer = answer
 
-    async def _handle(self, records: Sequence[InboundRecord]) -> Awaitable[Any]:
+    async def _handle(self, records: list[InboundRecord]) -> Awaitable[Any]:
         _, published = await self.answer(records)
         settled = asyncio.ensure_future(published)
         # Its error stops the commits when they reach it; a batch they never reach (the
