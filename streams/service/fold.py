@@ -22,7 +22,7 @@ import logging
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple, TypeVar
@@ -282,7 +282,7 @@ class EventFolder:
                     part.announcements[user] = write.status_event
                 # Kept until the part is settled without its write: the checkpoint and the
                 # ledger entries go with the write once it is saved.
-                outcome = replace(outcome, write=None)
+                outcome.write = None  # its own: a copy (dataclasses.replace) cost ~2 %
             part.outcomes[user] = outcome
         return part
 

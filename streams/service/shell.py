@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -98,9 +98,9 @@ class BatchReport:
     announced: int = 0
 
 
-@dataclass
-class Pending:
-    """A decoded event waiting to be folded, with the record it came in."""
+class Pending(NamedTuple):
+    """A decoded event waiting to be folded, with the record it came in. A named tuple: one
+    is made per event folded (~0.4 µs less to make than a dataclass, and no dict)."""
 
     record: InboundRecord
     event: InputEvent
