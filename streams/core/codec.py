@@ -13,15 +13,13 @@ format 1 took.
 
 from __future__ import annotations
 
-import struct
 from datetime import datetime
 
-from schemas.models import EffectiveStatus
 from streams.core import binary
+from streams.core import trajectory as trajectory_format
 from streams.core.instants import from_micros, to_micros
-from streams.core.scoring import LineStatus
 from streams.core.state import AssetSnapshot, LoanSnapshot, UserState
-from streams.core.timeline import Trajectory
+from streams.core.trajectory import Trajectory
 
 STATE_FORMAT = 2
 
@@ -116,27 +114,21 @@ def decode_state(raw: bytes, user_id: str) -> UserState:
 
 
 # ---- the status trajectory ------------------------------------------------------------------
-#: Each status's code in a stored trajectory (append only: a stored code never changes).
-STATUS_CODES: tuple[EffectiveStatus, ...] = (
-    EffectiveStatus.OPEN,
-    EffectiveStatus.CLOSED,
-    EffectiveStatus.FROZEN,
-)
-_STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
-_CHANGE = struct.Struct(">qB")  # a change: since (microseconds), status code * 2 + settled
+#: Each status's code in a stored trajectory (kept here for readers of the codec).
+STATUS_CODES = trajectory_format.STATUS_CODES
 
 
 def encode_trajectory(trajectory: Trajectory) -> bytes:
-    """A trajectory as stored: the number of changes (varint); each change's ``since``
-    (int64 microseconds) and one byte ``status code * 2 + settled``; then a byte of flags
-    (1: a last review instant follows, 2: a next review instant follows) and those int64s."""
-    parts = [binary.varint(len(trajectory.changes))]
-    parts += [
-        _CHANGE.pack(to_micros(change.since), _STATUS_CODE[change.status] * 2 + change.settled)
-        for change in trajectory.changes
-    ]
+    """A trajectory as stored: the number of changes (varint); each change's record
+    (:mod:`streams.core.trajectory`: ``since`` as int64 microseconds and one byte ``status
+    code * 2 + settled``); then a byte of flags (1: a last review instant follows, 2: a next
+    review instant follows) and those int64s."""
     reviewed, upcoming = trajectory.reviewed_at, trajectory.next_review
-    parts.append(bytes(((1 if reviewed else 0) | (2 if upcoming else 0),)))
+    parts = [
+        binary.varint(trajectory.change_count),
+        trajectory.records(),
+        bytes(((1 if reviewed else 0) | (2 if upcoming else 0),)),
+    ]
     if reviewed:
         parts.append(binary.int64(to_micros(reviewed)))
     if upcoming:
@@ -145,18 +137,18 @@ def encode_trajectory(trajectory: Trajectory) -> bytes:
 
 
 def decode_trajectory(raw: bytes) -> Trajectory:
-    """The trajectory :func:`encode_trajectory` wrote."""
+    """The trajectory :func:`encode_trajectory` wrote, its changes left as stored until read
+    (a visit reads the last alone)."""
     r = binary.Reader(bytes(raw))
-    changes = []
-    # The changes read in place, one struct each, not primitive by primitive: a batch
-    # decodes one trajectory per user it visits.
-    for _ in range(r.varint()):
-        since, code = _CHANGE.unpack_from(r.data, r.at)
-        changes.append(LineStatus(STATUS_CODES[code >> 1], from_micros(since), bool(code & 1)))
-        r.at += _CHANGE.size
+    count = r.varint()
+    start = r.at
+    r.at += count * trajectory_format.CHANGE.size
+    records = r.data[start : r.at]
+    if len(records) != count * trajectory_format.CHANGE.size:
+        raise ValueError("a stored trajectory shorter than its changes")
     flags = r.byte()
     reviewed = from_micros(r.int64()) if flags & 1 else None
     upcoming = from_micros(r.int64()) if flags & 2 else None
     if not r.done():
         raise ValueError("trailing bytes after a stored trajectory")
-    return Trajectory(tuple(changes), reviewed, upcoming)
+    return Trajectory.of_records(records, reviewed, upcoming)

@@ -37,9 +37,17 @@ from streams.core.policy import FeatureName, Policy, Rule
 from streams.core.scorecard import ScorecardDocument
 from streams.core.scoring import STANDARD_SEGMENT, LineStatus
 from streams.core.state import UserState
+from streams.core.trajectory import STATUS_CODE as STORED_STATUS_CODE
+from streams.core.trajectory import change_record, changes_of
 
 if TYPE_CHECKING:
-    from creditline_native import EventArgs, FoldArgs, Rules
+    from creditline_native import EventArgs, FoldArgs, Line, Rules
+
+    #: What the compiled machine answers: its new changes, the last review instant, the
+    #: next, the fold as stored, and the last review's score and feature values.
+    Ran = tuple[
+        list[Line], int | None, int | None, bytes | None, tuple[int, list[float | None]] | None
+    ]
 
     from streams.core.timeline import PolicyTimeline
 
@@ -392,6 +400,55 @@ def advance_packed(
 ) -> Advanced | None:
     """:func:`advance` of one user's events packed already (:func:`pack_event`,
     :func:`pack_ledger`), in canonical order."""
+    done = advance_appending(
+        packed,
+        timelines,
+        until,
+        horizon,
+        changes[-1] if changes else None,
+        reviewed_at,
+        stored,
+        window,
+    )
+    if done is None:
+        return None
+    return Advanced(
+        changes + changes_of(done.added),
+        done.reviewed_at,
+        done.next_review,
+        done.stored,
+        done.score,
+        done.values,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where a compiled :func:`advance_appending` left the machine: the changes it added as
+    stored records (:func:`streams.core.trajectory.change_records`), never decoded; the
+    rest as :class:`Advanced` says."""
+
+    added: bytes
+    reviewed_at: datetime | None
+    next_review: datetime | None
+    stored: bytes | None
+    score: int | None
+    values: tuple[float | None, ...] | None = None
+
+
+def advance_appending(
+    packed: list[EventArgs],
+    timelines: PolicyTimeline,
+    until: datetime,
+    horizon: timedelta,
+    line: LineStatus | None,
+    reviewed_at: datetime | None,
+    stored: bytes | None,
+    window: tuple[int, int] | None = None,
+) -> Appended | None:
+    """:func:`advance_packed` from a trajectory's last status (``line``), answering the new
+    changes as stored records: a visit neither reads nor rebuilds the user's earlier
+    history."""
     if not active():
         return None
     stages = _stages(timelines)
@@ -400,8 +457,7 @@ def advance_packed(
     index = 0
     if reviewed_at is not None:
         index = bisect.bisect_right(packed, to_micros(reviewed_at), key=itemgetter(0))
-    line = changes[-1] if changes else None
-    ran = _native.advance(
+    ran: Ran | None = _native.advance(
         stages,
         packed,
         index,
@@ -420,10 +476,9 @@ def advance_packed(
         return None
     new, reviewed, upcoming, out, last_review = ran
     score, values = last_review if last_review is not None else (None, None)
-    return Advanced(
-        changes
-        + tuple(
-            LineStatus(_STATUS[status], from_micros(since), settled)
+    return Appended(
+        b"".join(
+            change_record(STORED_STATUS_CODE[_STATUS[status]], since, settled)
             for status, since, settled in new
         ),
         None if reviewed is None else from_micros(reviewed),

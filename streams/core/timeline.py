@@ -60,6 +60,7 @@ from streams.core.state import (
     fold_events,
     without_paid_loans,
 )
+from streams.core.trajectory import EMPTY, Trajectory
 
 if TYPE_CHECKING:
     from creditline_native import EventArgs
@@ -220,38 +221,6 @@ def constant(policy: Policy, card: ScorecardDocument | None = None) -> PolicyTim
 
 
 # ---- the trajectory --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Trajectory:
-    """A user's status machine after its last review instant.
-
-    ``changes`` are the successive line statuses, oldest first (each new status with the
-    instant it began; the first is the user's provisional first status). ``reviewed_at`` is
-    the last review instant processed; ``next_review`` the next instant at which the status
-    could change without a new event (None: never, e.g. no events in the window).
-    """
-
-    changes: tuple[LineStatus, ...]
-    reviewed_at: datetime | None
-    next_review: datetime | None
-
-    @property
-    def line(self) -> LineStatus | None:
-        """The status after the last review."""
-        return self.changes[-1] if self.changes else None
-
-    def line_at(self, moment: datetime) -> LineStatus | None:
-        """The status at ``moment`` (which must not be after ``reviewed_at``)."""
-        found = None
-        for change in self.changes:
-            if change.since > moment:
-                break
-            found = change
-        return found
-
-
-EMPTY = Trajectory((), None, None)
-
-
 def new_change_intervals(
     known: tuple[LineStatus, ...], changes: tuple[LineStatus, ...]
 ) -> list[float]:
@@ -268,6 +237,26 @@ def new_change_intervals(
         (after.since - before.since).total_seconds()
         for before, after in itertools.pairwise(changes[start:])
         if after not in seen and frozen not in (before.status, after.status) and after.settled
+    ]
+
+
+def change_intervals(known: Trajectory, new: Trajectory) -> list[float]:
+    """:func:`new_change_intervals` of two trajectories, reading only the changes ``new``
+    appended to ``known``'s when it did (most visits: none or one), not the whole history."""
+    added = new.added_since(known)
+    last = known.line
+    if added is None or (added and last is not None and added[0].since <= last.since):
+        # A rewritten history, or one whose order this shortcut cannot vouch for.
+        return new_change_intervals(known.changes, new.changes)
+    if not added:
+        return []
+    frozen = EffectiveStatus.FROZEN
+    # Each added change is later than every known one (changes are in time order), so
+    # none of them is among the known ones.
+    return [
+        (after.since - before.since).total_seconds()
+        for before, after in itertools.pairwise(added if last is None else (last, *added))
+        if frozen not in (before.status, after.status) and after.settled
     ]
 
 
@@ -806,17 +795,21 @@ def _update_stored(
         else:
             trajectory, lo, hi = point
             window = (lo, hi)
-    done = compiled.advance_packed(
+    done = compiled.advance_appending(
         events,
         timelines,
         until,
         horizon,
-        trajectory.changes,
+        trajectory.line,
         trajectory.reviewed_at,
         fold or None,
         window,
     )
-    return None if done is None else _checkpoint_of(done, ledger.user_id)
+    if done is None:
+        return None
+    # The new changes appended as stored: the earlier ones are neither decoded nor rebuilt.
+    extended = trajectory.extended(done.added, done.reviewed_at, done.next_review)
+    return Checkpoint.of_stored(extended, ledger.user_id, done.stored, done.score, done.values)
 
 
 def _checkpoint_of(done: compiled.Advanced, user_id: str) -> Checkpoint:

@@ -38,8 +38,8 @@ from streams.core.scoring import LineStatus
 from streams.core.timeline import (
     Checkpoint,
     PolicyTimeline,
+    change_intervals,
     needs_ledger,
-    new_change_intervals,
     update,
 )
 from streams.metrics import Metrics, observe_all
@@ -580,7 +580,7 @@ class EventFolder:
 
     def _observe_intervals(self, old: Checkpoint, new: Checkpoint) -> None:
         """Observe the event time between each new status change and the one before it."""
-        intervals = new_change_intervals(old.trajectory.changes, new.trajectory.changes)
+        intervals = change_intervals(old.trajectory, new.trajectory)
         if intervals:
             observe_all(self.metrics.line_status_change_interval, intervals)
 

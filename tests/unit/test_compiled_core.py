@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
 from streams.core import compiled
-from streams.core.codec import encode_state, encode_trajectory
+from streams.core.codec import decode_trajectory, encode_state, encode_trajectory
 from streams.core.features import derive_features
 from streams.core.good_behaviour import future_values
 from streams.core.instants import duration_micros
@@ -40,7 +40,6 @@ from streams.core.timeline import (
     START,
     Checkpoint,
     PolicyTimeline,
-    Trajectory,
     advance,
     at_time,
     canonical,
@@ -48,6 +47,7 @@ from streams.core.timeline import (
     standing,
     update,
 )
+from streams.core.trajectory import Trajectory
 from tests.properties import examples
 from tests.scorecard_histories import AT, histories, income_event
 
@@ -150,11 +150,13 @@ def in_batches(
     *,
     stored_ledger: bool = False,
     fresh_entries: bool = False,
+    read_back: bool = False,
 ) -> Checkpoint:
     """What the worker does with the events in shuffled batches (late ones restate); with
     ``stored_ledger`` the earlier events are given as the worker reads them (the bytes), with
     ``fresh_entries`` too the fresh ones packed from their ledger entries, as the worker
-    packs them."""
+    packs them; with ``read_back`` each batch starts from the checkpoint as the store reads
+    it back (its trajectory's changes left as stored records)."""
     shuffled = list(events)
     rng.shuffle(shuffled)
     stored: Checkpoint = START
@@ -162,6 +164,9 @@ def in_batches(
     while shuffled:
         size = rng.randint(1, 4)
         fresh, shuffled = shuffled[:size], shuffled[size:]
+        if read_back and stored is not START:
+            trajectory = decode_trajectory(encode_trajectory(stored.trajectory))
+            stored = Checkpoint.of_stored(trajectory, events[0].user_id, stored.stored_state())
         latest = max((e.occurred_at for e in ledger), default=None)
         earlier: list[InputEvent] | StoredLedger | None = None
         if needs_ledger(stored, fresh, latest, until, HORIZON):
@@ -220,6 +225,17 @@ def test_shuffled_batches_give_the_python_checkpoint(
     # And the fresh events packed from their ledger entries, as the worker hands them over.
     got = in_batches(
         events, random.Random(seed), until, timeline, stored_ledger=True, fresh_entries=True
+    )
+    assert_same(got, expected)
+    # And each batch from the checkpoint as the store reads it back.
+    got = in_batches(
+        events,
+        random.Random(seed),
+        until,
+        timeline,
+        stored_ledger=True,
+        fresh_entries=True,
+        read_back=True,
     )
     assert_same(got, expected)
 
@@ -571,10 +587,16 @@ def test_three_thousand_users_get_the_python_checkpoints_byte_for_byte() -> None
     seeds = {user: rng.random() for user in workload}
 
     def fold_all() -> dict[str, Checkpoint]:
-        # The compiled run reads earlier events as the worker does, from their stored bytes.
+        # The compiled run reads earlier events as the worker does, from their stored bytes,
+        # and each batch starts from the checkpoint as the store reads it back.
         return {
             user: in_batches(
-                events, random.Random(seeds[user]), AT, timeline, stored_ledger=compiled.active()
+                events,
+                random.Random(seeds[user]),
+                AT,
+                timeline,
+                stored_ledger=compiled.active(),
+                read_back=True,
             )
             for user, events in workload.items()
         }

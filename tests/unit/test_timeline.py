@@ -318,7 +318,7 @@ def test_no_events_no_status() -> None:
 def test_line_at_reads_the_trajectory(status: EffectiveStatus) -> None:
     a = LineStatus(status, NOW - timedelta(days=3), settled=False)
     b = LineStatus(EffectiveStatus.CLOSED, NOW - timedelta(days=1))
-    from streams.core.timeline import Trajectory
+    from streams.core.trajectory import Trajectory
 
     trajectory = Trajectory((a, b), NOW, None)
     assert trajectory.line_at(NOW - timedelta(days=5)) is None

@@ -18,7 +18,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streams.core.timeline import Checkpoint, PolicyTimeline, Trajectory, standing
+from streams.core.timeline import Checkpoint, PolicyTimeline, standing
+from streams.core.trajectory import Trajectory
 
 #: The key layout this code writes; a worker refuses a Redis holding another one.
 LAYOUT_VERSION = "5"

@@ -1,0 +1,191 @@
+"""A user's status history (:class:`Trajectory`), held as its stored records until read.
+
+A trajectory gains a change every few reviews and is read and written at every visit of
+its user. Decoded whole (each change a :class:`LineStatus` with its datetime) and encoded
+again, a visit cost more the longer the user's history. Held as its stored change records,
+a trajectory decodes what is read alone (its last change for the status, the changes a
+visit added for their intervals), and the compiled machine's new changes are appended as
+records: a visit costs the same at 3 changes as at 300. ``tests/unit/test_trajectory.py``
+holds the two forms equal.
+
+A change record is 9 bytes: ``since`` (int64 microseconds since the epoch, UTC), then one
+byte ``status code * 2 + settled`` (:data:`STATUS_CODES`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from schemas.models import EffectiveStatus
+from streams.core.instants import from_micros, to_micros
+from streams.core.scoring import LineStatus
+
+#: Each status's code in a stored change (append only: a stored code never changes).
+STATUS_CODES: tuple[EffectiveStatus, ...] = (
+    EffectiveStatus.OPEN,
+    EffectiveStatus.CLOSED,
+    EffectiveStatus.FROZEN,
+)
+STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
+CHANGE = struct.Struct(">qB")
+
+
+def change_record(status_code: int, since_micros: int, settled: bool) -> bytes:
+    """One change as stored."""
+    return CHANGE.pack(since_micros, status_code * 2 + settled)
+
+
+def change_records(changes: Iterable[LineStatus]) -> bytes:
+    """``changes`` as stored, one record after the other."""
+    return b"".join(
+        CHANGE.pack(to_micros(c.since), STATUS_CODE[c.status] * 2 + c.settled) for c in changes
+    )
+
+
+def changes_of(records: bytes) -> tuple[LineStatus, ...]:
+    """The changes of stored records (:func:`change_records`)."""
+    return _decoded(records, 0, len(records) // CHANGE.size)
+
+
+def _decoded(records: bytes, start: int, stop: int) -> tuple[LineStatus, ...]:
+    """The changes of ``records`` from the ``start``-th to before the ``stop``-th."""
+    return tuple(
+        LineStatus(STATUS_CODES[code >> 1], from_micros(since), bool(code & 1))
+        for since, code in CHANGE.iter_unpack(records[start * CHANGE.size : stop * CHANGE.size])
+    )
+
+
+class Trajectory:
+    """A user's status machine after its last review instant.
+
+    ``changes`` are the successive line statuses, oldest first (each new status with the
+    instant it began; the first is the user's provisional first status). ``reviewed_at`` is
+    the last review instant processed; ``next_review`` the next instant at which the status
+    could change without a new event (None: never, e.g. no events in the window).
+
+    Made from its changes, or (:meth:`of_records`) from their stored records, which are
+    decoded only as far as they are read. Immutable by convention: equal trajectories are
+    equal whichever form they hold.
+    """
+
+    __slots__ = ("_changes", "_count", "_records", "next_review", "reviewed_at")
+
+    def __init__(
+        self,
+        changes: Sequence[LineStatus],
+        reviewed_at: datetime | None,
+        next_review: datetime | None,
+    ) -> None:
+        self._changes: tuple[LineStatus, ...] | None = tuple(changes)
+        self._records: bytes | None = None
+        self._count = len(self._changes)
+        self.reviewed_at = reviewed_at
+        self.next_review = next_review
+
+    @classmethod
+    def of_records(
+        cls, records: bytes, reviewed_at: datetime | None, next_review: datetime | None
+    ) -> Trajectory:
+        """A trajectory whose changes are given as stored (:func:`change_records`); raises
+        ValueError for records that are not whole changes of known statuses."""
+        count, rest = divmod(len(records), CHANGE.size)
+        if rest:
+            raise ValueError(f"stored changes of {len(records)} bytes: not whole changes")
+        # Every status code checked now (one pass in C), so a bad one is refused when read
+        # from the store rather than when some later visit decodes that change.
+        if count and max(records[CHANGE.size - 1 :: CHANGE.size]) >> 1 >= len(STATUS_CODES):
+            raise ValueError("a stored change of an unknown status")
+        trajectory = cls.__new__(cls)
+        trajectory._changes = None
+        trajectory._records = bytes(records)
+        trajectory._count = count
+        trajectory.reviewed_at = reviewed_at
+        trajectory.next_review = next_review
+        return trajectory
+
+    @property
+    def changes(self) -> tuple[LineStatus, ...]:
+        """Every change, oldest first (decoded on first read)."""
+        if self._changes is None:
+            assert self._records is not None
+            self._changes = _decoded(self._records, 0, self._count)
+        return self._changes
+
+    @property
+    def change_count(self) -> int:
+        """How many changes there are (without decoding them)."""
+        return self._count
+
+    @property
+    def line(self) -> LineStatus | None:
+        """The status after the last review."""
+        if self._changes is not None:
+            return self._changes[-1] if self._changes else None
+        if not self._count:
+            return None
+        assert self._records is not None
+        return _decoded(self._records, self._count - 1, self._count)[0]
+
+    def records(self) -> bytes:
+        """The changes as stored (encoded on first read)."""
+        if self._records is None:
+            self._records = change_records(self.changes)
+        return self._records
+
+    def extended(
+        self, added: bytes, reviewed_at: datetime | None, next_review: datetime | None
+    ) -> Trajectory:
+        """This trajectory with the changes of ``added`` (stored records) after its own, and
+        the given review instants."""
+        return Trajectory.of_records(self.records() + added, reviewed_at, next_review)
+
+    def added_since(self, known: Trajectory) -> tuple[LineStatus, ...] | None:
+        """The changes after ``known``'s when this trajectory's begin with them (None when
+        they do not: a late event rewrote the history)."""
+        if self._count < known._count:
+            return None
+        if self._changes is not None and known._changes is not None:
+            if self._changes[: known._count] != known._changes:
+                return None
+            return self._changes[known._count :]
+        if not self.records().startswith(known.records()):
+            return None
+        if self._changes is not None:
+            return self._changes[known._count :]
+        return _decoded(self.records(), known._count, self._count)
+
+    def line_at(self, moment: datetime) -> LineStatus | None:
+        """The status at ``moment`` (which must not be after ``reviewed_at``)."""
+        found = None
+        for change in self.changes:
+            if change.since > moment:
+                break
+            found = change
+        return found
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Trajectory):
+            return NotImplemented
+        if (self.reviewed_at, self.next_review, self._count) != (
+            other.reviewed_at,
+            other.next_review,
+            other._count,
+        ):
+            return False
+        if self._records is not None and other._records is not None:
+            return self._records == other._records  # one record per change, and back
+        return self.changes == other.changes
+
+    def __hash__(self) -> int:
+        return hash((self.changes, self.reviewed_at, self.next_review))
+
+    def __repr__(self) -> str:
+        return (
+            f"Trajectory(changes={self.changes!r}, reviewed_at={self.reviewed_at!r}, "
+            f"next_review={self.next_review!r})"
+        )
+
+
+EMPTY = Trajectory((), None, None)
