@@ -139,16 +139,16 @@ def encode_trajectory(trajectory: Trajectory) -> bytes:
 def decode_trajectory(raw: bytes) -> Trajectory:
     """The trajectory :func:`encode_trajectory` wrote, its changes left as stored until read
     (a visit reads the last alone)."""
-    r = binary.Reader(bytes(raw))
+    data = bytes(raw)
+    r = binary.Reader(data)
     count = r.varint()
-    start = r.at
-    r.at += count * trajectory_format.CHANGE.size
-    records = r.data[start : r.at]
-    if len(records) != count * trajectory_format.CHANGE.size:
+    start, end = r.at, r.at + count * trajectory_format.CHANGE.size
+    flags = data[end] if end < len(data) else None
+    if flags is None:
         raise ValueError("a stored trajectory shorter than its changes")
-    flags = r.byte()
+    r.at = end + 1
     reviewed = from_micros(r.int64()) if flags & 1 else None
     upcoming = from_micros(r.int64()) if flags & 2 else None
     if not r.done():
         raise ValueError("trailing bytes after a stored trajectory")
-    return Trajectory.of_records(records, reviewed, upcoming)
+    return Trajectory.of_records(data[start:end], reviewed, upcoming)

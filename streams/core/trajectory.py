@@ -30,6 +30,8 @@ STATUS_CODES: tuple[EffectiveStatus, ...] = (
 )
 STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
 CHANGE = struct.Struct(">qB")
+#: Every status byte a stored change may have (``status code * 2 + settled``).
+_CODE_BYTES = bytes(range(2 * len(STATUS_CODES)))
 
 
 def change_record(status_code: int, since_micros: int, settled: bool) -> bytes:
@@ -70,7 +72,7 @@ class Trajectory:
     equal whichever form they hold.
     """
 
-    __slots__ = ("_changes", "_count", "_records", "next_review", "reviewed_at")
+    __slots__ = ("_changes", "_count", "_line", "_records", "next_review", "reviewed_at")
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class Trajectory:
         self._changes: tuple[LineStatus, ...] | None = tuple(changes)
         self._records: bytes | None = None
         self._count = len(self._changes)
+        self._line = self._changes[-1] if self._changes else None
         self.reviewed_at = reviewed_at
         self.next_review = next_review
 
@@ -93,14 +96,25 @@ class Trajectory:
         count, rest = divmod(len(records), CHANGE.size)
         if rest:
             raise ValueError(f"stored changes of {len(records)} bytes: not whole changes")
-        # Every status code checked now (one pass in C), so a bad one is refused when read
+        # Every status byte checked now (one pass in C), so a bad one is refused when read
         # from the store rather than when some later visit decodes that change.
-        if count and max(records[CHANGE.size - 1 :: CHANGE.size]) >> 1 >= len(STATUS_CODES):
+        if records[CHANGE.size - 1 :: CHANGE.size].translate(None, _CODE_BYTES):
             raise ValueError("a stored change of an unknown status")
+        return cls._of(bytes(records), count, reviewed_at, next_review)
+
+    @classmethod
+    def _of(
+        cls,
+        records: bytes,
+        count: int,
+        reviewed_at: datetime | None,
+        next_review: datetime | None,
+    ) -> Trajectory:
         trajectory = cls.__new__(cls)
         trajectory._changes = None
-        trajectory._records = bytes(records)
+        trajectory._records = records
         trajectory._count = count
+        trajectory._line = None  # decoded on first read
         trajectory.reviewed_at = reviewed_at
         trajectory.next_review = next_review
         return trajectory
@@ -120,13 +134,11 @@ class Trajectory:
 
     @property
     def line(self) -> LineStatus | None:
-        """The status after the last review."""
-        if self._changes is not None:
-            return self._changes[-1] if self._changes else None
-        if not self._count:
-            return None
-        assert self._records is not None
-        return _decoded(self._records, self._count - 1, self._count)[0]
+        """The status after the last review (its change alone decoded, once)."""
+        if self._line is None and self._count:
+            assert self._records is not None
+            self._line = _decoded(self._records, self._count - 1, self._count)[0]
+        return self._line
 
     def records(self) -> bytes:
         """The changes as stored (encoded on first read)."""
@@ -137,9 +149,10 @@ class Trajectory:
     def extended(
         self, added: bytes, reviewed_at: datetime | None, next_review: datetime | None
     ) -> Trajectory:
-        """This trajectory with the changes of ``added`` (stored records) after its own, and
-        the given review instants."""
-        return Trajectory.of_records(self.records() + added, reviewed_at, next_review)
+        """This trajectory with the changes of ``added`` (stored records, as
+        :func:`change_record` makes them) after its own, and the given review instants."""
+        count = self._count + len(added) // CHANGE.size
+        return Trajectory._of(self.records() + added, count, reviewed_at, next_review)
 
     def added_since(self, known: Trajectory) -> tuple[LineStatus, ...] | None:
         """The changes after ``known``'s when this trajectory's begin with them (None when

@@ -132,7 +132,7 @@ def test_a_visit_decodes_the_last_change_and_the_added_ones_alone(
     assert after.line == new
     assert change_intervals(known, after) == []  # into a freeze: not observed
     encode_trajectory(after)
-    assert decoded == [1, 1, 1, 1]  # each a single change, never the 300 before
+    assert decoded == [1, 1, 1]  # each a single change (the last read once), never the 300
     assert after.changes == (*history, new)
 
 
