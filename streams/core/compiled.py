@@ -377,15 +377,25 @@ def advance(
     ``stored`` (:func:`streams.core.codec.encode_state`'s bytes) or, when ``window`` is
     given, as the fold of ``events[lo:hi]``. None: not compiled, or not exactly computable
     there (the caller runs Python)."""
+    packed = pack_events(events, user_id)
+    if packed is None:
+        return None
+    return advance_packed(packed, timelines, until, horizon, changes, reviewed_at, stored, window)
+
+
+def pack_events(events: Sequence[InputEvent], user_id: str) -> list[EventArgs] | None:
+    """``user_id``'s events packed (:func:`pack_event`); None when the machine is off or
+    one of them is not exactly computable or another user's (Python folds them, and raises
+    for the other user's event)."""
     if not active():
         return None
     packed: list[EventArgs] = []
     for event in events:
         args = pack_event(event)
         if args is None or event.user_id != user_id:
-            return None  # Python folds it (and raises for another user's event)
+            return None
         packed.append(args)
-    return advance_packed(packed, timelines, until, horizon, changes, reviewed_at, stored, window)
+    return packed
 
 
 def advance_packed(

@@ -504,19 +504,21 @@ def _advance(
         user_id = events[0].user_id
     stored = _stored_or_none(fold) if trace is None and compiled.active() else None
     if stored is not None:
-        done = compiled.advance(
-            events,
-            timelines,
-            until,
-            horizon,
-            trajectory.changes,
-            trajectory.reviewed_at,
-            user_id,
-            stored or None,
-            window,
-        )
+        packed = compiled.pack_events(events, user_id)
+        done = None
+        if packed is not None:
+            done = compiled.advance_appending(
+                packed,
+                timelines,
+                until,
+                horizon,
+                trajectory.line,
+                trajectory.reviewed_at,
+                stored or None,
+                window,
+            )
         if done is not None:
-            return _checkpoint_of(done, user_id)
+            return _appended(trajectory, done, user_id)
     state = fold.state if fold is not None else None
     if window is not None:
         state = _settled(fold_events(None, events[window[0] : window[1]]))
@@ -805,16 +807,14 @@ def _update_stored(
         fold or None,
         window,
     )
-    if done is None:
-        return None
-    # The new changes appended as stored: the earlier ones are neither decoded nor rebuilt.
+    return None if done is None else _appended(trajectory, done, ledger.user_id)
+
+
+def _appended(trajectory: Trajectory, done: compiled.Appended, user_id: str) -> Checkpoint:
+    """The checkpoint a compiled run left, from ``trajectory``: its new changes appended as
+    stored records (the earlier ones neither decoded nor rebuilt)."""
     extended = trajectory.extended(done.added, done.reviewed_at, done.next_review)
-    return Checkpoint.of_stored(extended, ledger.user_id, done.stored, done.score, done.values)
-
-
-def _checkpoint_of(done: compiled.Advanced, user_id: str) -> Checkpoint:
-    trajectory = Trajectory(done.changes, done.reviewed_at, done.next_review)
-    return Checkpoint.of_stored(trajectory, user_id, done.stored, done.score, done.values)
+    return Checkpoint.of_stored(extended, user_id, done.stored, done.score, done.values)
 
 
 def needs_ledger(

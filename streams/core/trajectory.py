@@ -152,7 +152,14 @@ class Trajectory:
         """This trajectory with the changes of ``added`` (stored records, as
         :func:`change_record` makes them) after its own, and the given review instants."""
         count = self._count + len(added) // CHANGE.size
-        return Trajectory._of(self.records() + added, count, reviewed_at, next_review)
+        extended = Trajectory._of(self.records() + added, count, reviewed_at, next_review)
+        if self._changes is not None:
+            # Decoded already (a late event's resumed history): the added ones alone are
+            # decoded, rather than the whole history again where it is read next.
+            extended._changes = self._changes + changes_of(added) if added else self._changes
+        if not added:
+            extended._line = self._line
+        return extended
 
     def added_since(self, known: Trajectory) -> tuple[LineStatus, ...] | None:
         """The changes after ``known``'s when this trajectory's begin with them (None when
