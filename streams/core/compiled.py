@@ -488,9 +488,13 @@ def advance_appending(
     score, values = last_review if last_review is not None else (None, None)
     return Appended(
         b"".join(
-            change_record(STORED_STATUS_CODE[_STATUS[status]], since, settled)
-            for status, since, settled in new
-        ),
+            [
+                change_record(STORED_STATUS_CODE[_STATUS[status]], since, settled)
+                for status, since, settled in new
+            ]
+        )
+        if new
+        else b"",
         None if reviewed is None else from_micros(reviewed),
         None if upcoming is None else from_micros(upcoming),
         out,

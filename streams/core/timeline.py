@@ -652,12 +652,13 @@ def _resume_point_by(
 ) -> tuple[Trajectory, int, int] | None:
     """:func:`_resume_point` of events whose first instant is ``first``, with
     ``events_until(t)`` the number of them at or before ``t`` (however they are kept)."""
-    if trajectory.reviewed_at is None or not trajectory.changes:
+    changes = trajectory.changes
+    if trajectory.reviewed_at is None or not changes:
         return None
-    at = checkpoint_before(trajectory, min(first, trajectory.changes[0].since), moment)
-    if at is None or at < trajectory.changes[0].since:
+    at = checkpoint_before(trajectory, min(first, changes[0].since), moment)
+    if at is None or at < changes[0].since:
         return None
-    kept = tuple(c for c in trajectory.changes if c.since <= at)
+    kept = tuple(c for c in changes if c.since <= at)
     return Trajectory(kept, at, None), events_until(at - horizon), events_until(at)
 
 

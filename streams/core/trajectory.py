@@ -53,9 +53,14 @@ def changes_of(records: bytes) -> tuple[LineStatus, ...]:
 
 def _decoded(records: bytes, start: int, stop: int) -> tuple[LineStatus, ...]:
     """The changes of ``records`` from the ``start``-th to before the ``stop``-th."""
+    if stop - start == 1:  # the last change, or the one a review added: most reads
+        since, code = CHANGE.unpack_from(records, start * CHANGE.size)
+        return (LineStatus(STATUS_CODES[code >> 1], from_micros(since), bool(code & 1)),)
     return tuple(
-        LineStatus(STATUS_CODES[code >> 1], from_micros(since), bool(code & 1))
-        for since, code in CHANGE.iter_unpack(records[start * CHANGE.size : stop * CHANGE.size])
+        [
+            LineStatus(STATUS_CODES[code >> 1], from_micros(since), bool(code & 1))
+            for since, code in CHANGE.iter_unpack(records[start * CHANGE.size : stop * CHANGE.size])
+        ]
     )
 
 
