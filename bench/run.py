@@ -7,8 +7,8 @@ import json
 import os
 import platform
 import time
-import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.echo import REPLY_FETCH_WAIT_MS, echo_process
 from bench.lag import LOOK_SECONDS, BacklogLag
 from bench.peers.quix import quix_ingest
 from bench.probes import POLL_SECONDS, ProbeSchedule
@@ -265,14 +266,6 @@ async def ingest(
         await cleanup(settings)
 
 
-#: How long the benchmark's consumers (the echo, the replies) let the broker hold an empty
-#: fetch: aiokafka's default, as the worker's own consumers use. A fetch returns as soon as a
-#: record arrives, so this bounds only idle polls; at 5 ms each idle consumer cost 14 % of a
-#: core in the benchmark's process and 11 % in the broker's (against 1.0 and 1.7 % at 500),
-#: on the two cores the worker is measured on.
-REPLY_FETCH_WAIT_MS = 500
-
-
 class Pacer:
     """Sends records at a steady rate from a background task."""
 
@@ -307,27 +300,6 @@ async def _start_at_end(settings: Settings, group: str, topics: Sequence[str]) -
         await consumer.stop()
 
 
-async def _echo(settings: Settings, source: str, target: str, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(
-        source,
-        **client_options(settings),
-        group_id=f"echo-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="latest",
-        fetch_max_wait_ms=REPLY_FETCH_WAIT_MS,
-    )
-    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=0)
-    await consumer.start()
-    await producer.start()
-    try:
-        while not stop.is_set():
-            for batch in (await consumer.getmany(timeout_ms=50)).values():
-                for r in batch:
-                    await producer.send(target, r.value, key=r.key)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
 async def _collect_replies(
     consumer: AIOKafkaConsumer,
     sent_at: dict[bytes, float],
@@ -359,8 +331,6 @@ async def _echo_beside(
     with the fold and the decider, as the scorer's requests do (the first echo runs before
     the scorer starts)."""
     source, target = topics
-    stop = asyncio.Event()
-    echo = asyncio.create_task(_echo(settings, source, target, stop))
     consumer = await _reply_consumer(settings, target)
     sent_at: dict[bytes, float] = {}
     latencies: list[float] = []
@@ -382,8 +352,6 @@ async def _echo_beside(
     try:
         await asyncio.gather(pacing, collect)
     finally:
-        stop.set()
-        await echo
         await consumer.stop()
     return latencies
 
@@ -473,10 +441,11 @@ async def latency(
     if layout == "split":
         result |= {"event_workers": event_workers, "events_nice": events_nice}
     processes: list[WorkerProcess] = []
+    echoing = AsyncExitStack()
     try:
-        # 1. Echo baseline under the same event load.
-        stop = asyncio.Event()
-        echo = asyncio.create_task(_echo(settings, echo_in, echo_out, stop))
+        # 1. Echo baseline under the same event load, the echo in a process of its own (as
+        # the worker is), here and beside the scorer.
+        await echoing.enter_async_context(echo_process(settings, echo_in, echo_out))
         sent_at: dict[bytes, float] = {}
         latencies: list[float] = []
         echoed, _, _ = await _measure(
@@ -495,8 +464,6 @@ async def latency(
             latencies,
         )
         result["echo"] = summary_ms(echoed)
-        stop.set()
-        await echo
         # 2. The scorer, same load.
         processes, folders = _scorer_processes(settings, layout, logs, event_workers, events_nice)
         await _start_at_end(settings, settings.events_group, topics.events)
@@ -542,6 +509,7 @@ async def latency(
         result["scorer"] = summary_ms(answered)
         result["p99_over_echo_ms"] = round(result["scorer"]["p99_ms"] - result["echo"]["p99_ms"], 1)
         result["echo_beside"] = summary_ms(await beside)
+        await echoing.aclose()
         result["p99_over_echo_beside_ms"] = round(
             result["scorer"]["p99_ms"] - result["echo_beside"]["p99_ms"], 1
         )
@@ -561,6 +529,7 @@ async def latency(
     finally:
         for process in processes:
             process.stop()
+        await echoing.aclose()
         await producer.stop()
         await asking.stop()
         await cleanup(settings, also=(echo_in, echo_out))

@@ -22,8 +22,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.echo import REPLY_FETCH_WAIT_MS
 from bench.process import child_pids, rss_kib
-from bench.run import REPLY_FETCH_WAIT_MS, Pacer, group_is, summary_ms
+from bench.run import Pacer, group_is, summary_ms
 from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options, producer_options

@@ -210,8 +210,9 @@ STATE_FIELDS: dict[str, str] = {
     "ver": "write counter: the version a write must find (stale-write check)",
     "state": "the fold of the user's events in the window at the last review "
     "(binary, streams/core/codec.py)",
-    "trajectory": "every status change in the window, the last review instant and the next "
-    "(binary, streams/core/codec.py)",
+    "trajectory": "every status change since the user's first event (9 bytes each, "
+    "streams/core/trajectory.py), the last review instant and the next (binary, "
+    "streams/core/codec.py)",
     "ledger": "the user's accepted events in the horizon window, binary entries "
     "concatenated in arrival order (streams/core/ledger.py): what deduplication and a late "
     "event's recomputation read",
