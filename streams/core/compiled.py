@@ -2,10 +2,11 @@
 
 A late event restates a user's history: every event instant after it is folded again and
 the state reviewed there and at every month start, crossing day, dwell end and thaw up to
-the next (a dozen reviews per event in a shuffled backfill). :func:`advance` hands the whole
-run to the compiled machine, which folds and reviews with plain numbers (cents, integer
-microseconds), takes the start's fold and returns the last one as Redis stores them
-(:mod:`streams.core.codec`'s bytes, read and written there: no Python state in between).
+the next (a dozen reviews per event in a shuffled backfill). :func:`advance_appending` hands
+the whole run to the compiled machine, which folds and reviews with plain numbers (cents,
+integer microseconds), takes the start's fold and returns the last one as Redis stores
+them (:mod:`streams.core.codec`'s bytes, read and written there: no Python state in
+between).
 The Python core (:func:`streams.core.timeline.advance`'s stepping,
 :func:`streams.core.state.fold_events`, :func:`streams.core.scoring.review_step`) stays
 the reference: the compiled machine does the same arithmetic in the same order (``0.5 ** x``
@@ -38,7 +39,7 @@ from streams.core.scorecard import ScorecardDocument
 from streams.core.scoring import STANDARD_SEGMENT, LineStatus
 from streams.core.state import UserState
 from streams.core.trajectory import STATUS_CODE as STORED_STATUS_CODE
-from streams.core.trajectory import change_record, changes_of
+from streams.core.trajectory import change_record
 
 if TYPE_CHECKING:
     from creditline_native import EventArgs, FoldArgs, Line, Rules
@@ -347,42 +348,6 @@ def stored_loan_ids(stored: bytes) -> list[str] | None:
     return _native.stored_loan_ids(stored)
 
 
-@dataclass(frozen=True, slots=True)
-class Advanced:
-    """Where a compiled :func:`advance` left the machine: every status change (the start's
-    included), the last review instant, the next one, and the fold there as stored."""
-
-    changes: tuple[LineStatus, ...]
-    reviewed_at: datetime | None
-    next_review: datetime | None
-    stored: bytes | None
-    score: int | None  # at the last review instant, when this run reviewed there
-    #: The feature values that score rests on, in :data:`FEATURE_ORDER` (None with it).
-    values: tuple[float | None, ...] | None = None
-
-
-def advance(
-    events: Sequence[InputEvent],
-    timelines: PolicyTimeline,
-    until: datetime,
-    horizon: timedelta,
-    changes: tuple[LineStatus, ...],
-    reviewed_at: datetime | None,
-    user_id: str,
-    stored: bytes | None,
-    window: tuple[int, int] | None = None,
-) -> Advanced | None:
-    """:func:`streams.core.timeline.advance` (without a trace) of ``user_id`` from a
-    trajectory's ``changes`` and last review instant, with the fold there given as
-    ``stored`` (:func:`streams.core.codec.encode_state`'s bytes) or, when ``window`` is
-    given, as the fold of ``events[lo:hi]``. None: not compiled, or not exactly computable
-    there (the caller runs Python)."""
-    packed = pack_events(events, user_id)
-    if packed is None:
-        return None
-    return advance_packed(packed, timelines, until, horizon, changes, reviewed_at, stored, window)
-
-
 def pack_events(events: Sequence[InputEvent], user_id: str) -> list[EventArgs] | None:
     """``user_id``'s events packed (:func:`pack_event`); None when the machine is off or
     one of them is not exactly computable or another user's (Python folds them, and raises
@@ -398,51 +363,18 @@ def pack_events(events: Sequence[InputEvent], user_id: str) -> list[EventArgs] |
     return packed
 
 
-def advance_packed(
-    packed: list[EventArgs],
-    timelines: PolicyTimeline,
-    until: datetime,
-    horizon: timedelta,
-    changes: tuple[LineStatus, ...],
-    reviewed_at: datetime | None,
-    stored: bytes | None,
-    window: tuple[int, int] | None = None,
-) -> Advanced | None:
-    """:func:`advance` of one user's events packed already (:func:`pack_event`,
-    :func:`pack_ledger`), in canonical order."""
-    done = advance_appending(
-        packed,
-        timelines,
-        until,
-        horizon,
-        changes[-1] if changes else None,
-        reviewed_at,
-        stored,
-        window,
-    )
-    if done is None:
-        return None
-    return Advanced(
-        changes + changes_of(done.added),
-        done.reviewed_at,
-        done.next_review,
-        done.stored,
-        done.score,
-        done.values,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Appended:
     """Where a compiled :func:`advance_appending` left the machine: the changes it added as
     stored records (:func:`streams.core.trajectory.change_records`), never decoded; the
-    rest as :class:`Advanced` says."""
+    last review instant, the next one, and the fold there as stored."""
 
     added: bytes
     reviewed_at: datetime | None
     next_review: datetime | None
     stored: bytes | None
-    score: int | None
+    score: int | None  # at the last review instant, when this run reviewed there
+    #: The feature values that score rests on, in :data:`FEATURE_ORDER` (None with it).
     values: tuple[float | None, ...] | None = None
 
 
@@ -456,9 +388,13 @@ def advance_appending(
     stored: bytes | None,
     window: tuple[int, int] | None = None,
 ) -> Appended | None:
-    """:func:`advance_packed` from a trajectory's last status (``line``), answering the new
-    changes as stored records: a visit neither reads nor rebuilds the user's earlier
-    history."""
+    """:func:`streams.core.timeline.advance` (without a trace) of one user's events, packed
+    already (:func:`pack_events`, :func:`pack_ledger`) in canonical order, from a
+    trajectory's last status (``line``) and last review instant, with the fold there given
+    as ``stored`` (:func:`streams.core.codec.encode_state`'s bytes) or, when ``window`` is
+    given, as the fold of ``packed[lo:hi]``. The new changes are answered as stored
+    records: a visit neither reads nor rebuilds the user's earlier history. None: not
+    compiled, or not exactly computable there (the caller runs Python)."""
     if not active():
         return None
     stages = _stages(timelines)

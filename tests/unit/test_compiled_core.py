@@ -430,11 +430,12 @@ def test_money_not_in_whole_cents_is_left_to_python() -> None:
     assert state is not None
     timeline = PolicyTimeline(POLICY)
 
-    def run(state: UserState, events: list[InputEvent]) -> compiled.Advanced | None:
+    def run(state: UserState, events: list[InputEvent]) -> compiled.Appended | None:
+        packed = compiled.pack_events(events, state.user_id)
+        if packed is None:
+            return None
         stored = encode_state(state)
-        return compiled.advance(
-            events, timeline, AT, HORIZON, (), state.as_of, state.user_id, stored
-        )
+        return compiled.advance_appending(packed, timeline, AT, HORIZON, None, state.as_of, stored)
 
     assert run(state, [income]) is not None
     odd = replace(state, spend_by_month={state_month(state): Decimal("10.005")})
@@ -483,7 +484,9 @@ def test_a_policy_the_loop_cannot_compile_is_run_by_python() -> None:
     timeline = PolicyTimeline(twice)
     events = canonical([income_event(Decimal(5000), True, 40)])
     user = events[0].user_id
-    assert compiled.advance(events, timeline, AT, HORIZON, (), None, user, None) is None
+    packed = compiled.pack_events(events, user)
+    assert packed is not None
+    assert compiled.advance_appending(packed, timeline, AT, HORIZON, None, None, None) is None
     expected, got = both(lambda: advance(events, timeline, AT, HORIZON))
     assert_same(got, expected)
 
