@@ -615,10 +615,8 @@ def checkpoint_before(
     last month start (every month start after the first event is a review instant)."""
     if moment <= first_event_at:
         return None
-    best: datetime | None = None
-    for change in trajectory.changes:
-        if change.since < moment:
-            best = change.since
+    before = trajectory.count_before(moment)  # a bisection: a late event reads log n changes
+    best = trajectory.change_at(before - 1).since if before else None
     month = month_start(moment)
     if month == moment:
         month = month_start(month - DAY)
@@ -652,14 +650,15 @@ def _resume_point_by(
 ) -> tuple[Trajectory, int, int] | None:
     """:func:`_resume_point` of events whose first instant is ``first``, with
     ``events_until(t)`` the number of them at or before ``t`` (however they are kept)."""
-    changes = trajectory.changes
-    if trajectory.reviewed_at is None or not changes:
+    if trajectory.reviewed_at is None or not trajectory.change_count:
         return None
-    at = checkpoint_before(trajectory, min(first, changes[0].since), moment)
-    if at is None or at < changes[0].since:
+    first_change = trajectory.change_at(0).since
+    at = checkpoint_before(trajectory, min(first, first_change), moment)
+    if at is None or at < first_change:
         return None
-    kept = tuple(c for c in changes if c.since <= at)
-    return Trajectory(kept, at, None), events_until(at - horizon), events_until(at)
+    # The changes up to there, cut without decoding the history (changes are in time order).
+    kept = trajectory.prefix(trajectory.count_before(at, inclusive=True), at, None)
+    return kept, events_until(at - horizon), events_until(at)
 
 
 def resume_from(

@@ -14,9 +14,11 @@ byte ``status code * 2 + settled`` (:data:`STATUS_CODES`).
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 
 from schemas.models import EffectiveStatus
 from streams.core.instants import from_micros, to_micros
@@ -62,6 +64,27 @@ def _decoded(records: bytes, start: int, stop: int) -> tuple[LineStatus, ...]:
             for since, code in CHANGE.iter_unpack(records[start * CHANGE.size : stop * CHANGE.size])
         ]
     )
+
+
+class _Instants:
+    """The ``since`` of each stored change (microseconds), read one at a time: what a
+    bisection over a history in time order reads."""
+
+    __slots__ = ("_count", "_records")
+
+    def __init__(self, records: bytes, count: int) -> None:
+        self._records = records
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> int:
+        since: int = CHANGE.unpack_from(self._records, index * CHANGE.size)[0]
+        return since
+
+
+_SINCE = attrgetter("since")
 
 
 class Trajectory:
@@ -145,6 +168,35 @@ class Trajectory:
             self._line = _decoded(self._records, self._count - 1, self._count)[0]
         return self._line
 
+    def change_at(self, index: int) -> LineStatus:
+        """The ``index``-th change (from 0, oldest first; alone decoded)."""
+        if self._changes is not None:
+            return self._changes[index]
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        assert self._records is not None
+        return _decoded(self._records, index, index + 1)[0]
+
+    def count_before(self, moment: datetime, *, inclusive: bool = False) -> int:
+        """How many changes began before ``moment`` (at or before it, ``inclusive``).
+        Changes are in time order: a bisection, which decodes none of them."""
+        find = bisect.bisect_right if inclusive else bisect.bisect_left
+        if self._changes is not None:
+            return find(self._changes, moment, key=_SINCE)
+        assert self._records is not None
+        return find(_Instants(self._records, self._count), to_micros(moment))
+
+    def prefix(
+        self, count: int, reviewed_at: datetime | None, next_review: datetime | None
+    ) -> Trajectory:
+        """The first ``count`` changes, with the given review instants (in the form this
+        trajectory holds: stored records stay undecoded)."""
+        if self._changes is not None:
+            return Trajectory(self._changes[:count], reviewed_at, next_review)
+        assert self._records is not None
+        count = max(0, min(count, self._count))
+        return Trajectory._of(self._records[: count * CHANGE.size], count, reviewed_at, next_review)
+
     def records(self) -> bytes:
         """The changes as stored (encoded on first read)."""
         if self._records is None:
@@ -183,12 +235,8 @@ class Trajectory:
 
     def line_at(self, moment: datetime) -> LineStatus | None:
         """The status at ``moment`` (which must not be after ``reviewed_at``)."""
-        found = None
-        for change in self.changes:
-            if change.since > moment:
-                break
-            found = change
-        return found
+        count = self.count_before(moment, inclusive=True)
+        return self.change_at(count - 1) if count else None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Trajectory):

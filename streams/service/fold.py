@@ -598,8 +598,10 @@ def _past_restated(old: Checkpoint, new: Checkpoint, at: datetime | None) -> boo
     """Whether the status history up to ``at`` (when it was last announced) differs."""
     if at is None:
         return False
-    before = [c for c in old.trajectory.changes if c.since <= at]
-    return before != [c for c in new.trajectory.changes if c.since <= at]
+    old_line, new_line = old.trajectory, new.trajectory
+    return old_line.prefix(
+        old_line.count_before(at, inclusive=True), None, None
+    ) != new_line.prefix(new_line.count_before(at, inclusive=True), None, None)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from streams.core import trajectory as trajectory_module
 from streams.core.codec import decode_trajectory, encode_trajectory
 from streams.core.instants import to_micros
 from streams.core.scoring import LineStatus
-from streams.core.timeline import change_intervals, new_change_intervals
+from streams.core.timeline import change_intervals, checkpoint_before, new_change_intervals
 from streams.core.trajectory import STATUS_CODE, Trajectory, change_record, change_records
 from tests.properties import examples
 
@@ -104,9 +104,11 @@ def test_an_extended_trajectory_is_its_changes_and_the_added_ones(
         assert change_intervals(known, rewritten) == new_change_intervals(earlier, added)
 
 
-def test_a_visit_decodes_the_last_change_and_the_added_ones_alone(
+def _long_history_counting_decodes(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[tuple[LineStatus, ...], Trajectory, list[int]]:
+    """300 changes 10 days apart as the store reads them back, and the sizes of the runs of
+    changes decoded from now on."""
     history = tuple(
         LineStatus(
             EffectiveStatus.CLOSED if i % 2 else EffectiveStatus.OPEN,
@@ -124,6 +126,13 @@ def test_a_visit_decodes_the_last_change_and_the_added_ones_alone(
         return real(records, start, stop)
 
     monkeypatch.setattr(trajectory_module, "_decoded", counting)
+    return history, known, decoded
+
+
+def test_a_visit_decodes_the_last_change_and_the_added_ones_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    history, known, decoded = _long_history_counting_decodes(monkeypatch)
     line = known.line
     assert line == history[-1]
     new = LineStatus(EffectiveStatus.FROZEN, START + timedelta(days=3001), True)
@@ -134,6 +143,65 @@ def test_a_visit_decodes_the_last_change_and_the_added_ones_alone(
     encode_trajectory(after)
     assert decoded == [1, 1, 1]  # each a single change (the last read once), never the 300
     assert after.changes == (*history, new)
+
+
+def _checkpoint_before_by_definition(
+    changes: tuple[LineStatus, ...], first_event_at: datetime, moment: datetime
+) -> datetime | None:
+    """:func:`checkpoint_before` as it read every change (before it bisected)."""
+    if moment <= first_event_at:
+        return None
+    best = None
+    for change in changes:
+        if change.since < moment:
+            best = change.since
+    month = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    if month == moment:
+        previous = month - timedelta(days=1)
+        month = datetime(previous.year, previous.month, 1, tzinfo=UTC)
+    if month > first_event_at and (best is None or month > best):
+        best = month
+    return best
+
+
+@settings(max_examples=examples(300))
+@given(histories(), instants, st.integers(-1, 13))
+def test_a_history_is_searched_and_cut_as_read_change_by_change(
+    changes: tuple[LineStatus, ...], moment: datetime, index: int
+) -> None:
+    """Counting, cutting and searching a history (a late event's resumption) by bisection
+    answers as reading every change does, in both forms, decoding none of them."""
+    if changes and index >= 0:
+        moment = changes[min(index, len(changes) - 1)].since  # ties and exact instants
+    made = Trajectory(changes, moment, None)
+    for form in (made, stored(made)):
+        before = sum(1 for c in changes if c.since < moment)
+        until = sum(1 for c in changes if c.since <= moment)
+        assert form.count_before(moment) == before
+        assert form.count_before(moment, inclusive=True) == until
+        assert form.line_at(moment) == (changes[until - 1] if until else None)
+        cut = form.prefix(until, moment, None)
+        assert cut == Trajectory(changes[:until], moment, None)
+        assert cut.records() == change_records(changes[:until])
+        assert [form.change_at(i) for i in range(len(changes))] == list(changes)
+        with pytest.raises(IndexError):
+            form.change_at(len(changes))
+        first = START - timedelta(days=index)
+        assert checkpoint_before(form, first, moment) == _checkpoint_before_by_definition(
+            changes, first, moment
+        )
+
+
+def test_a_late_events_resumption_decodes_a_few_changes_of_a_long_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    history, known, decoded = _long_history_counting_decodes(monkeypatch)
+    late = START + timedelta(days=1505, hours=3)
+    at = checkpoint_before(known, START, late)
+    assert at == history[150].since  # day 1500: after the month start of day 1492
+    cut = known.prefix(known.count_before(at, inclusive=True), at, None)
+    assert cut.change_count == 151 and cut.line == history[150]
+    assert decoded == [1, 1]  # the change before the late event, and the cut's last
 
 
 @pytest.mark.parametrize(
