@@ -12,6 +12,8 @@ a loan request would wait for the batch being folded. So ``creditline worker`` (
   uncommitted batch exactly as a single process would, and it is redelivered;
 * when it stops on its own, the worker stops too (exit code 1), so whatever restarts
   workers restarts both, and a fold that cannot run never hides behind a healthy endpoint;
+* it runs on the CPU time the worker and everything else leave (niceness 19 and Linux's
+  ``SCHED_IDLE``, :attr:`Settings.worker_fold_idle`): under load, requests go first;
 * it serves its metrics on a loopback port of its own; the worker's ``/metrics`` is the sum
   of every process's (:mod:`streams.runtime.exposition`), its ``/healthz`` reports each child;
 * with ``WORKER_FOLDS`` above 1 (:class:`FoldProcesses`) there are that many children, each
@@ -67,7 +69,25 @@ def _run_fold(parent: int, settings: Settings, run: Callable[[Settings], None]) 
     _die_with_parent(parent)
     if settings.worker_fold_nice:
         os.nice(settings.worker_fold_nice)  # on top of the niceness inherited from the worker
+    if settings.worker_fold_idle:
+        _run_on_idle_time()
     run(settings)
+
+
+def _run_on_idle_time() -> None:
+    """Put the calling process under SCHED_IDLE (Linux), where it exists.
+
+    Niceness lowers the fold's share of a busy core, but a request's process that wakes up
+    (the decider, Redis, Kafka) may still wait out the fold's slice. Linux counts a core
+    running only SCHED_IDLE work as idle: a waking process is put there and runs at once.
+    """
+    policy = getattr(os, "SCHED_IDLE", None)
+    if policy is None:
+        return
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError as exc:  # a sandbox that refuses it: the niceness still ranks the fold
+        log.warning("event fold: SCHED_IDLE refused (%s); it runs at its niceness", exc)
 
 
 class FoldProcess:

@@ -82,7 +82,7 @@ def fold_page(worker: WorkerProcess) -> str:
 async def test_the_fold_is_a_process_of_its_own_behind_one_worker(
     worker_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = worker_settings.model_copy(update={"worker_fold_nice": 3})
+    settings = worker_settings.model_copy(update={"worker_fold_nice": 3, "worker_fold_idle": True})
     async with running_worker(settings, tmp_path / "worker.log") as worker:
         await _one_worker_two_processes(worker)
 
@@ -96,6 +96,9 @@ async def _one_worker_two_processes(worker: WorkerProcess) -> None:
     # The fold adds CREDITLINE_WORKER_FOLD_NICE to the worker's niceness.
     own_nice = int(proc_stat(worker.process.pid)[16])
     assert int(proc_stat(pid)[16]) == own_nice + 3
+    # And it runs on idle time (CREDITLINE_WORKER_FOLD_IDLE); the worker does not.
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+    assert os.sched_getscheduler(worker.process.pid) == os.SCHED_OTHER
 
     now = datetime.now(UTC)
     events = population_events(USERS, SEED, now)
@@ -135,6 +138,8 @@ async def test_several_folds_share_the_partitions_behind_one_worker(
         pids = [int(fold["process"]) for fold in body["folds"]]
         assert len(set(pids)) == 2 and all(fold["running"] for fold in body["folds"])
         assert all(int(proc_stat(pid)[1]) == worker.process.pid for pid in pids)
+        # Not idle-scheduled when told not to be (the tests' settings).
+        assert all(os.sched_getscheduler(pid) == os.SCHED_OTHER for pid in pids)
 
         async def both_members() -> bool:
             return await group_members(settings) == ("Stable", 2)
