@@ -243,7 +243,7 @@ class Settings(BaseSettings):
         "process) runs under Linux's SCHED_IDLE policy: on the CPU time the other processes "
         "leave, and a process that wakes up (the decider, Redis, Kafka) is put on the fold's "
         "core and runs at once. Under twice the fold's pace on 2 shared cores it cut the "
-        "decisions' p99 from 51-73 ms (nine runs) to 33-43 (three); at 2,000 events/s one "
+        "decisions' p99 from 51-73 ms (seven runs) to 33-43 (three); at 2,000 events/s one "
         "pair of runs favoured neither decisions nor freshness (docs/sizing.md): off by "
         "default, for a worker that must answer first when its cores are overloaded. "
         "Ignored where the policy does not exist.",
