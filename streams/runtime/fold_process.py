@@ -12,8 +12,8 @@ a loan request would wait for the batch being folded. So ``creditline worker`` (
   uncommitted batch exactly as a single process would, and it is redelivered;
 * when it stops on its own, the worker stops too (exit code 1), so whatever restarts
   workers restarts both, and a fold that cannot run never hides behind a healthy endpoint;
-* it runs on the CPU time the worker and everything else leave (niceness 19 and Linux's
-  ``SCHED_IDLE``, :attr:`Settings.worker_fold_idle`): under load, requests go first;
+* it runs at a lower priority than the worker (niceness 19, ``WORKER_FOLD_NICE``; with
+  ``WORKER_FOLD_IDLE``, Linux's ``SCHED_IDLE`` too): under load, requests go first;
 * it serves its metrics on a loopback port of its own; the worker's ``/metrics`` is the sum
   of every process's (:mod:`streams.runtime.exposition`), its ``/healthz`` reports each child;
 * with ``WORKER_FOLDS`` above 1 (:class:`FoldProcesses`) there are that many children, each
