@@ -289,11 +289,12 @@ class EventFolder:
     async def _settle(
         self, part: _Part, remaining: dict[str, list[Pending]], tally: _Tally
     ) -> set[str]:
-        """Write a folded part, schedule its users' reviews, count its records, publish its
-        status events and empty their outbox; its users' records are then let go (from
+        """Write a folded part; then, together, schedule its users' reviews and publish its
+        status events; then empty their outbox. Its users' records are then let go (from
         ``remaining``), but for those whose write met a concurrent one, which are returned
-        to be read and folded again. In that order for each user: a crash at any point is
-        redelivered, found applied and republished from the outbox, never lost."""
+        to be read and folded again. A crash at any point after the write is redelivered,
+        found applied — a visit that finds only duplicates schedules the stored next review
+        again — and republished from the outbox, never lost."""
         conflicts = set(await self._save(part.writes))
         part.writes.clear()
         settled = {u: o for u, o in part.outcomes.items() if u not in conflicts}
@@ -303,16 +304,20 @@ class EventFolder:
             for user, outcome in settled.items()
             for partition in tally.partitions.get(user, ())
         }
-        await self.retry.until_stopped("schedule", partial(self.store.schedule, schedule))
-        self._count(settled, tally)
-        del settled
         outbox = {u: e for u, e in part.announcements.items() if u not in conflicts}
         part.announcements.clear()
         deliveries = [
             await self.sink.send(self.topics.line_status, user.encode(), payload)
             for user, payload in outbox.items()
         ]
-        await asyncio.gather(*deliveries)
+        # The schedule's round trip to Redis and the status events' to Kafka overlap: each
+        # part waited for them one after the other (up to six round trips in all).
+        await asyncio.gather(
+            self.retry.until_stopped("schedule", partial(self.store.schedule, schedule)),
+            *deliveries,
+        )
+        self._count(settled, tally)
+        del settled
         # Published: the outbox can be emptied (a crash before this republishes, never loses).
         await self.retry.until_stopped(
             "clear_outbox", partial(self.store.clear_status_events, outbox)
