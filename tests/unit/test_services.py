@@ -88,6 +88,31 @@ async def test_a_batch_is_folded_into_the_reference_checkpoint() -> None:
     assert store.user("u-1").status_event is None
 
 
+async def test_a_parts_reviews_are_scheduled_while_its_status_events_go_out() -> None:
+    """The schedule's round trip does not wait for the status events' nor they for it: a
+    store whose schedule answers only once the part's status event was handed over would
+    never answer a fold that scheduled first."""
+    announced = asyncio.Event()
+
+    class AnnouncingSink(FakeSink):
+        async def send(self, topic: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+            if topic == TOPICS.line_status:
+                announced.set()
+            return await super().send(topic, *args, **kwargs)
+
+    class ScheduleAfterTheAnnouncement(FakeStore):
+        async def schedule(self, reviews: Any) -> None:
+            await announced.wait()
+            await super().schedule(reviews)
+
+    sink, store = AnnouncingSink(), ScheduleAfterTheAnnouncement()
+    report = await asyncio.wait_for(folder(store, sink, Metrics()).process(records(history())), 5)
+    assert sum(report.applied.values()) == len(history())
+    assert len(sink.to(TOPICS.line_status)) == 1
+    assert store.schedule_  # the next review was still scheduled
+    assert store.user("u-1").status_event is None  # and the outbox emptied after both
+
+
 async def test_every_write_observes_the_score_it_stands_at_announced_or_not() -> None:
     store, sink, metrics = FakeStore(), FakeSink(), Metrics()
     fold = folder(store, sink, metrics)
