@@ -20,7 +20,14 @@ from bench.echo import REPLY_FETCH_WAIT_MS, echo_process
 from bench.lag import LOOK_SECONDS, BacklogLag
 from bench.peers.quix import quix_ingest
 from bench.probes import POLL_SECONDS, ProbeSchedule
-from bench.process import peak_rss_kib, tree_cpu_seconds
+from bench.process import (
+    child_pids,
+    cores_used,
+    peak_rss_kib,
+    pids_running,
+    read_cpu,
+    tree_cpu_seconds,
+)
 from bench.workload import Record, bench_records, bench_request
 from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import client_options, producer_options
@@ -483,6 +490,8 @@ async def latency(
             return str(json.loads(r.value)["request_id"]).encode()
 
         start_offset = len(load) // 2
+        watched = _cpu_groups(processes)
+        cpu_before = read_cpu(watched)
         load_started = time.perf_counter()
         fresh: list[tuple[float, float]] = []
         probing = asyncio.create_task(_freshness(settings, producer, seconds, fresh))
@@ -506,6 +515,7 @@ async def latency(
             key_of=lambda i: f"lat-{i}".encode(),
         )
         probes = await probing
+        result["cpu_cores"] = cores_used(cpu_before, read_cpu(watched), os.cpu_count() or 1)
         result["scorer"] = summary_ms(answered)
         result["p99_over_echo_ms"] = round(result["scorer"]["p99_ms"] - result["echo"]["p99_ms"], 1)
         result["echo_beside"] = summary_ms(await beside)
@@ -621,6 +631,22 @@ async def _reply_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
     await consumer.start()
     await asyncio.sleep(1.0)
     return consumer
+
+
+def _cpu_groups(workers: Sequence[WorkerProcess]) -> dict[str, list[int]]:
+    """The processes whose CPU a run reports, by what they are: the scorer's workers, their
+    fold processes, the broker(s), Redis, and the benchmark itself with its helpers (the load
+    generator, the echo) — on a 2-core machine they share, a slow run is told apart by which
+    one took the cores."""
+    worker_pids = [p.process.pid for p in workers if p.process is not None]
+    own = os.getpid()
+    return {
+        "worker": worker_pids,
+        "fold": [child for pid in worker_pids for child in child_pids(pid)],
+        "kafka": pids_running("kafka.Kafka"),
+        "redis": pids_running("redis-server"),
+        "bench": [own, *(p for p in child_pids(own) if p not in worker_pids)],
+    }
 
 
 async def _measure(
