@@ -243,10 +243,11 @@ class Settings(BaseSettings):
         "process) runs under Linux's SCHED_IDLE policy: on the CPU time the other processes "
         "leave, and a process that wakes up (the decider, Redis, Kafka) is put on the fold's "
         "core and runs at once. Under twice the fold's pace on 2 shared cores it cut the "
-        "decisions' p99 from 51-73 ms (seven runs) to 33-43 (three); at 2,000 events/s one "
-        "pair of runs came out worse with it (decisions p99 33.6 against 24.7 ms, freshness "
-        "p99 1,277 against 402 ms; docs/sizing.md): off by default, for a worker that must "
-        "answer first when its cores are overloaded. "
+        "decisions' p99 from 51-73 ms (seven runs) to 33-43 (three), and at 2,000 events/s "
+        "their median from 21.4 to 17.3 ms (four pairs); but at 3,500 events/s, with the "
+        "cores three-quarters busy, the fold fell behind: freshness p99 951-8,148 ms against "
+        "301-418 (four pairs; docs/sizing.md). Off by default, for a worker that must answer "
+        "first when its cores are overloaded. "
         "Ignored where the policy does not exist.",
     )
     redis_key_prefix: str = Field(
