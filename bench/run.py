@@ -107,14 +107,32 @@ STAGES: tuple[tuple[str, str, dict[str, str]], ...] = (
 
 
 def stages_ms(worker: WorkerProcess) -> dict[str, str]:
-    """p50 / p99 of each of :data:`STAGES` as the worker measured them (bucket-interpolated)."""
+    """p50 / p99 of each of :data:`STAGES` as the worker measured them (bucket-interpolated),
+    and how many batches its folds handled, of how many records on average."""
     samples = worker.samples()
     result: dict[str, str] = {}
     for figure, metric, labels in STAGES:
         p50, p99 = (histogram_quantile(samples, metric, q, **labels) for q in (0.5, 0.99))
         if p50 is not None and p99 is not None:
             result[figure] = f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    batches = fold_batches(samples)
+    if batches is not None:
+        result["fold_batches"] = f"{batches[0]:,}, {batches[1]:.1f} records each on average"
     return result
+
+
+def fold_batches(
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]],
+) -> tuple[int, float] | None:
+    """How many batches the folds handled and their mean size, from the batch-size
+    histogram's count and sum (every fold process's, summed); None before the first. A fold
+    pays for a fetch, a commit and its round trips per batch, however few records it holds:
+    the count says how often."""
+    count = sum(samples.get("creditline_batch_size_records_count", {}).values())
+    if not count:
+        return None
+    records = sum(samples.get("creditline_batch_size_records_sum", {}).values())
+    return int(count), records / count
 
 
 async def baseline_read(settings: Settings, count: int, parse_and_store: bool) -> float:

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from bench.__main__ import fold_setting
-from bench.run import cost_growth, half_the_fold, histogram_quantile
+from bench.run import cost_growth, fold_batches, half_the_fold, histogram_quantile
 from bench.soak import (
     RssSample,
     by_window,
@@ -142,3 +142,23 @@ def test_bench_folds_takes_a_count_or_auto() -> None:
     for refused in ("0", "-1", "two", ""):
         with pytest.raises(argparse.ArgumentTypeError):
             fold_setting(refused)
+
+
+def test_the_fold_batches_are_counted_over_every_fold_with_their_mean_size() -> None:
+    # Two fold processes' batch-size histograms, as the worker's /metrics sums them.
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
+        "creditline_batch_size_records_count": {
+            (("process", "1"),): 30.0,
+            (("process", "2"),): 10.0,
+        },
+        "creditline_batch_size_records_sum": {
+            (("process", "1"),): 900.0,
+            (("process", "2"),): 100.0,
+        },
+    }
+    assert fold_batches(samples) == (40, 25.0)
+
+
+def test_no_batch_counted_yet_gives_no_figure() -> None:
+    assert fold_batches({}) is None
+    assert fold_batches({"creditline_batch_size_records_count": {(): 0.0}}) is None
