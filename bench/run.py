@@ -125,9 +125,7 @@ def fold_batches(
     samples: dict[str, dict[tuple[tuple[str, str], ...], float]],
 ) -> tuple[int, float] | None:
     """How many batches the folds handled and their mean size, from the batch-size
-    histogram's count and sum (every fold process's, summed); None before the first. A fold
-    pays for a fetch, a commit and its round trips per batch, however few records it holds:
-    the count says how often."""
+    histogram's count and sum (every fold process's, summed); None before the first."""
     count = sum(samples.get("creditline_batch_size_records_count", {}).values())
     if not count:
         return None

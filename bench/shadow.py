@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import time
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from bench.process import own_cpu_seconds
 from bench.run import _measure, machine, percentile, summary_ms
 from schemas.models import LoanRequest
 from streams.adapters.kafka.admin import ensure_topics
@@ -89,8 +89,7 @@ def ratios(shadow: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def load_average() -> float:
