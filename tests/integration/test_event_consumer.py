@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -49,6 +49,25 @@ def events(settings: Settings, count: int, first: int = 0) -> list[tuple[str, by
 
 def identity(record: InboundRecord) -> Seen:
     return (record.topic, record.partition, record.offset)
+
+
+def collecting(
+    total: int,
+) -> tuple[
+    list[int], list[Seen], asyncio.Event, Callable[[Sequence[InboundRecord]], Awaitable[None]]
+]:
+    """A handler that notes each batch's size and records, and is done after ``total``."""
+    sizes: list[int] = []
+    seen: list[Seen] = []
+    done = asyncio.Event()
+
+    async def applying(batch: Sequence[InboundRecord]) -> None:
+        sizes.append(len(batch))
+        seen.extend(identity(r) for r in batch)
+        if len(seen) >= total:
+            done.set()
+
+    return sizes, seen, done, applying
 
 
 async def run_until(consumer: EventConsumer, done: asyncio.Event, timeout: float = 120) -> None:
@@ -180,15 +199,7 @@ async def test_a_backlog_is_read_in_batches_of_several_fetch_rounds(
     one_round = round_sizes[-1]
     assert 0 < one_round < 2000, one_round
 
-    sizes: list[int] = []
-    seen: list[Seen] = []
-    done = asyncio.Event()
-
-    async def applying(batch: Sequence[InboundRecord]) -> None:
-        sizes.append(len(batch))
-        seen.extend(identity(r) for r in batch)
-        if len(seen) >= total:
-            done.set()
+    sizes, seen, done, applying = collecting(total)
 
     consumer = EventConsumer(settings, topics, applying)
     consumer.sizer.target_seconds = 3600.0  # a fast pace: the limit grows to the ceiling
@@ -422,3 +433,34 @@ async def test_records_that_arrive_during_a_short_batch_join_the_next_one(
         await producer.stop()
     assert batches[0] == [b"first"]
     assert sorted(batches[1]) == [b"after", b"early"], batches
+
+
+async def test_held_fetches_gather_live_records_and_hand_each_over_once(
+    kafka_settings: Settings,
+) -> None:
+    """With ``events_fetch_min_bytes`` above what arrives, the broker holds each fetch for
+    the wait: a trickle of records comes in fuller batches, each record once, all committed."""
+    settings = kafka_settings.model_copy(
+        update={"events_fetch_min_bytes": 64 * 1024, "events_fetch_wait_seconds": 0.05}
+    )
+    topics = Topics.from_settings(settings).events
+    total = 300
+    sizes, seen, done, applying = collecting(total)
+
+    async def trickle() -> None:
+        producer = AIOKafkaProducer(**producer_options(settings), linger_ms=0)
+        await producer.start()
+        try:
+            for i, (topic, key, value) in enumerate(events(settings, total)):
+                await producer.send(topic, value, key=key, partition=i % 4)
+                await asyncio.sleep(0.002)  # ~ 500 records a second, one at a time
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    consumer = EventConsumer(settings, topics, applying)
+    await asyncio.gather(run_until(consumer, done), trickle())
+    assert len(seen) == len(set(seen)) == total
+    # Unheld, a fetch answers with the one or two records that arrived since the last.
+    assert total / len(sizes) >= 8, sizes
+    assert await committed_lag(settings, topics) == 0

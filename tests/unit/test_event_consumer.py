@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -12,14 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.adapters.kafka.events import (
+    CATCH_UP_WAIT_MS,
     FIRST_BATCH_RECORDS,
     GROWTH,
     BatchSizer,
+    EventConsumer,
     consumer_options,
+    held_fetch_ms,
     is_backlog,
     left_behind,
     next_offsets,
 )
+from streams.adapters.kafka.requests import RequestConsumer
 from streams.ports import InboundRecord
 from streams.settings import Settings
 
@@ -60,6 +66,36 @@ def test_the_events_consumer_reads_ahead_little() -> None:
     options = consumer_options(settings)
     assert options["max_partition_fetch_bytes"] == 256 * 1024 < settings.max_message_bytes
     assert options["fetch_max_bytes"] == 8 * 1024 * 1024
+
+
+def test_only_the_events_consumer_lets_the_broker_gather_its_fetches() -> None:
+    """The fold may wait a few ms for fuller fetches; a loan request must not."""
+    settings = Settings.model_construct(
+        app_id="app", events_fetch_min_bytes=32768, events_fetch_wait_seconds=0.01
+    )
+    events = consumer_options(settings)
+    assert (events["fetch_min_bytes"], events["fetch_max_wait_ms"]) == (32768, 10)
+    requests = consumer_options(settings, settings.decisions_group, "requests")
+    # aiokafka's own default: the broker answers as soon as one byte is there.
+    assert requests.get("fetch_min_bytes", 1) == 1
+
+
+async def _no_handler(records: Sequence[InboundRecord]) -> Any:
+    raise AssertionError("never called: nothing is consumed here")
+
+
+def test_the_catch_up_round_outwaits_a_fetch_the_broker_may_hold() -> None:
+    """Else the round ends just before the held fetch answers, and its events wait a batch."""
+    held = Settings.model_construct(
+        app_id="app", events_fetch_min_bytes=32768, events_fetch_wait_seconds=0.01
+    )
+    assert held_fetch_ms(held) == 10
+    assert EventConsumer(held, ["t"], _no_handler).catch_up_wait_ms == CATCH_UP_WAIT_MS + 10
+    assert RequestConsumer(held, "r", _no_handler).catch_up_wait_ms == CATCH_UP_WAIT_MS
+    default = Settings.model_construct(app_id="app")
+    assert held_fetch_ms(default) == 0
+    assert consumer_options(default)["fetch_min_bytes"] == 1
+    assert EventConsumer(default, ["t"], _no_handler).catch_up_wait_ms == CATCH_UP_WAIT_MS
 
 
 def test_each_role_joins_the_groups_of_its_work_and_no_other() -> None:

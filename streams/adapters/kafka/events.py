@@ -67,7 +67,7 @@ def consumer_options(
     """aiokafka consumer options of a batch consumer (manual commits, range assignment):
     the events group unless another ``group`` is named."""
     session_ms = int(settings.session_timeout_seconds * 1000)
-    return client_options(settings) | {
+    options = client_options(settings) | {
         "group_id": group or settings.events_group,
         "client_id": f"{settings.app_id}-{label}",
         "enable_auto_commit": False,
@@ -84,6 +84,16 @@ def consumer_options(
         "max_partition_fetch_bytes": settings.fetch_partition_bytes,
         "fetch_max_bytes": settings.fetch_partition_bytes * 32,
     }
+    if label == "events":  # only the fold may wait for fuller fetches, never a loan request
+        options["fetch_min_bytes"] = settings.events_fetch_min_bytes
+        options["fetch_max_wait_ms"] = max(1, round(settings.events_fetch_wait_seconds * 1000))
+    return options
+
+
+def held_fetch_ms(settings: Settings, label: str = "events") -> int:
+    """How long the broker may hold a fetch that has records (0: any byte answers it)."""
+    options = consumer_options(settings, label=label)
+    return int(options["fetch_max_wait_ms"]) if options.get("fetch_min_bytes", 1) > 1 else 0
 
 
 def left_behind(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]) -> int:
@@ -210,6 +220,8 @@ class BatchConsumer:
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._commits: OrderedCommits | None = None
+        # The catch-up round outwaits a fetch the broker may hold to fill it.
+        self.catch_up_wait_ms = CATCH_UP_WAIT_MS + held_fetch_ms(settings, self.label)
 
     async def _handle(self, records: list[InboundRecord]) -> Awaitable[Any] | None:
         """Handle a batch (it may empty ``records``: they are its to let go); what settles
@@ -308,7 +320,9 @@ class BatchConsumer:
             # backoff), so what arrived since waits on the broker: without this round it
             # would wait for the next batch too (an event's age at a 30 ms batch's end:
             # p50 79 -> 54 ms at 1,800 events/s, docs/sizing.md).
-            last = await consumer.getmany(timeout_ms=CATCH_UP_WAIT_MS, max_records=limit - count)
+            last = await consumer.getmany(
+                timeout_ms=self.catch_up_wait_ms, max_records=limit - count
+            )
             returned = self._merge(fetched, last)
             count += returned
         while count < limit and is_backlog(left_behind(consumer, last), returned):
