@@ -441,7 +441,7 @@ async def test_held_fetches_gather_live_records_and_hand_each_over_once(
     """With ``events_fetch_min_bytes`` above what arrives, the broker holds each fetch for
     the wait: a trickle of records comes in fuller batches, each record once, all committed."""
     settings = kafka_settings.model_copy(
-        update={"events_fetch_min_bytes": 64 * 1024, "events_fetch_wait_seconds": 0.05}
+        update={"events_fetch_min_bytes": 64 * 1024, "events_fetch_wait_seconds": 0.1}
     )
     topics = Topics.from_settings(settings).events
     total = 300
