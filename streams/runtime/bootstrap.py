@@ -97,4 +97,4 @@ class Components:
 
     def request_consumer(self, decider: LoanDecider) -> RequestConsumer:
         """The batch consumer of the loan-request topic, answered by ``decider``."""
-        return RequestConsumer(self.settings, self.topics.loan_requests, decider.submit)
+        return RequestConsumer(self.settings, self.topics.loan_requests, decider.begin)

@@ -42,6 +42,7 @@ from streams.core.timeline import (
 from streams.errors import OperatorActionRequired, ShuttingDown, Unavailable
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser
+from streams.service.request_flow import BatchAnswers, Unanswered, UserOrder, after
 from streams.service.shadowing import ShadowAsk, ShadowOutbox, answer_in_shadow
 from streams.service.shell import (
     MESSAGES,
@@ -60,9 +61,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-#: Requests of one batch answered at once, at most: their Redis waits overlap, and a backlog
-#: read in one batch (up to ``batch_max_records``) never opens a connection per request.
+#: Requests answered at once, at most: their Redis waits overlap, and a backlog read in one
+#: batch (up to ``batch_max_records``) never opens a connection per request.
 REQUESTS_IN_FLIGHT = 32
+#: Requests handed over and not yet answered, at most, before :meth:`LoanDecider.begin` makes
+#: the consumer wait: a slow store holds the reading back instead of piling requests up.
+REQUESTS_UNANSWERED = 1024
 
 
 class RequestConflict(Exception):
@@ -89,23 +93,6 @@ class Answered:
     repeated: bool = False
     assessment: Assessment | None = None
     shadow: ShadowAsk | None = None
-
-
-class _BatchAnswers:
-    """What the requests of one batch came to: each one's decision (by its place in the
-    batch) and what a candidate in shadow answers from, and every record sent for them."""
-
-    def __init__(self, size: int) -> None:
-        self.answered: list[tuple[LoanDecision, ShadowAsk | None] | None] = [None] * size
-        self.deliveries: list[Awaitable[Any]] = []
-
-    def decisions(self) -> list[LoanDecision]:
-        """The decisions published, in record order."""
-        return [answered[0] for answered in self.answered if answered is not None]
-
-    def shadows(self) -> list[tuple[LoanDecision, ShadowAsk]]:
-        """The live decisions a candidate answers beside, in record order."""
-        return [(decision, ask) for decision, ask in filter(None, self.answered) if ask is not None]
 
 
 class LoanDecider:
@@ -147,6 +134,10 @@ class LoanDecider:
         self.candidate = candidate
         #: Batches being answered now (their publishing may still be under way).
         self._answering = 0
+        #: A user's requests answered in record order, across batches too.
+        self.user_order = UserOrder()
+        #: Requests handed to :meth:`begin` and not yet answered.
+        self.unanswered = Unanswered(REQUESTS_UNANSWERED)
         #: Requests for the candidate to answer, and its decisions on their way out.
         self.shadow_outbox = ShadowOutbox(
             sink,
@@ -170,6 +161,22 @@ class LoanDecider:
         await delivered
         return decisions
 
+    async def begin(self, records: Sequence[InboundRecord]) -> Awaitable[None]:
+        """Start answering ``records`` beside the batches still being answered; returns what
+        completes once every answer is published (it raises if one was not, or if answering
+        failed: nothing of ``records`` may then be committed). A request never waits for
+        another user's answer in an earlier batch: a request that arrives while one stalls on
+        Redis is answered meanwhile. First waits while :data:`REQUESTS_UNANSWERED` are."""
+        await self.unanswered.take(len(records))
+        return asyncio.ensure_future(self._answered_and_published(records))
+
+    async def _answered_and_published(self, records: Sequence[InboundRecord]) -> None:
+        try:
+            _, delivered = await self.submit(records)
+        finally:
+            await self.unanswered.answered(len(records))
+        await delivered
+
     async def submit(
         self, records: Sequence[InboundRecord]
     ) -> tuple[list[LoanDecision], Awaitable[None]]:
@@ -187,16 +194,15 @@ class LoanDecider:
     async def _submit(
         self, records: Sequence[InboundRecord]
     ) -> tuple[list[LoanDecision], Awaitable[None]]:
-        answers = _BatchAnswers(len(records))
+        answers = BatchAnswers(len(records))
         self.shadow_outbox.busy()
         # Each request is answered in a task of its own (at most REQUESTS_IN_FLIGHT at once),
-        # a user's requests one after the other in record order: while one waits for Redis,
-        # the next is decided, so a batch of n requests costs n decisions' CPU and about two
-        # round trips, not 2n round trips one after the other (the requests that piled up
-        # behind a stall are answered in a few ms instead of tens). A stop or an operator
-        # error fails the whole batch as before: the other tasks are cancelled and nothing
-        # of it is committed.
-        chains: dict[str, asyncio.Task[None]] = {}
+        # a user's requests one after the other in record order, across batches too: while
+        # one waits for Redis, the next is decided, so a batch of n requests costs n
+        # decisions' CPU and about two round trips, not 2n round trips one after the other
+        # (the requests that piled up behind a stall are answered in a few ms instead of
+        # tens). A stop or an operator error fails the whole batch as before: the other
+        # tasks are cancelled and nothing of it is committed.
         try:
             async with asyncio.TaskGroup() as group:
                 for index, record in enumerate(records):
@@ -221,16 +227,10 @@ class LoanDecider:
                     arrival = received
                     if record.log_append_time and record.timestamp is not None:
                         arrival = datetime.fromtimestamp(record.timestamp, UTC)
-                    chains[request.user_id] = group.create_task(
-                        self._settle(
-                            chains.get(request.user_id),
-                            answers,
-                            index,
-                            record,
-                            request,
-                            (arrival, received),
-                        )
-                    )
+                    before = self.user_order.latest(request.user_id)
+                    times = (arrival, received)
+                    answering = self._settle(before, answers, index, record, request, times)
+                    self.user_order.add(request.user_id, group.create_task(answering))
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         self.dead_letters.watch_storm()
@@ -240,8 +240,8 @@ class LoanDecider:
 
     async def _settle(
         self,
-        before: Awaitable[None] | None,
-        answers: _BatchAnswers,
+        before: asyncio.Task[None] | None,
+        answers: BatchAnswers,
         index: int,
         record: InboundRecord,
         request: LoanRequest,
@@ -249,8 +249,7 @@ class LoanDecider:
     ) -> None:
         """Answer one request (after ``before``, the same user's request ahead of it),
         publish its decision or dead-letter it, and count it."""
-        if before is not None:
-            await before
+        await after(before, request.request_id)
         arrival, received = times
         try:
             async with self._in_flight:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import pytest
 
@@ -53,11 +52,11 @@ async def test_requests_are_committed_once_their_answers_are_acknowledged(
     answered: list[InboundRecord] = []
     published: list[asyncio.Future[None]] = []
 
-    async def answer(records: Sequence[InboundRecord]) -> tuple[Any, asyncio.Future[None]]:
+    async def answer(records: Sequence[InboundRecord]) -> asyncio.Future[None]:
         answered.extend(records)
         done = asyncio.get_running_loop().create_future()
         published.append(done)
-        return [], done
+        return done
 
     consumer = RequestConsumer(settings, Topics.from_settings(settings).loan_requests, answer)
     stop = asyncio.Event()
@@ -86,14 +85,14 @@ async def test_an_answer_not_acknowledged_stops_the_consumer_with_its_batch_unco
     await produce(settings, requests(settings, 30))
     batches: list[int] = []
 
-    async def answer(records: Sequence[InboundRecord]) -> tuple[Any, asyncio.Future[None]]:
+    async def answer(records: Sequence[InboundRecord]) -> asyncio.Future[None]:
         done = asyncio.get_running_loop().create_future()
         if batches:
             done.set_exception(ConnectionError("the decision was not acknowledged"))
         else:
             done.set_result(None)
         batches.append(len(records))
-        return [], done
+        return done
 
     consumer = RequestConsumer(settings, topic, answer)
     await consumer.start()
@@ -109,11 +108,11 @@ async def test_an_answer_not_acknowledged_stops_the_consumer_with_its_batch_unco
 
     again: list[InboundRecord] = []
 
-    async def acknowledged(records: Sequence[InboundRecord]) -> tuple[Any, asyncio.Future[None]]:
+    async def acknowledged(records: Sequence[InboundRecord]) -> asyncio.Future[None]:
         again.extend(records)
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
-        return [], done
+        return done
 
     stop = asyncio.Event()
     consumer = RequestConsumer(settings, topic, acknowledged)

@@ -25,6 +25,7 @@ from streams.service import fold as fold_service
 from streams.service import shadowing
 from streams.service.decide import REQUESTS_IN_FLIGHT, LoanDecider
 from streams.service.fold import YIELD_EVERY_USERS, EventFolder
+from streams.service.request_flow import EarlierRequestUnanswered
 from streams.service.review import ReviewSweeper
 from streams.settings import Settings
 from streams.topics import Topics
@@ -399,11 +400,13 @@ async def test_a_request_reads_nothing_but_its_users_keys() -> None:
 
 
 class SlowReads(FakeStore):
-    """A store whose reads of a user's state take ``seconds``, noting when each began."""
+    """A store whose reads of a user's state (of ``only`` that user's) take ``seconds``,
+    noting when each began."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, only: str | None = None) -> None:
         super().__init__()
         self.seconds = seconds
+        self.only = only
         self.began: list[str] = []
         self.reading = self.most_at_once = 0
 
@@ -412,7 +415,7 @@ class SlowReads(FakeStore):
         self.reading += 1
         self.most_at_once = max(self.most_at_once, self.reading)
         try:
-            await asyncio.sleep(self.seconds)
+            await asyncio.sleep(self.seconds if self.only in (None, user_id) else 0.0)
         finally:
             self.reading -= 1
         return await super().read_user(user_id)
@@ -487,6 +490,72 @@ async def test_a_stop_while_a_batch_is_answered_fails_the_batch_with_the_stop() 
     # The other requests were cancelled while they waited their turn: none was answered.
     assert sink.to(TOPICS.loan_decisions) == []
     assert store.began == []
+
+
+async def test_a_batch_begun_while_another_waits_on_the_store_is_answered_meanwhile() -> None:
+    store, sink, metrics = SlowReads(0.5, only="u-1"), FakeSink(), Metrics()
+    deciding = decider(store, sink, metrics)
+    started = time.monotonic()
+    first = asyncio.ensure_future(await deciding.begin([ask_of("u-1", "q-1", 0)]))
+    await (await deciding.begin([ask_of("u-2", "q-2", 1)]))
+    # The second user's answer did not wait for the first's read of 0.5 s to end.
+    assert time.monotonic() - started < 0.4
+    assert not first.done()
+    await first
+    assert store.began == ["u-1", "u-2"]
+    assert [s.key for s in sink.to(TOPICS.loan_decisions)] == [b"u-2", b"u-1"]
+
+
+async def test_a_users_requests_in_later_batches_wait_for_the_earlier() -> None:
+    store, sink, metrics = SlowReads(0.05), FakeSink(), Metrics()
+    deciding = decider(store, sink, metrics)
+    begun = [
+        await deciding.begin([ask_of("u-1", f"q-{i}", i), ask_of(f"u-{i + 2}", f"o-{i}", i)])
+        for i in range(4)
+    ]
+    await asyncio.gather(*begun)
+    published = [
+        LoanDecision.model_validate_json(s.value or b"").request_id
+        for s in sink.to(TOPICS.loan_decisions)
+        if s.key == b"u-1"
+    ]
+    assert published == ["q-0", "q-1", "q-2", "q-3"]
+    assert len(deciding.user_order) == 0  # nothing kept once answered
+
+
+async def test_a_users_request_after_one_that_failed_is_never_answered_before_it() -> None:
+    store, sink, metrics = SlowReads(0.05), FakeSink(), Metrics()
+    asked: list[datetime] = []
+
+    async def confirmed(at: datetime) -> bool:
+        asked.append(at)
+        if len(asked) == 1:
+            await asyncio.sleep(0.1)
+            raise ShuttingDown("stopping while the policy topic is read")
+        return True
+
+    deciding = decider(store, sink, metrics, policy_confirmed=confirmed)
+    failing = await deciding.begin([ask_of("u-1", "q-1", 0)])
+    later = await deciding.begin([ask_of("u-1", "q-2", 1)])
+    with pytest.raises(ShuttingDown):
+        await failing
+    with pytest.raises(EarlierRequestUnanswered):
+        await later
+    assert sink.to(TOPICS.loan_decisions) == []
+
+
+async def test_begin_waits_while_too_many_requests_are_unanswered() -> None:
+    store, sink, metrics = SlowReads(0.2), FakeSink(), Metrics()
+    deciding = decider(store, sink, metrics)
+    deciding.unanswered.limit = 3
+    first = await deciding.begin([ask_of(f"u-{i}", f"q-{i}", i) for i in range(3)])
+    waiting = asyncio.ensure_future(deciding.begin([ask_of("u-9", "q-9", 9)]))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # the consumer reads no further meanwhile
+    await first
+    await (await waiting)
+    assert deciding.unanswered.count == 0
+    assert len(sink.to(TOPICS.loan_decisions)) == 4
 
 
 async def test_requests_arriving_before_the_policy_is_known_wait_for_it_in_turn() -> None:

@@ -2,13 +2,16 @@
 committed once their answers are acknowledged by Kafka.
 
 A request is handed to the decider as soon as a fetch returns it — no Faust stream, thread
-or queue in between — and answered at once; the answers are published without waiting for
-Kafka (a produce round trip per request would queue every request behind the ones before
-it). Commits follow in order (:class:`~streams.adapters.kafka.commits.OrderedCommits`), at
-most every :data:`REQUEST_COMMIT_INTERVAL_SECONDS` and at once on a rebalance or a stop: a
-batch's offsets are committed only once every answer and dead letter of it, and of every
-batch before it, is acknowledged; a batch whose output was not stops the consumer with
-nothing after it committed, and is redelivered and answered the same.
+or queue in between — and answered at once, beside the batches still being answered (a
+request that waits on Redis never holds back the next one); the answers are published
+without waiting for Kafka (a produce round trip per request would queue every request
+behind the ones before it). Commits follow in order
+(:class:`~streams.adapters.kafka.commits.OrderedCommits`), at most every
+:data:`REQUEST_COMMIT_INTERVAL_SECONDS` and at once on a rebalance or a stop: a batch's
+offsets are committed only once every answer and dead letter of it, and of every batch
+before it, is acknowledged; a batch whose output was not (or that could not be answered)
+stops the consumer with nothing after it committed, and is redelivered and answered the
+same.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from streams.adapters.kafka.events import BatchConsumer
 from streams.ports import InboundRecord
 from streams.settings import Settings
 
-#: Answers a batch of requests; returns what completes once Kafka acknowledged its output.
-AnswerHandler = Callable[[Sequence[InboundRecord]], Awaitable[tuple[Any, Awaitable[Any]]]]
+#: Starts answering a batch of requests; returns what completes once they are answered and
+#: Kafka acknowledged their output (it raises if not).
+AnswerHandler = Callable[[Sequence[InboundRecord]], Awaitable[Awaitable[Any]]]
 #: Batches of requests answered and not yet committed, at most (then the next batch waits
 #: for their commit): with the interval below, bounds what a crash leaves to redeliver.
 REQUEST_BATCHES_IN_FLIGHT = 1000
@@ -44,8 +48,7 @@ class RequestConsumer(BatchConsumer):
         self.answer = answer
 
     async def _handle(self, records: list[InboundRecord]) -> Awaitable[Any]:
-        _, published = await self.answer(records)
-        settled = asyncio.ensure_future(published)
+        settled = asyncio.ensure_future(await self.answer(records))
         # Its error stops the commits when they reach it; a batch they never reach (the
         # consumer stopping on an earlier one) must not be logged as an error nobody saw.
         settled.add_done_callback(_seen)
