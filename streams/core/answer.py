@@ -109,15 +109,17 @@ def way_back_of(
         assessment.thresholds.reopen_at,
         max_months=PATH_BACK_MONTHS,
     )
-    options = [
-        PathBackOption(
-            text=getattr(p.text, language),
-            texts={"en": p.text.en, "zh": p.text.zh},
-            months=p.months,
-            score=p.score,
+    options = []
+    for path in found.paths:
+        text = path.text  # written on each reading: once here
+        options.append(
+            PathBackOption(
+                text=getattr(text, language),
+                texts={"en": text.en, "zh": text.zh},
+                months=path.months,
+                score=path.score,
+            )
         )
-        for p in found.paths
-    ]
     return PathBack(
         target_score=found.target,
         options=options,
