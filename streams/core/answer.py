@@ -98,8 +98,9 @@ _HELD = (EffectiveStatus.CLOSED, EffectiveStatus.FROZEN)
 def way_back_of(
     checkpoint: Checkpoint, assessment: Assessment, language: Language = "en"
 ) -> PathBack | None:
-    """The path back to the reopening threshold of ``assessment`` from the checkpoint's state,
-    under the card that scored, in the wire form (None without a state)."""
+    """The path back to the reopening threshold of ``assessment`` (the checkpoint's
+    :func:`standing`) from the checkpoint's state, under the card that scored, in the wire
+    form (None without a state)."""
     if checkpoint.state is None or checkpoint.at is None:
         return None
     found = path_back(
@@ -108,6 +109,7 @@ def way_back_of(
         checkpoint.at,
         assessment.thresholds.reopen_at,
         max_months=PATH_BACK_MONTHS,
+        now=(assessment.features, assessment.scored),  # assessed from that state, then
     )
     options = []
     for path in found.paths:

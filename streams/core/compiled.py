@@ -25,7 +25,7 @@ plain data) sits beside the one call.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -191,18 +191,18 @@ def _card_rules(card: ScorecardDocument) -> Rules:
 
 
 def good_month_bins(
-    card: ScorecardDocument, state: UserState, ends: Iterable[datetime]
+    card: ScorecardDocument, state: UserState, ends: Sequence[int]
 ) -> list[list[int | None]] | None:
     """Every characteristic's bin after each month of good behaviour
     (:func:`streams.core.good_behaviour.future_values`, month k ending at the k-th of
-    ``ends``, read only when compiled), scored by ``card``; None when not compiled or not
-    exact here (Python simulates)."""
+    ``ends``, in :func:`to_micros`), scored by ``card``; None when not compiled or not exact
+    here (Python simulates)."""
     if not active():
         return None
     packed = _pack_fold(state)
     if packed is None:
         return None
-    return _native.good_months(_card_rules(card), packed, [to_micros(end) for end in ends])
+    return _native.good_months(_card_rules(card), packed, list(ends))
 
 
 # ---- the whole machine of one user --------------------------------------------------------

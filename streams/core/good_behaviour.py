@@ -16,7 +16,7 @@ from decimal import Decimal
 from schemas.models import InputEvent, RepaymentEvent, SpendingEvent
 from streams.core import compiled
 from streams.core.features import feature_values
-from streams.core.labels import add_months, months_after
+from streams.core.labels import add_months, months_after_micros
 from streams.core.scorecard import ScorecardDocument, Values
 from streams.core.state import UserState, fold_events
 
@@ -51,7 +51,7 @@ def future_bins(
     """``card.bins_of`` each month :func:`future_values` gives, month by month (every
     characteristic's bin, in the card's order): from the compiled machine when it can
     simulate them exactly (all ``months`` at once), else from the Python reference."""
-    bins = compiled.good_month_bins(card, state, months_after(at, months))
+    bins = compiled.good_month_bins(card, state, months_after_micros(at, months))
     if bins is None:
         return (card.bins_of(values) for values in future_values(state, at, months))
     return iter(bins)

@@ -16,7 +16,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from schemas.models import InputEvent, RepaymentEvent
 from streams.core.features import Features, derive_features
@@ -82,19 +82,39 @@ def add_months(moment: datetime, months: int) -> datetime:
     return _moved(utc, utc.year * 12 + utc.month - 1 + months)
 
 
-def months_after(moment: datetime, count: int) -> list[datetime]:
-    """``add_months(moment, k)`` for k = 1, 2, … ``count`` (a path back asks for 24)."""
+def months_after_micros(moment: datetime, count: int) -> list[int]:
+    """``to_micros(add_months(moment, k))`` for k = 1, 2, … ``count``, in integer arithmetic
+    (every declined request's path back asks for 24: no datetime is built for them)."""
     utc = moment.astimezone(UTC)
+    time_of_day = (
+        utc.hour * 3600 + utc.minute * 60 + utc.second
+    ) * _MICROS_A_SECOND + utc.microsecond
     first = utc.year * 12 + utc.month
-    return [_moved(utc, index) for index in range(first, first + count)]
+    ends = []
+    for index in range(first, first + count):
+        year, month = divmod(index, 12)
+        day = min(utc.day, _month_length(year, month + 1))
+        days = date(year, month + 1, day).toordinal() - _EPOCH_ORDINAL
+        ends.append(days * _MICROS_A_DAY + time_of_day)
+    return ends
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MICROS_A_SECOND = 1_000_000
+_MICROS_A_DAY = 86_400 * _MICROS_A_SECOND
 
 
 def _moved(utc: datetime, index: int) -> datetime:
     """``utc`` in month ``index`` (year × 12 + month − 1), the day clipped to its length."""
     year, month = divmod(index, 12)
     month += 1
-    lengths = (31, 29 if _leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-    return utc.replace(year=year, month=month, day=min(utc.day, lengths[month - 1]))
+    return utc.replace(year=year, month=month, day=min(utc.day, _month_length(year, month)))
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if _leap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def _leap(year: int) -> bool:

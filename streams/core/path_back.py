@@ -29,11 +29,11 @@ from datetime import datetime
 from functools import partial
 from typing import Literal
 
-from streams.core.features import SCORE_MAX, SCORE_MIN, derive_features
+from streams.core.features import SCORE_MAX, SCORE_MIN, Features, derive_features
 from streams.core.good_behaviour import future_bins
 from streams.core.labels import add_months
 from streams.core.policy import Text
-from streams.core.scorecard import Characteristic, ScorecardDocument
+from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
 from streams.core.state import UserState
 
 MoveKind = Literal["action", "time"]
@@ -223,6 +223,11 @@ def time_alone(card: ScorecardDocument, state: UserState, at: datetime) -> list[
     ]
 
 
+def _scored_now(card: ScorecardDocument, state: UserState, at: datetime) -> tuple[Features, Scored]:
+    features = derive_features(state, at)
+    return features, card.evaluate(features.values())
+
+
 def _clamp(raw: int) -> int:
     return max(SCORE_MIN, min(SCORE_MAX, raw))
 
@@ -257,13 +262,14 @@ def path_back(
     *,
     max_months: int = MAX_MONTHS,
     limit: int = 3,
+    now: tuple[Features, Scored] | None = None,
 ) -> PathBack:
     """Ways for the user of ``state`` (at ``at``) to reach ``target`` under ``card``: up to
     ``limit`` paths (see the module docstring), the quickest good-behaviour path among them
-    whenever there is one."""
-    features = derive_features(state, at)
+    whenever there is one. ``now``: the user's features at ``at`` and their score under
+    ``card``, when the caller has them (a decision's assessment does); derived otherwise."""
+    features, scored = now if now is not None else _scored_now(card, state, at)
     values = features.values()
-    scored = card.evaluate(values)
     names = list(card.characteristics)
     rows = card.scoring_rows
     # Points and bins by the characteristic's place in the card: the search compares them

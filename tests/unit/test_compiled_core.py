@@ -24,7 +24,7 @@ from streams.core import compiled
 from streams.core.codec import decode_trajectory, encode_state, encode_trajectory
 from streams.core.features import derive_features
 from streams.core.good_behaviour import future_values
-from streams.core.instants import duration_micros
+from streams.core.instants import duration_micros, to_micros
 from streams.core.labels import add_months
 from streams.core.ledger import StoredLedger, encode_entry
 from streams.core.path_back import MAX_MONTHS, PathBack, path_back
@@ -393,7 +393,7 @@ def test_simulated_good_months_fall_in_the_python_bins(
     state = fold_events(None, canonical(events))
     assert state is not None
     at = AT + timedelta(days=days)
-    ends = [add_months(at, k) for k in range(1, MAX_MONTHS + 1)]
+    ends = [to_micros(add_months(at, k)) for k in range(1, MAX_MONTHS + 1)]
     got = compiled.good_month_bins(card, state, ends)
     assert got is not None  # whole cents: always compiled
     expected = [list(card.evaluate(v).bins.values()) for v in future_values(state, at, 24)]
@@ -410,7 +410,7 @@ def test_good_months_the_machine_cannot_simulate_are_simulated_by_python() -> No
     # Python's answer.
     state = replace(state, spend_by_month={state_month(state): Decimal("10.005")})
     card = CARDS[0]
-    assert compiled.good_month_bins(card, state, [add_months(AT, 1)]) is None
+    assert compiled.good_month_bins(card, state, [to_micros(add_months(AT, 1))]) is None
     target = card.evaluate(derive_features(state, AT)).score + 40
     python, native = both(lambda: path_back(card, state, AT, target))
     assert native == python and native.paths

@@ -14,8 +14,10 @@ from streams.core.features import derive_features
 from streams.core.good_behaviour import good_behaviour_events
 from streams.core.labels import add_months
 from streams.core.path_back import path_back, time_alone
+from streams.core.policy import load_default_policy
 from streams.core.scorecard import load_default_scorecard, load_expert_scorecard
 from streams.core.state import UserState, fold_events
+from streams.core.timeline import advance, canonical, constant, standing
 from streams.devtools.docs import worked_example_events
 from tests.properties import examples
 from tests.scorecard_histories import AT, histories
@@ -110,6 +112,24 @@ def test_every_path_reaches_its_target_under_any_card(
         for path in result.paths:
             assert path.score >= target
             assert len({m.characteristic for m in path.moves}) == len(path.moves)
+
+
+@settings(max_examples=examples(40))
+@given(histories(), st.integers(450, 750))
+def test_a_decisions_assessment_gives_the_path_back_derived_afresh(
+    events: list[InputEvent], target: int
+) -> None:
+    """A decision hands its assessment's features and score to the path back (not derived
+    twice): the paths are the ones derived afresh from the checkpoint."""
+    timelines = constant(load_default_policy())
+    checkpoint = advance(canonical(events), timelines, AT, timedelta(days=1826))
+    assessment = standing(checkpoint, timelines)
+    assert assessment is not None and checkpoint.state is not None and checkpoint.at
+    card, state, at = assessment.card, checkpoint.state, checkpoint.at
+    afresh = path_back(card, state, at, target)
+    assert path_back(card, state, at, target, now=(assessment.features, assessment.scored)) == (
+        afresh
+    )
 
 
 @settings(max_examples=examples(40))
