@@ -89,13 +89,15 @@ def months_after_micros(moment: datetime, count: int) -> list[int]:
     time_of_day = (
         utc.hour * 3600 + utc.minute * 60 + utc.second
     ) * _MICROS_A_SECOND + utc.microsecond
-    first = utc.year * 12 + utc.month
+    year, month = utc.year, utc.month
+    # Days since the epoch of the 1st of each month, carried from month to month.
+    first_day = date(year, month, 1).toordinal() - _EPOCH_ORDINAL
     ends = []
-    for index in range(first, first + count):
-        year, month = divmod(index, 12)
-        day = min(utc.day, _month_length(year, month + 1))
-        days = date(year, month + 1, day).toordinal() - _EPOCH_ORDINAL
-        ends.append(days * _MICROS_A_DAY + time_of_day)
+    for _ in range(count):
+        first_day += _month_length(year, month)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        day = min(utc.day, _month_length(year, month))
+        ends.append((first_day + day - 1) * _MICROS_A_DAY + time_of_day)
     return ends
 
 

@@ -22,8 +22,7 @@ months *without any event* (on-time repayments decay too), and
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -32,13 +31,12 @@ from typing import Literal
 from streams.core.features import SCORE_MAX, SCORE_MIN, Features, derive_features
 from streams.core.good_behaviour import future_bins
 from streams.core.labels import add_months
+from streams.core.path_texts import TIME_TEXTS, Say, action_text, good_behaviour_text
 from streams.core.policy import Text
-from streams.core.scorecard import Characteristic, ScorecardDocument, Scored
+from streams.core.scorecard import ScorecardDocument, Scored
 from streams.core.state import UserState
 
 MoveKind = Literal["action", "time"]
-#: Writes a move's text (in both languages) when a chosen path shows it.
-Say = Callable[[], Text]
 #: How far ahead good behaviour is simulated.
 MAX_MONTHS = 24
 #: The "time alone" horizons reported.
@@ -81,15 +79,6 @@ class Path:
         return Text(en=en, zh="；".join(p.zh for p in parts))
 
 
-def good_behaviour_text(months: int) -> Text:
-    """The behaviour the time moves assume, for ``months`` months."""
-    en, zh = _months(months)
-    return Text(
-        en=f"Repay every instalment on time and use your account each month for {en}",
-        zh=f"未来{zh}每期按时还款并每月使用账户",
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class PathBack:
     """Where a user stands against a target score, and ways back to it."""
@@ -106,111 +95,6 @@ class PathBack:
     def reached(self) -> bool:
         """Whether the score already meets the target."""
         return self.score >= self.target
-
-
-NOTE = Text(
-    en="Points shown are what the named changes add under the current scorecard; time alone, "
-    "without repayments, lowers the weight of past on-time repayments too.",
-    zh="所示分数为上述变化在当前评分卡下增加的分数；若无新的还款，仅靠时间推移，过去按时还款的权重也会降低。",
-)
-
-
-def _money(amount: float) -> str:
-    return f"{math.ceil(max(amount, 0.0)):,}"
-
-
-def _months(k: int) -> tuple[str, str]:
-    return (f"{k} more month" + ("s" if k != 1 else ""), f"{k}个月")
-
-
-# ---- actions: what a user can do now ----------------------------------------------------------
-def _action(c: Characteristic, target: int, values: dict[str, float | None]) -> Say | None:
-    """What to do now to bring ``c`` into bin ``target``, written when asked (a search weighs
-    about twenty actions and shows a few); None: no action does that."""
-    low = c.bins[target - 1].below if target > 0 and not c.categorical else None
-    high = c.bins[target].below if not c.categorical else None
-    feature = c.feature
-    if feature == "verified_assets" and low is not None:
-        return partial(_verify_assets, low - (values[feature] or 0.0))
-    if feature == "verified_monthly_income" and low is not None:
-        return partial(_verify_income, low, values["monthly_income"], values[feature])
-    if feature == "income_verification_level":
-        categories = c.bins[target].values
-        return partial(_income_level, categories[0] if categories else low)
-    if feature in ("debt_to_income", "outstanding_debt"):
-        debt = values["outstanding_debt"] or 0.0
-        income = values["monthly_income"]
-        if feature == "debt_to_income" and values[feature] is None:
-            return partial(_declare_income, debt, high)
-        if high is None:
-            return None
-        limit = high * 12 * float(income) if feature == "debt_to_income" and income else high
-        return partial(_pay_down, debt - limit + 0.01)
-    return None
-
-
-def _verify_assets(amount: float) -> Text:
-    worth = _money(amount)
-    return Text(
-        en=f"Verify assets (deposits, investments or property) worth {worth} more",
-        zh=f"再验证价值{worth}元的资产（存款、投资或房产）",
-    )
-
-
-def _verify_income(low: float, declared: float | None, verified: float | None) -> Text:
-    if declared is not None and declared >= low and not verified:
-        return Text(en="Verify your declared income", zh="验证您已申报的收入")
-    return Text(
-        en=f"Verify a monthly income of at least {_money(low)}",
-        zh=f"验证至少{_money(low)}元的月收入",
-    )
-
-
-def _income_level(level: float | None) -> Text:
-    if level is not None and level >= 2:
-        return Text(en="Verify your income", zh="验证您的收入")
-    return Text(en="Tell us your monthly income", zh="申报您的月收入")
-
-
-def _declare_income(debt: float, high: float | None) -> Text:
-    if high is None or debt <= 0:
-        return Text(en="Tell us your monthly income", zh="申报您的月收入")
-    needed = _money(debt / (12 * high) + 0.01)
-    return Text(
-        en=f"Tell us your monthly income (from {needed} a month, your debt-to-income "
-        "scores these points)",
-        zh=f"申报您的月收入（月收入达到{needed}元时，负债收入比可得此分数）",
-    )
-
-
-def _pay_down(amount: float) -> Text:
-    return Text(en=f"Pay down {_money(amount)} of your debt", zh=f"偿还{_money(amount)}元债务")
-
-
-# ---- time: what months of good behaviour do ---------------------------------------------------
-_TIME_TEXTS: dict[str, Callable[[int], Text]] = {
-    "worst_days_past_due_12m": lambda k: Text(
-        en=f"No days past due for {_months(k)[0]}", zh=f"未来{_months(k)[1]}内不再逾期"
-    ),
-    "missed_repayments": lambda k: Text(
-        en=f"Repay in full for {_months(k)[0]} (missed repayments weigh less as they age)",
-        zh=f"未来{_months(k)[1]}足额还款（未还记录的权重随时间降低）",
-    ),
-    "late_repayments": lambda k: Text(
-        en=f"Repay on time for {_months(k)[0]} (late repayments weigh less as they age)",
-        zh=f"未来{_months(k)[1]}按时还款（逾期记录的权重随时间降低）",
-    ),
-    "on_time_repayments": lambda k: Text(
-        en=f"Keep repaying on time for {_months(k)[0]}", zh=f"未来{_months(k)[1]}继续按时还款"
-    ),
-    "history_months": lambda k: Text(
-        en=f"A longer history: {_months(k)[0]}", zh=f"信用历史再积累{_months(k)[1]}"
-    ),
-    "active_spend_months_6m": lambda k: Text(
-        en=f"Use your account each month for {_months(k)[0]}",
-        zh=f"未来{_months(k)[1]}每月使用账户消费",
-    ),
-}
 
 
 def time_alone(card: ScorecardDocument, state: UserState, at: datetime) -> list[tuple[int, int]]:
@@ -243,15 +127,56 @@ class _Step:
     points: int
     months: int
     kind: MoveKind
+    #: Bins it moves the characteristic by (1 from the missing bin): fewer rank first.
+    moved: int
     say: Say = field(compare=False)
 
 
 #: A path while the paths are searched: its steps and the score they reach.
 _Found = tuple[tuple[_Step, ...], int]
+#: How much a path asks (see :func:`_ranked`): less first.
+_Effort = tuple[int, int, int, int, list[int]]
 
 
-def _months_of(steps: tuple[_Step, ...]) -> int:
-    return max(s.months for s in steps)
+def _ranked(candidates: list[_Found]) -> list[_Found]:
+    """The paths found, least effort first, one per set of actions and months of good
+    behaviour (the same characteristics after the same months: only the smallest moves
+    count). Effort ranks fewer things to do (each action, and the months of good behaviour
+    if any), then fewer months, then fewer bins moved, then the higher score, then the
+    characteristics in the card's order."""
+    keyed = []
+    for steps, score in candidates:
+        if not steps:
+            continue
+        months = moved = 0
+        actions = []
+        for step in steps:
+            if step.months > months:
+                months = step.months
+            moved += step.moved
+            if step.kind == "action":
+                actions.append(step.index)
+        effort = (
+            len(actions) + (1 if months else 0),
+            months,
+            moved,
+            -score,
+            [step.index for step in steps],
+        )
+        keyed.append((effort, (frozenset(actions), months), (steps, score)))
+    keyed.sort(key=_effort)
+    distinct: dict[tuple[frozenset[int], int], _Found] = {}
+    for _, same, found in keyed:
+        distinct.setdefault(same, found)
+    return list(distinct.values())
+
+
+def _bins_moved(now: int | None, to: int) -> int:
+    return 1 if now is None else abs(to - now)
+
+
+def _effort(keyed: tuple[_Effort, object, _Found]) -> _Effort:
+    return keyed[0]
 
 
 def path_back(
@@ -295,13 +220,16 @@ def path_back(
         return PathBack(card.version, scored.score, target, [], good)
     actions: list[_Step] = []
     for i, c in enumerate(card.characteristics.values()):
-        current = points_now[i]
+        current, now_bin = points_now[i], bins_now[i]
         for target_bin, better in enumerate(rows[i][2]):
             if better > current:
-                say = _action(c, target_bin, values)
+                say = action_text(c, target_bin, values)
                 if say is not None:
-                    actions.append(_Step(i, target_bin, better - current, 0, "action", say))
+                    moved = _bins_moved(now_bin, target_bin)
+                    actions.append(_Step(i, target_bin, better - current, 0, "action", moved, say))
 
+    # Each characteristic's points month by month (a column a characteristic).
+    columns = list(zip(*future, strict=True))
     timed: dict[int, tuple[_Step, ...]] = {}
 
     def time_moves(months: int) -> tuple[_Step, ...]:
@@ -314,11 +242,12 @@ def path_back(
             for i, c in enumerate(card.characteristics.values()):
                 gain = final[i] - points_now[i]
                 to_bin = final_bins[i]
-                if gain <= 0 or to_bin is None or c.feature not in _TIME_TEXTS:
+                if gain <= 0 or to_bin is None or c.feature not in TIME_TEXTS:
                     continue
-                first = next(k for k, then in enumerate(future, 1) if then[i] >= final[i])
-                say = partial(_TIME_TEXTS[c.feature], first)
-                moves.append(_Step(i, to_bin, gain, first, "time", say))
+                first = next(k for k, then in enumerate(columns[i], 1) if then >= final[i])
+                say = partial(TIME_TEXTS[c.feature], first)
+                moved = _bins_moved(bins_now[i], to_bin)
+                moves.append(_Step(i, to_bin, gain, first, "time", moved, say))
             timed[months] = tuple(moves)
         return timed[months]
 
@@ -328,46 +257,29 @@ def path_back(
     for m in actions:
         if raw + m.points >= target:
             candidates.append(((m,), _clamp(raw + m.points)))
-    for a, b in itertools.combinations(actions, 2):
-        # Actions are listed in the card's order, so each pair already is too.
-        if a.index == b.index or a.index in enough or b.index in enough:
-            continue  # the same characteristic twice, or one alone suffices
-        if raw + a.points + b.points >= target:
+    # Pairs on characteristics none of which suffices alone (in the card's order, as the
+    # actions are listed), never the same characteristic twice.
+    pairable = [m for m in actions if m.index not in enough]
+    for a, b in itertools.combinations(pairable, 2):
+        if a.index != b.index and raw + a.points + b.points >= target:
             candidates.append(((a, b), _clamp(raw + a.points + b.points)))
     # Good behaviour alone, then one action and fewer months of it.
     if good is not None:
         candidates.append((time_moves(good), _clamp(future_raw[good - 1])))
-    for m in actions:
-        if m.index in enough:
-            continue
+    horizon = len(future) - 1 if good is not None else len(future)
+    for m in pairable if horizon else ():
         best = rows[m.index][2][m.to_bin]
-        for k, (then, r) in enumerate(zip(future, future_raw, strict=True), 1):
-            if good is not None and k >= good:
-                break
-            gain = best - then[m.index]
-            if gain > 0 and r + gain >= target:
-                moves = (m, *(t for t in time_moves(k) if t.index != m.index))
-                candidates.append((moves, _clamp(r + gain)))
+        column, needed = columns[m.index], target - best
+        for k in range(horizon):
+            # The action gains over the points after k + 1 months, and with them reaches
+            # the target.
+            then = column[k]
+            if then < best and future_raw[k] - then >= needed:
+                moves = (m, *(t for t in time_moves(k + 1) if t.index != m.index))
+                candidates.append((moves, _clamp(future_raw[k] - then + best)))
                 break
 
-    def effort(found: _Found) -> tuple[int, int, int, int, list[int]]:
-        steps, score = found
-        months = _months_of(steps)
-        things = sum(1 for m in steps if m.kind == "action") + (1 if months else 0)
-        moved = sum(
-            abs(m.to_bin - index) if (index := bins_now[m.index]) is not None else 1 for m in steps
-        )
-        return (things, months, moved, -score, [m.index for m in steps])
-
-    candidates = [found for found in candidates if found[0]]
-    candidates.sort(key=effort)
-    distinct: dict[tuple[frozenset[int], int], _Found] = {}
-    for found in candidates:
-        # The same characteristics after the same months: only the smallest moves count.
-        steps = found[0]
-        actions_of = frozenset(m.index for m in steps if m.kind == "action")
-        distinct.setdefault((actions_of, _months_of(steps)), found)
-    candidates = list(distinct.values())
+    candidates = _ranked(candidates)
     chosen = candidates[:limit]
     timed_paths = [found for found in candidates if all(m.kind == "time" for m in found[0])]
     if timed_paths and timed_paths[0] not in chosen and chosen:
