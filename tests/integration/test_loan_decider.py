@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,9 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import dead_letter
 from schemas.models import LoanDecision, LoanRequest, Outcome
+from streams.adapters.kafka.admin import ensure_topics
 from streams.adapters.kafka.client import producer_options
+from streams.adapters.kafka.requests import RequestConsumer
 from streams.adapters.kafka.sink import AioKafkaSink
 from streams.core.policy import load_default_policy
 from streams.core.timeline import constant
@@ -22,8 +25,18 @@ from streams.service.decide import LoanDecider
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, request_doc
+from tests.conftest import cleanup, isolated
 from tests.integration.test_event_folder import chunks, run_folder
-from tests.support import as_inbound, headers_of, produce, read_to_end, read_topic, store_for
+from tests.support import (
+    as_inbound,
+    committed_lag,
+    headers_of,
+    produce,
+    read_to_end,
+    read_topic,
+    store_for,
+    wait_for,
+)
 
 
 async def fold_persona(settings: Settings, persona: Persona, user: str) -> None:
@@ -229,3 +242,64 @@ async def test_a_request_id_reused_with_another_body_is_a_conflict_never_the_old
     assert [headers_of(r)[dead_letter.HEADER_ERROR_CODE] for r in letters] == [
         "CONFLICTING_REQUEST_ID"
     ]
+
+
+async def test_a_users_requests_in_batches_answered_side_by_side_are_published_in_order(
+    base_settings: Settings,
+) -> None:
+    """The request consumer hands each batch to the decider and reads on, so many batches
+    are answered at once; each user's decisions still reach the topic in the order of the
+    user's requests, each once, and every request is committed."""
+    settings = isolated(base_settings, partitions=2, batch_max_records=3)
+    await ensure_topics(settings)
+    try:
+        topics = Topics.from_settings(settings)
+        # Users whose answers cost differently (a declined one computes its path back, an
+        # unknown one reads nothing), so that later batches can finish first.
+        await fold_persona(settings, Persona.STEADY, "u-steady")
+        await fold_persona(settings, Persona.SLIPPING, "u-slipping")
+        users = ["u-steady", "u-slipping", "u-new-1", "u-new-2"]
+        docs = [
+            now_doc(user_id=user, request_id=f"{user}:{n:03d}", displayed_status="open")
+            for n in range(40)
+            for user in users
+        ]
+        await produce(
+            settings,
+            [(topics.loan_requests, str(d["user_id"]).encode(), encode(d)) for d in docs],
+        )
+        store = store_for(settings, Metrics())
+        producer = AIOKafkaProducer(**producer_options(settings))
+        await producer.start()
+        timelines = constant(load_default_policy())
+        decider = LoanDecider(settings, store, AioKafkaSink(producer), Metrics(), lambda: timelines)
+        consumer = RequestConsumer(settings, topics.loan_requests, decider.begin)
+        stop = asyncio.Event()
+        await consumer.start()
+        run = asyncio.create_task(consumer.run(stop.is_set))
+        try:
+            published = await read_topic(settings, topics.loan_decisions, expect=len(docs))
+
+            async def committed() -> bool:
+                lag = await committed_lag(
+                    settings, [topics.loan_requests], settings.decisions_group
+                )
+                return lag == 0
+
+            await wait_for(committed, message="every request committed")
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 30)
+            await consumer.stop()
+            await producer.stop()
+            await store.close()
+        decided = [LoanDecision.model_validate_json(r.value) for r in published]
+        assert sorted(d.request_id for d in decided) == sorted(str(d["request_id"]) for d in docs)
+        for user in users:
+            in_order = [d.request_id for d in decided if d.user_id == user]
+            assert in_order == [f"{user}:{n:03d}" for n in range(40)], user
+        outcomes = {d.user_id: d.outcome for d in decided}
+        assert outcomes["u-steady"] is Outcome.APPROVED
+        assert outcomes["u-slipping"] is Outcome.DECLINED
+    finally:
+        await cleanup(settings)
