@@ -6,16 +6,18 @@ import asyncio
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from schemas.models import LoanRequest
-from streams.adapters.redis.client import redis_client
+from streams.adapters.redis.client import SOCKET_TIMEOUT_SECONDS, redis_client
 from streams.adapters.redis.keys import KeyLayout
 from streams.settings import Settings
 from streams.topics import Topics
 from tests.builders import encode, repayment_doc, request_doc, spending_doc
-from tests.e2e.conftest import WorkerProcess
+from tests.e2e.conftest import PrivateRedis, WorkerProcess, running_worker
 from tests.support import decisions_for, produce, wait_for
 
 FLOOD = 50_000
@@ -36,7 +38,9 @@ async def user_bytes(worker: WorkerProcess, user: str) -> int:
 class Pinger:
     """PINGs Redis every 10 ms from a thread with an event loop of its own, each round
     trip's seconds into ``seconds``. Not from the test's loop: producing the flood keeps that
-    loop busy for a second at a time on a slow machine, which a ping there would count."""
+    loop busy for a second at a time on a slow machine, which a ping there would count. The
+    round trips still count this process's scheduling on a loaded machine: the server's own
+    timings (:func:`slowest_commands`) are what bound a command."""
 
     def __init__(self, settings: Settings) -> None:
         self.seconds: list[float] = []
@@ -64,6 +68,34 @@ class Pinger:
         self._thread.join(timeout=10)
 
 
+#: Commands slower than this (server-side, microseconds) go into the private Redis's slow log.
+SLOW_US = 20_000
+
+
+async def log_slow_commands(settings: Settings) -> None:
+    """Have the (private) Redis log every command slower than ``SLOW_US``, from now on."""
+    client = redis_client(settings)
+    try:
+        await client.config_set("slowlog-log-slower-than", SLOW_US)
+        await client.config_set("slowlog-max-len", 100_000)
+        await client.slowlog_reset()
+    finally:
+        await client.aclose()
+
+
+async def slowest_commands(settings: Settings) -> list[tuple[float, str]]:
+    """The slow log's commands as (seconds, command name), slowest first."""
+    client = redis_client(settings)
+    try:
+        entries = await client.slowlog_get(100_000)
+    finally:
+        await client.aclose()
+    return sorted(
+        ((e["duration"] / 1e6, bytes(e["command"]).split(b" ")[0].decode()) for e in entries),
+        reverse=True,
+    )
+
+
 def counted(worker: WorkerProcess) -> float:
     return sum(
         worker.counter(name)
@@ -85,8 +117,26 @@ async def wait_all_handled(worker: WorkerProcess, total: int) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_a_flooding_user_stays_bounded_and_is_answered_as_fast_as_anyone(
-    worker: WorkerProcess,
+    worker_settings: Settings, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
+    # Its own Redis: the slow log then holds this test's commands alone.
+    settings = worker_settings.model_copy(update={"redis_url": SecretStr(private_redis.url)})
+    await private_redis_as_deployed(settings)
+    async with running_worker(settings, tmp_path / "worker.log") as worker:
+        await flood_and_check(worker)
+
+
+async def private_redis_as_deployed(settings: Settings) -> None:
+    """fsync once a second, as ``make up`` and production run (the private default is every
+    write, for the outage tests)."""
+    client = redis_client(settings)
+    try:
+        await client.config_set("appendfsync", "everysec")
+    finally:
+        await client.aclose()
+
+
+async def flood_and_check(worker: WorkerProcess) -> None:
     settings = worker.settings
     topics = Topics.from_settings(settings)
     now = datetime.now(UTC)
@@ -119,15 +169,22 @@ async def test_a_flooding_user_stays_bounded_and_is_answered_as_fast_as_anyone(
     await wait_all_handled(worker, len(normal) + cap)
     at_cap = await user_bytes(worker, "u-flood")
     started = time.monotonic()
+    await log_slow_commands(settings)
     with Pinger(worker.settings) as pinger:
         await produce(settings, flood[cap:])
         await wait_all_handled(worker, len(normal) + FLOOD)
     pings = pinger.seconds
     rest_seconds = time.monotonic() - started
+    slowest = await slowest_commands(settings)
     # Redis served everyone else while it was flooded: no script call held it (one LOAD
     # call searching the flooded ledger once per candidate took 1.84 s here, longer than
-    # the 2 s client timeout on a slower machine).
-    assert len(pings) > 100 and max(pings) < 1.0, (len(pings), max(pings))
+    # the 2 s client timeout on a slower machine). Bounded where Redis times it; the
+    # pings, timed by this process on a loaded machine, only within the client's timeout.
+    assert not slowest or slowest[0][0] < 0.25, slowest[:10]
+    assert len(pings) > 100 and max(pings) < SOCKET_TIMEOUT_SECONDS, (
+        len(pings),
+        max(pings),
+    )
     after_flood = await user_bytes(worker, "u-flood")
     loans = [
         (
@@ -170,7 +227,9 @@ async def test_a_flooding_user_stays_bounded_and_is_answered_as_fast_as_anyone(
     print(
         f"\nflood: {cap:,} events kept of {FLOOD:,}, {at_cap / 1e3:,.0f} kB at the cap and "
         f"{after_flood / 1e3:,.0f} kB after {FLOOD:,} ({FLOOD - cap:,} refused in "
-        f"{rest_seconds:.1f} s, longest Redis PING {max(pings) * 1000:.1f} ms); "
+        f"{rest_seconds:.1f} s, longest Redis PING {max(pings) * 1000:.1f} ms, "
+        f"{len(slowest)} commands over {SLOW_US / 1e3:.0f} ms in Redis, the slowest "
+        f"{slowest[0][0] * 1000 if slowest else 0:.1f} ms); "
         f"{LOANS:,} loan ids: {loan_bytes / 1e3:,.0f} kB; request to "
         f"decision ms: {', '.join(f'{u} {ms:.1f}' for u, ms in sorted(latency.items()))}"
     )
