@@ -15,6 +15,7 @@ mod advance;
 mod decode;
 mod good;
 mod ledger;
+mod resume;
 mod stored;
 
 const HALF_LIFE_SECONDS: f64 = 180.0 * 86400.0;
@@ -688,6 +689,7 @@ fn creditline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(ledger::pack_ledger, module)?)?;
     module.add_function(wrap_pyfunction!(good::good_months, module)?)?;
     module.add_function(wrap_pyfunction!(stored::stored_loan_ids, module)?)?;
+    module.add_function(wrap_pyfunction!(resume::resume_point, module)?)?;
     module.add_function(wrap_pyfunction!(decode::decode_plain, module)?)?;
     Ok(())
 }

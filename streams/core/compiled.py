@@ -348,6 +348,19 @@ def stored_loan_ids(stored: bytes) -> list[str] | None:
     return _native.stored_loan_ids(stored)
 
 
+def resume_point(
+    records: bytes, first: int, moment: int, horizon_us: int
+) -> tuple[int, int] | None:
+    """Where a visit whose earliest fresh event is at ``moment`` resumes a reviewed
+    trajectory stored as ``records``, the user's first event at ``first`` (microseconds):
+    :func:`streams.core.timeline._resume_point_by`'s cut, as (how many changes are kept, the
+    review instant resumed at), or ``(0, 0)`` for the start. None: not compiled, or Python
+    must answer (it would raise)."""
+    if not active():
+        return None
+    return _native.resume_point(records, first, moment, horizon_us)
+
+
 def pack_events(events: Sequence[InputEvent], user_id: str) -> list[EventArgs] | None:
     """``user_id``'s events packed (:func:`pack_event`); None when the machine is off or
     one of them is not exactly computable or another user's (Python folds them, and raises

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from schemas.models import EffectiveStatus, InputEvent
 from streams.core import compiled
 from streams.core.features import derive_features
-from streams.core.instants import from_micros, to_micros
+from streams.core.instants import duration_micros, from_micros, to_micros
 from streams.core.ledger import StoredLedger
 from streams.core.policy import Policy
 from streams.core.scorecard import ScorecardDocument, ScorecardTimeline, merged_edges
@@ -748,6 +748,7 @@ def update(
 
 #: The canonical order of packed events (:data:`compiled.EventArgs`): instant, then event id.
 _CANONICAL_ARGS = itemgetter(0, 2)
+_OCCURRED = itemgetter(0)
 
 
 def _update_stored(
@@ -782,21 +783,25 @@ def _update_stored(
     if stored.at is None:
         trajectory, fold = START.trajectory, None
     elif ordered and ordered[0].occurred_at <= stored.at:
-        # Bisected as microseconds: a user's whole ledger, never made datetimes.
-        occurred = [args[0] for args in events]
-        point = _resume_point_by(
-            from_micros(occurred[0]),
-            lambda at: bisect.bisect_right(occurred, to_micros(at)),
-            stored.trajectory,
-            ordered[0].occurred_at,
-            horizon,
+        # :func:`_resume_point_by`, read from the stored change records by the compiled
+        # side, and the window bisected as microseconds: nothing of the user's history or
+        # ledger made datetimes.
+        horizon_us = duration_micros(horizon)
+        point = compiled.resume_point(
+            trajectory.records(), events[0][0], to_micros(ordered[0].occurred_at), horizon_us
         )
-        fold = None
         if point is None:
+            return None
+        kept, at = point
+        fold = None
+        if not kept:
             trajectory = START.trajectory
         else:
-            trajectory, lo, hi = point
-            window = (lo, hi)
+            trajectory = trajectory.prefix(kept, from_micros(at), None)
+            window = (
+                bisect.bisect_right(events, at - horizon_us, key=_OCCURRED),
+                bisect.bisect_right(events, at, key=_OCCURRED),
+            )
     done = compiled.advance_appending(
         events,
         timelines,

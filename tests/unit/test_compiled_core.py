@@ -6,11 +6,12 @@ and compares checkpoints (decayed counters included) and their stored bytes.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import TypeVar
@@ -19,12 +20,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.models import AssetEvent, AssetType, InputEvent, RepaymentEvent, SpendingEvent
+from schemas.models import (
+    AssetEvent,
+    AssetType,
+    EffectiveStatus,
+    InputEvent,
+    RepaymentEvent,
+    SpendingEvent,
+)
 from streams.core import compiled
 from streams.core.codec import decode_trajectory, encode_state, encode_trajectory
 from streams.core.features import derive_features
 from streams.core.good_behaviour import future_values
-from streams.core.instants import duration_micros, to_micros
+from streams.core.instants import duration_micros, from_micros, to_micros
 from streams.core.labels import add_months
 from streams.core.ledger import StoredLedger, encode_entry
 from streams.core.path_back import MAX_MONTHS, PathBack, path_back
@@ -35,11 +43,13 @@ from streams.core.scorecard import (
     load_default_scorecard,
     load_expert_scorecard,
 )
+from streams.core.scoring import LineStatus
 from streams.core.state import UserState, decay_factor, fold_events, month_index
 from streams.core.timeline import (
     START,
     Checkpoint,
     PolicyTimeline,
+    _resume_point_by,
     advance,
     at_time,
     canonical,
@@ -655,3 +665,69 @@ def test_events_of_one_instant_are_folded_in_event_id_order_from_a_stored_ledger
     assert expected.state is not None
     kept = expected.state.loans["l"].balance
     assert kept == (Decimal(900) if fresh_id > "r-b" else Decimal(500))
+
+
+DAY_US = 86_400_000_000
+#: Instants within ~400 days of AT, every month start among them drawn often: a moment at a
+#: month start takes the month before it, and changes at month starts tie with them.
+MONTH_STARTS = [
+    to_micros(add_months(datetime(AT.year, AT.month, 1, tzinfo=UTC), k)) for k in range(-14, 14)
+]
+instants = st.one_of(
+    st.integers(to_micros(AT) - 400 * DAY_US, to_micros(AT) + 400 * DAY_US),
+    st.sampled_from(MONTH_STARTS),
+    st.sampled_from(MONTH_STARTS).map(lambda us: us - 1),
+)
+
+
+@settings(max_examples=examples(1000))
+@given(
+    st.lists(st.tuples(instants, st.sampled_from(list(EffectiveStatus)), st.booleans())),
+    st.lists(instants, min_size=1),
+    instants,
+    st.integers(0, 800).map(lambda days: days * DAY_US),
+)
+def test_a_late_visit_resumes_where_python_resumes(
+    drawn: list[tuple[int, EffectiveStatus, bool]],
+    occurred: list[int],
+    moment: int,
+    horizon_us: int,
+) -> None:
+    changes = tuple(
+        LineStatus(status, from_micros(since), settled) for since, status, settled in sorted(drawn)
+    )
+    reviewed = max([moment, *(since for since, _, _ in drawn)])
+    trajectory = Trajectory(changes, from_micros(reviewed), None)
+    occurred.sort()
+    expected = _resume_point_by(
+        from_micros(occurred[0]),
+        lambda at: bisect.bisect_right(occurred, to_micros(at)),
+        trajectory,
+        from_micros(moment),
+        timedelta(microseconds=horizon_us),
+    )
+    got = compiled.resume_point(trajectory.records(), occurred[0], moment, horizon_us)
+    if expected is None:
+        assert got == (0, 0)
+        return
+    assert got is not None
+    kept, at = got
+    assert trajectory.prefix(kept, from_micros(at), None) == expected[0]
+    # The window as a visit bisects it (timeline._update_stored).
+    window = (
+        bisect.bisect_right(occurred, at - horizon_us),
+        bisect.bisect_right(occurred, at),
+    )
+    assert window == expected[1:]
+
+
+def test_a_resume_point_python_would_raise_at_is_left_to_python() -> None:
+    first_day = to_micros(datetime(1, 1, 1, tzinfo=UTC))
+    record = Trajectory((LineStatus(EffectiveStatus.OPEN, AT, False),), AT, None).records()
+    # The month before 0001-01 and a window reaching before 0001-01-01 are not datetimes.
+    assert compiled.resume_point(record, first_day - 1, first_day, 0) is None
+    assert compiled.resume_point(record, to_micros(AT), to_micros(AT) + DAY_US, 800 * DAY_US) == (
+        1,
+        to_micros(AT),
+    )
+    assert compiled.resume_point(record, to_micros(AT), to_micros(AT) + DAY_US, 10**18) is None
