@@ -16,7 +16,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, timedelta
 
 from schemas.models import InputEvent, RepaymentEvent
 from streams.core.features import Features, derive_features
@@ -96,6 +96,8 @@ def months_after_micros(moment: datetime, count: int) -> list[int]:
     for _ in range(count):
         first_day += _month_length(year, month)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        if year > MAXYEAR:  # where add_months raises too
+            raise ValueError(f"year {year} is out of range")
         day = min(utc.day, _month_length(year, month))
         ends.append((first_day + day - 1) * _MICROS_A_DAY + time_of_day)
     return ends

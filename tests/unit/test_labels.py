@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -174,6 +175,17 @@ def test_given_points_and_a_shorter_window() -> None:
 def test_months_after_is_add_months_month_by_month(moment: datetime, count: int) -> None:
     expected = [to_micros(add_months(moment, k)) for k in range(1, count + 1)]
     assert months_after_micros(moment, count) == expected
+
+
+@pytest.mark.parametrize("count", [7, 24])
+def test_months_after_past_year_9999_raises_as_add_months_does(count: int) -> None:
+    moment = datetime(9999, 6, 30, 23, 59, tzinfo=UTC)
+    with pytest.raises(ValueError, match="out of range") as expected:
+        add_months(moment, count)
+    with pytest.raises(ValueError, match="out of range") as got:
+        months_after_micros(moment, count)
+    assert type(got.value) is type(expected.value)
+    assert months_after_micros(moment, 6) == [to_micros(add_months(moment, k)) for k in range(1, 7)]
 
 
 def test_calendar_helpers() -> None:
