@@ -11,12 +11,16 @@ from pathlib import Path
 
 
 def child_pids(pid: int) -> list[int]:
-    """The direct children of a process."""
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
+    """The direct children of a process (a thread that ends while they are read had none
+    that count: its entry is gone)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "children").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children.extend(int(child) for child in text.split())
+    return children
 
 
 def _status_kib(pid: int, field: str) -> int:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 from bench.process import (
     CpuReading,
+    child_pids,
     cores_used,
     machine_jiffies,
     own_cpu_seconds,
@@ -88,3 +91,29 @@ def test_a_running_process_is_found_by_its_command_line_and_its_cpu_read() -> No
         child.kill()
         child.wait()
     assert pids_running(marker) == []
+
+
+def test_children_are_read_while_threads_come_and_go() -> None:
+    # A thread ending between listing the tasks and reading its children (the Quix peer's
+    # threads, once) is skipped, not an error; the child process is still found.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            short = [threading.Thread(target=time.sleep, args=(0.0005,)) for _ in range(8)]
+            for thread in short:
+                thread.start()
+            for thread in short:
+                thread.join()
+
+    churning = threading.Thread(target=churn)
+    churning.start()
+    try:
+        for _ in range(3000):
+            assert child.pid in child_pids(os.getpid())
+    finally:
+        stop.set()
+        churning.join()
+        child.kill()
+        child.wait()
