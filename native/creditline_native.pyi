@@ -40,6 +40,9 @@ class Rules:
         history_edges: list[float],
     ) -> None: ...
 
+#: (each characteristic's points, the segment's index, the exception's index or None)
+Stated = tuple[list[int], int, int | None]
+
 def advance(
     stages: list[tuple[int, Rules]],
     events: list[EventArgs],
@@ -48,7 +51,13 @@ def advance(
     until: int,
     horizon_us: int,
 ) -> (
-    tuple[list[Line], int | None, int | None, bytes | None, tuple[int, list[float | None]] | None]
+    tuple[
+        list[Line],
+        int | None,
+        int | None,
+        bytes | None,
+        tuple[int, list[float | None], Stated] | None,
+    ]
     | None
 ): ...
 def timedelta_micros(value: float, unit_us: int) -> int | None: ...

@@ -57,14 +57,14 @@ pub(crate) type StartArgs<'py> = (
 );
 
 /// (the new status changes, the last review instant, the next review instant, the state as
-/// stored, and when this run reviewed at the last review instant, the score there and the
-/// feature values it rests on).
+/// stored, and when this run reviewed at the last review instant, the score there, the
+/// feature values it rests on and what its status-change event states).
 pub(crate) type Advanced<'py> = (
     Vec<LineArgs>,
     Option<i64>,
     Option<i64>,
     Option<Bound<'py, PyBytes>>,
-    Option<(i64, Values)>,
+    Option<(i64, Values, Stated)>,
 );
 
 /// Where a run starts: as `StartArgs`, with the fold itself.
@@ -439,6 +439,15 @@ pub(crate) fn advance<'py>(
     .ok()
     .flatten()
     .map(|((changes, at, upcoming, _, last), stored)| (changes, at, upcoming, stored, last))?;
+    // Under the rules in effect there, as the event's standing is read (the run reviewed
+    // at `at` under them: a review loop stops at the next policy change).
+    let last_review = match (last_review, at) {
+        (Some((score, values)), Some(at)) => {
+            let stated = stages.at(at).stated(&values);
+            Some((score, values, stated))
+        }
+        _ => None,
+    };
     Some((
         changes,
         at,

@@ -44,6 +44,9 @@ const CLOSED: u8 = 1;
 const FROZEN: u8 = 2;
 
 type Values = [Option<f64>; FEATURES];
+/// A review as its status-change event states it: each characteristic's points, the
+/// segment's index and the exception's, if one applies.
+type Stated = (Vec<i64>, usize, Option<usize>);
 type ConditionArgs = (usize, Option<f64>, Option<f64>);
 type RuleArgs = (Vec<ConditionArgs>, Vec<ConditionArgs>);
 
@@ -530,24 +533,45 @@ impl Rules {
         raw.clamp(350, 950)
     }
 
+    /// The segment whose rule these values match first (`scoring.segment_named`), as its
+    /// index; the standard segment is the one after the policy's own.
+    fn segment_of(&self, values: &Values) -> usize {
+        self.segments
+            .iter()
+            .position(|(rule, _)| rule.matches(values))
+            .unwrap_or(self.segments.len())
+    }
+
+    /// The index of the exception that applies in `segment` to these values, if any
+    /// (`scoring.rules_for`).
+    fn exception_of(&self, segment: usize, values: &Values) -> Option<usize> {
+        self.exceptions
+            .iter()
+            .position(|e| e.segments.contains(&segment) && e.rule.matches(values))
+    }
+
+    /// What a status-change event states of a review resting on `values`: each
+    /// characteristic's points (`ScorecardDocument.score`), the segment and the exception.
+    pub(crate) fn stated(&self, values: &Values) -> Stated {
+        let points = self
+            .characteristics
+            .iter()
+            .map(|c| c.points_of(values[c.feature]))
+            .collect();
+        let segment = self.segment_of(values);
+        (points, segment, self.exception_of(segment, values))
+    }
+
     /// `scoring.review_step`: the status after the review at `at`, the score there and the
     /// feature values it rests on.
     fn review(&self, state: &State, at: i64, previous: Option<Line>) -> (Line, i64, Values) {
         let at = at.max(state.as_of);
         let values = self.values(state, at);
         let score = self.score(&values);
-        let segment = self
-            .segments
-            .iter()
-            .position(|(rule, _)| rule.matches(&values))
-            .unwrap_or(self.segments.len());
+        let segment = self.segment_of(&values);
         let mut thresholds = self.segments.get(segment).map_or(self.standard, |s| s.1);
-        if let Some(exception) = self
-            .exceptions
-            .iter()
-            .find(|e| e.segments.contains(&segment) && e.rule.matches(&values))
-        {
-            thresholds = exception.thresholds;
+        if let Some(exception) = self.exception_of(segment, &values) {
+            thresholds = self.exceptions[exception].thresholds;
         }
         let frozen = state
             .last_delinquency_at(self.freeze_level)

@@ -5,9 +5,11 @@ The event carries the status, the score, the credit limit and the reasons. The f
 limit's money, the available amount, the probability of default); a line that is not open
 has no limit, so none of that money is read. When the compiled machine left the feature
 values its last review rested on (``Checkpoint.values``), such a line's standing is stated
-from those values alone and the fold is never decoded: the same score, points, segment and
-reasons, at about a tenth of the cost. An open line, and a checkpoint Python's own machine
-made, are assessed in full. ``tests/unit/test_announcement.py`` holds both ways equal.
+from that review alone and the fold is never decoded: the same score, points, segment and
+reasons, at about a tenth of the cost. The machine also states each characteristic's points,
+the segment and the exception it found (``Checkpoint.stated``), so none is looked up again.
+An open line, and a checkpoint Python's own machine made, are assessed in full.
+``tests/unit/test_announcement.py`` holds both ways equal.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from streams.core.reasons import Language, ReasonCode, reason
 from streams.core.scorecard import ScorecardDocument
 from streams.core.scoring import (
     NO_LIMIT,
+    STANDARD_SEGMENT,
     Assessment,
     LineStatus,
     Standing,
@@ -74,10 +77,21 @@ def announced_standing(
     ):
         return standing(checkpoint, timelines)
     policy, card = timelines.at(at), timelines.card_at(at)
-    named = dict(zip(FEATURE_ORDER, values, strict=True))
-    score, points = card.score(named)
-    segment = segment_named(policy, named)
-    _, exception, _ = rules_for(segment, policy, named)
+    stated = checkpoint.stated
+    if stated is not None:
+        # As the machine stated it: no bin, rule or exception is looked up again here.
+        score = checkpoint.score
+        points = dict(zip(card.characteristics, stated.points, strict=True))
+        segments = policy.segments
+        segment = (
+            segments[stated.segment].name if stated.segment < len(segments) else STANDARD_SEGMENT
+        )
+        exception = None if stated.exception is None else policy.exceptions[stated.exception]
+    else:
+        named = dict(zip(FEATURE_ORDER, values, strict=True))
+        score, points = card.score(named)
+        segment = segment_named(policy, named)
+        _, exception, _ = rules_for(segment, policy, named)
     return StatedStanding(
         user_id=checkpoint.user_id,
         at=at,

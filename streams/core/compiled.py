@@ -42,12 +42,17 @@ from streams.core.trajectory import STATUS_CODE as STORED_STATUS_CODE
 from streams.core.trajectory import change_record
 
 if TYPE_CHECKING:
-    from creditline_native import EventArgs, FoldArgs, Line, Rules
+    from creditline_native import EventArgs, FoldArgs, Line, Rules, Stated
 
     #: What the compiled machine answers: its new changes, the last review instant, the
-    #: next, the fold as stored, and the last review's score and feature values.
+    #: next, the fold as stored, and the last review's score, feature values and what its
+    #: status-change event states.
     Ran = tuple[
-        list[Line], int | None, int | None, bytes | None, tuple[int, list[float | None]] | None
+        list[Line],
+        int | None,
+        int | None,
+        bytes | None,
+        tuple[int, list[float | None], Stated] | None,
     ]
 
     from streams.core.timeline import PolicyTimeline
@@ -377,6 +382,18 @@ def pack_events(events: Sequence[InputEvent], user_id: str) -> list[EventArgs] |
 
 
 @dataclass(frozen=True, slots=True)
+class StatedReview:
+    """What a review's status-change event states, as the compiled machine saw it: each
+    characteristic's points (in the card's order), the segment (its index in the policy's
+    segments; the standard segment after them) and the exception that applied (its index
+    in the policy's exceptions, None when none did)."""
+
+    points: tuple[int, ...]
+    segment: int
+    exception: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     """Where a compiled :func:`advance_appending` left the machine: the changes it added as
     stored records (:func:`streams.core.trajectory.change_records`), never decoded; the
@@ -389,6 +406,8 @@ class Appended:
     score: int | None  # at the last review instant, when this run reviewed there
     #: The feature values that score rests on, in :data:`FEATURE_ORDER` (None with it).
     values: tuple[float | None, ...] | None = None
+    #: What that review's status-change event states (None with the score).
+    stated: StatedReview | None = None
 
 
 def advance_appending(
@@ -434,7 +453,7 @@ def advance_appending(
     if ran is None:
         return None
     new, reviewed, upcoming, out, last_review = ran
-    score, values = last_review if last_review is not None else (None, None)
+    score, values, stated = last_review if last_review is not None else (None, None, None)
     return Appended(
         b"".join(
             [
@@ -449,4 +468,5 @@ def advance_appending(
         out,
         score,
         None if values is None else tuple(values),
+        None if stated is None else StatedReview(tuple(stated[0]), stated[1], stated[2]),
     )

@@ -270,7 +270,7 @@ class Checkpoint:
     bytes it answers, and builds the Python state only where one is read (an announcement's
     assessment, a decision)."""
 
-    __slots__ = ("_state", "_stored", "_user_id", "score", "trajectory", "values")
+    __slots__ = ("_state", "_stored", "_user_id", "score", "stated", "trajectory", "values")
 
     def __init__(
         self,
@@ -278,6 +278,7 @@ class Checkpoint:
         state: UserState | None,
         score: int | None = None,
         values: tuple[float | None, ...] | None = None,
+        stated: compiled.StatedReview | None = None,
     ) -> None:
         self.trajectory = trajectory
         self._state = state
@@ -289,6 +290,9 @@ class Checkpoint:
         #: The feature values that score rests on, in ``compiled.FEATURE_ORDER``, when the
         #: compiled machine made this checkpoint (None otherwise; never stored).
         self.values = values
+        #: What a status-change event states of that review, as the compiled machine saw it
+        #: (with ``values`` alone; never stored).
+        self.stated = stated
 
     @classmethod
     def of_stored(
@@ -298,9 +302,10 @@ class Checkpoint:
         stored: bytes | None,
         score: int | None = None,
         values: tuple[float | None, ...] | None = None,
+        stated: compiled.StatedReview | None = None,
     ) -> Checkpoint:
         """A checkpoint whose fold is given as stored bytes (None or empty: no fold)."""
-        checkpoint = cls(trajectory, None, score, values)
+        checkpoint = cls(trajectory, None, score, values, stated)
         checkpoint._stored = stored or None
         checkpoint._user_id = user_id
         return checkpoint
@@ -819,7 +824,9 @@ def _appended(trajectory: Trajectory, done: compiled.Appended, user_id: str) -> 
     """The checkpoint a compiled run left, from ``trajectory``: its new changes appended as
     stored records (the earlier ones neither decoded nor rebuilt)."""
     extended = trajectory.extended(done.added, done.reviewed_at, done.next_review)
-    return Checkpoint.of_stored(extended, user_id, done.stored, done.score, done.values)
+    return Checkpoint.of_stored(
+        extended, user_id, done.stored, done.score, done.values, done.stated
+    )
 
 
 def needs_ledger(
