@@ -60,7 +60,7 @@ from streams.core.state import (
     fold_events,
     without_paid_loans,
 )
-from streams.core.trajectory import EMPTY, Trajectory
+from streams.core.trajectory import EMPTY, Trajectory, record_intervals
 
 if TYPE_CHECKING:
     from creditline_native import EventArgs
@@ -241,23 +241,9 @@ def new_change_intervals(
 
 
 def change_intervals(known: Trajectory, new: Trajectory) -> list[float]:
-    """:func:`new_change_intervals` of two trajectories, reading only the changes ``new``
-    appended to ``known``'s when it did (most visits: none or one), not the whole history."""
-    added = new.added_since(known)
-    last = known.line
-    if added is None or (added and last is not None and added[0].since <= last.since):
-        # A rewritten history, or one whose order this shortcut cannot vouch for.
-        return new_change_intervals(known.changes, new.changes)
-    if not added:
-        return []
-    frozen = EffectiveStatus.FROZEN
-    # Each added change is later than every known one (changes are in time order), so
-    # none of them is among the known ones.
-    return [
-        (after.since - before.since).total_seconds()
-        for before, after in itertools.pairwise(added if last is None else (last, *added))
-        if frozen not in (before.status, after.status) and after.settled
-    ]
+    """:func:`new_change_intervals` of two trajectories, read from their stored records
+    (:func:`streams.core.trajectory.record_intervals`): no change is decoded."""
+    return record_intervals(known.records(), new.records())
 
 
 class Checkpoint:

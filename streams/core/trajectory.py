@@ -66,6 +66,53 @@ def _decoded(records: bytes, start: int, stop: int) -> tuple[LineStatus, ...]:
     )
 
 
+_FROZEN_CODE = STATUS_CODE[EffectiveStatus.FROZEN]
+
+
+def _since_at(records: bytes, index: int) -> int:
+    """The ``since`` of the ``index``-th stored change (negative: from the end)."""
+    return int(
+        CHANGE.unpack_from(records, (index % (len(records) // CHANGE.size)) * CHANGE.size)[0]
+    )
+
+
+def record_intervals(known: bytes, new: bytes) -> list[float]:
+    """:func:`streams.core.timeline.new_change_intervals` of two trajectories' stored
+    records (``known``'s, then ``new``'s): the seconds between each change of ``new`` not in
+    ``known`` and the one before it, neither frozen and the later settled. Read from the
+    records: a late event's rewritten history is not decoded into datetimes, twice."""
+    if new == known:  # most visits: no change
+        return []
+    size = CHANGE.size
+    appended = new.startswith(known)
+    # Appended to the known changes (the common case): only the pairs ending in one.
+    start = max(len(known) // size - 1, 0) if appended else 0
+    seen: set[bytes] = set()
+    if not (
+        appended and (not known or CHANGE.unpack_from(new, len(known))[0] > _since_at(known, -1))
+    ):
+        # Changes are in time order, so appended ones later than the last known change are
+        # none of the known ones (a visit never reads the whole history for this); others
+        # may be.
+        seen = {known[i : i + size] for i in range(0, len(known), size)}
+    intervals: list[float] = []
+    previous: tuple[int, int] | None = None
+    for offset in range(start * size, len(new), size):
+        record = new[offset : offset + size]
+        since, code = CHANGE.unpack(record)
+        if (
+            previous is not None
+            and code & 1  # settled
+            and code >> 1 != _FROZEN_CODE
+            and previous[1] >> 1 != _FROZEN_CODE
+            and record not in seen
+        ):
+            # Integer microseconds over 10**6: timedelta.total_seconds()'s very division.
+            intervals.append((since - previous[0]) / 1_000_000)
+        previous = (since, code)
+    return intervals
+
+
 class _Instants:
     """The ``since`` of each stored change (microseconds), read one at a time: what a
     bisection over a history in time order reads."""
@@ -202,6 +249,10 @@ class Trajectory:
         if self._records is None:
             self._records = change_records(self.changes)
         return self._records
+
+    def records_through(self, moment: datetime) -> bytes:
+        """The stored records of the changes at or before ``moment`` (none decoded)."""
+        return self.records()[: self.count_before(moment, inclusive=True) * CHANGE.size]
 
     def extended(
         self, added: bytes, reviewed_at: datetime | None, next_review: datetime | None

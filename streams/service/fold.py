@@ -603,10 +603,7 @@ def _past_restated(old: Checkpoint, new: Checkpoint, at: datetime | None) -> boo
     """Whether the status history up to ``at`` (when it was last announced) differs."""
     if at is None:
         return False
-    old_line, new_line = old.trajectory, new.trajectory
-    return old_line.prefix(
-        old_line.count_before(at, inclusive=True), None, None
-    ) != new_line.prefix(new_line.count_before(at, inclusive=True), None, None)
+    return old.trajectory.records_through(at) != new.trajectory.records_through(at)
 
 
 @dataclass
