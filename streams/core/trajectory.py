@@ -3,9 +3,9 @@
 A trajectory gains a change every few reviews and is read and written at every visit of
 its user. Decoded whole (each change a :class:`LineStatus` with its datetime) and encoded
 again, a visit cost more the longer the user's history. Held as its stored change records,
-a trajectory decodes what is read alone (its last change for the status, the changes a
-visit added for their intervals), and the compiled machine's new changes are appended as
-records: a visit costs the same at 3 changes as at 300. ``tests/unit/test_trajectory.py``
+a trajectory decodes what is read alone (its last change for the status; a visit's
+intervals are read from the records), and the compiled machine's new changes are appended
+as records: a visit costs the same at 3 changes as at 300. ``tests/unit/test_trajectory.py``
 holds the two forms equal.
 
 A change record is 9 bytes: ``since`` (int64 microseconds since the epoch, UTC), then one
@@ -268,21 +268,6 @@ class Trajectory:
         if not added:
             extended._line = self._line
         return extended
-
-    def added_since(self, known: Trajectory) -> tuple[LineStatus, ...] | None:
-        """The changes after ``known``'s when this trajectory's begin with them (None when
-        they do not: a late event rewrote the history)."""
-        if self._count < known._count:
-            return None
-        if self._changes is not None and known._changes is not None:
-            if self._changes[: known._count] != known._changes:
-                return None
-            return self._changes[known._count :]
-        if not self.records().startswith(known.records()):
-            return None
-        if self._changes is not None:
-            return self._changes[known._count :]
-        return _decoded(self.records(), known._count, self._count)
 
     def line_at(self, moment: datetime) -> LineStatus | None:
         """The status at ``moment`` (which must not be after ``reviewed_at``)."""
