@@ -3,12 +3,11 @@
 The event carries the status, the score, the credit limit and the reasons. The full
 :func:`~streams.core.scoring.assess` derives every feature from the decoded fold (the
 limit's money, the available amount, the probability of default); a line that is not open
-has no limit, so none of that money is read. When the compiled machine left the feature
-values its last review rested on (``Checkpoint.values``), such a line's standing is stated
-from that review alone and the fold is never decoded: the same score, points, segment and
-reasons, at about a tenth of the cost. The machine also states each characteristic's points,
-the segment and the exception it found (``Checkpoint.stated``), so none is looked up again.
-An open line, and a checkpoint Python's own machine made, are assessed in full.
+has no limit, so none of that money is read. When the compiled machine made the
+checkpoint, its last review states the score, each characteristic's points, the segment
+and the exception it found (``Checkpoint.stated``): such a line's standing is stated from
+them alone, the fold never decoded and no bin or rule looked up again, at a fraction of
+the cost. An open line, and a checkpoint Python's own machine made, are assessed in full.
 ``tests/unit/test_announcement.py`` holds both ways equal.
 """
 
@@ -22,7 +21,6 @@ from decimal import Decimal
 import orjson
 
 from schemas.models import EffectiveStatus, Reason, format_money
-from streams.core.compiled import FEATURE_ORDER
 from streams.core.decision import status_reasons
 from streams.core.features import SCORE_MAX, SCORE_MIN
 from streams.core.policy import Policy, SegmentException
@@ -34,8 +32,6 @@ from streams.core.scoring import (
     Assessment,
     LineStatus,
     Standing,
-    rules_for,
-    segment_named,
 )
 from streams.core.timeline import Checkpoint, PolicyTimeline, standing
 
@@ -65,11 +61,11 @@ def announced_standing(
     checkpoint: Checkpoint, timelines: PolicyTimeline
 ) -> Assessment | StatedStanding | None:
     """The standing at the checkpoint's last review, as a status-change event needs it
-    (None without a fold): stated from the machine's feature values when it left them and
+    (None without a fold): as the compiled machine's last review stated it when it did and
     the line is not open, else assessed in full (:func:`~streams.core.timeline.standing`)."""
-    values, line, at = checkpoint.values, checkpoint.trajectory.line, checkpoint.at
+    stated, line, at = checkpoint.stated, checkpoint.trajectory.line, checkpoint.at
     if (
-        values is None
+        stated is None
         or checkpoint.score is None
         or line is None
         or at is None
@@ -77,21 +73,12 @@ def announced_standing(
     ):
         return standing(checkpoint, timelines)
     policy, card = timelines.at(at), timelines.card_at(at)
-    stated = checkpoint.stated
-    if stated is not None:
-        # As the machine stated it: no bin, rule or exception is looked up again here.
-        score = checkpoint.score
-        points = dict(zip(card.characteristics, stated.points, strict=True))
-        segments = policy.segments
-        segment = (
-            segments[stated.segment].name if stated.segment < len(segments) else STANDARD_SEGMENT
-        )
-        exception = None if stated.exception is None else policy.exceptions[stated.exception]
-    else:
-        named = dict(zip(FEATURE_ORDER, values, strict=True))
-        score, points = card.score(named)
-        segment = segment_named(policy, named)
-        _, exception, _ = rules_for(segment, policy, named)
+    # As the machine stated it: no bin, rule or exception is looked up again here.
+    score = checkpoint.score
+    points = dict(zip(card.characteristics, stated.points, strict=True))
+    segments = policy.segments
+    segment = segments[stated.segment].name if stated.segment < len(segments) else STANDARD_SEGMENT
+    exception = None if stated.exception is None else policy.exceptions[stated.exception]
     return StatedStanding(
         user_id=checkpoint.user_id,
         at=at,

@@ -69,13 +69,6 @@ def _decoded(records: bytes, start: int, stop: int) -> tuple[LineStatus, ...]:
 _FROZEN_CODE = STATUS_CODE[EffectiveStatus.FROZEN]
 
 
-def _since_at(records: bytes, index: int) -> int:
-    """The ``since`` of the ``index``-th stored change (negative: from the end)."""
-    return int(
-        CHANGE.unpack_from(records, (index % (len(records) // CHANGE.size)) * CHANGE.size)[0]
-    )
-
-
 def record_intervals(known: bytes, new: bytes) -> list[float]:
     """:func:`streams.core.timeline.new_change_intervals` of two trajectories' stored
     records (``known``'s, then ``new``'s): the seconds between each change of ``new`` not in
@@ -89,7 +82,12 @@ def record_intervals(known: bytes, new: bytes) -> list[float]:
     start = max(len(known) // size - 1, 0) if appended else 0
     seen: set[bytes] = set()
     if not (
-        appended and (not known or CHANGE.unpack_from(new, len(known))[0] > _since_at(known, -1))
+        appended
+        and (
+            not known
+            or CHANGE.unpack_from(new, len(known))[0]
+            > CHANGE.unpack_from(known, len(known) - size)[0]
+        )
     ):
         # Changes are in time order, so appended ones later than the last known change are
         # none of the known ones (a visit never reads the whole history for this); others
