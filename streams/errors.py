@@ -7,6 +7,8 @@
 * :class:`InvalidInput` — what a person typed cannot be used: exit 2, with the field named.
 * :class:`ShuttingDown` — the process is stopping with work unapplied: it is left for
   redelivery, never acknowledged.
+* :class:`BatchInterrupted` — a rebalance takes a batch's partitions while it is folded: the
+  rest of the batch is left to be read again, never acknowledged; the worker goes on.
 
 Adapters translate their libraries' exceptions into these (the library's own exception is
 kept as ``__cause__``), so the service layer never imports redis-py or aiokafka errors.
@@ -41,6 +43,11 @@ class InvalidInput(CreditlineError):
 
 class ShuttingDown(CreditlineError):
     """The process is stopping while work is unapplied: leave it for redelivery."""
+
+
+class BatchInterrupted(CreditlineError):
+    """A rebalance is taking the partitions of a batch being folded: the batch ends after
+    the part in hand, unacknowledged, and is read again from its first record."""
 
 
 class FoldStopped(CreditlineError):

@@ -281,19 +281,23 @@ class Settings(BaseSettings):
         "worker; beyond it 429.",
     )
     batch_max_records: int = Field(
-        50_000,
+        200_000,
         ge=1,
         description="Most events folded per batch. Batches fill only under a backlog, and "
         "then only as far as `CREDITLINE_BATCH_TARGET_SECONDS` allows; larger ones pay each "
-        "Redis round trip and script call over more events (5,000 → 50,000: about half the "
-        "CPU per event in a shuffled backfill) and hold more memory (about 2 kB per record).",
+        "Redis round trip and script call over more events, and fold more of a user's events "
+        "in one visit (a shuffled backfill of 500,000 events over 50,000 users: 15 s and "
+        "200,000 took about a third less CPU per event than 5 s and 50,000), and hold more "
+        "memory (peak RSS 290 against 212 MiB there). Loan-request batches take at most "
+        "50,000.",
     )
     batch_target_seconds: float = Field(
-        5.0,
+        15.0,
         gt=0,
         description="How long a batch should take to fold: under a backlog each batch takes "
-        "as many records as the last one's pace folds in this time. A rebalance and a "
-        "stopping worker wait for the batch in flight.",
+        "as many records as the last one's pace folds in this time. A stopping worker and a "
+        "rebalance do not wait for it: the batch ends after the part in hand (a few hundred "
+        "users), uncommitted, and is read again.",
     )
     batch_max_wait_seconds: float = Field(
         0.05,

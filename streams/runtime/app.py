@@ -285,8 +285,8 @@ class _Worker:
             app.task(self.watch_fold)
 
             async def stop_fold(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-                # As the worker stops, the fold stops too (committing its batch in flight);
-                # the command line waits for it once the worker has stopped.
+                # As the worker stops, the fold stops too (its batch in flight ends after a
+                # part, uncommitted); the command line waits for it once the worker stopped.
                 folds.terminate()
 
             app.on_before_shutdown.connect(stop_fold)

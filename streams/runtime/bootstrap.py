@@ -93,7 +93,12 @@ class Components:
     def event_consumer(self, folder: EventFolder) -> EventConsumer:
         """The batch consumer of the event topics, feeding ``folder`` (a batch is folded
         with the garbage collector paused: :func:`collection_deferred`)."""
-        return EventConsumer(self.settings, self.topics.events, collection_deferred(folder.process))
+        consumer = EventConsumer(
+            self.settings, self.topics.events, collection_deferred(folder.process)
+        )
+        # A rebalance that waits for a backlog's batch ends it after the part in hand.
+        folder.interrupted = consumer.revoking
+        return consumer
 
     def request_consumer(self, decider: LoanDecider) -> RequestConsumer:
         """The batch consumer of the loan-request topic, answered by ``decider``."""

@@ -141,8 +141,8 @@ class FoldProcess:
         return self.process is not None and self.process.is_alive()
 
     def terminate(self) -> None:
-        """Ask the child to stop gracefully (it finishes and commits its batch in flight);
-        asked again, do nothing."""
+        """Ask the child to stop gracefully (it ends its batch in flight after the part in
+        hand, uncommitted, to be read again); asked again, do nothing."""
         # One SIGTERM only: a second one can land while the child's event loop is closing,
         # after its signal wake-up pipe is closed and before its handlers are removed, and
         # Python then prints an ignored OSError (EBADF) into the worker's log.

@@ -42,6 +42,7 @@ from streams.core.timeline import (
     needs_ledger,
     update,
 )
+from streams.errors import BatchInterrupted, CreditlineError, ShuttingDown
 from streams.metrics import Metrics, observe_all
 from streams.ports import InboundRecord, RecordSink, StateStore, StoredUser, UserWrite
 from streams.service.shell import (
@@ -98,8 +99,12 @@ class EventFolder:
         *,
         clock: Callable[[], datetime] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
+        interrupted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        #: Whether a rebalance is taking the partitions of the batch in flight (the batch
+        #: consumer's, set once it is made): :meth:`process` then ends after a part.
+        self.interrupted = interrupted
         self.store = store
         self.sink = sink
         self.metrics = metrics
@@ -129,7 +134,9 @@ class EventFolder:
     async def process(self, records: list[InboundRecord]) -> BatchReport:
         """Apply a batch; returns once every record is applied, duplicate or dead-lettered.
         Takes ``records``: the list is emptied, and each record is let go once its user's
-        write is settled (a batch in flight holds its unsettled records alone)."""
+        write is settled (a batch in flight holds its unsettled records alone). Raises
+        :class:`ShuttingDown` or :class:`BatchInterrupted` when a stop or a rebalance ends it
+        after a part: it must then be read again, never acknowledged."""
         started = time.perf_counter()
         report = BatchReport()
         now = self.clock()
@@ -145,7 +152,7 @@ class EventFolder:
         records.clear()
         groups = list(by_key.values())
         del by_key
-        tally = _Tally(report)
+        tally = _Tally(report, interruptible=True)
         await self._store(groups, {}, tally, now)
         deliveries = tally.deliveries
         for pending, code in [
@@ -215,11 +222,20 @@ class EventFolder:
         """Read, fold and settle ``parts``: the store reads the next part and settles the last
         ones (:meth:`_settle`) while a part is folded. Returns the users whose write met a
         concurrent one (the only users left in ``remaining``). When a part's read or
-        settling fails, the other parts' calls are cancelled before the error is raised."""
+        settling fails, the other parts' calls are cancelled before the error is raised.
+
+        A process asked to stop, or a batch whose partitions a rebalance is taking, folds no
+        further part: the parts being settled are settled, and :class:`ShuttingDown` (or
+        :class:`BatchInterrupted`) leaves the batch unacknowledged, to be read again (the
+        parts written come back as recognised duplicates). A stop or a rebalance waits for
+        a part, not for a backlog's whole batch (seconds of work)."""
         loads = deque([asyncio.ensure_future(self._load(parts[0], remaining, now, tally))])
         settling: list[asyncio.Future[set[str]]] = []
         try:
             for index in range(len(parts)):
+                if (early := self._ended_early(tally, index, len(parts))) is not None:
+                    await asyncio.gather(*settling)
+                    raise early
                 if index + 1 < len(parts):
                     loads.append(
                         asyncio.ensure_future(self._load(parts[index + 1], remaining, now, tally))
@@ -240,6 +256,14 @@ class EventFolder:
         except BaseException:
             await cancelled([*loads, *settling])
             raise
+
+    def _ended_early(self, tally: _Tally, index: int, parts: int) -> CreditlineError | None:
+        """Why a batch ends before its part ``index`` (None: it goes on)."""
+        if self.retry.should_stop():
+            return ShuttingDown(f"stopping after {index} of a batch's {parts} parts")
+        if tally.interruptible and self.interrupted():
+            return BatchInterrupted(f"a rebalance after {index} of a batch's {parts} parts")
+        return None
 
     async def _fold_part(
         self,
@@ -656,6 +680,8 @@ class _Tally:
     held: dict[frozenset[int], frozenset[int]] = field(default_factory=dict)
     #: Users folded so far, over every part and round (when the fold yields).
     visited: int = 0
+    #: Whether a rebalance may end it after a part (a batch of records, not a review).
+    interruptible: bool = False
 
 
 def _chunks(items: list[_T]) -> list[list[_T]]:

@@ -21,6 +21,7 @@ from streams.adapters.kafka.admin import (
 )
 from streams.adapters.kafka.client import client_options, producer_options
 from streams.adapters.kafka.events import EventConsumer, consumer_options
+from streams.errors import BatchInterrupted
 from streams.ports import InboundRecord
 from streams.settings import Settings
 from streams.topics import Topics
@@ -304,6 +305,73 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(kafka_settings: Setting
     # Co-partitioned: after the rebalance, partition p of all three topics has one owner.
     assert later["first"] and later["second"]
     assert not later["first"] & later["second"]
+    assert await committed_lag(settings, topics) == 0
+
+
+async def test_a_rebalance_ends_a_batch_that_can_stop_after_a_part(
+    kafka_settings: Settings,
+) -> None:
+    """A handler that works in parts and ends its batch when the consumer is being revoked
+    (as the event folder does): the rebalance waits for one part, not the batch; the batch
+    is not committed, and its records are read again (those of the parts done come back as
+    duplicates), so none is lost."""
+    settings = kafka_settings
+    topics = Topics.from_settings(settings).events
+    total = 400
+    await produce(settings, events(settings, 200))
+    handled: list[Seen] = []
+    interrupted: list[Seen] = []  # the interrupted batch's records, done parts or not
+    interrupted_after: list[float] = []
+    rebalance_seen: list[float] = []
+    done = asyncio.Event()
+    consumers: dict[str, EventConsumer] = {}
+
+    async def rebalancing() -> bool:
+        state, _ = await group_members(settings)
+        if state == "PreparingRebalance" and not rebalance_seen:
+            rebalance_seen.append(asyncio.get_running_loop().time())
+        return bool(rebalance_seen)
+
+    def handler(name: str) -> object:
+        async def handle(records: Sequence[InboundRecord]) -> None:
+            consumer = consumers[name]
+            slow = name == "first" and not interrupted
+            for start in range(0, len(records), 2):
+                if slow and consumer.revoking():
+                    interrupted.extend(identity(r) for r in records)
+                    interrupted_after.append(asyncio.get_running_loop().time())
+                    raise BatchInterrupted(f"after {start} of {len(records)} records")
+                handled.extend(identity(r) for r in records[start : start + 2])
+                if slow:
+                    await asyncio.sleep(1)  # a part: a batch of 40 would take 20 s
+            if len(set(handled)) >= total:
+                done.set()
+
+        return handle
+
+    consumers["first"] = EventConsumer(settings, topics, handler("first"))  # type: ignore[arg-type]
+    consumers["second"] = EventConsumer(settings, topics, handler("second"))  # type: ignore[arg-type]
+    first = asyncio.create_task(run_until(consumers["first"], done))
+
+    async def under_way() -> bool:
+        return bool(handled)
+
+    async def ended() -> bool:
+        return bool(interrupted)
+
+    await wait_for(under_way, interval=0.05, message="the first batch under way")
+    second = asyncio.create_task(run_until(consumers["second"], done))
+    await wait_for(rebalancing, interval=0.05, message="the second worker joining")
+    await wait_for(ended, message="the first batch interrupted")
+    # Ended within a heartbeat (at most 3 s: the member learns of the rebalance) and a part
+    # of the rebalance's start, where the batch's 20 s would have run on.
+    assert interrupted_after[0] - rebalance_seen[0] < 5.0
+    await produce(settings, events(settings, 200, first=200))
+    await asyncio.gather(first, second)
+    everything = set(handled)
+    assert len(everything) == total  # every record, the interrupted batch's included
+    twice = {seen for seen in everything if handled.count(seen) > 1}
+    assert twice <= set(interrupted)  # only the interrupted batch's parts done come back
     assert await committed_lag(settings, topics) == 0
 
 

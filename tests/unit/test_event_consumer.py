@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,19 +13,16 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.adapters.kafka.batch_sizing import FIRST_BATCH_RECORDS, GROWTH, BatchSizer, is_backlog
 from streams.adapters.kafka.events import (
     CATCH_UP_WAIT_MS,
-    FIRST_BATCH_RECORDS,
-    GROWTH,
-    BatchSizer,
     EventConsumer,
     consumer_options,
     held_fetch_ms,
-    is_backlog,
     left_behind,
     next_offsets,
 )
-from streams.adapters.kafka.requests import RequestConsumer
+from streams.adapters.kafka.requests import MOST_REQUESTS_PER_BATCH, RequestConsumer
 from streams.ports import InboundRecord
 from streams.settings import Settings
 
@@ -58,6 +55,24 @@ def test_the_events_group_commits_by_hand_and_co_partitions_its_topics() -> None
     # Ranges per topic: partition p of every event topic goes to the same worker.
     assert options["partition_assignment_strategy"] == (RangePartitionAssignor,)
     assert options["max_poll_records"] == 250
+
+
+def test_loan_request_batches_stay_bounded_where_event_batches_grow() -> None:
+    """A backlog's event batches may take up to CREDITLINE_BATCH_MAX_RECORDS; a request
+    batch no more than MOST_REQUESTS_PER_BATCH, or that setting when lower."""
+    large = Settings.model_construct(app_id="app", batch_max_records=200_000)
+    assert EventConsumer(large, ["t"], _fold).sizer.ceiling == 200_000
+    assert RequestConsumer(large, "t", _answer).sizer.ceiling == MOST_REQUESTS_PER_BATCH
+    small = Settings.model_construct(app_id="app", batch_max_records=250)
+    assert RequestConsumer(small, "t", _answer).sizer.ceiling == 250
+
+
+async def _fold(records: list[InboundRecord]) -> None:
+    return None
+
+
+async def _answer(records: Sequence[InboundRecord]) -> Awaitable[None]:
+    return asyncio.sleep(0)
 
 
 def test_the_events_consumer_reads_ahead_little() -> None:

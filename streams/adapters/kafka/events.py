@@ -18,7 +18,10 @@ At least once, never past an unhandled record:
   a third of a small batch's time), and commits land in order: a crash meanwhile only
   redelivers handled records (recognised duplicates);
 * a rebalance waits for the batch in flight and its commit (the revocation callback takes
-  the same lock), so a partition changes hands only at a batch boundary, committed;
+  the same lock), so a partition changes hands only at a batch boundary, committed. A
+  handler that can stop early (the event fold, after a part of a batch's users) is asked to
+  (:meth:`BatchConsumer.revoking`) and raises :class:`~streams.errors.BatchInterrupted`: the
+  batch is not committed and its partitions are read again from its first records;
 * records of partitions revoked while they were being fetched are left to their new owner;
 * partitions are assigned in ranges per topic, so the same partition of every event topic —
   the same users — goes to the same worker.
@@ -43,9 +46,11 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from streams.adapters.kafka.batch_sizing import BatchSizer, is_backlog
 from streams.adapters.kafka.client import client_options, start_client
 from streams.adapters.kafka.commits import OrderedCommits
 from streams.adapters.kafka.sink import inbound_from_aiokafka
+from streams.errors import BatchInterrupted
 from streams.ports import InboundRecord
 from streams.settings import Settings
 
@@ -107,13 +112,6 @@ def left_behind(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[A
     return behind
 
 
-def is_backlog(behind: int, returned: int) -> bool:
-    """Whether a round was read from a backlog: the log held at least as much again past it.
-    Records arriving live leave only those that came during the round behind; a batch that
-    went on reading them would wait for arrivals, and every event in it would be as late."""
-    return behind > 0 and behind >= returned
-
-
 def next_offsets(fetched: Mapping[TopicPartition, Sequence[Any]]) -> dict[TopicPartition, int]:
     """Per partition, the offset after its last fetched record: what to commit once all are
     done (read per partition, not per record: a backlog's batch holds tens of thousands)."""
@@ -122,9 +120,6 @@ def next_offsets(fetched: Mapping[TopicPartition, Sequence[Any]]) -> dict[TopicP
 
 _OFFSET = attrgetter("offset")
 
-
-#: The first batch's limit, and the least a backlog's batch may take.
-FIRST_BATCH_RECORDS = 1000
 
 #: A fetch that returns within this many seconds found records already buffered: they were
 #: fetched while the last batch was handled (see :meth:`BatchConsumer._fetch`).
@@ -137,44 +132,12 @@ CATCH_UP_WAIT_MS = 10
 #: wait (``CREDITLINE_BATCH_MAX_WAIT_SECONDS``, 0.05 s) used to close the batch, and on a busy
 #: 2-core machine batches stopped near 29,000 records where 100,000 were allowed.
 BACKLOG_ROUND_WAIT_MS = 500
-#: How many times the last limit the next batch may take: the pace of a small batch is the
-#: slowest per event (fewer events share each round trip and each user's visit), so the
-#: target's estimate from it errs low, and a backlog reaches its batch size in three batches
-#: rather than six doublings.
-GROWTH = 8
-
-
-class BatchSizer:
-    """How many records the next batch may take.
-
-    Under a backlog larger batches cost less per event: each Redis round trip and script call
-    serves more events, and more of a user's events fold in one write (a shuffled backfill:
-    batches of 5,000 → 50,000, about half the CPU per event). But a rebalance and a stopping
-    worker wait for the batch in flight, so the bound is a duration, not a count: as many
-    records as the last batch's pace folds in ``target_seconds``, between ``floor`` and
-    ``ceiling``, at most :data:`GROWTH` times the last limit (the pace per event improves as
-    batches grow, so the estimate errs low; the bound keeps one odd batch from setting it).
-    """
-
-    def __init__(
-        self, ceiling: int, target_seconds: float, floor: int = FIRST_BATCH_RECORDS
-    ) -> None:
-        self.ceiling = ceiling
-        self.target_seconds = target_seconds
-        self.floor = min(floor, ceiling)
-        self.limit = self.floor
-
-    def observe(self, records: int, seconds: float) -> int:
-        """Record a batch of ``records`` that took ``seconds`` to apply; the next limit."""
-        if records > 0 and seconds > 0:
-            paced = records * self.target_seconds / seconds  # a float: may be huge
-            self.limit = max(self.floor, int(min(self.ceiling, GROWTH * self.limit, paced)))
-        return self.limit
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
     """Partitions are revoked only between batches: the callback waits for the lock, then for
-    the commits of the batches handled."""
+    the commits of the batches handled. While it waits, :attr:`revoking` tells a handler that
+    can end its batch early (:class:`~streams.errors.BatchInterrupted`) to do so."""
 
     def __init__(
         self, label: str, lock: asyncio.Lock, committed: Callable[[], Awaitable[None]]
@@ -182,17 +145,27 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         self.label = label
         self.lock = lock
         self.committed = committed
+        self.revoking = False
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self.lock:
-            try:
-                await self.committed()
-            except KafkaError as exc:  # the next owner re-reads it: duplicates, recognised
-                log.warning("%s: the last commit before a rebalance failed: %s", self.label, exc)
-            if revoked:
-                log.info(
-                    "%s: %d partitions revoked after the batch in flight", self.label, len(revoked)
-                )
+        self.revoking = True
+        try:
+            async with self.lock:
+                self.revoking = False
+                await self._after_batch(revoked)
+        finally:
+            self.revoking = False
+
+    async def _after_batch(self, revoked: list[TopicPartition]) -> None:
+        """The batch in flight is over: its commit, and the ones before it, land first."""
+        try:
+            await self.committed()
+        except KafkaError as exc:  # the next owner re-reads it: duplicates, recognised
+            log.warning("%s: the last commit before a rebalance failed: %s", self.label, exc)
+        if revoked:
+            log.info(
+                "%s: %d partitions revoked after the batch in flight", self.label, len(revoked)
+            )
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("%s: %d partitions assigned", self.label, len(assigned))
@@ -211,13 +184,17 @@ class BatchConsumer:
     #: Whether a batch that starts with buffered records first fetches once more
     #: (:meth:`_fetch`): fresher batches, for up to :data:`CATCH_UP_WAIT_MS` more wait.
     catches_up = False
+    #: Most records a batch may take, below ``CREDITLINE_BATCH_MAX_RECORDS`` (None: that).
+    most_records: int | None = None
 
     def __init__(self, settings: Settings, topics: Sequence[str], group: str) -> None:
         self.settings = settings
         self.topics = tuple(topics)
         self.group = group
-        self.sizer = BatchSizer(settings.batch_max_records, settings.batch_target_seconds)
+        ceiling = min(settings.batch_max_records, self.most_records or settings.batch_max_records)
+        self.sizer = BatchSizer(ceiling, settings.batch_target_seconds)
         self._lock = asyncio.Lock()
+        self._listener: _WaitForBatch | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._commits: OrderedCommits | None = None
         # The catch-up round outwaits a fetch the broker may hold to fill it.
@@ -237,9 +214,14 @@ class BatchConsumer:
             self.commits_in_flight,
             self.commit_interval_seconds,
         )
-        listener = _WaitForBatch(self.label, self._lock, self._committed)
+        listener = self._listener = _WaitForBatch(self.label, self._lock, self._committed)
         consumer.subscribe(self.topics, listener=listener)
         self._consumer = consumer
+
+    def revoking(self) -> bool:
+        """Whether a rebalance waits to take this consumer's partitions: a handler may end
+        the batch in flight early by raising :class:`~streams.errors.BatchInterrupted`."""
+        return self._listener is not None and self._listener.revoking
 
     async def stop(self) -> None:
         """Leave the group (uncommitted records go to the next owner) and disconnect."""
@@ -353,6 +335,7 @@ class BatchConsumer:
         kept = {tp: messages for tp, messages in fetched.items() if tp in owned}
         fetched.clear()
         offsets = next_offsets(kept)
+        firsts = {tp: messages[0].offset for tp, messages in kept.items() if messages}
         records: list[InboundRecord] = []
         for tp in list(kept):
             # Each partition's client records go once converted, not with the batch.
@@ -360,7 +343,18 @@ class BatchConsumer:
         count = len(records)
         if not count:
             return 0
-        settled = await self._handle(records)
+        try:
+            settled = await self._handle(records)
+        except BatchInterrupted as interrupted:
+            # Not committed, and read again from its first records: by this consumer if the
+            # rebalance leaves it the partitions (a new assignment starts from the committed
+            # offsets too), else by their next owner. Never skipped: the next fetch would
+            # otherwise go on after it.
+            for tp, offset in firsts.items():
+                with contextlib.suppress(IllegalStateError):  # no longer assigned
+                    consumer.seek(tp, offset)
+            log.info("%s: %s; the batch is read again", self.label, interrupted)
+            return 0
         assert self._commits is not None
         await self._commits.add(offsets, settled)
         return count

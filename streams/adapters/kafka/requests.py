@@ -34,6 +34,9 @@ REQUEST_BATCHES_IN_FLIGHT = 1000
 #: request (4 % of the decider's main thread at 100 requests/s, and the broker's writes). A
 #: crash redelivers at most this much of answered requests, answered the same again.
 REQUEST_COMMIT_INTERVAL_SECONDS = 0.5
+#: Most loan requests taken in one batch (with ``CREDITLINE_BATCH_MAX_RECORDS`` when lower):
+#: the event fold's larger backlog batches are no reason to hold more requests at once.
+MOST_REQUESTS_PER_BATCH = 50_000
 
 
 class RequestConsumer(BatchConsumer):
@@ -42,6 +45,7 @@ class RequestConsumer(BatchConsumer):
     label = "requests"
     commits_in_flight = REQUEST_BATCHES_IN_FLIGHT
     commit_interval_seconds = REQUEST_COMMIT_INTERVAL_SECONDS
+    most_records = MOST_REQUESTS_PER_BATCH
 
     def __init__(self, settings: Settings, topic: str, answer: AnswerHandler) -> None:
         super().__init__(settings, (topic,), settings.decisions_group)
