@@ -99,12 +99,12 @@ class EventFolder:
         *,
         clock: Callable[[], datetime] = utc_now,
         should_stop: Callable[[], bool] = lambda: False,
-        interrupted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
-        #: Whether a rebalance is taking the partitions of the batch in flight (the batch
-        #: consumer's, set once it is made): :meth:`process` then ends after a part.
-        self.interrupted = interrupted
+        #: Whether a rebalance is taking the partitions of the batch in flight: the batch
+        #: consumer's, set once it is made (it is made after its folder); :meth:`process`
+        #: then ends after a part.
+        self.interrupted: Callable[[], bool] = lambda: False
         self.store = store
         self.sink = sink
         self.metrics = metrics
