@@ -281,13 +281,13 @@ class Settings(BaseSettings):
         "worker; beyond it 429.",
     )
     batch_max_records: int = Field(
-        50_000,
+        200_000,
         ge=1,
         description="Most events folded per batch. Batches fill only under a backlog, and "
-        "then only as far as `CREDITLINE_BATCH_TARGET_SECONDS` allows; larger ones pay each "
-        "Redis round trip and script call over more events, and fold more of a user's events "
-        "in one visit, and hold more memory. For a backfill, 200,000 with a 15 s target took "
-        "about a fifth less CPU per event than these defaults (docs/sizing.md). Loan-request "
+        "then only as far as `CREDITLINE_BATCH_TARGET_SECONDS` (or, deep in one, "
+        "`CREDITLINE_BATCH_BACKFILL_TARGET_SECONDS`) allows: larger ones pay each Redis "
+        "round trip and script call over more events and fold more of a user's events in "
+        "one visit, but hold more memory (about 2 kB a record at the peak). Loan-request "
         "batches take at most 50,000.",
     )
     batch_target_seconds: float = Field(
@@ -296,9 +296,18 @@ class Settings(BaseSettings):
         description="How long a batch should take to fold: under a backlog each batch takes "
         "as many records as the last one's pace folds in this time. A stopping worker and a "
         "rebalance do not wait for it: the batch ends after the part in hand (a few hundred "
-        "users), uncommitted, and is read again. Longer targets fold a backfill faster but "
-        "let a fold beside live traffic fall further behind after a pause (15 s: freshness "
-        "p99 at 3,500 events/s 1.0-2.8 s against 0.5-0.8 s, docs/sizing.md).",
+        "users), uncommitted, and is read again. Longer targets let a fold beside live "
+        "traffic fall further behind after a pause (15 s: freshness p99 at 3,500 events/s "
+        "1.0-2.8 s against 0.5-0.8 s, docs/sizing.md).",
+    )
+    batch_backfill_target_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="How long an event batch should take to fold while the backlog is deep: "
+        "while the records left behind a batch would fill a whole batch of this target at "
+        "its pace (a backfill, or a fold far behind). Longer batches cost less CPU per event "
+        "(15 s against 5 s: about a fifth less, docs/sizing.md); a stop or a rebalance does "
+        "not wait for them. Below `CREDITLINE_BATCH_TARGET_SECONDS`, that is used.",
     )
     batch_max_wait_seconds: float = Field(
         0.05,

@@ -13,13 +13,18 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.adapters.kafka.batch_sizing import FIRST_BATCH_RECORDS, GROWTH, BatchSizer, is_backlog
+from streams.adapters.kafka.batch_sizing import (
+    FIRST_BATCH_RECORDS,
+    GROWTH,
+    BatchSizer,
+    is_backlog,
+    left_behind,
+)
 from streams.adapters.kafka.events import (
     CATCH_UP_WAIT_MS,
     EventConsumer,
     consumer_options,
     held_fetch_ms,
-    left_behind,
     next_offsets,
 )
 from streams.adapters.kafka.requests import MOST_REQUESTS_PER_BATCH, RequestConsumer
@@ -58,13 +63,26 @@ def test_the_events_group_commits_by_hand_and_co_partitions_its_topics() -> None
 
 
 def test_loan_request_batches_stay_bounded_where_event_batches_grow() -> None:
-    """A backlog's event batches may take up to CREDITLINE_BATCH_MAX_RECORDS; a request
-    batch no more than MOST_REQUESTS_PER_BATCH, or that setting when lower."""
-    large = Settings.model_construct(app_id="app", batch_max_records=200_000)
-    assert EventConsumer(large, ["t"], _fold).sizer.ceiling == 200_000
-    assert RequestConsumer(large, "t", _answer).sizer.ceiling == MOST_REQUESTS_PER_BATCH
+    """A backlog's event batches may take up to CREDITLINE_BATCH_MAX_RECORDS, and a deep
+    one's the backfill target; a request batch no more than MOST_REQUESTS_PER_BATCH, or
+    CREDITLINE_BATCH_MAX_RECORDS when lower, of the usual target however deep."""
+    large = Settings.model_construct(app_id="app", batch_max_records=300_000)
+    events = EventConsumer(large, ["t"], _fold).sizer
+    assert events.ceiling == 300_000
+    assert events.backfill_target_seconds == large.batch_backfill_target_seconds
+    requests = RequestConsumer(large, "t", _answer).sizer
+    assert requests.ceiling == MOST_REQUESTS_PER_BATCH
+    assert requests.backfill_target_seconds == large.batch_target_seconds
+    assert requests.observe(1000, 0.1, behind=10**9) == GROWTH * 1000
+    assert not requests.backfilling
     small = Settings.model_construct(app_id="app", batch_max_records=250)
     assert RequestConsumer(small, "t", _answer).sizer.ceiling == 250
+    events = EventConsumer(small, ["t"], _fold).sizer
+    assert events.observe(250, 0.001, behind=10**9) == 250  # however deep
+    # A backfill target below the usual one: the usual one holds throughout.
+    low = Settings.model_construct(app_id="app", batch_backfill_target_seconds=0.1)
+    events = EventConsumer(low, ["t"], _fold).sizer
+    assert events.backfill_target_seconds == low.batch_target_seconds
 
 
 async def _fold(records: list[InboundRecord]) -> None:
@@ -219,6 +237,24 @@ def test_a_slower_pace_shrinks_the_next_batch_but_never_below_the_floor() -> Non
     assert sizer.observe(0, 0.0) == FIRST_BATCH_RECORDS  # nothing applied: unchanged
 
 
+def test_a_deep_backlog_takes_backfill_batches_and_a_shallow_one_the_usual() -> None:
+    """Backfill batches while what is left would fill one at the pace; then the usual."""
+    sizer = BatchSizer(ceiling=200_000, target_seconds=5.0, backfill_target_seconds=15.0)
+    # 10,000 a second: a backfill batch is 150,000 records.
+    assert sizer.observe(1000, 0.1, behind=499_000) == GROWTH * 1000
+    assert sizer.backfilling
+    assert sizer.observe(8000, 0.8, behind=491_000) == 64_000
+    assert sizer.observe(64_000, 6.4, behind=427_000) == 150_000
+    assert sizer.observe(150_000, 15.0, behind=150_000) == 150_000
+    # Less left than a backfill batch: back to the usual target at once.
+    assert sizer.observe(150_000, 15.0, behind=149_999) == 50_000
+    assert not sizer.backfilling
+    # Live traffic after a pause: a few seconds behind is not deep.
+    assert sizer.observe(35_000, 3.5, behind=2_000) == 50_000
+    # The ceiling bounds a fast pace's backfill batch.
+    assert sizer.observe(100_000, 1.0, behind=10**7) == 200_000
+
+
 def test_a_ceiling_below_the_floor_bounds_every_batch() -> None:
     sizer = BatchSizer(ceiling=40, target_seconds=5.0)
     assert sizer.limit == 40
@@ -229,17 +265,30 @@ def test_a_ceiling_below_the_floor_bounds_every_batch() -> None:
 @given(
     ceiling=st.integers(1, 100_000),
     target=st.floats(0.01, 60),
-    batches=st.lists(st.tuples(st.integers(0, 100_000), st.floats(0, 120)), max_size=20),
+    backfill_target=st.none() | st.floats(0.01, 60),
+    batches=st.lists(
+        st.tuples(st.integers(0, 100_000), st.floats(0, 120), st.integers(0, 10**7)),
+        max_size=20,
+    ),
 )
 def test_the_limit_always_stays_between_floor_and_ceiling(
-    ceiling: int, target: float, batches: list[tuple[int, float]]
+    ceiling: int,
+    target: float,
+    backfill_target: float | None,
+    batches: list[tuple[int, float, int]],
 ) -> None:
-    sizer = BatchSizer(ceiling=ceiling, target_seconds=target)
-    for records, seconds in batches:
+    sizer = BatchSizer(
+        ceiling=ceiling,
+        target_seconds=target,
+        backfill_target_seconds=backfill_target,
+    )
+    for records, seconds, behind in batches:
         before = sizer.limit
-        limit = sizer.observe(records, seconds)
+        limit = sizer.observe(records, seconds, behind)
         assert min(FIRST_BATCH_RECORDS, ceiling) <= limit <= ceiling
         assert limit <= max(GROWTH * before, sizer.floor)
+        if backfill_target is None or backfill_target <= target:
+            assert not sizer.backfilling
 
 
 @dataclass

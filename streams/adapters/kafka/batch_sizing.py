@@ -1,8 +1,22 @@
 """How many records a batch of a topic read in batches takes (:class:`BatchSizer`), and
-whether a fetch round was read from a backlog (:func:`is_backlog`): pure arithmetic over
-counts and durations, used by :mod:`streams.adapters.kafka.events`."""
+whether a fetch round was read from a backlog (:func:`is_backlog`, :func:`left_behind`):
+pure arithmetic over counts, offsets and durations, used by
+:mod:`streams.adapters.kafka.events`."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+
+class _Offset(Protocol):
+    @property
+    def offset(self) -> int: ...
+
+
+class _Watermarks(Protocol):
+    def highwater(self, tp: object, /) -> int | None: ...
+
 
 #: The first batch's limit, and the least a backlog's batch may take.
 FIRST_BATCH_RECORDS = 1000
@@ -20,6 +34,29 @@ def is_backlog(behind: int, returned: int) -> bool:
     return behind > 0 and behind >= returned
 
 
+def left_behind(consumer: _Watermarks, fetched: Mapping[object, Sequence[_Offset]]) -> int:
+    """How many records the logs of a round's partitions held past what the round returned
+    (their high watermarks, as the fetches saw them)."""
+    behind = 0
+    for tp, messages in fetched.items():
+        high = consumer.highwater(tp)
+        if messages and high is not None:
+            behind += max(0, high - (messages[-1].offset + 1))
+    return behind
+
+
+def left_past(consumer: _Watermarks, positions: Mapping[object, int]) -> int:
+    """How many records the logs held past each partition's position (their high
+    watermarks, as the last fetch of each saw them): a batch's backlog, counting the
+    partitions it took nothing from."""
+    behind = 0
+    for tp, position in positions.items():
+        high = consumer.highwater(tp)
+        if high is not None:
+            behind += max(0, high - position)
+    return behind
+
+
 class BatchSizer:
     """How many records the next batch may take.
 
@@ -30,19 +67,40 @@ class BatchSizer:
     records as the last batch's pace folds in ``target_seconds``, between ``floor`` and
     ``ceiling``, at most :data:`GROWTH` times the last limit (the pace per event improves as
     batches grow, so the estimate errs low; the bound keeps one odd batch from setting it).
+
+    A deep backlog (a backfill, or a fold far behind) takes longer batches:
+    ``backfill_target_seconds`` of them, while the records left behind after a batch would
+    fill at least one such batch at its pace. Only then: beside live traffic a longer target
+    lets the batches that catch up after a pause grow, and every event arriving during one
+    waits for all of it (docs/sizing.md: freshness p99 2-5 times worse at 15 s), whereas a
+    backlog that deep is already as late as it will be.
     """
 
     def __init__(
-        self, ceiling: int, target_seconds: float, floor: int = FIRST_BATCH_RECORDS
+        self,
+        ceiling: int,
+        target_seconds: float,
+        floor: int = FIRST_BATCH_RECORDS,
+        backfill_target_seconds: float | None = None,
     ) -> None:
         self.ceiling = ceiling
         self.target_seconds = target_seconds
         self.floor = min(floor, ceiling)
+        self.backfill_target_seconds = max(target_seconds, backfill_target_seconds or 0.0)
         self.limit = self.floor
+        #: Whether the last batch observed left a deep backlog behind it.
+        self.backfilling = False
 
-    def observe(self, records: int, seconds: float) -> int:
-        """Record a batch of ``records`` that took ``seconds`` to apply; the next limit."""
+    def observe(self, records: int, seconds: float, behind: int = 0) -> int:
+        """Record a batch of ``records`` that took ``seconds`` to apply and left ``behind``
+        records in its partitions' logs; the next limit."""
         if records > 0 and seconds > 0:
-            paced = records * self.target_seconds / seconds  # a float: may be huge
+            pace = records / seconds  # a float: may be huge
+            backfill = min(self.ceiling, pace * self.backfill_target_seconds)
+            self.backfilling = (
+                self.backfill_target_seconds > self.target_seconds and behind >= backfill
+            )
+            target = self.backfill_target_seconds if self.backfilling else self.target_seconds
+            paced = pace * target
             self.limit = max(self.floor, int(min(self.ceiling, GROWTH * self.limit, paced)))
         return self.limit

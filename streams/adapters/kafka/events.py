@@ -27,8 +27,9 @@ At least once, never past an unhandled record:
   the same users — goes to the same worker.
 
 Batches are sized by time (:class:`BatchSizer`): under a backlog a batch takes as many records
-as are handled in about ``batch_target_seconds``, read in as many fetch rounds as that needs;
-otherwise it takes what has arrived (:func:`is_backlog`: it never waits for arrivals).
+as are handled in about ``batch_target_seconds`` (``batch_backfill_target_seconds`` while it
+is deep), read in as many fetch rounds as that needs; otherwise it takes what has arrived
+(:func:`is_backlog`: it never waits for arrivals).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from streams.adapters.kafka.batch_sizing import BatchSizer, is_backlog
+from streams.adapters.kafka.batch_sizing import BatchSizer, is_backlog, left_behind, left_past
 from streams.adapters.kafka.client import client_options, start_client
 from streams.adapters.kafka.commits import OrderedCommits
 from streams.adapters.kafka.sink import inbound_from_aiokafka
@@ -99,17 +100,6 @@ def held_fetch_ms(settings: Settings, label: str = "events") -> int:
     """How long the broker may hold a fetch that has records (0: any byte answers it)."""
     options = consumer_options(settings, label=label)
     return int(options["fetch_max_wait_ms"]) if options.get("fetch_min_bytes", 1) > 1 else 0
-
-
-def left_behind(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]) -> int:
-    """How many records the logs of a round's partitions held past what the round returned
-    (their high watermarks, as the fetches saw them)."""
-    behind = 0
-    for tp, messages in fetched.items():
-        high = consumer.highwater(tp)
-        if messages and high is not None:
-            behind += max(0, high - (messages[-1].offset + 1))
-    return behind
 
 
 def next_offsets(fetched: Mapping[TopicPartition, Sequence[Any]]) -> dict[TopicPartition, int]:
@@ -186,13 +176,20 @@ class BatchConsumer:
     catches_up = False
     #: Most records a batch may take, below ``CREDITLINE_BATCH_MAX_RECORDS`` (None: that).
     most_records: int | None = None
+    #: Whether a deep backlog takes the longer backfill batches (``BatchSizer``).
+    backfills = True
 
     def __init__(self, settings: Settings, topics: Sequence[str], group: str) -> None:
         self.settings = settings
         self.topics = tuple(topics)
         self.group = group
         ceiling = min(settings.batch_max_records, self.most_records or settings.batch_max_records)
-        self.sizer = BatchSizer(ceiling, settings.batch_target_seconds)
+        backfill = settings.batch_backfill_target_seconds if self.backfills else None
+        self.sizer = BatchSizer(
+            ceiling, settings.batch_target_seconds, backfill_target_seconds=backfill
+        )
+        #: How many records the logs held past the last batch when it was fetched.
+        self._behind = 0
         self._lock = asyncio.Lock()
         self._listener: _WaitForBatch | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -256,7 +253,7 @@ class BatchConsumer:
                     async with self._lock:
                         started = loop.time()
                         applied = await self._apply(consumer, fetched)
-                        self.sizer.observe(applied, loop.time() - started)
+                        self.sizer.observe(applied, loop.time() - started, self._behind)
                 if on_tick is not None and loop.time() >= next_tick:
                     next_tick = loop.time() + tick_seconds
                     async with self._lock:
@@ -313,6 +310,11 @@ class BatchConsumer:
             )
             returned = self._merge(fetched, last)
             count += returned
+        # Every partition owned and fetched once (a watermark known, so its position is too:
+        # no wait), not only the batch's: it may have taken all from one of many.
+        fetched_once = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
+        positions = {tp: await consumer.position(tp) for tp in fetched_once}
+        self._behind = left_past(consumer, positions)
         return fetched
 
     @staticmethod

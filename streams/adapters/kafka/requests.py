@@ -46,6 +46,9 @@ class RequestConsumer(BatchConsumer):
     commits_in_flight = REQUEST_BATCHES_IN_FLIGHT
     commit_interval_seconds = REQUEST_COMMIT_INTERVAL_SECONDS
     most_records = MOST_REQUESTS_PER_BATCH
+    # A backlog of requests is answered in batches of the usual target: each answer waits
+    # for its batch, and the first answers should not wait for 15 s of them.
+    backfills = False
 
     def __init__(self, settings: Settings, topic: str, answer: AnswerHandler) -> None:
         super().__init__(settings, (topic,), settings.decisions_group)
