@@ -3,6 +3,7 @@ ending, a month or a policy starting), on time, from the per-partition review sc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -10,6 +11,8 @@ from functools import partial
 
 from streams.service.fold import EventFolder
 from streams.service.shell import utc_now
+
+log = logging.getLogger(__name__)
 
 
 class ReviewSweeper:
@@ -20,6 +23,8 @@ class ReviewSweeper:
     are reviewed through the same :meth:`EventFolder.review` path as events (versioned
     writes, the outbox), so several workers, crashes and repeats change nothing but the
     timing. A policy taking effect brings every user of the partition's review forward to it.
+    A rebalance waiting for the consumer's partitions ends a sweep between rounds of
+    ``batch_users`` (the folder's ``interrupted``), as it ends a backlog's batch.
     """
 
     def __init__(
@@ -49,6 +54,8 @@ class ReviewSweeper:
         reviewed = 0
         overdue = 0
         for partition in sorted(partitions):
+            if self.folder.interrupted():
+                return self._ended_early(reviewed)
             if in_force:
                 await self.folder.retry.until_stopped(
                     "schedule_policy", partial(self.store.schedule_policy, partition, in_force[-1])
@@ -66,6 +73,8 @@ class ReviewSweeper:
                 reviewed += len(due)
                 if len(due) < self.batch_users:
                     break
+                if self.folder.interrupted():
+                    return self._ended_early(reviewed)
             # Through the same retry as every other Redis call: one reset connection must not
             # stop the worker.
             overdue += len(
@@ -75,4 +84,11 @@ class ReviewSweeper:
                 )
             )
         self.metrics.reviews_due.set(overdue)
+        return reviewed
+
+    @staticmethod
+    def _ended_early(reviewed: int) -> int:
+        """End a sweep a rebalance waits for (the sweep holds the consumer's batch lock): the
+        users still due stay in the schedule, swept by whoever owns their partition next."""
+        log.info("review sweep ended after %d users: a rebalance waits", reviewed)
         return reviewed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -389,6 +389,33 @@ async def test_the_sweep_reviews_due_users_and_announces_a_thaw() -> None:
     assert (thaw.previous_status, thaw.status) == ("frozen", thaw.status)
     assert thaw.status != "frozen"
     assert thaw.changed_at == late.occurred_at + timedelta(days=90, microseconds=1)
+
+
+async def test_a_rebalance_ends_a_sweep_between_rounds_and_leaves_the_rest_due() -> None:
+    store, sink, metrics = FakeStore(), FakeSink(), Metrics()
+    fold = folder(store, sink, metrics)
+    for i in range(12):  # a policy brought them all forward: due now, in partition 0
+        store.schedule_[(0, f"u-{i:02d}")] = NOW - timedelta(hours=1)
+    store.schedule_[(1, "u-other")] = NOW - timedelta(hours=1)
+    rounds: list[int] = []
+    review = fold.review
+
+    async def reviewing(due: Mapping[str, set[int]]) -> int:
+        rounds.append(len(due))
+        return await review(due)
+
+    fold.review = reviewing  # type: ignore[method-assign]
+    fold.interrupted = lambda: len(rounds) >= 1  # a rebalance waits from the first round on
+    sweeper = ReviewSweeper(fold, batch_users=5, clock=lambda: NOW)
+    assert await sweeper.sweep({0, 1}) == 5
+    assert rounds == [5]
+    still_due = {key for key, at in store.schedule_.items() if at <= NOW}
+    assert len(still_due) == 8 and (1, "u-other") in still_due
+    # The partitions' next owner sweeps the rest (here, the same sweeper once it is free).
+    fold.interrupted = lambda: False
+    assert await sweeper.sweep({0, 1}) == 8
+    assert rounds == [5, 5, 2, 1]
+    assert not [key for key, at in store.schedule_.items() if at <= NOW]
 
 
 async def test_a_request_reads_nothing_but_its_users_keys() -> None:
