@@ -2,6 +2,8 @@
 
 Conventions: one ``creditline_`` prefix, base units (seconds), ``_total`` counters, bounded
 label values (topic names, reason codes, outcomes, statuses) and never a user id.
+
+Longer than most modules: every metric, with the help text Prometheus shows, in one place.
 """
 
 from __future__ import annotations
@@ -152,6 +154,14 @@ class Metrics:
             "creditline_records_dead_lettered_total",
             "Records rejected to the dead-letter topic, by reason code.",
             ["topic", "reason"],
+            registry=r,
+        )
+        self.records_requeued = Counter(
+            "creditline_records_requeued_total",
+            "Records of an event batch that ended early (a stop, a rebalance, an error): left "
+            "uncommitted, to be read again; consumed = applied + duplicate + dead-lettered + "
+            "requeued.",
+            ["topic"],
             registry=r,
         )
         self.batch_seconds = Histogram(

@@ -37,10 +37,11 @@ def assert_every_record_accounted(
     worker: WorkerProcess, produced: Counter[str], dead: Counter[str]
 ) -> dict[str, tuple[int, int, int, int]]:
     """Per topic, the worker's counters add up: consumed = applied + duplicate +
-    dead-lettered; every produced record was consumed at least once and the bad ones were
-    dead-lettered, again only when redelivered (dead letters are at least once: a bad record
-    in a batch whose commit was lost is dead-lettered again — :func:`assert_dead_letters_of`
-    checks the copies are of the same records). Returns (consumed, applied, duplicate,
+    dead-lettered + requeued (a batch a stop or rebalance ended early); every produced
+    record was consumed at least once and the bad ones were dead-lettered, again only when
+    redelivered (dead letters are at least once: a bad record in a batch whose commit was
+    lost is dead-lettered again — :func:`assert_dead_letters_of` checks the copies are of
+    the same records). Returns (consumed, applied, duplicate,
     dead-lettered) per topic."""
     figures: dict[str, tuple[int, int, int, int]] = {}
     for topic, count in produced.items():
@@ -48,8 +49,9 @@ def assert_every_record_accounted(
         applied = int(worker.counter("creditline_records_applied_total", topic=topic))
         duplicate = int(worker.counter("creditline_records_duplicate_total", topic=topic))
         lettered = int(worker.counter("creditline_records_dead_lettered_total", topic=topic))
+        requeued = int(worker.counter("creditline_records_requeued_total", topic=topic))
         figures[topic] = (consumed, applied, duplicate, lettered)
-        assert consumed == applied + duplicate + lettered, (topic, figures[topic])
+        assert consumed == applied + duplicate + lettered + requeued, (topic, requeued, figures)
         assert consumed >= count, (topic, figures[topic], count)
         assert dead[topic] <= lettered <= dead[topic] + (consumed - count), (topic, figures[topic])
     return figures

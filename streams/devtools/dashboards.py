@@ -16,7 +16,13 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         "Records consumed per second, by topic",
         "timeseries",
         "ops",
-        [("{{topic}}", "sum by (topic) (rate(creditline_records_consumed_total[1m]))")],
+        [
+            ("{{topic}}", "sum by (topic) (rate(creditline_records_consumed_total[1m]))"),
+            (
+                "{{topic}} read again (batch ended early)",
+                "sum by (topic) (rate(creditline_records_requeued_total[1m]))",
+            ),
+        ],
     ),
     (
         "Dead letters per second, by reason",

@@ -141,7 +141,8 @@ class EventFolder:
         report = BatchReport()
         now = self.clock()
         size = len(records)
-        for topic, count in Counter(record.topic for record in records).items():
+        consumed = Counter(record.topic for record in records)
+        for topic, count in consumed.items():
             self.metrics.records_consumed.labels(topic).inc(count)
         # Grouped by key (the user id: a record whose key is not its user id is refused when
         # decoded), and decoded a part at a time as the part is read: a large batch holds
@@ -153,7 +154,15 @@ class EventFolder:
         groups = list(by_key.values())
         del by_key
         tally = _Tally(report, interruptible=True)
-        await self._store(groups, {}, tally, now)
+        try:
+            await self._store(groups, {}, tally, now)
+        except BaseException:
+            # Read again whole, by this consumer or the partitions' next owner; the records
+            # dead-lettered meanwhile are dead-lettered again then (at least once).
+            for topic, count in consumed.items():
+                if left := count - report.dead_lettered.get(topic, 0):
+                    self.metrics.records_requeued.labels(topic).inc(left)
+            raise
         deliveries = tally.deliveries
         for pending, code in [
             *((p, ServiceCode.PROCESSING_ERROR) for p in tally.failed),

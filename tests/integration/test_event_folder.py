@@ -167,6 +167,16 @@ async def test_a_stop_mid_batch_leaves_the_rest_for_redelivery_and_loses_nothing
     # folded beside a part's write, so one or two more than the first); the rest were not.
     written = await redis_states(settings)
     assert 0 < len(written) < 24 and len(written) == 5 * len(saves)
+    # Every record read is accounted for as requeued: none was dead-lettered, and nothing
+    # is reported applied for a batch that is read again.
+    requeued = sum(
+        metrics.registry.get_sample_value("creditline_records_requeued_total", {"topic": t}) or 0
+        for t in Topics.from_settings(settings).events
+    )
+    assert requeued == len(consumed)
+    assert not metrics.registry.get_sample_value(
+        "creditline_records_applied_total", {"topic": Topics.from_settings(settings).spending}
+    )
     reports = await run_folder(settings, [list(consumed)])
     duplicates = sum(
         1 for record in consumed if record.key is not None and record.key.decode() in written
