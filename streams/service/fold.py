@@ -156,6 +156,17 @@ class EventFolder:
         tally = _Tally(report, interruptible=True)
         try:
             await self._store(groups, {}, tally, now)
+            deliveries = tally.deliveries
+            for pending, code in [
+                *((p, ServiceCode.PROCESSING_ERROR) for p in tally.failed),
+                *tally.conflicting,
+            ]:
+                deliveries.append(
+                    await self.dead_letters.reject(pending.record, code, MESSAGES[code])
+                )
+                report.dead_lettered[pending.record.topic] += 1
+            self.dead_letters.watch_storm()
+            await asyncio.gather(*deliveries)
         except BaseException:
             # Read again whole, by this consumer or the partitions' next owner; the records
             # dead-lettered meanwhile are dead-lettered again then (at least once).
@@ -163,15 +174,6 @@ class EventFolder:
                 if left := count - report.dead_lettered.get(topic, 0):
                     self.metrics.records_requeued.labels(topic).inc(left)
             raise
-        deliveries = tally.deliveries
-        for pending, code in [
-            *((p, ServiceCode.PROCESSING_ERROR) for p in tally.failed),
-            *tally.conflicting,
-        ]:
-            deliveries.append(await self.dead_letters.reject(pending.record, code, MESSAGES[code]))
-            report.dead_lettered[pending.record.topic] += 1
-        self.dead_letters.watch_storm()
-        await asyncio.gather(*deliveries)
 
         applied_at = time.time()
         for topic, count in report.applied.items():

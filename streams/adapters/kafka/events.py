@@ -310,10 +310,14 @@ class BatchConsumer:
             )
             returned = self._merge(fetched, last)
             count += returned
-        # Every partition owned and fetched once (a watermark known, so its position is too:
-        # no wait), not only the batch's: it may have taken all from one of many.
-        fetched_once = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
-        positions = {tp: await consumer.position(tp) for tp in fetched_once}
+        # Every partition owned and fetched once (a watermark known), not only the batch's:
+        # it may have taken all from one of many. A position being reset is waited for; a
+        # partition revoked meanwhile is no longer this consumer's backlog.
+        positions: dict[TopicPartition, int] = {}
+        for tp in consumer.assignment():
+            if consumer.highwater(tp) is not None:
+                with contextlib.suppress(IllegalStateError):
+                    positions[tp] = await consumer.position(tp)
         self._behind = left_past(consumer, positions)
         return fetched
 
