@@ -401,3 +401,14 @@ class Metrics:
             "Unix time at which the last batch of events was stored.",
             registry=r,
         )
+        self.batch_limit = Gauge(
+            "creditline_batch_limit_records",
+            "Most records the next event batch may take (grows under a backlog).",
+            registry=r,
+        )
+        self.batch_backfilling = Gauge(
+            "creditline_batch_backfilling",
+            "1 while a deep backlog takes the longer backfill batches "
+            "(CREDITLINE_BATCH_BACKFILL_TARGET_SECONDS), else 0.",
+            registry=r,
+        )

@@ -98,6 +98,9 @@ class Components:
         )
         # A rebalance that waits for a backlog's batch ends it after the part in hand.
         folder.interrupted = consumer.revoking
+        sizer = consumer.sizer
+        self.metrics.batch_limit.set_function(lambda: sizer.limit)
+        self.metrics.batch_backfilling.set_function(lambda: float(sizer.backfilling))
         return consumer
 
     def request_consumer(self, decider: LoanDecider) -> RequestConsumer:

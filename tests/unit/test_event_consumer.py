@@ -216,6 +216,26 @@ def test_the_workers_event_consumer_folds_with_the_garbage_collector_paused() ->
     assert gc.isenabled()
 
 
+def test_the_workers_event_consumer_shows_its_batch_limit_and_backfill_mode() -> None:
+    from streams.metrics import Metrics
+    from streams.runtime.bootstrap import Components
+
+    class Folder:
+        async def process(self, records: list[InboundRecord]) -> None:
+            return None
+
+    metrics = Metrics()
+    consumer = Components(Settings(), metrics, sink=None).event_consumer(Folder())  # type: ignore[arg-type]
+    sample = metrics.registry.get_sample_value
+    assert sample("creditline_batch_limit_records") == FIRST_BATCH_RECORDS
+    assert sample("creditline_batch_backfilling") == 0
+    consumer.sizer.observe(1000, 0.1, behind=10**6)  # a deep backlog
+    assert sample("creditline_batch_limit_records") == GROWTH * FIRST_BATCH_RECORDS
+    assert sample("creditline_batch_backfilling") == 1
+    consumer.sizer.observe(8000, 0.8, behind=0)
+    assert sample("creditline_batch_backfilling") == 0
+
+
 def test_batches_start_small_and_grow_at_most_eightfold_towards_the_target_duration() -> None:
     sizer = BatchSizer(ceiling=50_000, target_seconds=5.0)
     assert sizer.limit == FIRST_BATCH_RECORDS
