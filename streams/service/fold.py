@@ -117,6 +117,10 @@ class EventFolder:
             self.agent, settings, sink, self.topics.dead_letter, metrics, clock
         )
         self._status_change_counters: dict[EffectiveStatus, MetricCounter] = {}
+        for topic in self.topics.events:
+            # At zero from the start: a batch ended early is rare, and a series that never
+            # appears reads as "no data" on the dashboard rather than none requeued.
+            metrics.records_requeued.labels(topic)
 
     def _status_changes(self, status: EffectiveStatus) -> MetricCounter:
         """The status-change counter of ``status``, looked up once (``labels`` takes a lock
