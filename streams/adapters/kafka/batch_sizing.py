@@ -37,12 +37,9 @@ def is_backlog(behind: int, returned: int) -> bool:
 def left_behind(consumer: _Watermarks, fetched: Mapping[object, Sequence[_Offset]]) -> int:
     """How many records the logs of a round's partitions held past what the round returned
     (their high watermarks, as the fetches saw them)."""
-    behind = 0
-    for tp, messages in fetched.items():
-        high = consumer.highwater(tp)
-        if messages and high is not None:
-            behind += max(0, high - (messages[-1].offset + 1))
-    return behind
+    return left_past(
+        consumer, {tp: messages[-1].offset + 1 for tp, messages in fetched.items() if messages}
+    )
 
 
 def left_past(consumer: _Watermarks, positions: Mapping[object, int]) -> int:
