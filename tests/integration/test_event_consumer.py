@@ -416,6 +416,34 @@ async def test_a_rebalance_ends_a_batch_that_can_stop_after_a_part(
     assert await committed_lag(settings, topics) == 0
 
 
+async def test_an_interrupted_batch_is_read_again_from_its_first_records(
+    kafka_settings: Settings,
+) -> None:
+    """A batch its handler ends early is not committed and the consumer seeks back to its
+    first records, rebalance or not: the next batch starts with them, where the fetch
+    position would otherwise go on after them."""
+    settings = kafka_settings
+    topics = Topics.from_settings(settings).events
+    await produce(settings, events(settings, 120))
+    batches: list[list[Seen]] = []
+    done = asyncio.Event()
+
+    async def second_interrupted(records: Sequence[InboundRecord]) -> None:
+        batches.append([identity(r) for r in records])
+        if len(batches) == 2:
+            raise BatchInterrupted("a part done, then stopped")
+        if len({seen for batch in batches[:1] + batches[2:] for seen in batch}) >= 120:
+            done.set()
+
+    await run_until(EventConsumer(settings, topics, second_interrupted), done, timeout=60)
+    interrupted = set(batches[1])
+    assert interrupted and not interrupted & set(batches[0])
+    again = {seen for batch in batches[2:] for seen in batch}
+    assert interrupted <= again  # read again, not skipped
+    assert len({seen for batch in batches for seen in batch}) == 120
+    assert await committed_lag(settings, topics) == 0
+
+
 async def committed_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
