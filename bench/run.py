@@ -117,7 +117,11 @@ def stages_ms(worker: WorkerProcess) -> dict[str, str]:
             result[figure] = f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
     batches = fold_batches(samples)
     if batches is not None:
-        result["fold_batches"] = f"{batches[0]:,}, {batches[1]:.1f} records each on average"
+        backfill = int(sum(samples.get("creditline_backfill_batches_total", {}).values()))
+        result["fold_batches"] = (
+            f"{batches[0]:,}, {batches[1]:.1f} records each on average, "
+            f"{backfill:,} by the backfill target"
+        )
     return result
 
 
@@ -267,6 +271,10 @@ async def ingest(
         batches = sum(p.counter("creditline_batch_size_records_count") for p in procs)
         batched = sum(p.counter("creditline_batch_size_records_sum") for p in procs)
         result["scorer_mean_batch_records"] = round(batched / batches) if batches else 0
+        result["scorer_backfill_batches"] = round(
+            sum(p.counter("creditline_backfill_batches_total") for p in procs)
+        )
+        result["scorer_batches"] = round(batches)
         result["scorer_compiled_core"] = settings.compiled_core and compiled.available()
         for p in procs:
             p.stop()

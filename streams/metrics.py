@@ -412,3 +412,9 @@ class Metrics:
             "(CREDITLINE_BATCH_BACKFILL_TARGET_SECONDS), else 0.",
             registry=r,
         )
+        self.backfill_batches = Counter(
+            "creditline_backfill_batches_total",
+            "Event batches sized by the backfill target: taken while a deep backlog was behind "
+            "the batch before (CREDITLINE_BATCH_BACKFILL_TARGET_SECONDS).",
+            registry=r,
+        )

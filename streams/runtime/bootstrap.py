@@ -101,6 +101,7 @@ class Components:
         sizer = consumer.sizer
         self.metrics.batch_limit.set_function(lambda: sizer.limit)
         self.metrics.batch_backfilling.set_function(lambda: float(sizer.backfilling))
+        sizer.on_backfill_batch = self.metrics.backfill_batches.inc
         return consumer
 
     def request_consumer(self, decider: LoanDecider) -> RequestConsumer:

@@ -93,6 +93,7 @@ def test_alert_rules_are_valid() -> None:
         "CreditlineWorkerDown",
         "CreditlineDeadLetterStorm",
         "CreditlineConsumerLagGrowing",
+        "CreditlineFoldFarBehind",
         "CreditlineDecisionLatencyHigh",
         "CreditlineNoPolicyLoaded",
         "CreditlineScorecardDrift",
@@ -200,7 +201,7 @@ async def test_a_real_prometheus_gets_data_for_every_dashboard_and_alert_express
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5) as r:
                 groups = json.loads(r.read())["data"]["groups"]
             rules = [rule for g in groups for rule in g["rules"]]
-            assert len(rules) == 7
+            assert len(rules) == 8
             assert [(r["name"], r["health"]) for r in rules if r["health"] != "ok"] == []
             active = [(r["name"], r["state"]) for r in rules if r["state"] != "inactive"]
             assert active == [], rules

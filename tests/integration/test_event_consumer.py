@@ -226,29 +226,33 @@ async def test_a_deep_backlog_takes_backfill_batches_and_its_tail_the_usual_ones
     total = 24_000
     await produce(settings, events(settings, total), partition_of=lambda i: i % 4)
 
-    async def read(settings: Settings, group: str) -> tuple[list[int], EventConsumer]:
+    async def read(settings: Settings, group: str) -> tuple[list[int], EventConsumer, int]:
         sizes, seen, done, collect = collecting(total)
+        counted: list[int] = []  # the batches the sizer counts as sized by the backfill target
 
         async def paced(batch: Sequence[InboundRecord]) -> None:
             await collect(batch)
             await asyncio.sleep(len(batch) / 10_000)  # at most 10,000 records a second
 
         consumer = EventConsumer(settings.model_copy(update={"app_id": group}), topics, paced)
+        consumer.sizer.on_backfill_batch = lambda: counted.append(len(counted))
         await run_until(consumer, done)
         assert len(seen) == len(set(seen)) == total
-        return sizes, consumer
+        return sizes, consumer, len(counted)
 
     # The usual limit is the first batch's 1,000 (0.1 s at <= 10,000 a second); a backfill
     # batch holds up to 4,000 (0.4 s).
-    sizes, consumer = await read(settings, f"{settings.app_id}-deep")
+    sizes, consumer, backfill_batches = await read(settings, f"{settings.app_id}-deep")
     assert sizes[0] <= 1000 and 2500 < max(sizes) <= 4000, sizes
     deep = [i for i, size in enumerate(sizes) if size > 1000]
     assert sizes[deep[-1] + 1 :] and max(sizes[deep[-1] + 1 :]) <= 1000, sizes  # the tail
     assert not consumer.sizer.backfilling
+    assert backfill_batches == len(deep), sizes  # each counted, the usual ones not
 
     same = settings.model_copy(update={"batch_backfill_target_seconds": 0.1})
-    sizes, consumer = await read(same, f"{settings.app_id}-shallow")
+    sizes, consumer, backfill_batches = await read(same, f"{settings.app_id}-shallow")
     assert max(sizes) <= 1000, sizes
+    assert backfill_batches == 0
 
 
 async def test_a_batch_is_handed_over_without_the_clients_records_and_may_be_taken(

@@ -216,7 +216,7 @@ def test_the_workers_event_consumer_folds_with_the_garbage_collector_paused() ->
     assert gc.isenabled()
 
 
-def test_the_workers_event_consumer_shows_its_batch_limit_and_backfill_mode() -> None:
+def test_the_workers_event_consumer_shows_its_batch_limit_backfill_mode_and_batches() -> None:
     from streams.metrics import Metrics
     from streams.runtime.bootstrap import Components
 
@@ -232,8 +232,12 @@ def test_the_workers_event_consumer_shows_its_batch_limit_and_backfill_mode() ->
     consumer.sizer.observe(1000, 0.1, behind=10**6)  # a deep backlog
     assert sample("creditline_batch_limit_records") == GROWTH * FIRST_BATCH_RECORDS
     assert sample("creditline_batch_backfilling") == 1
+    assert sample("creditline_backfill_batches_total") == 0  # that batch was sized before
     consumer.sizer.observe(8000, 0.8, behind=0)
     assert sample("creditline_batch_backfilling") == 0
+    assert sample("creditline_backfill_batches_total") == 1  # this one by the backfill target
+    consumer.sizer.observe(8000, 0.8, behind=0)
+    assert sample("creditline_backfill_batches_total") == 1
 
 
 def test_batches_start_small_and_grow_at_most_eightfold_towards_the_target_duration() -> None:

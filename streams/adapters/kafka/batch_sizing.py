@@ -5,7 +5,7 @@ pure arithmetic over counts, offsets and durations, used by
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 
@@ -87,10 +87,14 @@ class BatchSizer:
         self.limit = self.floor
         #: Whether the last batch observed left a deep backlog behind it.
         self.backfilling = False
+        #: Called once for each batch observed that was sized by the backfill target.
+        self.on_backfill_batch: Callable[[], object] = _nothing
 
     def observe(self, records: int, seconds: float, behind: int = 0) -> int:
         """Record a batch of ``records`` that took ``seconds`` to apply and left ``behind``
         records in its partitions' logs; the next limit."""
+        if records > 0 and self.backfilling:
+            self.on_backfill_batch()  # this batch took the limit the backfill target set
         if records > 0 and seconds > 0:
             pace = records / seconds  # a float: may be huge
             backfill = min(self.ceiling, pace * self.backfill_target_seconds)
@@ -101,3 +105,7 @@ class BatchSizer:
             paced = pace * target
             self.limit = max(self.floor, int(min(self.ceiling, GROWTH * self.limit, paced)))
         return self.limit
+
+
+def _nothing() -> None:
+    """No one is counting."""
