@@ -303,11 +303,12 @@ class Settings(BaseSettings):
     batch_backfill_target_seconds: float = Field(
         15.0,
         gt=0,
-        description="How long an event batch should take to fold while the backlog is deep: "
-        "while the records left behind a batch would fill a whole batch of this target at "
-        "its pace (a backfill, or a fold far behind). Longer batches cost less CPU per event "
-        "(15 s against 5 s: about a fifth less, docs/sizing.md); a stop or a rebalance does "
-        "not wait for them. Below `CREDITLINE_BATCH_TARGET_SECONDS`, that is used.",
+        description="Longest an event batch should take to fold while the backlog is deep: "
+        "while more than a usual batch (`CREDITLINE_BATCH_TARGET_SECONDS` at the pace) is left "
+        "behind a batch (a backfill, or a fold far behind), the next takes all of what is "
+        "left, up to this much of it. Longer batches cost less CPU per event (15 s against "
+        "5 s: about a fifth less, docs/sizing.md); a stop or a rebalance does not wait for "
+        "them. Below `CREDITLINE_BATCH_TARGET_SECONDS`, that is used.",
     )
     batch_max_wait_seconds: float = Field(
         0.05,

@@ -262,21 +262,29 @@ def test_a_slower_pace_shrinks_the_next_batch_but_never_below_the_floor() -> Non
 
 
 def test_a_deep_backlog_takes_backfill_batches_and_a_shallow_one_the_usual() -> None:
-    """Backfill batches while what is left would fill one at the pace; then the usual."""
+    """While more than a usual batch is left behind, the next batch takes what is left, up
+    to a backfill batch at the pace; otherwise the usual target."""
     sizer = BatchSizer(ceiling=200_000, target_seconds=5.0, backfill_target_seconds=15.0)
-    # 10,000 a second: a backfill batch is 150,000 records.
+    # 10,000 a second: a usual batch is 50,000 records, a backfill batch 150,000.
     assert sizer.observe(1000, 0.1, behind=499_000) == GROWTH * 1000
     assert sizer.backfilling
     assert sizer.observe(8000, 0.8, behind=491_000) == 64_000
     assert sizer.observe(64_000, 6.4, behind=427_000) == 150_000
     assert sizer.observe(150_000, 15.0, behind=150_000) == 150_000
-    # Less left than a backfill batch: back to the usual target at once.
-    assert sizer.observe(150_000, 15.0, behind=149_999) == 50_000
+    # Less left than a backfill batch but more than a usual one: the tail in one batch.
+    assert sizer.observe(150_000, 15.0, behind=120_000) == 120_000
+    assert sizer.backfilling
+    # No more than a usual batch left: the usual target at once.
+    assert sizer.observe(120_000, 12.0, behind=50_000) == 50_000
     assert not sizer.backfilling
     # Live traffic after a pause: a few seconds behind is not deep.
     assert sizer.observe(35_000, 3.5, behind=2_000) == 50_000
+    assert not sizer.backfilling
     # The ceiling bounds a fast pace's backfill batch.
     assert sizer.observe(100_000, 1.0, behind=10**7) == 200_000
+    # A usual batch the ceiling bounds is not deep behind less than the ceiling.
+    assert sizer.observe(200_000, 1.0, behind=150_000) == 200_000
+    assert not sizer.backfilling
 
 
 def test_a_ceiling_below_the_floor_bounds_every_batch() -> None:
@@ -313,6 +321,8 @@ def test_the_limit_always_stays_between_floor_and_ceiling(
         assert limit <= max(GROWTH * before, sizer.floor)
         if backfill_target is None or backfill_target <= target:
             assert not sizer.backfilling
+        elif sizer.backfilling and records and seconds:  # what is left, or the floor
+            assert limit <= max(behind, sizer.floor)
 
 
 @dataclass

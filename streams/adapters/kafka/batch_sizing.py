@@ -65,12 +65,14 @@ class BatchSizer:
     ``ceiling``, at most :data:`GROWTH` times the last limit (the pace per event improves as
     batches grow, so the estimate errs low; the bound keeps one odd batch from setting it).
 
-    A deep backlog (a backfill, or a fold far behind) takes longer batches:
-    ``backfill_target_seconds`` of them, while the records left behind after a batch would
-    fill at least one such batch at its pace. Only then: beside live traffic a longer target
-    lets the batches that catch up after a pause grow, and every event arriving during one
-    waits for all of it (docs/sizing.md: freshness p99 2-5 times worse at 15 s), whereas a
-    backlog that deep is already as late as it will be.
+    A deep backlog (a backfill, or a fold far behind) takes longer batches: while more than a
+    usual batch is left behind a batch, the next takes all of what is left, up to
+    ``backfill_target_seconds`` of it at the pace. So a backfill's tail is one batch of what
+    is left, not several usual ones (each visiting most users again for a few of their
+    events). A fold only a few seconds behind keeps the usual target: beside live traffic a
+    longer one lets the batches that catch up after a pause grow, and every event arriving
+    during one waits for all of it (docs/sizing.md: freshness p99 2-5 times worse at 15 s),
+    whereas a backlog deeper than a usual batch is already that late.
     """
 
     def __init__(
@@ -97,12 +99,11 @@ class BatchSizer:
             self.on_backfill_batch()  # this batch took the limit the backfill target set
         if records > 0 and seconds > 0:
             pace = records / seconds  # a float: may be huge
-            backfill = min(self.ceiling, pace * self.backfill_target_seconds)
-            self.backfilling = (
-                self.backfill_target_seconds > self.target_seconds and behind >= backfill
-            )
-            target = self.backfill_target_seconds if self.backfilling else self.target_seconds
-            paced = pace * target
+            usual = min(self.ceiling, pace * self.target_seconds)
+            longer = self.backfill_target_seconds > self.target_seconds
+            self.backfilling = longer and behind > usual
+            # Deep: what is left, at most a backfill batch (never past it into live traffic).
+            paced = min(pace * self.backfill_target_seconds, behind) if self.backfilling else usual
             self.limit = max(self.floor, int(min(self.ceiling, GROWTH * self.limit, paced)))
         return self.limit
 
