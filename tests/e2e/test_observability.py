@@ -101,6 +101,18 @@ def test_alert_rules_are_valid() -> None:
     }
 
 
+def test_alert_rules_fire_as_their_unit_tests_say() -> None:
+    """``deploy/prometheus/alerts_test.yml``: series in, alerts out, on promtool's own rule
+    evaluation (a growing backlog, a backlog that stays, one that drains in time)."""
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(ALERTS.with_name("alerts_test.yml"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 async def test_live_metrics_pass_promtool_and_carry_no_user_ids(worker: WorkerProcess) -> None:
     await drive_traffic(worker.settings)
 
