@@ -18,7 +18,7 @@ from streams.core.policy import load_default_policy
 from streams.core.state import reference_fold
 from streams.core.timeline import constant, standing
 from streams.devtools.simulation import population, population_events
-from streams.errors import ShuttingDown
+from streams.errors import BatchInterrupted, ShuttingDown
 from streams.metrics import Metrics
 from streams.ports import InboundRecord, UserWrite
 from streams.runtime.jobs import run_replay
@@ -183,6 +183,57 @@ async def test_a_stop_mid_batch_leaves_the_rest_for_redelivery_and_loses_nothing
     )
     assert reports == [Counter(applied=len(consumed) - duplicates, duplicate=duplicates)]
     events = population_events(24, 11, NOW)
+    assert_states_equal(await redis_states(settings), reference_fold(events))
+    await assert_trajectories_match_reference(settings, events)
+
+
+async def test_a_batch_with_its_own_duplicates_interrupted_by_a_rebalance_loses_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch that holds some records twice (a producer's retry) is ended by a rebalance after
+    # its first part and read again whole: every record is requeued the first time; the
+    # second time each is applied once and its copies, and the records of the part written
+    # before, are duplicates; the state is the reference one.
+    monkeypatch.setattr(fold_service, "USERS_PER_PART", 5)
+    consumed = await publish_population(settings, users=24, seed=13)
+    again = random.Random(13).sample(consumed, len(consumed) // 3)
+    batch = [*consumed, *again]
+    random.Random(14).shuffle(batch)
+    metrics = Metrics()
+    producer = AIOKafkaProducer(**producer_options(settings))
+    await producer.start()
+    store = store_for(settings, metrics)
+    rebalancing = False
+    save = store.save
+
+    async def saving(writes: Sequence[UserWrite]) -> list[str]:
+        nonlocal rebalancing
+        rebalancing = True  # a rebalance waits from the first part's write on
+        return await save(writes)
+
+    monkeypatch.setattr(store, "save", saving)
+    timelines = constant(load_default_policy())
+    try:
+        folder = EventFolder(settings, store, AioKafkaSink(producer), metrics, lambda: timelines)
+        folder.interrupted = lambda: rebalancing
+        with pytest.raises(BatchInterrupted, match="a rebalance after"):
+            await folder.process(list(batch))
+    finally:
+        await store.close()
+        await producer.stop()
+    written = await redis_states(settings)
+    assert 0 < len(written) < 24
+    requeued = sum(
+        metrics.registry.get_sample_value("creditline_records_requeued_total", {"topic": t}) or 0
+        for t in Topics.from_settings(settings).events
+    )
+    assert requeued == len(batch)
+    reports = await run_folder(settings, [list(batch)])
+    fresh = sum(
+        1 for record in consumed if record.key is not None and record.key.decode() not in written
+    )
+    assert reports == [Counter(applied=fresh, duplicate=len(batch) - fresh)]
+    events = population_events(24, 13, NOW)
     assert_states_equal(await redis_states(settings), reference_fold(events))
     await assert_trajectories_match_reference(settings, events)
 
