@@ -83,6 +83,14 @@ async def run_folder(
     return reports
 
 
+def requeued_records(settings: Settings, metrics: Metrics) -> float:
+    """Records counted as requeued, over every event topic."""
+    return sum(
+        metrics.registry.get_sample_value("creditline_records_requeued_total", {"topic": t}) or 0
+        for t in Topics.from_settings(settings).events
+    )
+
+
 def chunks(records: list[InboundRecord], size: int) -> list[list[InboundRecord]]:
     return [records[i : i + size] for i in range(0, len(records), size)]
 
@@ -169,10 +177,7 @@ async def test_a_stop_mid_batch_leaves_the_rest_for_redelivery_and_loses_nothing
     assert 0 < len(written) < 24 and len(written) == 5 * len(saves)
     # Every record read is accounted for as requeued: none was dead-lettered, and nothing
     # is reported applied for a batch that is read again.
-    requeued = sum(
-        metrics.registry.get_sample_value("creditline_records_requeued_total", {"topic": t}) or 0
-        for t in Topics.from_settings(settings).events
-    )
+    requeued = requeued_records(settings, metrics)
     assert requeued == len(consumed)
     assert not metrics.registry.get_sample_value(
         "creditline_records_applied_total", {"topic": Topics.from_settings(settings).spending}
@@ -223,10 +228,7 @@ async def test_a_batch_with_its_own_duplicates_interrupted_by_a_rebalance_loses_
         await producer.stop()
     written = await redis_states(settings)
     assert 0 < len(written) < 24
-    requeued = sum(
-        metrics.registry.get_sample_value("creditline_records_requeued_total", {"topic": t}) or 0
-        for t in Topics.from_settings(settings).events
-    )
+    requeued = requeued_records(settings, metrics)
     assert requeued == len(batch)
     reports = await run_folder(settings, [list(batch)])
     fresh = sum(
